@@ -1,0 +1,40 @@
+// Package engine runs a graph of resources, keeping every resource converged:
+// it watches each resource for changes and applies each one only after
+// everything it depends on is in place.
+//
+// # The model
+//
+// A [Graph] holds [Vertex] values (a resource of some kind under a name) and
+// [Edge] values (from must be applied before to). Every resource implements
+// [Res]: Watch reports when its state may have changed, CheckApply checks the
+// state and fixes it.
+//
+// One scheduler goroutine owns the state of every vertex (started, dirty,
+// running, failed, refresh pending, and how many of its parents have pending
+// work), so that state needs no locks. Watch goroutines signal it through a
+// per-vertex flag word and a shared wake-up channel, so a Watch never blocks on
+// a busy engine and bursts of events coalesce. CheckApply runs on a goroutine
+// of its own and reports back to the scheduler.
+//
+// # Guarantees
+//
+//   - Order: a vertex's CheckApply never starts while one of its ancestors has
+//     pending work (dirty, refresh pending, running or failed), and an ancestor
+//     never starts while one of its descendants is running. Independent
+//     vertices run in parallel.
+//   - No CheckApply runs before the resource's Watch reported it is running.
+//   - An event that arrives during CheckApply causes exactly one more
+//     CheckApply; many such events coalesce into one.
+//   - With no event or refresh since its last successful CheckApply a vertex
+//     is not run again; a vertex already in state lets its descendants proceed.
+//   - The descendants of a failed vertex do not run; independent branches do.
+//     A failed vertex does not hold back convergence or shutdown.
+//   - A new graph is diffed against the running one by kind, name and
+//     parameters: unchanged vertices keep running untouched, changed ones are
+//     replaced, removed ones are stopped, and no CheckApply runs mid-swap.
+//   - Cancelling Run's context finishes in-flight work and stops; [Engine.Abort]
+//     also cancels the contexts of running CheckApply calls.
+//
+// Cost per event is proportional to the descendants it touches, not to the size
+// of the graph.
+package engine

@@ -1,0 +1,146 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config configures an Engine. The zero value is not valid; start from
+// DefaultConfig.
+type Config struct {
+	// Hostname is handed to every resource. Required.
+	Hostname string
+
+	// Noop runs every CheckApply with apply false: resources report what they
+	// would change and change nothing.
+	Noop bool
+
+	// ConvergedTimeout is how long the graph must go without a CheckApply
+	// that changed something (or failed) before it counts as converged. A
+	// negative value turns convergence reporting off; zero reports converged
+	// as soon as every vertex is settled.
+	ConvergedTimeout time.Duration
+
+	// OnConverged, if set, is called whenever the converged state changes.
+	// It runs on the scheduler goroutine and must not block.
+	OnConverged func(Status)
+
+	// Logger receives the engine's logs. Nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a configuration with convergence reporting off and
+// the hostname "localhost"; callers normally set Hostname.
+func DefaultConfig() Config {
+	return Config{Hostname: "localhost", ConvergedTimeout: -1}
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if c.Hostname == "" {
+		return errors.New("engine config: Hostname is empty")
+	}
+	return nil
+}
+
+// Status is a change of the engine's converged state.
+type Status struct {
+	// Converged is true when every vertex has settled and nothing changed
+	// for ConvergedTimeout.
+	Converged bool
+	// Failed lists, sorted, the vertices whose last CheckApply or Watch
+	// failed. It is only filled when Converged is true.
+	Failed []ID
+}
+
+// ErrAborted is returned by Run when Abort cut shutdown short.
+var ErrAborted = errors.New("engine: aborted")
+
+// Engine runs resource graphs. Create it with New and call Run once.
+type Engine struct {
+	cfg   Config
+	log   *slog.Logger
+	ran   atomic.Bool
+	abort chan struct{}
+	once  sync.Once
+}
+
+// New returns an engine for the given configuration.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{cfg: cfg, log: log, abort: make(chan struct{})}, nil
+}
+
+// Abort cancels the contexts of running CheckApply calls and makes Run stop
+// as soon as they return. It is safe to call at any time, more than once,
+// and from any goroutine.
+func (e *Engine) Abort() { e.once.Do(func() { close(e.abort) }) }
+
+// Run runs graphs until ctx is cancelled. Each graph received replaces the
+// one running (see the package documentation); a graph that fails Validate
+// is logged and ignored. A closed channel means no more graphs: the last one
+// keeps running.
+//
+// When ctx is cancelled Run starts no new CheckApply, waits for those in
+// flight to finish, stops every Watch, calls every Cleanup and returns nil.
+// Abort makes it cancel the in-flight calls instead of waiting for them; Run
+// then returns ErrAborted. Every goroutine Run starts has exited when it
+// returns.
+func (e *Engine) Run(ctx context.Context, graphs <-chan *Graph) error {
+	if !e.ran.CompareAndSwap(false, true) {
+		return errors.New("engine: Run called twice")
+	}
+	s := newScheduler(ctx, e)
+	return s.loop(ctx, graphs)
+}
+
+// safeCheckApply calls CheckApply, turning a panic into an error.
+func safeCheckApply(ctx context.Context, r Res, apply bool) (ok bool, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			ok, err = false, fmt.Errorf("CheckApply panicked: %v", p)
+		}
+	}()
+	return r.CheckApply(ctx, apply)
+}
+
+// safeWatch calls Watch, turning a panic into an error.
+func safeWatch(ctx context.Context, r Res) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("Watch panicked: %v", p)
+		}
+	}()
+	return r.Watch(ctx)
+}
+
+// sortIDs sorts IDs by kind, then name.
+func sortIDs(ids []ID) {
+	slices.SortFunc(ids, func(a, b ID) int {
+		if a.Kind != b.Kind {
+			if a.Kind < b.Kind {
+				return -1
+			}
+			return 1
+		}
+		switch {
+		case a.Name < b.Name:
+			return -1
+		case a.Name > b.Name:
+			return 1
+		}
+		return 0
+	})
+}

@@ -1,0 +1,81 @@
+package engine
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
+
+// Signals a Watch goroutine sends its vertex, or'ed into node.sig.
+const (
+	sigRunning   uint32 = 1 << iota // Watch is ready
+	sigEvent                        // the state may have changed
+	sigWatchExit                    // Watch returned; see node.watchErr
+)
+
+// node is the engine's run-time state for one vertex. The fields under
+// "scheduler-owned" are only touched by the scheduler goroutine.
+type node struct {
+	id   ID
+	res  Res
+	meta Meta
+
+	// Shared with other goroutines.
+	sig        atomic.Uint32 // pending signals from Watch, see sig*
+	curRefresh atomic.Bool   // Refresh() during the current CheckApply
+	watchErr   error         // written by the Watch goroutine before sigWatchExit
+
+	// Scheduler-owned.
+	parents  []*node
+	children []*node
+	notify   []*node // children reached through notify edges
+
+	started     bool // Watch reported running
+	dirty       bool // needs a CheckApply
+	refresh     bool // a notify edge delivered a refresh not yet consumed
+	running     bool // CheckApply in flight
+	failed      bool // last CheckApply failed, or Watch failed
+	watchFailed bool // Watch failed: never runs again in this graph
+	removed     bool // no longer in the graph
+	blockers    int  // parents that are busy
+	busy        bool // dirty || running || failed || blockers > 0
+	queued      bool // in the ready queue
+	mark        uint64
+
+	watchCancel context.CancelFunc
+	watchDone   chan struct{}
+}
+
+// inbox carries signals from Watch goroutines to the scheduler without ever
+// blocking the sender: signals or into the node's flag word, and a node is
+// queued only when its word goes from zero to non-zero.
+type inbox struct {
+	mu   sync.Mutex
+	q    []*node
+	wake chan struct{}
+}
+
+func newInbox() *inbox { return &inbox{wake: make(chan struct{}, 1)} }
+
+func (b *inbox) signal(n *node, f uint32) {
+	if n.sig.Or(f) != 0 {
+		return // already queued; the scheduler will see f when it swaps the word
+	}
+	b.mu.Lock()
+	b.q = append(b.q, n)
+	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// drain moves the queued nodes into buf and returns it.
+func (b *inbox) drain(buf []*node) []*node {
+	b.mu.Lock()
+	buf = append(buf, b.q...)
+	clear(b.q)
+	b.q = b.q[:0]
+	b.mu.Unlock()
+	return buf
+}
