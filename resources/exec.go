@@ -1,0 +1,337 @@
+package resources
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unicode"
+
+	"github.com/graftcm/graft/engine"
+)
+
+// Exec runs a command, the way mgmt's exec resource does.
+//
+// Exec has no state of its own to converge: CheckApply runs Cmd whenever the
+// engine calls it (on the first run, on an event from WatchCmd, or on a
+// refresh), unless IfCmd exits non-zero or Creates exists.
+type Exec struct {
+	// Cmd is the command to run; empty means the resource's name. Without
+	// Shell or Args it is split into words with shell-like quoting, but no
+	// variable, glob or other expansion.
+	Cmd string `yaml:"cmd"`
+	// Args are Cmd's arguments. With Args, Cmd must be a single word (the
+	// program, used verbatim) and Shell must be empty.
+	Args []string `yaml:"args"`
+	// Cwd is the absolute working directory; empty means the agent's.
+	Cwd string `yaml:"cwd"`
+	// Shell, if set, runs Cmd as: Shell -c Cmd.
+	Shell string `yaml:"shell"`
+	// Env is the exact environment of all three commands. Empty inherits the
+	// agent's environment; otherwise nothing else is passed on (not even
+	// PATH, although a program named without a slash is still looked up in
+	// the agent's PATH).
+	Env map[string]string `yaml:"env"`
+
+	// WatchCmd, if set, runs for as long as the resource is watched; every
+	// non-blank line it writes to stdout is an event. It must not exit.
+	WatchCmd string `yaml:"watchcmd"`
+	// WatchCwd is WatchCmd's working directory, as Cwd.
+	WatchCwd string `yaml:"watchcwd"`
+	// WatchShell is WatchCmd's shell, as Shell.
+	WatchShell string `yaml:"watchshell"`
+
+	// IfCmd, if set, runs before Cmd: if it exits non-zero, Cmd does not run
+	// and the resource counts as in state.
+	IfCmd string `yaml:"ifcmd"`
+	// IfCwd is IfCmd's working directory, as Cwd.
+	IfCwd string `yaml:"ifcwd"`
+	// IfShell is IfCmd's shell, as Shell.
+	IfShell string `yaml:"ifshell"`
+
+	// Creates, if set, is an absolute path: if something exists there
+	// (symlinks are not followed), Cmd does not run.
+	Creates string `yaml:"creates"`
+
+	name  string
+	rt    *engine.Runtime
+	grace time.Duration // SIGTERM to SIGKILL; zero means defaultKillGrace
+}
+
+// LegacyKeys returns the keys old mgmt graphs carry for exec that graft
+// accepts and ignores, each with the reason.
+func (e *Exec) LegacyKeys() map[string]string {
+	return map[string]string{
+		"state":   "exec has no state; it runs when an event, ifcmd or creates says so",
+		"timeout": "use meta timeout",
+		"pollint": "use meta poll",
+	}
+}
+
+// cmdLine is Cmd, defaulted to the resource's name.
+func (e *Exec) cmdLine() string {
+	if e.Cmd == "" {
+		return e.name
+	}
+	return e.Cmd
+}
+
+// env is Env as KEY=VALUE pairs, sorted, or nil if Env is empty.
+func (e *Exec) env() []string {
+	if len(e.Env) == 0 {
+		return nil
+	}
+	env := make([]string, 0, len(e.Env))
+	for k, v := range e.Env {
+		env = append(env, k+"="+v)
+	}
+	slices.Sort(env)
+	return env
+}
+
+func (e *Exec) mainCommand() command {
+	return command{line: e.cmdLine(), args: e.Args, shell: e.Shell, dir: e.Cwd, env: e.env(), grace: e.grace}
+}
+
+func (e *Exec) watchCommand() command {
+	return command{line: e.WatchCmd, shell: e.WatchShell, dir: e.WatchCwd, env: e.env(), grace: e.grace}
+}
+
+func (e *Exec) ifCommand() command {
+	return command{line: e.IfCmd, shell: e.IfShell, dir: e.IfCwd, env: e.env(), grace: e.grace}
+}
+
+// Validate checks the parameters without touching the host. It reports
+// every problem it finds.
+func (e *Exec) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+
+	line := e.cmdLine()
+	switch {
+	case strings.TrimSpace(line) == "":
+		bad("cmd", "must not be empty")
+	case len(e.Args) > 0 && e.Shell != "":
+		bad("args", "cannot be used with shell")
+	case len(e.Args) > 0:
+		if strings.ContainsFunc(line, unicode.IsSpace) {
+			bad("cmd", "must be one word when args are given, got %q", line)
+		}
+	default:
+		if _, err := e.mainCommand().argv(); err != nil {
+			errs = append(errs, fmt.Errorf("cmd: %w", err))
+		}
+	}
+	for _, c := range []struct {
+		field string
+		cmd   command
+	}{
+		{"watchcmd", e.watchCommand()},
+		{"ifcmd", e.ifCommand()},
+	} {
+		if c.cmd.line == "" {
+			continue
+		}
+		if _, err := c.cmd.argv(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", c.field, err))
+		}
+	}
+	for _, p := range []struct{ field, path string }{
+		{"cwd", e.Cwd}, {"watchcwd", e.WatchCwd}, {"ifcwd", e.IfCwd}, {"creates", e.Creates},
+	} {
+		if p.path != "" && !filepath.IsAbs(p.path) {
+			bad(p.field, "must be an absolute path, got %q", p.path)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(e.Env)) {
+		switch {
+		case k == "":
+			bad("env", "variable name must not be empty")
+		case strings.Contains(k, "="):
+			bad("env", "variable name must not contain '=', got %q", k)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Init keeps the runtime.
+func (e *Exec) Init(rt *engine.Runtime) error {
+	e.rt = rt
+	return nil
+}
+
+// Cleanup has nothing to release.
+func (e *Exec) Cleanup() error { return nil }
+
+// Watch runs WatchCmd until ctx is done and turns every non-blank line of
+// its stdout into an event; lines on its stderr are logged as warnings.
+// Without WatchCmd there is nothing to watch. WatchCmd exiting on its own is
+// an error, whatever its exit status.
+func (e *Exec) Watch(ctx context.Context) error {
+	if e.WatchCmd == "" {
+		e.rt.Running()
+		return nil
+	}
+	log := e.rt.Logger
+	// Running must come before the first Event, and output can arrive
+	// before start returns.
+	var once sync.Once
+	running := func() { once.Do(e.rt.Running) }
+	stdout := newLineWriter(maxLine, func(line []byte, cut bool) {
+		if !cut && len(bytes.TrimSpace(line)) == 0 {
+			return
+		}
+		running()
+		e.rt.Event()
+	})
+	stderr := newLineWriter(maxLine, func(line []byte, cut bool) {
+		log.Warn("watchcmd wrote to stderr", "line", string(line), "cut", cut)
+	})
+
+	p, err := e.watchCommand().start(ctx, stdout, stderr)
+	if err != nil {
+		return fmt.Errorf("watchcmd: %w", err)
+	}
+	log.Debug("watchcmd started", "pid", p.cmd.Process.Pid)
+	running()
+	err = p.wait()
+	// Wait has joined the goroutines that feed the writers.
+	stdout.Flush()
+	stderr.Flush()
+
+	if ctx.Err() != nil {
+		return nil
+	}
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+		return fmt.Errorf("watchcmd exited: %s", p.state())
+	case errors.As(err, &exitErr):
+		return fmt.Errorf("watchcmd exited: %w", err)
+	default:
+		return fmt.Errorf("watchcmd exited: %s: %w", p.state(), err)
+	}
+}
+
+// CheckApply runs Cmd if apply is set and neither IfCmd nor Creates says
+// there is nothing to do. It returns true if there was nothing to do.
+func (e *Exec) CheckApply(ctx context.Context, apply bool) (bool, error) {
+	log := e.rt.Logger
+	if e.IfCmd != "" {
+		run, err := e.checkIf(ctx)
+		if err != nil {
+			return false, err
+		}
+		if !run {
+			return true, nil
+		}
+	}
+	if e.Creates != "" {
+		_, err := os.Lstat(e.Creates)
+		switch {
+		case err == nil:
+			log.Debug("creates exists; not running cmd", "path", e.Creates)
+			return true, nil
+		case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
+		default:
+			return false, fmt.Errorf("creates: %w", err)
+		}
+	}
+	if !apply {
+		return false, nil
+	}
+	return false, e.runCmd(ctx)
+}
+
+// checkIf runs IfCmd and reports whether Cmd should run: it should if IfCmd
+// exits zero.
+func (e *Exec) checkIf(ctx context.Context) (bool, error) {
+	out, err := e.ifCommand().run(ctx)
+	if err != nil {
+		return false, fmt.Errorf("ifcmd: %w", err)
+	}
+	attrs := outputAttrs(out)
+	var exitErr *exec.ExitError
+	switch {
+	case out.err == nil || errors.Is(out.err, exec.ErrWaitDelay):
+		e.rt.Logger.Debug("ifcmd succeeded; running cmd", attrs...)
+		return true, nil
+	case ctx.Err() != nil:
+		return false, fmt.Errorf("ifcmd: interrupted: %w", errors.Join(context.Cause(ctx), out.err))
+	case errors.As(out.err, &exitErr):
+		e.rt.Logger.Debug("ifcmd failed; not running cmd", attrs...)
+		return false, nil
+	default:
+		return false, fmt.Errorf("ifcmd: %w", out.err)
+	}
+}
+
+// runCmd runs Cmd, logs its output and fails if it does not exit zero.
+func (e *Exec) runCmd(ctx context.Context) error {
+	out, err := e.mainCommand().run(ctx)
+	if err != nil {
+		return fmt.Errorf("cmd: %w", err)
+	}
+	e.rt.Logger.Info("cmd ran", outputAttrs(out)...)
+	var exitErr *exec.ExitError
+	switch {
+	case out.err == nil:
+		return nil
+	case errors.Is(out.err, exec.ErrWaitDelay):
+		// It exited zero but left a process holding its output open; that
+		// process has been killed with the rest of the group.
+		e.rt.Logger.Warn("cmd exited but its output stayed open; killed what was left of it")
+		return nil
+	case ctx.Err() != nil:
+		return fmt.Errorf("cmd: interrupted: %w", errors.Join(context.Cause(ctx), out.err))
+	case errors.As(out.err, &exitErr):
+		if tail := stderrTail(out.stderr.Bytes()); tail != "" {
+			return fmt.Errorf("cmd: %w: stderr: %q", out.err, tail)
+		}
+		return fmt.Errorf("cmd: %w", out.err)
+	default:
+		return fmt.Errorf("cmd: %w", out.err)
+	}
+}
+
+// maxErrStderr is how much of the end of stderr an error message quotes.
+const maxErrStderr = 1 << 10
+
+// stderrTail returns the end of stderr for an error message, trimmed.
+func stderrTail(stderr []byte) string {
+	s := strings.TrimSpace(string(stderr))
+	if len(s) <= maxErrStderr {
+		return s
+	}
+	return "..." + s[len(s)-maxErrStderr:]
+}
+
+// outputAttrs describes how a command ended and what it wrote, for logging.
+func outputAttrs(out output) []any {
+	attrs := []any{
+		slog.Int("exit_code", out.code),
+		slog.String("status", out.state),
+		slog.String("stdout", string(out.stdout.Bytes())),
+		slog.String("stderr", string(out.stderr.Bytes())),
+	}
+	if n := out.stdout.Dropped(); n > 0 {
+		attrs = append(attrs, slog.Int64("stdout_dropped", n))
+	}
+	if n := out.stderr.Dropped(); n > 0 {
+		attrs = append(attrs, slog.Int64("stderr_dropped", n))
+	}
+	return attrs
+}

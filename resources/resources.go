@@ -1,0 +1,34 @@
+// Package resources implements graft's resource kinds (file, exec, timer,
+// print, noop) and registers them by name in an engine registry.
+package resources
+
+import (
+	"github.com/graftcm/graft/engine"
+	"github.com/graftcm/graft/fswatch"
+)
+
+// Deps are the shared services resources use. The caller owns them and keeps
+// them running for as long as resources from the registry run.
+type Deps struct {
+	// Files watches paths for file resources. Nil is allowed for registries
+	// that only validate graphs; a file resource's Watch then fails.
+	Files *fswatch.Hub
+}
+
+// NewRegistry returns a registry holding every resource kind of this
+// package, wired to deps.
+func NewRegistry(deps Deps) *engine.Registry {
+	r := engine.NewRegistry()
+	for _, k := range []engine.Kind{
+		{Name: "noop", New: func(name string) engine.Res { return &Noop{name: name} }},
+		{Name: "print", New: func(name string) engine.Res { return &Print{name: name} }},
+		{Name: "timer", New: func(name string) engine.Res { return &Timer{} }},
+		{Name: "exec", New: func(name string) engine.Res { return &Exec{name: name} }},
+		{Name: "file", New: func(name string) engine.Res { return &File{name: name, hub: deps.Files} }},
+	} {
+		if err := r.Add(k); err != nil {
+			panic(err) // the list above is fixed: a duplicate is a programming error
+		}
+	}
+	return r
+}
