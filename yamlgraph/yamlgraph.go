@@ -1,0 +1,377 @@
+// Package yamlgraph reads resource graphs written in mgmt's YAML graph format
+// and turns them into engine graphs, reporting every problem with its file,
+// line and column.
+//
+// The format:
+//
+//	graph: mygraph            # the graph's name
+//	comment: free text
+//	resources:
+//	  file:                   # a kind from the registry
+//	  - name: f1              # unique within the kind
+//	    path: /tmp/f1         # the kind's parameters
+//	    content: "hello\n"
+//	    meta: {noop: true}    # engine metaparameters
+//	edges:
+//	- name: e1
+//	  from: {kind: file, name: f1}
+//	  to: {kind: exec, name: x1}
+//	  notify: true            # deliver a refresh when f1 changed something
+//
+// Unknown keys are errors, except keys that mgmt's own examples still carry
+// for parameters mgmt has since dropped; those produce a Warning.
+package yamlgraph
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/graftcm/graft/engine"
+)
+
+// MaxFileSize bounds the size of a graph file.
+const MaxFileSize = 16 << 20
+
+// Result is a parsed graph and the warnings its file produced.
+type Result struct {
+	Graph    *engine.Graph
+	Warnings []Warning
+}
+
+// legacyKeyer is implemented by resources that accept, and ignore, keys that
+// older mgmt graphs carry. The map goes from key to the reason it is ignored.
+type legacyKeyer interface {
+	LegacyKeys() map[string]string
+}
+
+// Load reads and parses the graph file at path.
+func Load(path string, reg *engine.Registry) (*Result, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > MaxFileSize {
+		return nil, fmt.Errorf("%s: %d bytes is more than the %d a graph file may have", path, fi.Size(), MaxFileSize)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data, reg)
+}
+
+// Parse parses a graph file's contents. file names it in errors. Every
+// resource is validated; the graph is checked for cycles.
+func Parse(file string, data []byte, reg *engine.Registry) (*Result, error) {
+	p := &parser{
+		l:       errList{file: file},
+		reg:     reg,
+		defined: map[engine.ID]*yaml.Node{},
+		edgeAt:  map[[2]engine.ID]*yaml.Node{},
+	}
+	g := p.parse(data)
+	if err := p.l.err(); err != nil {
+		return nil, err
+	}
+	if err := g.Validate(); err != nil {
+		var cyc *engine.CycleError
+		if errors.As(err, &cyc) {
+			return nil, p.cycleError(cyc)
+		}
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return &Result{Graph: g, Warnings: p.l.warns}, nil
+}
+
+type parser struct {
+	l       errList
+	reg     *engine.Registry
+	graph   *engine.Graph
+	defined map[engine.ID]*yaml.Node // where each resource was defined
+	edgeAt  map[[2]engine.ID]*yaml.Node
+}
+
+func (p *parser) parse(data []byte) *engine.Graph {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		p.l.fromYAML(err, "")
+		return nil
+	}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		p.l.add(nil, "", "the file is empty; want a mapping with graph, resources and edges")
+		return nil
+	}
+	root := resolve(doc.Content[0])
+	if root.Kind != yaml.MappingNode {
+		p.l.add(root, "", "want a mapping with graph, resources and edges, got %s", describe(root))
+		return nil
+	}
+	name := strings.TrimSuffix(filepath.Base(p.l.file), filepath.Ext(p.l.file))
+	var resources, edges *yaml.Node
+	for _, kv := range p.pairs(root, "") {
+		switch kv.key {
+		case "graph":
+			if s, ok := p.scalar(kv.v, "graph"); ok && s != "" {
+				name = s
+			}
+		case "comment":
+		case "resources":
+			resources = kv.v
+		case "edges":
+			edges = kv.v
+		case "collect":
+			p.l.add(kv.k, "collect", "collecting exported resources needs the cluster World, which this version of graft does not have yet")
+		case "remote":
+			p.l.warn(kv.k, "remote: ignored; graft applies a graph on the host that runs it")
+		default:
+			p.unknownKey(kv.k, "", kv.key, []string{"collect", "comment", "edges", "graph", "resources"})
+		}
+	}
+	p.graph = engine.NewGraph(name)
+	if resources != nil {
+		p.resources(resources)
+	}
+	if edges != nil {
+		p.edges(edges)
+	}
+	return p.graph
+}
+
+// resources parses the resources mapping: kind -> list of resources.
+func (p *parser) resources(n *yaml.Node) {
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		p.l.add(n, "resources", "want a mapping from kind to a list of resources, got %s", describe(n))
+		return
+	}
+	for _, kv := range p.pairs(n, "resources") {
+		kind, ok := p.reg.Lookup(kv.key)
+		if !ok {
+			p.l.add(kv.k, "resources", "unknown resource kind %q (known kinds: %s)", kv.key, strings.Join(p.reg.Names(), ", "))
+			continue
+		}
+		if isNull(kv.v) {
+			continue
+		}
+		if kv.v.Kind != yaml.SequenceNode {
+			p.l.add(kv.v, "resources."+kv.key, "want a list of resources, got %s", describe(kv.v))
+			continue
+		}
+		for i, item := range kv.v.Content {
+			p.resource(kind, resolve(item), i)
+		}
+	}
+}
+
+// resource parses, decodes and validates one resource.
+func (p *parser) resource(kind engine.Kind, item *yaml.Node, idx int) {
+	where := fmt.Sprintf("resources.%s[%d]", kind.Name, idx)
+	if item.Kind != yaml.MappingNode {
+		p.l.add(item, where, "want a mapping of parameters, got %s", describe(item))
+		return
+	}
+	kvs := p.pairs(item, where)
+	var nameNode *yaml.Node
+	for _, kv := range kvs {
+		if kv.key == "name" {
+			nameNode = kv.v
+		}
+	}
+	if nameNode == nil {
+		p.l.add(item, where, "missing name")
+		return
+	}
+	name, ok := p.scalar(nameNode, where+".name")
+	if !ok {
+		return
+	}
+	if name == "" {
+		p.l.add(nameNode, where, "name is empty")
+		return
+	}
+	where = fmt.Sprintf("%s %q", kind.Name, name)
+	if strings.HasPrefix(name, "@@") {
+		p.l.add(nameNode, where, "exported resources (names starting with @@) need the cluster World, which this version of graft does not have yet")
+		return
+	}
+
+	res := kind.New(name)
+	allowed := paramKeys(res)
+	var legacy map[string]string
+	if lk, ok := res.(legacyKeyer); ok {
+		legacy = lk.LegacyKeys()
+	}
+	params := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	keyAt := map[string]*yaml.Node{}
+	var meta engine.Meta
+	bad := false
+	for _, kv := range kvs {
+		switch {
+		case kv.key == "name":
+		case kv.key == "meta":
+			m, ok := p.meta(kv.v, where)
+			meta, bad = m, bad || !ok
+		case contains(allowed, kv.key):
+			params.Content = append(params.Content, kv.k, kv.v)
+			keyAt[kv.key] = kv.k
+		case legacy[kv.key] != "":
+			p.l.warn(kv.k, "%s: %s: ignored: %s", where, kv.key, legacy[kv.key])
+		default:
+			p.unknownKey(kv.k, where, kv.key, allowed)
+			bad = true
+		}
+	}
+	if err := params.Decode(res); err != nil {
+		p.l.fromYAML(err, where)
+		return
+	}
+	if bad {
+		return
+	}
+	if err := res.Validate(); err != nil {
+		at := item
+		if k := keyAt[leadingWord(err.Error())]; k != nil {
+			at = k // the error starts with the name of the parameter at fault
+		}
+		p.l.add(at, where, "%v", err)
+		return
+	}
+	id := engine.ID{Kind: kind.Name, Name: name}
+	if first, dup := p.defined[id]; dup {
+		p.l.add(nameNode, where, "duplicate resource (first defined at line %d)", first.Line)
+		return
+	}
+	p.defined[id] = nameNode
+	if err := p.graph.AddVertex(engine.Vertex{ID: id, Res: res, Meta: meta}); err != nil {
+		p.l.add(nameNode, where, "%v", err)
+	}
+}
+
+// edges parses the list of edges.
+func (p *parser) edges(n *yaml.Node) {
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.l.add(n, "edges", "want a list of edges, got %s", describe(n))
+		return
+	}
+	for i, item := range n.Content {
+		item = resolve(item)
+		where := fmt.Sprintf("edges[%d]", i)
+		if item.Kind != yaml.MappingNode {
+			p.l.add(item, where, "want a mapping with from and to, got %s", describe(item))
+			continue
+		}
+		var from, to *engine.ID
+		var notify bool
+		ok := true
+		kvs := p.pairs(item, where)
+		for _, kv := range kvs {
+			if kv.key == "name" {
+				if s, good := p.scalar(kv.v, where+".name"); good && s != "" {
+					where = fmt.Sprintf("edge %q", s)
+				}
+			}
+		}
+		for _, kv := range kvs {
+			switch kv.key {
+			case "name":
+			case "from":
+				from = p.endpoint(kv.v, where+": from")
+			case "to":
+				to = p.endpoint(kv.v, where+": to")
+			case "notify":
+				if err := kv.v.Decode(&notify); err != nil {
+					p.l.add(kv.v, where, "notify: want true or false, got %q", kv.v.Value)
+					ok = false
+				}
+			default:
+				p.unknownKey(kv.k, where, kv.key, []string{"from", "name", "notify", "to"})
+				ok = false
+			}
+		}
+		if from == nil || to == nil {
+			if ok && !hasKey(kvs, "from") {
+				p.l.add(item, where, "missing from")
+			}
+			if ok && !hasKey(kvs, "to") {
+				p.l.add(item, where, "missing to")
+			}
+			continue
+		}
+		if !ok {
+			continue
+		}
+		p.edgeAt[[2]engine.ID{*from, *to}] = item
+		if err := p.graph.AddEdge(engine.Edge{From: *from, To: *to, Notify: notify}); err != nil {
+			p.l.add(item, where, "%v", err)
+		}
+	}
+}
+
+// endpoint parses {kind, name} and checks the resource exists.
+func (p *parser) endpoint(n *yaml.Node, where string) *engine.ID {
+	n = resolve(n)
+	if n.Kind != yaml.MappingNode {
+		p.l.add(n, where, "want a mapping with kind and name, got %s", describe(n))
+		return nil
+	}
+	var id engine.ID
+	for _, kv := range p.pairs(n, where) {
+		switch kv.key {
+		case "kind":
+			s, _ := p.scalar(kv.v, where+".kind")
+			id.Kind = strings.ToLower(s)
+		case "name":
+			id.Name, _ = p.scalar(kv.v, where+".name")
+		default:
+			p.unknownKey(kv.k, where, kv.key, []string{"kind", "name"})
+			return nil
+		}
+	}
+	if id.Kind == "" || id.Name == "" {
+		p.l.add(n, where, "want both kind and name")
+		return nil
+	}
+	if _, ok := p.defined[id]; !ok {
+		p.l.add(n, where, "no resource %s %q in this graph", id.Kind, id.Name)
+		return nil
+	}
+	return &id
+}
+
+// cycleError locates a cycle at the edges that form it.
+func (p *parser) cycleError(c *engine.CycleError) error {
+	var lines []string
+	first := 0
+	for i, from := range c.Cycle {
+		to := c.Cycle[(i+1)%len(c.Cycle)]
+		if n := p.edgeAt[[2]engine.ID{from, to}]; n != nil {
+			lines = append(lines, fmt.Sprint(n.Line))
+			if first == 0 {
+				first = n.Line
+			}
+		}
+	}
+	return &Error{File: p.l.file, Line: first, Where: "edges",
+		Msg: fmt.Sprintf("%v (edges at lines %s)", c, strings.Join(lines, ", "))}
+}
+
+// leadingWord returns the run of key characters an error message starts with.
+func leadingWord(s string) string {
+	i := strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_')
+	})
+	if i < 0 {
+		return s
+	}
+	return s[:i]
+}

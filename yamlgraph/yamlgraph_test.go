@@ -1,0 +1,299 @@
+package yamlgraph_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/graftcm/graft/engine"
+	"github.com/graftcm/graft/resources"
+	"github.com/graftcm/graft/yamlgraph"
+)
+
+func registry() *engine.Registry { return resources.NewRegistry(resources.Deps{}) }
+
+func TestParseGraph(t *testing.T) {
+	src := `---
+graph: mygraph
+comment: a chain
+resources:
+  file:
+  - name: f1
+    path: /tmp/graft-test/f1
+    content: |
+      hello
+    state: exists
+    mode: "0600"
+  - name: f2
+    path: /tmp/graft-test/f2
+    meta:
+      noop: true
+  exec:
+  - name: e1
+    cmd: echo hi
+  noop:
+  print: []
+edges:
+- name: e1
+  from: {kind: file, name: f1}
+  to: {kind: file, name: f2}
+- name: e2
+  from: {kind: File, name: f2}
+  to: {kind: exec, name: e1}
+  notify: true
+`
+	res, err := yamlgraph.Parse("g.yaml", []byte(src), registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := res.Graph
+	if g.Name != "mygraph" || g.Len() != 3 || len(g.Edges()) != 2 {
+		t.Fatalf("got graph %q with %d vertices and %d edges", g.Name, g.Len(), len(g.Edges()))
+	}
+	v, ok := g.Vertex(engine.ID{Kind: "file", Name: "f1"})
+	if !ok {
+		t.Fatal("file f1 missing")
+	}
+	f := v.Res.(*resources.File)
+	if f.Path != "/tmp/graft-test/f1" || f.Content == nil || *f.Content != "hello\n" || f.Mode != "0600" {
+		t.Errorf("f1 decoded wrong: %+v", f)
+	}
+	if v2, _ := g.Vertex(engine.ID{Kind: "file", Name: "f2"}); !v2.Meta.Noop {
+		t.Error("meta noop not parsed")
+	}
+	if e := g.Edges()[1]; !e.Notify || e.From.Kind != "file" {
+		t.Errorf("second edge: %+v", e)
+	}
+	if len(res.Warnings) != 0 {
+		t.Errorf("unexpected warnings: %v", res.Warnings)
+	}
+}
+
+// mgmt's own examples carry keys mgmt has dropped; they load with warnings.
+func TestMgmtLegacyKeysWarn(t *testing.T) {
+	src := `---
+graph: mygraph
+remote: ssh://root:password@hostname:22
+resources:
+  exec:
+  - name: exec1
+    cmd: sleep 10s
+    shell: ''
+    timeout: 0
+    watchcmd: ''
+    watchshell: ''
+    ifcmd: ''
+    ifshell: ''
+    pollint: 0
+    state: present
+    meta:
+      autoedge: true
+      autogroup: false
+edges: []
+`
+	res, err := yamlgraph.Parse("exec1.yaml", []byte(src), registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, w := range res.Warnings {
+		got = append(got, w.String())
+	}
+	for _, want := range []string{"exec1.yaml:3:1: remote", "exec1.yaml:9:5:", "exec1.yaml:14:5:", "exec1.yaml:15:5:"} {
+		if !strings.Contains(strings.Join(got, "\n"), want) {
+			t.Errorf("no warning containing %q in %q", want, got)
+		}
+	}
+}
+
+// Every kind of bad graph is an error naming the file, the line and what
+// was expected.
+func TestBadGraphsNameFileAndLine(t *testing.T) {
+	for _, tc := range []struct {
+		name, src, want string
+	}{
+		{"unknown kind", `
+resources:
+  flie:
+  - name: a
+`, `bad.yaml:3:3: resources: unknown resource kind "flie"`},
+		{"unknown key", `
+resources:
+  file:
+  - name: a
+    path: /tmp/a
+    contnet: x
+`, `bad.yaml:6:5: file "a": unknown key "contnet" (did you mean "content"?`},
+		{"unknown top-level key", `
+graph: g
+resource: {}
+`, `bad.yaml:3:1: unknown key "resource" (did you mean "resources"?`},
+		{"edge to a missing resource", `
+resources:
+  file:
+  - name: a
+    path: /tmp/a
+edges:
+- name: e1
+  from: {kind: file, name: a}
+  to: {kind: file, name: b}
+`, `bad.yaml:9:7: edge "e1": to: no resource file "b" in this graph`},
+		{"edge without to", `
+resources:
+  file:
+  - name: a
+    path: /tmp/a
+edges:
+- from: {kind: file, name: a}
+`, `bad.yaml:7:3: edges[0]: missing to`},
+		{"cycle", `
+resources:
+  noop:
+  - name: a
+  - name: b
+  - name: c
+edges:
+- from: {kind: noop, name: a}
+  to: {kind: noop, name: b}
+- from: {kind: noop, name: b}
+  to: {kind: noop, name: c}
+- from: {kind: noop, name: c}
+  to: {kind: noop, name: a}
+`, `bad.yaml:8: edges: cycle: noop[a] -> noop[b] -> noop[c] -> noop[a] (edges at lines 8, 10, 12)`},
+		{"duplicate", `
+resources:
+  noop:
+  - name: a
+  - name: b
+  - name: a
+`, `bad.yaml:6:11: noop "a": duplicate resource (first defined at line 4)`},
+		{"missing name", `
+resources:
+  noop:
+  - comment: x
+`, `bad.yaml:4:5: resources.noop[0]: missing name`},
+		{"wrong type", `
+resources:
+  timer:
+  - name: t
+    interval: soon
+`, "bad.yaml:5: timer \"t\": cannot unmarshal !!str `soon` into uint32"},
+		{"validation", `
+resources:
+  file:
+  - name: a
+    path: relative/path
+`, `bad.yaml:5:5: file "a": path: "relative/path" is not absolute`},
+		{"bad mode", `
+resources:
+  file:
+  - name: /tmp/a
+    mode: "u=rwz"
+`, `bad.yaml:5:5: file "/tmp/a": mode "u=rwz": clause "u=rwz": unknown permission 'z'`},
+		{"unsupported meta", `
+resources:
+  noop:
+  - name: a
+    meta: {retry: 3}
+`, `bad.yaml:5:12: noop "a": meta: retry is not supported by this version of graft yet`},
+		{"duplicate key", `
+resources:
+  noop:
+  - name: a
+    name: b
+`, `bad.yaml:5:5: resources.noop[0]: key "name" given twice (first at line 4)`},
+		{"syntax", "resources:\n  noop: [\n", `bad.yaml:2: did not find expected node content`},
+		{"not a mapping", "- a\n- b\n", `bad.yaml:1:1: want a mapping with graph, resources and edges, got a list`},
+		{"empty", "", `bad.yaml: the file is empty`},
+		{"exported", `
+resources:
+  file:
+  - name: "@@a"
+`, `bad.yaml:4:11: file "@@a": exported resources`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := yamlgraph.Parse("bad.yaml", []byte(tc.src), registry())
+			if err == nil {
+				t.Fatalf("no error, want %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got error\n  %v\nwant it to contain\n  %s", err, tc.want)
+			}
+			var ye *yamlgraph.Error
+			if !errors.As(err, &ye) || ye.File != "bad.yaml" {
+				t.Errorf("error %v is not a *yamlgraph.Error naming the file", err)
+			}
+		})
+	}
+}
+
+// Several problems are all reported at once.
+func TestAllProblemsReported(t *testing.T) {
+	src := `
+resources:
+  file:
+  - name: a
+    bogus: 1
+  nope:
+  - name: b
+`
+	_, err := yamlgraph.Parse("g.yaml", []byte(src), registry())
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"g.yaml:5:5:", "g.yaml:6:3:"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
+
+func TestLoadFromDisk(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "g.yaml")
+	if err := os.WriteFile(p, []byte("resources:\n  noop:\n  - name: a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := yamlgraph.Load(p, registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Graph.Name != "g" || res.Graph.Len() != 1 {
+		t.Errorf("got graph %q with %d vertices", res.Graph.Name, res.Graph.Len())
+	}
+	if _, err := yamlgraph.Load(filepath.Join(dir, "missing.yaml"), registry()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: got %v", err)
+	}
+}
+
+// The examples shipped with graft all load.
+func TestExamplesLoad(t *testing.T) {
+	files, err := filepath.Glob("../examples/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no examples found")
+	}
+	for _, f := range files {
+		if _, err := yamlgraph.Load(f, registry()); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("graph: g\nresources:\n  file:\n  - name: /tmp/a\n    content: x\nedges: []\n"))
+	f.Add([]byte("resources:\n  noop:\n  - name: a\n  - name: b\nedges:\n- from: {kind: noop, name: a}\n  to: {kind: noop, name: b}\n"))
+	f.Add([]byte("a: &x [*x]\n"))
+	f.Add([]byte("resources: {exec: [{name: x, cmd: [1], meta: {noop: 3}}]}"))
+	reg := registry()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		res, err := yamlgraph.Parse("fuzz.yaml", data, reg)
+		if err == nil && res.Graph == nil {
+			t.Fatal("nil graph without an error")
+		}
+	})
+}
