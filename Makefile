@@ -1,0 +1,46 @@
+# graft's build, run and test entry points. `make help` lists them.
+
+GO      ?= go
+BIN     := bin/graft
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.buildVersion=$(VERSION)
+EXAMPLE ?= examples/hello.yaml
+
+.PHONY: all build run test lint vet fmt-check race-engine fuzz help
+
+all: build
+
+## build: compile bin/graft
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/graft
+
+## run: build and run the agent on the hello-world graph (Ctrl-C stops it)
+run: build
+	./$(BIN) run --tmp-prefix yaml $(EXAMPLE)
+
+## test: lint, then every test with the race detector
+test: lint
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+## lint: gofmt and go vet
+lint: fmt-check vet
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+## race-engine: the engine's tests 20 times over under -race
+race-engine:
+	$(GO) test -race -count=20 ./engine/
+
+## fuzz: run each fuzz target for FUZZTIME (default 30s)
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./yamlgraph/
+
+## help: list the targets
+help:
+	@grep -E '^## ' Makefile | sed 's/^## /  /'

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// env is what the commands get from main: where to write, and the channel
+// closed by a second interrupt.
+type env struct {
+	stdout, stderr io.Writer
+	hard           <-chan struct{}
+}
+
+func newApp(e *env) *cli.App {
+	return &cli.App{
+		Name:  "graft",
+		Usage: "keep a graph of resources converged on this host",
+		Description: "graft keeps files, commands and other resources on a host as a graph declares them,\n" +
+			"repairing drift as soon as it happens.",
+		Version:              version(),
+		Writer:               e.stdout,
+		ErrWriter:            e.stderr,
+		HideVersion:          true,
+		Suggest:              true,
+		EnableBashCompletion: true,
+		// main reports errors and exits; urfave/cli must not.
+		ExitErrHandler: func(*cli.Context, error) {},
+		Commands: []*cli.Command{
+			runCommand(e),
+			checkCommand(e),
+			versionCommand(e),
+		},
+	}
+}
+
+// Flags shared by commands that log.
+func logFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"GRAFT_LOG_LEVEL"}},
+		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json", EnvVars: []string{"GRAFT_LOG_FORMAT"}},
+	}
+}
+
+// newLogger builds the logger the log flags ask for.
+func newLogger(c *cli.Context, w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return nil, usageError("--log-level: %q is not one of debug, info, warn, error", c.String("log-level"))
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch strings.ToLower(c.String("log-format")) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageError("--log-format: %q is not one of text, json", c.String("log-format"))
+}
+
+// oneArg returns the single positional argument a command takes.
+func oneArg(c *cli.Context, what string) (string, error) {
+	if c.NArg() != 1 {
+		return "", usageError("%s: want exactly one %s, got %d arguments", c.Command.FullName(), what, c.NArg())
+	}
+	return c.Args().First(), nil
+}

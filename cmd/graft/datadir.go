@@ -1,0 +1,67 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// defaultDataDir is where an agent keeps its state when --data-dir is not
+// given: /var/lib/graft for root, else the XDG state directory.
+func defaultDataDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/graft"
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "graft")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "graft")
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("graft-%d", os.Geteuid()))
+}
+
+// dataDir is an agent's locked state directory.
+type dataDir struct {
+	path string
+	lock *os.File
+	tmp  bool
+}
+
+// openDataDir creates (mode 0700) and locks the data directory, so two agents
+// never share one. With tmp set it makes a fresh temporary directory instead,
+// removed by Close.
+func openDataDir(path string, tmp bool) (*dataDir, error) {
+	if tmp {
+		p, err := os.MkdirTemp("", "graft-")
+		if err != nil {
+			return nil, fmt.Errorf("data dir: %w", err)
+		}
+		path = p
+	} else if err := os.MkdirAll(path, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(path, "graft.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("data dir %s is in use by another graft agent", path)
+		}
+		return nil, fmt.Errorf("data dir: lock %s: %w", path, err)
+	}
+	return &dataDir{path: path, lock: lock, tmp: tmp}, nil
+}
+
+// Close unlocks the directory and removes it if it was temporary.
+func (d *dataDir) Close() error {
+	err := d.lock.Close()
+	if d.tmp {
+		err = errors.Join(err, os.RemoveAll(d.path))
+	}
+	return err
+}

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// agent is a graft process started by a test.
+type agent struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	log  strings.Builder
+	grew chan struct{} // signalled on every write to log
+	done chan struct{}
+	err  error
+}
+
+func (a *agent) Write(p []byte) (int, error) {
+	a.mu.Lock()
+	a.log.Write(p)
+	a.mu.Unlock()
+	select {
+	case a.grew <- struct{}{}:
+	default:
+	}
+	return len(p), nil
+}
+
+func (a *agent) output() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.log.String()
+}
+
+// startAgent runs the test binary as graft with args.
+func startAgent(t *testing.T, args ...string) *agent {
+	t.Helper()
+	a := &agent{t: t, grew: make(chan struct{}, 1), done: make(chan struct{})}
+	a.cmd = exec.Command(os.Args[0], args...)
+	// The race detector sleeps a second before a process exits unless told
+	// not to; timing assertions must not see that.
+	a.cmd.Env = append(os.Environ(), "GRAFT_TEST_BINARY=1", "GORACE=atexit_sleep_ms=0")
+	a.cmd.Stdout, a.cmd.Stderr = a, a
+	if err := a.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		a.err = a.cmd.Wait()
+		close(a.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-a.done:
+		default:
+			_ = a.cmd.Process.Kill()
+			<-a.done
+		}
+		if t.Failed() {
+			t.Logf("agent output:\n%s", a.output())
+		}
+	})
+	return a
+}
+
+// waitFor waits until cond holds on the output, failing after timeout.
+func (a *agent) waitFor(timeout time.Duration, what string, cond func(string) bool) {
+	a.t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for !cond(a.output()) {
+		select {
+		case <-a.grew:
+		case <-a.done:
+			if !cond(a.output()) {
+				a.t.Fatalf("agent exited (%v) before %s", a.err, what)
+			}
+		case <-deadline.C:
+			a.t.Fatalf("no %s within %v", what, timeout)
+		}
+	}
+}
+
+func (a *agent) waitLog(timeout time.Duration, substr string) {
+	a.t.Helper()
+	a.waitFor(timeout, fmt.Sprintf("%q in the log", substr), func(s string) bool { return strings.Contains(s, substr) })
+}
+
+// exitCode waits for the process to exit and returns its code.
+func (a *agent) exitCode(timeout time.Duration) int {
+	a.t.Helper()
+	select {
+	case <-a.done:
+	case <-time.After(timeout):
+		a.t.Fatalf("agent still running after %v", timeout)
+	}
+	var ee *exec.ExitError
+	if errors.As(a.err, &ee) {
+		return ee.ExitCode()
+	}
+	if a.err != nil {
+		a.t.Fatal(a.err)
+	}
+	return 0
+}
+
+func (a *agent) signal(sig os.Signal) {
+	a.t.Helper()
+	if err := a.cmd.Process.Signal(sig); err != nil {
+		a.t.Fatal(err)
+	}
+}
+
+// While graft runs, deleting or overwriting a managed file is repaired
+// within a second, again and again.
+func TestDriftIsRepairedWithinASecond(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "managed", "f")
+	g := writeGraph(t, dir, "g.yaml", fmt.Sprintf(`resources:
+  file:
+  - name: f
+    path: %s
+    content: "wanted\n"
+    state: exists
+`, p))
+	a := startAgent(t, "run", "--tmp-prefix", "yaml", g)
+	a.waitLog(10*time.Second, "resource applied")
+
+	repairs := func() int { return strings.Count(a.output(), "resource applied") }
+	for i := range 10 {
+		before := repairs()
+		start := time.Now()
+		if i%2 == 0 {
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := os.WriteFile(p, []byte("drift\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		a.waitFor(time.Second, fmt.Sprintf("repair %d", i), func(string) bool { return repairs() > before })
+		if got, err := os.ReadFile(p); err != nil || string(got) != "wanted\n" {
+			t.Fatalf("repair %d: file holds %q, %v", i, got, err)
+		}
+		t.Logf("repair %d took %v", i, time.Since(start))
+	}
+	a.signal(syscall.SIGTERM)
+	if code := a.exitCode(10 * time.Second); code != 0 {
+		t.Errorf("exit code %d after SIGTERM, want 0", code)
+	}
+}
+
+// The first SIGINT lets a running CheckApply finish, then graft exits 0.
+func TestFirstSignalFinishesInFlightWork(t *testing.T) {
+	dir := t.TempDir()
+	g := writeGraph(t, dir, "g.yaml", fmt.Sprintf(`resources:
+  exec:
+  - name: slow
+    cmd: touch %[1]s/started && sleep 1 && touch %[1]s/finished
+    shell: /bin/sh
+`, dir))
+	a := startAgent(t, "run", "--tmp-prefix", "yaml", g)
+	waitFile(t, filepath.Join(dir, "started"))
+	a.signal(os.Interrupt)
+	if code := a.exitCode(20 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "finished")); err != nil {
+		t.Error("the in-flight command did not finish before exit")
+	}
+}
+
+// A second SIGINT cancels running CheckApply calls and graft exits within
+// seconds, killing the command it ran.
+func TestSecondSignalCancelsRunningWork(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "pid")
+	g := writeGraph(t, dir, "g.yaml", fmt.Sprintf(`resources:
+  exec:
+  - name: stuck
+    cmd: echo $$ > %s.tmp && mv %[1]s.tmp %[1]s && exec sleep 300
+    shell: /bin/sh
+`, pidFile))
+	a := startAgent(t, "run", "--tmp-prefix", "yaml", g)
+	waitFile(t, pidFile)
+	a.signal(os.Interrupt)
+	a.waitLog(10*time.Second, "waiting for running resources")
+	start := time.Now()
+	a.signal(os.Interrupt)
+	code := a.exitCode(15 * time.Second)
+	if code == 0 {
+		t.Error("exit code 0 after a forced stop, want non-zero")
+	}
+	t.Logf("forced stop took %v", time.Since(start))
+	raw, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if _, err := fmt.Sscan(string(raw), &pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, 0); err == nil {
+		t.Errorf("the command (pid %d) survived the forced stop", pid)
+	}
+}
+
+// Three independent one-second jobs fanning into a fourth converge in about
+// two seconds, not four: the three run at the same time.
+func TestFanInRunsBranchesInParallel(t *testing.T) {
+	dir := t.TempDir()
+	g := writeGraph(t, dir, "g.yaml", `resources:
+  exec:
+  - {name: a, cmd: sleep 1}
+  - {name: b, cmd: sleep 1}
+  - {name: c, cmd: sleep 1}
+  - {name: last, cmd: sleep 1}
+edges:
+- {from: {kind: exec, name: a}, to: {kind: exec, name: last}}
+- {from: {kind: exec, name: b}, to: {kind: exec, name: last}}
+- {from: {kind: exec, name: c}, to: {kind: exec, name: last}}
+`)
+	start := time.Now()
+	a := startAgent(t, "run", "--tmp-prefix", "--converged-timeout=0", "--converged-exit", "yaml", g)
+	if code := a.exitCode(30 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	took := time.Since(start)
+	t.Logf("converged in %v", took)
+	if took < 2*time.Second {
+		t.Errorf("converged in %v: the last job cannot have waited for the others", took)
+	}
+	if took >= 3500*time.Millisecond {
+		t.Errorf("converged in %v, want about 2s: the three jobs did not run in parallel", took)
+	}
+}
+
+// waitFile waits for a file to appear.
+func waitFile(t *testing.T, p string) {
+	t.Helper()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(20 * time.Second)
+	for {
+		if _, err := os.Stat(p); err == nil {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("%s did not appear", p)
+		}
+	}
+}

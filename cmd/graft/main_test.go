@@ -1,0 +1,33 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain doubles as the graft binary: with GRAFT_TEST_BINARY=1 the test
+// executable runs main, so end-to-end tests exercise the real program (built
+// with the race detector when the tests are) without a separate build.
+func TestMain(m *testing.M) {
+	if os.Getenv("GRAFT_TEST_BINARY") == "1" {
+		main()
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// graft runs graft in-process and returns its exit code and output.
+func graft(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	return cliContext(t.Context(), args...)
+}
+
+func cliContext(ctx context.Context, args ...string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	code = run(ctx, make(chan struct{}), append([]string{"graft"}, args...), &out, &errOut)
+	return code, out.String(), errOut.String()
+}

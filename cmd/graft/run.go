@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/graftcm/graft/engine"
+	"github.com/graftcm/graft/fswatch"
+	"github.com/graftcm/graft/resources"
+	"github.com/graftcm/graft/yamlgraph"
+)
+
+// abortGrace is how long a second interrupt waits for running resources to
+// honour their cancelled contexts before graft exits anyway.
+const abortGrace = 10 * time.Second
+
+func runCommand(e *env) *cli.Command {
+	flags := append([]cli.Flag{
+		&cli.StringFlag{Name: "hostname", Usage: "this host's name (default: the system hostname)", EnvVars: []string{"GRAFT_HOSTNAME"}},
+		&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "directory for the agent's state", EnvVars: []string{"GRAFT_DATA_DIR"}},
+		&cli.BoolFlag{Name: "tmp-prefix", Usage: "use a fresh temporary data dir, removed on exit (for trying things out)"},
+		&cli.IntFlag{Name: "converged-timeout", Value: -1, Usage: "seconds without any change after which this host counts as converged; -1 never"},
+		&cli.BoolFlag{Name: "converged-exit", Usage: "exit once converged (needs --converged-timeout); exit 1 if a resource failed"},
+		&cli.BoolFlag{Name: "noop", Usage: "check every resource and report what would change, changing nothing"},
+	}, logFlags()...)
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "run the agent",
+		UsageText: "graft run [flags] yaml FILE",
+		Description: "run starts the agent. With `yaml FILE` it converges the graph in FILE and keeps it\n" +
+			"converged, repairing drift as it happens. The first SIGINT or SIGTERM lets running\n" +
+			"resources finish and exits 0; a second one cancels them and exits within seconds.",
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usageError("run: unexpected argument %q; to run a graph file use: graft run yaml %s", c.Args().First(), c.Args().First())
+			}
+			return runAgent(c, e, "")
+		},
+		Subcommands: []*cli.Command{{
+			Name:      "yaml",
+			Usage:     "run the graph in a YAML file (mgmt's graph format)",
+			ArgsUsage: "FILE",
+			Action: func(c *cli.Context) error {
+				file, err := oneArg(c, "graph file")
+				if err != nil {
+					return err
+				}
+				return runAgent(c, e, file)
+			},
+		}},
+	}
+}
+
+// agentOptions are the run flags, checked.
+type agentOptions struct {
+	hostname         string
+	dataDir          string
+	tmp              bool
+	convergedTimeout time.Duration
+	convergedExit    bool
+	noop             bool
+}
+
+func parseAgentOptions(c *cli.Context) (agentOptions, error) {
+	o := agentOptions{
+		hostname:      c.String("hostname"),
+		dataDir:       c.String("data-dir"),
+		tmp:           c.Bool("tmp-prefix"),
+		convergedExit: c.Bool("converged-exit"),
+		noop:          c.Bool("noop"),
+	}
+	switch t := c.Int("converged-timeout"); {
+	case t < -1:
+		return o, usageError("--converged-timeout: %d is not a number of seconds (or -1 for never)", t)
+	case t == -1:
+		o.convergedTimeout = -1
+	default:
+		o.convergedTimeout = time.Duration(t) * time.Second
+	}
+	if o.convergedExit && o.convergedTimeout < 0 {
+		return o, usageError("--converged-exit needs --converged-timeout")
+	}
+	if o.hostname == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return o, fmt.Errorf("hostname: %w (set --hostname)", err)
+		}
+		o.hostname = h
+	}
+	if o.dataDir == "" && !o.tmp {
+		return o, usageError("--data-dir is empty")
+	}
+	return o, nil
+}
+
+// runAgent runs the agent on the graph in file (none if empty).
+func runAgent(c *cli.Context, e *env, file string) error {
+	log, err := newLogger(c, e.stderr)
+	if err != nil {
+		return err
+	}
+	opts, err := parseAgentOptions(c)
+	if err != nil {
+		return err
+	}
+	hub, err := fswatch.New(log.With("component", "fswatch"))
+	if err != nil {
+		return err
+	}
+	defer hub.Close()
+	reg := resources.NewRegistry(resources.Deps{Files: hub})
+
+	graph := engine.NewGraph("empty")
+	if file != "" {
+		res, err := yamlgraph.Load(file, reg)
+		if err != nil {
+			return err
+		}
+		for _, w := range res.Warnings {
+			log.Warn(w.Msg, "file", w.File, "line", w.Line, "column", w.Column)
+		}
+		graph = res.Graph
+	}
+
+	dd, err := openDataDir(opts.dataDir, opts.tmp)
+	if err != nil {
+		return err
+	}
+	defer dd.Close()
+	log.Info("starting", "version", version(), "hostname", opts.hostname, "data_dir", dd.path,
+		"graph", graph.Name, "resources", graph.Len(), "noop", opts.noop)
+
+	engCtx, stopEngine := context.WithCancel(c.Context)
+	defer stopEngine()
+	var final *engine.Status // written on the engine's goroutine, read after Run returns
+	cfg := engine.DefaultConfig()
+	cfg.Hostname = opts.hostname
+	cfg.Noop = opts.noop
+	cfg.ConvergedTimeout = opts.convergedTimeout
+	cfg.Logger = log
+	cfg.OnConverged = func(s engine.Status) {
+		if !s.Converged {
+			log.Info("no longer converged")
+			return
+		}
+		log.Info("converged", "failed", len(s.Failed))
+		if opts.convergedExit && final == nil {
+			final = &s
+			stopEngine()
+		}
+	}
+	eng, err := engine.New(cfg)
+	if err != nil {
+		return err
+	}
+	graphs := make(chan *engine.Graph, 1)
+	graphs <- graph
+
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	hubDone := make(chan error, 1)
+	go func() { hubDone <- hub.Run(hubCtx) }()
+	defer func() {
+		stopHub()
+		if err := <-hubDone; err != nil {
+			log.Error("file watcher stopped", "err", err)
+		}
+	}()
+
+	runErr := runEngine(engCtx, eng, graphs, e.hard, log)
+	switch {
+	case errors.Is(runErr, engine.ErrAborted):
+		return &exitError{code: 130, err: errors.New("aborted: running resources were cancelled")}
+	case runErr != nil:
+		return runErr
+	case final != nil && len(final.Failed) > 0:
+		names := make([]string, len(final.Failed))
+		for i, id := range final.Failed {
+			names[i] = id.String()
+		}
+		return &exitError{code: 1, err: fmt.Errorf("converged with %d failed resources: %s",
+			len(names), strings.Join(names, ", "))}
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// runEngine runs the engine until it stops. When hard closes it aborts the
+// engine, and gives up waiting after abortGrace.
+func runEngine(ctx context.Context, eng *engine.Engine, graphs chan *engine.Graph, hard <-chan struct{}, log *slog.Logger) error {
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx, graphs) }()
+	select {
+	case err := <-done:
+		return err
+	case <-hard:
+	}
+	log.Warn("second interrupt: cancelling running resources")
+	eng.Abort()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(abortGrace):
+		return &exitError{code: 130, err: fmt.Errorf("aborted: resources still running after %v; exiting anyway", abortGrace)}
+	}
+}
