@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.buildVersion=$(VERSION)
 EXAMPLE ?= examples/hello.yaml
 
-.PHONY: all build run test lint vet fmt-check race-engine fuzz help
+.PHONY: all build run test lint vet fmt-check race-engine bench fuzz help
 
 all: build
 
@@ -35,6 +35,11 @@ vet:
 ## race-engine: the engine's tests 20 times over under -race
 race-engine:
 	$(GO) test -race -count=20 ./engine/
+
+## bench: the benchmarks, BENCHCOUNT runs each (default 5; report medians)
+BENCHCOUNT ?= 5
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 3x -count $(BENCHCOUNT) ./...
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s)
 FUZZTIME ?= 30s

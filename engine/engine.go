@@ -31,20 +31,30 @@ type Config struct {
 	// It runs on the scheduler goroutine and must not block.
 	OnConverged func(Status)
 
+	// StopTimeout bounds how long the engine waits for a misbehaving
+	// resource: a Watch that ignores its cancelled context when its vertex
+	// is removed or the engine stops, or a CheckApply that ignores Abort.
+	// After it the engine logs the resource and goes on without it.
+	StopTimeout time.Duration
+
 	// Logger receives the engine's logs. Nil discards them.
 	Logger *slog.Logger
 }
 
-// DefaultConfig returns a configuration with convergence reporting off and
-// the hostname "localhost"; callers normally set Hostname.
+// DefaultConfig returns a configuration with convergence reporting off, a
+// ten-second StopTimeout and the hostname "localhost"; callers normally set
+// Hostname.
 func DefaultConfig() Config {
-	return Config{Hostname: "localhost", ConvergedTimeout: -1}
+	return Config{Hostname: "localhost", ConvergedTimeout: -1, StopTimeout: 10 * time.Second}
 }
 
 // Validate checks the configuration.
 func (c Config) Validate() error {
 	if c.Hostname == "" {
 		return errors.New("engine config: Hostname is empty")
+	}
+	if c.StopTimeout <= 0 {
+		return fmt.Errorf("engine config: StopTimeout is %v, want a positive duration", c.StopTimeout)
 	}
 	return nil
 }
@@ -114,6 +124,26 @@ func safeCheckApply(ctx context.Context, r Res, apply bool) (ok bool, err error)
 		}
 	}()
 	return r.CheckApply(ctx, apply)
+}
+
+// safeInit calls Init, turning a panic into an error.
+func safeInit(r Res, rt *Runtime) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("Init panicked: %v", p)
+		}
+	}()
+	return r.Init(rt)
+}
+
+// safeCleanup calls Cleanup, turning a panic into an error.
+func safeCleanup(r Res) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("Cleanup panicked: %v", p)
+		}
+	}()
+	return r.Cleanup()
 }
 
 // safeWatch calls Watch, turning a panic into an error.

@@ -18,6 +18,10 @@ type Vertex struct {
 type Meta struct {
 	// Noop runs the vertex's CheckApply with apply false.
 	Noop bool
+	// Rewatch restarts a dead vertex (its Init or Watch failed) when a new
+	// graph is swapped in, even if its parameters did not change. Without
+	// it a dead vertex is only restarted when its parameters change.
+	Rewatch bool
 }
 
 // Edge orders two vertices: From is applied before To. With Notify set, a

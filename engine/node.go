@@ -30,21 +30,27 @@ type node struct {
 	children []*node
 	notify   []*node // children reached through notify edges
 
-	started     bool // Watch reported running
-	dirty       bool // needs a CheckApply
-	refresh     bool // a notify edge delivered a refresh not yet consumed
-	running     bool // CheckApply in flight
-	failed      bool // last CheckApply failed, or Watch failed
-	watchFailed bool // Watch failed: never runs again in this graph
-	removed     bool // no longer in the graph
-	blockers    int  // parents that are busy
-	busy        bool // dirty || running || failed || blockers > 0
-	queued      bool // in the ready queue
+	started     bool    // Watch reported running
+	dirty       bool    // needs a CheckApply
+	refresh     bool    // a notify edge delivered a refresh not yet consumed
+	running     bool    // CheckApply in flight
+	checkFailed bool    // the last CheckApply failed
+	dead        bool    // Init or Watch failed: never runs again as it is
+	initFailed  bool    // Init failed, so Cleanup is not due
+	removed     bool    // no longer in the graph
+	blockers    int     // parents that are busy
+	busy        bool    // dirty || running || failed() || blockers > 0
+	queued      bool    // in the ready queue, or waiting on a running descendant
+	waiters     []*node // ancestors deferred until this vertex finishes
 	mark        uint64
 
 	watchCancel context.CancelFunc
 	watchDone   chan struct{}
 }
+
+// failed reports whether the vertex is failed: its last CheckApply failed,
+// or it is dead.
+func (n *node) failed() bool { return n.checkFailed || n.dead }
 
 // inbox carries signals from Watch goroutines to the scheduler without ever
 // blocking the sender: signals or into the node's flag word, and a node is

@@ -24,7 +24,6 @@ type scheduler struct {
 
 	nodes     map[ID]*node
 	ready     []*node // candidates to dispatch; re-checked on pop
-	deferred  []*node // ready, waiting for a running descendant to finish
 	running   int     // CheckApply calls in flight
 	unstarted int     // vertices whose Watch has not reported running yet
 	epoch     uint64  // for marks in descendant searches
@@ -33,6 +32,7 @@ type scheduler struct {
 	hasGraph bool
 	stopping bool
 	aborted  bool
+	gone     chan struct{} // closed when loop returns
 
 	conv converger
 
@@ -60,6 +60,7 @@ func newScheduler(ctx context.Context, e *Engine) *scheduler {
 		watchCtx:    base,
 		inbox:       newInbox(),
 		results:     make(chan result),
+		gone:        make(chan struct{}),
 		nodes:       map[ID]*node{},
 		conv:        newConverger(e.cfg.ConvergedTimeout, e.cfg.OnConverged),
 	}
@@ -67,9 +68,11 @@ func newScheduler(ctx context.Context, e *Engine) *scheduler {
 
 // loop is the scheduler goroutine's body.
 func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
+	defer close(s.gone)
 	defer s.applyCancel()
 	done := ctx.Done()
 	abort := s.abort
+	var giveUp <-chan time.Time // after Abort: stop waiting for CheckApply
 	for {
 		if s.pending != nil && s.running == 0 && !s.stopping {
 			g := s.pending
@@ -90,9 +93,19 @@ func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
 			s.log.Warn("aborting: cancelling running resources", "running", s.running)
 			s.stopping, s.aborted, done, abort, graphs = true, true, nil, nil, nil
 			s.applyCancel()
+			giveUp = time.After(s.cfg.StopTimeout)
+		case <-giveUp:
+			s.log.Error("resources ignored cancellation; stopping without them",
+				"running", s.running, "waited", s.cfg.StopTimeout)
+			s.stopAll()
+			return ErrAborted
 		case g, ok := <-graphs:
 			if !ok {
 				graphs = nil
+				continue
+			}
+			if g == nil {
+				s.log.Error("nil graph ignored")
 				continue
 			}
 			if err := g.Validate(); err != nil {
@@ -117,8 +130,8 @@ func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
 // idle reports whether nothing can happen without a new event: no vertex is
 // running, ready, waiting for its Watch, or waiting for a swap.
 func (s *scheduler) idle() bool {
-	return s.hasGraph && s.pending == nil && s.running == 0 && s.unstarted == 0 &&
-		len(s.ready) == 0 && len(s.deferred) == 0
+	// Deferred vertices wait on a running one, so running == 0 covers them.
+	return s.hasGraph && s.pending == nil && s.running == 0 && s.unstarted == 0 && len(s.ready) == 0
 }
 
 // handleSignals applies the signals Watch goroutines have sent.
@@ -127,18 +140,17 @@ func (s *scheduler) handleSignals() {
 	for i, n := range s.signalBuf {
 		s.signalBuf[i] = nil
 		f := n.sig.Swap(0)
-		if n.removed || f == 0 {
+		if n.removed || n.dead || f == 0 {
 			continue
 		}
-		if f&(sigRunning|sigEvent) != 0 && !n.watchFailed {
-			if !n.started {
-				n.started = true
-				s.unstarted--
+		if f&sigEvent != 0 {
+			n.dirty = true // a new vertex is dirty already; this only matters once started
+		}
+		if f&sigRunning != 0 {
+			if n.started {
+				n.dirty = true // a second Running counts as an event
 			} else {
-				n.dirty = true
-			}
-			if f&sigEvent != 0 {
-				n.dirty = true
+				s.markStarted(n)
 			}
 		}
 		if f&sigWatchExit != 0 {
@@ -148,31 +160,39 @@ func (s *scheduler) handleSignals() {
 	}
 }
 
+func (s *scheduler) markStarted(n *node) {
+	if !n.started {
+		n.started = true
+		s.unstarted--
+	}
+}
+
 // watchExited handles a Watch that returned while its vertex is in the graph.
 func (s *scheduler) watchExited(n *node) {
 	err := n.watchErr
 	if err == nil {
 		// Nothing more to watch. A Watch that never said it was running
 		// has nothing to wait for either.
-		if !n.started {
-			n.started = true
-			s.unstarted--
-		}
+		s.markStarted(n)
 		return
 	}
-	s.log.Error("watch failed; the resource will not run again until the graph changes",
+	s.kill(n, "watch failed", err)
+}
+
+// kill marks n dead after its Init or Watch failed: it never runs again
+// until a swap replaces it.
+func (s *scheduler) kill(n *node, what string, err error) {
+	s.log.Error(what+"; the resource stays failed until its parameters change (or it has meta rewatch and the graph is reloaded)",
 		"resource", n.id.String(), "err", err)
-	if !n.started {
-		s.unstarted--
-	}
-	n.started, n.watchFailed, n.failed = true, true, true
+	s.markStarted(n)
+	n.dead = true
 	s.conv.changed(time.Now())
 }
 
 // runnable reports whether n may start a CheckApply now, as far as its own
 // state and its ancestors are concerned.
 func (s *scheduler) runnable(n *node) bool {
-	return n.started && n.dirty && !n.running && n.blockers == 0 && !n.watchFailed && !n.removed
+	return n.started && n.dirty && !n.running && n.blockers == 0 && !n.dead && !n.removed
 }
 
 // update recomputes n's busy bit and, if it changed, its descendants'
@@ -183,7 +203,7 @@ func (s *scheduler) update(n *node) {
 	for len(work) > 0 {
 		m := work[len(work)-1]
 		work = work[:len(work)-1]
-		busy := m.dirty || m.running || m.failed || m.blockers > 0
+		busy := m.dirty || m.running || m.failed() || m.blockers > 0
 		if busy != m.busy {
 			m.busy = busy
 			for _, c := range m.children {
@@ -204,9 +224,9 @@ func (s *scheduler) update(n *node) {
 }
 
 // dispatch starts a CheckApply for every ready vertex, unless the engine is
-// stopping or waiting to swap. A ready vertex with a running descendant is
-// deferred until that descendant finishes, so an ancestor and a descendant
-// never run at the same time.
+// stopping or waiting to swap. A ready vertex with a running descendant
+// waits for that descendant to finish, so an ancestor and a descendant never
+// run at the same time.
 func (s *scheduler) dispatch() {
 	if s.stopping || s.pending != nil {
 		return
@@ -219,18 +239,20 @@ func (s *scheduler) dispatch() {
 		if !s.runnable(n) {
 			continue
 		}
-		if s.running > 0 && s.hasRunningDescendant(n) {
-			n.queued = true
-			s.deferred = append(s.deferred, n)
-			continue
+		if s.running > 0 {
+			if d := s.runningDescendant(n); d != nil {
+				n.queued = true
+				d.waiters = append(d.waiters, n)
+				continue
+			}
 		}
 		s.start(n)
 	}
 	s.ready = s.ready[:0]
 }
 
-// hasRunningDescendant searches n's descendants for a running vertex.
-func (s *scheduler) hasRunningDescendant(n *node) bool {
+// runningDescendant returns a running descendant of n, or nil.
+func (s *scheduler) runningDescendant(n *node) *node {
 	s.epoch++
 	stack := append(s.work[:0], n.children...)
 	defer func() { s.work = stack[:0] }()
@@ -242,11 +264,11 @@ func (s *scheduler) hasRunningDescendant(n *node) bool {
 		}
 		m.mark = s.epoch
 		if m.running {
-			return true
+			return m
 		}
 		stack = append(stack, m.children...)
 	}
-	return false
+	return nil
 }
 
 // start launches n's CheckApply on a goroutine of its own.
@@ -261,7 +283,10 @@ func (s *scheduler) start(n *node) {
 	ctx := s.applyCtx
 	go func() {
 		ok, err := safeCheckApply(ctx, n.res, apply)
-		s.results <- result{n: n, ok: ok, err: err, refresh: refresh}
+		select {
+		case s.results <- result{n: n, ok: ok, err: err, refresh: refresh}:
+		case <-s.gone: // the engine gave up waiting after Abort
+		}
 	}()
 }
 
@@ -272,9 +297,9 @@ func (s *scheduler) finish(r result) {
 	n.curRefresh.Store(false)
 	s.running--
 	now := time.Now()
+	n.checkFailed = r.err != nil
 	switch {
 	case r.err != nil:
-		n.failed = true
 		n.refresh = n.refresh || r.refresh // not consumed: deliver it next time
 		s.conv.changed(now)
 		lvl := slog.LevelError
@@ -283,41 +308,38 @@ func (s *scheduler) finish(r result) {
 		}
 		s.log.Log(context.Background(), lvl, "resource failed", "resource", n.id.String(), "err", r.err)
 	case !r.ok:
-		n.failed = false
 		s.conv.changed(now)
 		if s.cfg.Noop || n.meta.Noop {
+			// Nothing changed, so nothing is refreshed.
 			s.log.Info("resource would change (noop)", "resource", n.id.String())
 			break
 		}
 		s.log.Info("resource applied", "resource", n.id.String(), "refresh", r.refresh)
 		for _, c := range n.notify {
-			if !c.removed {
-				c.refresh, c.dirty = true, true
-				s.update(c)
-			}
+			c.refresh, c.dirty = true, true
+			s.update(c)
 		}
 	default:
-		n.failed = false
 		s.log.Debug("resource in state", "resource", n.id.String())
 	}
 	s.update(n)
 	// Ancestors that waited for this vertex may go now.
-	for _, d := range s.deferred {
-		d.queued = false
-		if !d.queued && s.runnable(d) {
-			d.queued = true
-			s.ready = append(s.ready, d)
+	for i, w := range n.waiters {
+		n.waiters[i] = nil
+		w.queued = false
+		if s.runnable(w) {
+			w.queued = true
+			s.ready = append(s.ready, w)
 		}
 	}
-	clear(s.deferred)
-	s.deferred = s.deferred[:0]
+	n.waiters = n.waiters[:0]
 }
 
 // failedIDs lists the failed vertices, sorted.
 func (s *scheduler) failedIDs() []ID {
 	var ids []ID
 	for _, n := range s.nodes {
-		if n.failed {
+		if n.failed() {
 			ids = append(ids, n.id)
 		}
 	}

@@ -15,7 +15,7 @@ func (s *scheduler) swap(g *Graph) {
 	var added, removed []*node
 	for _, v := range g.Vertices() {
 		old, ok := s.nodes[v.ID]
-		if ok && old.meta == v.Meta && sameParams(old.res, v.Res) {
+		if ok && old.meta == v.Meta && sameParams(old.res, v.Res) && !(old.dead && v.Meta.Rewatch) {
 			next[v.ID] = old
 			continue
 		}
@@ -54,7 +54,7 @@ func (s *scheduler) swap(g *Graph) {
 		}
 	}
 	s.nodes = next
-	s.ready, s.deferred = s.ready[:0], s.deferred[:0]
+	s.ready = s.ready[:0]
 
 	for _, n := range added {
 		s.unstarted++
@@ -68,7 +68,7 @@ func (s *scheduler) swap(g *Graph) {
 				n.blockers++
 			}
 		}
-		n.busy = n.dirty || n.running || n.failed || n.blockers > 0
+		n.busy = n.dirty || n.running || n.failed() || n.blockers > 0
 		if s.runnable(n) {
 			n.queued = true
 			s.ready = append(s.ready, n)
@@ -81,7 +81,7 @@ func (s *scheduler) swap(g *Graph) {
 }
 
 // startWatch initialises n's resource and starts its Watch goroutine. An Init
-// failure fails the vertex for as long as it stays in the graph.
+// failure kills the vertex.
 func (s *scheduler) startWatch(n *node) {
 	rt := &Runtime{
 		ID:       n.id,
@@ -92,14 +92,11 @@ func (s *scheduler) startWatch(n *node) {
 		Refresh:  n.curRefresh.Load,
 	}
 	n.watchDone = make(chan struct{})
-	if err := n.res.Init(rt); err != nil {
+	if err := safeInit(n.res, rt); err != nil {
 		close(n.watchDone)
-		s.log.Error("init failed; the resource will not run until the graph changes",
-			"resource", n.id.String(), "err", err)
-		s.unstarted--
-		n.started, n.watchFailed, n.failed = true, true, true
 		n.watchCancel = func() {}
-		n.res = initFailed{n.res}
+		n.initFailed = true
+		s.kill(n, "init failed", err)
 		return
 	}
 	ctx, cancel := context.WithCancel(s.watchCtx)
@@ -115,18 +112,41 @@ func (s *scheduler) startWatch(n *node) {
 	}()
 }
 
-// stop cancels the Watch of each node, waits for all of them, then calls
-// their Cleanup.
+// stop cancels the Watch of each node, waits for them, then calls their
+// Cleanup. A Watch that has not returned after StopTimeout (or once Abort
+// is called) is left behind, logged, and its Cleanup skipped.
 func (s *scheduler) stop(nodes []*node) {
 	for _, n := range nodes {
 		n.watchCancel()
 	}
+	var deadline <-chan time.Time
+	abort := s.abort // a swap's wait gives up at once on Abort; Run's final stop does not
+	if s.aborted {
+		abort = nil
+	}
 	for _, n := range nodes {
-		<-n.watchDone
-		if _, skip := n.res.(initFailed); skip {
+		select {
+		case <-n.watchDone:
+		default:
+			if deadline == nil {
+				deadline = time.After(s.cfg.StopTimeout)
+			}
+			select {
+			case <-n.watchDone:
+			case <-deadline:
+				s.log.Error("watch ignored cancellation; leaving it behind", "resource", n.id.String())
+				continue
+			case <-abort:
+				abort = nil
+				deadline = time.After(0) // stop waiting for anything still running
+				s.log.Error("watch ignored cancellation; leaving it behind", "resource", n.id.String())
+				continue
+			}
+		}
+		if n.initFailed {
 			continue
 		}
-		if err := n.res.Cleanup(); err != nil {
+		if err := safeCleanup(n.res); err != nil {
 			s.log.Error("cleanup failed", "resource", n.id.String(), "err", err)
 		}
 	}
@@ -144,9 +164,6 @@ func (s *scheduler) stopAll() {
 	}
 	s.nodes = nil
 }
-
-// initFailed marks a resource whose Init failed, so Cleanup is not called.
-type initFailed struct{ Res }
 
 // topoOrder returns the nodes of g in an order where every vertex comes after
 // its parents (Kahn's algorithm).
@@ -207,5 +224,5 @@ func sameParams(a, b Res) bool {
 // String helps debugging.
 func (n *node) String() string {
 	return fmt.Sprintf("%s{started=%t dirty=%t running=%t failed=%t blockers=%d}",
-		n.id, n.started, n.dirty, n.running, n.failed, n.blockers)
+		n.id, n.started, n.dirty, n.running, n.failed(), n.blockers)
 }

@@ -9,12 +9,12 @@ import (
 // pendingMeta lists mgmt's metaparameters the engine does not honour yet.
 // They are rejected rather than silently ignored.
 func pendingMeta() []string {
-	return []string{"burst", "delay", "limit", "poll", "realize", "reset", "retry", "retryreset", "rewatch", "sema", "timeout"}
+	return []string{"burst", "delay", "limit", "poll", "realize", "reset", "retry", "retryreset", "sema", "timeout"}
 }
 
 // metaKeys lists every metaparameter name.
 func metaKeys() []string {
-	return append([]string{"autoedge", "autogroup", "noop"}, pendingMeta()...)
+	return append([]string{"autoedge", "autogroup", "noop", "rewatch"}, pendingMeta()...)
 }
 
 // meta parses a resource's meta mapping.
@@ -33,6 +33,8 @@ func (p *parser) meta(n *yaml.Node, where string) (engine.Meta, bool) {
 		switch kv.key {
 		case "noop":
 			ok = p.boolean(kv.v, where, "noop", &m.Noop) && ok
+		case "rewatch":
+			ok = p.boolean(kv.v, where, "rewatch", &m.Rewatch) && ok
 		case "autoedge", "autogroup":
 			// Both default to true. graft adds no automatic edges and groups
 			// nothing yet, which is what false asks for.
