@@ -27,6 +27,14 @@ type Config struct {
 	// as soon as every vertex is settled.
 	ConvergedTimeout time.Duration
 
+	// Sema, when positive, is a semaphore of that count that every
+	// CheckApply holds, bounding how many run at once (mgmt's --sema).
+	Sema int
+
+	// StateDir, if set, is where the engine persists pending refreshes so
+	// they survive a crash. Empty persists nothing.
+	StateDir string
+
 	// OnConverged, if set, is called whenever the converged state changes.
 	// It runs on the scheduler goroutine and must not block.
 	OnConverged func(Status)
@@ -52,6 +60,9 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	if c.Hostname == "" {
 		return errors.New("engine config: Hostname is empty")
+	}
+	if c.Sema < 0 {
+		return fmt.Errorf("engine config: Sema is %d, want 0 (off) or a positive count", c.Sema)
 	}
 	if c.StopTimeout <= 0 {
 		return fmt.Errorf("engine config: StopTimeout is %v, want a positive duration", c.StopTimeout)
@@ -113,6 +124,11 @@ func (e *Engine) Run(ctx context.Context, graphs <-chan *Graph) error {
 		return errors.New("engine: Run called twice")
 	}
 	s := newScheduler(ctx, e)
+	st, err := openState(e.cfg.StateDir, e.log)
+	if err != nil {
+		return err
+	}
+	s.state = st
 	return s.loop(ctx, graphs)
 }
 

@@ -13,17 +13,6 @@ type Vertex struct {
 	Meta Meta
 }
 
-// Meta holds the engine-level parameters of a vertex (mgmt's metaparams).
-// The zero value is the default.
-type Meta struct {
-	// Noop runs the vertex's CheckApply with apply false.
-	Noop bool
-	// Rewatch restarts a dead vertex (its Init or Watch failed) when a new
-	// graph is swapped in, even if its parameters did not change. Without
-	// it a dead vertex is only restarted when its parameters change.
-	Rewatch bool
-}
-
 // Edge orders two vertices: From is applied before To. With Notify set, a
 // CheckApply of From that changed something delivers a refresh to To.
 type Edge struct {
@@ -121,9 +110,40 @@ func (e *CycleError) Error() string {
 	return "cycle: " + strings.Join(parts, " -> ")
 }
 
-// Validate checks that the graph is acyclic, returning a *CycleError naming
-// one cycle if it is not.
+// Validate checks every vertex's metaparameters, that semaphores with the
+// same id agree on their count, and that the graph is acyclic (returning a
+// *CycleError naming one cycle if it is not).
 func (g *Graph) Validate() error {
+	var errs []error
+	semaAt := map[string]struct {
+		count int64
+		id    ID
+	}{}
+	for _, v := range g.vertices {
+		if err := v.Meta.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: meta: %w", v.ID, err))
+			continue
+		}
+		for _, tag := range v.Meta.Sema {
+			if strings.HasPrefix(tag, "@@") {
+				errs = append(errs, fmt.Errorf("%s: meta: sema %q: cluster-wide semaphores (@@) need the cluster World, which this version of graft does not have yet", v.ID, tag))
+				continue
+			}
+			sid, count, _ := ParseSema(tag)
+			if prev, ok := semaAt[sid]; ok && prev.count != count {
+				errs = append(errs, fmt.Errorf("%s: meta: sema %q: %s holds semaphore %q with count %d",
+					v.ID, tag, prev.id, sid, prev.count))
+				continue
+			}
+			semaAt[sid] = struct {
+				count int64
+				id    ID
+			}{count, v.ID}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
 	if c := g.findCycle(); c != nil {
 		return &CycleError{Cycle: c}
 	}

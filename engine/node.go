@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+
+	"golang.org/x/time/rate"
 )
 
 // Signals a Watch goroutine sends its vertex, or'ed into node.sig.
@@ -34,23 +36,35 @@ type node struct {
 	dirty       bool    // needs a CheckApply
 	refresh     bool    // a notify edge delivered a refresh not yet consumed
 	running     bool    // CheckApply in flight
-	checkFailed bool    // the last CheckApply failed
+	checkFailed bool    // the last CheckApply failed and has no retry left
 	dead        bool    // Init or Watch failed: never runs again as it is
 	initFailed  bool    // Init failed, so Cleanup is not due
 	removed     bool    // no longer in the graph
 	blockers    int     // parents that are busy
-	busy        bool    // dirty || running || failed() || blockers > 0
+	busy        bool    // pending work here or above; see scheduler.busy
 	queued      bool    // in the ready queue, or waiting on a running descendant
 	waiters     []*node // ancestors deferred until this vertex finishes
 	mark        uint64
+
+	// Waits, each counted in scheduler.waiting while set.
+	retryWait      bool // a failed CheckApply waits Delay to run again
+	watchRetryWait bool // a failed Watch waits Delay to restart
+	held           bool // an event waits for the rate limit
+
+	watchRetries int           // Watch failures used from Meta.Retry
+	limiter      *rate.Limiter // nil without Meta.Limit
+	gen          uint64        // bumped to invalidate this node's timers
 
 	watchCancel context.CancelFunc
 	watchDone   chan struct{}
 }
 
-// failed reports whether the vertex is failed: its last CheckApply failed,
-// or it is dead.
+// failed reports whether the vertex is failed: its last CheckApply failed
+// with no retry left, or it is dead.
 func (n *node) failed() bool { return n.checkFailed || n.dead }
+
+// waiting reports whether the vertex waits on a timer.
+func (n *node) waiting() bool { return n.retryWait || n.watchRetryWait || n.held }
 
 // inbox carries signals from Watch goroutines to the scheduler without ever
 // blocking the sender: signals or into the node's flag word, and a node is

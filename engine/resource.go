@@ -10,8 +10,8 @@ import (
 
 // ID names a vertex: a resource kind and a name unique within that kind.
 type ID struct {
-	Kind string
-	Name string
+	Kind string `json:"kind"`
+	Name string `json:"name"`
 }
 
 // String formats the ID the way logs and errors show it: kind[name].

@@ -2,9 +2,10 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // scheduler is the single goroutine that owns every vertex's state. All of
@@ -17,16 +18,24 @@ type scheduler struct {
 	abort       <-chan struct{}
 	applyCtx    context.Context // parent of every CheckApply context
 	applyCancel context.CancelFunc
+	semaCtx     context.Context // semaphore waits; cancelled when stopping
+	semaCancel  context.CancelFunc
 	watchCtx    context.Context // parent of every Watch context
 
 	inbox   *inbox
 	results chan result
+	timers  timerQueue
+	state   *stateStore // persisted refreshes; nil without Config.StateDir
 
 	nodes     map[ID]*node
 	ready     []*node // candidates to dispatch; re-checked on pop
 	running   int     // CheckApply calls in flight
 	unstarted int     // vertices whose Watch has not reported running yet
+	waiting   int     // vertices waiting on a retry, restart or rate limit
 	epoch     uint64  // for marks in descendant searches
+
+	retryUsed map[ID]int           // CheckApply retries used, by kind and name
+	sems      map[string]*semEntry // local semaphores by id
 
 	pending  *Graph // newest graph not yet swapped in
 	hasGraph bool
@@ -37,6 +46,7 @@ type scheduler struct {
 	conv converger
 
 	signalBuf []*node
+	timerBuf  []timerEntry
 	work      []*node
 }
 
@@ -46,22 +56,29 @@ type result struct {
 	ok      bool
 	err     error
 	refresh bool
+	notRun  bool                    // stopped while waiting for a semaphore
+	held    []*semaphore.Weighted // semaphores to release
 }
 
 func newScheduler(ctx context.Context, e *Engine) *scheduler {
 	base := context.WithoutCancel(ctx)
 	applyCtx, applyCancel := context.WithCancel(base)
+	semaCtx, semaCancel := context.WithCancel(base)
 	return &scheduler{
 		cfg:         e.cfg,
 		log:         e.log,
 		abort:       e.abort,
 		applyCtx:    applyCtx,
 		applyCancel: applyCancel,
+		semaCtx:     semaCtx,
+		semaCancel:  semaCancel,
 		watchCtx:    base,
 		inbox:       newInbox(),
 		results:     make(chan result),
 		gone:        make(chan struct{}),
 		nodes:       map[ID]*node{},
+		retryUsed:   map[ID]int{},
+		sems:        map[string]*semEntry{},
 		conv:        newConverger(e.cfg.ConvergedTimeout, e.cfg.OnConverged),
 	}
 }
@@ -70,6 +87,8 @@ func newScheduler(ctx context.Context, e *Engine) *scheduler {
 func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
 	defer close(s.gone)
 	defer s.applyCancel()
+	defer s.semaCancel()
+	defer s.timers.stop()
 	done := ctx.Done()
 	abort := s.abort
 	var giveUp <-chan time.Time // after Abort: stop waiting for CheckApply
@@ -83,15 +102,19 @@ func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
 			break
 		}
 		s.dispatch()
-		s.conv.check(time.Now(), s.idle(), s.failedIDs)
+		s.state.flush()
+		now := time.Now()
+		s.conv.check(now, s.idle(), s.failedIDs)
 
 		select {
 		case <-done:
 			s.log.Info("stopping: waiting for running resources", "running", s.running)
 			s.stopping, done, graphs = true, nil, nil
+			s.semaCancel()
 		case <-abort:
 			s.log.Warn("aborting: cancelling running resources", "running", s.running)
 			s.stopping, s.aborted, done, abort, graphs = true, true, nil, nil, nil
+			s.semaCancel()
 			s.applyCancel()
 			giveUp = time.After(s.cfg.StopTimeout)
 		case <-giveUp:
@@ -117,10 +140,14 @@ func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
 			s.handleSignals()
 		case r := <-s.results:
 			s.finish(r)
+		case <-s.timers.channel(now):
+			s.timers.fired()
+			s.handleTimers()
 		case <-s.conv.timer():
 		}
 	}
 	s.stopAll()
+	s.state.flush()
 	if s.aborted {
 		return ErrAborted
 	}
@@ -128,14 +155,16 @@ func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
 }
 
 // idle reports whether nothing can happen without a new event: no vertex is
-// running, ready, waiting for its Watch, or waiting for a swap.
+// running, ready, waiting for its Watch, a timer or a swap.
 func (s *scheduler) idle() bool {
 	// Deferred vertices wait on a running one, so running == 0 covers them.
-	return s.hasGraph && s.pending == nil && s.running == 0 && s.unstarted == 0 && len(s.ready) == 0
+	return s.hasGraph && s.pending == nil && s.running == 0 && s.unstarted == 0 &&
+		s.waiting == 0 && len(s.ready) == 0
 }
 
 // handleSignals applies the signals Watch goroutines have sent.
 func (s *scheduler) handleSignals() {
+	now := time.Now()
 	s.signalBuf = s.inbox.drain(s.signalBuf[:0])
 	for i, n := range s.signalBuf {
 		s.signalBuf[i] = nil
@@ -144,20 +173,38 @@ func (s *scheduler) handleSignals() {
 			continue
 		}
 		if f&sigEvent != 0 {
-			n.dirty = true // a new vertex is dirty already; this only matters once started
+			s.event(n, now)
 		}
 		if f&sigRunning != 0 {
 			if n.started {
-				n.dirty = true // a second Running counts as an event
+				s.event(n, now) // a second Running counts as an event
 			} else {
 				s.markStarted(n)
 			}
 		}
 		if f&sigWatchExit != 0 {
-			s.watchExited(n)
+			s.watchExited(n, now)
 		}
 		s.update(n)
 	}
+}
+
+// event marks n dirty, unless the rate limit holds the event back for now.
+func (s *scheduler) event(n *node, now time.Time) {
+	if n.limiter == nil || !n.started {
+		n.dirty = true // before startup the vertex is dirty already
+		return
+	}
+	if n.held {
+		return // coalesced into the event already waiting
+	}
+	r := n.limiter.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		s.setHeld(n, true)
+		s.timers.add(timerEntry{at: now.Add(d), n: n, kind: timerLimit, gen: n.gen})
+		return
+	}
+	n.dirty = true
 }
 
 func (s *scheduler) markStarted(n *node) {
@@ -168,12 +215,20 @@ func (s *scheduler) markStarted(n *node) {
 }
 
 // watchExited handles a Watch that returned while its vertex is in the graph.
-func (s *scheduler) watchExited(n *node) {
+func (s *scheduler) watchExited(n *node, now time.Time) {
 	err := n.watchErr
 	if err == nil {
 		// Nothing more to watch. A Watch that never said it was running
 		// has nothing to wait for either.
 		s.markStarted(n)
+		return
+	}
+	if n.meta.Retry < 0 || n.watchRetries < n.meta.Retry {
+		n.watchRetries++
+		s.log.Warn("watch failed; restarting it", "resource", n.id.String(), "err", err,
+			"retry", n.watchRetries, "of", retryBudget(n.meta.Retry), "delay", n.meta.Delay)
+		s.setWatchRetryWait(n, true)
+		s.timers.add(timerEntry{at: now.Add(n.meta.Delay), n: n, kind: timerWatchRetry, gen: n.gen})
 		return
 	}
 	s.kill(n, "watch failed", err)
@@ -189,10 +244,54 @@ func (s *scheduler) kill(n *node, what string, err error) {
 	s.conv.changed(time.Now())
 }
 
+// handleTimers runs the timers that are due.
+func (s *scheduler) handleTimers() {
+	now := time.Now()
+	s.timerBuf = s.timers.due(now, s.timerBuf[:0])
+	for i, e := range s.timerBuf {
+		s.timerBuf[i] = timerEntry{}
+		n := e.n
+		if n.removed || e.gen != n.gen {
+			continue
+		}
+		switch e.kind {
+		case timerRetry:
+			if !n.retryWait {
+				continue
+			}
+			s.setRetryWait(n, false)
+			n.dirty = true
+		case timerWatchRetry:
+			if !n.watchRetryWait {
+				continue
+			}
+			s.setWatchRetryWait(n, false)
+			s.runWatch(n)
+		case timerLimit:
+			if !n.held {
+				continue
+			}
+			s.setHeld(n, false)
+			n.dirty = true
+		case timerPoll:
+			n.dirty = true
+			s.timers.add(timerEntry{at: now.Add(n.meta.Poll), n: n, kind: timerPoll, gen: n.gen})
+		}
+		s.update(n)
+	}
+}
+
 // runnable reports whether n may start a CheckApply now, as far as its own
 // state and its ancestors are concerned.
 func (s *scheduler) runnable(n *node) bool {
-	return n.started && n.dirty && !n.running && n.blockers == 0 && !n.dead && !n.removed
+	return n.started && n.dirty && !n.running && n.blockers == 0 && !n.dead &&
+		!n.removed && !n.retryWait && !n.watchRetryWait
+}
+
+// busy reports whether n has pending work: it is dirty, running, failed or
+// waiting, or one of its ancestors is.
+func busy(n *node) bool {
+	return n.dirty || n.running || n.failed() || n.waiting() || n.blockers > 0
 }
 
 // update recomputes n's busy bit and, if it changed, its descendants'
@@ -203,11 +302,10 @@ func (s *scheduler) update(n *node) {
 	for len(work) > 0 {
 		m := work[len(work)-1]
 		work = work[:len(work)-1]
-		busy := m.dirty || m.running || m.failed() || m.blockers > 0
-		if busy != m.busy {
-			m.busy = busy
+		if b := busy(m); b != m.busy {
+			m.busy = b
 			for _, c := range m.children {
-				if busy {
+				if b {
 					c.blockers++
 				} else {
 					c.blockers--
@@ -223,116 +321,33 @@ func (s *scheduler) update(n *node) {
 	s.work = work[:0]
 }
 
-// dispatch starts a CheckApply for every ready vertex, unless the engine is
-// stopping or waiting to swap. A ready vertex with a running descendant
-// waits for that descendant to finish, so an ancestor and a descendant never
-// run at the same time.
-func (s *scheduler) dispatch() {
-	if s.stopping || s.pending != nil {
-		return
+func (s *scheduler) setRetryWait(n *node, on bool) {
+	if n.retryWait != on {
+		n.retryWait = on
+		s.countWait(on)
 	}
-	for len(s.ready) > 0 {
-		n := s.ready[0]
-		s.ready[0] = nil
-		s.ready = s.ready[1:]
-		n.queued = false
-		if !s.runnable(n) {
-			continue
-		}
-		if s.running > 0 {
-			if d := s.runningDescendant(n); d != nil {
-				n.queued = true
-				d.waiters = append(d.waiters, n)
-				continue
-			}
-		}
-		s.start(n)
-	}
-	s.ready = s.ready[:0]
 }
 
-// runningDescendant returns a running descendant of n, or nil.
-func (s *scheduler) runningDescendant(n *node) *node {
-	s.epoch++
-	stack := append(s.work[:0], n.children...)
-	defer func() { s.work = stack[:0] }()
-	for len(stack) > 0 {
-		m := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if m.mark == s.epoch {
-			continue
-		}
-		m.mark = s.epoch
-		if m.running {
-			return m
-		}
-		stack = append(stack, m.children...)
+func (s *scheduler) setWatchRetryWait(n *node, on bool) {
+	if n.watchRetryWait != on {
+		n.watchRetryWait = on
+		s.countWait(on)
 	}
-	return nil
 }
 
-// start launches n's CheckApply on a goroutine of its own.
-func (s *scheduler) start(n *node) {
-	n.running, n.dirty = true, false
-	refresh := n.refresh
-	n.refresh = false
-	n.curRefresh.Store(refresh)
-	s.running++
-	s.update(n)
-	apply := !s.cfg.Noop && !n.meta.Noop
-	ctx := s.applyCtx
-	go func() {
-		ok, err := safeCheckApply(ctx, n.res, apply)
-		select {
-		case s.results <- result{n: n, ok: ok, err: err, refresh: refresh}:
-		case <-s.gone: // the engine gave up waiting after Abort
-		}
-	}()
+func (s *scheduler) setHeld(n *node, on bool) {
+	if n.held != on {
+		n.held = on
+		s.countWait(on)
+	}
 }
 
-// finish records the outcome of a CheckApply.
-func (s *scheduler) finish(r result) {
-	n := r.n
-	n.running = false
-	n.curRefresh.Store(false)
-	s.running--
-	now := time.Now()
-	n.checkFailed = r.err != nil
-	switch {
-	case r.err != nil:
-		n.refresh = n.refresh || r.refresh // not consumed: deliver it next time
-		s.conv.changed(now)
-		lvl := slog.LevelError
-		if errors.Is(r.err, context.Canceled) && s.aborted {
-			lvl = slog.LevelWarn
-		}
-		s.log.Log(context.Background(), lvl, "resource failed", "resource", n.id.String(), "err", r.err)
-	case !r.ok:
-		s.conv.changed(now)
-		if s.cfg.Noop || n.meta.Noop {
-			// Nothing changed, so nothing is refreshed.
-			s.log.Info("resource would change (noop)", "resource", n.id.String())
-			break
-		}
-		s.log.Info("resource applied", "resource", n.id.String(), "refresh", r.refresh)
-		for _, c := range n.notify {
-			c.refresh, c.dirty = true, true
-			s.update(c)
-		}
-	default:
-		s.log.Debug("resource in state", "resource", n.id.String())
+func (s *scheduler) countWait(on bool) {
+	if on {
+		s.waiting++
+	} else {
+		s.waiting--
 	}
-	s.update(n)
-	// Ancestors that waited for this vertex may go now.
-	for i, w := range n.waiters {
-		n.waiters[i] = nil
-		w.queued = false
-		if s.runnable(w) {
-			w.queued = true
-			s.ready = append(s.ready, w)
-		}
-	}
-	n.waiters = n.waiters[:0]
 }
 
 // failedIDs lists the failed vertices, sorted.
@@ -345,4 +360,12 @@ func (s *scheduler) failedIDs() []ID {
 	}
 	sortIDs(ids)
 	return ids
+}
+
+// retryBudget formats a Meta.Retry for logs.
+func retryBudget(retry int) any {
+	if retry < 0 {
+		return "unlimited"
+	}
+	return retry
 }

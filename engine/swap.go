@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"reflect"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // swap replaces the running graph with g. It runs only when no CheckApply is
@@ -15,14 +17,15 @@ func (s *scheduler) swap(g *Graph) {
 	var added, removed []*node
 	for _, v := range g.Vertices() {
 		old, ok := s.nodes[v.ID]
-		if ok && old.meta == v.Meta && sameParams(old.res, v.Res) && !(old.dead && v.Meta.Rewatch) {
+		if ok && old.meta.Equal(v.Meta) && sameParams(old.res, v.Res) && !(old.dead && v.Meta.Rewatch) {
 			next[v.ID] = old
 			continue
 		}
+		n := &node{id: v.ID, res: v.Res, meta: v.Meta, dirty: true}
 		if ok {
 			removed = append(removed, old)
+			n.refresh = old.refresh // a pending refresh outlives a change of parameters
 		}
-		n := &node{id: v.ID, res: v.Res, meta: v.Meta, dirty: true}
 		next[v.ID] = n
 		added = append(added, n)
 	}
@@ -35,8 +38,16 @@ func (s *scheduler) swap(g *Graph) {
 	s.stop(removed)
 	for _, n := range removed {
 		n.removed = true
+		n.gen++ // its timers are stale
 		if !n.started {
 			s.unstarted--
+		}
+		s.setRetryWait(n, false)
+		s.setWatchRetryWait(n, false)
+		s.setHeld(n, false)
+		if _, stays := next[n.id]; !stays {
+			s.state.forget(n.id)
+			delete(s.retryUsed, n.id)
 		}
 	}
 
@@ -56,9 +67,24 @@ func (s *scheduler) swap(g *Graph) {
 	s.nodes = next
 	s.ready = s.ready[:0]
 
+	s.state.prune(func(id ID) bool { return next[id] != nil })
+	now := time.Now()
 	for _, n := range added {
 		s.unstarted++
-		s.startWatch(n)
+		if s.state.takeRefresh(n.id) {
+			n.refresh = true
+		}
+		s.startWatch(n, now)
+	}
+	// Vertices whose CheckApply was in flight when the agent died may have
+	// changed something: their notify children get the refresh they missed.
+	for _, n := range added {
+		if s.state.takeInflight(n.id) {
+			for _, c := range n.notify {
+				c.refresh = true
+				s.state.setRefresh(c.id, true)
+			}
+		}
 	}
 
 	// Recompute busy bits and blocker counts in topological order.
@@ -68,21 +94,21 @@ func (s *scheduler) swap(g *Graph) {
 				n.blockers++
 			}
 		}
-		n.busy = n.dirty || n.running || n.failed() || n.blockers > 0
+		n.busy = busy(n)
 		if s.runnable(n) {
 			n.queued = true
 			s.ready = append(s.ready, n)
 		}
 	}
 	s.hasGraph = true
-	s.conv.changed(time.Now())
+	s.conv.changed(now)
 	s.log.Info("graph swapped in", "graph", g.Name, "vertices", g.Len(),
 		"added", len(added), "removed", len(removed), "kept", g.Len()-len(added))
 }
 
-// startWatch initialises n's resource and starts its Watch goroutine. An Init
-// failure kills the vertex.
-func (s *scheduler) startWatch(n *node) {
+// startWatch initialises n's resource and starts its Watch goroutine, or
+// its poll timer. An Init failure kills the vertex.
+func (s *scheduler) startWatch(n *node, now time.Time) {
 	rt := &Runtime{
 		ID:       n.id,
 		Hostname: s.cfg.Hostname,
@@ -91,18 +117,35 @@ func (s *scheduler) startWatch(n *node) {
 		Event:    func() { s.inbox.signal(n, sigEvent) },
 		Refresh:  n.curRefresh.Load,
 	}
-	n.watchDone = make(chan struct{})
+	if n.meta.limited() {
+		n.limiter = rate.NewLimiter(n.meta.Limit, n.meta.Burst)
+	}
+	done := make(chan struct{})
+	close(done)
+	n.watchDone, n.watchCancel = done, func() {}
 	if err := safeInit(n.res, rt); err != nil {
-		close(n.watchDone)
-		n.watchCancel = func() {}
 		n.initFailed = true
 		s.kill(n, "init failed", err)
 		return
 	}
+	if n.meta.Poll > 0 {
+		// Polling replaces Watch: the vertex is ready at once and checked
+		// every Poll.
+		s.markStarted(n)
+		s.timers.add(timerEntry{at: now.Add(n.meta.Poll), n: n, kind: timerPoll, gen: n.gen})
+		return
+	}
+	s.runWatch(n)
+}
+
+// runWatch starts one run of n's Watch.
+func (s *scheduler) runWatch(n *node) {
 	ctx, cancel := context.WithCancel(s.watchCtx)
-	n.watchCancel = cancel
+	done := make(chan struct{})
+	n.watchCancel, n.watchDone = cancel, done
 	go func() {
-		defer close(n.watchDone)
+		defer close(done)
+		defer cancel()
 		err := safeWatch(ctx, n.res)
 		if ctx.Err() != nil {
 			return // stopped by the engine: nothing to report

@@ -1,0 +1,244 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+)
+
+// semEntry is a local counting semaphore.
+type semEntry struct {
+	count int64
+	w     *semaphore.Weighted
+}
+
+// dispatch starts a CheckApply for every ready vertex, unless the engine is
+// stopping or waiting to swap. A ready vertex with a running descendant
+// waits for that descendant to finish, so an ancestor and a descendant never
+// run at the same time.
+func (s *scheduler) dispatch() {
+	if s.stopping || s.pending != nil {
+		return
+	}
+	for len(s.ready) > 0 {
+		n := s.ready[0]
+		s.ready[0] = nil
+		s.ready = s.ready[1:]
+		n.queued = false
+		if !s.runnable(n) {
+			continue
+		}
+		if s.running > 0 {
+			if d := s.runningDescendant(n); d != nil {
+				n.queued = true
+				d.waiters = append(d.waiters, n)
+				continue
+			}
+		}
+		s.start(n)
+	}
+	s.ready = s.ready[:0]
+}
+
+// runningDescendant returns a running descendant of n, or nil.
+func (s *scheduler) runningDescendant(n *node) *node {
+	s.epoch++
+	stack := append(s.work[:0], n.children...)
+	defer func() { s.work = stack[:0] }()
+	for len(stack) > 0 {
+		m := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if m.mark == s.epoch {
+			continue
+		}
+		m.mark = s.epoch
+		if m.running {
+			return m
+		}
+		stack = append(stack, m.children...)
+	}
+	return nil
+}
+
+// start launches n's CheckApply on a goroutine of its own. The goroutine
+// takes n's semaphores in sorted order first; the scheduler releases them
+// once it has handled the result.
+func (s *scheduler) start(n *node) {
+	n.running, n.dirty = true, false
+	refresh := n.refresh
+	n.refresh = false
+	n.curRefresh.Store(refresh)
+	s.running++
+	s.update(n)
+	if len(n.notify) > 0 {
+		// If the agent dies during this CheckApply, the children get their
+		// refresh on restart: the change may have happened.
+		s.state.setInflight(n.id, true)
+	}
+	s.state.flush()
+
+	sems := s.semaphores(n)
+	apply := !s.cfg.Noop && !n.meta.Noop
+	ctx, semaCtx, timeout := s.applyCtx, s.semaCtx, n.meta.Timeout
+	go func() {
+		r := result{n: n, refresh: refresh}
+		for _, w := range sems {
+			if err := w.Acquire(semaCtx, 1); err != nil {
+				r.notRun = true
+				break
+			}
+			r.held = append(r.held, w)
+		}
+		if !r.notRun {
+			cctx, cancel := ctx, context.CancelFunc(func() {})
+			if timeout > 0 {
+				cctx, cancel = context.WithTimeoutCause(ctx, timeout,
+					fmt.Errorf("CheckApply timed out after %v", timeout))
+			}
+			r.ok, r.err = safeCheckApply(cctx, n.res, apply)
+			if r.err != nil && cctx.Err() != nil && ctx.Err() == nil {
+				r.err = fmt.Errorf("%w: %w", context.Cause(cctx), r.err)
+			}
+			cancel()
+		}
+		select {
+		case s.results <- r:
+		case <-s.gone: // the engine gave up waiting after Abort
+			for _, w := range r.held {
+				w.Release(1)
+			}
+		}
+	}()
+}
+
+// semaphores resolves n's semaphore tags, plus the global one, to local
+// semaphores in sorted order of their ids.
+func (s *scheduler) semaphores(n *node) []*semaphore.Weighted {
+	tags := n.meta.Sema
+	if s.cfg.Sema > 0 {
+		tags = append(slices.Clip(tags), fmt.Sprintf(":%d", s.cfg.Sema))
+	}
+	if len(tags) == 0 {
+		return nil
+	}
+	type idCount struct {
+		id    string
+		count int64
+	}
+	parsed := make([]idCount, 0, len(tags))
+	for _, tag := range tags {
+		id, count, err := ParseSema(tag)
+		if err != nil {
+			continue // graphs are validated before they get here
+		}
+		parsed = append(parsed, idCount{id, count})
+	}
+	slices.SortFunc(parsed, func(a, b idCount) int {
+		switch {
+		case a.id < b.id:
+			return -1
+		case a.id > b.id:
+			return 1
+		}
+		return 0
+	})
+	parsed = slices.CompactFunc(parsed, func(a, b idCount) bool { return a.id == b.id })
+	out := make([]*semaphore.Weighted, 0, len(parsed))
+	for _, p := range parsed {
+		e := s.sems[p.id]
+		if e == nil || e.count != p.count {
+			// A new count makes a new semaphore; holders of the old one
+			// release the old one.
+			e = &semEntry{count: p.count, w: semaphore.NewWeighted(p.count)}
+			s.sems[p.id] = e
+		}
+		out = append(out, e.w)
+	}
+	return out
+}
+
+// finish records the outcome of a CheckApply.
+func (s *scheduler) finish(r result) {
+	n := r.n
+	n.running = false
+	n.curRefresh.Store(false)
+	s.running--
+	now := time.Now()
+	switch {
+	case r.notRun:
+		// Stopped while waiting for a semaphore: the work is still due.
+		n.dirty, n.refresh = true, n.refresh || r.refresh
+	case r.err != nil:
+		n.refresh = n.refresh || r.refresh // not consumed: deliver it next time
+		s.conv.changed(now)
+		s.failed(n, r.err, now)
+	case !r.ok:
+		n.checkFailed = false
+		s.conv.changed(now)
+		if s.cfg.Noop || n.meta.Noop {
+			// Nothing changed, so nothing is refreshed.
+			s.log.Info("resource would change (noop)", "resource", n.id.String())
+			break
+		}
+		s.log.Info("resource applied", "resource", n.id.String(), "refresh", r.refresh)
+		for _, c := range n.notify {
+			c.refresh, c.dirty = true, true
+			s.state.setRefresh(c.id, true)
+			s.update(c)
+		}
+	default:
+		n.checkFailed = false
+		s.log.Debug("resource in state", "resource", n.id.String())
+	}
+	if r.err == nil && !r.notRun {
+		if r.refresh {
+			s.state.setRefresh(n.id, n.refresh) // consumed, unless a new one came
+		}
+		if n.meta.RetryReset {
+			delete(s.retryUsed, n.id)
+		}
+	}
+	if len(n.notify) > 0 {
+		s.state.setInflight(n.id, false)
+	}
+	s.update(n)
+	for _, w := range r.held {
+		w.Release(1)
+	}
+	// Ancestors that waited for this vertex may go now.
+	for i, w := range n.waiters {
+		n.waiters[i] = nil
+		w.queued = false
+		if s.runnable(w) {
+			w.queued = true
+			s.ready = append(s.ready, w)
+		}
+	}
+	n.waiters = n.waiters[:0]
+}
+
+// failed handles a failed CheckApply: retry after Delay while the budget
+// lasts, else mark the vertex failed.
+func (s *scheduler) failed(n *node, err error, now time.Time) {
+	used := s.retryUsed[n.id]
+	if n.meta.Retry < 0 || used < n.meta.Retry {
+		s.retryUsed[n.id] = used + 1
+		n.checkFailed = false
+		s.setRetryWait(n, true)
+		s.timers.add(timerEntry{at: now.Add(n.meta.Delay), n: n, kind: timerRetry, gen: n.gen})
+		s.log.Warn("resource failed; retrying", "resource", n.id.String(), "err", err,
+			"retry", used+1, "of", retryBudget(n.meta.Retry), "delay", n.meta.Delay)
+		return
+	}
+	n.checkFailed = true
+	lvl := slog.LevelError
+	if errors.Is(err, context.Canceled) && s.aborted {
+		lvl = slog.LevelWarn
+	}
+	s.log.Log(context.Background(), lvl, "resource failed", "resource", n.id.String(), "err", err)
+}

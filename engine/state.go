@@ -1,0 +1,197 @@
+package engine
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+)
+
+// stateFile is the name of the engine's state file in Config.StateDir.
+const stateFile = "engine-state.json"
+
+// maxStateFile bounds the state file read at start.
+const maxStateFile = 64 << 20
+
+// stateStore keeps, on disk, what must survive a crash of the agent: the
+// refreshes notify edges delivered that no CheckApply has consumed yet, and
+// the vertices with notify edges whose CheckApply was in flight (it may
+// have changed something, so on restart their children get a refresh: at
+// least once, never lost). It is owned by the scheduler goroutine; a nil
+// store persists nothing.
+//
+// Writes replace the file atomically (write, then rename), so a crash leaves
+// the old state or the new one. The file is not fsynced: it survives the
+// process being killed, which is what it is for, though a power cut may
+// lose the last changes.
+type stateStore struct {
+	path     string
+	log      *slog.Logger
+	refresh  map[ID]bool
+	inflight map[ID]bool
+	loaded   bool // entries loaded from disk not yet matched to a graph
+	dirty    bool
+}
+
+// stateJSON is the file format.
+type stateJSON struct {
+	Version  int  `json:"version"`
+	Refresh  []ID `json:"refresh,omitempty"`
+	Inflight []ID `json:"inflight,omitempty"`
+}
+
+// openState loads the state in dir, or returns nil if dir is empty. A file
+// that cannot be parsed is moved aside and the engine starts afresh.
+func openState(dir string, log *slog.Logger) (*stateStore, error) {
+	if dir == "" {
+		return nil, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("engine state: %w", err)
+	}
+	st := &stateStore{path: filepath.Join(dir, stateFile), log: log,
+		refresh: map[ID]bool{}, inflight: map[ID]bool{}}
+	data, err := readBounded(st.path, maxStateFile)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return st, nil
+	case err != nil:
+		return nil, fmt.Errorf("engine state: %w", err)
+	}
+	var doc stateJSON
+	if err := json.Unmarshal(data, &doc); err != nil || doc.Version != 1 {
+		aside := st.path + ".corrupt"
+		log.Error("engine state unreadable; moving it aside and starting afresh",
+			"path", st.path, "moved_to", aside, "err", err, "version", doc.Version)
+		return st, os.Rename(st.path, aside)
+	}
+	for _, id := range doc.Refresh {
+		st.refresh[id] = true
+	}
+	for _, id := range doc.Inflight {
+		st.inflight[id] = true
+	}
+	st.loaded = len(st.refresh)+len(st.inflight) > 0
+	if st.loaded {
+		log.Info("pending refreshes restored", "refresh", len(doc.Refresh), "inflight", len(doc.Inflight))
+	}
+	return st, nil
+}
+
+func readBounded(path string, limit int64) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > limit {
+		return nil, fmt.Errorf("%s: %d bytes is more than %d", path, fi.Size(), limit)
+	}
+	return os.ReadFile(path)
+}
+
+func (st *stateStore) setRefresh(id ID, on bool) {
+	if st != nil && st.refresh[id] != on {
+		if on {
+			st.refresh[id] = true
+		} else {
+			delete(st.refresh, id)
+		}
+		st.dirty = true
+	}
+}
+
+func (st *stateStore) setInflight(id ID, on bool) {
+	if st != nil && st.inflight[id] != on {
+		if on {
+			st.inflight[id] = true
+		} else {
+			delete(st.inflight, id)
+		}
+		st.dirty = true
+	}
+}
+
+// takeRefresh reports whether id has a pending refresh on record. The record
+// stays until a CheckApply consumes it.
+func (st *stateStore) takeRefresh(id ID) bool { return st != nil && st.refresh[id] }
+
+// takeInflight reports and clears whether id was in flight when the agent
+// died.
+func (st *stateStore) takeInflight(id ID) bool {
+	if st == nil || !st.inflight[id] {
+		return false
+	}
+	delete(st.inflight, id)
+	st.dirty = true
+	return true
+}
+
+// forget drops what is on record for a vertex that left the graph.
+func (st *stateStore) forget(id ID) {
+	st.setRefresh(id, false)
+	st.setInflight(id, false)
+}
+
+// prune drops records of vertices the first graph after a restart does not
+// have: they are gone.
+func (st *stateStore) prune(has func(ID) bool) {
+	if st == nil || !st.loaded {
+		return
+	}
+	st.loaded = false
+	for id := range st.refresh {
+		if !has(id) {
+			st.setRefresh(id, false)
+		}
+	}
+	for id := range st.inflight {
+		if !has(id) {
+			st.setInflight(id, false)
+		}
+	}
+}
+
+// flush writes the state if it changed. Errors are logged: losing
+// persistence must not stop the engine.
+func (st *stateStore) flush() {
+	if st == nil || !st.dirty {
+		return
+	}
+	st.dirty = false
+	doc := stateJSON{Version: 1}
+	for id := range st.refresh {
+		doc.Refresh = append(doc.Refresh, id)
+	}
+	for id := range st.inflight {
+		doc.Inflight = append(doc.Inflight, id)
+	}
+	sortIDs(doc.Refresh)
+	sortIDs(doc.Inflight)
+	if err := writeAtomic(st.path, doc); err != nil {
+		st.log.Error("cannot persist pending refreshes", "path", st.path, "err", err)
+	}
+}
+
+func writeAtomic(path string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	_, werr := tmp.Write(data)
+	if err := errors.Join(werr, tmp.Close()); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return nil
+}
