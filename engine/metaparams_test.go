@@ -390,5 +390,3 @@ func TestMetaEqualCoversEveryField(t *testing.T) {
 		}
 	}
 }
-
-

@@ -56,7 +56,7 @@ type result struct {
 	ok      bool
 	err     error
 	refresh bool
-	notRun  bool                    // stopped while waiting for a semaphore
+	notRun  bool                  // stopped while waiting for a semaphore
 	held    []*semaphore.Weighted // semaphores to release
 }
 
