@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"time"
 
@@ -83,10 +84,12 @@ func (s *scheduler) start(n *node) {
 	s.state.flush()
 
 	sems := s.semaphores(n)
+	recv := n.recvPending
+	n.recvPending = nil
 	apply := !s.cfg.Noop && !n.meta.Noop
 	ctx, semaCtx, timeout := s.applyCtx, s.semaCtx, n.meta.Timeout
 	go func() {
-		r := result{n: n, refresh: refresh}
+		r := result{n: n, refresh: refresh, recv: recv}
 		for _, w := range sems {
 			if err := w.Acquire(semaCtx, 1); err != nil {
 				r.notRun = true
@@ -94,7 +97,10 @@ func (s *scheduler) start(n *node) {
 			}
 			r.held = append(r.held, w)
 		}
-		if !r.notRun {
+		if !r.notRun && len(recv) > 0 {
+			r.err = receive(n, recv)
+		}
+		if !r.notRun && r.err == nil {
 			cctx, cancel := ctx, context.CancelFunc(func() {})
 			if timeout > 0 {
 				cctx, cancel = context.WithTimeoutCause(ctx, timeout,
@@ -106,6 +112,7 @@ func (s *scheduler) start(n *node) {
 			}
 			cancel()
 		}
+		n.curRecv.Store(nil)
 		select {
 		case s.results <- r:
 		case <-s.gone: // the engine gave up waiting after Abort
@@ -114,6 +121,23 @@ func (s *scheduler) start(n *node) {
 			}
 		}
 	}()
+}
+
+// receive sets the received values in n's resource, re-validates it, and
+// tells Recv which keys changed. It runs on the CheckApply goroutine.
+func receive(n *node, recv map[string]any) error {
+	changed := make(map[string]bool, len(recv))
+	for k, v := range recv {
+		if err := setParam(n.res, k, v); err != nil {
+			return fmt.Errorf("recv: %w", err)
+		}
+		changed[k] = true
+	}
+	if err := n.res.Validate(); err != nil {
+		return fmt.Errorf("recv: received values are not valid: %w", err)
+	}
+	n.curRecv.Store(&changed)
+	return nil
 }
 
 // semaphores resolves n's semaphore tags, plus the global one, to local
@@ -169,6 +193,24 @@ func (s *scheduler) finish(r result) {
 	n.curRefresh.Store(false)
 	s.running--
 	now := time.Now()
+	n.sendMu.Lock()
+	sent := n.sendBuf
+	n.sendBuf = nil
+	n.sendMu.Unlock()
+	if r.err != nil || r.notRun {
+		// Not applied: set the received values again next time, unless
+		// newer ones arrived meanwhile.
+		for k, v := range r.recv {
+			if _, newer := n.recvPending[k]; !newer {
+				n.recvPending = setKey(n.recvPending, k, v)
+			}
+		}
+	} else {
+		for k, v := range r.recv {
+			n.recvLast = setKey(n.recvLast, k, v)
+		}
+		s.send(n, sent)
+	}
 	switch {
 	case r.notRun:
 		// Stopped while waiting for a semaphore: the work is still due.
@@ -220,6 +262,29 @@ func (s *scheduler) finish(r result) {
 		}
 	}
 	n.waiters = n.waiters[:0]
+}
+
+// send delivers the values n sent to the children whose parameters receive
+// them. A child sees a value once: resending the value it holds changes
+// nothing.
+func (s *scheduler) send(n *node, sent map[string]any) {
+	for _, e := range n.sends {
+		v, ok := sent[e.Send]
+		if !ok {
+			continue
+		}
+		c := e.to
+		if pv, pending := c.recvPending[e.Recv]; pending {
+			if reflect.DeepEqual(pv, v) {
+				continue
+			}
+		} else if lv, held := c.recvLast[e.Recv]; held && reflect.DeepEqual(lv, v) {
+			continue
+		}
+		c.recvPending = setKey(c.recvPending, e.Recv, v)
+		c.dirty = true
+		s.update(c)
+	}
 }
 
 // failed handles a failed CheckApply: retry after Delay while the budget

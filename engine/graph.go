@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -14,11 +15,20 @@ type Vertex struct {
 }
 
 // Edge orders two vertices: From is applied before To. With Notify set, a
-// CheckApply of From that changed something delivers a refresh to To.
+// CheckApply of From that changed something delivers a refresh to To. Each
+// of Keys sends one of From's output values into one of To's parameters.
 type Edge struct {
 	From   ID
 	To     ID
 	Notify bool
+	Keys   []KeyMap
+}
+
+// KeyMap sends the value From publishes under Send into the parameter of To
+// whose YAML key is Recv.
+type KeyMap struct {
+	Send string
+	Recv string
 }
 
 // Graph is a set of vertices and the edges between them. Build it with
@@ -68,8 +78,14 @@ func (g *Graph) AddEdge(e Edge) error {
 	key := [2]ID{e.From, e.To}
 	if i, ok := g.edgeIdx[key]; ok {
 		g.edges[i].Notify = g.edges[i].Notify || e.Notify
+		for _, k := range e.Keys {
+			if !slices.Contains(g.edges[i].Keys, k) {
+				g.edges[i].Keys = append(g.edges[i].Keys, k)
+			}
+		}
 		return nil
 	}
+	e.Keys = slices.Clone(e.Keys)
 	g.edgeIdx[key] = len(g.edges)
 	g.edges = append(g.edges, e)
 	return nil
@@ -94,6 +110,26 @@ func (g *Graph) Vertex(id ID) (Vertex, bool) {
 	}
 	return g.vertices[i], true
 }
+
+// VertexError is a problem with one vertex.
+type VertexError struct {
+	ID  ID
+	Err error
+}
+
+func (e *VertexError) Error() string { return e.ID.String() + ": " + e.Err.Error() }
+func (e *VertexError) Unwrap() error { return e.Err }
+
+// EdgeError is a problem with the edge From -> To.
+type EdgeError struct {
+	From, To ID
+	Err      error
+}
+
+func (e *EdgeError) Error() string {
+	return fmt.Sprintf("edge %s -> %s: %v", e.From, e.To, e.Err)
+}
+func (e *EdgeError) Unwrap() error { return e.Err }
 
 // CycleError reports a cycle: each vertex in Cycle has an edge to the next,
 // and the last has one to the first.
@@ -121,18 +157,18 @@ func (g *Graph) Validate() error {
 	}{}
 	for _, v := range g.vertices {
 		if err := v.Meta.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("%s: meta: %w", v.ID, err))
+			errs = append(errs, &VertexError{ID: v.ID, Err: fmt.Errorf("meta: %w", err)})
 			continue
 		}
 		for _, tag := range v.Meta.Sema {
 			if strings.HasPrefix(tag, "@@") {
-				errs = append(errs, fmt.Errorf("%s: meta: sema %q: cluster-wide semaphores (@@) need the cluster World, which this version of graft does not have yet", v.ID, tag))
+				errs = append(errs, &VertexError{ID: v.ID, Err: fmt.Errorf("meta: sema %q: cluster-wide semaphores (@@) need the cluster World, which this version of graft does not have yet", tag)})
 				continue
 			}
 			sid, count, _ := ParseSema(tag)
 			if prev, ok := semaAt[sid]; ok && prev.count != count {
-				errs = append(errs, fmt.Errorf("%s: meta: sema %q: %s holds semaphore %q with count %d",
-					v.ID, tag, prev.id, sid, prev.count))
+				errs = append(errs, &VertexError{ID: v.ID, Err: fmt.Errorf("meta: sema %q: %s holds semaphore %q with count %d",
+					tag, prev.id, sid, prev.count)})
 				continue
 			}
 			semaAt[sid] = struct {
@@ -141,6 +177,7 @@ func (g *Graph) Validate() error {
 			}{count, v.ID}
 		}
 	}
+	errs = append(errs, g.checkSendRecv()...)
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}

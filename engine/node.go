@@ -23,14 +23,21 @@ type node struct {
 	meta Meta
 
 	// Shared with other goroutines.
-	sig        atomic.Uint32 // pending signals from Watch, see sig*
-	curRefresh atomic.Bool   // Refresh() during the current CheckApply
-	watchErr   error         // written by the Watch goroutine before sigWatchExit
+	sig        atomic.Uint32                   // pending signals from Watch, see sig*
+	curRefresh atomic.Bool                     // Refresh() during the current CheckApply
+	watchErr   error                           // written by the Watch goroutine before sigWatchExit
+	curRecv    atomic.Pointer[map[string]bool] // Recv() during the current CheckApply
+	sendMu     sync.Mutex
+	sendBuf    map[string]any // values sent by the current CheckApply; guarded by sendMu
 
 	// Scheduler-owned.
 	parents  []*node
 	children []*node
 	notify   []*node // children reached through notify edges
+	sends    []sendEdge
+
+	recvPending map[string]any // received values to set before the next CheckApply
+	recvLast    map[string]any // received values the resource holds
 
 	started     bool    // Watch reported running
 	dirty       bool    // needs a CheckApply

@@ -73,6 +73,17 @@ type Runtime struct {
 	// Refresh reports, during CheckApply, whether a notify edge into this
 	// vertex delivered a refresh since its last successful CheckApply.
 	Refresh func() bool
+
+	// Send publishes output values for send/recv edges, during CheckApply.
+	// Keys and types must be those the resource's Sends declares. Values
+	// sent by a CheckApply that fails are dropped.
+	Send func(map[string]any) error
+	// Recv reports, during CheckApply, which parameters send/recv edges
+	// changed since the last successful CheckApply. The engine sets such
+	// parameters and re-validates the resource before calling CheckApply,
+	// so Watch must not read a parameter that can be received after it has
+	// called Running.
+	Recv func() map[string]bool
 }
 
 // Kind describes one kind of resource for a [Registry].

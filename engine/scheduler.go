@@ -58,6 +58,7 @@ type result struct {
 	refresh bool
 	notRun  bool                  // stopped while waiting for a semaphore
 	held    []*semaphore.Weighted // semaphores to release
+	recv    map[string]any        // received values set before this CheckApply
 }
 
 func newScheduler(ctx context.Context, e *Engine) *scheduler {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -14,10 +16,16 @@ import (
 // their resource, Watch and state; the others are stopped or started.
 func (s *scheduler) swap(g *Graph) {
 	next := make(map[ID]*node, g.Len())
+	received := map[ID][]string{} // parameters set by send/recv, not by the graph
+	for _, e := range g.Edges() {
+		for _, k := range e.Keys {
+			received[e.To] = append(received[e.To], k.Recv)
+		}
+	}
 	var added, removed []*node
 	for _, v := range g.Vertices() {
 		old, ok := s.nodes[v.ID]
-		if ok && old.meta.Equal(v.Meta) && sameParams(old.res, v.Res) && !(old.dead && v.Meta.Rewatch) {
+		if ok && old.meta.Equal(v.Meta) && sameParams(old.res, v.Res, received[v.ID]) && !(old.dead && v.Meta.Rewatch) {
 			next[v.ID] = old
 			continue
 		}
@@ -25,6 +33,14 @@ func (s *scheduler) swap(g *Graph) {
 		if ok {
 			removed = append(removed, old)
 			n.refresh = old.refresh // a pending refresh outlives a change of parameters
+			// So do received values, for the parameters still received.
+			for _, k := range received[v.ID] {
+				if val, has := old.recvPending[k]; has {
+					n.recvPending = setKey(n.recvPending, k, val)
+				} else if val, has := old.recvLast[k]; has {
+					n.recvPending = setKey(n.recvPending, k, val)
+				}
+			}
 		}
 		next[v.ID] = n
 		added = append(added, n)
@@ -53,7 +69,7 @@ func (s *scheduler) swap(g *Graph) {
 
 	// Rebuild the edges of every vertex in the new graph.
 	for _, n := range next {
-		n.parents, n.children, n.notify = n.parents[:0], n.children[:0], n.notify[:0]
+		n.parents, n.children, n.notify, n.sends = n.parents[:0], n.children[:0], n.notify[:0], n.sends[:0]
 		n.blockers, n.busy, n.queued = 0, false, false
 	}
 	for _, e := range g.Edges() {
@@ -62,6 +78,9 @@ func (s *scheduler) swap(g *Graph) {
 		to.parents = append(to.parents, from)
 		if e.Notify {
 			from.notify = append(from.notify, to)
+		}
+		for _, k := range e.Keys {
+			from.sends = append(from.sends, sendEdge{to: to, KeyMap: k})
 		}
 	}
 	s.nodes = next
@@ -116,6 +135,23 @@ func (s *scheduler) startWatch(n *node, now time.Time) {
 		Running:  func() { s.inbox.signal(n, sigRunning) },
 		Event:    func() { s.inbox.signal(n, sigEvent) },
 		Refresh:  n.curRefresh.Load,
+		Send: func(vals map[string]any) error {
+			if err := sendValues(n.res, vals); err != nil {
+				return err
+			}
+			n.sendMu.Lock()
+			defer n.sendMu.Unlock()
+			for k, v := range vals {
+				n.sendBuf = setKey(n.sendBuf, k, v)
+			}
+			return nil
+		},
+		Recv: func() map[string]bool {
+			if p := n.curRecv.Load(); p != nil {
+				return *p
+			}
+			return nil
+		},
 	}
 	if n.meta.limited() {
 		n.limiter = rate.NewLimiter(n.meta.Limit, n.meta.Burst)
@@ -232,10 +268,20 @@ func topoOrder(g *Graph, nodes map[ID]*node) []*node {
 	return order
 }
 
+// setKey sets m[k] = v, making m if needed.
+func setKey(m map[string]any, k string, v any) map[string]any {
+	if m == nil {
+		m = map[string]any{}
+	}
+	m[k] = v
+	return m
+}
+
 // sameParams reports whether two resources are the same resource: the same
 // value, or the same type with equal exported fields. Unexported fields hold
-// run-time state and are ignored.
-func sameParams(a, b Res) bool {
+// run-time state and are ignored, and so are the parameters listed in
+// received, which send/recv edges set.
+func sameParams(a, b Res, received []string) bool {
 	if a == b {
 		return true
 	}
@@ -254,8 +300,18 @@ func sameParams(a, b Res) bool {
 	}
 	t := va.Type()
 	for i := range t.NumField() {
-		if !t.Field(i).IsExported() {
+		f := t.Field(i)
+		if !f.IsExported() {
 			continue
+		}
+		if len(received) > 0 {
+			key, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if key == "" {
+				key = strings.ToLower(f.Name)
+			}
+			if slices.Contains(received, key) {
+				continue
+			}
 		}
 		if !reflect.DeepEqual(va.Field(i).Interface(), vb.Field(i).Interface()) {
 			return false

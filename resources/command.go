@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"sync"
 	"syscall"
 	"time"
 
@@ -140,6 +141,8 @@ func signalGroup(pid int, sig syscall.Signal) error {
 // output is what a finished command left behind.
 type output struct {
 	stdout, stderr *tailBuffer
+	// combined is stdout and stderr interleaved as they were written.
+	combined *tailBuffer
 	// code is the exit code, -1 if a signal ended the command.
 	code int
 	// state is how it ended, as "exit status 3".
@@ -151,8 +154,12 @@ type output struct {
 // run runs the command to completion and keeps the tail of its output. An
 // error means it could not start; how it ended is in the output.
 func (c command) run(ctx context.Context) (output, error) {
-	out := output{stdout: newTailBuffer(maxOutput), stderr: newTailBuffer(maxOutput)}
-	p, err := c.start(ctx, out.stdout, out.stderr)
+	out := output{stdout: newTailBuffer(maxOutput), stderr: newTailBuffer(maxOutput),
+		combined: newTailBuffer(maxOutput)}
+	// os/exec copies each stream on a goroutine of its own; the combined
+	// buffer is shared, so it takes a lock.
+	both := &lockedWriter{w: out.combined}
+	p, err := c.start(ctx, io.MultiWriter(out.stdout, both), io.MultiWriter(out.stderr, both))
 	if err != nil {
 		return out, err
 	}
@@ -160,6 +167,18 @@ func (c command) run(ctx context.Context) (output, error) {
 	out.code = p.exitCode()
 	out.state = p.state()
 	return out, nil
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // maxOutput is how much of each output stream a command run keeps: the

@@ -69,6 +69,13 @@ type Exec struct {
 	grace time.Duration // SIGTERM to SIGKILL; zero means defaultKillGrace
 }
 
+// Sends declares what exec sends over send/recv edges after its command
+// ran: its stdout, its stderr, and both interleaved as output (the last
+// 64 KiB of each).
+func (e *Exec) Sends() map[string]any {
+	return map[string]any{"stdout": "", "stderr": "", "output": ""}
+}
+
 // LegacyKeys returns the keys old mgmt graphs carry for exec that graft
 // accepts and ignores, each with the reason.
 func (e *Exec) LegacyKeys() map[string]string {
@@ -286,6 +293,13 @@ func (e *Exec) runCmd(ctx context.Context) error {
 		return fmt.Errorf("cmd: %w", err)
 	}
 	e.rt.Logger.Info("cmd ran", outputAttrs(out)...)
+	if err := e.rt.Send(map[string]any{
+		"stdout": string(out.stdout.Bytes()),
+		"stderr": string(out.stderr.Bytes()),
+		"output": string(out.combined.Bytes()),
+	}); err != nil {
+		return err
+	}
 	var exitErr *exec.ExitError
 	switch {
 	case out.err == nil:

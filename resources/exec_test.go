@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +29,14 @@ type execProbe struct {
 	early   atomic.Bool   // an Event arrived before Running
 	eventc  chan struct{} // one value per Event, never blocks the sender
 	logs    *execLogs
+	sentMu  sync.Mutex
+	sent    map[string]any // the last values sent
+}
+
+func (p *execProbe) lastSent() map[string]any {
+	p.sentMu.Lock()
+	defer p.sentMu.Unlock()
+	return p.sent
 }
 
 func (p *execProbe) waitEvents(t *testing.T, n int64) {
@@ -100,6 +109,13 @@ func newTestExec(t *testing.T, e *Exec) (*Exec, *execProbe) {
 			}
 		},
 		Refresh: func() bool { return false },
+		Send: func(vals map[string]any) error {
+			p.sentMu.Lock()
+			defer p.sentMu.Unlock()
+			p.sent = vals
+			return nil
+		},
+		Recv: func() map[string]bool { return nil },
 	}
 	if err := e.Init(rt); err != nil {
 		t.Fatalf("Init: %v", err)
@@ -583,5 +599,31 @@ func TestExecLeavesNoProcessBehind(t *testing.T) {
 			}
 			execWaitGone(t, pid)
 		})
+	}
+}
+
+// exec sends its stdout, stderr and both interleaved after its command ran.
+func TestExecSendsOutput(t *testing.T) {
+	e, p := newTestExec(t, &Exec{Cmd: "echo out; echo err >&2; echo out2", Shell: "/bin/sh"})
+	execCheckApply(t, e, true)
+	got := p.lastSent()
+	want := map[string]any{"stdout": "out\nout2\n", "stderr": "err\n"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("sent %s = %q, want %q", k, got[k], v)
+		}
+	}
+	// The two streams reach graft through two pipes, so only each stream's
+	// own order is kept in output.
+	out, _ := got["output"].(string)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	slices.Sort(lines)
+	if !slices.Equal(lines, []string{"err", "out", "out2"}) || strings.Index(out, "out\n") > strings.Index(out, "out2") {
+		t.Errorf("sent output = %q, want out, out2 and err", out)
+	}
+	for k, v := range e.Sends() {
+		if _, ok := v.(string); !ok || got[k] == nil {
+			t.Errorf("declared send %q (%T) not sent as a string", k, v)
+		}
 	}
 }

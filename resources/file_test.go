@@ -46,6 +46,8 @@ func newTestRuntime(kind, name string) *testRuntime {
 			}
 		},
 		Refresh: rt.refresh.Load,
+		Send:    func(map[string]any) error { return nil },
+		Recv:    func() map[string]bool { return nil },
 	}
 	return rt
 }

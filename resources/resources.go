@@ -1,5 +1,5 @@
 // Package resources implements graft's resource kinds (file, exec, timer,
-// print, noop) and registers them by name in an engine registry.
+// print, noop, password) and registers them by name in an engine registry.
 package resources
 
 import (
@@ -25,6 +25,7 @@ func NewRegistry(deps Deps) *engine.Registry {
 		{Name: "timer", New: func(name string) engine.Res { return &Timer{} }},
 		{Name: "exec", New: func(name string) engine.Res { return &Exec{name: name} }},
 		{Name: "file", New: func(name string) engine.Res { return &File{name: name, hub: deps.Files} }},
+		{Name: "password", New: func(name string) engine.Res { return &Password{} }},
 	} {
 		if err := r.Add(k); err != nil {
 			panic(err) // the list above is fixed: a duplicate is a programming error

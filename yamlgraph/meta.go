@@ -1,20 +1,38 @@
 package yamlgraph
 
 import (
+	"math"
+	"time"
+
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/time/rate"
 
 	"github.com/graftcm/graft/engine"
 )
 
-// pendingMeta lists mgmt's metaparameters the engine does not honour yet.
-// They are rejected rather than silently ignored.
-func pendingMeta() []string {
-	return []string{"burst", "delay", "limit", "poll", "realize", "reset", "retry", "retryreset", "sema", "timeout"}
+// metaYAML is a resource's meta mapping, with mgmt's names, types and units.
+// Pointers tell a key that is absent from one set to its zero value.
+type metaYAML struct {
+	Noop       *bool    `yaml:"noop"`
+	Retry      *int16   `yaml:"retry"`      // -1 for ever
+	RetryReset *bool    `yaml:"retryreset"` //
+	Delay      *uint64  `yaml:"delay"`      // milliseconds
+	Timeout    *uint64  `yaml:"timeout"`    // milliseconds
+	Poll       *uint32  `yaml:"poll"`       // seconds
+	Limit      *float64 `yaml:"limit"`      // events per second; .inf for none
+	Burst      *int     `yaml:"burst"`      //
+	Sema       []string `yaml:"sema"`       //
+	Rewatch    *bool    `yaml:"rewatch"`    //
+	AutoEdge   *bool    `yaml:"autoedge"`   // default true
+	AutoGroup  *bool    `yaml:"autogroup"`  // default true
 }
 
-// metaKeys lists every metaparameter name.
-func metaKeys() []string {
-	return append([]string{"autoedge", "autogroup", "noop", "rewatch"}, pendingMeta()...)
+// ignoredMeta are mgmt metaparameters graft accepts and ignores, with why.
+func ignoredMeta() map[string]string {
+	return map[string]string{
+		"realize": "mgmt never implemented it",
+		"reset":   "graft keeps retry counters per kind and name; see retryreset",
+	}
 }
 
 // meta parses a resource's meta mapping.
@@ -28,34 +46,89 @@ func (p *parser) meta(n *yaml.Node, where string) (engine.Meta, bool) {
 		p.l.add(n, where, "want a mapping of metaparameters, got %s", describe(n))
 		return m, false
 	}
+	known := paramKeys(metaYAML{})
+	ignored := ignoredMeta()
+	keep := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	keyAt := map[string]*yaml.Node{}
 	ok := true
 	for _, kv := range p.pairs(n, where) {
-		switch kv.key {
-		case "noop":
-			ok = p.boolean(kv.v, where, "noop", &m.Noop) && ok
-		case "rewatch":
-			ok = p.boolean(kv.v, where, "rewatch", &m.Rewatch) && ok
-		case "autoedge", "autogroup":
-			// Both default to true. graft adds no automatic edges and groups
-			// nothing yet, which is what false asks for.
-			var b bool
-			ok = p.boolean(kv.v, where, kv.key, &b) && ok
+		switch {
+		case contains(known, kv.key):
+			keep.Content = append(keep.Content, kv.k, kv.v)
+			keyAt[kv.key] = kv.k
+		case ignored[kv.key] != "":
+			p.l.warn(kv.k, "%s: %s: ignored: %s", where, kv.key, ignored[kv.key])
 		default:
-			if contains(pendingMeta(), kv.key) {
-				p.l.add(kv.k, where, "%s is not supported by this version of graft yet", kv.key)
-			} else {
-				p.unknownKey(kv.k, where, kv.key, metaKeys())
-			}
+			p.unknownKey(kv.k, where, kv.key, known)
 			ok = false
 		}
 	}
-	return m, ok
+	var y metaYAML
+	if err := keep.Decode(&y); err != nil {
+		p.l.fromYAML(err, where)
+		return m, false
+	}
+	if !ok {
+		return m, false
+	}
+	m = y.toMeta()
+	if err := m.Validate(); err != nil {
+		at := n
+		if k := keyAt[leadingWord(err.Error())]; k != nil {
+			at = k
+		}
+		p.l.add(at, where, "%v", err)
+		return m, false
+	}
+	return m, true
 }
 
-func (p *parser) boolean(n *yaml.Node, where, key string, dst *bool) bool {
-	if err := n.Decode(dst); err != nil {
-		p.l.add(n, where, "%s: want true or false, got %s", key, describe(n))
-		return false
+func (y metaYAML) toMeta() engine.Meta {
+	var m engine.Meta
+	set := func(dst *bool, src *bool) {
+		if src != nil {
+			*dst = *src
+		}
 	}
-	return true
+	set(&m.Noop, y.Noop)
+	set(&m.RetryReset, y.RetryReset)
+	set(&m.Rewatch, y.Rewatch)
+	if y.AutoEdge != nil {
+		m.NoAutoEdge = !*y.AutoEdge
+	}
+	if y.AutoGroup != nil {
+		m.NoAutoGroup = !*y.AutoGroup
+	}
+	if y.Retry != nil {
+		m.Retry = int(*y.Retry)
+	}
+	if y.Delay != nil {
+		m.Delay = millis(*y.Delay)
+	}
+	if y.Timeout != nil {
+		m.Timeout = millis(*y.Timeout)
+	}
+	if y.Poll != nil {
+		m.Poll = time.Duration(*y.Poll) * time.Second
+	}
+	if y.Limit != nil {
+		m.Limit = rate.Limit(*y.Limit)
+		if math.IsInf(*y.Limit, 1) {
+			m.Limit = rate.Inf
+		}
+	}
+	if y.Burst != nil {
+		m.Burst = *y.Burst
+	}
+	m.Sema = y.Sema
+	return m
+}
+
+// millis converts milliseconds to a Duration, saturating instead of
+// overflowing.
+func millis(ms uint64) time.Duration {
+	if ms > uint64(math.MaxInt64/int64(time.Millisecond)) {
+		return time.Duration(math.MaxInt64)
+	}
+	return time.Duration(ms) * time.Millisecond
 }

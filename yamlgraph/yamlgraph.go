@@ -17,6 +17,9 @@
 //	  from: {kind: file, name: f1}
 //	  to: {kind: exec, name: x1}
 //	  notify: true            # deliver a refresh when f1 changed something
+//	- name: e2                # send/recv: x1's stdout becomes f2's content
+//	  from: {kind: exec, name: x1, key: stdout}
+//	  to: {kind: file, name: f2, key: content}
 //
 // Unknown keys are errors, except keys that mgmt's own examples still carry
 // for parameters mgmt has since dropped; those produce a Warning.
@@ -83,7 +86,7 @@ func Parse(file string, data []byte, reg *engine.Registry) (*Result, error) {
 		if errors.As(err, &cyc) {
 			return nil, p.cycleError(cyc)
 		}
-		return nil, fmt.Errorf("%s: %w", file, err)
+		return nil, p.graphError(err)
 	}
 	return &Result{Graph: g, Warnings: p.l.warns}, nil
 }
@@ -270,7 +273,7 @@ func (p *parser) edges(n *yaml.Node) {
 			p.l.add(item, where, "want a mapping with from and to, got %s", describe(item))
 			continue
 		}
-		var from, to *engine.ID
+		var from, to *endpoint
 		var notify bool
 		ok := true
 		kvs := p.pairs(item, where)
@@ -310,21 +313,38 @@ func (p *parser) edges(n *yaml.Node) {
 		if !ok {
 			continue
 		}
-		p.edgeAt[[2]engine.ID{*from, *to}] = item
-		if err := p.graph.AddEdge(engine.Edge{From: *from, To: *to, Notify: notify}); err != nil {
+		e := engine.Edge{From: from.id, To: to.id, Notify: notify}
+		switch {
+		case from.key != "" && to.key != "":
+			e.Keys = []engine.KeyMap{{Send: from.key, Recv: to.key}}
+		case from.key != "" || to.key != "":
+			p.l.add(item, where, "send/recv needs a key on both from and to")
+			continue
+		}
+		if _, seen := p.edgeAt[[2]engine.ID{e.From, e.To}]; !seen {
+			p.edgeAt[[2]engine.ID{e.From, e.To}] = item
+		}
+		if err := p.graph.AddEdge(e); err != nil {
 			p.l.add(item, where, "%v", err)
 		}
 	}
 }
 
-// endpoint parses {kind, name} and checks the resource exists.
-func (p *parser) endpoint(n *yaml.Node, where string) *engine.ID {
+// endpoint is one end of an edge: a resource, and for send/recv a key.
+type endpoint struct {
+	id  engine.ID
+	key string
+}
+
+// endpoint parses {kind, name[, key]} and checks the resource exists.
+func (p *parser) endpoint(n *yaml.Node, where string) *endpoint {
 	n = resolve(n)
 	if n.Kind != yaml.MappingNode {
 		p.l.add(n, where, "want a mapping with kind and name, got %s", describe(n))
 		return nil
 	}
 	var id engine.ID
+	var key string
 	for _, kv := range p.pairs(n, where) {
 		switch kv.key {
 		case "kind":
@@ -332,8 +352,10 @@ func (p *parser) endpoint(n *yaml.Node, where string) *engine.ID {
 			id.Kind = strings.ToLower(s)
 		case "name":
 			id.Name, _ = p.scalar(kv.v, where+".name")
+		case "key":
+			key, _ = p.scalar(kv.v, where+".key")
 		default:
-			p.unknownKey(kv.k, where, kv.key, []string{"kind", "name"})
+			p.unknownKey(kv.k, where, kv.key, []string{"key", "kind", "name"})
 			return nil
 		}
 	}
@@ -345,7 +367,36 @@ func (p *parser) endpoint(n *yaml.Node, where string) *engine.ID {
 		p.l.add(n, where, "no resource %s %q in this graph", id.Kind, id.Name)
 		return nil
 	}
-	return &id
+	return &endpoint{id: id, key: key}
+}
+
+// graphError locates the problems Graph.Validate reports: a vertex's at its
+// name, an edge's at the edge.
+func (p *parser) graphError(err error) error {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	var out []error
+	for _, e := range errs {
+		located := &Error{File: p.l.file, Msg: e.Error()}
+		var ve *engine.VertexError
+		var ee *engine.EdgeError
+		switch {
+		case errors.As(e, &ve):
+			if n := p.defined[ve.ID]; n != nil {
+				located.Line, located.Column = n.Line, n.Column
+			}
+			located.Where, located.Msg = fmt.Sprintf("%s %q", ve.ID.Kind, ve.ID.Name), ve.Err.Error()
+		case errors.As(e, &ee):
+			if n := p.edgeAt[[2]engine.ID{ee.From, ee.To}]; n != nil {
+				located.Line, located.Column = n.Line, n.Column
+			}
+			located.Where, located.Msg = fmt.Sprintf("edge %s -> %s", ee.From, ee.To), ee.Err.Error()
+		}
+		out = append(out, located)
+	}
+	return errors.Join(out...)
 }
 
 // cycleError locates a cycle at the edges that form it.

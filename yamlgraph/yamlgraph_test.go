@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/graftcm/graft/engine"
 	"github.com/graftcm/graft/resources"
@@ -68,6 +71,76 @@ edges:
 	}
 	if len(res.Warnings) != 0 {
 		t.Errorf("unexpected warnings: %v", res.Warnings)
+	}
+}
+
+func TestParseSendRecv(t *testing.T) {
+	src := `
+resources:
+  password:
+  - name: db
+    length: 16
+  file:
+  - name: /tmp/db.pass
+    mode: "0600"
+edges:
+- from: {kind: password, name: db, key: password}
+  to: {kind: file, name: /tmp/db.pass, key: content}
+`
+	res, err := yamlgraph.Parse("sr.yaml", []byte(src), registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := res.Graph.Edges()[0]
+	if len(e.Keys) != 1 || e.Keys[0] != (engine.KeyMap{Send: "password", Recv: "content"}) {
+		t.Errorf("got keys %+v", e.Keys)
+	}
+}
+
+// Every metaparameter key parses with mgmt's names, types and units.
+func TestMetaParamsParse(t *testing.T) {
+	src := `
+resources:
+  noop:
+  - name: all
+    meta:
+      noop: true
+      retry: -1
+      retryreset: true
+      delay: 1500
+      timeout: 30000
+      poll: 10
+      limit: 0.5
+      burst: 2
+      sema: ["db", "pool:3"]
+      rewatch: true
+      autoedge: false
+      autogroup: false
+      realize: true
+      reset: true
+  - name: defaults
+  - name: inf
+    meta: {limit: .inf}
+`
+	res, err := yamlgraph.Parse("meta.yaml", []byte(src), registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := res.Graph.Vertex(engine.ID{Kind: "noop", Name: "all"})
+	want := engine.Meta{Noop: true, Retry: -1, RetryReset: true, Delay: 1500 * time.Millisecond,
+		Timeout: 30 * time.Second, Poll: 10 * time.Second, Limit: 0.5, Burst: 2,
+		Sema: []string{"db", "pool:3"}, Rewatch: true, NoAutoEdge: true, NoAutoGroup: true}
+	if !v.Meta.Equal(want) {
+		t.Errorf("got %+v\nwant %+v", v.Meta, want)
+	}
+	if d, _ := res.Graph.Vertex(engine.ID{Kind: "noop", Name: "defaults"}); !d.Meta.Equal(engine.Meta{}) {
+		t.Errorf("defaults: got %+v, want the zero Meta", d.Meta)
+	}
+	if i, _ := res.Graph.Vertex(engine.ID{Kind: "noop", Name: "inf"}); i.Meta.Limit != rate.Inf {
+		t.Errorf("limit .inf: got %v", i.Meta.Limit)
+	}
+	if len(res.Warnings) != 2 {
+		t.Errorf("want warnings for realize and reset, got %v", res.Warnings)
 	}
 }
 
@@ -192,12 +265,41 @@ resources:
   - name: /tmp/a
     mode: "u=rwz"
 `, `bad.yaml:5:5: file "/tmp/a": mode "u=rwz": clause "u=rwz": unknown permission 'z'`},
-		{"unsupported meta", `
+		{"unknown meta", `
 resources:
   noop:
   - name: a
-    meta: {retry: 3}
-`, `bad.yaml:5:12: noop "a": meta: retry is not supported by this version of graft yet`},
+    meta: {retyr: 3}
+`, `bad.yaml:5:12: noop "a": meta: unknown key "retyr" (did you mean "retry"?`},
+		{"bad meta type", `
+resources:
+  noop:
+  - name: a
+    meta:
+      delay: soon
+`, "bad.yaml:6: noop \"a\": meta: cannot unmarshal !!str `soon` into uint64"},
+		{"limit without burst", `
+resources:
+  noop:
+  - name: a
+    meta:
+      limit: 2
+`, `bad.yaml:6:7: noop "a": meta: burst: must be at least 1 when limit is set`},
+		{"bad sema", `
+resources:
+  noop:
+  - name: a
+    meta:
+      sema: ["42"]
+`, `bad.yaml:6:7: noop "a": meta: sema: "42": the id is a bare number`},
+		{"sema count conflict", `
+resources:
+  noop:
+  - name: a
+    meta: {sema: ["db:2"]}
+  - name: b
+    meta: {sema: ["db:3"]}
+`, `bad.yaml:6:11: noop "b": meta: sema "db:3": noop[a] holds semaphore "db" with count 2`},
 		{"duplicate key", `
 resources:
   noop:
@@ -207,6 +309,40 @@ resources:
 		{"syntax", "resources:\n  noop: [\n", `bad.yaml:2: did not find expected node content`},
 		{"not a mapping", "- a\n- b\n", `bad.yaml:1:1: want a mapping with graph, resources and edges, got a list`},
 		{"empty", "", `bad.yaml: the file is empty`},
+		{"send/recv type mismatch", `
+resources:
+  exec:
+  - name: x
+    cmd: "true"
+  timer:
+  - name: t
+    interval: 5
+edges:
+- from: {kind: exec, name: x, key: stdout}
+  to: {kind: timer, name: t, key: interval}
+`, `bad.yaml:10:3: edge exec[x] -> timer[t]: send stdout -> recv interval: exec[x] sends stdout string but timer[t] parameter interval is uint32`},
+		{"send/recv unknown key", `
+resources:
+  exec:
+  - name: x
+    cmd: "true"
+  file:
+  - name: /tmp/f
+edges:
+- from: {kind: exec, name: x, key: stdot}
+  to: {kind: file, name: /tmp/f, key: content}
+`, `bad.yaml:9:3: edge exec[x] -> file[/tmp/f]: send stdot -> recv content: exec[x] sends no "stdot" (it sends: output, stderr, stdout)`},
+		{"send/recv one key", `
+resources:
+  exec:
+  - name: x
+    cmd: "true"
+  file:
+  - name: /tmp/f
+edges:
+- from: {kind: exec, name: x, key: stdout}
+  to: {kind: file, name: /tmp/f}
+`, `bad.yaml:9:3: edges[0]: send/recv needs a key on both from and to`},
 		{"exported", `
 resources:
   file:
