@@ -285,6 +285,10 @@ func sameParams(a, b Res, received []string) bool {
 	if a == b {
 		return true
 	}
+	if ga, ok := a.(*group); ok {
+		gb, ok := b.(*group)
+		return ok && sameGroup(ga, gb)
+	}
 	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
 	if va.Type() != vb.Type() {
 		return false

@@ -349,3 +349,16 @@ func outputAttrs(out output) []any {
 	}
 	return attrs
 }
+
+// Requires names the working directory and the creates path: file
+// resources that manage them are applied first.
+func (e *Exec) Requires() []string {
+	var req []string
+	for _, p := range []string{e.Cwd, e.Creates} {
+		if p != "" {
+			self, _ := engine.PathUIDs(p)
+			req = append(req, self)
+		}
+	}
+	return req
+}

@@ -383,3 +383,16 @@ func sameContent(p string, size int64, want string) (bool, error) {
 		}
 	}
 }
+
+// Provides names the path this resource manages, for automatic edges.
+func (f *File) Provides() []string {
+	self, _ := engine.PathUIDs(f.path())
+	return []string{self}
+}
+
+// Requires names the parent directories of the path: a file resource that
+// manages one of them is applied first.
+func (f *File) Requires() []string {
+	_, parents := engine.PathUIDs(f.path())
+	return parents
+}

@@ -38,3 +38,6 @@ func (n *Noop) CheckApply(context.Context, bool) (bool, error) {
 	}
 	return true, nil
 }
+
+// GroupKey lets every noop group with the others.
+func (n *Noop) GroupKey() string { return "noop" }

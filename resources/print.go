@@ -43,3 +43,12 @@ func (p *Print) CheckApply(_ context.Context, apply bool) (bool, error) {
 	}
 	return true, nil
 }
+
+// GroupKey lets prints group, except refresh_only ones, which must see
+// their own refreshes.
+func (p *Print) GroupKey() string {
+	if p.RefreshOnly {
+		return ""
+	}
+	return "print"
+}

@@ -81,12 +81,27 @@ func Parse(file string, data []byte, reg *engine.Registry) (*Result, error) {
 	if err := p.l.err(); err != nil {
 		return nil, err
 	}
+	_, skipped := engine.AutoEdges(g)
+	for _, err := range skipped {
+		w := Warning{File: file, Msg: err.Error()}
+		var ee *engine.EdgeError
+		if errors.As(err, &ee) {
+			if n := p.defined[ee.To]; n != nil {
+				w.Line, w.Column = n.Line, n.Column
+			}
+		}
+		p.l.warns = append(p.l.warns, w)
+	}
 	if err := g.Validate(); err != nil {
 		var cyc *engine.CycleError
 		if errors.As(err, &cyc) {
 			return nil, p.cycleError(cyc)
 		}
 		return nil, p.graphError(err)
+	}
+	g = engine.AutoGroup(g)
+	if err := g.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: after grouping resources: %w", file, err)
 	}
 	return &Result{Graph: g, Warnings: p.l.warns}, nil
 }

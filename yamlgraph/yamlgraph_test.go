@@ -433,3 +433,69 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// Files depend on the file resources managing their parent directories, and
+// exec on those for its cwd and creates path, unless meta autoedge is off.
+func TestAutoEdgesFromYAML(t *testing.T) {
+	src := `
+resources:
+  file:
+  - name: conf
+    path: /srv/app/conf
+    content: x
+  - name: appdir
+    path: /srv/app/
+    state: exists
+  - name: loose
+    path: /srv/app/loose
+    meta: {autoedge: false}
+  exec:
+  - name: build
+    cmd: make
+    cwd: /srv/app
+    creates: /srv/app/conf
+`
+	res, err := yamlgraph.Parse("auto.yaml", []byte(src), registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range res.Graph.Edges() {
+		got = append(got, e.From.Name+"->"+e.To.Name)
+	}
+	want := []string{"appdir->conf", "appdir->build", "conf->build"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("automatic edges %v, want %v", got, want)
+	}
+}
+
+// Groupable resources merge into one vertex.
+func TestAutoGroupFromYAML(t *testing.T) {
+	src := `
+resources:
+  noop:
+  - name: a
+  - name: b
+  - name: c
+    meta: {autogroup: false}
+  print:
+  - name: p1
+    msg: one
+  - name: p2
+    msg: two
+  - name: p3
+    msg: three
+    refresh_only: true
+`
+	res, err := yamlgraph.Parse("group.yaml", []byte(src), registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, v := range res.Graph.Vertices() {
+		ids = append(ids, v.ID.String())
+	}
+	if want := "noop[a] noop[c] print[p1] print[p3]"; strings.Join(ids, " ") != want {
+		t.Errorf("vertices %v, want %s", ids, want)
+	}
+}
