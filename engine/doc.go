@@ -37,4 +37,24 @@
 //
 // Cost per event is proportional to the descendants it touches, not to the size
 // of the graph.
+//
+// # Metaparameters, semaphores, refresh and send/recv
+//
+// Each vertex carries a [Meta] (mgmt's metaparams: noop, retry, delay,
+// timeout, poll, limit/burst, sema, rewatch, autoedge, autogroup). Retries,
+// polls and rate-limited events are entries in one timer heap owned by the
+// scheduler, so they cost no goroutines and stopping interrupts them at once.
+// Semaphores ("id" or "id:count") are taken in sorted order on the CheckApply
+// goroutine, so no graph can deadlock on them.
+//
+// After a CheckApply that changed something, each notify edge out of the
+// vertex delivers a refresh, seen once by the child's next CheckApply. With
+// Config.StateDir set, pending refreshes, and the vertices with notify edges
+// whose CheckApply is in flight, are persisted so a crash loses none.
+//
+// Edges may carry [KeyMap]s: a [Sender]'s values go into the receiver's
+// parameters, type-checked by [Graph.Validate], delivered once per new value.
+//
+// [AutoEdges] and [AutoGroup] are graph transformations a frontend applies
+// before handing a graph to the engine.
 package engine
