@@ -1,0 +1,142 @@
+package resources
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// execPIDFromFIFO makes a FIFO in dir and returns its path and a channel that
+// yields the pid a command writes into it.
+func execPIDFromFIFO(t *testing.T, dir string) (string, <-chan int) {
+	t.Helper()
+	fifo := filepath.Join(dir, "pid")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pids := make(chan int, 1)
+	go func() {
+		defer close(pids)
+		b, err := os.ReadFile(fifo) // blocks until a writer opens and closes it
+		if err != nil {
+			return
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			pids <- pid
+		}
+	}()
+	t.Cleanup(func() {
+		// Unblock the reader if no command ever opened the FIFO.
+		if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+		<-pids
+	})
+	return fifo, pids
+}
+
+// execWaitGone waits until pid has exited (or is a zombie nobody reaped yet).
+// Polling is unavoidable: nothing notifies about another process's death.
+func execWaitGone(t *testing.T, pid int) {
+	t.Helper()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(5 * time.Second)
+	for {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The state follows the command name, which is in parentheses.
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && (b[i+2] == 'Z' || b[i+2] == 'X') {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("process %d still alive: %s", pid, b)
+		}
+	}
+}
+
+func TestExecLeavesNoProcessBehind(t *testing.T) {
+	// The grandchild writes its pid into the FIFO, then sleeps.
+	const (
+		child = `sh -c 'echo $$ > "$1"; exec sleep 100' inner FIFO; echo unreachable`
+		// It ignores SIGTERM and keeps the output open: only SIGKILL, after
+		// the grace, ends it.
+		deaf = `sh -c 'trap "" TERM; echo $$ > "$1"; exec sleep 100' inner FIFO`
+	)
+	for _, tc := range []struct {
+		name   string
+		e      Exec
+		watch  bool // run Watch rather than CheckApply
+		cancel bool
+	}{
+		{"cancel", Exec{Shell: "/bin/sh", Cmd: child}, false, true},
+		{"cancel ignoring SIGTERM", Exec{Shell: "/bin/sh", Cmd: deaf}, false, true},
+		{"watch cancel ignoring SIGTERM", Exec{Cmd: "true", WatchShell: "/bin/sh", WatchCmd: deaf}, true, true},
+		{"exit leaving detached child", Exec{Shell: "/bin/sh", Cmd: `sleep 100 >/dev/null 2>&1 & echo $! > FIFO`}, false, false},
+		{"exit leaving child holding output", Exec{Shell: "/bin/sh", Cmd: `sleep 100 & echo $! > FIFO`}, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+			fifo, pids := execPIDFromFIFO(t, t.TempDir())
+			tc.e.name = "x"
+			tc.e.Cmd = strings.ReplaceAll(tc.e.Cmd, "FIFO", fifo)
+			tc.e.WatchCmd = strings.ReplaceAll(tc.e.WatchCmd, "FIFO", fifo)
+			e, _ := newTestExec(t, &tc.e)
+			e.grace = 200 * time.Millisecond
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() {
+				if tc.watch {
+					done <- e.Watch(ctx)
+					return
+				}
+				_, err := e.CheckApply(ctx, true)
+				done <- err
+			}()
+
+			var pid int
+			select {
+			case p, ok := <-pids:
+				if !ok {
+					t.Fatal("the command wrote no pid")
+				}
+				pid = p
+			case <-time.After(10 * time.Second):
+				t.Fatal("the command wrote no pid in time")
+			}
+			if tc.cancel {
+				cancel()
+			}
+			select {
+			case err := <-done:
+				if tc.cancel && !tc.watch {
+					if !errors.Is(err, context.Canceled) {
+						t.Errorf("error = %v, want context.Canceled", err)
+					}
+				} else if err != nil {
+					t.Errorf("error = %v, want nil", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the command was not ended in time")
+			}
+			execWaitGone(t, pid)
+		})
+	}
+}
