@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -29,14 +30,18 @@ func runCommand(e *env) *cli.Command {
 		&cli.IntFlag{Name: "converged-timeout", Value: -1, Usage: "seconds without any change after which this host counts as converged; -1 never"},
 		&cli.BoolFlag{Name: "converged-exit", Usage: "exit once converged (needs --converged-timeout); exit 1 if a resource failed"},
 		&cli.BoolFlag{Name: "noop", Usage: "check every resource and report what would change, changing nothing"},
+		&cli.IntFlag{Name: "sema", Usage: "at most `N` resources apply at once; 0 means no limit"},
+		&cli.StringFlag{Name: "converged-status-file", Usage: "keep `PATH` holding the converged state, \"true\" or \"false\" and a newline"},
 	}, logFlags()...)
 	return &cli.Command{
 		Name:      "run",
 		Usage:     "run the agent",
 		UsageText: "graft run [flags] yaml FILE",
 		Description: "run starts the agent. With `yaml FILE` it converges the graph in FILE and keeps it\n" +
-			"converged, repairing drift as it happens. The first SIGINT or SIGTERM lets running\n" +
-			"resources finish and exits 0; a second one cancels them and exits within seconds.",
+			"converged, repairing drift as it happens. Edits to FILE are swapped in live; an edit\n" +
+			"that does not parse is logged and the running graph kept. The first SIGINT or SIGTERM\n" +
+			"lets running resources finish and exits 0; a second one cancels them and exits within\n" +
+			"seconds.",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -67,6 +72,8 @@ type agentOptions struct {
 	convergedTimeout time.Duration
 	convergedExit    bool
 	noop             bool
+	sema             int
+	statusFile       string
 }
 
 func parseAgentOptions(c *cli.Context) (agentOptions, error) {
@@ -76,6 +83,11 @@ func parseAgentOptions(c *cli.Context) (agentOptions, error) {
 		tmp:           c.Bool("tmp-prefix"),
 		convergedExit: c.Bool("converged-exit"),
 		noop:          c.Bool("noop"),
+		sema:          c.Int("sema"),
+		statusFile:    c.String("converged-status-file"),
+	}
+	if o.sema < 0 {
+		return o, usageError("--sema: %d is not a count (0 means no limit)", o.sema)
 	}
 	switch t := c.Int("converged-timeout"); {
 	case t < -1:
@@ -101,7 +113,21 @@ func parseAgentOptions(c *cli.Context) (agentOptions, error) {
 	return o, nil
 }
 
-// runAgent runs the agent on the graph in file (none if empty).
+// engineConfig is the engine configuration the options ask for, less
+// OnConverged. Pending refreshes persist under the data dir.
+func (o agentOptions) engineConfig(dd *dataDir, log *slog.Logger) engine.Config {
+	cfg := engine.DefaultConfig()
+	cfg.Hostname = o.hostname
+	cfg.Noop = o.noop
+	cfg.Sema = o.sema
+	cfg.StateDir = filepath.Join(dd.path, "engine")
+	cfg.ConvergedTimeout = o.convergedTimeout
+	cfg.Logger = log
+	return cfg
+}
+
+// runAgent runs the agent on the graph in file (none if empty), swapping in
+// the file's new graph whenever it is edited.
 func runAgent(c *cli.Context, e *env, file string) error {
 	log, err := newLogger(c, e.stderr)
 	if err != nil {
@@ -119,15 +145,15 @@ func runAgent(c *cli.Context, e *env, file string) error {
 	reg := resources.NewRegistry(resources.Deps{Files: hub})
 
 	graph := engine.NewGraph("empty")
+	var watcher *yamlgraph.Watcher
 	if file != "" {
-		res, err := yamlgraph.Load(file, reg)
+		watcher, err = yamlgraph.Open(yamlgraph.WatchConfig{
+			Path: file, Registry: reg, Files: hub, Logger: log.With("component", "yamlgraph"),
+		})
 		if err != nil {
 			return err
 		}
-		for _, w := range res.Warnings {
-			log.Warn(w.Msg, "file", w.File, "line", w.Line, "column", w.Column)
-		}
-		graph = res.Graph
+		graph = watcher.Graph()
 	}
 
 	dd, err := openDataDir(opts.dataDir, opts.tmp)
@@ -135,18 +161,21 @@ func runAgent(c *cli.Context, e *env, file string) error {
 		return err
 	}
 	defer dd.Close()
+	var status *statusFile
+	if opts.statusFile != "" {
+		if status, err = newStatusFile(opts.statusFile, log); err != nil {
+			return err
+		}
+	}
 	log.Info("starting", "version", version(), "hostname", opts.hostname, "data_dir", dd.path,
-		"graph", graph.Name, "resources", graph.Len(), "noop", opts.noop)
+		"graph", graph.Name, "resources", graph.Len(), "noop", opts.noop, "sema", opts.sema)
 
 	engCtx, stopEngine := context.WithCancel(c.Context)
 	defer stopEngine()
 	var final *engine.Status // written on the engine's goroutine, read after Run returns
-	cfg := engine.DefaultConfig()
-	cfg.Hostname = opts.hostname
-	cfg.Noop = opts.noop
-	cfg.ConvergedTimeout = opts.convergedTimeout
-	cfg.Logger = log
+	cfg := opts.engineConfig(dd, log)
 	cfg.OnConverged = func(s engine.Status) {
+		status.set(s.Converged)
 		if !s.Converged {
 			log.Info("no longer converged")
 			return
@@ -161,20 +190,44 @@ func runAgent(c *cli.Context, e *env, file string) error {
 	if err != nil {
 		return err
 	}
-	graphs := make(chan *engine.Graph, 1)
-	graphs <- graph
 
-	hubCtx, stopHub := context.WithCancel(context.Background())
-	hubDone := make(chan error, 1)
-	go func() { hubDone <- hub.Run(hubCtx) }()
-	defer func() {
-		stopHub()
-		if err := <-hubDone; err != nil {
-			log.Error("file watcher stopped", "err", err)
-		}
-	}()
+	// Background goroutines, stopped in reverse order of starting by the
+	// deferred calls: graph watcher, status writer, then the hub.
+	defer goRun(hub.Run, func(err error) { log.Error("file watcher stopped", "err", err) })()
+	if status != nil {
+		defer goRun(status.run, nil)()
+	}
+	var graphs chan *engine.Graph
+	watchErr := make(chan error, 1) // the graph watcher failing stops the agent
+	if watcher == nil {
+		graphs = make(chan *engine.Graph, 1)
+		graphs <- graph
+	} else {
+		// Unbuffered, so the watcher holds the graph the engine has not
+		// taken yet and can replace it with a newer one.
+		graphs = make(chan *engine.Graph)
+		defer goRun(func(ctx context.Context) error { return watcher.Run(ctx, graphs) }, func(err error) {
+			watchErr <- err
+			stopEngine()
+		})()
+	}
 
 	runErr := runEngine(engCtx, eng, graphs, e.hard, log)
+	select {
+	case err := <-watchErr:
+		runErr = errors.Join(runErr, err)
+	default:
+	}
+	if err := agentResult(runErr, final); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// agentResult maps how the engine stopped to the command's error: nil, an
+// abort (exit 130), or, after --converged-exit, the resources that failed.
+func agentResult(runErr error, final *engine.Status) error {
 	switch {
 	case errors.Is(runErr, engine.ErrAborted):
 		return &exitError{code: 130, err: errors.New("aborted: running resources were cancelled")}
@@ -188,8 +241,25 @@ func runAgent(c *cli.Context, e *env, file string) error {
 		return &exitError{code: 1, err: fmt.Errorf("converged with %d failed resources: %s",
 			len(names), strings.Join(names, ", "))}
 	}
-	log.Info("stopped")
 	return nil
+}
+
+// goRun runs fn on a goroutine of its own until the returned stop function
+// is called; stop cancels fn's context and waits for it to return. If fn
+// returns an error, onErr (if not nil) is called with it on fn's goroutine.
+func goRun(fn func(context.Context) error, onErr func(error)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := fn(ctx); err != nil && onErr != nil {
+			onErr(err)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // runEngine runs the engine until it stops. When hard closes it aborts the

@@ -146,6 +146,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"run", "--tmp-prefix", g}, 2, "graft run yaml " + g},
 		{[]string{"run", "--tmp-prefix", "--log-level", "loud", "yaml", g}, 2, "--log-level"},
 		{[]string{"run", "--tmp-prefix", "--converged-timeout=-5", "yaml", g}, 2, "--converged-timeout"},
+		{[]string{"run", "--tmp-prefix", "--sema=-1", "yaml", g}, 2, "--sema"},
 		{[]string{"run", "--tmp-prefix", "yaml", filepath.Join(dir, "missing.yaml")}, 1, "missing.yaml"},
 	} {
 		code, _, stderr := graft(t, tc.args...)

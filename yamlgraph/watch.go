@@ -1,0 +1,228 @@
+package yamlgraph
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/graftcm/graft/engine"
+)
+
+// DefaultDebounce is how long a graph file must stay quiet after a change
+// before Watcher reads it, so that a file still being written is not parsed.
+const DefaultDebounce = 100 * time.Millisecond
+
+// maxDebounceRounds bounds how long a file that never stops changing can
+// postpone a read: at most this many debounce periods after the first change.
+const maxDebounceRounds = 10
+
+// FileWatcher tells its caller when a path may have changed. notify is called
+// from the watcher's own goroutine and must not block; spurious calls are
+// allowed, missed changes are not. *fswatch.Hub implements it.
+type FileWatcher interface {
+	Watch(path string, notify func()) (cancel func(), err error)
+}
+
+// WatchConfig configures a Watcher.
+type WatchConfig struct {
+	// Path is the graph file. Errors and logs name it as given; relative
+	// paths are resolved against the working directory when Open is called.
+	Path string
+	// Registry resolves resource kinds. Required.
+	Registry *engine.Registry
+	// Files reports changes to the graph file. Required.
+	Files FileWatcher
+	// Debounce is the quiet period after a change before the file is read
+	// again. Zero means DefaultDebounce.
+	Debounce time.Duration
+	// Logger receives reloads, parse errors (at Error level, one record per
+	// problem) and warnings. Nil discards them.
+	Logger *slog.Logger
+}
+
+// Watcher keeps the graph in a YAML file current: it loads the file once
+// (Open), then, in Run, re-reads it whenever it changes and hands every new
+// valid graph on. An edit that does not parse is logged and ignored, so the
+// graph running stays the last good one.
+type Watcher struct {
+	cfg     WatchConfig
+	abs     string
+	log     *slog.Logger
+	initial *Result
+	data    []byte // contents of the initial graph
+}
+
+// Open checks cfg and loads the graph file, returning the file's errors if
+// it does not parse. Warnings are logged.
+func Open(cfg WatchConfig) (*Watcher, error) {
+	switch {
+	case cfg.Path == "":
+		return nil, errors.New("yamlgraph watch: Path is empty")
+	case cfg.Registry == nil:
+		return nil, errors.New("yamlgraph watch: Registry is nil")
+	case cfg.Files == nil:
+		return nil, errors.New("yamlgraph watch: Files is nil")
+	case cfg.Debounce < 0:
+		return nil, fmt.Errorf("yamlgraph watch: Debounce is %v, want 0 (default) or a positive duration", cfg.Debounce)
+	}
+	if cfg.Debounce == 0 {
+		cfg.Debounce = DefaultDebounce
+	}
+	abs, err := filepath.Abs(cfg.Path)
+	if err != nil {
+		return nil, fmt.Errorf("yamlgraph watch: %w", err)
+	}
+	w := &Watcher{cfg: cfg, abs: abs, log: cfg.Logger}
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
+	data, err := w.read()
+	if err != nil {
+		return nil, err
+	}
+	res, err := Parse(cfg.Path, data, cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	w.logWarnings(res.Warnings)
+	w.initial, w.data = res, data
+	return w, nil
+}
+
+// Graph returns the graph Open loaded.
+func (w *Watcher) Graph() *engine.Graph { return w.initial.Graph }
+
+// Run sends the graph Open loaded on out, then a new graph each time the
+// file changes to new valid contents, until ctx is done; it then returns
+// nil. It returns an error only if it cannot watch the file. Call it once.
+//
+// Run keeps only the newest graph not yet taken: while the receiver is busy,
+// a newer graph replaces the one waiting. For that to hold all the way,
+// out should be unbuffered; graphs already in a buffer stay there.
+// Rewriting the file with the bytes already sent sends nothing.
+func (w *Watcher) Run(ctx context.Context, out chan<- *engine.Graph) error {
+	kick := make(chan struct{}, 1)
+	cancel, err := w.cfg.Files.Watch(w.abs, func() {
+		select {
+		case kick <- struct{}{}:
+		default: // a read is already due; it will see this change too
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("yamlgraph watch: %s: %w", w.cfg.Path, err)
+	}
+	defer cancel()
+	// The file may have changed between Open and the subscription.
+	kick <- struct{}{}
+
+	quiet := time.NewTimer(0)
+	quiet.Stop()
+	defer quiet.Stop()
+	var (
+		waiting bool      // a change was seen and the read is due
+		first   time.Time // when the first unread change was seen
+		pending = w.initial.Graph
+		sent    = w.data // contents of the newest graph sent or pending
+		seen    = w.data // contents last read, valid or not
+	)
+	for {
+		var send chan<- *engine.Graph
+		if pending != nil {
+			send = out
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case send <- pending:
+			pending = nil
+		case <-kick:
+			now := time.Now()
+			if !waiting {
+				waiting, first = true, now
+			}
+			// Wait for quiet, but not forever for a file that keeps changing.
+			quiet.Reset(min(w.cfg.Debounce, first.Add(maxDebounceRounds*w.cfg.Debounce).Sub(now)))
+		case <-quiet.C:
+			waiting = false
+			data, err := w.read()
+			if err != nil {
+				w.log.Error("cannot read the graph file; keeping the running graph", "file", w.cfg.Path, "err", err)
+				seen = nil
+				continue
+			}
+			if bytes.Equal(data, seen) {
+				w.log.Debug("graph file unchanged", "file", w.cfg.Path)
+				continue
+			}
+			seen = data
+			if bytes.Equal(data, sent) {
+				w.log.Info("graph file is back to the running graph", "file", w.cfg.Path)
+				continue
+			}
+			res, err := Parse(w.cfg.Path, data, w.cfg.Registry)
+			if err != nil {
+				w.logErrors(err)
+				continue
+			}
+			w.logWarnings(res.Warnings)
+			w.log.Info("graph file changed; swapping in the new graph", "file", w.cfg.Path,
+				"graph", res.Graph.Name, "resources", res.Graph.Len(), "edges", len(res.Graph.Edges()))
+			pending, sent = res.Graph, data
+		}
+	}
+}
+
+// read reads the graph file, refusing files larger than MaxFileSize.
+func (w *Watcher) read() ([]byte, error) {
+	f, err := os.Open(w.abs)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", w.cfg.Path, unwrapPath(err))
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", w.cfg.Path, unwrapPath(err))
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("%s: more than the %d bytes a graph file may have", w.cfg.Path, MaxFileSize)
+	}
+	return data, nil
+}
+
+// unwrapPath drops a PathError's own copy of the path, which the caller
+// names already.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	return err
+}
+
+// logErrors logs each problem of a rejected edit at Error level.
+func (w *Watcher) logErrors(err error) {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		attrs := []any{"file", w.cfg.Path, "err", e}
+		var pe *Error
+		if errors.As(e, &pe) {
+			attrs = append(attrs, "line", pe.Line, "column", pe.Column)
+		}
+		w.log.Error("graph file edit rejected; keeping the running graph", attrs...)
+	}
+}
+
+func (w *Watcher) logWarnings(warns []Warning) {
+	for _, x := range warns {
+		w.log.Warn(x.Msg, "file", x.File, "line", x.Line, "column", x.Column)
+	}
+}
