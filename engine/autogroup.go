@@ -28,6 +28,11 @@ type Grouper interface {
 // cycle; that is the rule used. It is linear in the size of the graph and
 // deterministic. The group takes the ID of its first member in sorted order.
 // A graph with nothing to group is returned as it is.
+//
+// A group is one vertex: a refresh delivered to it reaches every member, and
+// a retry after one member failed runs them all again. That suits the kinds
+// that group today (noop, print); a kind whose CheckApply is costly should
+// say so in its GroupKey before it groups.
 func AutoGroup(g *Graph) *Graph {
 	depth, ok := g.depths()
 	if !ok {

@@ -21,11 +21,13 @@ type semEntry struct {
 // dispatch starts a CheckApply for every ready vertex, unless the engine is
 // stopping or waiting to swap. A ready vertex with a running descendant
 // waits for that descendant to finish, so an ancestor and a descendant never
-// run at the same time.
+// run at the same time. The state file is written once for the whole round,
+// before any of its CheckApply calls begins.
 func (s *scheduler) dispatch() {
 	if s.stopping || s.pending != nil {
 		return
 	}
+	var launches []func()
 	for len(s.ready) > 0 {
 		n := s.ready[0]
 		s.ready[0] = nil
@@ -41,9 +43,15 @@ func (s *scheduler) dispatch() {
 				continue
 			}
 		}
-		s.start(n)
+		if launch := s.start(n); launch != nil {
+			launches = append(launches, launch)
+		}
 	}
 	s.ready = s.ready[:0]
+	s.state.flush()
+	for _, launch := range launches {
+		launch()
+	}
 }
 
 // runningDescendant returns a running descendant of n, or nil.
@@ -66,10 +74,12 @@ func (s *scheduler) runningDescendant(n *node) *node {
 	return nil
 }
 
-// start launches n's CheckApply on a goroutine of its own. The goroutine
-// takes n's semaphores in sorted order first; the scheduler releases them
-// once it has handled the result.
-func (s *scheduler) start(n *node) {
+// start marks n running and returns the function that launches its
+// CheckApply on a goroutine of its own, or nil if the CheckApply failed
+// before it could start (a received value the resource rejects). The
+// goroutine takes n's semaphores in sorted order first; the scheduler
+// releases them once it has handled the result.
+func (s *scheduler) start(n *node) func() {
 	n.running, n.dirty = true, false
 	refresh := n.refresh
 	n.refresh = false
@@ -79,53 +89,62 @@ func (s *scheduler) start(n *node) {
 	if len(n.notify) > 0 {
 		// If the agent dies during this CheckApply, the children get their
 		// refresh on restart: the change may have happened.
-		s.state.setInflight(n.id, true)
+		s.state.setInflight(n.ids(), true)
 	}
-	s.state.flush()
-
-	sems := s.semaphores(n)
-	recv := n.recvPending
-	n.recvPending = nil
 	apply := !s.cfg.Noop && !n.meta.Noop
+	r := result{n: n, refresh: refresh, apply: apply, recv: n.recvPending}
+	n.recvPending = nil
+	// Received values are set here, on the scheduler goroutine, so that a
+	// Watch started later (a restart) happens after them.
+	if len(r.recv) > 0 {
+		if r.err = receive(n, r.recv); r.err != nil {
+			s.finish(r)
+			return nil
+		}
+	}
+	sems := s.semaphores(n)
 	ctx, semaCtx, timeout := s.applyCtx, s.semaCtx, n.meta.Timeout
-	go func() {
-		r := result{n: n, refresh: refresh, recv: recv}
-		for _, w := range sems {
-			if err := w.Acquire(semaCtx, 1); err != nil {
-				r.notRun = true
-				break
+	return func() {
+		go func() {
+			for _, w := range sems {
+				if err := w.Acquire(semaCtx, 1); err != nil {
+					r.notRun = true
+					break
+				}
+				r.held = append(r.held, w)
 			}
-			r.held = append(r.held, w)
-		}
-		if !r.notRun && len(recv) > 0 {
-			r.err = receive(n, recv)
-		}
-		if !r.notRun && r.err == nil {
-			cctx, cancel := ctx, context.CancelFunc(func() {})
-			if timeout > 0 {
-				cctx, cancel = context.WithTimeoutCause(ctx, timeout,
-					fmt.Errorf("CheckApply timed out after %v", timeout))
+			if !r.notRun {
+				cctx, cancel := ctx, context.CancelFunc(func() {})
+				if timeout > 0 {
+					cctx, cancel = context.WithTimeoutCause(ctx, timeout,
+						fmt.Errorf("CheckApply timed out after %v", timeout))
+				}
+				r.ok, r.err = safeCheckApply(cctx, n.res, apply)
+				if r.err != nil && cctx.Err() != nil && ctx.Err() == nil {
+					r.err = fmt.Errorf("%w: %w", context.Cause(cctx), r.err)
+				}
+				cancel()
 			}
-			r.ok, r.err = safeCheckApply(cctx, n.res, apply)
-			if r.err != nil && cctx.Err() != nil && ctx.Err() == nil {
-				r.err = fmt.Errorf("%w: %w", context.Cause(cctx), r.err)
+			n.curRecv.Store(nil)
+			select {
+			case s.results <- r:
+			case <-s.gone: // the engine gave up waiting after Abort
+				for _, w := range r.held {
+					w.Release(1)
+				}
 			}
-			cancel()
-		}
-		n.curRecv.Store(nil)
-		select {
-		case s.results <- r:
-		case <-s.gone: // the engine gave up waiting after Abort
-			for _, w := range r.held {
-				w.Release(1)
-			}
-		}
-	}()
+		}()
+	}
 }
 
 // receive sets the received values in n's resource, re-validates it, and
-// tells Recv which keys changed. It runs on the CheckApply goroutine.
-func receive(n *node, recv map[string]any) error {
+// tells Recv which keys changed. A panic in the resource is an error.
+func receive(n *node, recv map[string]any) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("recv: panicked: %v", p)
+		}
+	}()
 	changed := make(map[string]bool, len(recv))
 	for k, v := range recv {
 		if err := setParam(n.res, k, v); err != nil {
@@ -143,12 +162,13 @@ func receive(n *node, recv map[string]any) error {
 // semaphores resolves n's semaphore tags, plus the global one, to local
 // semaphores in sorted order of their ids.
 func (s *scheduler) semaphores(n *node) []*semaphore.Weighted {
-	tags := n.meta.Sema
-	if s.cfg.Sema > 0 {
-		tags = append(slices.Clip(tags), fmt.Sprintf(":%d", s.cfg.Sema))
+	var out []*semaphore.Weighted
+	if s.global != nil {
+		out = append(out, s.global) // always first: one global order
 	}
+	tags := n.meta.Sema
 	if len(tags) == 0 {
-		return nil
+		return out
 	}
 	type idCount struct {
 		id    string
@@ -172,7 +192,6 @@ func (s *scheduler) semaphores(n *node) []*semaphore.Weighted {
 		return 0
 	})
 	parsed = slices.CompactFunc(parsed, func(a, b idCount) bool { return a.id == b.id })
-	out := make([]*semaphore.Weighted, 0, len(parsed))
 	for _, p := range parsed {
 		e := s.sems[p.id]
 		if e == nil || e.count != p.count {
@@ -209,6 +228,9 @@ func (s *scheduler) finish(r result) {
 		for k, v := range r.recv {
 			n.recvLast = setKey(n.recvLast, k, v)
 		}
+		for k, v := range sent {
+			n.lastSent = setKey(n.lastSent, k, v)
+		}
 		s.send(n, sent)
 	}
 	switch {
@@ -230,23 +252,27 @@ func (s *scheduler) finish(r result) {
 		s.log.Info("resource applied", "resource", n.id.String(), "refresh", r.refresh)
 		for _, c := range n.notify {
 			c.refresh, c.dirty = true, true
-			s.state.setRefresh(c.id, true)
+			s.state.setRefresh(c.ids(), true)
 			s.update(c)
 		}
 	default:
 		n.checkFailed = false
 		s.log.Debug("resource in state", "resource", n.id.String())
 	}
+	if r.refresh && !r.apply {
+		// A noop run only looked: the refresh is still due.
+		n.refresh = true
+	}
 	if r.err == nil && !r.notRun {
-		if r.refresh {
-			s.state.setRefresh(n.id, n.refresh) // consumed, unless a new one came
+		if r.refresh && r.apply {
+			s.state.setRefresh(n.ids(), n.refresh) // consumed, unless a new one came
 		}
 		if n.meta.RetryReset {
 			delete(s.retryUsed, n.id)
 		}
 	}
 	if len(n.notify) > 0 {
-		s.state.setInflight(n.id, false)
+		s.state.setInflight(n.ids(), false)
 	}
 	s.update(n)
 	for _, w := range r.held {
@@ -265,26 +291,30 @@ func (s *scheduler) finish(r result) {
 }
 
 // send delivers the values n sent to the children whose parameters receive
-// them. A child sees a value once: resending the value it holds changes
-// nothing.
+// them.
 func (s *scheduler) send(n *node, sent map[string]any) {
 	for _, e := range n.sends {
-		v, ok := sent[e.Send]
-		if !ok {
-			continue
+		if v, ok := sent[e.Send]; ok && offer(e, v) {
+			s.update(e.to)
 		}
-		c := e.to
-		if pv, pending := c.recvPending[e.Recv]; pending {
-			if reflect.DeepEqual(pv, v) {
-				continue
-			}
-		} else if lv, held := c.recvLast[e.Recv]; held && reflect.DeepEqual(lv, v) {
-			continue
-		}
-		c.recvPending = setKey(c.recvPending, e.Recv, v)
-		c.dirty = true
-		s.update(c)
 	}
+}
+
+// offer gives the receiver of e the value v unless it already has it (a
+// child sees a value once: resending the value it holds changes nothing),
+// and reports whether it took it.
+func offer(e sendEdge, v any) bool {
+	c := e.to
+	if pv, pending := c.recvPending[e.Recv]; pending {
+		if reflect.DeepEqual(pv, v) {
+			return false
+		}
+	} else if lv, held := c.recvLast[e.Recv]; held && reflect.DeepEqual(lv, v) {
+		return false
+	}
+	c.recvPending = setKey(c.recvPending, e.Recv, v)
+	c.dirty = true
+	return true
 }
 
 // failed handles a failed CheckApply: retry after Delay while the budget

@@ -114,6 +114,9 @@ func ParseSema(tag string) (id string, count int64, err error) {
 		}
 		id, count = tag[:i], n
 	}
+	if id == "" {
+		return "", 0, fmt.Errorf("%q: the id is empty", tag)
+	}
 	if _, perr := strconv.ParseInt(id, 10, 64); perr == nil {
 		return "", 0, fmt.Errorf("%q: the id is a bare number; write id:count", tag)
 	}

@@ -335,6 +335,7 @@ func TestMetaValidation(t *testing.T) {
 		{engine.Meta{Sema: []string{"3"}}, "bare number"},
 		{engine.Meta{Sema: []string{"a:0"}}, "positive"},
 		{engine.Meta{Sema: []string{"a:x"}}, "positive"},
+		{engine.Meta{Sema: []string{":4"}}, "empty"},
 	} {
 		if err := tc.m.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: got %v, want an error about %s", tc.m, err, tc.want)
@@ -348,7 +349,7 @@ func TestMetaValidation(t *testing.T) {
 	for tag, want := range map[string]struct {
 		id    string
 		count int64
-	}{"a": {"a", 1}, "a:5": {"a", 5}, "a:b:2": {"a:b", 2}, ":4": {"", 4}} {
+	}{"a": {"a", 1}, "a:5": {"a", 5}, "a:b:2": {"a:b", 2}} {
 		id, count, err := engine.ParseSema(tag)
 		if err != nil || id != want.id || count != want.count {
 			t.Errorf("ParseSema(%q) = %q, %d, %v", tag, id, count, err)

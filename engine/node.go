@@ -38,6 +38,7 @@ type node struct {
 
 	recvPending map[string]any // received values to set before the next CheckApply
 	recvLast    map[string]any // received values the resource holds
+	lastSent    map[string]any // values sent by successful CheckApply calls
 
 	started     bool    // Watch reported running
 	dirty       bool    // needs a CheckApply
@@ -69,6 +70,16 @@ type node struct {
 // failed reports whether the vertex is failed: its last CheckApply failed
 // with no retry left, or it is dead.
 func (n *node) failed() bool { return n.checkFailed || n.dead }
+
+// ids returns the IDs the vertex stands for: its own, or its members' if it
+// is a group. Refreshes are recorded under these, so they survive a change
+// of grouping.
+func (n *node) ids() []ID {
+	if g, ok := n.res.(*group); ok {
+		return g.Members()
+	}
+	return []ID{n.id}
+}
 
 // waiting reports whether the vertex waits on a timer.
 func (n *node) waiting() bool { return n.retryWait || n.watchRetryWait || n.held }

@@ -36,6 +36,7 @@ type scheduler struct {
 
 	retryUsed map[ID]int           // CheckApply retries used, by kind and name
 	sems      map[string]*semEntry // local semaphores by id
+	global    *semaphore.Weighted  // Config.Sema, nil if off
 
 	pending  *Graph // newest graph not yet swapped in
 	hasGraph bool
@@ -56,6 +57,7 @@ type result struct {
 	ok      bool
 	err     error
 	refresh bool
+	apply   bool                  // false in noop: nothing was consumed
 	notRun  bool                  // stopped while waiting for a semaphore
 	held    []*semaphore.Weighted // semaphores to release
 	recv    map[string]any        // received values set before this CheckApply
@@ -81,7 +83,15 @@ func newScheduler(ctx context.Context, e *Engine) *scheduler {
 		retryUsed:   map[ID]int{},
 		sems:        map[string]*semEntry{},
 		conv:        newConverger(e.cfg.ConvergedTimeout, e.cfg.OnConverged),
+		global:      globalSema(e.cfg.Sema),
 	}
+}
+
+func globalSema(n int) *semaphore.Weighted {
+	if n <= 0 {
+		return nil
+	}
+	return semaphore.NewWeighted(int64(n))
 }
 
 // loop is the scheduler goroutine's body.
@@ -103,8 +113,8 @@ func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
 			break
 		}
 		s.dispatch()
-		s.state.flush()
 		now := time.Now()
+		s.state.flush()
 		s.conv.check(now, s.idle(), s.failedIDs)
 
 		select {
@@ -145,10 +155,12 @@ func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
 			s.timers.fired()
 			s.handleTimers()
 		case <-s.conv.timer():
+		case <-s.state.due():
+			s.state.flushNow()
 		}
 	}
 	s.stopAll()
-	s.state.flush()
+	s.state.flushNow()
 	if s.aborted {
 		return ErrAborted
 	}

@@ -22,6 +22,16 @@ func (s *scheduler) swap(g *Graph) {
 			received[e.To] = append(received[e.To], k.Recv)
 		}
 	}
+	// IDs in the new graph, members of groups included.
+	inNext := map[ID]bool{}
+	for _, v := range g.Vertices() {
+		inNext[v.ID] = true
+		if grp, ok := v.Res.(*group); ok {
+			for _, id := range grp.Members() {
+				inNext[id] = true
+			}
+		}
+	}
 	var added, removed []*node
 	for _, v := range g.Vertices() {
 		old, ok := s.nodes[v.ID]
@@ -61,9 +71,11 @@ func (s *scheduler) swap(g *Graph) {
 		s.setRetryWait(n, false)
 		s.setWatchRetryWait(n, false)
 		s.setHeld(n, false)
-		if _, stays := next[n.id]; !stays {
-			s.state.forget(n.id)
-			delete(s.retryUsed, n.id)
+		for _, id := range n.ids() {
+			if !inNext[id] {
+				s.state.forget([]ID{id})
+				delete(s.retryUsed, id)
+			}
 		}
 	}
 
@@ -86,11 +98,24 @@ func (s *scheduler) swap(g *Graph) {
 	s.nodes = next
 	s.ready = s.ready[:0]
 
-	s.state.prune(func(id ID) bool { return next[id] != nil })
+	s.state.prune(func(id ID) bool { return inNext[id] })
+	// A refresh pending on a vertex that was regrouped (or ungrouped) goes
+	// with its members.
+	oldByMember := map[ID]*node{}
+	for _, n := range removed {
+		for _, id := range n.ids() {
+			oldByMember[id] = n
+		}
+	}
 	now := time.Now()
 	for _, n := range added {
 		s.unstarted++
-		if s.state.takeRefresh(n.id) {
+		for _, id := range n.ids() {
+			if old := oldByMember[id]; old != nil && old.refresh {
+				n.refresh = true
+			}
+		}
+		if s.state.takeRefresh(n.ids()) {
 			n.refresh = true
 		}
 		s.startWatch(n, now)
@@ -98,10 +123,19 @@ func (s *scheduler) swap(g *Graph) {
 	// Vertices whose CheckApply was in flight when the agent died may have
 	// changed something: their notify children get the refresh they missed.
 	for _, n := range added {
-		if s.state.takeInflight(n.id) {
+		if s.state.takeInflight(n.ids()) {
 			for _, c := range n.notify {
 				c.refresh = true
-				s.state.setRefresh(c.id, true)
+				s.state.setRefresh(c.ids(), true)
+			}
+		}
+	}
+	// Receivers get what their senders last sent, if they lack it: a new
+	// receiver of a kept sender, or an edge moved to another sender.
+	for _, n := range next {
+		for _, e := range n.sends {
+			if v, ok := n.lastSent[e.Send]; ok {
+				offer(e, v)
 			}
 		}
 	}
