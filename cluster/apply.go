@@ -1,0 +1,367 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/graftcm/graft/fsm"
+)
+
+// Apply applies commands to the cluster's state through the leader and
+// returns their results. Every node accepts writes: a follower forwards them
+// to the leader, waiting (up to ForwardTimeout, or ctx's deadline) for one to
+// exist. The results are those of the leader's FSM; this node's FSM applies
+// the same entry soon after, so a local read that must see the write should
+// first call Linearize (or WaitApplied).
+func (n *Node) Apply(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, error) {
+	if len(cmds) == 0 {
+		return nil, nil
+	}
+	data, err := fsm.EncodeBatch(cmds)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.cfg.ForwardTimeout)
+		defer cancel()
+	}
+	wait := newBackoff()
+	for {
+		if n.ctx.Err() != nil {
+			return nil, ErrClosed
+		}
+		if n.IsLeader() {
+			res, err := n.batch.submit(ctx, cmds)
+			if !errors.Is(err, raft.ErrNotLeader) {
+				return res, mapRaftErr(err)
+			}
+			// Not appended: safe to try again wherever the leader is now.
+		} else if _, addr := n.Leader(); addr != "" {
+			resp, err := n.rpc.Call(ctx, addr, &Request{Op: rpcApply, Data: data})
+			switch {
+			case err != nil && isNotSent(err):
+				// Never reached the leader: safe to retry.
+			case err != nil:
+				if ctx.Err() != nil {
+					return nil, fmt.Errorf("%w: %w", ErrAmbiguous, ctx.Err())
+				}
+				return nil, fmt.Errorf("%w: forwarding to leader %s: %w", ErrAmbiguous, addr, err)
+			case resp.Code == codeOK:
+				return resp.Results, nil
+			case resp.Code == codeNotLeader:
+				// Leadership moved before the write was appended.
+			default:
+				return nil, fmt.Errorf("cluster: leader %s: %s", addr, resp.Err)
+			}
+		}
+		if err := wait.sleep(ctx); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrNoLeader, err)
+		}
+	}
+}
+
+// mapRaftErr turns raft's errors into the package's.
+func mapRaftErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raft.ErrLeadershipLost):
+		return fmt.Errorf("%w: %w", ErrAmbiguous, err)
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return ErrClosed
+	}
+	return err
+}
+
+// HandleRPC answers a forwarding RPC from another node.
+func (n *Node) HandleRPC(ctx context.Context, req *Request) *Response {
+	if !n.IsLeader() {
+		_, addr := n.Leader()
+		return &Response{Code: codeNotLeader, Leader: addr}
+	}
+	switch req.Op {
+	case rpcApply:
+		cmds, err := fsm.DecodeBatch(req.Data)
+		if err != nil {
+			return &Response{Code: codeFailed, Err: err.Error()}
+		}
+		ctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
+		defer cancel()
+		res, err := n.batch.submit(ctx, cmds)
+		switch {
+		case errors.Is(err, raft.ErrNotLeader):
+			_, addr := n.Leader()
+			return &Response{Code: codeNotLeader, Leader: addr}
+		case err != nil:
+			return &Response{Code: codeFailed, Err: mapRaftErr(err).Error()}
+		}
+		return &Response{Code: codeOK, Results: res}
+	case rpcReadIndex:
+		idx, err := n.leaderReadIndex()
+		if err != nil {
+			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+				return &Response{Code: codeNotLeader}
+			}
+			return &Response{Code: codeFailed, Err: err.Error()}
+		}
+		return &Response{Code: codeOK, Index: idx}
+	}
+	return &Response{Code: codeFailed, Err: fmt.Sprintf("unknown rpc op %d", req.Op)}
+}
+
+// Linearize returns once this node's FSM reflects every write committed
+// before the call: a local read after it is linearizable.
+func (n *Node) Linearize(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.cfg.ForwardTimeout)
+		defer cancel()
+	}
+	wait := newBackoff()
+	for {
+		if n.ctx.Err() != nil {
+			return ErrClosed
+		}
+		if n.IsLeader() {
+			idx, err := n.leaderReadIndex()
+			if err == nil {
+				return n.waitApplied(ctx, idx)
+			}
+		} else if _, addr := n.Leader(); addr != "" {
+			resp, err := n.rpc.Call(ctx, addr, &Request{Op: rpcReadIndex})
+			if err == nil && resp.Code == codeOK {
+				return n.waitApplied(ctx, resp.Index)
+			}
+		}
+		if err := wait.sleep(ctx); err != nil {
+			return fmt.Errorf("%w: %w", ErrNoLeader, err)
+		}
+	}
+}
+
+// leaderReadIndex returns a commit index that covers every write committed
+// before the call. A new leader first commits an entry of its own term (a
+// barrier), since until then its commit index may miss entries its
+// predecessor committed; it then confirms with a quorum that it still leads.
+func (n *Node) leaderReadIndex() (uint64, error) {
+	term := n.raft.CurrentTerm()
+	if n.termReady.Load() != term {
+		if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
+			return 0, err
+		}
+		n.termReady.Store(term)
+	}
+	if err := n.raft.VerifyLeader().Error(); err != nil {
+		return 0, err
+	}
+	return n.raft.CommitIndex(), nil
+}
+
+// WaitApplied returns once this node has applied the log up to index.
+func (n *Node) WaitApplied(ctx context.Context, index uint64) error { return n.waitApplied(ctx, index) }
+
+// waitApplied waits until raft has applied index here. Entries that do not
+// reach the FSM (raft's own no-ops) move raft's applied index but not the
+// FSM's, so raft's is the one checked; FSM changes wake the wait early.
+func (n *Node) waitApplied(ctx context.Context, index uint64) error {
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		changed := n.fsm.Changed()
+		if n.raft.AppliedIndex() >= index {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.ctx.Done():
+			return ErrClosed
+		case <-changed:
+		case <-tick.C:
+		}
+	}
+}
+
+// backoff paces retries while a leader is elected: 5ms doubling to 100ms.
+type backoff struct{ d time.Duration }
+
+func newBackoff() *backoff { return &backoff{d: 5 * time.Millisecond} }
+
+func (b *backoff) sleep(ctx context.Context) error {
+	t := time.NewTimer(b.d)
+	defer t.Stop()
+	b.d = min(2*b.d, 100*time.Millisecond)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Unreachable marks an RPCNet error for a request that never left this
+// node (the peer could not be reached), so retrying cannot apply a write
+// twice. RPCNet implementations wrap such errors with it.
+func Unreachable(err error) error { return &notSentError{err: err} }
+
+// notSentError marks a call that failed before the request left this node.
+type notSentError struct{ err error }
+
+func (e *notSentError) Error() string { return "not sent: " + e.err.Error() }
+func (e *notSentError) Unwrap() error { return e.err }
+
+func isNotSent(err error) bool {
+	var ns *notSentError
+	return errors.As(err, &ns)
+}
+
+// batcher turns concurrent writes on the leader into as few log entries as
+// raft can take: each entry carries every request waiting when it is made.
+type batcher struct {
+	raft     *raft.Raft
+	timeout  time.Duration
+	reqs     chan *applyReq
+	inflight chan struct{} // bounds entries awaiting commit
+	wg       sync.WaitGroup
+}
+
+type applyReq struct {
+	cmds []fsm.Command
+	done chan applyResp
+}
+
+type applyResp struct {
+	res []fsm.Result
+	err error
+}
+
+const maxInflight = 256
+
+func newBatcher(r *raft.Raft, timeout time.Duration) *batcher {
+	return &batcher{raft: r, timeout: timeout, reqs: make(chan *applyReq, 1024), inflight: make(chan struct{}, maxInflight)}
+}
+
+// submit queues cmds and waits for their results.
+func (b *batcher) submit(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, error) {
+	r := &applyReq{cmds: cmds, done: make(chan applyResp, 1)}
+	select {
+	case b.reqs <- r:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case resp := <-r.done:
+		return resp.res, resp.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %w", ErrAmbiguous, ctx.Err())
+	}
+}
+
+// run forms batches until ctx ends, then waits for the entries in flight.
+func (b *batcher) run(ctx context.Context) {
+	defer b.wg.Wait()
+	var carry *applyReq
+	for {
+		first := carry
+		carry = nil
+		if first == nil {
+			select {
+			case first = <-b.reqs:
+			case <-ctx.Done():
+				b.drain(raft.ErrRaftShutdown)
+				return
+			}
+		}
+		batch, n := []*applyReq{first}, len(first.cmds)
+	gather:
+		for n < fsm.MaxBatch {
+			select {
+			case r := <-b.reqs:
+				if n+len(r.cmds) > fsm.MaxBatch {
+					carry = r
+					break gather
+				}
+				batch, n = append(batch, r), n+len(r.cmds)
+			default:
+				break gather
+			}
+		}
+		b.send(ctx, batch)
+	}
+}
+
+// send appends one entry for the batch (or one per request, if together
+// they are too big for an entry) and delivers results when it commits.
+func (b *batcher) send(ctx context.Context, batch []*applyReq) {
+	all := make([]fsm.Command, 0, len(batch))
+	for _, r := range batch {
+		all = append(all, r.cmds...)
+	}
+	data, err := fsm.EncodeBatch(all)
+	if err != nil && len(batch) > 1 {
+		for _, r := range batch {
+			b.send(ctx, []*applyReq{r})
+		}
+		return
+	}
+	if err != nil {
+		batch[0].done <- applyResp{err: err}
+		return
+	}
+	select {
+	case b.inflight <- struct{}{}:
+	case <-ctx.Done():
+		for _, r := range batch {
+			r.done <- applyResp{err: raft.ErrRaftShutdown}
+		}
+		return
+	}
+	f := b.raft.Apply(data, b.timeout)
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		defer func() { <-b.inflight }()
+		err := f.Error()
+		var res []fsm.Result
+		if err == nil {
+			switch v := f.Response().(type) {
+			case []fsm.Result:
+				res = v
+			case error:
+				err = v
+			default:
+				err = fmt.Errorf("cluster: unexpected apply response %T", v)
+			}
+		}
+		if err == nil && len(res) != len(all) {
+			err = fmt.Errorf("cluster: %d results for %d commands", len(res), len(all))
+		}
+		off := 0
+		for _, r := range batch {
+			if err != nil {
+				r.done <- applyResp{err: err}
+				continue
+			}
+			r.done <- applyResp{res: res[off : off+len(r.cmds)]}
+			off += len(r.cmds)
+		}
+	}()
+}
+
+// drain fails the requests still queued.
+func (b *batcher) drain(err error) {
+	for {
+		select {
+		case r := <-b.reqs:
+			r.done <- applyResp{err: err}
+		default:
+			return
+		}
+	}
+}

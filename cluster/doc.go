@@ -1,0 +1,22 @@
+// Package cluster runs a node of graft's raft group: it replicates the
+// World's state machine (package fsm) to every node, takes writes on any
+// node (followers forward them to the leader) and serves linearizable reads.
+//
+// One TCP port carries everything between nodes: the first byte of each
+// connection says whether it is raft's traffic or graft's forwarding RPC.
+// In tests, raft's in-memory transport and an in-memory RPC network stand in
+// for it (package clustertest).
+//
+// # Writes
+//
+// Apply hands commands to the leader, which batches concurrent writes into
+// one log entry each time raft is ready for more: a lone writer pays one
+// round trip, many writers share them. A follower forwards to the leader and,
+// while there is none, waits (bounded by ForwardTimeout) for one.
+//
+// # Reads
+//
+// Reads are served by the local FSM. Linearize makes a read linearizable: it
+// asks the leader for its commit index (the leader first confirms with a
+// quorum that it still leads) and waits until the local FSM has applied it.
+package cluster

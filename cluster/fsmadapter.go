@@ -1,0 +1,60 @@
+package cluster
+
+import (
+	"io"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/graftcm/graft/fsm"
+)
+
+// raftFSM adapts the World's state machine to raft.
+type raftFSM struct {
+	f *fsm.FSM
+}
+
+var _ raft.BatchingFSM = (*raftFSM)(nil)
+
+func (a *raftFSM) Apply(l *raft.Log) any { return a.ApplyBatch([]*raft.Log{l})[0] }
+
+// ApplyBatch applies committed command entries; each response is the
+// entry's []fsm.Result, or the error that kept it from decoding.
+func (a *raftFSM) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			// Move the FSM's applied index past raft's own entries too.
+			_, _ = a.f.Apply(l.Index, nil)
+			continue
+		}
+		res, err := a.f.Apply(l.Index, l.Data)
+		if err != nil {
+			out[i] = err
+			continue
+		}
+		out[i] = res
+	}
+	return out
+}
+
+// Snapshot captures the state cheaply; raft persists it on another goroutine.
+func (a *raftFSM) Snapshot() (raft.FSMSnapshot, error) {
+	return &raftSnapshot{s: a.f.Snapshot()}, nil
+}
+
+func (a *raftFSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	return a.f.Restore(rc)
+}
+
+type raftSnapshot struct{ s *fsm.Snapshot }
+
+func (r *raftSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := r.s.Persist(sink); err != nil {
+		_ = sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (r *raftSnapshot) Release() { r.s.Release() }

@@ -1,0 +1,187 @@
+package cluster
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Connection kinds: the first byte a client writes on a connection to the
+// cluster port (after the TLS handshake, when TLS is on).
+const (
+	connRaft byte = 'R'
+	connRPC  byte = 'P'
+)
+
+// handshakeTimeout bounds how long a new connection may take to say what it
+// is, so idle or slow connections cannot pile up.
+const handshakeTimeout = 10 * time.Second
+
+// maxPendingHandshakes bounds connections still saying what they are.
+const maxPendingHandshakes = 256
+
+// errMuxClosed is returned by Accept once the mux is closed.
+var errMuxClosed = errors.New("cluster port closed")
+
+// mux serves the cluster port: it accepts connections, optionally wraps
+// them in TLS, reads their kind byte and hands raft connections to raft's
+// stream layer and RPC connections to the RPC server.
+type mux struct {
+	ln        net.Listener
+	advertise net.Addr
+	serverTLS *tls.Config
+	clientTLS *tls.Config
+	log       *slog.Logger
+	onRPC     func(net.Conn)
+
+	raftConns chan net.Conn
+	closed    chan struct{}
+	closeOnce sync.Once
+	pending   chan struct{} // semaphore of handshakes in progress
+	wg        sync.WaitGroup
+}
+
+func newMux(ln net.Listener, advertise net.Addr, serverTLS, clientTLS *tls.Config, log *slog.Logger, onRPC func(net.Conn)) *mux {
+	m := &mux{
+		ln: ln, advertise: advertise, serverTLS: serverTLS, clientTLS: clientTLS, log: log, onRPC: onRPC,
+		raftConns: make(chan net.Conn),
+		closed:    make(chan struct{}),
+		pending:   make(chan struct{}, maxPendingHandshakes),
+	}
+	m.wg.Add(1)
+	go m.acceptLoop()
+	return m
+}
+
+func (m *mux) acceptLoop() {
+	defer m.wg.Done()
+	for {
+		c, err := m.ln.Accept()
+		if err != nil {
+			select {
+			case <-m.closed:
+				return
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			m.log.Error("cluster port: accept failed; no longer accepting", "err", err)
+			return
+		}
+		select {
+		case m.pending <- struct{}{}:
+		default:
+			m.log.Warn("cluster port: too many connections handshaking; dropping one", "remote", c.RemoteAddr().String())
+			c.Close()
+			continue
+		}
+		m.wg.Add(1)
+		go m.handshake(c)
+	}
+}
+
+// handshake reads the connection's kind and routes it.
+func (m *mux) handshake(c net.Conn) {
+	defer m.wg.Done()
+	release := func() { <-m.pending }
+	_ = c.SetDeadline(time.Now().Add(handshakeTimeout))
+	if m.serverTLS != nil {
+		tc := tls.Server(c, m.serverTLS)
+		if err := tc.Handshake(); err != nil {
+			release()
+			m.log.Warn("cluster port: TLS handshake failed; is the peer using the right cluster key?",
+				"remote", c.RemoteAddr().String(), "err", err)
+			c.Close()
+			return
+		}
+		c = tc
+	}
+	var kind [1]byte
+	if _, err := c.Read(kind[:]); err != nil {
+		release()
+		c.Close()
+		return
+	}
+	_ = c.SetDeadline(time.Time{})
+	release()
+	switch kind[0] {
+	case connRaft:
+		select {
+		case m.raftConns <- c:
+		case <-m.closed:
+			c.Close()
+		}
+	case connRPC:
+		m.onRPC(c)
+	default:
+		m.log.Warn("cluster port: unknown connection kind", "remote", c.RemoteAddr().String(), "kind", kind[0])
+		c.Close()
+	}
+}
+
+// dial connects to a peer's cluster port as the given kind.
+func (m *mux) dial(addr string, kind byte, timeout time.Duration) (net.Conn, error) {
+	d := net.Dialer{Timeout: timeout}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if m.clientTLS != nil {
+		tc := tls.Client(c, m.clientTLS)
+		_ = tc.SetDeadline(time.Now().Add(timeout))
+		if err := tc.Handshake(); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
+		}
+		_ = tc.SetDeadline(time.Time{})
+		c = tc
+	}
+	if _, err := c.Write([]byte{kind}); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// close stops accepting and waits for the handshakes in progress. It does
+// not close connections already handed on.
+func (m *mux) close() error {
+	var err error
+	m.closeOnce.Do(func() {
+		close(m.closed)
+		err = m.ln.Close()
+		m.wg.Wait()
+	})
+	return err
+}
+
+// raftLayer is raft's view of the mux.
+type raftLayer struct{ m *mux }
+
+var _ raft.StreamLayer = raftLayer{}
+
+func (l raftLayer) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.m.raftConns:
+		return c, nil
+	case <-l.m.closed:
+		return nil, errMuxClosed
+	}
+}
+
+// Close is a no-op: the node closes the mux after raft has shut down.
+func (l raftLayer) Close() error { return nil }
+
+func (l raftLayer) Addr() net.Addr { return l.m.advertise }
+
+func (l raftLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return l.m.dial(string(addr), connRaft, timeout)
+}

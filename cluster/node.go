@@ -1,0 +1,294 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/graftcm/graft/fsm"
+)
+
+// Errors a write can end with, besides the context's.
+var (
+	// ErrNoLeader means no leader was found within ForwardTimeout (or the
+	// caller's deadline): the cluster has no quorum, or is electing.
+	ErrNoLeader = errors.New("cluster: no leader")
+	// ErrAmbiguous means the write may or may not have been applied: the
+	// leader was lost, or the connection to it, after the write was sent.
+	ErrAmbiguous = errors.New("cluster: write outcome unknown")
+	// ErrClosed means the node is shut down.
+	ErrClosed = errors.New("cluster: node closed")
+)
+
+// Deps are what New needs besides the configuration. Open builds the
+// production set; tests pass in-memory ones.
+type Deps struct {
+	FSM           *fsm.FSM
+	Transport     raft.Transport
+	LogStore      raft.LogStore
+	StableStore   raft.StableStore
+	SnapshotStore raft.SnapshotStore
+	RPC           RPCNet
+}
+
+// Node is one member of the raft group.
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	fsm   *fsm.FSM
+	raft  *raft.Raft
+	trans raft.Transport
+	rpc   RPCNet
+	batch *batcher
+
+	mux    *mux    // nil unless built by Open
+	tcpRPC *tcpRPC // nil unless built by Open
+	stores []io.Closer
+
+	termReady atomic.Uint64 // a term in which this leader has applied its own entry
+
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New starts a node on the given dependencies.
+func New(cfg Config, deps Deps) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.FSM == nil || deps.Transport == nil || deps.LogStore == nil || deps.StableStore == nil ||
+		deps.SnapshotStore == nil || deps.RPC == nil {
+		return nil, errors.New("cluster: New needs every dependency")
+	}
+	n := newNode(cfg)
+	n.fsm, n.trans, n.rpc = deps.FSM, deps.Transport, deps.RPC
+	if err := n.start(deps); err != nil {
+		n.cancel()
+		return nil, err
+	}
+	return n, nil
+}
+
+func newNode(cfg Config) *Node {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Node{cfg: cfg, log: log.With("node", cfg.NodeID), ctx: ctx, cancel: cancel}
+}
+
+// Open starts a node with the production dependencies: the cluster port on
+// cfg.BindAddr, raft-boltdb stores and file snapshots under cfg.DataDir.
+func Open(cfg Config, f *fsm.FSM) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("cluster config: DataDir is empty")
+	}
+	dir := filepath.Join(cfg.DataDir, "raft")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.BindAddr)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: listen on %s: %w", cfg.BindAddr, err)
+	}
+	adv, err := advertiseAddr(cfg.AdvertiseAddr, ln.Addr())
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	n := newNode(cfg)
+	n.fsm = f
+	n.mux = newMux(ln, adv, cfg.ServerTLS, cfg.ClientTLS, n.log, n.serveConn)
+	fail := func(err error) (*Node, error) {
+		n.cancel()
+		n.mux.close()
+		for _, c := range n.stores {
+			c.Close()
+		}
+		return nil, err
+	}
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	if err != nil {
+		return fail(fmt.Errorf("cluster: raft store: %w", err))
+	}
+	n.stores = append(n.stores, store)
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, newHclog(n.log, "snapshots"))
+	if err != nil {
+		return fail(fmt.Errorf("cluster: snapshot store: %w", err))
+	}
+	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  raftLayer{n.mux},
+		MaxPool: 4,
+		Timeout: 10 * time.Second,
+		Logger:  newHclog(n.log, "transport"),
+	})
+	n.tcpRPC = newTCPRPC(func(addr string, timeout time.Duration) (net.Conn, error) {
+		return n.mux.dial(addr, connRPC, timeout)
+	}, 5*time.Second)
+	n.rpc = n.tcpRPC
+	if err := n.start(Deps{FSM: f, Transport: n.trans, LogStore: store, StableStore: store, SnapshotStore: snaps, RPC: n.rpc}); err != nil {
+		n.trans.(io.Closer).Close()
+		return fail(err)
+	}
+	return n, nil
+}
+
+// advertiseAddr picks the address peers use to reach the cluster port.
+func advertiseAddr(configured string, bound net.Addr) (net.Addr, error) {
+	if configured != "" {
+		a, err := net.ResolveTCPAddr("tcp", configured)
+		if err != nil {
+			return nil, fmt.Errorf("cluster config: AdvertiseAddr %q: %w", configured, err)
+		}
+		if a.IP == nil || a.IP.IsUnspecified() {
+			return nil, fmt.Errorf("cluster config: AdvertiseAddr %q must name a host", configured)
+		}
+		return a, nil
+	}
+	tcp := bound.(*net.TCPAddr)
+	if !tcp.IP.IsUnspecified() {
+		return tcp, nil
+	}
+	ip, err := firstNonLoopback()
+	if err != nil {
+		return nil, fmt.Errorf("cluster: cannot pick an address to advertise (set one): %w", err)
+	}
+	return &net.TCPAddr{IP: ip, Port: tcp.Port}, nil
+}
+
+func firstNonLoopback() (net.IP, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
+			return ipn.IP, nil
+		}
+	}
+	return net.IPv4(127, 0, 0, 1), nil
+}
+
+// start creates raft, bootstraps if asked and allowed, and starts the
+// batcher.
+func (n *Node) start(deps Deps) error {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(n.cfg.NodeID)
+	rc.HeartbeatTimeout = n.cfg.HeartbeatTimeout
+	rc.ElectionTimeout = n.cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = n.cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = n.cfg.CommitTimeout
+	rc.MaxAppendEntries = n.cfg.MaxAppendEntries
+	rc.SnapshotThreshold = n.cfg.SnapshotThreshold
+	rc.SnapshotInterval = n.cfg.SnapshotInterval
+	rc.TrailingLogs = n.cfg.TrailingLogs
+	rc.BatchApplyCh = true
+	rc.Logger = newHclog(n.log, "raft")
+	if err := raft.ValidateConfig(rc); err != nil {
+		return fmt.Errorf("cluster: raft config: %w", err)
+	}
+	hasState, err := raft.HasExistingState(deps.LogStore, deps.StableStore, deps.SnapshotStore)
+	if err != nil {
+		return fmt.Errorf("cluster: reading raft state: %w", err)
+	}
+	r, err := raft.NewRaft(rc, &raftFSM{f: deps.FSM}, deps.LogStore, deps.StableStore, deps.SnapshotStore, deps.Transport)
+	if err != nil {
+		return fmt.Errorf("cluster: starting raft: %w", err)
+	}
+	n.raft = r
+	switch {
+	case hasState:
+		n.log.Info("raft state found; rejoining the cluster it belongs to")
+	case n.cfg.Bootstrap:
+		n.log.Info("no raft state; bootstrapping a new cluster", "address", string(deps.Transport.LocalAddr()))
+		err := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+			Suffrage: raft.Voter, ID: rc.LocalID, Address: deps.Transport.LocalAddr(),
+		}}}).Error()
+		if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			r.Shutdown()
+			return fmt.Errorf("cluster: bootstrap: %w", err)
+		}
+	default:
+		n.log.Info("no raft state; waiting to be added to a cluster")
+	}
+	n.batch = newBatcher(r, n.cfg.ApplyTimeout)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.batch.run(n.ctx)
+	}()
+	return nil
+}
+
+// serveConn serves one RPC connection accepted on the cluster port.
+func (n *Node) serveConn(c net.Conn) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		serveRPCConn(n.ctx, c, n.HandleRPC)
+	}()
+}
+
+// FSM returns the node's state machine, for local reads and watches.
+func (n *Node) FSM() *fsm.FSM { return n.fsm }
+
+// ID returns the node's raft ID.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// Addr returns the address peers reach this node at.
+func (n *Node) Addr() string { return string(n.trans.LocalAddr()) }
+
+// Raft returns the raft instance, for membership management.
+func (n *Node) Raft() *raft.Raft { return n.raft }
+
+// IsLeader reports whether this node leads the cluster.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Leader returns the leader's ID and address, empty if unknown.
+func (n *Node) Leader() (id, addr string) {
+	a, i := n.raft.LeaderWithID()
+	return string(i), string(a)
+}
+
+// Close shuts the node down: raft, the cluster port and every goroutine.
+// It is idempotent.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.cancel()
+		var errs []error
+		if n.raft != nil {
+			errs = append(errs, n.raft.Shutdown().Error())
+		}
+		if n.mux != nil {
+			if c, ok := n.trans.(io.Closer); ok {
+				errs = append(errs, c.Close())
+			}
+			errs = append(errs, n.mux.close())
+			n.tcpRPC.close()
+		}
+		n.wg.Wait()
+		for _, c := range n.stores {
+			errs = append(errs, c.Close())
+		}
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
