@@ -1,0 +1,147 @@
+package world
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/graftcm/graft/fsm"
+)
+
+// releaseTimeout bounds the release a cancelled Acquire sends.
+const releaseTimeout = 10 * time.Second
+
+// Lease is a slot of a cluster-wide semaphore.
+type Lease struct {
+	w      *World
+	id     string
+	holder string
+	token  uint64
+
+	lost     chan struct{}
+	lostOnce sync.Once
+	stop     context.CancelFunc
+	done     chan struct{}
+}
+
+// Token is the slot's fencing token: the raft index at which it was
+// granted, increasing for the semaphore. Pass it to whatever the slot
+// guards so it can refuse a holder whose slot has since gone.
+func (l *Lease) Token() uint64 { return l.token }
+
+// Lost is closed if the slot is taken away without Release: the cluster
+// declared this host dead and released its slots.
+func (l *Lease) Lost() <-chan struct{} { return l.lost }
+
+// Release gives the slot back. It is idempotent.
+func (l *Lease) Release(ctx context.Context) error {
+	l.stop()
+	<-l.done
+	_, err := l.w.apply(ctx, fsm.Command{Op: fsm.OpSemaRelease, Sema: l.id, Node: l.w.host, Holder: l.holder})
+	return err
+}
+
+// Acquire takes a slot of the cluster-wide semaphore id, which has count
+// slots, waiting in FIFO order for one to be free. Every acquirer of id must
+// give the same count. If ctx ends first, the place in the queue is given up.
+func (w *World) Acquire(ctx context.Context, id string, count int64) (*Lease, error) {
+	if id == "" || len(id) > fsm.MaxNameSize {
+		return nil, fmt.Errorf("world: semaphore id %q: want 1 to %d bytes", id, fsm.MaxNameSize)
+	}
+	if count < 1 || count > fsm.MaxSemaCount {
+		return nil, fmt.Errorf("world: semaphore %q: count %d is not between 1 and %d", id, count, fsm.MaxSemaCount)
+	}
+	holder := fmt.Sprintf("%s/%s/%d", w.host, w.nonce, w.seq.Add(1))
+	// giveUp withdraws the request: after a failed or cancelled acquire the
+	// request may still have been applied (the outcome of a write cut short
+	// is unknown), and a queue place nobody waits on would be granted to
+	// nobody.
+	giveUp := func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+		defer cancel()
+		if _, err := w.apply(rctx, fsm.Command{Op: fsm.OpSemaRelease, Sema: id, Node: w.host, Holder: holder}); err != nil {
+			w.log.Warn("could not withdraw from a semaphore", "sema", id, "err", err)
+		}
+	}
+	res, err := w.apply(ctx, fsm.Command{Op: fsm.OpSemaAcquire, Sema: id, Count: count, Node: w.host, Holder: holder})
+	if err != nil {
+		if res.Err == "" { // not refused outright: it may have been applied
+			giveUp()
+		}
+		return nil, fmt.Errorf("world: acquire %q: %w", id, err)
+	}
+	token := res.Token
+	if !res.Granted {
+		token, err = w.waitGrant(ctx, id, holder)
+		if err != nil {
+			giveUp()
+			return nil, err
+		}
+	}
+	wctx, stop := context.WithCancel(context.Background())
+	l := &Lease{w: w, id: id, holder: holder, token: token, lost: make(chan struct{}), stop: stop, done: make(chan struct{})}
+	go l.guard(wctx)
+	return l, nil
+}
+
+// semaState reads a semaphore's state from the local copy.
+func (w *World) semaState(id string) (fsm.SemaState, bool) {
+	kv, ok := w.f.Get(fsm.SemaPrefix + id)
+	if !ok {
+		return fsm.SemaState{}, false
+	}
+	var st fsm.SemaState
+	if err := msgpack.Unmarshal(kv.Value, &st); err != nil {
+		return fsm.SemaState{}, false
+	}
+	return st, true
+}
+
+func findSlot(slots []fsm.Slot, holder string) (fsm.Slot, bool) {
+	i := slices.IndexFunc(slots, func(s fsm.Slot) bool { return s.Holder == holder })
+	if i < 0 {
+		return fsm.Slot{}, false
+	}
+	return slots[i], true
+}
+
+// waitGrant waits until holder holds a slot of id and returns its token.
+func (w *World) waitGrant(ctx context.Context, id, holder string) (uint64, error) {
+	for {
+		changed := w.f.Changed()
+		st, _ := w.semaState(id)
+		if s, ok := findSlot(st.Holders, holder); ok {
+			return s.Token, nil
+		}
+		if _, waiting := findSlot(st.Waiters, holder); !waiting {
+			return 0, fmt.Errorf("world: semaphore %q: no longer queued (this host was expired?)", id)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-changed:
+		}
+	}
+}
+
+// guard closes Lost if the slot disappears while the lease is held.
+func (l *Lease) guard(ctx context.Context) {
+	defer close(l.done)
+	for {
+		changed := l.w.f.Changed()
+		st, _ := l.w.semaState(l.id)
+		if _, ok := findSlot(st.Holders, l.holder); !ok {
+			l.lostOnce.Do(func() { close(l.lost) })
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+	}
+}
