@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -43,6 +44,14 @@ func (h *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	all = append(all, "component", h.name)
 	all = append(all, h.args...)
 	all = append(all, args...)
+	for i, a := range all {
+		// hclog.Format values are a format string and its arguments.
+		if f, ok := a.(hclog.Format); ok && len(f) > 0 {
+			if format, ok := f[0].(string); ok {
+				all[i] = fmt.Sprintf(format, f[1:]...)
+			}
+		}
+	}
 	h.log.Log(context.Background(), h.slogLevel(level), msg, all...)
 }
 

@@ -45,6 +45,43 @@ type mux struct {
 	closeOnce sync.Once
 	pending   chan struct{} // semaphore of handshakes in progress
 	wg        sync.WaitGroup
+
+	// Every connection the mux hands out, so close can close them: raft's
+	// transport does not close its pooled or accepted connections, and a
+	// peer would otherwise wait on them for ever.
+	connMu sync.Mutex
+	conns  map[*trackedConn]struct{}
+}
+
+// trackedConn is a connection the mux closes when it closes.
+type trackedConn struct {
+	net.Conn
+	m    *mux
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	var err error
+	c.once.Do(func() {
+		c.m.connMu.Lock()
+		delete(c.m.conns, c)
+		c.m.connMu.Unlock()
+		err = c.Conn.Close()
+	})
+	return err
+}
+
+// track registers c, or closes it if the mux is already closed.
+func (m *mux) track(c net.Conn) (net.Conn, bool) {
+	tc := &trackedConn{Conn: c, m: m}
+	m.connMu.Lock()
+	defer m.connMu.Unlock()
+	if m.conns == nil {
+		c.Close()
+		return nil, false
+	}
+	m.conns[tc] = struct{}{}
+	return tc, true
 }
 
 func newMux(ln net.Listener, advertise net.Addr, serverTLS, clientTLS *tls.Config, log *slog.Logger, onRPC func(net.Conn)) *mux {
@@ -53,6 +90,7 @@ func newMux(ln net.Listener, advertise net.Addr, serverTLS, clientTLS *tls.Confi
 		raftConns: make(chan net.Conn),
 		closed:    make(chan struct{}),
 		pending:   make(chan struct{}, maxPendingHandshakes),
+		conns:     map[*trackedConn]struct{}{},
 	}
 	m.wg.Add(1)
 	go m.acceptLoop()
@@ -112,6 +150,10 @@ func (m *mux) handshake(c net.Conn) {
 	}
 	_ = c.SetDeadline(time.Time{})
 	release()
+	c, ok := m.track(c)
+	if !ok {
+		return
+	}
 	switch kind[0] {
 	case connRaft:
 		select {
@@ -148,17 +190,28 @@ func (m *mux) dial(addr string, kind byte, timeout time.Duration) (net.Conn, err
 		c.Close()
 		return nil, err
 	}
-	return c, nil
+	tc, ok := m.track(c)
+	if !ok {
+		return nil, errMuxClosed
+	}
+	return tc, nil
 }
 
-// close stops accepting and waits for the handshakes in progress. It does
-// not close connections already handed on.
+// close stops accepting, waits for the handshakes in progress and closes
+// every connection it handed out.
 func (m *mux) close() error {
 	var err error
 	m.closeOnce.Do(func() {
 		close(m.closed)
 		err = m.ln.Close()
 		m.wg.Wait()
+		m.connMu.Lock()
+		conns := m.conns
+		m.conns = nil
+		m.connMu.Unlock()
+		for c := range conns {
+			c.Conn.Close()
+		}
 	})
 	return err
 }

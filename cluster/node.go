@@ -48,6 +48,7 @@ type Node struct {
 	log   *slog.Logger
 	fsm   *fsm.FSM
 	raft  *raft.Raft
+	logs  raft.LogStore
 	trans raft.Transport
 	rpc   RPCNet
 	batch *batcher
@@ -213,7 +214,7 @@ func (n *Node) start(deps Deps) error {
 	if err != nil {
 		return fmt.Errorf("cluster: starting raft: %w", err)
 	}
-	n.raft = r
+	n.raft, n.logs = r, deps.LogStore
 	switch {
 	case hasState:
 		n.log.Info("raft state found; rejoining the cluster it belongs to")
