@@ -8,9 +8,10 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// env is what the commands get from main: where to write, and the channel
-// closed by a second interrupt.
+// env is what the commands get from main: where to read and write, and the
+// channel closed by a second interrupt.
 type env struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	hard           <-chan struct{}
 }
@@ -32,6 +33,8 @@ func newApp(e *env) *cli.App {
 		Commands: []*cli.Command{
 			runCommand(e),
 			checkCommand(e),
+			kvCommand(e),
+			statusCommand(e),
 			versionCommand(e),
 		},
 	}

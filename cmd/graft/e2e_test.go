@@ -41,11 +41,12 @@ func (a *agent) output() string {
 	return a.log.String()
 }
 
-// startAgent runs the test binary as graft with args.
+// startAgent runs the test binary as graft with args (a `run` gets
+// --cluster-addr 127.0.0.1:0).
 func startAgent(t *testing.T, args ...string) *agent {
 	t.Helper()
 	a := &agent{t: t, grew: make(chan struct{}, 1), done: make(chan struct{})}
-	a.cmd = exec.Command(os.Args[0], args...)
+	a.cmd = exec.Command(os.Args[0], testClusterAddr(args)...)
 	// The race detector sleeps a second before a process exits unless told
 	// not to; timing assertions must not see that.
 	a.cmd.Env = append(os.Environ(), "GRAFT_TEST_BINARY=1", "GORACE=atexit_sleep_ms=0")

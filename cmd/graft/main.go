@@ -23,11 +23,16 @@ func main() {
 // run runs the command line and returns the process exit code: 0 on
 // success, the code of an exitError, 2 for usage errors, 1 otherwise.
 func run(ctx context.Context, hard <-chan struct{}, args []string, stdout, stderr io.Writer) int {
-	err := newApp(&env{stdout: stdout, stderr: stderr, hard: hard}).RunContext(ctx, args)
+	return runEnv(ctx, &env{stdin: os.Stdin, stdout: stdout, stderr: stderr, hard: hard}, args)
+}
+
+// runEnv is run with every input and output given.
+func runEnv(ctx context.Context, e *env, args []string) int {
+	err := newApp(e).RunContext(ctx, args)
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(stderr, "graft: %v\n", err)
+	fmt.Fprintf(e.stderr, "graft: %v\n", err)
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code

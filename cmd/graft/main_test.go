@@ -28,6 +28,16 @@ func graft(t *testing.T, args ...string) (code int, stdout, stderr string) {
 
 func cliContext(ctx context.Context, args ...string) (code int, stdout, stderr string) {
 	var out, errOut bytes.Buffer
-	code = run(ctx, make(chan struct{}), append([]string{"graft"}, args...), &out, &errOut)
+	code = run(ctx, make(chan struct{}), append([]string{"graft"}, testClusterAddr(args)...), &out, &errOut)
 	return code, out.String(), errOut.String()
+}
+
+// testClusterAddr gives a `graft run` command line --cluster-addr
+// 127.0.0.1:0, so agents in tests never clash on the default port (or with
+// an agent running on the machine). A later --cluster-addr overrides it.
+func testClusterAddr(args []string) []string {
+	if len(args) > 0 && args[0] == "run" {
+		return append([]string{"run", "--cluster-addr", "127.0.0.1:0"}, args[1:]...)
+	}
+	return args
 }

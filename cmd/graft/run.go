@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/graftcm/graft/engine"
+	"github.com/graftcm/graft/fsm"
 	"github.com/graftcm/graft/fswatch"
 	"github.com/graftcm/graft/resources"
 	"github.com/graftcm/graft/yamlgraph"
@@ -32,7 +33,7 @@ func runCommand(e *env) *cli.Command {
 		&cli.BoolFlag{Name: "noop", Usage: "check every resource and report what would change, changing nothing"},
 		&cli.IntFlag{Name: "sema", Usage: "at most `N` resources apply at once; 0 means no limit"},
 		&cli.StringFlag{Name: "converged-status-file", Usage: "keep `PATH` holding the converged state, \"true\" or \"false\" and a newline"},
-	}, logFlags()...)
+	}, append(clusterFlags(), logFlags()...)...)
 	return &cli.Command{
 		Name:      "run",
 		Usage:     "run the agent",
@@ -41,7 +42,9 @@ func runCommand(e *env) *cli.Command {
 			"converged, repairing drift as it happens. Edits to FILE are swapped in live; an edit\n" +
 			"that does not parse is logged and the running graph kept. The first SIGINT or SIGTERM\n" +
 			"lets running resources finish and exits 0; a second one cancels them and exits within\n" +
-			"seconds.",
+			"seconds.\n\n" +
+			"The agent runs a raft node (a fresh data dir bootstraps a one-node cluster) holding the\n" +
+			"keys `graft kv` reads and writes, and serves the local API on <data-dir>/graft.sock.",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -74,6 +77,8 @@ type agentOptions struct {
 	noop             bool
 	sema             int
 	statusFile       string
+	clusterAddr      string
+	apiAddr          string
 }
 
 func parseAgentOptions(c *cli.Context) (agentOptions, error) {
@@ -85,6 +90,8 @@ func parseAgentOptions(c *cli.Context) (agentOptions, error) {
 		noop:          c.Bool("noop"),
 		sema:          c.Int("sema"),
 		statusFile:    c.String("converged-status-file"),
+		clusterAddr:   c.String("cluster-addr"),
+		apiAddr:       c.String("api-addr"),
 	}
 	if o.sema < 0 {
 		return o, usageError("--sema: %d is not a count (0 means no limit)", o.sema)
@@ -106,6 +113,9 @@ func parseAgentOptions(c *cli.Context) (agentOptions, error) {
 			return o, fmt.Errorf("hostname: %w (set --hostname)", err)
 		}
 		o.hostname = h
+	}
+	if len(o.hostname) > fsm.MaxNameSize || strings.ContainsAny(o.hostname, "/ \t\n") {
+		return o, usageError("--hostname %q: want at most %d characters, no slashes or spaces", o.hostname, fsm.MaxNameSize)
 	}
 	if o.dataDir == "" && !o.tmp {
 		return o, usageError("--data-dir is empty")
@@ -135,6 +145,9 @@ func runAgent(c *cli.Context, e *env, file string) error {
 	}
 	opts, err := parseAgentOptions(c)
 	if err != nil {
+		return err
+	}
+	if err := opts.checkClusterAddrs(log); err != nil {
 		return err
 	}
 	hub, err := fswatch.New(log.With("component", "fswatch"))
@@ -169,6 +182,13 @@ func runAgent(c *cli.Context, e *env, file string) error {
 	}
 	log.Info("starting", "version", version(), "hostname", opts.hostname, "data_dir", dd.path,
 		"graph", graph.Name, "resources", graph.Len(), "noop", opts.noop, "sema", opts.sema)
+	// The raft node, the World and the local API start before the engine
+	// and stop after it (deferred first, so run last).
+	stopCluster, err := startCluster(opts, dd.path, log)
+	if err != nil {
+		return err
+	}
+	defer stopCluster()
 
 	engCtx, stopEngine := context.WithCancel(c.Context)
 	defer stopEngine()

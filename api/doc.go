@@ -1,0 +1,78 @@
+// Package api is graft's local API: HTTP and JSON on a unix socket (and,
+// if asked, a loopback TCP port) through which the graft CLI, and scripts,
+// read, write and watch the World of the agent on this host.
+//
+// The API has no authentication: whoever can connect can write. The agent
+// serves it on <data-dir>/graft.sock, created mode 0600 in a directory only
+// its owner can enter, and refuses TCP addresses that are not loopback.
+// Requests over TCP must also name a loopback host in their Host header, so
+// a web page cannot reach the API through DNS rebinding.
+//
+// # Endpoints
+//
+//	GET    /v1/kv/{key...}[?linearizable=true]  one key: a KV object; 404 if missing
+//	PUT    /v1/kv/{key...}                      set the key to the raw request body: {"rev": N}
+//	DELETE /v1/kv/{key...}                      delete the key (missing is fine): {"rev": N}
+//	GET    /v1/kv?prefix=P[&linearizable=true]  keys under P, sorted: {"rev": N, "kvs": [KV...]}
+//	GET    /v1/watch?prefix=P[&rev=N]           a stream of watch objects, one JSON object a line
+//	GET    /v1/status                           the node and cluster as this node sees them
+//
+// Keys are UTF-8 text, at most fsm.MaxKeySize bytes; in a path they are
+// percent-encoded (a '/' may stay as it is, but "//", "." and ".." segments
+// must be encoded, since they are cleaned away otherwise: Client encodes every
+// key whole). Keys under "_graft/" are graft's own: they can be read but not
+// written. A value is at most fsm.MaxValueSize bytes.
+//
+// Reads are served by the local copy of the state, which may lag the leader
+// by a moment; linearizable=true makes a read reflect every write committed
+// before it, at the cost of a round trip to the leader. A write returns
+// once the local copy has it, so a read after a write on the same agent
+// sees it. Until one linearizable read has succeeded since the server
+// started, every read (and a watch from now) is made linearizable: a node
+// that has just restarted replays its log only once it hears from a
+// leader, and must not answer from what it had before.
+//
+// # Values
+//
+// A KV object is
+//
+//	{"key": "k", "value": "v", "create_rev": 3, "mod_rev": 7, "version": 2, "owner": "host"}
+//
+// where "value" holds the value as a JSON string when it is valid UTF-8.
+// Otherwise "value" is absent and "value_base64" holds it in standard base64
+// (RFC 4648, with padding). Exactly one of the two is present. "owner" is
+// present only for a host's ephemeral keys.
+//
+// # Watching
+//
+// A watch answers 200 and then streams newline-delimited JSON objects,
+// flushed one by one, until the client goes away or the agent stops:
+//
+//	{"start": true, "rev": 41}
+//	{"rev": 42, "events": [{"type": "put", "kv": {...}}]}
+//	{"rev": 45, "events": [{"type": "delete", "kv": {...}}, ...]}
+//	{"rev": 90, "resync": true, "state": [KV...]}
+//	{"error": "the agent is stopping"}
+//
+// The first object always has "start": it says the watch is set up and will
+// report every change under the prefix after revision rev: the rev asked
+// for, or, if none was (or 0), the current revision. A rev from a list or
+// an earlier watch therefore continues from it without a gap. Each following object carries
+// the changes of one or more revisions in order, and "rev", the revision up
+// to which the watcher has seen everything: a watch started again from it
+// misses nothing. A delete event's kv holds the key as it was, with mod_rev
+// set to the delete's revision. An object with "resync" says the changes
+// after the revision the watch had reached are no longer kept (the watcher
+// fell too far behind, or the node installed a snapshot): "state" then
+// holds every key under the prefix at rev, to replace what the watcher had.
+// An object with "error" is the last one: the agent ended the watch.
+//
+// # Errors
+//
+// Failures answer {"error": "message"} with: 400 for bad input (an empty
+// key, a reserved key, a bad query parameter), 404 for a missing key or an
+// unknown path, 405 for a method a path does not take, 413 for a value too
+// large, 503 when the cluster has no leader or the agent is stopping, 504
+// when the operation timed out or its outcome is unknown (a write that may
+// or may not have been applied), 500 otherwise.
+package api

@@ -1,0 +1,95 @@
+package api
+
+import (
+	"context"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/graftcm/graft/cluster/clustertest"
+	"github.com/graftcm/graft/world"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fixture is an API server on a unix socket, in front of the World of the
+// first member of an in-process cluster, and a client of it.
+type fixture struct {
+	cluster *clustertest.Cluster
+	world   *world.World
+	sock    string
+	client  *Client
+	stop    func() error // stops the server; returns Serve's error
+}
+
+type fixtureOpts struct {
+	nodes   int
+	history int
+	timeout time.Duration
+	store   func(Store) Store // wraps the World
+}
+
+// newFixture starts a one-node cluster (or opts.nodes), waits for its
+// leader, and serves the API of member 0. Everything stops when the test
+// ends.
+func newFixture(t *testing.T, opts fixtureOpts) *fixture {
+	t.Helper()
+	if opts.nodes == 0 {
+		opts.nodes = 1
+	}
+	var copts []clustertest.Option
+	if opts.history > 0 {
+		copts = append(copts, clustertest.WithHistory(opts.history))
+	}
+	c := clustertest.New(t, opts.nodes, copts...)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if _, err := c.Leader(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m := c.Members[0]
+	w, err := world.New(m.Node(), m.ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var store Store = w
+	if opts.store != nil {
+		store = opts.store(w)
+	}
+	node := m.Node()
+	srv, err := NewServer(Config{Store: store, Status: node.Status, Host: m.ID, Version: "v-test", Timeout: opts.timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "graft.sock")
+	ln, err := ListenUnix(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := NewClient(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{cluster: c, world: w, sock: sock, client: client, stop: serve(t, srv, ln)}
+	t.Cleanup(func() { client.Close() })
+	return f
+}
+
+// serve runs srv.Serve on its own goroutine; the returned function (also
+// called when the test ends) stops it and returns its error.
+func serve(t *testing.T, srv *Server, lns ...net.Listener) func() error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, lns...) }()
+	stop := sync.OnceValue(func() error {
+		cancel()
+		return <-done
+	})
+	t.Cleanup(func() { stop() })
+	return stop
+}

@@ -1,0 +1,410 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/fsm"
+	"github.com/graftcm/graft/world"
+)
+
+// Store is the part of the World the API serves. *world.World satisfies
+// it.
+type Store interface {
+	Get(ctx context.Context, key string, opts ...world.ReadOption) (fsm.KV, bool, error)
+	List(ctx context.Context, prefix string, opts ...world.ReadOption) ([]fsm.KV, uint64, error)
+	Put(ctx context.Context, key string, value []byte) (uint64, error)
+	Delete(ctx context.Context, key string) (uint64, error)
+	// Watch follows the keys under prefix after revision from until ctx
+	// ends, then closes the channel.
+	Watch(ctx context.Context, prefix string, from uint64) <-chan world.WatchEvent
+	// Rev is the revision of the local state.
+	Rev() uint64
+}
+
+var _ Store = (*world.World)(nil)
+
+// DefaultTimeout bounds every request but watches.
+const DefaultTimeout = 10 * time.Second
+
+// Config configures a Server.
+type Config struct {
+	// Store is the state served. Required.
+	Store Store
+	// Status returns the node's view of the cluster (*cluster.Node's
+	// Status). Required.
+	Status func() cluster.Status
+	// Host and Version are reported by /v1/status.
+	Host    string
+	Version string
+	// Timeout bounds each request but watches; zero means DefaultTimeout.
+	// A write that has no leader within it fails with 503, one that
+	// timed out otherwise with 504.
+	Timeout time.Duration
+	// Logger receives failed requests (at warn) and every request (at
+	// debug). Nil discards them.
+	Logger *slog.Logger
+}
+
+// Server serves the local API.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	handler http.Handler
+
+	serveOnce sync.Once
+	stopping  chan struct{} // closed when Serve starts shutting down: ends watches
+
+	// current is set once a linearizable read has succeeded: the local
+	// copy of the state has then caught up with the cluster since the
+	// agent started. Until then every read is made linearizable, since a
+	// node that just restarted may not have replayed its log yet.
+	current atomic.Bool
+}
+
+// NewServer returns a server for cfg.
+func NewServer(cfg Config) (*Server, error) {
+	if cfg.Store == nil || cfg.Status == nil {
+		return nil, errors.New("api: Config needs Store and Status")
+	}
+	if cfg.Timeout < 0 {
+		return nil, fmt.Errorf("api: Timeout is %v, want a positive duration (or 0 for the default)", cfg.Timeout)
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, stopping: make(chan struct{})}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/kv/{key...}", s.bounded(s.get))
+	mux.HandleFunc("PUT /v1/kv/{key...}", s.bounded(s.put))
+	mux.HandleFunc("DELETE /v1/kv/{key...}", s.bounded(s.del))
+	mux.HandleFunc("GET /v1/kv", s.bounded(s.list))
+	mux.HandleFunc("GET /v1/watch", s.watch)
+	mux.HandleFunc("GET /v1/status", s.status)
+	// Without a method, these patterns only catch the methods the ones
+	// above do not take; "/" catches every other path. Both answer JSON
+	// rather than the mux's plain text.
+	for path, allow := range map[string]string{
+		"/v1/kv/{key...}": "GET, PUT, DELETE", "/v1/kv": "GET", "/v1/watch": "GET", "/v1/status": "GET",
+	} {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s does not take %s", r.URL.Path, r.Method))
+		})
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s", r.URL.Path))
+	})
+	s.handler = s.logged(loopbackHostOnly(mux))
+	return s, nil
+}
+
+// Handler returns the API's handler, for serving it on a server of one's
+// own. Its watches then end only when their clients go away.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// shutdownGrace bounds how long Serve waits, after ctx ends, for requests
+// in progress, beyond the request timeout.
+const shutdownGrace = time.Second
+
+// Serve serves the API on every listener until ctx ends or a listener
+// fails, then stops: watches end at once (their streams get a last error
+// object), other requests in progress are given the request timeout to
+// finish, and the listeners are closed (a unix socket's file is removed).
+// It returns the error of a failed listener, or nil. Serve may be called
+// once.
+func (s *Server) Serve(ctx context.Context, lns ...net.Listener) error {
+	first := false
+	s.serveOnce.Do(func() { first = true })
+	if !first {
+		for _, ln := range lns {
+			ln.Close()
+		}
+		return errors.New("api: Serve called twice")
+	}
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	hs.RegisterOnShutdown(func() { close(s.stopping) })
+	errc := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() {
+			err := hs.Serve(ln)
+			if errors.Is(err, http.ErrServerClosed) {
+				err = nil
+			} else if err != nil {
+				err = fmt.Errorf("api: serving on %s: %w", ln.Addr(), err)
+			}
+			errc <- err
+		}()
+	}
+	var err error
+	running := len(lns)
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		running--
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout+shutdownGrace)
+	defer cancel()
+	if serr := hs.Shutdown(sctx); serr != nil {
+		s.log.Warn("local API: requests still running at shutdown; closing their connections", "err", serr)
+		hs.Close()
+	}
+	for range running {
+		err = errors.Join(err, <-errc)
+	}
+	return err
+}
+
+// bounded gives a handler's context the request timeout.
+func (s *Server) bounded(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
+		defer cancel()
+		h(w, r.WithContext(ctx))
+	}
+}
+
+// statusRecorder remembers the status a handler answered with.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(p []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return r.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection (to flush).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// logged logs every request at debug, and failures at warn.
+func (s *Server) logged(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		h.ServeHTTP(rec, r)
+		lvl := slog.LevelDebug
+		if rec.code >= 500 {
+			lvl = slog.LevelWarn
+		}
+		s.log.Log(r.Context(), lvl, "local API request", "method", r.Method, "path", r.URL.Path,
+			"status", rec.code, "duration", time.Since(start))
+	})
+}
+
+// loopbackHostOnly refuses requests that came in over TCP and name a host
+// other than a loopback one: a web page that rebinds its DNS name to
+// 127.0.0.1 cannot reach the API. Unix socket requests pass.
+func loopbackHostOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, tcp := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); tcp && !isLoopbackHost(r.Host) {
+			writeError(w, http.StatusForbidden, fmt.Sprintf("host %q is not a loopback address; the local API answers requests for 127.0.0.1, [::1] or localhost only", r.Host))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		code, body = http.StatusInternalServerError, []byte(`{"error":"encoding the answer failed"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(append(body, '\n'))
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, errorBody{Error: msg})
+}
+
+// fail answers with err, mapped to a status code.
+func fail(w http.ResponseWriter, err error) {
+	writeError(w, statusFor(err), err.Error())
+}
+
+// badRequest marks an error as the client's fault.
+type badRequest struct{ error }
+
+func (b badRequest) Unwrap() error { return b.error }
+
+func badf(format string, args ...any) error { return badRequest{fmt.Errorf(format, args...)} }
+
+// statusFor maps an error to the status code it answers with.
+func statusFor(err error) int {
+	var bad badRequest
+	switch {
+	case errors.As(err, &bad), errors.Is(err, world.ErrReserved):
+		return http.StatusBadRequest
+	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrClosed):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, cluster.ErrAmbiguous), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusInternalServerError
+}
+
+// key returns the request's key, checked.
+func key(r *http.Request) (string, error) {
+	k := r.PathValue("key")
+	switch {
+	case k == "":
+		return "", badf("empty key")
+	case len(k) > fsm.MaxKeySize:
+		return "", badf("key of %d bytes: at most %d", len(k), fsm.MaxKeySize)
+	case !utf8.ValidString(k):
+		return "", badf("key %q is not valid UTF-8", k)
+	}
+	return k, nil
+}
+
+// readOpts returns the read options the query asks for: linearizable if
+// asked, or if the local state has not caught up yet (see current).
+func (s *Server) readOpts(r *http.Request) ([]world.ReadOption, error) {
+	lin := false
+	if v := r.URL.Query().Get("linearizable"); v != "" {
+		var err error
+		if lin, err = strconv.ParseBool(v); err != nil {
+			return nil, badf("linearizable=%q: want true or false", v)
+		}
+	}
+	if lin || !s.current.Load() {
+		return []world.ReadOption{world.Linearizable()}, nil
+	}
+	return nil, nil
+}
+
+// readDone records that a read succeeded: if it was linearizable, the
+// local state has caught up.
+func (s *Server) readDone(opts []world.ReadOption) {
+	if len(opts) > 0 {
+		s.current.Store(true)
+	}
+}
+
+// catchUp makes sure the local state has caught up with the cluster since
+// the agent started.
+func (s *Server) catchUp(ctx context.Context) error {
+	if s.current.Load() {
+		return nil
+	}
+	// A linearizable read of any key (none is empty) does it.
+	if _, _, err := s.cfg.Store.Get(ctx, "", world.Linearizable()); err != nil {
+		return err
+	}
+	s.current.Store(true)
+	return nil
+}
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request) {
+	k, err := key(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	opts, err := s.readOpts(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	kv, ok, err := s.cfg.Store.Get(r.Context(), k, opts...)
+	if err == nil {
+		s.readDone(opts)
+	}
+	switch {
+	case err != nil:
+		fail(w, err)
+	case !ok:
+		writeError(w, http.StatusNotFound, fmt.Sprintf("key %q not found", k))
+	default:
+		writeJSON(w, http.StatusOK, fromFSM(kv))
+	}
+}
+
+func (s *Server) put(w http.ResponseWriter, r *http.Request) {
+	k, err := key(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	value, err := io.ReadAll(http.MaxBytesReader(w, r.Body, fsm.MaxValueSize))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("value too large: at most %d bytes", fsm.MaxValueSize))
+		return
+	case err != nil:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("reading the value: %v", err))
+		return
+	}
+	rev, err := s.cfg.Store.Put(r.Context(), k, value)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, Write{Rev: rev})
+}
+
+func (s *Server) del(w http.ResponseWriter, r *http.Request) {
+	k, err := key(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	rev, err := s.cfg.Store.Delete(r.Context(), k)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, Write{Rev: rev})
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request) {
+	opts, err := s.readOpts(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	kvs, rev, err := s.cfg.Store.List(r.Context(), r.URL.Query().Get("prefix"), opts...)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	s.readDone(opts)
+	writeJSON(w, http.StatusOK, List{Rev: rev, KVs: fromFSMList(kvs)})
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, Status{Host: s.cfg.Host, Version: s.cfg.Version, Status: s.cfg.Status()})
+}

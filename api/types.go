@@ -1,0 +1,187 @@
+package api
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/fsm"
+	"github.com/graftcm/graft/world"
+)
+
+// KV is a key and its value as the API carries it; see the package
+// documentation for its JSON form.
+type KV struct {
+	Key   string
+	Value []byte
+	// CreateRev and ModRev are the revisions that created the key and last
+	// changed it; Version counts its changes since it was created.
+	CreateRev uint64
+	ModRev    uint64
+	Version   uint64
+	// Owner is the host an ephemeral key belongs to, else empty.
+	Owner string
+}
+
+// kvJSON is KV's wire form: exactly one of Value and ValueBase64 is set.
+type kvJSON struct {
+	Key         string  `json:"key"`
+	Value       *string `json:"value,omitempty"`
+	ValueBase64 *string `json:"value_base64,omitempty"`
+	CreateRev   uint64  `json:"create_rev"`
+	ModRev      uint64  `json:"mod_rev"`
+	Version     uint64  `json:"version"`
+	Owner       string  `json:"owner,omitempty"`
+}
+
+// MarshalJSON writes the value as a string if it is valid UTF-8, else in
+// base64 under "value_base64".
+func (kv KV) MarshalJSON() ([]byte, error) {
+	j := kvJSON{Key: kv.Key, CreateRev: kv.CreateRev, ModRev: kv.ModRev, Version: kv.Version, Owner: kv.Owner}
+	if utf8.Valid(kv.Value) {
+		s := string(kv.Value)
+		j.Value = &s
+	} else {
+		s := base64.StdEncoding.EncodeToString(kv.Value)
+		j.ValueBase64 = &s
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads either form of the value.
+func (kv *KV) UnmarshalJSON(data []byte) error {
+	var j kvJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return err
+	}
+	*kv = KV{Key: j.Key, CreateRev: j.CreateRev, ModRev: j.ModRev, Version: j.Version, Owner: j.Owner}
+	switch {
+	case j.Value != nil && j.ValueBase64 != nil:
+		return fmt.Errorf("key %q: both value and value_base64", j.Key)
+	case j.ValueBase64 != nil:
+		v, err := base64.StdEncoding.DecodeString(*j.ValueBase64)
+		if err != nil {
+			return fmt.Errorf("key %q: value_base64: %w", j.Key, err)
+		}
+		kv.Value = v
+	case j.Value != nil:
+		kv.Value = []byte(*j.Value)
+	}
+	return nil
+}
+
+func fromFSM(kv fsm.KV) KV {
+	return KV{Key: kv.Key, Value: kv.Value, CreateRev: kv.CreateRev, ModRev: kv.ModRev, Version: kv.Version, Owner: kv.Owner}
+}
+
+func fromFSMList(kvs []fsm.KV) []KV {
+	out := make([]KV, len(kvs))
+	for i, kv := range kvs {
+		out[i] = fromFSM(kv)
+	}
+	return out
+}
+
+// EventType says whether an event put or deleted a key: "put" or "delete".
+type EventType string
+
+// The event types.
+const (
+	EventPut    EventType = "put"
+	EventDelete EventType = "delete"
+)
+
+// Event is one change of one key. For a delete, KV holds the key as it was,
+// with ModRev set to the revision of the delete; KV.ModRev is always the
+// event's revision.
+type Event struct {
+	Type EventType `json:"type"`
+	KV   KV        `json:"kv"`
+}
+
+// WatchEvent is one object of a watch stream; see the package
+// documentation.
+type WatchEvent struct {
+	// Start marks the first object of a stream: the watch reports every
+	// change after Rev.
+	Start bool `json:"start,omitempty"`
+	// Rev is the revision the watcher has now seen everything up to.
+	Rev uint64 `json:"rev"`
+	// Events are the changes, in revision order.
+	Events []Event `json:"events,omitempty"`
+	// Resync says the changes since the last object are lost: State holds
+	// every key under the prefix at Rev, to replace what the watcher had.
+	Resync bool `json:"resync,omitempty"`
+	State  []KV `json:"state,omitempty"`
+}
+
+// streamObject is a line of a watch stream: a WatchEvent or, last, an
+// error.
+type streamObject struct {
+	WatchEvent
+	Error string `json:"error,omitempty"`
+}
+
+func fromWorld(ev world.WatchEvent) WatchEvent {
+	out := WatchEvent{Rev: ev.Rev, Resync: ev.Resync}
+	if ev.Resync {
+		out.State = fromFSMList(ev.State)
+	}
+	for _, e := range ev.Events {
+		t := EventPut
+		if e.Type == fsm.EventDelete {
+			t = EventDelete
+		}
+		out.Events = append(out.Events, Event{Type: t, KV: fromFSM(e.KV)})
+	}
+	return out
+}
+
+// Status is the agent's view of itself and its cluster: the raft node's
+// status (whose fields its JSON form carries at top level), the host's name
+// and graft's version.
+type Status struct {
+	Host    string `json:"host"`
+	Version string `json:"version"`
+	cluster.Status
+}
+
+// List is the answer to a list: the keys, sorted, and the revision they
+// are current at.
+type List struct {
+	Rev uint64 `json:"rev"`
+	KVs []KV   `json:"kvs"`
+}
+
+// Write is the answer to a put or a delete: the revision of the change (the
+// current one if it changed nothing).
+type Write struct {
+	Rev uint64 `json:"rev"`
+}
+
+// errorBody is the JSON body of every failure.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// Error is a failure the agent answered with.
+type Error struct {
+	// Status is the HTTP status code.
+	Status int
+	// Message is the agent's explanation.
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// StatusCode returns the HTTP status of an *Error in err's chain, else 0.
+func StatusCode(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	return 0
+}

@@ -1,0 +1,69 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+)
+
+// watch streams the changes under a prefix; see the package documentation.
+func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	prefix := q.Get("prefix")
+	var from uint64
+	if v := q.Get("rev"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			fail(w, badf("rev=%q: want a revision number", v))
+			return
+		}
+		from = n
+	}
+	if from == 0 {
+		// "From now" means now in the cluster, not in a local copy that
+		// may not have caught up since the agent started.
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
+		err := s.catchUp(ctx)
+		cancel()
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		from = s.cfg.Store.Rev()
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel() // ends the World's watch
+	evs := s.cfg.Store.Watch(ctx, prefix, from)
+
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	enc := json.NewEncoder(w)
+	send := func(o streamObject) bool {
+		return enc.Encode(o) == nil && rc.Flush() == nil
+	}
+	if !send(streamObject{WatchEvent: WatchEvent{Start: true, Rev: from}}) {
+		return
+	}
+	for {
+		select {
+		case ev, ok := <-evs:
+			if !ok {
+				if ctx.Err() == nil {
+					send(streamObject{Error: "the agent ended the watch"})
+				}
+				return
+			}
+			if !send(streamObject{WatchEvent: fromWorld(ev)}) {
+				return
+			}
+		case <-s.stopping:
+			send(streamObject{Error: "the agent is stopping"})
+			return
+		case <-ctx.Done():
+			return // the client went away
+		}
+	}
+}

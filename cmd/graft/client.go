@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/graftcm/graft/api"
+)
+
+// clientTimeout bounds a client command's request (the agent bounds its
+// own work sooner: api.DefaultTimeout).
+const clientTimeout = 30 * time.Second
+
+// clientFlags are the flags of the commands that talk to a running agent.
+func clientFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "api", EnvVars: []string{"GRAFT_API"},
+			Usage: "the agent's local API: its unix socket `PATH`, or http://127.0.0.1:PORT (default: graft.sock in --data-dir)"},
+		&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), EnvVars: []string{"GRAFT_DATA_DIR"},
+			Usage: "the data dir of the agent to talk to (its API socket is there)"},
+	}
+}
+
+// dialAgent returns a client of the agent the flags name: --api, else the
+// socket in --data-dir.
+func dialAgent(c *cli.Context) (*api.Client, error) {
+	addr := c.String("api")
+	if addr == "" {
+		if c.String("data-dir") == "" {
+			return nil, usageError("--data-dir is empty (or give --api)")
+		}
+		addr = filepath.Join(c.String("data-dir"), apiSocket)
+	}
+	client, err := api.NewClient(addr)
+	if err != nil {
+		return nil, usageError("--api: %v", err)
+	}
+	return client, nil
+}
+
+// withClient runs fn with a client of the agent, its request bounded by
+// clientTimeout, and explains the error of an agent that is not there.
+func withClient(c *cli.Context, fn func(ctx context.Context, client *api.Client) error) error {
+	client, err := dialAgent(c)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(c.Context, clientTimeout)
+	defer cancel()
+	return agentError(fn(ctx, client))
+}
+
+// agentError adds what to do to the error of an agent that does not
+// answer.
+func agentError(err error) error {
+	if errors.Is(err, api.ErrNoAgent) {
+		return fmt.Errorf("%w (is the agent running? start it with `graft run`, or point --data-dir or --api at it)", err)
+	}
+	return err
+}
+
+// formatValue renders a value for a `key=value` line: as it is if it is
+// one line of printable UTF-8 text, else Go-quoted ("a\nb", "\xff").
+func formatValue(v []byte) string {
+	if !utf8.Valid(v) {
+		return strconv.Quote(string(v))
+	}
+	for _, r := range string(v) {
+		if !unicode.IsPrint(r) && r != '\t' {
+			return strconv.Quote(string(v))
+		}
+	}
+	return string(v)
+}
+
+// jsonFlag asks a command for JSON output.
+func jsonFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "json", Usage: "print JSON objects, as the API returns them"}
+}
+
+// linearizableFlag asks for a linearizable read.
+func linearizableFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "linearizable", Usage: "reflect every write committed anywhere before the read (asks the leader)"}
+}
+
+// readOptions are the read options the flags ask for.
+func readOptions(c *cli.Context) []api.ReadOption {
+	if c.Bool("linearizable") {
+		return []api.ReadOption{api.Linearizable()}
+	}
+	return nil
+}

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/graftcm/graft/api"
+)
+
+func kvListCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "list",
+		Aliases:   []string{"ls"},
+		Usage:     "list the keys under a prefix",
+		ArgsUsage: "[PREFIX]",
+		Description: "list prints every key starting with PREFIX (all keys if none), sorted, one\n" +
+			"`key=value` line each. A value that is not one line of printable text is printed\n" +
+			"Go-quoted (\"a\\nb\"). With --json it prints the API's answer: {\"rev\": N, \"kvs\": [...]}.",
+		Flags: append(clientFlags(), linearizableFlag(), jsonFlag()),
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 1 {
+				return usageError("kv list: want at most one prefix, got %d arguments", c.NArg())
+			}
+			return withClient(c, func(ctx context.Context, client *api.Client) error {
+				kvs, rev, err := client.List(ctx, c.Args().First(), readOptions(c)...)
+				if err != nil {
+					return err
+				}
+				if c.Bool("json") {
+					b, err := json.Marshal(api.List{Rev: rev, KVs: kvs})
+					if err != nil {
+						return err
+					}
+					_, err = fmt.Fprintf(e.stdout, "%s\n", b)
+					return err
+				}
+				return printKVs(e, kvs)
+			})
+		},
+	}
+}
+
+// printKVs prints `key=value` lines.
+func printKVs(e *env, kvs []api.KV) error {
+	for _, kv := range kvs {
+		if _, err := fmt.Fprintf(e.stdout, "%s=%s\n", kv.Key, formatValue(kv.Value)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
