@@ -22,9 +22,8 @@ func (n *Node) Apply(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, err
 	if len(cmds) == 0 {
 		return nil, nil
 	}
-	data, err := fsm.EncodeBatch(cmds)
-	if err != nil {
-		return nil, err
+	if _, err := fsm.EncodeBatch(cmds); err != nil {
+		return nil, err // too big or invalid: say so before queueing it
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -43,7 +42,7 @@ func (n *Node) Apply(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, err
 			}
 			// Not appended: safe to try again wherever the leader is now.
 		} else if _, addr := n.Leader(); addr != "" {
-			resp, err := n.rpc.Call(ctx, addr, &Request{Op: rpcApply, Data: data})
+			resp, err := n.fwd.forward(ctx, addr, cmds)
 			switch {
 			case err != nil && isNotSent(err):
 				// Never reached the leader: safe to retry.

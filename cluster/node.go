@@ -52,6 +52,7 @@ type Node struct {
 	trans raft.Transport
 	rpc   RPCNet
 	batch *batcher
+	fwd   *forwarder
 
 	mux    *mux    // nil unless built by Open
 	tcpRPC *tcpRPC // nil unless built by Open
@@ -90,7 +91,9 @@ func newNode(cfg Config) *Node {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Node{cfg: cfg, log: log.With("node", cfg.NodeID), ctx: ctx, cancel: cancel}
+	n := &Node{cfg: cfg, log: log.With("node", cfg.NodeID), ctx: ctx, cancel: cancel}
+	n.fwd = &forwarder{n: n}
+	return n
 }
 
 // Open starts a node with the production dependencies: the cluster port on

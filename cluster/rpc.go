@@ -131,7 +131,7 @@ type idleConn struct {
 }
 
 const (
-	maxIdlePerPeer = 8
+	maxIdlePerPeer = 64
 	// maxIdleTime drops pooled connections well before the server's idle
 	// timeout closes them.
 	maxIdleTime = time.Minute
