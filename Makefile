@@ -41,10 +41,12 @@ BENCHCOUNT ?= 5
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x -count $(BENCHCOUNT) ./...
 
-## fuzz: run each fuzz target for FUZZTIME (default 30s)
+## fuzz: run each fuzz target for FUZZTIME (default 30s): graph files, log entries
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./yamlgraph/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeBatch -fuzztime $(FUZZTIME) ./fsm/
+	$(GO) test -run '^$$' -fuzz FuzzApply -fuzztime $(FUZZTIME) ./fsm/
 
 ## help: list the targets
 help:
