@@ -80,6 +80,9 @@ func mapRaftErr(err error) error {
 
 // HandleRPC answers a forwarding RPC from another node.
 func (n *Node) HandleRPC(ctx context.Context, req *Request) *Response {
+	if req.Op == rpcStats {
+		return &Response{Code: codeOK, Index: n.raft.LastIndex(), Applied: n.fsm.Applied(), Term: n.raft.CurrentTerm()}
+	}
 	if !n.IsLeader() {
 		_, addr := n.Leader()
 		return &Response{Code: codeNotLeader, Leader: addr}
@@ -110,6 +113,15 @@ func (n *Node) HandleRPC(ctx context.Context, req *Request) *Response {
 			return &Response{Code: codeFailed, Err: err.Error()}
 		}
 		return &Response{Code: codeOK, Index: idx}
+	case rpcLeave:
+		fn := n.onLeave.Load()
+		if fn == nil {
+			return &Response{Code: codeFailed, Err: "this node does not manage membership"}
+		}
+		if err := (*fn)(ctx, req.ID); err != nil {
+			return &Response{Code: codeFailed, Err: err.Error()}
+		}
+		return &Response{Code: codeOK}
 	}
 	return &Response{Code: codeFailed, Err: fmt.Sprintf("unknown rpc op %d", req.Op)}
 }

@@ -59,6 +59,8 @@ type Node struct {
 	stores []io.Closer
 
 	termReady atomic.Uint64 // a term in which this leader has applied its own entry
+	hasState  bool          // raft state existed when the node started
+	onLeave   atomic.Pointer[func(ctx context.Context, id string) error]
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -218,6 +220,7 @@ func (n *Node) start(deps Deps) error {
 		return fmt.Errorf("cluster: starting raft: %w", err)
 	}
 	n.raft, n.logs = r, deps.LogStore
+	n.hasState = hasState
 	switch {
 	case hasState:
 		n.log.Info("raft state found; rejoining the cluster it belongs to")
@@ -231,7 +234,7 @@ func (n *Node) start(deps Deps) error {
 			return fmt.Errorf("cluster: bootstrap: %w", err)
 		}
 	default:
-		n.log.Info("no raft state; waiting to be added to a cluster")
+		n.log.Debug("no raft state and not asked to bootstrap")
 	}
 	n.batch = newBatcher(r, n.cfg.ApplyTimeout)
 	n.wg.Add(1)
@@ -249,6 +252,21 @@ func (n *Node) serveConn(c net.Conn) {
 		defer n.wg.Done()
 		serveRPCConn(n.ctx, c, n.HandleRPC)
 	}()
+}
+
+// HasState reports whether the node found raft state when it started, so
+// it belongs to a cluster already and must never bootstrap.
+func (n *Node) HasState() bool { return n.hasState }
+
+// Bootstrap starts a new cluster whose voters are servers (ID and address
+// each). Every server must be given the same list; a node that has raft
+// state refuses.
+func (n *Node) Bootstrap(servers []RaftServer) error {
+	var cfg raft.Configuration
+	for _, s := range servers {
+		cfg.Servers = append(cfg.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(s.ID), Address: raft.ServerAddress(s.Address)})
+	}
+	return n.raft.BootstrapCluster(cfg).Error()
 }
 
 // FSM returns the node's state machine, for local reads and watches.

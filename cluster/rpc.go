@@ -20,6 +20,8 @@ import (
 const (
 	rpcApply     uint8 = iota + 1 // apply an encoded batch on the leader
 	rpcReadIndex                  // the leader's commit index, leadership confirmed
+	rpcStats                      // the receiver's raft progress (any node answers)
+	rpcLeave                      // the sender leaves: the leader removes it now
 )
 
 // Error codes of RPC responses.
@@ -35,7 +37,8 @@ const maxFrame = fsm.MaxEntrySize + 64<<10
 // Request is a forwarding RPC.
 type Request struct {
 	Op   uint8  `msgpack:"o"`
-	Data []byte `msgpack:"d,omitempty"` // rpcApply: an fsm.EncodeBatch batch
+	Data []byte `msgpack:"d,omitempty"`  // rpcApply: an fsm.EncodeBatch batch
+	ID   string `msgpack:"id,omitempty"` // rpcLeave: the node leaving
 }
 
 // Response answers a Request.
@@ -45,6 +48,8 @@ type Response struct {
 	Results []fsm.Result `msgpack:"r,omitempty"`
 	Index   uint64       `msgpack:"i,omitempty"`
 	Leader  string       `msgpack:"l,omitempty"` // a hint with codeNotLeader
+	Term    uint64       `msgpack:"t,omitempty"` // rpcStats
+	Applied uint64       `msgpack:"a,omitempty"` // rpcStats
 }
 
 // RPCNet carries forwarding RPCs to other nodes. The TCP implementation

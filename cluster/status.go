@@ -7,8 +7,8 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// Server is a member of the raft configuration.
-type Server struct {
+// RaftServer is a member of the raft configuration.
+type RaftServer struct {
 	ID      string `json:"id"`
 	Address string `json:"address"`
 	// Suffrage is "voter" or "nonvoter".
@@ -17,18 +17,18 @@ type Server struct {
 
 // Status describes the node and the cluster as the node sees them.
 type Status struct {
-	ID           string    `json:"id"`
-	Address      string    `json:"address"`
-	State        string    `json:"state"` // Leader, Follower, Candidate or Shutdown
-	Leader       string    `json:"leader"`
-	LeaderAddr   string    `json:"leader_address"`
-	Term         uint64    `json:"term"`
-	LastIndex    uint64    `json:"last_index"`
-	CommitIndex  uint64    `json:"commit_index"`
-	AppliedIndex uint64    `json:"applied_index"`
-	Revision     uint64    `json:"revision"`
-	LastContact  time.Time `json:"last_contact,omitzero"`
-	Servers      []Server  `json:"servers"`
+	ID           string       `json:"id"`
+	Address      string       `json:"address"`
+	State        string       `json:"state"` // Leader, Follower, Candidate or Shutdown
+	Leader       string       `json:"leader"`
+	LeaderAddr   string       `json:"leader_address"`
+	Term         uint64       `json:"term"`
+	LastIndex    uint64       `json:"last_index"`
+	CommitIndex  uint64       `json:"commit_index"`
+	AppliedIndex uint64       `json:"applied_index"`
+	Revision     uint64       `json:"revision"`
+	LastContact  time.Time    `json:"last_contact,omitzero"`
+	Servers      []RaftServer `json:"servers"`
 }
 
 // Status returns the node's view of the cluster.
@@ -55,7 +55,7 @@ func (n *Node) Status() Status {
 			if s.Suffrage != raft.Voter {
 				suf = "nonvoter"
 			}
-			st.Servers = append(st.Servers, Server{ID: string(s.ID), Address: string(s.Address), Suffrage: suf})
+			st.Servers = append(st.Servers, RaftServer{ID: string(s.ID), Address: string(s.Address), Suffrage: suf})
 		}
 	}
 	return st

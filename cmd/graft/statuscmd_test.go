@@ -44,7 +44,7 @@ func TestPrintStatusFollower(t *testing.T) {
 	err := printStatus(&b, api.Status{Version: "v1", Status: cluster.Status{
 		ID: "b", Address: "10.0.0.2:7947", State: "Follower", Leader: "a", LeaderAddr: "10.0.0.1:7947",
 		Term: 4, LastIndex: 10, CommitIndex: 9, AppliedIndex: 8, Revision: 7, LastContact: now.Add(-150 * time.Millisecond),
-		Servers: []cluster.Server{{ID: "a", Address: "10.0.0.1:7947", Suffrage: "voter"}, {ID: "b", Address: "10.0.0.2:7947", Suffrage: "nonvoter"}},
+		Servers: []cluster.RaftServer{{ID: "a", Address: "10.0.0.1:7947", Suffrage: "voter"}, {ID: "b", Address: "10.0.0.2:7947", Suffrage: "nonvoter"}},
 	}}, now)
 	want := `node:          b (10.0.0.2:7947)
 state:         Follower

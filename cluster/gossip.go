@@ -1,0 +1,254 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Meta is what a node tells the others about itself through gossip.
+type Meta struct {
+	// Cluster is the cluster's name: nodes of different names ignore each
+	// other, so several clusters can share a network.
+	Cluster string `msgpack:"c"`
+	// ClusterID identifies a bootstrapped cluster; empty on a fresh node.
+	ClusterID string `msgpack:"id,omitempty"`
+	// RaftAddr is the node's cluster port.
+	RaftAddr string `msgpack:"r"`
+	// Expect is the node's --bootstrap-expect, 0 if none.
+	Expect int `msgpack:"e,omitempty"`
+	// Version is graft's version on the node.
+	Version string `msgpack:"v,omitempty"`
+}
+
+func decodeMeta(b []byte) (Meta, bool) {
+	var m Meta
+	if len(b) == 0 || len(b) > memberlist.MetaMaxSize {
+		return m, false
+	}
+	if err := msgpack.Unmarshal(b, &m); err != nil || m.RaftAddr == "" {
+		return Meta{}, false
+	}
+	return m, true
+}
+
+// GossipConfig tunes failure detection. The figures trade the time to
+// declare a crashed node dead against false alarms on a loaded network: a
+// node is probed every ProbeInterval, an unanswered probe makes it suspect,
+// and a suspect that does not refute within SuspicionMult probe intervals
+// (scaled by log10 of the cluster size) is dead.
+type GossipConfig struct {
+	ProbeInterval    time.Duration
+	ProbeTimeout     time.Duration
+	SuspicionMult    int
+	GossipInterval   time.Duration
+	PushPullInterval time.Duration
+	TCPTimeout       time.Duration
+	// DeadNodeReclaimTime is how long a node must have been dead before
+	// it may come back from another address (its IP changed).
+	DeadNodeReclaimTime time.Duration
+}
+
+// LANGossip is tuned for a LAN: a crashed node is dead after about two
+// seconds (probe 500ms + suspicion 3 × 500ms) in clusters of up to ten
+// nodes, three in clusters of up to a hundred. A node that stalls for longer
+// than that (a long GC pause, a saturated link) is declared dead too, and
+// comes back as alive when it answers again; its raft seat is only taken
+// after ServerConfig.DeadServerGrace, so a short false alarm costs nothing
+// but the release of its semaphore slots.
+func LANGossip() GossipConfig {
+	return GossipConfig{
+		ProbeInterval:       500 * time.Millisecond,
+		ProbeTimeout:        250 * time.Millisecond,
+		SuspicionMult:       3,
+		GossipInterval:      100 * time.Millisecond,
+		PushPullInterval:    15 * time.Second,
+		TCPTimeout:          5 * time.Second,
+		DeadNodeReclaimTime: 30 * time.Second,
+	}
+}
+
+// TestGossip is for in-process tests.
+func TestGossip() GossipConfig {
+	return GossipConfig{
+		ProbeInterval:       100 * time.Millisecond,
+		ProbeTimeout:        50 * time.Millisecond,
+		SuspicionMult:       2,
+		GossipInterval:      20 * time.Millisecond,
+		PushPullInterval:    time.Second,
+		TCPTimeout:          time.Second,
+		DeadNodeReclaimTime: time.Second,
+	}
+}
+
+// memberDelegate answers memberlist's callbacks for a Server.
+type memberDelegate struct {
+	s *Server
+}
+
+func (d memberDelegate) NodeMeta(limit int) []byte {
+	b, err := msgpack.Marshal(d.s.localMeta())
+	if err != nil || len(b) > limit {
+		return nil
+	}
+	return b
+}
+
+func (d memberDelegate) NotifyMsg([]byte)                           {}
+func (d memberDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d memberDelegate) LocalState(bool) []byte                     { return nil }
+func (d memberDelegate) MergeRemoteState([]byte, bool)              {}
+
+// NotifyMerge refuses to merge with nodes of another cluster: a different
+// name, or a different cluster ID when both sides have one.
+func (d memberDelegate) NotifyMerge(peers []*memberlist.Node) error {
+	for _, p := range peers {
+		if err := d.s.compatible(p); err != nil {
+			d.s.log.Error("refusing to merge with another cluster", "peer", p.Name, "err", err)
+			return err
+		}
+	}
+	return nil
+}
+
+// NotifyAlive keeps nodes of other clusters out of the member list.
+func (d memberDelegate) NotifyAlive(peer *memberlist.Node) error {
+	return d.s.compatible(peer)
+}
+
+// NotifyJoin, NotifyLeave and NotifyUpdate record the change and wake the
+// reconciler. They must not block.
+func (d memberDelegate) NotifyJoin(n *memberlist.Node) {
+	meta, ok := decodeMeta(n.Meta)
+	d.s.goneMu.Lock()
+	if ok {
+		d.s.ring[n.Name] = ringEntry{meta: meta, addr: n.Address()}
+	}
+	delete(d.s.gone, n.Name)
+	delete(d.s.departed, n.Name) // it is back: it may be added again
+	d.s.goneMu.Unlock()
+	d.s.kick()
+}
+
+func (d memberDelegate) NotifyLeave(n *memberlist.Node) {
+	meta, _ := decodeMeta(n.Meta)
+	d.s.goneMu.Lock()
+	delete(d.s.ring, n.Name)
+	_, left := d.s.departed[n.Name]
+	left = left || n.State == memberlist.StateLeft
+	d.s.gone[n.Name] = goneNode{left: left, at: time.Now(), meta: meta}
+	d.s.goneMu.Unlock()
+	d.s.log.Info("node left the ring", "peer", n.Name, "graceful", left)
+	d.s.kick()
+}
+
+func (d memberDelegate) NotifyUpdate(n *memberlist.Node) {
+	if meta, ok := decodeMeta(n.Meta); ok {
+		d.s.goneMu.Lock()
+		if _, up := d.s.ring[n.Name]; up {
+			d.s.ring[n.Name] = ringEntry{meta: meta, addr: n.Address()}
+		}
+		d.s.goneMu.Unlock()
+	}
+	d.s.kick()
+}
+
+// compatible reports why peer cannot be in this node's cluster, if it
+// cannot.
+func (s *Server) compatible(peer *memberlist.Node) error {
+	if peer.Name == s.cfg.Raft.NodeID {
+		return nil
+	}
+	m, ok := decodeMeta(peer.Meta)
+	if !ok {
+		return fmt.Errorf("node %s sent no graft metadata", peer.Name)
+	}
+	mine := s.localMeta()
+	if m.Cluster != mine.Cluster {
+		return fmt.Errorf("node %s belongs to cluster %q, this node to %q", peer.Name, m.Cluster, mine.Cluster)
+	}
+	if m.ClusterID != "" && mine.ClusterID != "" && m.ClusterID != mine.ClusterID {
+		return fmt.Errorf("node %s belongs to cluster ID %s, this node to cluster ID %s: they were bootstrapped apart and will not merge",
+			peer.Name, m.ClusterID, mine.ClusterID)
+	}
+	return nil
+}
+
+// memberlistConfig builds memberlist's configuration for a server.
+func (s *Server) memberlistConfig(transport memberlist.Transport) (*memberlist.Config, error) {
+	c := memberlist.DefaultLANConfig()
+	c.Name = s.cfg.Raft.NodeID
+	g := s.cfg.Gossip
+	c.ProbeInterval, c.ProbeTimeout, c.SuspicionMult = g.ProbeInterval, g.ProbeTimeout, g.SuspicionMult
+	c.GossipInterval, c.PushPullInterval, c.TCPTimeout = g.GossipInterval, g.PushPullInterval, g.TCPTimeout
+	c.DeadNodeReclaimTime = g.DeadNodeReclaimTime
+	d := memberDelegate{s}
+	c.Delegate, c.Events, c.Merge, c.Alive = d, d, d, d
+	c.Logger = log.New(slogWriter{s.log.With("component", "gossip")}, "", 0)
+	if s.cfg.Token != nil {
+		kr, err := memberlist.NewKeyring(nil, s.cfg.Token.GossipKey())
+		if err != nil {
+			return nil, fmt.Errorf("cluster: gossip keyring: %w", err)
+		}
+		c.Keyring = kr
+		c.GossipVerifyIncoming, c.GossipVerifyOutgoing = true, true
+	}
+	if transport != nil {
+		c.Transport = transport
+		return c, nil
+	}
+	host, port, err := splitHostPort(s.cfg.GossipBind)
+	if err != nil {
+		return nil, fmt.Errorf("cluster config: GossipBind: %w", err)
+	}
+	c.BindAddr, c.BindPort = host, port
+	if s.cfg.GossipAdvertise != "" {
+		host, port, err := splitHostPort(s.cfg.GossipAdvertise)
+		if err != nil {
+			return nil, fmt.Errorf("cluster config: GossipAdvertise: %w", err)
+		}
+		c.AdvertiseAddr, c.AdvertisePort = host, port
+	}
+	return c, nil
+}
+
+// slogWriter turns memberlist's log lines ("[WARN] memberlist: ...") into
+// slog records at the matching level.
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	lvl := slog.LevelInfo
+	for prefix, l := range map[string]slog.Level{"[DEBUG]": slog.LevelDebug, "[INFO]": slog.LevelInfo, "[WARN]": slog.LevelWarn, "[ERR]": slog.LevelError} {
+		if rest, ok := strings.CutPrefix(line, prefix); ok {
+			lvl, line = l, strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(rest), "memberlist:"))
+			break
+		}
+	}
+	w.log.Log(context.Background(), lvl, line)
+	return len(p), nil
+}
+
+var _ io.Writer = slogWriter{}
+
+// splitHostPort splits "host:port" with a numeric port.
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("%q: bad port", addr)
+	}
+	return host, port, nil
+}
