@@ -173,6 +173,24 @@ func TestGrowAndSurviveNodeLoss(t *testing.T) {
 		w.finish(t)
 		t.Logf("dead node detected and its slots released after %v; voter replaced after %v", detected, replaced)
 		_ = t0
+		eventually(t, time.Minute, "the dead node removed from raft", func() bool {
+			v, nv := roles(t, leader.Server())
+			return !slices.Contains(append(v, nv...), victim.ID)
+		})
+
+		// The removed node comes back with its old data: it is added again,
+		// as a spare, and catches up.
+		back := f.Restart(victim, joinTo(leader))
+		eventually(t, time.Minute, "the removed node back as a spare", func() bool {
+			_, nv := roles(t, leader.Server())
+			return slices.Contains(nv, victim.ID)
+		})
+		if err := back.Node().Linearize(t.Context()); err != nil {
+			t.Fatalf("the returning node: %v", err)
+		}
+		if kv, ok := victim.FSM().Get("w"); !ok || len(kv.Value) == 0 {
+			t.Error("the returning node did not catch up")
+		}
 
 		// Now the leader dies.
 		w = startWriter(f, func() *clustertest.Slot {
@@ -337,10 +355,20 @@ func TestWrongKeyIsRefusedAtGossip(t *testing.T) {
 		if _, err := stranger.Join([]string{f.Slots[0].GossipAddr()}); err == nil {
 			t.Error("a node with the wrong key joined the gossip ring")
 		}
+		f.Kill(f.Slots[2])
+		keyless := f.Restart(f.Slots[2], func(c *cluster.ServerConfig) { c.Token = nil })
+		if _, err := keyless.Join([]string{f.Slots[0].GossipAddr()}); err == nil {
+			t.Error("a node with no key joined the gossip ring")
+		}
 		<-time.After(time.Second)
 		v, nv := roles(t, s0)
 		if slices.Contains(append(v, nv...), "s2") {
-			t.Error("the node with the wrong key got into raft")
+			t.Error("a node without the key got into raft")
+		}
+		for _, m := range s0.Members() {
+			if m.Name == "s2" {
+				t.Errorf("a node without the key is a member: %+v", m)
+			}
 		}
 	})
 }
