@@ -396,3 +396,14 @@ func (b *batcher) drain(err error) {
 		}
 	}
 }
+
+// applyAsLeader applies commands only if this node leads: used by the
+// reconciler, whose decisions must never reach the log after it lost the
+// leadership they were made under.
+func (n *Node) applyAsLeader(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, error) {
+	if !n.IsLeader() {
+		return nil, raft.ErrNotLeader
+	}
+	res, err := n.batch.submit(ctx, cmds)
+	return res, mapRaftErr(err)
+}

@@ -24,8 +24,11 @@ type Meta struct {
 	ClusterID string `msgpack:"id,omitempty"`
 	// RaftAddr is the node's cluster port.
 	RaftAddr string `msgpack:"r"`
-	// Expect is the node's --bootstrap-expect, 0 if none.
-	Expect int `msgpack:"e,omitempty"`
+	// Expect is the node's --bootstrap-expect, 0 if none; ExpectSet names
+	// the set of servers it would bootstrap with (a hash), once it sees
+	// exactly that many.
+	Expect    int    `msgpack:"e,omitempty"`
+	ExpectSet string `msgpack:"es,omitempty"`
 	// Version is graft's version on the node.
 	Version string `msgpack:"v,omitempty"`
 }
@@ -56,6 +59,9 @@ type GossipConfig struct {
 	// DeadNodeReclaimTime is how long a node must have been dead before
 	// it may come back from another address (its IP changed).
 	DeadNodeReclaimTime time.Duration
+	// GossipToTheDeadTime is how long gossip still reaches dead nodes;
+	// after it, only the server's reconnect loop brings them back.
+	GossipToTheDeadTime time.Duration
 }
 
 // LANGossip is tuned for a LAN: a crashed node is dead after about two
@@ -87,6 +93,7 @@ func TestGossip() GossipConfig {
 		PushPullInterval:    time.Second,
 		TCPTimeout:          time.Second,
 		DeadNodeReclaimTime: time.Second,
+		GossipToTheDeadTime: time.Second,
 	}
 }
 
@@ -132,6 +139,7 @@ func (d memberDelegate) NotifyJoin(n *memberlist.Node) {
 	d.s.goneMu.Lock()
 	if ok {
 		d.s.ring[n.Name] = ringEntry{meta: meta, addr: n.Address()}
+		d.s.addrs[n.Name] = n.Address()
 	}
 	delete(d.s.gone, n.Name)
 	delete(d.s.departed, n.Name) // it is back: it may be added again
@@ -145,7 +153,7 @@ func (d memberDelegate) NotifyLeave(n *memberlist.Node) {
 	delete(d.s.ring, n.Name)
 	_, left := d.s.departed[n.Name]
 	left = left || n.State == memberlist.StateLeft
-	d.s.gone[n.Name] = goneNode{left: left, at: time.Now(), meta: meta}
+	d.s.gone[n.Name] = goneNode{left: left, at: time.Now(), meta: meta, addr: n.Address()}
 	d.s.goneMu.Unlock()
 	d.s.log.Info("node left the ring", "peer", n.Name, "graceful", left)
 	d.s.kick()
@@ -156,6 +164,7 @@ func (d memberDelegate) NotifyUpdate(n *memberlist.Node) {
 		d.s.goneMu.Lock()
 		if _, up := d.s.ring[n.Name]; up {
 			d.s.ring[n.Name] = ringEntry{meta: meta, addr: n.Address()}
+			d.s.addrs[n.Name] = n.Address()
 		}
 		d.s.goneMu.Unlock()
 	}
@@ -191,6 +200,7 @@ func (s *Server) memberlistConfig(transport memberlist.Transport) (*memberlist.C
 	c.ProbeInterval, c.ProbeTimeout, c.SuspicionMult = g.ProbeInterval, g.ProbeTimeout, g.SuspicionMult
 	c.GossipInterval, c.PushPullInterval, c.TCPTimeout = g.GossipInterval, g.PushPullInterval, g.TCPTimeout
 	c.DeadNodeReclaimTime = g.DeadNodeReclaimTime
+	c.GossipToTheDeadTime = g.GossipToTheDeadTime
 	d := memberDelegate{s}
 	c.Delegate, c.Events, c.Merge, c.Alive = d, d, d, d
 	c.Logger = log.New(slogWriter{s.log.With("component", "gossip")}, "", 0)

@@ -19,12 +19,20 @@ const (
 	connRPC  byte = 'P'
 )
 
-// handshakeTimeout bounds how long a new connection may take to say what it
-// is, so idle or slow connections cannot pile up.
-const handshakeTimeout = 10 * time.Second
+// handshakeTimeout bounds how long a new connection may take to complete
+// TLS and say what it is, so idle or slow connections cannot pile up.
+const handshakeTimeout = 3 * time.Second
 
-// maxPendingHandshakes bounds connections still saying what they are.
-const maxPendingHandshakes = 256
+// maxPendingHandshakes bounds connections still saying what they are, in
+// all and from any one address: a single source cannot fill the slots
+// that peers' raft connections need.
+const (
+	maxPendingHandshakes = 256
+	maxPendingPerIP      = 16
+)
+
+// refusalLogEvery rate-limits the log of refused connections.
+const refusalLogEvery = 10 * time.Second
 
 // errMuxClosed is returned by Accept once the mux is closed.
 var errMuxClosed = errors.New("cluster port closed")
@@ -51,6 +59,10 @@ type mux struct {
 	// peer would otherwise wait on them for ever.
 	connMu sync.Mutex
 	conns  map[*trackedConn]struct{}
+
+	perIPMu sync.Mutex
+	perIP   map[string]int       // handshakes in progress by remote IP
+	noted   map[string]time.Time // when each refusal (reason and IP) was last logged
 }
 
 // trackedConn is a connection the mux closes when it closes.
@@ -91,6 +103,8 @@ func newMux(ln net.Listener, advertise net.Addr, serverTLS, clientTLS *tls.Confi
 		closed:    make(chan struct{}),
 		pending:   make(chan struct{}, maxPendingHandshakes),
 		conns:     map[*trackedConn]struct{}{},
+		perIP:     map[string]int{},
+		noted:     map[string]time.Time{},
 	}
 	m.wg.Add(1)
 	go m.acceptLoop()
@@ -114,29 +128,89 @@ func (m *mux) acceptLoop() {
 			m.log.Error("cluster port: accept failed; no longer accepting", "err", err)
 			return
 		}
+		ip := remoteIP(c)
+		if !m.admit(ip) {
+			m.refused("too many connections handshaking from one address", ip)
+			c.Close()
+			continue
+		}
 		select {
 		case m.pending <- struct{}{}:
 		default:
-			m.log.Warn("cluster port: too many connections handshaking; dropping one", "remote", c.RemoteAddr().String())
+			m.leave(ip)
+			m.refused("too many connections handshaking", ip)
 			c.Close()
 			continue
 		}
 		m.wg.Add(1)
-		go m.handshake(c)
+		go m.handshake(c, ip)
+	}
+}
+
+// remoteIP is the connection's remote IP, as text.
+func remoteIP(c net.Conn) string {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	return c.RemoteAddr().String()
+}
+
+// admit counts a handshake from ip, unless ip has too many.
+func (m *mux) admit(ip string) bool {
+	m.perIPMu.Lock()
+	defer m.perIPMu.Unlock()
+	if m.perIP[ip] >= maxPendingPerIP {
+		return false
+	}
+	m.perIP[ip]++
+	return true
+}
+
+func (m *mux) leave(ip string) {
+	m.perIPMu.Lock()
+	defer m.perIPMu.Unlock()
+	if m.perIP[ip]--; m.perIP[ip] <= 0 {
+		delete(m.perIP, ip)
+	}
+}
+
+// refused logs a refused connection, each reason from each address at
+// most once per refusalLogEvery.
+func (m *mux) refused(why, ip string) {
+	key := why + "\x00" + ip
+	m.perIPMu.Lock()
+	now := time.Now()
+	note := now.Sub(m.noted[key]) >= refusalLogEvery
+	if note {
+		if len(m.noted) >= 1024 {
+			clear(m.noted)
+		}
+		m.noted[key] = now
+	}
+	m.perIPMu.Unlock()
+	if note {
+		m.log.Warn("cluster port: refusing connections: "+why, "remote", ip)
 	}
 }
 
 // handshake reads the connection's kind and routes it.
-func (m *mux) handshake(c net.Conn) {
+func (m *mux) handshake(c net.Conn, ip string) {
 	defer m.wg.Done()
-	release := func() { <-m.pending }
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			<-m.pending
+			m.leave(ip)
+		}
+	}
+	defer release()
 	_ = c.SetDeadline(time.Now().Add(handshakeTimeout))
 	if m.serverTLS != nil {
 		tc := tls.Server(c, m.serverTLS)
 		if err := tc.Handshake(); err != nil {
 			release()
-			m.log.Warn("cluster port: TLS handshake failed; is the peer using the right cluster key?",
-				"remote", c.RemoteAddr().String(), "err", err)
+			m.refused("TLS handshake failed (is the peer using the right cluster key?): "+err.Error(), ip)
 			c.Close()
 			return
 		}

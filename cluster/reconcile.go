@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -12,15 +13,19 @@ import (
 	"github.com/graftcm/graft/fsm"
 )
 
-// leaderState is what the reconciler remembers while this node leads.
+// leaderState is what the reconciler remembers while this node leads. It is
+// touched only by the reconcile goroutine.
 type leaderState struct {
 	term         uint64
-	expired      map[string]bool      // gone nodes whose slots were released
-	goneSince    map[string]time.Time // raft servers missing from the ring, and since when
+	since        time.Time            // when this node began leading in term
+	failedSince  map[string]time.Time // nodes that failed, and since when
+	released     map[string]bool      // failed nodes whose slots were released
 	healthySince map[string]time.Time // non-voters caught up, and since when
+	health       map[string]bool      // raft servers up at the last pass
 }
 
-// reconcileLoop reconciles on every tick and membership event.
+// reconcileLoop reconciles on every tick and membership event, and serves
+// graceful leaves (which need the reconciler's view of health).
 func (s *Server) reconcileLoop(ctx context.Context) {
 	tick := time.NewTicker(s.cfg.ReconcileInterval)
 	defer tick.Stop()
@@ -31,11 +36,14 @@ func (s *Server) reconcileLoop(ctx context.Context) {
 		} else {
 			s.lead = leaderState{}
 		}
+		s.pruneGone(time.Now())
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		case <-s.wake:
+		case req := <-s.leaveReqs:
+			req.done <- s.handleLeave(req.ctx, req.id)
 		}
 	}
 }
@@ -46,23 +54,33 @@ type ringMember struct {
 	meta Meta
 }
 
-// reconcile makes the raft configuration follow the ring. On the leader:
+// reconcile makes the raft configuration follow the cluster. On the leader:
 //
 //   - a server alive in the ring but not in raft joins as a non-voter (and
 //     a server whose cluster address changed is updated);
 //   - a non-voter that has stayed caught up for Stabilization is promoted
-//     while there are fewer alive voters than wanted: the largest odd
-//     number up to Voters that the alive servers allow;
-//   - a server gone from the ring has its semaphore slots and ephemeral
-//     keys released at once (expire-node); it is removed from raft at once
-//     if it left, after DeadServerGrace if it died, and never when the
-//     voters left alive would not be a quorum of the new configuration.
+//     while fewer voters are up than wanted: the largest odd number up to
+//     Voters that the servers up allow;
+//   - a server is up if the ring shows it or it answers the leader's
+//     progress call. One that is down has failed once memberlist reported
+//     it dead (or left), or once it has been down for DeadServerGrace
+//     while this node led (a new leader whose ring has not converged acts
+//     on nobody meanwhile). A failed node's semaphore slots and ephemeral
+//     keys are released after ReleaseGrace (at once if it left); it is
+//     removed from raft after DeadServerGrace (at once if it left), but
+//     never when the voters up would not be a quorum of the new
+//     configuration.
+//
+// Every change is made only while this node still leads in the term the
+// pass began in.
 func (s *Server) reconcile(ctx context.Context) {
 	term := s.node.raft.CurrentTerm()
-	if s.lead.term != term || s.lead.expired == nil {
-		s.lead = leaderState{term: term, expired: map[string]bool{}, goneSince: map[string]time.Time{},
-			healthySince: map[string]time.Time{}}
+	now := time.Now()
+	if s.lead.term != term || s.lead.failedSince == nil {
+		s.lead = leaderState{term: term, since: now, failedSince: map[string]time.Time{},
+			released: map[string]bool{}, healthySince: map[string]time.Time{}, health: map[string]bool{}}
 	}
+	leading := func() bool { return s.node.IsLeader() && s.node.raft.CurrentTerm() == term }
 	if s.ClusterID() == "" {
 		s.writeClusterID(ctx)
 	}
@@ -72,28 +90,37 @@ func (s *Server) reconcile(ctx context.Context) {
 	}
 	servers := f.Configuration().Servers
 	self := s.cfg.Raft.NodeID
-	now := time.Now()
 
 	alive := map[string]ringMember{}
 	for name, e := range s.ringView() {
 		if e.meta.Cluster == s.cfg.ClusterName {
 			alive[name] = ringMember{name: name, meta: e.meta}
-			delete(s.lead.expired, name) // back: expire it again if it goes again
 		}
 	}
+	s.goneMu.Lock()
+	gone, departed := maps.Clone(s.gone), maps.Clone(s.departed)
+	s.goneMu.Unlock()
+
+	progress := s.probe(ctx, servers)
+	health := map[string]bool{}
+	for _, srv := range servers {
+		id := string(srv.ID)
+		_, inRing := alive[id]
+		health[id] = id == self || inRing || progress[id] != nil
+	}
+	s.lead.health = health
+
+	// Join new servers as non-voters; follow address changes.
 	inRaft := map[string]raft.Server{}
 	for _, srv := range servers {
 		inRaft[string(srv.ID)] = srv
 	}
-
-	// Join new servers as non-voters; follow address changes.
-	s.goneMu.Lock()
-	departed := maps.Clone(s.departed)
-	s.goneMu.Unlock()
 	for _, name := range sortedKeys(alive) {
 		m := alive[name]
 		srv, ok := inRaft[name]
 		switch {
+		case !leading():
+			return
 		case !ok && !departed[name].IsZero():
 			// Leaving: it asked to be removed and has not left the ring yet.
 		case !ok:
@@ -110,16 +137,19 @@ func (s *Server) reconcile(ctx context.Context) {
 	}
 
 	// Promote caught-up non-voters while voters are short.
-	aliveServers, aliveVoters := 0, 0
+	upServers, upVoters, voters := 0, 0, 0
 	for _, srv := range servers {
-		if _, up := alive[string(srv.ID)]; up || string(srv.ID) == self {
-			aliveServers++
+		if srv.Suffrage == raft.Voter {
+			voters++
+		}
+		if health[string(srv.ID)] {
+			upServers++
 			if srv.Suffrage == raft.Voter {
-				aliveVoters++
+				upVoters++
 			}
 		}
 	}
-	want := min(s.cfg.Voters, aliveServers)
+	want := min(s.cfg.Voters, upServers)
 	if want%2 == 0 {
 		want--
 	}
@@ -129,72 +159,127 @@ func (s *Server) reconcile(ctx context.Context) {
 		if srv.Suffrage == raft.Voter || id == self {
 			continue
 		}
-		m, up := alive[id]
-		if !up || !s.caughtUp(ctx, string(srv.Address), leaderLast, id, now) {
+		p := progress[id]
+		if !health[id] || p == nil || p.Index+s.cfg.CatchupLag < leaderLast {
 			delete(s.lead.healthySince, id)
 			continue
 		}
-		if aliveVoters >= want || now.Sub(s.lead.healthySince[id]) < s.cfg.Stabilization {
+		if _, ok := s.lead.healthySince[id]; !ok {
+			s.lead.healthySince[id] = now
+		}
+		if upVoters >= want || now.Sub(s.lead.healthySince[id]) < s.cfg.Stabilization {
 			continue
 		}
-		s.log.Info("promoting a caught-up non-voter", "server", id, "voters_alive", aliveVoters, "want", want)
-		if s.change(s.node.raft.AddVoter(srv.ID, raft.ServerAddress(m.meta.RaftAddr), 0, s.cfg.Raft.ApplyTimeout)) {
-			aliveVoters++
+		if !leading() {
+			return
 		}
-	}
-
-	// Release what gone nodes held; remove them from raft when safe.
-	s.goneMu.Lock()
-	gone := make(map[string]goneNode, len(s.gone))
-	for k, v := range s.gone {
-		gone[k] = v
-	}
-	s.goneMu.Unlock()
-	for _, name := range sortedKeys(gone) {
-		if _, up := alive[name]; !up && !s.lead.expired[name] {
-			s.expire(ctx, name)
-		}
-	}
-	voters := 0
-	for _, srv := range servers {
-		if srv.Suffrage == raft.Voter {
+		s.log.Info("promoting a caught-up non-voter", "server", id, "voters_up", upVoters, "want", want)
+		if s.change(s.node.raft.AddVoter(srv.ID, srv.Address, 0, s.cfg.Raft.ApplyTimeout)) {
+			upVoters++
 			voters++
 		}
 	}
+
+	// Failed servers: release what they held; remove them when safe.
 	for _, srv := range servers {
 		id := string(srv.ID)
-		if _, up := alive[id]; up || id == self {
-			delete(s.lead.goneSince, id)
+		if health[id] {
+			delete(s.lead.failedSince, id)
+			delete(s.lead.released, id)
 			continue
 		}
-		if _, ok := s.lead.goneSince[id]; !ok {
-			s.lead.goneSince[id] = now
-		}
-		g, known := gone[id]
-		if !s.lead.expired[id] {
-			s.expire(ctx, id)
-		}
-		due := known && g.left || now.Sub(s.lead.goneSince[id]) >= s.cfg.DeadServerGrace
-		if !due {
-			continue
-		}
-		if srv.Suffrage == raft.Voter {
-			newVoters := voters - 1
-			if aliveVoters < newVoters/2+1 {
-				s.log.Warn("not removing a dead voter: the voters left alive would not be a quorum",
-					"server", id, "voters", voters, "alive", aliveVoters)
+		g, reported := gone[id]
+		left := reported && g.left || !departed[id].IsZero()
+		if _, ok := s.lead.failedSince[id]; !ok {
+			switch {
+			case reported:
+				s.lead.failedSince[id] = g.at
+			case now.Sub(s.lead.since) >= s.cfg.DeadServerGrace:
+				// Down, never reported dead, after a full grace as leader.
+				s.lead.failedSince[id] = now.Add(-s.cfg.DeadServerGrace)
+			default:
 				continue
 			}
 		}
-		s.log.Info("removing a server that is gone", "server", id, "graceful", known && g.left,
-			"gone_for", now.Sub(s.lead.goneSince[id]).Round(time.Millisecond))
+		failedFor := now.Sub(s.lead.failedSince[id])
+		if !s.lead.released[id] && (left || failedFor >= s.cfg.ReleaseGrace) {
+			if !leading() {
+				return
+			}
+			s.release(ctx, id)
+		}
+		if !left && failedFor < s.cfg.DeadServerGrace {
+			continue
+		}
+		if srv.Suffrage == raft.Voter {
+			if newVoters := voters - 1; upVoters < newVoters/2+1 {
+				s.log.Warn("not removing a failed voter: the voters up would not be a quorum",
+					"server", id, "voters", voters, "up", upVoters)
+				continue
+			}
+		}
+		if !leading() {
+			return
+		}
+		s.log.Info("removing a server that is gone", "server", id, "graceful", left, "failed_for", failedFor.Round(time.Millisecond))
 		if s.change(s.node.raft.RemoveServer(srv.ID, 0, s.cfg.Raft.ApplyTimeout)) {
-			delete(s.lead.goneSince, id)
+			delete(s.lead.failedSince, id)
 			if srv.Suffrage == raft.Voter {
 				voters--
 			}
 		}
 	}
+
+	// Nodes reported gone that raft no longer (or never) had may still hold
+	// slots and ephemeral keys: release them too, once.
+	for _, name := range sortedKeys(gone) {
+		g := gone[name]
+		if _, in := inRaft[name]; in || s.lead.released[name] {
+			continue
+		}
+		if _, up := alive[name]; up {
+			continue
+		}
+		if g.left || now.Sub(g.at) >= s.cfg.ReleaseGrace {
+			if !leading() {
+				return
+			}
+			s.release(ctx, name)
+		}
+	}
+}
+
+// probe asks every other raft server for its progress, all at once, each
+// bounded by a heartbeat timeout. Servers that do not answer are absent
+// from the result.
+func (s *Server) probe(ctx context.Context, servers []raft.Server) map[string]*Response {
+	out := map[string]*Response{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	now := time.Now()
+	for _, srv := range servers {
+		if string(srv.ID) == s.cfg.Raft.NodeID {
+			continue
+		}
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, s.cfg.Raft.HeartbeatTimeout)
+			defer cancel()
+			resp, err := s.node.rpc.Call(cctx, string(srv.Address), &Request{Op: rpcStats})
+			if err != nil || resp.Code != codeOK {
+				return
+			}
+			mu.Lock()
+			out[string(srv.ID)] = resp
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	s.contactMu.Lock()
+	for id := range out {
+		s.contact[id] = now
+	}
+	s.contactMu.Unlock()
+	return out
 }
 
 // change waits for a configuration change and logs a failure.
@@ -206,37 +291,90 @@ func (s *Server) change(f raft.IndexFuture) bool {
 	return true
 }
 
-// caughtUp asks a server for its progress and tracks how long it has been
-// within CatchupLag of the leader.
-func (s *Server) caughtUp(ctx context.Context, addr string, leaderLast uint64, id string, now time.Time) bool {
-	cctx, cancel := context.WithTimeout(ctx, s.cfg.Raft.HeartbeatTimeout)
-	defer cancel()
-	resp, err := s.node.rpc.Call(cctx, addr, &Request{Op: rpcStats})
-	if err != nil || resp.Code != codeOK {
-		return false
-	}
-	s.contactMu.Lock()
-	s.contact[id] = now
-	s.contactMu.Unlock()
-	if resp.Index+s.cfg.CatchupLag < leaderLast {
-		return false
-	}
-	if _, ok := s.lead.healthySince[id]; !ok {
-		s.lead.healthySince[id] = now
-	}
-	return true
-}
-
-// expire releases a gone node's semaphore slots and ephemeral keys.
-func (s *Server) expire(ctx context.Context, name string) {
+// release releases a failed node's semaphore slots and ephemeral keys,
+// through this leader only: an ex-leader's stale view is never forwarded.
+func (s *Server) release(ctx context.Context, name string) {
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.Raft.ApplyTimeout)
 	defer cancel()
-	if _, err := s.node.Apply(cctx, []fsm.Command{{Op: fsm.OpExpireNode, Node: name}}); err != nil {
-		s.log.Warn("could not release a gone node's slots", "server", name, "err", err)
+	if _, err := s.node.applyAsLeader(cctx, []fsm.Command{{Op: fsm.OpExpireNode, Node: name}}); err != nil {
+		s.log.Warn("could not release a failed node's slots", "server", name, "err", err)
 		return
 	}
-	s.lead.expired[name] = true
-	s.log.Info("released a gone node's semaphore slots and ephemeral keys", "server", name)
+	s.lead.released[name] = true
+	s.log.Info("released a failed node's semaphore slots and ephemeral keys", "server", name)
+}
+
+// handleLeave removes a server that leaves gracefully, unless the voters
+// up without it would not be a quorum of the new configuration.
+func (s *Server) handleLeave(ctx context.Context, id string) error {
+	if !s.node.IsLeader() {
+		return fmt.Errorf("not the leader")
+	}
+	f := s.node.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	voters, upVoters, member := 0, 0, false
+	for _, srv := range f.Configuration().Servers {
+		sid := string(srv.ID)
+		if sid == id {
+			member = true
+			if srv.Suffrage == raft.Voter {
+				continue
+			}
+		}
+		if srv.Suffrage != raft.Voter {
+			continue
+		}
+		voters++
+		if sid == s.cfg.Raft.NodeID && sid != id || s.lead.health[sid] {
+			upVoters++
+		}
+	}
+	if !member {
+		return nil
+	}
+	if voters == 0 || upVoters < voters/2+1 {
+		s.log.Warn("refusing a graceful leave", "server", id, "voters_after", voters, "up", upVoters)
+		return fmt.Errorf("cluster: leave of %s: %w", id, errLeaveRefused)
+	}
+	s.goneMu.Lock()
+	s.departed[id] = time.Now() // until it leaves the ring, do not add it back
+	s.goneMu.Unlock()
+	if _, err := s.node.applyAsLeader(ctx, []fsm.Command{{Op: fsm.OpExpireNode, Node: id}}); err != nil {
+		return err
+	}
+	if err := s.node.raft.RemoveServer(raft.ServerID(id), 0, s.cfg.Raft.ApplyTimeout).Error(); err != nil {
+		return err
+	}
+	s.log.Info("a server left gracefully", "server", id)
+	s.kick()
+	return nil
+}
+
+// pruneGone forgets nodes gone (or departed) for an hour that raft no
+// longer has.
+func (s *Server) pruneGone(now time.Time) {
+	f := s.node.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	inRaft := map[string]bool{}
+	for _, srv := range f.Configuration().Servers {
+		inRaft[string(srv.ID)] = true
+	}
+	s.goneMu.Lock()
+	defer s.goneMu.Unlock()
+	for name, g := range s.gone {
+		if !inRaft[name] && now.Sub(g.at) > time.Hour {
+			delete(s.gone, name)
+		}
+	}
+	for name, at := range s.departed {
+		if now.Sub(at) > time.Hour {
+			delete(s.departed, name)
+		}
+	}
 }
 
 // writeClusterID gives a freshly bootstrapped cluster its ID.
@@ -247,7 +385,7 @@ func (s *Server) writeClusterID(ctx context.Context) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.Raft.ApplyTimeout)
 	defer cancel()
-	_, err = s.node.Apply(cctx, []fsm.Command{{Op: fsm.OpTxn,
+	_, err = s.node.applyAsLeader(cctx, []fsm.Command{{Op: fsm.OpTxn,
 		Compares: []fsm.Compare{{Target: fsm.CompareAbsent, Key: clusterIDKey}},
 		Then:     []fsm.Command{{Op: fsm.OpPut, Key: clusterIDKey, Value: []byte(id)}}}})
 	if err != nil {
@@ -257,28 +395,6 @@ func (s *Server) writeClusterID(ctx context.Context) {
 	if err := s.node.WaitApplied(cctx, s.node.raft.LastIndex()); err == nil {
 		s.loadClusterID()
 	}
-}
-
-// removeLeaving handles a graceful leave on the leader: the node's slots go
-// and it leaves raft now.
-func (s *Server) removeLeaving(ctx context.Context, id string) error {
-	if !s.node.IsLeader() {
-		return fmt.Errorf("not the leader")
-	}
-	// Until it leaves the ring, the node is still alive there: do not add
-	// it back meanwhile.
-	s.goneMu.Lock()
-	s.departed[id] = time.Now()
-	s.goneMu.Unlock()
-	if _, err := s.node.Apply(ctx, []fsm.Command{{Op: fsm.OpExpireNode, Node: id}}); err != nil {
-		return err
-	}
-	if err := s.node.raft.RemoveServer(raft.ServerID(id), 0, s.cfg.Raft.ApplyTimeout).Error(); err != nil {
-		return err
-	}
-	s.log.Info("a server left gracefully", "server", id)
-	s.kick()
-	return nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

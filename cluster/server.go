@@ -8,13 +8,12 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"slices"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
-	"github.com/hashicorp/raft"
 
 	"github.com/graftcm/graft/fsm"
 )
@@ -66,9 +65,25 @@ type ServerConfig struct {
 	DeadServerGrace   time.Duration
 	Stabilization     time.Duration
 	CatchupLag        uint64
+	// ReleaseGrace is how long a failed node must stay failed before its
+	// semaphore slots and ephemeral keys are released: a node wrongly
+	// declared dead for a moment keeps them. A node that left gracefully
+	// releases them at once.
+	ReleaseGrace time.Duration
+	// ReconnectInterval is how often every node tries to reach the members
+	// it knows but does not see in the ring (and its seeds), so partitions
+	// heal and a restarted cluster finds itself again.
+	ReconnectInterval time.Duration
+
+	// Insecure allows the production stack to run with no Token: no gossip
+	// encryption and a plaintext cluster port. Only for tests.
+	Insecure bool
 }
 
-// DefaultServerConfig returns production settings.
+// DefaultServerConfig returns production settings. A voter's seat is only
+// taken from it after DeadServerGrace (30s, longer than most reboots); a
+// spare must stay caught up for Stabilization (10s) to be promoted, as in
+// consul's autopilot.
 func DefaultServerConfig() ServerConfig {
 	return ServerConfig{
 		Raft:              DefaultConfig(),
@@ -77,9 +92,11 @@ func DefaultServerConfig() ServerConfig {
 		Gossip:            LANGossip(),
 		Voters:            5,
 		ReconcileInterval: time.Second,
-		DeadServerGrace:   10 * time.Second,
-		Stabilization:     3 * time.Second,
+		DeadServerGrace:   30 * time.Second,
+		Stabilization:     10 * time.Second,
 		CatchupLag:        256,
+		ReleaseGrace:      2 * time.Second,
+		ReconnectInterval: 30 * time.Second,
 	}
 }
 
@@ -93,6 +110,8 @@ func TestServerConfig() ServerConfig {
 	c.DeadServerGrace = time.Second
 	c.Stabilization = 300 * time.Millisecond
 	c.CatchupLag = 64
+	c.ReleaseGrace = 200 * time.Millisecond
+	c.ReconnectInterval = time.Second
 	return c
 }
 
@@ -119,7 +138,8 @@ func (c ServerConfig) Validate() error {
 		name string
 		v    time.Duration
 	}{{"ReconcileInterval", c.ReconcileInterval}, {"DeadServerGrace", c.DeadServerGrace},
-		{"Stabilization", c.Stabilization}, {"Gossip.ProbeInterval", c.Gossip.ProbeInterval}} {
+		{"Stabilization", c.Stabilization}, {"Gossip.ProbeInterval", c.Gossip.ProbeInterval},
+		{"ReconnectInterval", c.ReconnectInterval}} {
 		if d.v <= 0 {
 			bad("%s is %v, want a positive duration", d.name, d.v)
 		}
@@ -134,6 +154,9 @@ type ServerDeps struct {
 	Raft *Deps
 	// GossipTransport, if set, replaces memberlist's UDP/TCP transport.
 	GossipTransport memberlist.Transport
+	// Peers, if set, replaces the file in the data dir that remembers the
+	// gossip addresses of the cluster's members across restarts.
+	Peers PeerStore
 }
 
 // Server is a raft node that manages its own membership: it joins a
@@ -145,8 +168,12 @@ type Server struct {
 	node *Node
 	ml   *memberlist.Memberlist
 
-	clusterID atomic.Pointer[string]
-	wake      chan struct{}
+	clusterID  atomic.Pointer[string]
+	expectSet  atomic.Pointer[string] // bootstrap-expect: the set this node would bootstrap
+	gossipAddr string
+	peers      PeerStore
+	wake       chan struct{}
+	leaveReqs  chan leaveReq // graceful leaves for the reconcile goroutine
 
 	// The ring as memberlist's events reported it. memberlist's own
 	// Members() hands out nodes it keeps changing, so it is not read.
@@ -154,6 +181,7 @@ type Server struct {
 	ring     map[string]ringEntry // nodes alive in the ring
 	gone     map[string]goneNode  // nodes memberlist reported dead or left
 	departed map[string]time.Time // nodes that asked to leave, until they rejoin
+	addrs    map[string]string    // last known gossip address of every node seen
 
 	lead leaderState // reconciler state; touched only by the reconcile goroutine
 
@@ -185,6 +213,7 @@ type goneNode struct {
 	left bool // a graceful leave; else dead
 	at   time.Time
 	meta Meta
+	addr string
 }
 
 // StartServer starts a raft node and joins the gossip ring.
@@ -198,6 +227,9 @@ func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error)
 	}
 	rc := cfg.Raft
 	rc.Bootstrap = false
+	if cfg.Token == nil && deps.Raft == nil && !cfg.Insecure {
+		return nil, errors.New("cluster config: no Token: gossip and the cluster port would be open to anyone (set Insecure only for tests)")
+	}
 	var node *Node
 	var err error
 	if deps.Raft != nil {
@@ -215,8 +247,12 @@ func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, log: log.With("node", rc.NodeID), node: node, wake: make(chan struct{}, 1),
-		ring: map[string]ringEntry{}, gone: map[string]goneNode{}, departed: map[string]time.Time{}, contact: map[string]time.Time{},
-		ctx: ctx, cancel: cancel}
+		leaveReqs: make(chan leaveReq), ring: map[string]ringEntry{}, gone: map[string]goneNode{},
+		departed: map[string]time.Time{}, addrs: map[string]string{}, contact: map[string]time.Time{},
+		peers: deps.Peers, ctx: ctx, cancel: cancel}
+	if s.peers == nil && rc.DataDir != "" {
+		s.peers = filePeers(filepath.Join(rc.DataDir, peersFile))
+	}
 	s.loadClusterID()
 	mc, err := s.memberlistConfig(deps.GossipTransport)
 	if err == nil {
@@ -227,6 +263,8 @@ func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error)
 		node.Close()
 		return nil, fmt.Errorf("cluster: gossip: %w", err)
 	}
+	// memberlist keeps changing its local node: read the address once.
+	s.gossipAddr = s.ml.LocalNode().Address()
 	onLeave := s.removeLeaving
 	node.onLeave.Store(&onLeave)
 
@@ -246,6 +284,7 @@ func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error)
 	if len(cfg.Join) > 0 {
 		s.goLoop(s.joinLoop)
 	}
+	s.goLoop(s.reconnectLoop)
 	s.goLoop(s.reconcileLoop)
 	return s, nil
 }
@@ -270,12 +309,16 @@ func (s *Server) ClusterID() string {
 }
 
 // GossipAddr returns the address of this node's gossip port.
-func (s *Server) GossipAddr() string { return s.ml.LocalNode().Address() }
+func (s *Server) GossipAddr() string { return s.gossipAddr }
 
 // localMeta is what this node gossips about itself.
 func (s *Server) localMeta() Meta {
-	return Meta{Cluster: s.cfg.ClusterName, ClusterID: s.ClusterID(), RaftAddr: s.node.Addr(),
+	m := Meta{Cluster: s.cfg.ClusterName, ClusterID: s.ClusterID(), RaftAddr: s.node.Addr(),
 		Expect: s.cfg.BootstrapExpect, Version: s.cfg.Version}
+	if p := s.expectSet.Load(); p != nil {
+		m.ExpectSet = *p
+	}
+	return m
 }
 
 // loadClusterID reads the cluster ID from the state machine and, when it
@@ -303,102 +346,6 @@ func (s *Server) kick() {
 	}
 }
 
-// Join joins the ring through any of addrs (gossip addresses) and returns
-// how many nodes answered.
-func (s *Server) Join(addrs []string) (int, error) {
-	n, err := s.ml.Join(addrs)
-	if err != nil && n == 0 {
-		return 0, fmt.Errorf("cluster: join %v: %w", addrs, err)
-	}
-	return n, nil
-}
-
-// joinLoop joins the configured seeds, retrying with backoff (1s doubling
-// to 30s) until one answers.
-func (s *Server) joinLoop(ctx context.Context) {
-	wait := time.Second / 2
-	for {
-		n, err := s.Join(s.cfg.Join)
-		if err == nil {
-			s.log.Info("joined the cluster's gossip ring", "seeds", s.cfg.Join, "answered", n)
-			return
-		}
-		s.log.Warn("could not join yet; retrying", "seeds", s.cfg.Join, "err", err, "retry_in", wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		wait = min(2*wait, 30*time.Second)
-	}
-}
-
-// bootstrapExpectLoop bootstraps once exactly BootstrapExpect fresh servers
-// of this cluster (this one included), all expecting that many, see each
-// other, and none of the ring belongs to a cluster already. Every one of
-// them computes the same configuration from the same view, so they
-// bootstrap the same cluster; a node that sees a cluster ID waits to be
-// added instead.
-func (s *Server) bootstrapExpectLoop(ctx context.Context) {
-	tick := time.NewTicker(s.cfg.ReconcileInterval)
-	defer tick.Stop()
-	warned := false
-	for {
-		if s.node.HasState() || s.ClusterID() != "" || s.node.raft.LastIndex() > 0 {
-			return
-		}
-		var fresh []RaftServer
-		existing := ""
-		for name, e := range s.ringView() {
-			meta := e.meta
-			if meta.Cluster != s.cfg.ClusterName {
-				continue
-			}
-			if meta.ClusterID != "" {
-				existing = name
-				continue
-			}
-			if meta.Expect == s.cfg.BootstrapExpect {
-				fresh = append(fresh, RaftServer{ID: name, Address: meta.RaftAddr})
-			}
-		}
-		switch {
-		case existing != "":
-			s.log.Info("the ring holds a bootstrapped cluster; waiting to be added to it", "seen", existing)
-			return
-		case len(fresh) == s.cfg.BootstrapExpect:
-			slices.SortFunc(fresh, func(a, b RaftServer) int { return compareStrings(a.ID, b.ID) })
-			s.log.Info("the expected servers see each other: bootstrapping", "servers", fresh)
-			if err := s.node.Bootstrap(fresh); err != nil {
-				s.log.Error("bootstrap failed", "err", err)
-			}
-			return
-		case len(fresh) > s.cfg.BootstrapExpect && !warned:
-			warned = true
-			s.log.Error("more servers than --bootstrap-expect see each other; not bootstrapping: make the count agree",
-				"expect", s.cfg.BootstrapExpect, "seen", len(fresh))
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		case <-s.wake:
-		}
-	}
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 // newClusterID returns a random cluster ID.
 func newClusterID() (string, error) {
 	var b [8]byte
@@ -406,60 +353,6 @@ func newClusterID() (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(b[:]), nil
-}
-
-// Leave leaves the cluster gracefully: leadership goes elsewhere, the
-// leader removes this node from raft and releases its slots at once, and
-// the ring is told. The server can then be closed.
-func (s *Server) Leave(ctx context.Context) error {
-	id := s.cfg.Raft.NodeID
-	if s.node.IsLeader() && s.otherVoters() > 0 {
-		if err := s.node.raft.LeadershipTransfer().Error(); err != nil {
-			s.log.Warn("leadership transfer before leaving failed", "err", err)
-		}
-	}
-	var errs []error
-	if s.otherVoters() > 0 || !s.node.IsLeader() {
-		if err := s.askLeaderToRemove(ctx, id); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := s.ml.Leave(s.cfg.Gossip.TCPTimeout); err != nil {
-		errs = append(errs, fmt.Errorf("cluster: gossip leave: %w", err))
-	}
-	return errors.Join(errs...)
-}
-
-// otherVoters counts the voters besides this node.
-func (s *Server) otherVoters() int {
-	f := s.node.raft.GetConfiguration()
-	if f.Error() != nil {
-		return 0
-	}
-	n := 0
-	for _, srv := range f.Configuration().Servers {
-		if string(srv.ID) != s.cfg.Raft.NodeID && srv.Suffrage == raft.Voter {
-			n++
-		}
-	}
-	return n
-}
-
-// askLeaderToRemove asks the leader to take id out of raft now.
-func (s *Server) askLeaderToRemove(ctx context.Context, id string) error {
-	wait := newBackoff()
-	for {
-		if _, addr := s.node.Leader(); addr != "" && !s.node.IsLeader() {
-			resp, err := s.node.rpc.Call(ctx, addr, &Request{Op: rpcLeave, ID: id})
-			if err == nil && resp.Code == codeOK {
-				s.log.Info("left the raft cluster")
-				return nil
-			}
-		}
-		if err := wait.sleep(ctx); err != nil {
-			return fmt.Errorf("cluster: leave: no leader took the request: %w", err)
-		}
-	}
 }
 
 // Close shuts the server down without leaving: to the others it looks

@@ -42,6 +42,7 @@ type Slot struct {
 	trans *raft.InmemTransport
 	store *raft.InmemStore
 	snaps *raft.InmemSnapshotStore
+	peers *cluster.MemoryPeers
 }
 
 // NewFleet prepares n slots named s0, s1, ... with the given server
@@ -62,7 +63,7 @@ func NewFleet(t testing.TB, n int, cfg *cluster.ServerConfig) *Fleet {
 		id := fmt.Sprintf("s%d", i)
 		addr, trans := raft.NewInmemTransport(raft.ServerAddress(id))
 		f.Slots = append(f.Slots, &Slot{ID: id, f: f, addr: addr, trans: trans,
-			store: raft.NewInmemStore(), snaps: raft.NewInmemSnapshotStore()})
+			store: raft.NewInmemStore(), snaps: raft.NewInmemSnapshotStore(), peers: &cluster.MemoryPeers{}})
 	}
 	f.connect()
 	t.Cleanup(f.Close)
@@ -98,6 +99,7 @@ func (f *Fleet) Start(s *Slot, mod func(*cluster.ServerConfig)) *cluster.Server 
 		Raft: &cluster.Deps{FSM: fs, Transport: s.trans, LogStore: s.store, StableStore: s.store,
 			SnapshotStore: s.snaps, RPC: &fleetRPC{f: f, from: s}},
 		GossipTransport: f.gossip.transport(s.ID),
+		Peers:           s.peers,
 	})
 	if err != nil {
 		f.t.Fatalf("clustertest: start %s: %v", s.ID, err)

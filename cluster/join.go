@@ -1,0 +1,275 @@
+package cluster
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// peersFile remembers, in the data dir, the gossip addresses of the
+// cluster's members, so a node that restarts (even the whole cluster at
+// once) finds the others without being told.
+const peersFile = "gossip-peers.json"
+
+// PeerStore keeps the gossip addresses of the members a node has seen.
+type PeerStore interface {
+	Load() ([]string, error)
+	Save(addrs []string) error
+}
+
+// filePeers is a PeerStore in a JSON file.
+type filePeers string
+
+func (p filePeers) Load() ([]string, error) {
+	b, err := readBounded(string(p), 1<<20)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var addrs []string
+	return addrs, json.Unmarshal(b, &addrs)
+}
+
+func (p filePeers) Save(addrs []string) error {
+	b, err := json.Marshal(addrs)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(string(p)), "."+filepath.Base(string(p))+".*")
+	if err != nil {
+		return err
+	}
+	_, werr := tmp.Write(b)
+	if err := errors.Join(werr, tmp.Close()); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), string(p))
+}
+
+func readBounded(path string, limit int64) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > limit {
+		return nil, errors.New(path + ": too large")
+	}
+	return os.ReadFile(path)
+}
+
+// MemoryPeers is a PeerStore in memory, for tests that restart servers.
+type MemoryPeers struct {
+	mu    sync.Mutex
+	addrs []string
+}
+
+func (m *MemoryPeers) Load() ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.addrs), nil
+}
+
+func (m *MemoryPeers) Save(addrs []string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.addrs = slices.Clone(addrs)
+	return nil
+}
+
+// Join joins the ring through any of addrs (gossip addresses) and returns
+// how many nodes answered.
+func (s *Server) Join(addrs []string) (int, error) {
+	n, err := s.ml.Join(addrs)
+	if err != nil && n == 0 {
+		return 0, errors.New("cluster: join " + strings.Join(addrs, ", ") + ": " + err.Error())
+	}
+	return n, nil
+}
+
+// joinLoop joins the configured seeds, retrying with backoff (0.5s
+// doubling to 30s) until one answers.
+func (s *Server) joinLoop(ctx context.Context) {
+	wait := time.Second / 2
+	for {
+		n, err := s.Join(s.cfg.Join)
+		if err == nil {
+			s.log.Info("joined the cluster's gossip ring", "seeds", s.cfg.Join, "answered", n)
+			return
+		}
+		s.log.Warn("could not join yet; retrying", "seeds", s.cfg.Join, "err", err, "retry_in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}
+
+// reconnectLoop heals what memberlist does not: it stops gossiping to dead
+// nodes after GossipToTheDeadTime, so two halves of a healed partition, or
+// a node back after a long outage, would never find each other again. Every
+// ReconnectInterval each node tries the members it remembers (this run's
+// and, from the peer store, earlier runs') that it does not see in the
+// ring, and its seeds. It also keeps the peer store current.
+func (s *Server) reconnectLoop(ctx context.Context) {
+	var saved []string
+	if s.peers != nil {
+		if addrs, err := s.peers.Load(); err == nil {
+			saved = addrs
+		} else {
+			s.log.Warn("could not read the remembered peers", "err", err)
+		}
+	}
+	tick := time.NewTicker(s.cfg.ReconnectInterval)
+	defer tick.Stop()
+	first := true
+	for {
+		s.goneMu.Lock()
+		known := map[string]bool{}
+		for name, addr := range s.addrs {
+			if name != s.cfg.Raft.NodeID {
+				known[addr] = true
+			}
+		}
+		var missing []string
+		for name, addr := range s.addrs {
+			if _, up := s.ring[name]; !up && name != s.cfg.Raft.NodeID {
+				missing = append(missing, addr)
+			}
+		}
+		alone := len(s.ring) <= 1
+		s.goneMu.Unlock()
+
+		current := sortedKeys(known)
+		if s.peers != nil && len(current) > 0 && !slices.Equal(current, saved) {
+			if err := s.peers.Save(current); err != nil {
+				s.log.Warn("could not remember the peers", "err", err)
+			} else {
+				saved = current
+			}
+		}
+		if first || alone {
+			for _, a := range saved {
+				if !known[a] {
+					missing = append(missing, a)
+				}
+			}
+		}
+		if alone {
+			missing = append(missing, s.cfg.Join...)
+		}
+		first = false
+		if len(missing) > 0 {
+			sort.Strings(missing)
+			missing = slices.Compact(missing)
+			if n, err := s.ml.Join(missing); n > 0 {
+				s.log.Debug("reconnected to members missing from the ring", "tried", missing, "answered", n)
+			} else if err != nil {
+				s.log.Debug("members missing from the ring did not answer", "tried", missing, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// bootstrapExpectLoop bootstraps once exactly BootstrapExpect fresh servers
+// of this cluster (this one included), all expecting that many, see each
+// other, every one of them names the same set, and none of the ring
+// belongs to a cluster already. Each node gossips a hash of the set it sees
+// and bootstraps only when all of the set gossip the same hash, so nodes
+// that see different sets (more servers than expected, or one that came
+// and went) never bootstrap two clusters. Once more servers than expected
+// have been seen it never bootstraps.
+func (s *Server) bootstrapExpectLoop(ctx context.Context) {
+	tick := time.NewTicker(s.cfg.ReconcileInterval)
+	defer tick.Stop()
+	tooMany := false
+	for {
+		if s.node.HasState() || s.ClusterID() != "" || s.node.raft.LastIndex() > 0 {
+			return
+		}
+		var fresh []RaftServer
+		sets := map[string]string{}
+		existing := ""
+		for name, e := range s.ringView() {
+			meta := e.meta
+			if meta.Cluster != s.cfg.ClusterName {
+				continue
+			}
+			if meta.ClusterID != "" {
+				existing = name
+				continue
+			}
+			if meta.Expect == s.cfg.BootstrapExpect {
+				fresh = append(fresh, RaftServer{ID: name, Address: meta.RaftAddr})
+				sets[name] = meta.ExpectSet
+			}
+		}
+		switch {
+		case existing != "":
+			s.log.Info("the ring holds a bootstrapped cluster; waiting to be added to it", "seen", existing)
+			return
+		case len(fresh) > s.cfg.BootstrapExpect && !tooMany:
+			tooMany = true
+			s.log.Error("more servers than --bootstrap-expect see each other: not bootstrapping; make the count agree and start them afresh",
+				"expect", s.cfg.BootstrapExpect, "seen", len(fresh))
+		case len(fresh) == s.cfg.BootstrapExpect && !tooMany:
+			slices.SortFunc(fresh, func(a, b RaftServer) int { return strings.Compare(a.ID, b.ID) })
+			hash := setHash(fresh)
+			if p := s.expectSet.Load(); p == nil || *p != hash {
+				s.expectSet.Store(&hash)
+				if err := s.ml.UpdateNode(s.cfg.Gossip.TCPTimeout); err != nil {
+					s.log.Warn("could not gossip the bootstrap set", "err", err)
+				}
+			}
+			agreed := true
+			for _, srv := range fresh {
+				if srv.ID != s.cfg.Raft.NodeID && sets[srv.ID] != hash {
+					agreed = false
+				}
+			}
+			if agreed {
+				s.log.Info("the expected servers see each other and agree: bootstrapping", "servers", fresh)
+				if err := s.node.Bootstrap(fresh); err != nil {
+					s.log.Error("bootstrap failed", "err", err)
+				}
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-s.wake:
+		}
+	}
+}
+
+// setHash names a set of servers.
+func setHash(servers []RaftServer) string {
+	h := sha256.New()
+	for _, s := range servers {
+		h.Write([]byte(s.ID + "\x00" + s.Address + "\x00"))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}

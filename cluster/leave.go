@@ -1,0 +1,111 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/raft"
+)
+
+// leaveReq asks the reconcile goroutine to remove a leaving server.
+type leaveReq struct {
+	ctx  context.Context
+	id   string
+	done chan error
+}
+
+// Leave leaves the cluster gracefully: leadership moves elsewhere, the
+// leader removes this node from raft and releases its slots at once, and
+// the ring is told. The leader refuses if the voters left would not be a
+// quorum of the new configuration; the node then leaves the ring anyway,
+// and the others treat it as failed when its grace runs out. Close the
+// server afterwards.
+func (s *Server) Leave(ctx context.Context) error {
+	id := s.cfg.Raft.NodeID
+	var errs []error
+	if s.otherVoters() > 0 || !s.node.IsLeader() {
+		if s.node.IsLeader() {
+			if err := s.node.raft.LeadershipTransfer().Error(); err != nil {
+				s.log.Warn("leadership transfer before leaving failed", "err", err)
+			}
+		}
+		if err := s.removeSelf(ctx, id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := s.ml.Leave(s.cfg.Gossip.TCPTimeout); err != nil {
+		errs = append(errs, fmt.Errorf("cluster: gossip leave: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// otherVoters counts the voters besides this node.
+func (s *Server) otherVoters() int {
+	f := s.node.raft.GetConfiguration()
+	if f.Error() != nil {
+		return 0
+	}
+	n := 0
+	for _, srv := range f.Configuration().Servers {
+		if string(srv.ID) != s.cfg.Raft.NodeID && srv.Suffrage == raft.Voter {
+			n++
+		}
+	}
+	return n
+}
+
+// removeSelf gets id out of raft: through the leader, or, if this node
+// still leads (the transfer failed), by itself.
+func (s *Server) removeSelf(ctx context.Context, id string) error {
+	wait := newBackoff()
+	for {
+		if s.node.IsLeader() {
+			if err := s.requestLeave(ctx, id); err == nil || errors.Is(err, errLeaveRefused) {
+				return err
+			}
+		} else if _, addr := s.node.Leader(); addr != "" {
+			resp, err := s.node.rpc.Call(ctx, addr, &Request{Op: rpcLeave, ID: id})
+			switch {
+			case err == nil && resp.Code == codeOK:
+				s.log.Info("left the raft cluster")
+				return nil
+			case err == nil && resp.Code == codeFailed:
+				return fmt.Errorf("cluster: leave: %s", resp.Err)
+			}
+		}
+		if err := wait.sleep(ctx); err != nil {
+			return fmt.Errorf("cluster: leave: no leader took the request: %w", err)
+		}
+	}
+}
+
+// errLeaveRefused means removing the server would cost the cluster its
+// quorum.
+var errLeaveRefused = errors.New("removing it would leave the voters without a quorum")
+
+// removeLeaving is the leader's side of a graceful leave (the rpcLeave
+// handler): the reconcile goroutine, which holds the health view, decides.
+func (s *Server) removeLeaving(ctx context.Context, id string) error {
+	if !s.node.IsLeader() {
+		return errors.New("not the leader")
+	}
+	return s.requestLeave(ctx, id)
+}
+
+func (s *Server) requestLeave(ctx context.Context, id string) error {
+	req := leaveReq{ctx: ctx, id: id, done: make(chan error, 1)}
+	select {
+	case s.leaveReqs <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.ctx.Done():
+		return ErrClosed
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
