@@ -16,6 +16,9 @@
 //	GET    /v1/kv?prefix=P[&linearizable=true]  keys under P, sorted: {"rev": N, "kvs": [KV...]}
 //	GET    /v1/watch?prefix=P[&rev=N]           a stream of watch objects, one JSON object a line
 //	GET    /v1/status                           the node and cluster as this node sees them
+//	POST   /v1/join                             join the cluster through {"addrs": ["HOST:PORT"...]}: {"joined": N}
+//	GET    /v1/members                          the cluster's members: [MemberInfo...] (see cluster.MemberInfo)
+//	POST   /v1/leave                            leave the cluster gracefully, then stop the agent: 202 {"leaving": true}
 //
 // Keys are UTF-8 text, at most fsm.MaxKeySize bytes; in a path they are
 // percent-encoded (a '/' may stay as it is, but "//", "." and ".." segments
@@ -31,6 +34,12 @@
 // started, every read (and a watch from now) is made linearizable: a node
 // that has just restarted replays its log only once it hears from a
 // leader, and must not answer from what it had before.
+//
+// A join's addresses are gossip addresses of any members of the cluster
+// (their "gossip_address" in /v1/status); N is how many of them answered.
+// A leave answers before the agent starts stopping: the agent first lets
+// running resources finish, then leaves (its raft seat and semaphore slots
+// are released at once), then closes the API.
 //
 // # Values
 //
@@ -72,7 +81,10 @@
 // Failures answer {"error": "message"} with: 400 for bad input (an empty
 // key, a reserved key, a bad query parameter), 404 for a missing key or an
 // unknown path, 405 for a method a path does not take, 413 for a value too
-// large, 503 when the cluster has no leader or the agent is stopping, 504
-// when the operation timed out or its outcome is unknown (a write that may
-// or may not have been applied), 500 otherwise.
+// large, 501 for the membership endpoints of an agent that runs no
+// membership, 502 for a join that no given address answered (wrong
+// addresses, nodes down, or another cluster key), 503 when the cluster has
+// no leader or the agent is stopping, 504 when the operation timed out or
+// its outcome is unknown (a write that may or may not have been applied),
+// 500 otherwise.
 package api

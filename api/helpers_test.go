@@ -31,6 +31,10 @@ type fixtureOpts struct {
 	history int
 	timeout time.Duration
 	store   func(Store) Store // wraps the World
+	// The membership side of Config.
+	cluster     Cluster
+	leave       func()
+	fingerprint string
 }
 
 // newFixture starts a one-node cluster (or opts.nodes), waits for its
@@ -61,7 +65,8 @@ func newFixture(t *testing.T, opts fixtureOpts) *fixture {
 		store = opts.store(w)
 	}
 	node := m.Node()
-	srv, err := NewServer(Config{Store: store, Status: node.Status, Host: m.ID, Version: "v-test", Timeout: opts.timeout})
+	srv, err := NewServer(Config{Store: store, Status: node.Status, Host: m.ID, Version: "v-test", Timeout: opts.timeout,
+		Cluster: opts.cluster, Leave: opts.leave, KeyFingerprint: opts.fingerprint})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,6 +49,16 @@ type Config struct {
 	// Host and Version are reported by /v1/status.
 	Host    string
 	Version string
+	// Cluster is the node's membership, for /v1/join and /v1/members and
+	// the cluster fields of /v1/status. Nil: those endpoints answer 501.
+	Cluster Cluster
+	// KeyFingerprint is the cluster key's fingerprint, reported by
+	// /v1/status (never the key).
+	KeyFingerprint string
+	// Leave makes the agent leave its cluster gracefully and then stop.
+	// /v1/leave calls it after answering; it must not block, and may be
+	// called more than once. Nil: /v1/leave answers 501.
+	Leave func()
 	// Timeout bounds each request but watches; zero means DefaultTimeout.
 	// A write that has no leader within it fails with 503, one that
 	// timed out otherwise with 504.
@@ -96,11 +106,15 @@ func NewServer(cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /v1/kv", s.bounded(s.list))
 	mux.HandleFunc("GET /v1/watch", s.watch)
 	mux.HandleFunc("GET /v1/status", s.status)
+	mux.HandleFunc("POST /v1/join", s.bounded(s.join))
+	mux.HandleFunc("GET /v1/members", s.members)
+	mux.HandleFunc("POST /v1/leave", s.leave)
 	// Without a method, these patterns only catch the methods the ones
 	// above do not take; "/" catches every other path. Both answer JSON
 	// rather than the mux's plain text.
 	for path, allow := range map[string]string{
 		"/v1/kv/{key...}": "GET, PUT, DELETE", "/v1/kv": "GET", "/v1/watch": "GET", "/v1/status": "GET",
+		"/v1/join": "POST", "/v1/members": "GET", "/v1/leave": "POST",
 	} {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
@@ -406,5 +420,9 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, Status{Host: s.cfg.Host, Version: s.cfg.Version, Status: s.cfg.Status()})
+	st := Status{Host: s.cfg.Host, Version: s.cfg.Version, KeyFingerprint: s.cfg.KeyFingerprint, Status: s.cfg.Status()}
+	if s.cfg.Cluster != nil {
+		st.ClusterID, st.GossipAddr = s.cfg.Cluster.ClusterID(), s.cfg.Cluster.GossipAddr()
+	}
+	writeJSON(w, http.StatusOK, st)
 }

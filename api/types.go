@@ -141,11 +141,19 @@ func fromWorld(ev world.WatchEvent) WatchEvent {
 }
 
 // Status is the agent's view of itself and its cluster: the raft node's
-// status (whose fields its JSON form carries at top level), the host's name
-// and graft's version.
+// status (whose fields its JSON form carries at top level), the host's name,
+// graft's version and the cluster's identity.
 type Status struct {
 	Host    string `json:"host"`
 	Version string `json:"version"`
+	// ClusterID identifies the cluster once this node knows it (empty
+	// before); GossipAddr is this node's gossip address, the one others
+	// --join. Both are empty when the agent runs no membership.
+	ClusterID  string `json:"cluster_id,omitempty"`
+	GossipAddr string `json:"gossip_address,omitempty"`
+	// KeyFingerprint names the cluster key without revealing it: nodes of
+	// one cluster show the same.
+	KeyFingerprint string `json:"key_fingerprint,omitempty"`
 	cluster.Status
 }
 

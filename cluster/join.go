@@ -138,7 +138,7 @@ func (s *Server) reconnectLoop(ctx context.Context) {
 	}
 	tick := time.NewTicker(s.cfg.ReconnectInterval)
 	defer tick.Stop()
-	first := true
+	first, reconnect := true, true
 	for {
 		s.goneMu.Lock()
 		known := map[string]bool{}
@@ -175,7 +175,7 @@ func (s *Server) reconnectLoop(ctx context.Context) {
 			missing = append(missing, s.cfg.Join...)
 		}
 		first = false
-		if len(missing) > 0 {
+		if reconnect && len(missing) > 0 {
 			sort.Strings(missing)
 			missing = slices.Compact(missing)
 			if n, err := s.ml.Join(missing); n > 0 {
@@ -188,6 +188,9 @@ func (s *Server) reconnectLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+			reconnect = true
+		case <-s.peersWake:
+			reconnect = false // only remember the new member
 		}
 	}
 }

@@ -22,6 +22,9 @@ type leaveReq struct {
 // and the others treat it as failed when its grace runs out. Close the
 // server afterwards.
 func (s *Server) Leave(ctx context.Context) error {
+	if s.ctx.Err() != nil {
+		return ErrClosed
+	}
 	id := s.cfg.Raft.NodeID
 	var errs []error
 	if s.otherVoters() > 0 || !s.node.IsLeader() {
@@ -73,6 +76,9 @@ func (s *Server) removeSelf(ctx context.Context, id string) error {
 			case err == nil && resp.Code == codeFailed:
 				return fmt.Errorf("cluster: leave: %s", resp.Err)
 			}
+		}
+		if s.ctx.Err() != nil {
+			return ErrClosed
 		}
 		if err := wait.sleep(ctx); err != nil {
 			return fmt.Errorf("cluster: leave: no leader took the request: %w", err)

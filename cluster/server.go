@@ -173,6 +173,7 @@ type Server struct {
 	gossipAddr string
 	peers      PeerStore
 	wake       chan struct{}
+	peersWake  chan struct{} // the ring grew: remember its members now
 	leaveReqs  chan leaveReq // graceful leaves for the reconcile goroutine
 
 	// The ring as memberlist's events reported it. memberlist's own
@@ -247,6 +248,7 @@ func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, log: log.With("node", rc.NodeID), node: node, wake: make(chan struct{}, 1),
+		peersWake: make(chan struct{}, 1),
 		leaveReqs: make(chan leaveReq), ring: map[string]ringEntry{}, gone: map[string]goneNode{},
 		departed: map[string]time.Time{}, addrs: map[string]string{}, contact: map[string]time.Time{},
 		peers: deps.Peers, ctx: ctx, cancel: cancel}
@@ -335,6 +337,14 @@ func (s *Server) loadClusterID() {
 		if err := s.ml.UpdateNode(s.cfg.Gossip.TCPTimeout); err != nil {
 			s.log.Warn("could not gossip the cluster ID", "err", err)
 		}
+	}
+}
+
+// kickPeers wakes the reconnect loop to save the peers it knows.
+func (s *Server) kickPeers() {
+	select {
+	case s.peersWake <- struct{}{}:
+	default:
 	}
 }
 

@@ -6,14 +6,18 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/graftcm/graft/cluster"
 )
 
-// env is what the commands get from main: where to read and write, and the
-// channel closed by a second interrupt.
+// env is what the commands get from main: where to read and write, the
+// channel closed by a second interrupt, and, for tests, an adjustment of
+// the cluster server's configuration (nil in production).
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	hard           <-chan struct{}
+	tune           func(*cluster.ServerConfig)
 }
 
 func newApp(e *env) *cli.App {
@@ -35,6 +39,10 @@ func newApp(e *env) *cli.App {
 			checkCommand(e),
 			kvCommand(e),
 			statusCommand(e),
+			joinCommand(e),
+			membersCommand(e),
+			leaveCommand(e),
+			keygenCommand(e),
 			versionCommand(e),
 		},
 	}

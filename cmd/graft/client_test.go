@@ -19,6 +19,15 @@ import (
 // behind it.
 func testAPI(t *testing.T) (string, *world.World) {
 	t.Helper()
+	sock, w, _ := testAPIWith(t, nil)
+	return sock, w
+}
+
+// testAPIWith is testAPI with mod adjusting the API's configuration; it
+// also returns the function that stops the API (which the test's end
+// calls too).
+func testAPIWith(t *testing.T, mod func(*api.Config)) (sock string, w *world.World, stop func()) {
+	t.Helper()
 	c := clustertest.New(t, 1)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -30,18 +39,23 @@ func testAPI(t *testing.T) (string, *world.World) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.NewServer(api.Config{Store: w, Status: node.Status, Host: "node0", Version: "v-test"})
+	cfg := api.Config{Store: w, Status: node.Status, Host: "node0", Version: "v-test"}
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv, err := api.NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(t.TempDir(), apiSocket)
+	sock = filepath.Join(t.TempDir(), apiSocket)
 	ln, err := api.ListenUnix(sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(goRun(func(ctx context.Context) error { return srv.Serve(ctx, ln) },
-		func(err error) { t.Errorf("serve: %v", err) }))
-	return sock, w
+	stop = goRun(func(ctx context.Context) error { return srv.Serve(ctx, ln) },
+		func(err error) { t.Errorf("serve: %v", err) })
+	t.Cleanup(stop)
+	return sock, w, stop
 }
 
 // graftIn runs graft in-process with stdin, and returns its exit code and

@@ -9,8 +9,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/urfave/cli/v2"
@@ -27,38 +29,153 @@ const (
 	// nodeIDFile records, in the data dir, the raft node ID its state
 	// belongs to.
 	nodeIDFile = "node-id"
-	// defaultClusterAddr is the cluster port's default address.
-	defaultClusterAddr = "127.0.0.1:7947"
+	// defaultClusterAddr is the cluster port's default address: raft and
+	// forwarding, mutual TLS under the cluster key.
+	defaultClusterAddr = "0.0.0.0:7947"
+	// defaultGossipAddr is the gossip port's default address (UDP and
+	// TCP), encrypted with the cluster key.
+	defaultGossipAddr = "0.0.0.0:7946"
+	// leaveTimeout bounds a graceful leave when the agent stops.
+	leaveTimeout = 10 * time.Second
 )
 
-// clusterFlags are run's flags for the cluster node and the local API.
+// clusterFlags are run's flags for the cluster server and the local API.
 func clusterFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "cluster-addr", Value: defaultClusterAddr, EnvVars: []string{"GRAFT_CLUSTER_ADDR"},
-			Usage: "`HOST:PORT` of the cluster port (raft). Loopback by default: the port has no authentication " +
-				"until cluster keys land, so do not expose it to other hosts"},
+			Usage: "`HOST:PORT` of the cluster port (TCP: raft and forwarded writes, mutual TLS under the cluster key)"},
+		&cli.StringFlag{Name: "gossip-addr", Value: defaultGossipAddr, EnvVars: []string{"GRAFT_GOSSIP_ADDR"},
+			Usage: "`HOST:PORT` of the gossip port (UDP and TCP, encrypted with the cluster key): what other nodes --join"},
+		&cli.StringFlag{Name: "advertise-addr", EnvVars: []string{"GRAFT_ADVERTISE_ADDR"},
+			Usage: "the IP `ADDRESS` other nodes reach both ports at (default: the bound address, or, when that is " +
+				"0.0.0.0, one of the host's)"},
+		&cli.StringSliceFlag{Name: "join", EnvVars: []string{"GRAFT_JOIN"},
+			Usage: "join the cluster through this member's gossip `HOST:PORT` (repeatable; retried with backoff until one answers)"},
+		&cli.IntFlag{Name: "bootstrap-expect", EnvVars: []string{"GRAFT_BOOTSTRAP_EXPECT"},
+			Usage: "a fresh node waits until `N` fresh nodes (all given the same N) see each other, then they start the " +
+				"cluster together; 0: a node with nobody to --join starts a cluster alone"},
+		&cli.IntFlag{Name: "voters", Value: cluster.DefaultServerConfig().Voters, EnvVars: []string{"GRAFT_VOTERS"},
+			Usage: "the cluster's number of raft voters, `N` odd; further nodes are warm spares, promoted when a voter is lost"},
+		&cli.StringFlag{Name: "cluster-name", Value: cluster.DefaultServerConfig().ClusterName, EnvVars: []string{"GRAFT_CLUSTER_NAME"},
+			Usage: "the cluster's `NAME`; nodes of other names ignore each other"},
+		&cli.StringFlag{Name: "token", EnvVars: []string{"GRAFT_TOKEN"},
+			Usage: "the cluster key, `KEY` (graft1_...), kept in <data-dir>/token; the first node of a cluster makes one " +
+				"and logs the command that joins others to it. Prefer GRAFT_TOKEN: the command line is visible to other users"},
 		&cli.StringFlag{Name: "api-addr", EnvVars: []string{"GRAFT_API_ADDR"},
 			Usage: "also serve the local API on this loopback `HOST:PORT` (127.0.0.1, [::1] or localhost; " +
 				"the API has no authentication, so other addresses are refused)"},
 	}
 }
 
-// checkClusterAddrs checks the cluster and API addresses of the options.
-func (o agentOptions) checkClusterAddrs(log *slog.Logger) error {
-	host, _, err := net.SplitHostPort(o.clusterAddr)
-	if err != nil {
-		return usageError("--cluster-addr %q: want HOST:PORT: %v", o.clusterAddr, err)
+// clusterOptions are run's cluster flags, checked.
+type clusterOptions struct {
+	clusterAddr     string
+	gossipAddr      string
+	advertiseAddr   string
+	join            []string
+	bootstrapExpect int
+	voters          int
+	clusterName     string
+	token           *cluster.Token // nil: from the data dir, or a new one
+	apiAddr         string
+}
+
+// parseClusterOptions reads and checks the cluster flags.
+func parseClusterOptions(c *cli.Context) (clusterOptions, error) {
+	o := clusterOptions{
+		clusterAddr:     c.String("cluster-addr"),
+		gossipAddr:      c.String("gossip-addr"),
+		advertiseAddr:   c.String("advertise-addr"),
+		bootstrapExpect: c.Int("bootstrap-expect"),
+		voters:          c.Int("voters"),
+		clusterName:     c.String("cluster-name"),
+		apiAddr:         c.String("api-addr"),
 	}
-	if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" {
-		log.Warn("the cluster port is not on a loopback address and has no authentication yet: "+
-			"anyone who can reach it can read and change the cluster's state", "cluster_addr", o.clusterAddr)
+	for _, j := range c.StringSlice("join") {
+		if j = strings.TrimSpace(j); j != "" {
+			o.join = append(o.join, j)
+		}
+	}
+	clusterPort, err := hostPort("--cluster-addr", o.clusterAddr)
+	if err != nil {
+		return o, err
+	}
+	gossipHost, err := hostOf("--gossip-addr", o.gossipAddr)
+	if err != nil {
+		return o, err
 	}
 	if o.apiAddr != "" {
 		if _, _, err := net.SplitHostPort(o.apiAddr); err != nil {
-			return usageError("--api-addr %q: want HOST:PORT: %v", o.apiAddr, err)
+			return o, usageError("--api-addr %q: want HOST:PORT: %v", o.apiAddr, err)
 		}
 	}
-	return nil
+	if o.advertiseAddr != "" {
+		ip := net.ParseIP(o.advertiseAddr)
+		switch {
+		case ip == nil:
+			return o, usageError("--advertise-addr %q: want an IP address (no port: it serves both ports)", o.advertiseAddr)
+		case ip.IsUnspecified():
+			return o, usageError("--advertise-addr %q: other nodes cannot reach an unspecified address", o.advertiseAddr)
+		case clusterPort == 0:
+			// The cluster port's number is known only once it is bound,
+			// and the advertised address would carry port 0.
+			return o, usageError("--advertise-addr needs a fixed --cluster-addr port, not 0")
+		}
+	}
+	switch ip := net.ParseIP(gossipHost); {
+	case gossipHost == "":
+		// memberlist picks an address to advertise only for a bind
+		// address of exactly 0.0.0.0.
+		_, port, _ := net.SplitHostPort(o.gossipAddr)
+		o.gossipAddr = net.JoinHostPort("0.0.0.0", port)
+	case ip == nil:
+		// memberlist would bind every address and advertise "::".
+		return o, usageError("--gossip-addr %q: want an IP address (or 0.0.0.0), not a name", o.gossipAddr)
+	case ip.IsUnspecified() && ip.To4() == nil && o.advertiseAddr == "":
+		return o, usageError("--gossip-addr %q: give the address to advertise with --advertise-addr", o.gossipAddr)
+	}
+	if o.voters < 1 || o.voters%2 == 0 {
+		return o, usageError("--voters: %d is not an odd number of voters (1, 3, 5...): an even number tolerates no more failures than the odd one below it", o.voters)
+	}
+	switch {
+	case o.bootstrapExpect < 0:
+		return o, usageError("--bootstrap-expect: %d is not a number of servers (0 means: do not wait)", o.bootstrapExpect)
+	case o.bootstrapExpect > o.voters:
+		return o, usageError("--bootstrap-expect %d is more than --voters %d: every server bootstrapped together is a voter", o.bootstrapExpect, o.voters)
+	}
+	if o.clusterName == "" {
+		return o, usageError("--cluster-name is empty")
+	}
+	if text := c.String("token"); text != "" {
+		tok, err := cluster.ParseToken(text) // its errors never hold the text
+		if err != nil {
+			return o, usageError("--token (or GRAFT_TOKEN): %v", err)
+		}
+		o.token = &tok
+	}
+	return o, nil
+}
+
+// hostPort checks a HOST:PORT flag and returns its port.
+func hostPort(flag, addr string) (int, error) {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, usageError("%s %q: want HOST:PORT: %v", flag, addr, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return 0, usageError("%s %q: the port is not a number from 0 to 65535", flag, addr)
+	}
+	return port, nil
+}
+
+// hostOf checks a HOST:PORT flag and returns its host.
+func hostOf(flag, addr string) (string, error) {
+	if _, err := hostPort(flag, addr); err != nil {
+		return "", err
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	return host, nil
 }
 
 // checkNodeID records host as the node ID of the state in dir when there is
@@ -97,54 +214,78 @@ func checkNodeID(dir, host string) error {
 	return nil
 }
 
-// startCluster starts, in this order, the state machine, the raft node
-// (bootstrapping a one-node cluster if the data dir has no raft state), the
-// World and the local API, and returns the function that stops them in the
-// reverse order.
-func startCluster(o agentOptions, dir string, log *slog.Logger) (stop func(), err error) {
+// agentCluster is the agent's cluster side: the cluster server, the World
+// on it and the local API.
+type agentCluster struct {
+	srv   *cluster.Server
+	log   *slog.Logger
+	stops []func() // in the order things started
+}
+
+// startCluster starts, in this order, the cluster server (bootstrapping or
+// joining as the options say), the World and the local API. The join
+// command of a new cluster goes to e.stderr. The API's /v1/leave calls
+// shutdown, which must make the agent stop; the agent then calls stop with
+// leave set.
+func startCluster(o agentOptions, dir string, log *slog.Logger, e *env, shutdown func()) (_ *agentCluster, err error) {
 	if err := checkNodeID(dir, o.hostname); err != nil {
 		return nil, err
 	}
-	cfg := cluster.DefaultConfig()
-	cfg.NodeID = o.hostname
-	cfg.DataDir = dir
-	cfg.BindAddr = o.clusterAddr
-	cfg.Bootstrap = true
-	cfg.Logger = log
-	node, err := cluster.Open(cfg, fsm.New(fsm.Options{Logger: log.With("component", "fsm")}))
-	if errors.Is(err, syscall.EADDRINUSE) {
-		return nil, fmt.Errorf("%w (is another graft agent running? give this one another port with --cluster-addr)", err)
-	}
+	key, err := loadClusterKey(o.clusterOptions, dir)
 	if err != nil {
 		return nil, err
 	}
-	var stops []func()
-	stopAll := func() {
-		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i]()
-		}
+	log.Info("cluster key", "fingerprint", key.tok.Fingerprint(), "file", key.path, "new", key.created)
+	cfg := o.serverConfig(dir, key.tok, log)
+	if e.tune != nil {
+		e.tune(&cfg)
 	}
+	srv, err := cluster.StartServer(cfg,
+		fsm.New(fsm.Options{Logger: log.With("component", "fsm")}), cluster.ServerDeps{})
+	if err != nil {
+		if key.created {
+			// No cluster was made with it: the next start makes another
+			// and shows the join command then.
+			os.Remove(key.path)
+		}
+		return nil, startError(err)
+	}
+	a := &agentCluster{srv: srv, log: log}
 	defer func() {
 		if err != nil {
-			stopAll()
+			a.stop(false, nil)
 		}
 	}()
-	stops = append(stops, func() {
-		if err := node.Close(); err != nil {
-			log.Error("closing the raft node", "err", err)
+	a.stops = append(a.stops, func() {
+		if err := srv.Close(); err != nil {
+			log.Error("closing the cluster server", "err", err)
 		}
 	})
-	log.Info("raft node started", "node", node.ID(), "cluster_addr", node.Addr())
-	stops = append(stops,
+	node := srv.Node()
+	log.Info("cluster server started", "node", node.ID(), "cluster_addr", node.Addr(), "gossip_addr", srv.GossipAddr(),
+		"cluster_name", o.clusterName, "voters", o.voters, "bootstrap_expect", o.bootstrapExpect, "join", o.join)
+	if o.advertiseAddr == "" {
+		checkAdvertised(node.Addr(), srv.GossipAddr(), log)
+	}
+	if key.created {
+		showJoinCommand(e.stderr, log, joinHint(o.clusterOptions, srv.GossipAddr(), key.tok), key.path)
+	}
+	a.stops = append(a.stops,
 		goRun(func(ctx context.Context) error { logLeadership(ctx, node, log); return nil }, nil),
 		goRun(func(ctx context.Context) error { logCaughtUp(ctx, node, log); return nil }, nil))
+	if len(o.join) > 0 {
+		a.stops = append(a.stops, goRun(func(ctx context.Context) error {
+			checkJoined(ctx, srv, o.join, key.tok, joinCheckAfter, log)
+			return nil
+		}, nil))
+	}
 
 	w, err := world.New(node, o.hostname, log.With("component", "world"))
 	if err != nil {
 		return nil, err
 	}
-	srv, err := api.NewServer(api.Config{Store: w, Status: node.Status, Host: o.hostname, Version: version(),
-		Logger: log.With("component", "api")})
+	apiSrv, err := api.NewServer(api.Config{Store: w, Status: node.Status, Host: o.hostname, Version: version(),
+		Cluster: srv, KeyFingerprint: key.tok.Fingerprint(), Leave: shutdown, Logger: log.With("component", "api")})
 	if err != nil {
 		return nil, err
 	}
@@ -152,14 +293,139 @@ func startCluster(o agentOptions, dir string, log *slog.Logger) (stop func(), er
 	if err != nil {
 		return nil, err
 	}
-	stops = append(stops, goRun(func(ctx context.Context) error { return srv.Serve(ctx, lns...) },
+	a.stops = append(a.stops, goRun(func(ctx context.Context) error { return apiSrv.Serve(ctx, lns...) },
 		func(err error) { log.Error("local API stopped", "err", err) }))
 	attrs := []any{"socket", lns[0].Addr().String()}
 	if len(lns) > 1 {
 		attrs = append(attrs, "address", lns[1].Addr().String())
 	}
 	log.Info("local API listening", attrs...)
-	return stopAll, nil
+	return a, nil
+}
+
+// serverConfig is the cluster server's configuration the options ask for.
+func (o agentOptions) serverConfig(dir string, key cluster.Token, log *slog.Logger) cluster.ServerConfig {
+	cfg := cluster.DefaultServerConfig()
+	cfg.Raft.NodeID = o.hostname
+	cfg.Raft.DataDir = dir
+	cfg.Raft.BindAddr = o.clusterAddr
+	cfg.Raft.Logger = log
+	cfg.ClusterName = o.clusterName
+	cfg.GossipBind = o.gossipAddr
+	if o.advertiseAddr != "" {
+		_, clusterPort, _ := net.SplitHostPort(o.clusterAddr)
+		_, gossipPort, _ := net.SplitHostPort(o.gossipAddr) // 0: memberlist advertises the port it bound
+		cfg.Raft.AdvertiseAddr = net.JoinHostPort(o.advertiseAddr, clusterPort)
+		cfg.GossipAdvertise = net.JoinHostPort(o.advertiseAddr, gossipPort)
+	}
+	cfg.Join = o.join
+	cfg.BootstrapExpect = o.bootstrapExpect
+	cfg.Voters = o.voters
+	cfg.Token = &key
+	cfg.Version = version()
+	return cfg
+}
+
+// startError adds what to do to the error of a cluster server that did not
+// start.
+func startError(err error) error {
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return fmt.Errorf("%w (is another graft agent running? give this one another port with --cluster-addr)", err)
+	// memberlist flattens its errors to text, so only the text tells.
+	case strings.Contains(err.Error(), "address already in use"):
+		return fmt.Errorf("%w (is another graft agent running? give this one another port with --gossip-addr)", err)
+	case strings.Contains(err.Error(), "no private IP address found"):
+		return fmt.Errorf("%w (name the address other nodes reach this one at with --advertise-addr)", err)
+	}
+	return err
+}
+
+// checkAdvertised warns when the cluster port and the gossip port advertise
+// different hosts, each having picked one of the host's addresses.
+func checkAdvertised(clusterAddr, gossipAddr string, log *slog.Logger) {
+	ch, _, err1 := net.SplitHostPort(clusterAddr)
+	gh, _, err2 := net.SplitHostPort(gossipAddr)
+	if err1 == nil && err2 == nil && ch != gh {
+		log.Warn("the cluster port and the gossip port advertise different addresses; "+
+			"if other nodes cannot reach both, name one with --advertise-addr",
+			"cluster_addr", clusterAddr, "gossip_addr", gossipAddr)
+	}
+}
+
+// stop stops what startCluster started, in the reverse order. With leave
+// set, the server first leaves the cluster gracefully: for at most
+// leaveTimeout, and no longer once hard is closed (a second interrupt).
+func (a *agentCluster) stop(leave bool, hard <-chan struct{}) {
+	if leave {
+		a.leave(hard)
+	}
+	for i := len(a.stops) - 1; i >= 0; i-- {
+		a.stops[i]()
+	}
+}
+
+// leave leaves the cluster, giving up after leaveTimeout or when hard
+// closes.
+func (a *agentCluster) leave(hard <-chan struct{}) {
+	st := a.srv.Node().Status()
+	if alone(st) {
+		// Nothing to hand over, and nobody to tell (Leave would wait for a
+		// leader other than this node).
+		a.log.Info("this node is its cluster's only server: nothing to leave")
+		return
+	}
+	if soleVoter(st) {
+		a.log.Warn("this node is the cluster's only voter: the other servers cannot elect a leader without it "+
+			"until it comes back", "servers", len(st.Servers))
+	}
+	a.log.Info("leaving the cluster")
+	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.srv.Leave(ctx) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-hard:
+		a.log.Warn("second interrupt: giving up leaving the cluster")
+		cancel()
+		// Leave returns soon once its context ends; the server must not
+		// be closed before it does (see cluster.Server.Leave).
+		err = <-done
+	}
+	switch {
+	case err == nil:
+		a.log.Info("left the cluster")
+	case errors.Is(err, context.DeadlineExceeded):
+		a.log.Warn("leaving the cluster took too long: stopping anyway; the others will take this node for failed",
+			"timeout", leaveTimeout, "err", err)
+	default:
+		a.log.Warn("could not leave the cluster gracefully: the others will take this node for failed", "err", err)
+	}
+}
+
+// alone reports whether the node's raft configuration holds no other
+// server.
+func alone(st cluster.Status) bool {
+	for _, s := range st.Servers {
+		if s.ID != st.ID {
+			return false
+		}
+	}
+	return true
+}
+
+// soleVoter reports whether the node is the only voter of its configuration.
+func soleVoter(st cluster.Status) bool {
+	voters, self := 0, false
+	for _, s := range st.Servers {
+		if s.Suffrage == "voter" {
+			voters++
+			self = self || s.ID == st.ID
+		}
+	}
+	return voters == 1 && self
 }
 
 // openAPI opens the local API's listeners: the unix socket in dir and, if

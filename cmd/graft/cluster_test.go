@@ -67,7 +67,9 @@ func TestKVWatchSeesOtherClients(t *testing.T) {
 	}
 	rev := statusOf(t, "--data-dir", data).Revision
 
-	w := startAgent(t, "kv", "watch", "--data-dir", data, "--rev", fmt.Sprint(rev))
+	// Watch the prefix k: graft's own keys (the cluster ID, written once
+	// the node leads) change under an empty one too.
+	w := startAgent(t, "kv", "watch", "--data-dir", data, "--rev", fmt.Sprint(rev), "k")
 	for _, v := range []string{"1", "2"} {
 		if code, _, stderr := graft(t, "kv", "put", "--data-dir", data, "k", v); code != 0 {
 			t.Fatalf("put: exit %d: %s", code, stderr)
@@ -239,6 +241,44 @@ func TestClusterPortInUse(t *testing.T) {
 	defer ln.Close()
 	code, _, stderr := graft(t, "run", "--tmp-prefix", "--cluster-addr", ln.Addr().String())
 	if code != 1 || !strings.Contains(stderr, "address already in use") || !strings.Contains(stderr, "--cluster-addr") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// Bad cluster flags are usage errors, and a bad key is never echoed.
+func TestClusterFlagsAreChecked(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--voters", "4"}, "--voters: 4 is not an odd number"},
+		{[]string{"--voters", "0"}, "--voters: 0"},
+		{[]string{"--bootstrap-expect", "-1"}, "--bootstrap-expect: -1"},
+		{[]string{"--bootstrap-expect", "7"}, "--bootstrap-expect 7 is more than --voters 5"},
+		{[]string{"--gossip-addr", "nonsense"}, "--gossip-addr"},
+		{[]string{"--gossip-addr", "localhost:7946"}, "want an IP address"},
+		{[]string{"--gossip-addr", "[::]:7946"}, "--advertise-addr"},
+		{[]string{"--advertise-addr", "10.0.0.1"}, "needs a fixed --cluster-addr port"},
+		{[]string{"--cluster-addr", "127.0.0.1:7947", "--advertise-addr", "host.example"}, "want an IP address"},
+		{[]string{"--cluster-addr", "127.0.0.1:7947", "--advertise-addr", "0.0.0.0"}, "unspecified"},
+		{[]string{"--cluster-name", ""}, "--cluster-name is empty"},
+		{[]string{"--token", "graft1_notakey-SECRETISH"}, "--token (or GRAFT_TOKEN): invalid cluster key"},
+	} {
+		code, _, stderr := graft(t, append([]string{"run", "--tmp-prefix"}, tc.args...)...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", tc.args, code, stderr, tc.want)
+		}
+		if strings.Contains(stderr, "SECRETISH") {
+			t.Errorf("%q: the key is echoed: %q", tc.args, stderr)
+		}
+	}
+}
+
+// A node told to join without the cluster's key exits at once, saying
+// where the key is.
+func TestJoinWithoutKeyFails(t *testing.T) {
+	code, _, stderr := graft(t, "run", "--tmp-prefix", "--join", "127.0.0.1:1")
+	if code != 2 || !strings.Contains(stderr, "joining a cluster needs its key: --token or GRAFT_TOKEN (see the first node's log)") {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
 }

@@ -10,14 +10,21 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/graftcm/graft/cluster"
 )
 
 func main() {
+	os.Exit(mainWith(nil))
+}
+
+// mainWith runs the process's command line and returns its exit code.
+// tune, if not nil, adjusts every cluster server's configuration: the
+// tests' agents use it to reconcile membership faster.
+func mainWith(tune func(*cluster.ServerConfig)) int {
 	ctx, hard, stop := stopSignals(context.Background())
 	defer stop()
-	code := run(ctx, hard, os.Args, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	return runEnv(ctx, &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, hard: hard, tune: tune}, os.Args)
 }
 
 // run runs the command line and returns the process exit code: 0 on

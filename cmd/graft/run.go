@@ -41,10 +41,11 @@ func runCommand(e *env) *cli.Command {
 		Description: "run starts the agent. With `yaml FILE` it converges the graph in FILE and keeps it\n" +
 			"converged, repairing drift as it happens. Edits to FILE are swapped in live; an edit\n" +
 			"that does not parse is logged and the running graph kept. The first SIGINT or SIGTERM\n" +
-			"lets running resources finish and exits 0; a second one cancels them and exits within\n" +
-			"seconds.\n\n" +
-			"The agent runs a raft node (a fresh data dir bootstraps a one-node cluster) holding the\n" +
-			"keys `graft kv` reads and writes, and serves the local API on <data-dir>/graft.sock.",
+			"lets running resources finish, leaves the cluster and exits 0; a second one cancels\n" +
+			"them and exits within seconds, without leaving.\n\n" +
+			"The agent is a member of a cluster holding the keys `graft kv` reads and writes. With\n" +
+			"nobody to --join, a fresh data dir starts a new cluster and prints the command that\n" +
+			"joins other nodes to it. The local API listens on <data-dir>/graft.sock.",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -77,8 +78,7 @@ type agentOptions struct {
 	noop             bool
 	sema             int
 	statusFile       string
-	clusterAddr      string
-	apiAddr          string
+	clusterOptions
 }
 
 func parseAgentOptions(c *cli.Context) (agentOptions, error) {
@@ -90,8 +90,10 @@ func parseAgentOptions(c *cli.Context) (agentOptions, error) {
 		noop:          c.Bool("noop"),
 		sema:          c.Int("sema"),
 		statusFile:    c.String("converged-status-file"),
-		clusterAddr:   c.String("cluster-addr"),
-		apiAddr:       c.String("api-addr"),
+	}
+	var err error
+	if o.clusterOptions, err = parseClusterOptions(c); err != nil {
+		return o, err
 	}
 	if o.sema < 0 {
 		return o, usageError("--sema: %d is not a count (0 means no limit)", o.sema)
@@ -147,9 +149,6 @@ func runAgent(c *cli.Context, e *env, file string) error {
 	if err != nil {
 		return err
 	}
-	if err := opts.checkClusterAddrs(log); err != nil {
-		return err
-	}
 	hub, err := fswatch.New(log.With("component", "fswatch"))
 	if err != nil {
 		return err
@@ -182,15 +181,28 @@ func runAgent(c *cli.Context, e *env, file string) error {
 	}
 	log.Info("starting", "version", version(), "hostname", opts.hostname, "data_dir", dd.path,
 		"graph", graph.Name, "resources", graph.Len(), "noop", opts.noop, "sema", opts.sema)
-	// The raft node, the World and the local API start before the engine
-	// and stop after it (deferred first, so run last).
-	stopCluster, err := startCluster(opts, dd.path, log)
+	// Logged last, once the cluster side has stopped too.
+	stopped := false
+	defer func() {
+		if stopped {
+			log.Info("stopped")
+		}
+	}()
+	// The agent stops on the first interrupt or when asked to leave
+	// through the local API.
+	agentCtx, stopAgent := context.WithCancel(c.Context)
+	defer stopAgent()
+	// The cluster server, the World and the local API start before the
+	// engine and stop after it (deferred first, so run last). An orderly
+	// stop leaves the cluster first; an abort or a failure does not.
+	cl, err := startCluster(opts, dd.path, log, e, stopAgent)
 	if err != nil {
 		return err
 	}
-	defer stopCluster()
+	leave := false
+	defer func() { cl.stop(leave, e.hard) }()
 
-	engCtx, stopEngine := context.WithCancel(c.Context)
+	engCtx, stopEngine := context.WithCancel(agentCtx)
 	defer stopEngine()
 	var final *engine.Status // written on the engine's goroutine, read after Run returns
 	cfg := opts.engineConfig(dd, log)
@@ -238,10 +250,11 @@ func runAgent(c *cli.Context, e *env, file string) error {
 		runErr = errors.Join(runErr, err)
 	default:
 	}
+	leave = runErr == nil && !isClosed(e.hard)
 	if err := agentResult(runErr, final); err != nil {
 		return err
 	}
-	log.Info("stopped")
+	stopped = true
 	return nil
 }
 
@@ -262,6 +275,16 @@ func agentResult(runErr error, final *engine.Status) error {
 			len(names), strings.Join(names, ", "))}
 	}
 	return nil
+}
+
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // goRun runs fn on a goroutine of its own until the returned stop function

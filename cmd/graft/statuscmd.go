@@ -18,9 +18,11 @@ func statusCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "status",
 		Usage: "show the local agent's node and cluster",
-		Description: "status prints this host's raft node as the running agent sees it: its state, the\n" +
-			"leader, the term, the raft log's last, commit and applied indexes, the revision of\n" +
-			"the keys, and the cluster's servers. With --json it prints the API's answer.",
+		Description: "status prints this host's node as the running agent sees it: its gossip address (what\n" +
+			"other nodes --join), the cluster's ID, the cluster key's fingerprint (never the key),\n" +
+			"the raft state, the leader, the term, the raft log's last, commit and applied indexes,\n" +
+			"the revision of the keys, and the cluster's raft servers. With --json it prints the\n" +
+			"API's answer.",
 		Flags: append(clientFlags(), jsonFlag()),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -52,6 +54,17 @@ func printStatus(w io.Writer, st api.Status, now time.Time) error {
 		fmt.Fprintf(tw, "%s:\t"+format+"\n", append([]any{name}, args...)...)
 	}
 	line("node", "%s (%s)", st.ID, st.Address)
+	if st.GossipAddr != "" {
+		line("gossip", "%s", st.GossipAddr)
+		id := st.ClusterID
+		if id == "" {
+			id = "not known yet"
+		}
+		line("cluster id", "%s", id)
+	}
+	if st.KeyFingerprint != "" {
+		line("key", "fingerprint %s", st.KeyFingerprint)
+	}
 	line("state", "%s", st.State)
 	switch {
 	case st.Leader == "":

@@ -1,0 +1,144 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/graftcm/graft/cluster"
+)
+
+// Cluster is the membership the API serves. *cluster.Server satisfies it.
+type Cluster interface {
+	// Join joins the gossip ring through any of addrs and returns how many
+	// nodes answered.
+	Join(addrs []string) (int, error)
+	// Members lists the nodes this node knows of, sorted by name.
+	Members() []cluster.MemberInfo
+	// ClusterID is the cluster's ID, empty until this node knows it.
+	ClusterID() string
+	// GossipAddr is this node's gossip address.
+	GossipAddr() string
+}
+
+var _ Cluster = (*cluster.Server)(nil)
+
+// JoinRequest is the body of POST /v1/join: gossip addresses (HOST:PORT)
+// of any members of the cluster to join.
+type JoinRequest struct {
+	Addrs []string `json:"addrs"`
+}
+
+// JoinResult answers a join: how many of the nodes asked answered.
+type JoinResult struct {
+	Joined int `json:"joined"`
+}
+
+// LeaveResult answers a leave: the agent has been asked to leave and stop.
+type LeaveResult struct {
+	Leaving bool `json:"leaving"`
+}
+
+// maxJoinBody bounds a join request's body.
+const maxJoinBody = 64 << 10
+
+// notServed answers 501 for an endpoint the agent was not given the means
+// to serve.
+func notServed(w http.ResponseWriter, what string) {
+	writeError(w, http.StatusNotImplemented, fmt.Sprintf("this agent runs no cluster membership: %s is not served", what))
+}
+
+func (s *Server) join(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Cluster == nil {
+		notServed(w, r.URL.Path)
+		return
+	}
+	var req JoinRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJoinBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		fail(w, badf("join: want a body like {\"addrs\": [\"HOST:PORT\"]}: %v", err))
+		return
+	}
+	if len(req.Addrs) == 0 {
+		fail(w, badf("join: no addresses"))
+		return
+	}
+	for _, a := range req.Addrs {
+		if a == "" {
+			fail(w, badf("join: an empty address"))
+			return
+		}
+	}
+	// memberlist bounds each attempt by its TCP timeout, not by the
+	// request's context.
+	n, err := s.cfg.Cluster.Join(req.Addrs)
+	if err != nil {
+		// No node answered: the addresses are wrong, the nodes down, or
+		// they hold another cluster key.
+		writeError(w, http.StatusBadGateway, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, JoinResult{Joined: n})
+}
+
+func (s *Server) members(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Cluster == nil {
+		notServed(w, r.URL.Path)
+		return
+	}
+	ms := s.cfg.Cluster.Members()
+	if ms == nil {
+		ms = []cluster.MemberInfo{}
+	}
+	writeJSON(w, http.StatusOK, ms)
+}
+
+// leave answers first, then asks the agent to leave and stop: the agent
+// closes the API only after it has left, so the answer always gets out.
+func (s *Server) leave(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Leave == nil {
+		notServed(w, r.URL.Path)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, LeaveResult{Leaving: true})
+	if err := http.NewResponseController(w).Flush(); err != nil {
+		s.log.Debug("local API: flushing the leave answer", "err", err)
+	}
+	s.log.Info("asked through the local API to leave the cluster and stop")
+	s.cfg.Leave()
+}
+
+// Join asks the agent to join the cluster through any of addrs (gossip
+// addresses of its members) and returns how many answered. It fails, with
+// status 502, when none did.
+func (c *Client) Join(ctx context.Context, addrs []string) (int, error) {
+	if len(addrs) == 0 {
+		return 0, errors.New("api: join: no addresses")
+	}
+	body, err := json.Marshal(JoinRequest{Addrs: addrs})
+	if err != nil {
+		return 0, fmt.Errorf("api: %w", err)
+	}
+	var res JoinResult
+	err = c.call(ctx, http.MethodPost, "/v1/join", nil, body, &res)
+	return res.Joined, err
+}
+
+// Members returns the cluster's members as the agent sees them, sorted by
+// name.
+func (c *Client) Members(ctx context.Context) ([]cluster.MemberInfo, error) {
+	var ms []cluster.MemberInfo
+	err := c.call(ctx, http.MethodGet, "/v1/members", nil, nil, &ms)
+	return ms, err
+}
+
+// Leave asks the agent to leave its cluster gracefully and then stop. It
+// returns once the agent has taken the request; the agent stops later
+// (running resources finish first), and its API stops answering then.
+func (c *Client) Leave(ctx context.Context) error {
+	var res LeaveResult
+	return c.call(ctx, http.MethodPost, "/v1/leave", nil, []byte{}, &res)
+}

@@ -1,0 +1,143 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/graftcm/graft/cluster"
+)
+
+// fakeCluster is a Cluster that records joins.
+type fakeCluster struct {
+	mu      sync.Mutex
+	joined  [][]string
+	joinErr error
+	members []cluster.MemberInfo
+}
+
+func (c *fakeCluster) Join(addrs []string) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.joined = append(c.joined, addrs)
+	if c.joinErr != nil {
+		return 0, c.joinErr
+	}
+	return len(addrs), nil
+}
+
+func (c *fakeCluster) Members() []cluster.MemberInfo { return c.members }
+func (c *fakeCluster) ClusterID() string             { return "c1d" }
+func (c *fakeCluster) GossipAddr() string            { return "10.0.0.1:7946" }
+
+// A join hands the addresses to the cluster and answers how many
+// answered; bad bodies are 400, a join nobody answered 502.
+func TestJoin(t *testing.T) {
+	fc := &fakeCluster{}
+	f := newFixture(t, fixtureOpts{cluster: fc})
+	n, err := f.client.Join(t.Context(), []string{"10.0.0.2:7946", "10.0.0.3:7946"})
+	if err != nil || n != 2 {
+		t.Fatalf("join: %d, %v", n, err)
+	}
+	if want := [][]string{{"10.0.0.2:7946", "10.0.0.3:7946"}}; !reflect.DeepEqual(fc.joined, want) {
+		t.Errorf("the cluster was asked to join %q, want %q", fc.joined, want)
+	}
+	for _, body := range []string{``, `{}`, `{"addrs": []}`, `{"addrs": [""]}`, `{"addrs": "x"}`, `{"adrs": ["x"]}`} {
+		code, _, resp := rawRequest(t, f, "POST", "/v1/join", strings.NewReader(body))
+		if code != http.StatusBadRequest || !strings.Contains(resp, `"error"`) {
+			t.Errorf("join with body %q: %d %s, want 400", body, code, resp)
+		}
+	}
+	if len(fc.joined) != 1 {
+		t.Errorf("bad requests reached the cluster: %q", fc.joined)
+	}
+	fc.joinErr = errors.New("no installed keys could decrypt the message")
+	_, err = f.client.Join(t.Context(), []string{"10.0.0.9:7946"})
+	if StatusCode(err) != http.StatusBadGateway || !strings.Contains(err.Error(), "could decrypt") {
+		t.Errorf("a failed join: %v (status %d), want 502 with the reason", err, StatusCode(err))
+	}
+}
+
+// Members are served as the cluster lists them, in cluster.MemberInfo's
+// JSON form.
+func TestMembers(t *testing.T) {
+	contact := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	fc := &fakeCluster{members: []cluster.MemberInfo{
+		{Name: "a", GossipAddr: "10.0.0.1:7946", RaftAddr: "10.0.0.1:7947", Gossip: "alive", Role: "leader"},
+		{Name: "b", RaftAddr: "10.0.0.2:7947", Gossip: "left", Role: "none", LastContact: contact},
+	}}
+	f := newFixture(t, fixtureOpts{cluster: fc})
+	ms, err := f.client.Members(t.Context())
+	if err != nil || !reflect.DeepEqual(ms, fc.members) {
+		t.Errorf("members: %+v, %v; want %+v", ms, err, fc.members)
+	}
+	_, _, body := rawRequest(t, f, "GET", "/v1/members", nil)
+	for _, want := range []string{`"gossip_address":"10.0.0.1:7946"`, `"raft_address":"10.0.0.2:7947"`, `"gossip":"left"`, `"role":"leader"`, `"last_contact":"2026-01-01T12:00:00Z"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("members JSON lacks %s: %s", want, body)
+		}
+	}
+	fc.members = nil
+	if _, _, body := rawRequest(t, f, "GET", "/v1/members", nil); strings.TrimSpace(body) != "[]" {
+		t.Errorf("no members: %s, want []", body)
+	}
+}
+
+// A leave answers 202 before the agent is asked to stop.
+func TestLeaveAnswersThenCallsBack(t *testing.T) {
+	called := make(chan struct{}, 2)
+	f := newFixture(t, fixtureOpts{cluster: &fakeCluster{}, leave: func() { called <- struct{}{} }})
+	code, _, body := rawRequest(t, f, "POST", "/v1/leave", nil)
+	if code != http.StatusAccepted || !strings.Contains(body, `"leaving":true`) {
+		t.Errorf("leave: %d %s, want 202", code, body)
+	}
+	select {
+	case <-called:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the leave callback was not called")
+	}
+	if err := f.client.Leave(t.Context()); err != nil {
+		t.Errorf("a second leave: %v", err)
+	}
+	if code, _, _ := rawRequest(t, f, "GET", "/v1/leave", nil); code != http.StatusMethodNotAllowed {
+		t.Errorf("GET /v1/leave: %d, want 405", code)
+	}
+}
+
+// Without a Cluster or Leave, the membership endpoints answer 501 and
+// status has no cluster fields.
+func TestMembershipNotServed(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	if _, err := f.client.Join(t.Context(), []string{"x:1"}); StatusCode(err) != http.StatusNotImplemented {
+		t.Errorf("join: %v, want 501", err)
+	}
+	if _, err := f.client.Members(t.Context()); StatusCode(err) != http.StatusNotImplemented {
+		t.Errorf("members: %v, want 501", err)
+	}
+	if err := f.client.Leave(t.Context()); StatusCode(err) != http.StatusNotImplemented {
+		t.Errorf("leave: %v, want 501", err)
+	}
+	_, _, body := rawRequest(t, f, "GET", "/v1/status", nil)
+	for _, k := range []string{"cluster_id", "gossip_address", "key_fingerprint"} {
+		if strings.Contains(body, k) {
+			t.Errorf("status of an agent without membership has %q: %s", k, body)
+		}
+	}
+}
+
+// Status carries the cluster ID, the gossip address and the key's
+// fingerprint.
+func TestStatusHasClusterIdentity(t *testing.T) {
+	f := newFixture(t, fixtureOpts{cluster: &fakeCluster{}, fingerprint: "9dd8e404"})
+	st, err := f.client.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ClusterID != "c1d" || st.GossipAddr != "10.0.0.1:7946" || st.KeyFingerprint != "9dd8e404" || st.Host == "" {
+		t.Errorf("status: %+v", st)
+	}
+}

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/graftcm/graft/cluster"
+)
+
+// serverTimings are the cluster timings of the agents the tests start.
+func serverTimings() cluster.ServerConfig {
+	c := cluster.DefaultServerConfig()
+	testTimings(&c)
+	return c
+}
+
+// clusterWait bounds how long a test waits for the cluster to change.
+const clusterWait = 20 * time.Second
+
+// testNode is an agent of a test cluster.
+type testNode struct {
+	*agent
+	name, data string
+}
+
+// startNode starts an agent named name on a data dir of its own.
+func startNode(t *testing.T, name string, args ...string) *testNode {
+	t.Helper()
+	data := filepath.Join(t.TempDir(), name)
+	return &testNode{agent: startTestAgent(t, data, name, args...), name: name, data: data}
+}
+
+// members runs `graft members --json` against the node.
+func (n *testNode) members(t *testing.T) map[string]cluster.MemberInfo {
+	t.Helper()
+	code, stdout, stderr := graft(t, "members", "--json", "--data-dir", n.data)
+	if code != 0 {
+		t.Fatalf("members on %s: exit %d: %s", n.name, code, stderr)
+	}
+	var ms []cluster.MemberInfo
+	if err := json.Unmarshal([]byte(stdout), &ms); err != nil {
+		t.Fatalf("members --json on %s: %v: %q", n.name, err, stdout)
+	}
+	out := map[string]cluster.MemberInfo{}
+	for _, m := range ms {
+		out[m.Name] = m
+	}
+	return out
+}
+
+// suffrages returns the raft servers in the node's status, by name.
+func (n *testNode) suffrages(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, s := range statusOf(t, "--data-dir", n.data).Servers {
+		out[s.ID] = s.Suffrage
+	}
+	return out
+}
+
+// waitUntil polls cond every 50ms until it holds, failing after clusterWait.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(clusterWait)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %v", what, clusterWait)
+		}
+		<-tick.C
+	}
+}
+
+// firstNode starts a node that bootstraps a new cluster and returns it,
+// its gossip address and the key it made, checking that it showed the
+// join command.
+func firstNode(t *testing.T, name string) (n *testNode, gossip string, key string) {
+	t.Helper()
+	n = startNode(t, name)
+	st := statusOf(t, "--data-dir", n.data)
+	b, err := os.ReadFile(filepath.Join(n.data, tokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key = strings.TrimSpace(string(b))
+	tok, err := cluster.ParseToken(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.GossipAddr == "" || strings.HasSuffix(st.GossipAddr, ":0") || st.KeyFingerprint != tok.Fingerprint() {
+		t.Fatalf("status of the first node: gossip %q, key fingerprint %q (the file's is %s)",
+			st.GossipAddr, st.KeyFingerprint, tok.Fingerprint())
+	}
+	hint := fmt.Sprintf("graft run --join %s --token %s", st.GossipAddr, key)
+	if got := strings.Count(n.output(), hint); got != 1 {
+		t.Errorf("the first node showed the join command %d times, want once (the banner; never in the log): %q", got, hint)
+	}
+	return n, st.GossipAddr, key
+}
+
+// Nodes join the first one's cluster with its key: the second stays a
+// non-voter (two servers allow one voter), the third makes three voters;
+// a write on one is read linearizably on another; a node that leaves
+// (graft leave, or SIGTERM) is shown as left and taken out of raft.
+func TestClusterJoinPromoteLeave(t *testing.T) {
+	a, gossip, key := firstNode(t, "a")
+	join := []string{"--join", gossip, "--token", key}
+
+	b := startNode(t, "b", join...)
+	checkTokenFile(t, b.data, mustParse(t, key))
+	var contacted time.Time
+	waitUntil(t, "b as a non-voter that the leader has checked", func() bool {
+		m, ok := a.members(t)["b"]
+		if ok && m.Role == "nonvoter" && !m.LastContact.IsZero() {
+			contacted = time.Now()
+			return true
+		}
+		return false
+	})
+	// Were b eligible, the leader would promote it one reconcile after it
+	// has been caught up for Stabilization.
+	timings := serverTimings()
+	stay := timings.Stabilization + 2*timings.ReconcileInterval
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for time.Since(contacted) < stay {
+		ms := a.members(t)
+		if ms["b"].Role != "nonvoter" || ms["a"].Role != "leader" || ms["b"].Gossip != "alive" {
+			t.Fatalf("with two servers, b must stay a non-voter under leader a: %+v", ms)
+		}
+		<-tick.C
+	}
+	if got := a.suffrages(t); len(got) != 2 || got["a"] != "voter" || got["b"] != "nonvoter" {
+		t.Errorf("raft servers with two nodes: %v, want a voter and b nonvoter", got)
+	}
+
+	c := startNode(t, "c", join...)
+	waitUntil(t, "three voters", func() bool {
+		got := a.suffrages(t)
+		return len(got) == 3 && got["a"] == "voter" && got["b"] == "voter" && got["c"] == "voter"
+	})
+	if ms := a.members(t); ms["c"].GossipAddr == "" || ms["c"].RaftAddr == "" || ms["c"].Gossip != "alive" {
+		t.Errorf("a's view of c: %+v", ms["c"])
+	}
+	if ca, cc := statusOf(t, "--data-dir", a.data).ClusterID, statusOf(t, "--data-dir", c.data).ClusterID; ca == "" || ca != cc {
+		t.Errorf("cluster IDs: a %q, c %q", ca, cc)
+	}
+
+	if code, _, stderr := graft(t, "kv", "put", "--data-dir", c.data, "from/c", "hello"); code != 0 {
+		t.Fatalf("put on c: exit %d: %s", code, stderr)
+	}
+	code, stdout, stderr := graft(t, "kv", "get", "--linearizable", "--data-dir", a.data, "from/c")
+	if code != 0 || stdout != "hello\n" {
+		t.Errorf("linearizable get on a: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+
+	start := time.Now()
+	code, stdout, stderr = graft(t, "leave", "--data-dir", c.data)
+	if code != 0 || !strings.Contains(stdout, "has left and stopped") {
+		t.Errorf("leave on c: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if code := c.exitCode(clusterWait); code != 0 {
+		t.Errorf("c exited %d after leaving, want 0", code)
+	}
+	t.Logf("c left and stopped in %v", time.Since(start))
+	if !strings.Contains(c.output(), "left the cluster") {
+		t.Error("c did not log that it left")
+	}
+	waitUntil(t, "c shown as left with two raft servers", func() bool {
+		got := a.suffrages(t)
+		return a.members(t)["c"].Gossip == "left" && len(got) == 2 && got["c"] == ""
+	})
+	if code, stdout, _ := graft(t, "kv", "get", "--data-dir", b.data, "from/c"); code != 0 || stdout != "hello\n" {
+		t.Errorf("after c left, b reads %q (exit %d)", stdout, code)
+	}
+
+	// SIGTERM leaves too.
+	b.stop()
+	waitUntil(t, "b shown as left with one raft server", func() bool {
+		got := a.suffrages(t)
+		return a.members(t)["b"].Gossip == "left" && len(got) == 1 && got["a"] == "voter"
+	})
+}
+
+func mustParse(t *testing.T, key string) cluster.Token {
+	t.Helper()
+	tok, err := cluster.ParseToken(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// A node with another key never gets in, says why, and never shows the
+// key it was given.
+func TestJoinWithWrongKeyIsRefused(t *testing.T) {
+	a, gossip, _ := firstNode(t, "a")
+	wrong, err := cluster.GenerateToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startNode(t, "d", "--join", gossip, "--token", wrong.Secret())
+	d.waitLog(clusterWait, "not in the cluster yet")
+	out := d.output()
+	if !strings.Contains(out, "fingerprint="+wrong.Fingerprint()) || !strings.Contains(out, "--token or GRAFT_TOKEN") {
+		t.Errorf("d's error does not name its key's fingerprint and what to do:\n%s", out)
+	}
+	if strings.Contains(out, wrong.Secret()) {
+		t.Error("d logged its key")
+	}
+	ms := a.members(t)
+	if _, in := ms["d"]; in || len(ms) != 1 {
+		t.Errorf("a's members: %+v, want a alone", ms)
+	}
+	if got := a.suffrages(t); len(got) != 1 {
+		t.Errorf("a's raft servers: %v", got)
+	}
+	// d is still alone, and its own view says so.
+	if ms := d.members(t); len(ms) != 1 {
+		t.Errorf("d's members: %+v", ms)
+	}
+}

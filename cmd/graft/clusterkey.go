@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/graftcm/graft/cluster"
+)
+
+// tokenFile holds the cluster key in the data dir, mode 0600.
+const tokenFile = "token"
+
+// joinCheckAfter is how long a node given --join may stay alone before it
+// says what may be wrong.
+const joinCheckAfter = 5 * time.Second
+
+// errNoKey is the error of a node told to join a cluster without its key.
+var errNoKey = errors.New("joining a cluster needs its key: --token or GRAFT_TOKEN (see the first node's log)")
+
+// clusterKey is the agent's cluster key and where it is kept.
+type clusterKey struct {
+	tok     cluster.Token
+	path    string
+	created bool // made by this start: this node starts a new cluster
+}
+
+// loadClusterKey returns the cluster key. A key given with --token is kept
+// in the data dir from then on, and refused if the data dir holds another
+// one; without --token the data dir's key is used, and a node that joins
+// nobody makes one if there is none (it starts a new cluster). A node told
+// to join, or to bootstrap with others, cannot make one: its cluster has a
+// key already.
+func loadClusterKey(o clusterOptions, dir string) (clusterKey, error) {
+	path := filepath.Join(dir, tokenFile)
+	_, err := os.Lstat(path)
+	exists := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return clusterKey{}, fmt.Errorf("cluster key: %w", err)
+	}
+	switch {
+	case o.token != nil && !exists:
+		if err := writeTokenFile(path, *o.token); err != nil {
+			return clusterKey{}, err
+		}
+		return clusterKey{tok: *o.token, path: path}, nil
+	case o.token == nil && !exists && len(o.join) > 0:
+		return clusterKey{}, &exitError{code: 2, err: errNoKey}
+	case o.token == nil && !exists && o.bootstrapExpect > 0:
+		return clusterKey{}, usageError("--bootstrap-expect: the nodes that start a cluster together need one key: " +
+			"make it with `graft keygen` and give it to each with --token or GRAFT_TOKEN")
+	}
+	tok, created, err := cluster.LoadOrCreateToken(path)
+	if err != nil {
+		return clusterKey{}, err
+	}
+	if o.token != nil && !tok.Equal(*o.token) {
+		return clusterKey{}, fmt.Errorf("cluster key: %s holds the key of another cluster (fingerprint %s) than --token's "+
+			"(fingerprint %s): this data dir belongs to that cluster; use its key, or another --data-dir",
+			path, tok.Fingerprint(), o.token.Fingerprint())
+	}
+	return clusterKey{tok: tok, path: path, created: created}, nil
+}
+
+// writeTokenFile writes tok to path, mode 0600: to a temporary file first,
+// linked into place, so the file is never seen half written and an
+// existing one is never replaced.
+func writeTokenFile(path string, tok cluster.Token) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".token-*") // mode 0600
+	if err != nil {
+		return fmt.Errorf("cluster key: %w", err)
+	}
+	defer os.Remove(f.Name())
+	_, werr := f.WriteString(tok.Secret() + "\n")
+	if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
+		return fmt.Errorf("cluster key: writing %s: %w", path, err)
+	}
+	if err := os.Link(f.Name(), path); err != nil {
+		return fmt.Errorf("cluster key: %w", err)
+	}
+	return nil
+}
+
+// joinHint is the command that joins another node to this one's
+// cluster.
+func joinHint(o clusterOptions, gossipAddr string, tok cluster.Token) string {
+	cmd := "graft run --join " + gossipAddr
+	if o.clusterName != cluster.DefaultServerConfig().ClusterName {
+		cmd += " --cluster-name " + shellQuote(o.clusterName)
+	}
+	return cmd + " --token " + tok.Secret()
+}
+
+// shellQuote quotes s for a POSIX shell if it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:/=+,@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// showJoinCommand tells the operator of a new cluster how to join others
+// to it, once, on stderr where it stands out. This is the only place the key
+// itself is shown: logs travel to places secrets should not, so the log
+// line names the key file instead.
+func showJoinCommand(stderr io.Writer, log *slog.Logger, cmd, keyPath string) {
+	log.Info("this node started a new cluster with a new key; the join command is on stderr, the key in its file",
+		"key_file", keyPath)
+	rule := strings.Repeat("=", 72)
+	fmt.Fprintf(stderr, "\n%s\ngraft: this node started a new cluster. To add a node to it, run there:\n\n"+
+		"    %s\n\nThe key is kept in %s: whoever has it can join the cluster, read and write.\n%s\n\n",
+		rule, cmd, keyPath, rule)
+}
+
+// checkJoined waits, until ctx ends, for a node given --join to reach
+// another member. If it is still alone after wait, it says what may be
+// wrong, once: a member that is up but holds another key answers nothing
+// this node can read, which looks like no answer at all.
+func checkJoined(ctx context.Context, srv *cluster.Server, seeds []string, tok cluster.Token, wait time.Duration, log *slog.Logger) {
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	tick := time.NewTicker(wait / 10)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if joined(srv) {
+				return
+			}
+			continue
+		case <-deadline.C:
+		}
+		if joined(srv) {
+			return
+		}
+		log.Error("not in the cluster yet: no node given with --join has let this one in. If they are up and "+
+			"reachable, this node's cluster key is not theirs: compare its fingerprint with the key_fingerprint "+
+			"of `graft status` on a member, and pass the cluster's key with --token or GRAFT_TOKEN",
+			"join", seeds, "fingerprint", tok.Fingerprint(), "waited", wait)
+		return
+	}
+}
+
+// joined reports whether the server sees another node alive in the ring.
+func joined(srv *cluster.Server) bool {
+	self := srv.Node().ID()
+	for _, m := range srv.Members() {
+		if m.Name != self && m.Gossip == "alive" {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/graftcm/graft/cluster"
+)
+
+func newToken(t *testing.T) cluster.Token {
+	t.Helper()
+	tok, err := cluster.GenerateToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// checkTokenFile checks that the data dir's token file holds tok, mode
+// 0600.
+func checkTokenFile(t *testing.T, dir string, tok cluster.Token) {
+	t.Helper()
+	p := filepath.Join(dir, tokenFile)
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s has mode %04o, want 0600", p, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(p)
+	if err != nil || string(b) != tok.Secret()+"\n" {
+		t.Errorf("%s holds another key (%v)", p, err)
+	}
+}
+
+// A node that joins nobody makes a key once and keeps it.
+func TestFirstNodeMakesItsKey(t *testing.T) {
+	dir := t.TempDir()
+	k, err := loadClusterKey(clusterOptions{}, dir)
+	if err != nil || !k.created {
+		t.Fatalf("first start: %+v, %v; want a new key", k, err)
+	}
+	checkTokenFile(t, dir, k.tok)
+	again, err := loadClusterKey(clusterOptions{}, dir)
+	if err != nil || again.created || !again.tok.Equal(k.tok) {
+		t.Errorf("second start: created %v, same key %v, %v", again.created, again.tok.Equal(k.tok), err)
+	}
+	// A restart with --join and no --token uses the data dir's key.
+	joining, err := loadClusterKey(clusterOptions{join: []string{"10.0.0.1:7946"}}, dir)
+	if err != nil || !joining.tok.Equal(k.tok) {
+		t.Errorf("restart with --join: %v", err)
+	}
+}
+
+// --token's key is kept in the data dir; a data dir holding another key
+// is refused, naming fingerprints only.
+func TestTokenFlagIsKept(t *testing.T) {
+	dir := t.TempDir()
+	tok := newToken(t)
+	k, err := loadClusterKey(clusterOptions{token: &tok, join: []string{"x:1"}}, dir)
+	if err != nil || k.created || !k.tok.Equal(tok) {
+		t.Fatalf("first start with --token: %+v, %v", k, err)
+	}
+	checkTokenFile(t, dir, tok)
+	if _, err := loadClusterKey(clusterOptions{token: &tok}, dir); err != nil {
+		t.Errorf("the same --token again: %v", err)
+	}
+	other := newToken(t)
+	_, err = loadClusterKey(clusterOptions{token: &other}, dir)
+	if err == nil {
+		t.Fatal("another --token was accepted")
+	}
+	msg := err.Error()
+	for _, want := range []string{tok.Fingerprint(), other.Fingerprint(), "another --data-dir"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q lacks %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, tok.Secret()) || strings.Contains(msg, other.Secret()) {
+		t.Errorf("error %q shows a key", msg)
+	}
+	checkTokenFile(t, dir, tok)
+}
+
+// A node told to join, or to bootstrap with others, cannot make a key.
+func TestJoiningNeedsTheKey(t *testing.T) {
+	_, err := loadClusterKey(clusterOptions{join: []string{"10.0.0.1:7946"}}, t.TempDir())
+	var ee *exitError
+	if !errors.Is(err, errNoKey) || !errors.As(err, &ee) || ee.code != 2 {
+		t.Errorf("--join without a key: %v", err)
+	}
+	_, err = loadClusterKey(clusterOptions{bootstrapExpect: 3}, t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "graft keygen") {
+		t.Errorf("--bootstrap-expect without a key: %v", err)
+	}
+}
+
+func TestJoinHint(t *testing.T) {
+	tok := newToken(t)
+	if got, want := joinHint(clusterOptions{clusterName: "graft"}, "10.0.0.1:7946", tok),
+		"graft run --join 10.0.0.1:7946 --token "+tok.Secret(); got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	if got, want := joinHint(clusterOptions{clusterName: "it's"}, "10.0.0.1:7946", tok),
+		`graft run --join 10.0.0.1:7946 --cluster-name 'it'\''s' --token `+tok.Secret(); got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/graftcm/graft/api"
+)
+
+// leavePoll is how often `graft leave` checks whether the agent has
+// stopped.
+const leavePoll = 100 * time.Millisecond
+
+func leaveCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:  "leave",
+		Usage: "make the local agent leave its cluster and stop",
+		Description: "leave asks the agent running on this host to leave its cluster gracefully and stop,\n" +
+			"as the first SIGINT or SIGTERM does: running resources finish, then the cluster's\n" +
+			"leader takes the node out of raft and releases its semaphore slots at once (a node\n" +
+			"that just dies keeps its raft seat for a grace period). leave waits until the agent\n" +
+			"has stopped, at most --wait.",
+		Flags: append(clientFlags(),
+			&cli.DurationFlag{Name: "wait", Value: 30 * time.Second, Usage: "wait at most this long for the agent to stop"}),
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usageError("leave: unexpected argument %q", c.Args().First())
+			}
+			client, err := dialAgent(c)
+			if err != nil {
+				return err
+			}
+			defer client.Close()
+			ctx, cancel := context.WithTimeout(c.Context, clientTimeout)
+			err = client.Leave(ctx)
+			cancel()
+			if err != nil {
+				return agentError(err)
+			}
+			fmt.Fprintln(e.stdout, "the agent is leaving the cluster")
+			if err := waitStopped(c.Context, client, c.Duration("wait")); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(e.stdout, "the agent has left and stopped")
+			return err
+		},
+	}
+}
+
+// waitStopped waits until the agent's API stops answering, at most wait.
+func waitStopped(ctx context.Context, client *api.Client, wait time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	tick := time.NewTicker(leavePoll)
+	defer tick.Stop()
+	for {
+		// A fresh connection each time: an idle one may outlive the
+		// agent's listener.
+		client.Close()
+		_, err := client.Status(ctx)
+		switch {
+		case errors.Is(err, api.ErrNoAgent):
+			return nil
+		case ctx.Err() != nil:
+			return fmt.Errorf("the agent took the request but still runs after %v (running resources finish first); "+
+				"it stops once they do", wait)
+		}
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		}
+	}
+}
