@@ -187,7 +187,7 @@ func (c *Cluster) Close() {
 // Leader waits for a leader that a majority of the members agree on, on
 // the majority's side of any partition, and returns it.
 func (c *Cluster) Leader(ctx context.Context) (*Member, error) {
-	for {
+	return poll(ctx, "no leader", func() (*Member, bool) {
 		counts := map[string]int{}
 		for _, m := range c.Members {
 			if n := m.Node(); n != nil && c.group(m) == 0 {
@@ -196,20 +196,27 @@ func (c *Cluster) Leader(ctx context.Context) (*Member, error) {
 				}
 			}
 		}
-		for id, k := range counts {
-			if k > len(c.Members)/2 {
-				for _, m := range c.Members {
-					if m.ID == id && m.Node() != nil && m.Node().IsLeader() && c.group(m) == 0 {
-						return m, nil
-					}
-				}
+		for _, m := range c.Members {
+			if n := m.Node(); n != nil && n.IsLeader() && c.group(m) == 0 && counts[m.ID] > len(c.Members)/2 {
+				return m, true
 			}
+		}
+		return nil, false
+	})
+}
+
+// poll calls find every 5ms until it finds something or ctx ends.
+func poll[T any](ctx context.Context, what string, find func() (T, bool)) (T, error) {
+	for {
+		if v, ok := find(); ok {
+			return v, nil
 		}
 		t := time.NewTimer(5 * time.Millisecond)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("clustertest: no leader: %w", ctx.Err())
+			var zero T
+			return zero, fmt.Errorf("clustertest: %s: %w", what, ctx.Err())
 		case <-t.C:
 		}
 	}

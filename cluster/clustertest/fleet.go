@@ -195,7 +195,7 @@ func (f *Fleet) Close() {
 // Leader waits for a running slot that leads and that a majority of the
 // running slots of the main partition agree on.
 func (f *Fleet) Leader(ctx context.Context) (*Slot, error) {
-	for {
+	return poll(ctx, "no leader", func() (*Slot, bool) {
 		counts := map[string]int{}
 		running := 0
 		for _, s := range f.Slots {
@@ -208,17 +208,11 @@ func (f *Fleet) Leader(ctx context.Context) (*Slot, error) {
 		}
 		for _, s := range f.Slots {
 			if srv := s.Server(); srv != nil && f.group(s) == 0 && srv.Node().IsLeader() && counts[s.ID] > running/2 {
-				return s, nil
+				return s, true
 			}
 		}
-		t := time.NewTimer(5 * time.Millisecond)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("clustertest: no leader: %w", ctx.Err())
-		case <-t.C:
-		}
-	}
+		return nil, false
+	})
 }
 
 func (f *Fleet) group(s *Slot) int {
