@@ -284,6 +284,16 @@ func (n *Node) Raft() *raft.Raft { return n.raft }
 // IsLeader reports whether this node leads the cluster.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
+// LeaderContact returns when this node last heard from a leader: now if it
+// leads, the last contact if it follows, the zero time if it never had one.
+// A node whose leader contact is old may be cut off from the quorum.
+func (n *Node) LeaderContact() time.Time {
+	if n.IsLeader() {
+		return time.Now()
+	}
+	return n.raft.LastContact()
+}
+
 // Leader returns the leader's ID and address, empty if unknown.
 func (n *Node) Leader() (id, addr string) {
 	a, i := n.raft.LeaderWithID()

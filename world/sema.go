@@ -33,8 +33,10 @@ type Lease struct {
 // guards so it can refuse a holder whose slot has since gone.
 func (l *Lease) Token() uint64 { return l.token }
 
-// Lost is closed if the slot is taken away without Release: the cluster
-// declared this host dead and released its slots.
+// Lost is closed if the slot may be gone without Release: the cluster
+// released it (it declared this host dead), or this host has not heard from
+// a leader for the World's LeaseTimeout and so cannot know that the cluster
+// has not. Stop using what the slot guards when it closes.
 func (l *Lease) Lost() <-chan struct{} { return l.lost }
 
 // Release gives the slot back. It is idempotent.
@@ -128,20 +130,33 @@ func (w *World) waitGrant(ctx context.Context, id, holder string) (uint64, error
 	}
 }
 
-// guard closes Lost if the slot disappears while the lease is held.
+// guard closes Lost if the slot disappears while the lease is held, or if
+// this host stops hearing from a leader for LeaseTimeout.
 func (l *Lease) guard(ctx context.Context) {
 	defer close(l.done)
+	timeout := l.w.LeaseTimeout
+	tick := time.NewTicker(max(timeout/4, time.Millisecond))
+	defer tick.Stop()
+	lose := func(why string) {
+		l.w.log.Warn("semaphore slot lost", "sema", l.id, "token", l.token, "why", why)
+		l.lostOnce.Do(func() { close(l.lost) })
+	}
 	for {
 		changed := l.w.f.Changed()
 		st, _ := l.w.semaState(l.id)
 		if _, ok := findSlot(st.Holders, l.holder); !ok {
-			l.lostOnce.Do(func() { close(l.lost) })
+			lose("released by the cluster")
+			return
+		}
+		if since := time.Since(l.w.b.LeaderContact()); since > timeout {
+			lose(fmt.Sprintf("no word from a leader for %v", since.Round(time.Millisecond)))
 			return
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-changed:
+		case <-tick.C:
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/graftcm/graft/fsm"
 )
@@ -35,7 +36,16 @@ type Backend interface {
 	WaitApplied(ctx context.Context, index uint64) error
 	// FSM is the local copy of the state.
 	FSM() *fsm.FSM
+	// LeaderContact is when the node last heard from a leader (now if it
+	// leads).
+	LeaderContact() time.Time
 }
+
+// DefaultLeaseTimeout is how long a host may go without hearing from the
+// cluster's leader before it treats its semaphore slots as lost. It must be
+// shorter than the time the cluster takes to release a silent host's slots
+// (its death declared, then a release grace): seconds on a LAN.
+const DefaultLeaseTimeout = 2 * time.Second
 
 // ErrReserved is returned for writes to keys under fsm.InternalPrefix, which
 // only graft itself changes, through the World's typed calls.
@@ -49,6 +59,11 @@ type World struct {
 	log   *slog.Logger
 	nonce string        // distinguishes this process's semaphore holders
 	seq   atomic.Uint64 // numbers them
+
+	// LeaseTimeout is how long this host may go without hearing from a
+	// leader before its leases count as lost; DefaultLeaseTimeout unless
+	// changed before the first Acquire.
+	LeaseTimeout time.Duration
 }
 
 // New returns the World of host, on backend b. Logger may be nil.
@@ -63,7 +78,8 @@ func New(b Backend, host string, log *slog.Logger) (*World, error) {
 	if _, err := rand.Read(buf[:]); err != nil {
 		return nil, fmt.Errorf("world: %w", err)
 	}
-	return &World{b: b, f: b.FSM(), host: host, log: log, nonce: hex.EncodeToString(buf[:])}, nil
+	return &World{b: b, f: b.FSM(), host: host, log: log, nonce: hex.EncodeToString(buf[:]),
+		LeaseTimeout: DefaultLeaseTimeout}, nil
 }
 
 // Host returns the name of the host this World belongs to.

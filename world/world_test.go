@@ -298,3 +298,45 @@ func TestSemaphores(t *testing.T) {
 		}
 	})
 }
+
+// A host cut off from the quorum treats its slots as lost once it has not
+// heard from a leader for the lease timeout, before the cluster could have
+// released them.
+func TestLeaseLostWhenCutOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, ws := worlds(t, 3)
+		ctx := t.Context()
+		l, err := c.Leader(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var holder *clustertest.Member
+		var w *world.World
+		for i, m := range c.Members {
+			if m != l {
+				holder, w = m, ws[i]
+			}
+		}
+		lease, err := w.Acquire(ctx, "job", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-time.After(5 * time.Second) // in touch: the lease holds
+		select {
+		case <-lease.Lost():
+			t.Fatal("a lease was lost while its host was in touch")
+		default:
+		}
+		c.Partition(holder)
+		t0 := time.Now()
+		select {
+		case <-lease.Lost():
+		case <-time.After(time.Minute):
+			t.Fatal("a cut-off host kept its lease")
+		}
+		if d := time.Since(t0); d > world.DefaultLeaseTimeout+time.Second {
+			t.Errorf("lost after %v, want about the %v lease timeout", d, world.DefaultLeaseTimeout)
+		}
+		c.Heal()
+	})
+}
