@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -17,6 +18,11 @@ import (
 const (
 	connRaft byte = 'R'
 	connRPC  byte = 'P'
+	// connAck is the server's answer once it has accepted a connection:
+	// until the client reads it, nothing it sends can have been received,
+	// so a refusal (a TLS certificate the server rejects, say) is known
+	// to be "not sent" rather than an ambiguous failure.
+	connAck byte = 'K'
 )
 
 // handshakeTimeout bounds how long a new connection may take to complete
@@ -222,6 +228,17 @@ func (m *mux) handshake(c net.Conn, ip string) {
 		c.Close()
 		return
 	}
+	if kind[0] != connRaft && kind[0] != connRPC {
+		release()
+		m.refused(fmt.Sprintf("unknown connection kind %q", kind[0]), ip)
+		c.Close()
+		return
+	}
+	if _, err := c.Write([]byte{connAck}); err != nil {
+		release()
+		c.Close()
+		return
+	}
 	_ = c.SetDeadline(time.Time{})
 	release()
 	c, ok := m.track(c)
@@ -237,9 +254,6 @@ func (m *mux) handshake(c net.Conn, ip string) {
 		}
 	case connRPC:
 		m.onRPC(c)
-	default:
-		m.log.Warn("cluster port: unknown connection kind", "remote", c.RemoteAddr().String(), "kind", kind[0])
-		c.Close()
 	}
 }
 
@@ -260,10 +274,20 @@ func (m *mux) dial(addr string, kind byte, timeout time.Duration) (net.Conn, err
 		_ = tc.SetDeadline(time.Time{})
 		c = tc
 	}
+	_ = c.SetDeadline(time.Now().Add(timeout))
 	if _, err := c.Write([]byte{kind}); err != nil {
 		c.Close()
 		return nil, err
 	}
+	var ack [1]byte
+	if _, err := io.ReadFull(c, ack[:]); err != nil || ack[0] != connAck {
+		c.Close()
+		if err == nil {
+			err = fmt.Errorf("unexpected answer %q", ack[0])
+		}
+		return nil, fmt.Errorf("%s did not accept the connection (is it using the right cluster key?): %w", addr, err)
+	}
+	_ = c.SetDeadline(time.Time{})
 	tc, ok := m.track(c)
 	if !ok {
 		return nil, errMuxClosed
