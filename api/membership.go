@@ -66,6 +66,10 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 		fail(w, badf("join: no addresses"))
 		return
 	}
+	if len(req.Addrs) > maxJoinAddrs {
+		fail(w, badf("join: %d addresses, at most %d", len(req.Addrs), maxJoinAddrs))
+		return
+	}
 	for _, a := range req.Addrs {
 		if a == "" {
 			fail(w, badf("join: an empty address"))
@@ -83,6 +87,10 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, JoinResult{Joined: n})
 }
+
+// maxJoinAddrs bounds one join request: memberlist tries each address in
+// turn, each for its TCP timeout.
+const maxJoinAddrs = 16
 
 func (s *Server) members(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Cluster == nil {

@@ -141,3 +141,43 @@ func TestStatusHasClusterIdentity(t *testing.T) {
 		t.Errorf("status: %+v", st)
 	}
 }
+
+// A browser on this host cannot drive the agent: cross-site requests that
+// change things are refused (a page posting to a loopback API address).
+func TestCrossSiteRequestsRefused(t *testing.T) {
+	fc := &fakeCluster{}
+	f := newFixture(t, fixtureOpts{cluster: fc})
+	for _, path := range []string{"/v1/join", "/v1/leave", "/v1/kv/k"} {
+		method := "POST"
+		if path == "/v1/kv/k" {
+			method = "PUT"
+		}
+		req, err := http.NewRequestWithContext(t.Context(), method, "http://graft"+path, strings.NewReader(`{"addrs":["x:1"]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		req.Header.Set("Origin", "https://evil.example")
+		resp, err := f.client.hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("cross-site %s %s: status %d, want 403", method, path, resp.StatusCode)
+		}
+	}
+	if len(fc.joined) != 0 {
+		t.Error("a cross-site join reached the cluster")
+	}
+}
+
+// A watch request carrying a body is refused: net/http would not notice its
+// client leave until the body was read.
+func TestWatchWithBodyRefused(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	code, _, body := rawRequest(t, f, "GET", "/v1/watch?prefix=a", strings.NewReader("x"))
+	if code != http.StatusBadRequest || !strings.Contains(body, "no body") {
+		t.Errorf("watch with a body: %d %s, want 400", code, body)
+	}
+}

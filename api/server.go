@@ -124,7 +124,9 @@ func NewServer(cfg Config) (*Server, error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s", r.URL.Path))
 	})
-	s.handler = s.logged(loopbackHostOnly(mux))
+	// Browsers on this host must not drive the agent: a page could post to
+	// a loopback API address (cross-site request forgery).
+	s.handler = s.logged(loopbackHostOnly(http.NewCrossOriginProtection().Handler(mux)))
 	return s, nil
 }
 

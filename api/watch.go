@@ -9,6 +9,12 @@ import (
 
 // watch streams the changes under a prefix; see the package documentation.
 func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
+	// net/http notices a client gone only once its body is read: a watch
+	// with an unread body would outlive its client.
+	if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+		writeError(w, http.StatusBadRequest, "a watch request has no body")
+		return
+	}
 	q := r.URL.Query()
 	prefix := q.Get("prefix")
 	var from uint64

@@ -18,10 +18,11 @@ type env struct {
 	stdout, stderr io.Writer
 	hard           <-chan struct{}
 	tune           func(*cluster.ServerConfig)
+	unknownCommand string // set when the command line named no command we know
 }
 
 func newApp(e *env) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:  "graft",
 		Usage: "keep a graph of resources converged on this host",
 		Description: "graft keeps files, commands and other resources on a host as a graph declares them,\n" +
@@ -45,7 +46,28 @@ func newApp(e *env) *cli.App {
 			keygenCommand(e),
 			versionCommand(e),
 		},
+		// A mistyped command is a usage error (exit 2), not a success.
+		CommandNotFound: func(c *cli.Context, name string) { e.unknownCommand = name },
 	}
+	// Usage errors exit 2 with the message on stderr; help on stdout would
+	// end up in the output of `graft kv get ... > file`.
+	usage := func(c *cli.Context, err error, _ bool) error {
+		name := "graft"
+		if c.Command != nil && c.Command.HelpName != "" {
+			name = c.Command.HelpName
+		}
+		return usageError("%s: %v (see %s --help)", strings.TrimPrefix(name, "graft "), err, name)
+	}
+	app.OnUsageError = usage
+	var walk func([]*cli.Command)
+	walk = func(cmds []*cli.Command) {
+		for _, c := range cmds {
+			c.OnUsageError = usage
+			walk(c.Subcommands)
+		}
+	}
+	walk(app.Commands)
+	return app
 }
 
 // Flags shared by commands that log.

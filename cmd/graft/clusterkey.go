@@ -88,14 +88,31 @@ func writeTokenFile(path string, tok cluster.Token) error {
 	return nil
 }
 
-// joinHint is the command that joins another node to this one's
-// cluster.
-func joinHint(o clusterOptions, gossipAddr string, tok cluster.Token) string {
-	cmd := "graft run --join " + gossipAddr
+// joinHint is the command that joins another node to this one's cluster,
+// with the key in GRAFT_TOKEN (a command line is visible to every user of
+// the host; the environment is not). With showKey false the key is left
+// for the operator to fill in from the key file.
+func joinHint(o clusterOptions, gossipAddr string, tok cluster.Token, showKey bool) string {
+	key := "<the key>"
+	if showKey {
+		key = tok.Secret()
+	}
+	cmd := "GRAFT_TOKEN=" + key + " graft run --join " + gossipAddr
 	if o.clusterName != cluster.DefaultServerConfig().ClusterName {
 		cmd += " --cluster-name " + shellQuote(o.clusterName)
 	}
-	return cmd + " --token " + tok.Secret()
+	return cmd
+}
+
+// isTerminal reports whether w is a terminal (a person reads it, and it is
+// not kept in a log).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // shellQuote quotes s for a POSIX shell if it needs it.
@@ -107,16 +124,22 @@ func shellQuote(s string) string {
 }
 
 // showJoinCommand tells the operator of a new cluster how to join others
-// to it, once, on stderr where it stands out. This is the only place the key
-// itself is shown: logs travel to places secrets should not, so the log
-// line names the key file instead.
-func showJoinCommand(stderr io.Writer, log *slog.Logger, cmd, keyPath string) {
-	log.Info("this node started a new cluster with a new key; the join command is on stderr, the key in its file",
-		"key_file", keyPath)
+// to it, once, on stderr where it stands out. The key itself is shown only
+// when stderr is a terminal: a log (the journal, a file) travels to places
+// secrets should not, so otherwise the banner, like the log line, names the
+// key file instead.
+func showJoinCommand(stderr io.Writer, log *slog.Logger, o clusterOptions, gossipAddr string, tok cluster.Token, keyPath string) {
+	log.Info("this node started a new cluster with a new key; the join command is on stderr",
+		"key_file", keyPath, "key_fingerprint", tok.Fingerprint())
+	showKey := isTerminal(stderr)
+	where := "The key is kept in " + keyPath + " (mode 0600)"
+	if !showKey {
+		where = "Copy the key from " + keyPath + " on this host (mode 0600; not shown, since this output may be logged)"
+	}
 	rule := strings.Repeat("=", 72)
 	fmt.Fprintf(stderr, "\n%s\ngraft: this node started a new cluster. To add a node to it, run there:\n\n"+
-		"    %s\n\nThe key is kept in %s: whoever has it can join the cluster, read and write.\n%s\n\n",
-		rule, cmd, keyPath, rule)
+		"    %s\n\n%s: whoever has it can join the cluster, read and write.\n%s\n\n",
+		rule, joinHint(o, gossipAddr, tok, showKey), where, rule)
 }
 
 // checkJoined waits, until ctx ends, for a node given --join to reach

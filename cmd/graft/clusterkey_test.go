@@ -101,12 +101,12 @@ func TestJoiningNeedsTheKey(t *testing.T) {
 
 func TestJoinHint(t *testing.T) {
 	tok := newToken(t)
-	if got, want := joinHint(clusterOptions{clusterName: "graft"}, "10.0.0.1:7946", tok),
-		"graft run --join 10.0.0.1:7946 --token "+tok.Secret(); got != want {
+	if got, want := joinHint(clusterOptions{clusterName: "graft"}, "10.0.0.1:7946", tok, true),
+		"GRAFT_TOKEN="+tok.Secret()+" graft run --join 10.0.0.1:7946"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
-	if got, want := joinHint(clusterOptions{clusterName: "it's"}, "10.0.0.1:7946", tok),
-		`graft run --join 10.0.0.1:7946 --cluster-name 'it'\''s' --token `+tok.Secret(); got != want {
+	if got, want := joinHint(clusterOptions{clusterName: "it's"}, "10.0.0.1:7946", tok, false),
+		`GRAFT_TOKEN=<the key> graft run --join 10.0.0.1:7946 --cluster-name 'it'\''s'`; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }

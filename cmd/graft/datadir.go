@@ -43,6 +43,17 @@ func openDataDir(path string, tmp bool) (*dataDir, error) {
 	} else if err := os.MkdirAll(path, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	// The data dir holds the cluster key and the raft state (some of it
+	// written world-readable by raft's snapshot store): only its owner may
+	// enter, even if someone made it before graft did.
+	if fi, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	} else if fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(path, 0o700); err != nil {
+			return nil, fmt.Errorf("data dir %s is open to other users (mode %04o) and cannot be made private: %w",
+				path, fi.Mode().Perm(), err)
+		}
+	}
 	lock, err := os.OpenFile(filepath.Join(path, "graft.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)

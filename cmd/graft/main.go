@@ -36,6 +36,9 @@ func run(ctx context.Context, hard <-chan struct{}, args []string, stdout, stder
 // runEnv is run with every input and output given.
 func runEnv(ctx context.Context, e *env, args []string) int {
 	err := newApp(e).RunContext(ctx, args)
+	if err == nil && e.unknownCommand != "" {
+		err = usageError("unknown command %q (see graft --help)", e.unknownCommand)
+	}
 	if err == nil {
 		return 0
 	}
@@ -80,6 +83,9 @@ func stopSignals(parent context.Context) (context.Context, <-chan struct{}, func
 					cancel()
 				} else if n == 2 {
 					close(hard)
+					// A third signal gets the default action: the
+					// process dies, whatever it was waiting for.
+					signal.Stop(sigs)
 				}
 			case <-done:
 				return

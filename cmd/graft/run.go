@@ -95,6 +95,12 @@ func parseAgentOptions(c *cli.Context) (agentOptions, error) {
 	if o.clusterOptions, err = parseClusterOptions(c); err != nil {
 		return o, err
 	}
+	// The key is parsed: take it out of the environment, which every
+	// command an exec resource runs would otherwise inherit.
+	os.Unsetenv("GRAFT_TOKEN")
+	if o.tmp && c.IsSet("data-dir") {
+		return o, usageError("--tmp-prefix and --data-dir both name the data dir: give one")
+	}
 	if o.sema < 0 {
 		return o, usageError("--sema: %d is not a count (0 means no limit)", o.sema)
 	}

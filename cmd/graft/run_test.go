@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/graftcm/graft/cluster"
 )
 
 // logRecord is one line of --log-format json output.
@@ -179,6 +181,20 @@ func TestDataDirIsLocked(t *testing.T) {
 		t.Errorf("data dir mode: %v, %v; want 0700", fi.Mode().Perm(), err)
 	}
 
+	// A data dir someone made open to others is made private.
+	open := filepath.Join(t.TempDir(), "open")
+	if err := os.Mkdir(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	od, err := openDataDir(open, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	od.Close()
+	if fi, _ := os.Stat(open); fi.Mode().Perm() != 0o700 {
+		t.Errorf("an existing data dir was left at mode %v", fi.Mode().Perm())
+	}
+
 	tmp, err := openDataDir("", true)
 	if err != nil {
 		t.Fatal(err)
@@ -186,5 +202,34 @@ func TestDataDirIsLocked(t *testing.T) {
 	tmp.Close()
 	if _, err := os.Stat(tmp.path); err == nil {
 		t.Error("temporary data dir not removed")
+	}
+}
+
+// The cluster key given in GRAFT_TOKEN does not reach the commands exec
+// resources run.
+func TestTokenNotInResourceEnvironment(t *testing.T) {
+	tok, err := cluster.GenerateToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "env")
+	g := writeGraph(t, dir, "g.yaml", fmt.Sprintf(`resources:
+  exec:
+  - name: dump
+    cmd: env > %s
+    shell: /bin/sh
+`, out))
+	t.Setenv("GRAFT_TOKEN", tok.Secret())
+	code, _, stderr := graft(t, "run", "--tmp-prefix", "--converged-timeout=0", "--converged-exit", "yaml", g)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	env, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(env), tok.Secret()) || strings.Contains(string(env), "GRAFT_TOKEN") {
+		t.Error("an exec resource's command saw the cluster key in its environment")
 	}
 }
