@@ -366,6 +366,10 @@ func loadToken(path string) (Token, error) {
 // createTokenFile writes tok to a temporary file beside path and links it
 // into place, which fails with fs.ErrExist if path exists. Where the file
 // system has no hard links, it renames instead.
+// WriteTokenFile writes tok to path (mode 0600) atomically, refusing to
+// replace an existing file.
+func WriteTokenFile(path string, tok Token) error { return createTokenFile(path, tok) }
+
 func createTokenFile(path string, tok Token) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {

@@ -47,7 +47,7 @@ func loadClusterKey(o clusterOptions, dir string) (clusterKey, error) {
 	}
 	switch {
 	case o.token != nil && !exists:
-		if err := writeTokenFile(path, *o.token); err != nil {
+		if err := cluster.WriteTokenFile(path, *o.token); err != nil {
 			return clusterKey{}, err
 		}
 		return clusterKey{tok: *o.token, path: path}, nil
@@ -67,25 +67,6 @@ func loadClusterKey(o clusterOptions, dir string) (clusterKey, error) {
 			path, tok.Fingerprint(), o.token.Fingerprint())
 	}
 	return clusterKey{tok: tok, path: path, created: created}, nil
-}
-
-// writeTokenFile writes tok to path, mode 0600: to a temporary file first,
-// linked into place, so the file is never seen half written and an
-// existing one is never replaced.
-func writeTokenFile(path string, tok cluster.Token) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".token-*") // mode 0600
-	if err != nil {
-		return fmt.Errorf("cluster key: %w", err)
-	}
-	defer os.Remove(f.Name())
-	_, werr := f.WriteString(tok.Secret() + "\n")
-	if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
-		return fmt.Errorf("cluster key: writing %s: %w", path, err)
-	}
-	if err := os.Link(f.Name(), path); err != nil {
-		return fmt.Errorf("cluster key: %w", err)
-	}
-	return nil
 }
 
 // joinHint is the command that joins another node to this one's cluster,
