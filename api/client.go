@@ -61,9 +61,6 @@ func NewClient(addr string) (*Client, error) {
 	return c, nil
 }
 
-// Addr returns the address the client talks to, as given to NewClient.
-func (c *Client) Addr() string { return c.addr }
-
 // Close releases the client's idle connections.
 func (c *Client) Close() error {
 	c.tr.CloseIdleConnections()

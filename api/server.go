@@ -130,10 +130,6 @@ func NewServer(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Handler returns the API's handler, for serving it on a server of one's
-// own. Its watches then end only when their clients go away.
-func (s *Server) Handler() http.Handler { return s.handler }
-
 // shutdownGrace bounds how long Serve waits, after ctx ends, for requests
 // in progress, beyond the request timeout.
 const shutdownGrace = time.Second

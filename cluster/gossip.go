@@ -140,7 +140,7 @@ func (d memberDelegate) NotifyJoin(n *memberlist.Node) {
 	meta, ok := decodeMeta(n.Meta)
 	d.s.goneMu.Lock()
 	if ok {
-		d.s.ring[n.Name] = ringEntry{meta: meta, addr: n.Address()}
+		d.s.ring[n.Name] = ringEntry{meta: meta}
 		d.s.addrs[n.Name] = n.Address()
 	}
 	delete(d.s.gone, n.Name)
@@ -156,7 +156,7 @@ func (d memberDelegate) NotifyLeave(n *memberlist.Node) {
 	delete(d.s.ring, n.Name)
 	_, left := d.s.departed[n.Name]
 	left = left || n.State == memberlist.StateLeft
-	d.s.gone[n.Name] = goneNode{left: left, at: time.Now(), meta: meta, addr: n.Address()}
+	d.s.gone[n.Name] = goneNode{left: left, at: time.Now(), meta: meta}
 	d.s.goneMu.Unlock()
 	d.s.log.Info("node left the ring", "peer", n.Name, "graceful", left)
 	d.s.kick()

@@ -214,7 +214,6 @@ type goneNode struct {
 	left bool // a graceful leave; else dead
 	at   time.Time
 	meta Meta
-	addr string
 }
 
 // StartServer starts a raft node and joins the gossip ring.

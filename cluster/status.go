@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"strconv"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -59,10 +58,4 @@ func (n *Node) Status() Status {
 		}
 	}
 	return st
-}
-
-// stat reads a numeric raft statistic.
-func (n *Node) stat(name string) uint64 {
-	v, _ := strconv.ParseUint(n.raft.Stats()[name], 10, 64)
-	return v
 }

@@ -62,16 +62,6 @@ func (r *recorder) log() []string {
 // index returns the position of the first event equal to ev, or -1.
 func (r *recorder) index(ev string) int { return slices.Index(r.log(), ev) }
 
-func (r *recorder) count(ev string) int {
-	n := 0
-	for _, e := range r.log() {
-		if e == ev {
-			n++
-		}
-	}
-	return n
-}
-
 func (r *recorder) isRunning(name string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -70,19 +70,6 @@ func (g *Graph) checkSendRecv() []error {
 	return errs
 }
 
-// receivedKeys returns the parameters of id that edges of g send into.
-func (g *Graph) receivedKeys(id ID) []string {
-	var keys []string
-	for _, e := range g.edges {
-		if e.To == id {
-			for _, k := range e.Keys {
-				keys = append(keys, k.Recv)
-			}
-		}
-	}
-	return keys
-}
-
 func keyList(m map[string]any) string {
 	if len(m) == 0 {
 		return "nothing"

@@ -63,9 +63,6 @@ type Cluster struct {
 // Option changes a test cluster's settings.
 type Option func(*Cluster)
 
-// WithConfig sets the node configuration template (NodeID is filled in).
-func WithConfig(cfg cluster.Config) Option { return func(c *Cluster) { c.cfg = cfg } }
-
 // WithHistory sets how many events each FSM keeps for watchers.
 func WithHistory(n int) Option { return func(c *Cluster) { c.history = n } }
 
