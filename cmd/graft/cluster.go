@@ -198,18 +198,8 @@ func checkNodeID(dir, host string) error {
 	case !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("data dir: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+nodeIDFile+".*")
-	if err != nil {
-		return fmt.Errorf("data dir: %w", err)
-	}
-	_, werr := tmp.WriteString(host + "\n")
-	if err := errors.Join(werr, tmp.Sync(), tmp.Close()); err != nil {
-		os.Remove(tmp.Name())
+	if err := writeFileAtomic(p, []byte(host+"\n"), 0o600, true); err != nil {
 		return fmt.Errorf("data dir: writing %s: %w", p, err)
-	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("data dir: %w", err)
 	}
 	return nil
 }

@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 )
 
@@ -90,17 +87,7 @@ func (f *statusFile) flush() {
 // write replaces the file with the state: a temporary file in the same
 // directory, renamed over it.
 func (f *statusFile) write(converged bool) error {
-	tmp, err := os.CreateTemp(filepath.Dir(f.path), "."+filepath.Base(f.path)+".*")
-	if err != nil {
-		return fmt.Errorf("converged status file: %w", err)
-	}
-	_, werr := fmt.Fprintf(tmp, "%t\n", converged)
-	err = errors.Join(werr, tmp.Chmod(0o644), tmp.Close())
-	if err == nil {
-		err = os.Rename(tmp.Name(), f.path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
+	if err := writeFileAtomic(f.path, fmt.Appendf(nil, "%t\n", converged), 0o644, false); err != nil {
 		return fmt.Errorf("converged status file: %w", err)
 	}
 	return nil
