@@ -5,9 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -82,7 +80,7 @@ func Open(cfg WatchConfig) (*Watcher, error) {
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
 	}
-	data, err := w.read()
+	data, err := readFile(w.abs, w.cfg.Path)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +148,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- *engine.Graph) error {
 			quiet.Reset(min(w.cfg.Debounce, first.Add(maxDebounceRounds*w.cfg.Debounce).Sub(now)))
 		case <-quiet.C:
 			waiting = false
-			data, err := w.read()
+			data, err := readFile(w.abs, w.cfg.Path)
 			if err != nil {
 				w.log.Error("cannot read the graph file; keeping the running graph", "file", w.cfg.Path, "err", err)
 				seen = nil
@@ -176,33 +174,6 @@ func (w *Watcher) Run(ctx context.Context, out chan<- *engine.Graph) error {
 			pending, sent = res.Graph, data
 		}
 	}
-}
-
-// read reads the graph file, refusing files larger than MaxFileSize.
-func (w *Watcher) read() ([]byte, error) {
-	f, err := os.Open(w.abs)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", w.cfg.Path, unwrapPath(err))
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", w.cfg.Path, unwrapPath(err))
-	}
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("%s: more than the %d bytes a graph file may have", w.cfg.Path, MaxFileSize)
-	}
-	return data, nil
-}
-
-// unwrapPath drops a PathError's own copy of the path, which the caller
-// names already.
-func unwrapPath(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
-	}
-	return err
 }
 
 // logErrors logs each problem of a rejected edit at Error level.

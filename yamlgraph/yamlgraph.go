@@ -28,6 +28,7 @@ package yamlgraph
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,18 +55,39 @@ type legacyKeyer interface {
 
 // Load reads and parses the graph file at path.
 func Load(path string, reg *engine.Registry) (*Result, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Size() > MaxFileSize {
-		return nil, fmt.Errorf("%s: %d bytes is more than the %d a graph file may have", path, fi.Size(), MaxFileSize)
-	}
-	data, err := os.ReadFile(path)
+	data, err := readFile(path, path)
 	if err != nil {
 		return nil, err
 	}
 	return Parse(path, data, reg)
+}
+
+// readFile reads the graph file at path, refusing files larger than
+// MaxFileSize. name is how errors refer to the file.
+func readFile(path, name string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, unwrapPath(err))
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, unwrapPath(err))
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("%s: more than the %d bytes a graph file may have", name, MaxFileSize)
+	}
+	return data, nil
+}
+
+// unwrapPath drops a PathError's own copy of the path, which the caller
+// names already.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	return err
 }
 
 // Parse parses a graph file's contents. file names it in errors. Every
