@@ -275,31 +275,23 @@ func (w *writer) compare(c Compare) {
 
 // commands reads an array of at most limit commands, naming each elem.
 func (r *reader) commands(what, elem string, limit int, nested bool) []Command {
-	n := r.arrayLen(what, limit)
-	if n < 0 || r.err != nil {
-		return nil
-	}
-	cmds := make([]Command, 0, r.capacity(n))
-	for i := 0; i < n && r.err == nil; i++ {
+	cmds := readArray(r, what, limit, func(i int) Command {
 		c := r.command(nested)
 		if r.err != nil {
 			r.err = fmt.Errorf("%s %d: %w", elem, i, r.err)
-			return nil
 		}
-		cmds = append(cmds, c)
+		return c
+	})
+	if r.err != nil {
+		return nil
 	}
 	return cmds
 }
 
-// maxFields bounds the fields of an encoded struct and the length of their
-// names, so that a map header cannot make the reader loop for long.
-const maxFields = 16
-
 func (r *reader) command(nested bool) Command {
 	var c Command
-	n := r.mapLen("command", maxFields)
-	for i := 0; i < n && r.err == nil; i++ {
-		switch f := r.str("field name", maxFields); f {
+	r.fields("command", func(f string) {
+		switch f {
 		case "o":
 			if v := r.uint("op"); v > 255 {
 				r.failf("op %d out of range", v)
@@ -336,25 +328,17 @@ func (r *reader) command(nested bool) Command {
 		case "h":
 			c.Holder = r.str("holder", MaxNameSize)
 		default:
-			if r.err == nil {
-				r.failf("unknown command field %q", f)
-			}
+			r.failf("unknown command field %q", f)
 		}
-	}
+	})
 	return c
 }
 
 func (r *reader) compares() []Compare {
-	n := r.arrayLen("compares", MaxTxnOps)
-	if n < 0 || r.err != nil {
-		return nil
-	}
-	cmps := make([]Compare, 0, r.capacity(n))
-	for i := 0; i < n && r.err == nil; i++ {
+	return readArray(r, "compares", MaxTxnOps, func(i int) Compare {
 		var c Compare
-		m := r.mapLen("compare", maxFields)
-		for j := 0; j < m && r.err == nil; j++ {
-			switch f := r.str("field name", maxFields); f {
+		r.fields("compare", func(f string) {
+			switch f {
 			case "t":
 				if v := r.uint("target"); v > 255 {
 					r.failf("compare %d: target %d out of range", i, v)
@@ -368,27 +352,18 @@ func (r *reader) compares() []Compare {
 			case "r":
 				c.Rev = r.uint("rev")
 			default:
-				if r.err == nil {
-					r.failf("unknown compare field %q", f)
-				}
+				r.failf("unknown compare field %q", f)
 			}
-		}
-		cmps = append(cmps, c)
-	}
-	return cmps
+		})
+		return c
+	})
 }
 
 func (r *reader) exports() []Export {
-	n := r.arrayLen("exports", MaxExports)
-	if n < 0 || r.err != nil {
-		return nil
-	}
-	xs := make([]Export, 0, r.capacity(n))
-	for i := 0; i < n && r.err == nil; i++ {
+	return readArray(r, "exports", MaxExports, func(int) Export {
 		var x Export
-		m := r.mapLen("export", maxFields)
-		for j := 0; j < m && r.err == nil; j++ {
-			switch f := r.str("field name", maxFields); f {
+		r.fields("export", func(f string) {
+			switch f {
 			case "k":
 				x.Kind = r.str("kind", MaxNameSize)
 			case "n":
@@ -396,12 +371,9 @@ func (r *reader) exports() []Export {
 			case "d":
 				x.Data = r.bytes("data", MaxValueSize)
 			default:
-				if r.err == nil {
-					r.failf("unknown export field %q", f)
-				}
+				r.failf("unknown export field %q", f)
 			}
-		}
-		xs = append(xs, x)
-	}
-	return xs
+		})
+		return x
+	})
 }

@@ -153,6 +153,37 @@ func (r *reader) mapLen(what string, limit int) int {
 	return n
 }
 
+// readArray reads an array of at most limit elements, each read by elem
+// with its index. A nil array reads as a nil slice.
+func readArray[T any](r *reader, what string, limit int, elem func(i int) T) []T {
+	n := r.arrayLen(what, limit)
+	if n < 0 || r.err != nil {
+		return nil
+	}
+	out := make([]T, 0, r.capacity(n))
+	for i := 0; i < n && r.err == nil; i++ {
+		out = append(out, elem(i))
+	}
+	return out
+}
+
+// maxFields bounds the fields of an encoded struct and the length of their
+// names, so that a map header cannot make the reader loop for long.
+const maxFields = 16
+
+// fields reads a map of at most maxFields fields, calling field with each
+// field's name; field reads the value.
+func (r *reader) fields(what string, field func(name string)) {
+	n := r.mapLen(what, maxFields)
+	for i := 0; i < n && r.err == nil; i++ {
+		name := r.str("field name", maxFields)
+		if r.err != nil {
+			return
+		}
+		field(name)
+	}
+}
+
 // capacity is how many elements to preallocate for an array of n.
 func (r *reader) capacity(n int) int {
 	if r.left != nil {
