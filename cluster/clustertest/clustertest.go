@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,40 +23,17 @@ import (
 // Member is one node of a test cluster. Its stores outlive the node, so a
 // killed member restarts with its state, as from its data dir.
 type Member struct {
-	ID   string
-	Addr raft.ServerAddress
-
-	c     *Cluster
-	node  *cluster.Node
-	fsm   *fsm.FSM
-	trans *raft.InmemTransport
-	store *raft.InmemStore
-	snaps *raft.InmemSnapshotStore
-}
-
-// Node returns the running node, or nil if the member is down.
-func (m *Member) Node() *cluster.Node {
-	m.c.mu.Lock()
-	defer m.c.mu.Unlock()
-	return m.node
-}
-
-// FSM returns the member's state machine (the current one if restarted).
-func (m *Member) FSM() *fsm.FSM {
-	m.c.mu.Lock()
-	defer m.c.mu.Unlock()
-	return m.fsm
+	*host
+	c *Cluster
 }
 
 // Cluster is a set of in-process nodes.
 type Cluster struct {
 	t       testing.TB
 	cfg     cluster.Config
-	Members []*Member
-
-	mu      sync.Mutex
-	cut     map[raft.ServerAddress]int // partition group of each member; 0 = the main one
+	net     *raftNet
 	history int
+	Members []*Member
 }
 
 // Option changes a test cluster's settings.
@@ -70,7 +46,7 @@ func WithHistory(n int) Option { return func(c *Cluster) { c.history = n } }
 // them when the test ends.
 func New(t testing.TB, n int, opts ...Option) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, cfg: cluster.TestConfig(), cut: map[raft.ServerAddress]int{}}
+	c := &Cluster{t: t, cfg: cluster.TestConfig(), net: newRaftNet()}
 	for _, o := range opts {
 		o(c)
 	}
@@ -79,99 +55,57 @@ func New(t testing.TB, n int, opts ...Option) *Cluster {
 	}
 	var servers []raft.Server
 	for i := range n {
-		id := fmt.Sprintf("node%d", i)
-		addr, trans := raft.NewInmemTransport(raft.ServerAddress(id))
-		m := &Member{ID: id, Addr: addr, c: c, trans: trans,
-			store: raft.NewInmemStore(), snaps: raft.NewInmemSnapshotStore()}
+		m := &Member{host: c.net.add(fmt.Sprintf("node%d", i)), c: c}
 		c.Members = append(c.Members, m)
-		servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: addr})
+		servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(m.ID), Address: m.addr})
 	}
-	c.connectAll()
+	c.net.connect()
 	for _, m := range c.Members {
-		m.start(false)
+		m.start()
 	}
-	if err := c.Members[0].node.Raft().BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
+	if err := c.Members[0].Node().Raft().BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
 		t.Fatalf("clustertest: bootstrap: %v", err)
 	}
 	t.Cleanup(c.Close)
 	return c
 }
 
-func (m *Member) start(bootstrap bool) {
+func (m *Member) start() {
 	c := m.c
 	cfg := c.cfg
 	cfg.NodeID = m.ID
-	cfg.Bootstrap = bootstrap
+	cfg.Bootstrap = false // New bootstraps all members at once, as voters
 	f := fsm.New(fsm.Options{History: c.history, Logger: cfg.Logger})
-	node, err := cluster.New(cfg, cluster.Deps{
-		FSM: f, Transport: m.trans, LogStore: m.store, StableStore: m.store,
-		SnapshotStore: m.snaps, RPC: &rpcView{c: c, from: m.Addr},
-	})
+	node, err := cluster.New(cfg, *m.deps(f))
 	if err != nil {
 		c.t.Fatalf("clustertest: start %s: %v", m.ID, err)
 	}
-	c.mu.Lock()
-	m.node, m.fsm = node, f
-	c.mu.Unlock()
-}
-
-// connectAll wires every transport to every other one in the same
-// partition group.
-func (c *Cluster) connectAll() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, a := range c.Members {
-		a.trans.DisconnectAll()
-		for _, b := range c.Members {
-			if a != b && c.cut[a.Addr] == c.cut[b.Addr] {
-				a.trans.Connect(b.Addr, b.trans)
-			}
-		}
-	}
+	m.up(node, nil, f)
 }
 
 // Partition cuts the given members off from the others (they can still
 // reach each other).
 func (c *Cluster) Partition(ms ...*Member) {
-	c.mu.Lock()
+	ids := []string{}
 	for _, m := range ms {
-		c.cut[m.Addr] = 1
+		ids = append(ids, m.ID)
 	}
-	c.mu.Unlock()
-	c.connectAll()
+	c.net.partition(ids)
 }
 
 // Heal removes every partition.
-func (c *Cluster) Heal() {
-	c.mu.Lock()
-	clear(c.cut)
-	c.mu.Unlock()
-	c.connectAll()
-}
+func (c *Cluster) Heal() { c.net.partition(nil) }
 
 // Kill stops a member's node, keeping its stores.
-func (c *Cluster) Kill(m *Member) {
-	c.mu.Lock()
-	node := m.node
-	m.node = nil
-	c.mu.Unlock()
-	if node != nil {
-		_ = node.Close()
-		_ = m.trans.Close() // peers' messages to it now fail, as to a dead host
-	}
-}
+func (c *Cluster) Kill(m *Member) { m.down() }
 
 // Restart starts a killed member again on its stores.
 func (c *Cluster) Restart(m *Member) {
 	if m.Node() != nil {
 		c.t.Fatalf("clustertest: %s is running", m.ID)
 	}
-	addr, trans := raft.NewInmemTransport(m.Addr)
-	c.mu.Lock()
-	m.Addr, m.trans = addr, trans
-	c.mu.Unlock()
-	c.connectAll()
-	m.start(false)
+	m.renew()
+	m.start()
 }
 
 // Close stops every node.
@@ -187,14 +121,14 @@ func (c *Cluster) Leader(ctx context.Context) (*Member, error) {
 	return poll(ctx, "no leader", func() (*Member, bool) {
 		counts := map[string]int{}
 		for _, m := range c.Members {
-			if n := m.Node(); n != nil && c.group(m) == 0 {
+			if n := m.Node(); n != nil && c.net.group(m.host) == 0 {
 				if id, _ := n.Leader(); id != "" {
 					counts[id]++
 				}
 			}
 		}
 		for _, m := range c.Members {
-			if n := m.Node(); n != nil && n.IsLeader() && c.group(m) == 0 && counts[m.ID] > len(c.Members)/2 {
+			if n := m.Node(); n != nil && n.IsLeader() && c.net.group(m.host) == 0 && counts[m.ID] > len(c.Members)/2 {
 				return m, true
 			}
 		}
@@ -219,13 +153,6 @@ func poll[T any](ctx context.Context, what string, find func() (T, bool)) (T, er
 	}
 }
 
-// group is m's partition group; 0 is the main one.
-func (c *Cluster) group(m *Member) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.cut[m.Addr]
-}
-
 // Followers returns the running members other than leader.
 func (c *Cluster) Followers(leader *Member) []*Member {
 	var out []*Member
@@ -235,27 +162,4 @@ func (c *Cluster) Followers(leader *Member) []*Member {
 		}
 	}
 	return out
-}
-
-// rpcView is one member's view of the in-memory RPC network.
-type rpcView struct {
-	c    *Cluster
-	from raft.ServerAddress
-}
-
-func (v *rpcView) Call(ctx context.Context, addr string, req *cluster.Request) (*cluster.Response, error) {
-	c := v.c
-	c.mu.Lock()
-	var target *cluster.Node
-	for _, m := range c.Members {
-		if string(m.Addr) == addr {
-			target = m.node
-		}
-	}
-	reachable := c.cut[v.from] == c.cut[raft.ServerAddress(addr)]
-	c.mu.Unlock()
-	if target == nil || !reachable {
-		return nil, cluster.Unreachable(fmt.Errorf("clustertest: %s unreachable from %s", addr, v.from))
-	}
-	return target.HandleRPC(ctx, req), nil
 }

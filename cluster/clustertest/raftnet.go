@@ -1,0 +1,159 @@
+package clustertest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/fsm"
+)
+
+// raftNet is an in-memory network for raft and graft's RPCs, split into
+// partition groups. Cluster and Fleet both run their nodes on one.
+type raftNet struct {
+	mu    sync.Mutex
+	hosts []*host
+	cut   map[string]int // partition group by host ID; 0 = the main one
+}
+
+// host is one place on a raftNet. Its stores outlive the node running
+// there, so a node restarted on it has its state, as from its data dir.
+type host struct {
+	ID string
+
+	net   *raftNet
+	addr  raft.ServerAddress
+	trans *raft.InmemTransport
+	store *raft.InmemStore
+	snaps *raft.InmemSnapshotStore
+
+	// Guarded by net.mu.
+	node *cluster.Node   // nil while down
+	srv  *cluster.Server // the server node belongs to, if a Fleet's
+	fsm  *fsm.FSM
+}
+
+func newRaftNet() *raftNet { return &raftNet{cut: map[string]int{}} }
+
+// add puts a new host with empty stores on the network.
+func (n *raftNet) add(id string) *host {
+	addr, trans := raft.NewInmemTransport(raft.ServerAddress(id))
+	h := &host{ID: id, net: n, addr: addr, trans: trans,
+		store: raft.NewInmemStore(), snaps: raft.NewInmemSnapshotStore()}
+	n.mu.Lock()
+	n.hosts = append(n.hosts, h)
+	n.mu.Unlock()
+	return h
+}
+
+// connect wires every transport to every other one in its partition group.
+func (n *raftNet) connect() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, a := range n.hosts {
+		a.trans.DisconnectAll()
+		for _, b := range n.hosts {
+			if a != b && n.cut[a.ID] == n.cut[b.ID] {
+				a.trans.Connect(b.addr, b.trans)
+			}
+		}
+	}
+}
+
+// partition moves the named hosts to group 1, or every host back to group
+// 0 if ids is nil, and rewires the transports.
+func (n *raftNet) partition(ids []string) {
+	n.mu.Lock()
+	if ids == nil {
+		clear(n.cut)
+	}
+	for _, id := range ids {
+		n.cut[id] = 1
+	}
+	n.mu.Unlock()
+	n.connect()
+}
+
+// group is h's partition group.
+func (n *raftNet) group(h *host) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cut[h.ID]
+}
+
+// deps is what a node started on h runs on, with f as its state machine.
+func (h *host) deps(f *fsm.FSM) *cluster.Deps {
+	return &cluster.Deps{FSM: f, Transport: h.trans, LogStore: h.store, StableStore: h.store,
+		SnapshotStore: h.snaps, RPC: &rpcView{from: h}}
+}
+
+// up records what runs on h: a node, or a server and its node.
+func (h *host) up(node *cluster.Node, srv *cluster.Server, f *fsm.FSM) {
+	h.net.mu.Lock()
+	h.node, h.srv, h.fsm = node, srv, f
+	h.net.mu.Unlock()
+}
+
+// Node returns the running node, or nil if the host is down.
+func (h *host) Node() *cluster.Node {
+	h.net.mu.Lock()
+	defer h.net.mu.Unlock()
+	return h.node
+}
+
+// FSM returns the host's state machine (the current one if restarted).
+func (h *host) FSM() *fsm.FSM {
+	h.net.mu.Lock()
+	defer h.net.mu.Unlock()
+	return h.fsm
+}
+
+// down stops what runs on h, if anything, and closes h's transport, so
+// that peers' messages to it fail as to a dead host.
+func (h *host) down() {
+	h.net.mu.Lock()
+	node, srv := h.node, h.srv
+	h.node, h.srv = nil, nil
+	h.net.mu.Unlock()
+	switch {
+	case srv != nil:
+		_ = srv.Close()
+	case node != nil:
+		_ = node.Close()
+	default:
+		return
+	}
+	_ = h.trans.Close()
+}
+
+// renew gives a downed host a fresh transport at its address, wired to its
+// partition group.
+func (h *host) renew() {
+	_, trans := raft.NewInmemTransport(h.addr)
+	h.net.mu.Lock()
+	h.trans = trans
+	h.net.mu.Unlock()
+	h.net.connect()
+}
+
+// rpcView is one host's view of the in-memory RPC network.
+type rpcView struct{ from *host }
+
+func (v *rpcView) Call(ctx context.Context, addr string, req *cluster.Request) (*cluster.Response, error) {
+	n := v.from.net
+	n.mu.Lock()
+	var target *cluster.Node
+	for _, h := range n.hosts {
+		if string(h.addr) == addr && n.cut[h.ID] == n.cut[v.from.ID] {
+			target = h.node
+		}
+	}
+	n.mu.Unlock()
+	if target == nil {
+		return nil, cluster.Unreachable(fmt.Errorf("clustertest: %s unreachable from %s", addr, v.from.ID))
+	}
+	return target.HandleRPC(ctx, req), nil
+}
