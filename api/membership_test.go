@@ -5,46 +5,24 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/graftcm/graft/api/apitest"
 	"github.com/graftcm/graft/cluster"
 )
-
-// fakeCluster is a Cluster that records joins.
-type fakeCluster struct {
-	mu      sync.Mutex
-	joined  [][]string
-	joinErr error
-	members []cluster.MemberInfo
-}
-
-func (c *fakeCluster) Join(addrs []string) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.joined = append(c.joined, addrs)
-	if c.joinErr != nil {
-		return 0, c.joinErr
-	}
-	return len(addrs), nil
-}
-
-func (c *fakeCluster) Members() []cluster.MemberInfo { return c.members }
-func (c *fakeCluster) ClusterID() string             { return "c1d" }
-func (c *fakeCluster) GossipAddr() string            { return "10.0.0.1:7946" }
 
 // A join hands the addresses to the cluster and answers how many
 // answered; bad bodies are 400, a join nobody answered 502.
 func TestJoin(t *testing.T) {
-	fc := &fakeCluster{}
+	fc := &apitest.FakeCluster{}
 	f := newFixture(t, fixtureOpts{cluster: fc})
 	n, err := f.client.Join(t.Context(), []string{"10.0.0.2:7946", "10.0.0.3:7946"})
 	if err != nil || n != 2 {
 		t.Fatalf("join: %d, %v", n, err)
 	}
-	if want := [][]string{{"10.0.0.2:7946", "10.0.0.3:7946"}}; !reflect.DeepEqual(fc.joined, want) {
-		t.Errorf("the cluster was asked to join %q, want %q", fc.joined, want)
+	if want := [][]string{{"10.0.0.2:7946", "10.0.0.3:7946"}}; !reflect.DeepEqual(fc.Joined(), want) {
+		t.Errorf("the cluster was asked to join %q, want %q", fc.Joined(), want)
 	}
 	for _, body := range []string{``, `{}`, `{"addrs": []}`, `{"addrs": [""]}`, `{"addrs": "x"}`, `{"adrs": ["x"]}`} {
 		code, _, resp := rawRequest(t, f, "POST", "/v1/join", strings.NewReader(body))
@@ -52,10 +30,10 @@ func TestJoin(t *testing.T) {
 			t.Errorf("join with body %q: %d %s, want 400", body, code, resp)
 		}
 	}
-	if len(fc.joined) != 1 {
-		t.Errorf("bad requests reached the cluster: %q", fc.joined)
+	if len(fc.Joined()) != 1 {
+		t.Errorf("bad requests reached the cluster: %q", fc.Joined())
 	}
-	fc.joinErr = errors.New("no installed keys could decrypt the message")
+	fc.JoinErr = errors.New("no installed keys could decrypt the message")
 	_, err = f.client.Join(t.Context(), []string{"10.0.0.9:7946"})
 	if StatusCode(err) != http.StatusBadGateway || !strings.Contains(err.Error(), "could decrypt") {
 		t.Errorf("a failed join: %v (status %d), want 502 with the reason", err, StatusCode(err))
@@ -66,14 +44,14 @@ func TestJoin(t *testing.T) {
 // JSON form.
 func TestMembers(t *testing.T) {
 	contact := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	fc := &fakeCluster{members: []cluster.MemberInfo{
+	fc := &apitest.FakeCluster{Nodes: []cluster.MemberInfo{
 		{Name: "a", GossipAddr: "10.0.0.1:7946", RaftAddr: "10.0.0.1:7947", Gossip: "alive", Role: "leader"},
 		{Name: "b", RaftAddr: "10.0.0.2:7947", Gossip: "left", Role: "none", LastContact: contact},
 	}}
 	f := newFixture(t, fixtureOpts{cluster: fc})
 	ms, err := f.client.Members(t.Context())
-	if err != nil || !reflect.DeepEqual(ms, fc.members) {
-		t.Errorf("members: %+v, %v; want %+v", ms, err, fc.members)
+	if err != nil || !reflect.DeepEqual(ms, fc.Nodes) {
+		t.Errorf("members: %+v, %v; want %+v", ms, err, fc.Nodes)
 	}
 	_, _, body := rawRequest(t, f, "GET", "/v1/members", nil)
 	for _, want := range []string{`"gossip_address":"10.0.0.1:7946"`, `"raft_address":"10.0.0.2:7947"`, `"gossip":"left"`, `"role":"leader"`, `"last_contact":"2026-01-01T12:00:00Z"`} {
@@ -81,7 +59,7 @@ func TestMembers(t *testing.T) {
 			t.Errorf("members JSON lacks %s: %s", want, body)
 		}
 	}
-	fc.members = nil
+	fc.Nodes = nil
 	if _, _, body := rawRequest(t, f, "GET", "/v1/members", nil); strings.TrimSpace(body) != "[]" {
 		t.Errorf("no members: %s, want []", body)
 	}
@@ -90,7 +68,7 @@ func TestMembers(t *testing.T) {
 // A leave answers 202 before the agent is asked to stop.
 func TestLeaveAnswersThenCallsBack(t *testing.T) {
 	called := make(chan struct{}, 2)
-	f := newFixture(t, fixtureOpts{cluster: &fakeCluster{}, leave: func() { called <- struct{}{} }})
+	f := newFixture(t, fixtureOpts{cluster: &apitest.FakeCluster{}, leave: func() { called <- struct{}{} }})
 	code, _, body := rawRequest(t, f, "POST", "/v1/leave", nil)
 	if code != http.StatusAccepted || !strings.Contains(body, `"leaving":true`) {
 		t.Errorf("leave: %d %s, want 202", code, body)
@@ -132,7 +110,7 @@ func TestMembershipNotServed(t *testing.T) {
 // Status carries the cluster ID, the gossip address and the key's
 // fingerprint.
 func TestStatusHasClusterIdentity(t *testing.T) {
-	f := newFixture(t, fixtureOpts{cluster: &fakeCluster{}, fingerprint: "9dd8e404"})
+	f := newFixture(t, fixtureOpts{cluster: &apitest.FakeCluster{}, fingerprint: "9dd8e404"})
 	st, err := f.client.Status(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +123,7 @@ func TestStatusHasClusterIdentity(t *testing.T) {
 // A browser on this host cannot drive the agent: cross-site requests that
 // change things are refused (a page posting to a loopback API address).
 func TestCrossSiteRequestsRefused(t *testing.T) {
-	fc := &fakeCluster{}
+	fc := &apitest.FakeCluster{}
 	f := newFixture(t, fixtureOpts{cluster: fc})
 	for _, path := range []string{"/v1/join", "/v1/leave", "/v1/kv/k"} {
 		method := "POST"
@@ -167,7 +145,7 @@ func TestCrossSiteRequestsRefused(t *testing.T) {
 			t.Errorf("cross-site %s %s: status %d, want 403", method, path, resp.StatusCode)
 		}
 	}
-	if len(fc.joined) != 0 {
+	if len(fc.Joined()) != 0 {
 		t.Error("a cross-site join reached the cluster")
 	}
 }

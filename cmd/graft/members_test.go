@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/api"
+	"github.com/graftcm/graft/api/apitest"
 	"github.com/graftcm/graft/cluster"
 )
 
@@ -31,7 +32,7 @@ c     -              10.0.0.3:7947  left   none      -
 }
 
 func TestMembersCommand(t *testing.T) {
-	fc := &fakeCluster{members: []cluster.MemberInfo{
+	fc := &apitest.FakeCluster{Nodes: []cluster.MemberInfo{
 		{Name: "a", GossipAddr: "10.0.0.1:7946", RaftAddr: "10.0.0.1:7947", Gossip: "alive", Role: "leader"},
 		{Name: "b", GossipAddr: "10.0.0.2:7946", RaftAddr: "10.0.0.2:7947", Gossip: "suspect", Role: "voter",
 			LastContact: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)},
@@ -46,8 +47,8 @@ func TestMembersCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &got); code != 0 || err != nil {
 		t.Fatalf("members --json: exit %d, %v, stderr %q, stdout %q", code, err, stderr, stdout)
 	}
-	if !reflect.DeepEqual(got, fc.members) {
-		t.Errorf("members --json: %+v, want %+v", got, fc.members)
+	if !reflect.DeepEqual(got, fc.Nodes) {
+		t.Errorf("members --json: %+v, want %+v", got, fc.Nodes)
 	}
 	if code, _, _ := graft(t, "members", "--api", sock, "extra"); code != 2 {
 		t.Errorf("members with an argument: exit %d, want 2", code)
