@@ -146,6 +146,7 @@ func (g *Graph) depths() (depth []int, ok bool) {
 	return depth, len(queue) == n
 }
 
+// compareIDs orders IDs by kind, then name.
 func compareIDs(a, b ID) int {
 	if c := strings.Compare(a.Kind, b.Kind); c != 0 {
 		return c

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -182,15 +183,7 @@ func (s *scheduler) semaphores(n *node) []*semaphore.Weighted {
 		}
 		parsed = append(parsed, idCount{id, count})
 	}
-	slices.SortFunc(parsed, func(a, b idCount) int {
-		switch {
-		case a.id < b.id:
-			return -1
-		case a.id > b.id:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(parsed, func(a, b idCount) int { return strings.Compare(a.id, b.id) })
 	parsed = slices.CompactFunc(parsed, func(a, b idCount) bool { return a.id == b.id })
 	for _, p := range parsed {
 		e := s.sems[p.id]

@@ -173,20 +173,4 @@ func safeWatch(ctx context.Context, r Res) (err error) {
 }
 
 // sortIDs sorts IDs by kind, then name.
-func sortIDs(ids []ID) {
-	slices.SortFunc(ids, func(a, b ID) int {
-		if a.Kind != b.Kind {
-			if a.Kind < b.Kind {
-				return -1
-			}
-			return 1
-		}
-		switch {
-		case a.Name < b.Name:
-			return -1
-		case a.Name > b.Name:
-			return 1
-		}
-		return 0
-	})
-}
+func sortIDs(ids []ID) { slices.SortFunc(ids, compareIDs) }
