@@ -7,13 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/graftcm/graft/atomicfile"
 )
 
 // peersFile remembers, in the data dir, the gossip addresses of the
@@ -31,7 +31,7 @@ type PeerStore interface {
 type filePeers string
 
 func (p filePeers) Load() ([]string, error) {
-	b, err := readBounded(string(p), 1<<20)
+	b, err := atomicfile.Read(string(p), 1<<20)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -47,27 +47,7 @@ func (p filePeers) Save(addrs []string) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(string(p)), "."+filepath.Base(string(p))+".*")
-	if err != nil {
-		return err
-	}
-	_, werr := tmp.Write(b)
-	if err := errors.Join(werr, tmp.Close()); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), string(p))
-}
-
-func readBounded(path string, limit int64) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Size() > limit {
-		return nil, errors.New(path + ": too large")
-	}
-	return os.ReadFile(path)
+	return atomicfile.Write(string(p), b, 0o600, false)
 }
 
 // MemoryPeers is a PeerStore in memory, for tests that restart servers.

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/graftcm/graft/atomicfile"
 )
 
 // stateFile is the name of the engine's state file in Config.StateDir.
@@ -70,7 +72,7 @@ func openState(dir string, log *slog.Logger) (*stateStore, error) {
 	st := &stateStore{path: filepath.Join(dir, stateFile), log: log,
 		refresh: map[ID]bool{}, inflight: map[ID]bool{},
 		diskRefresh: map[ID]bool{}, diskInflight: map[ID]bool{}}
-	data, err := readBounded(st.path, maxStateFile)
+	data, err := atomicfile.Read(st.path, maxStateFile)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return st, nil
@@ -96,17 +98,6 @@ func openState(dir string, log *slog.Logger) (*stateStore, error) {
 		log.Info("pending refreshes restored", "refresh", len(doc.Refresh), "inflight", len(doc.Inflight))
 	}
 	return st, nil
-}
-
-func readBounded(path string, limit int64) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Size() > limit {
-		return nil, fmt.Errorf("%s: %d bytes is more than %d", path, fi.Size(), limit)
-	}
-	return os.ReadFile(path)
 }
 
 // setRefresh records or clears a pending refresh for each of ids.
@@ -252,31 +243,14 @@ func (st *stateStore) flushNow() {
 	}
 	sortIDs(doc.Refresh)
 	sortIDs(doc.Inflight)
-	if err := writeAtomic(st.path, doc); err != nil {
+	data, err := json.Marshal(doc)
+	if err == nil {
+		err = atomicfile.Write(st.path, data, 0o600, false)
+	}
+	if err != nil {
 		st.log.Error("cannot persist pending refreshes", "path", st.path, "err", err)
 		st.dirty = true
 		return
 	}
 	st.diskRefresh, st.diskInflight = maps.Clone(st.refresh), maps.Clone(st.inflight)
-}
-
-func writeAtomic(path string, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	_, werr := tmp.Write(data)
-	if err := errors.Join(werr, tmp.Close()); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return nil
 }

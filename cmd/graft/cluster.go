@@ -18,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/graftcm/graft/api"
+	"github.com/graftcm/graft/atomicfile"
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/fsm"
 	"github.com/graftcm/graft/world"
@@ -198,7 +199,7 @@ func checkNodeID(dir, host string) error {
 	case !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("data dir: %w", err)
 	}
-	if err := writeFileAtomic(p, []byte(host+"\n"), 0o600, true); err != nil {
+	if err := atomicfile.Write(p, []byte(host+"\n"), 0o600, true); err != nil {
 		return fmt.Errorf("data dir: writing %s: %w", p, err)
 	}
 	return nil

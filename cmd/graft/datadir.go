@@ -76,27 +76,3 @@ func (d *dataDir) Close() error {
 	}
 	return err
 }
-
-// writeFileAtomic replaces path with data: a temporary file in the same
-// directory (mode perm), renamed over it, so a reader sees the old file or
-// the new one, never a part. With sync the data reaches the disk first.
-func writeFileAtomic(path string, data []byte, perm os.FileMode, sync bool) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Chmod(perm)
-	}
-	if err == nil && sync {
-		err = tmp.Sync()
-	}
-	if err = errors.Join(err, tmp.Close()); err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
-}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+
+	"github.com/graftcm/graft/atomicfile"
 )
 
 // statusFile keeps a file holding the agent's converged state, "true\n" or
@@ -87,7 +89,7 @@ func (f *statusFile) flush() {
 // write replaces the file with the state: a temporary file in the same
 // directory, renamed over it.
 func (f *statusFile) write(converged bool) error {
-	if err := writeFileAtomic(f.path, fmt.Appendf(nil, "%t\n", converged), 0o644, false); err != nil {
+	if err := atomicfile.Write(f.path, fmt.Appendf(nil, "%t\n", converged), 0o644, false); err != nil {
 		return fmt.Errorf("converged status file: %w", err)
 	}
 	return nil
