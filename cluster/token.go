@@ -321,7 +321,7 @@ func LoadOrCreateToken(path string) (tok Token, created bool, err error) {
 	if err != nil {
 		return Token{}, false, err
 	}
-	err = createTokenFile(path, tok)
+	err = WriteTokenFile(path, tok)
 	if errors.Is(err, fs.ErrExist) { // another process made it first: use theirs
 		tok, err = loadToken(path)
 		return tok, false, err
@@ -363,14 +363,11 @@ func loadToken(path string) (Token, error) {
 	return tok, nil
 }
 
-// createTokenFile writes tok to a temporary file beside path and links it
-// into place, which fails with fs.ErrExist if path exists. Where the file
-// system has no hard links, it renames instead.
 // WriteTokenFile writes tok to path (mode 0600) atomically, refusing to
-// replace an existing file.
-func WriteTokenFile(path string, tok Token) error { return createTokenFile(path, tok) }
-
-func createTokenFile(path string, tok Token) error {
+// replace an existing file: it writes a temporary file beside path and
+// links it into place, which fails with fs.ErrExist if path exists. Where
+// the file system has no hard links, it renames instead.
+func WriteTokenFile(path string, tok Token) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("cluster key: %w", err)
