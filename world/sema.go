@@ -96,6 +96,10 @@ func (w *World) semaState(id string) (fsm.SemaState, bool) {
 	if !ok {
 		return fsm.SemaState{}, false
 	}
+	return decodeSema(kv)
+}
+
+func decodeSema(kv fsm.KV) (fsm.SemaState, bool) {
 	var st fsm.SemaState
 	if err := msgpack.Unmarshal(kv.Value, &st); err != nil {
 		return fsm.SemaState{}, false
@@ -141,12 +145,16 @@ func (l *Lease) guard(ctx context.Context) {
 		l.w.log.Warn("semaphore slot lost", "sema", l.id, "token", l.token, "why", why)
 		l.lostOnce.Do(func() { close(l.lost) })
 	}
+	var seen uint64 // ModRev of the semaphore's key when last found held
 	for {
 		changed := l.w.f.Changed()
-		st, _ := l.w.semaState(l.id)
-		if _, ok := findSlot(st.Holders, l.holder); !ok {
-			lose("released by the cluster")
-			return
+		if kv, ok := l.w.f.Get(fsm.SemaPrefix + l.id); !ok || kv.ModRev != seen {
+			st, _ := decodeSema(kv)
+			if _, held := findSlot(st.Holders, l.holder); !ok || !held {
+				lose("released by the cluster")
+				return
+			}
+			seen = kv.ModRev
 		}
 		if since := time.Since(l.w.b.LeaderContact()); since > timeout {
 			lose(fmt.Sprintf("no word from a leader for %v", since.Round(time.Millisecond)))
