@@ -25,6 +25,12 @@ func (n *Node) Apply(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, err
 	if _, err := fsm.EncodeBatch(cmds); err != nil {
 		return nil, err // too big or invalid: say so before queueing it
 	}
+	if !n.work.enter() {
+		return nil, ErrClosed
+	}
+	defer n.work.exit()
+	ctx, cancel := n.bind(ctx)
+	defer cancel()
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, n.cfg.ForwardTimeout)
@@ -53,8 +59,9 @@ func (n *Node) Apply(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, err
 				return nil, fmt.Errorf("%w: forwarding to leader %s: %w", ErrAmbiguous, addr, err)
 			case resp.Code == codeOK:
 				return resp.Results, nil
-			case resp.Code == codeNotLeader:
-				// Leadership moved before the write was appended.
+			case resp.Code == codeNotLeader, resp.Code == codeNotReady:
+				// Leadership moved before the write was appended, or the
+				// leader is still starting or already stopping.
 			default:
 				return nil, fmt.Errorf("cluster: leader %s: %s", addr, resp.Err)
 			}
@@ -78,8 +85,19 @@ func mapRaftErr(err error) error {
 	return err
 }
 
-// HandleRPC answers a forwarding RPC from another node.
+// HandleRPC answers a forwarding RPC from another node. A node that is
+// still starting (the cluster port serves before raft exists) or already
+// stopping does nothing and answers codeNotReady.
 func (n *Node) HandleRPC(ctx context.Context, req *Request) *Response {
+	select {
+	case <-n.ready:
+	default:
+		return &Response{Code: codeNotReady, Err: "the node is starting"}
+	}
+	if !n.work.enter() {
+		return &Response{Code: codeNotReady, Err: "the node is stopping"}
+	}
+	defer n.work.exit()
 	if req.Op == rpcStats {
 		return &Response{Code: codeOK, Index: n.raft.LastIndex(), Applied: n.fsm.Applied(), Term: n.raft.CurrentTerm()}
 	}
@@ -129,6 +147,12 @@ func (n *Node) HandleRPC(ctx context.Context, req *Request) *Response {
 // Linearize returns once this node's FSM reflects every write committed
 // before the call: a local read after it is linearizable.
 func (n *Node) Linearize(ctx context.Context) error {
+	if !n.work.enter() {
+		return ErrClosed
+	}
+	defer n.work.exit()
+	ctx, cancel := n.bind(ctx)
+	defer cancel()
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, n.cfg.ForwardTimeout)
@@ -260,6 +284,7 @@ type batcher struct {
 	reqs     chan *applyReq
 	inflight chan struct{} // bounds entries awaiting commit
 	wg       sync.WaitGroup
+	stopped  chan struct{} // closed when run has returned: every request it took is answered
 }
 
 type applyReq struct {
@@ -275,27 +300,40 @@ type applyResp struct {
 const maxInflight = 256
 
 func newBatcher(r *raft.Raft, timeout time.Duration) *batcher {
-	return &batcher{raft: r, timeout: timeout, reqs: make(chan *applyReq, 1024), inflight: make(chan struct{}, maxInflight)}
+	return &batcher{raft: r, timeout: timeout, reqs: make(chan *applyReq, 1024), inflight: make(chan struct{}, maxInflight),
+		stopped: make(chan struct{})}
 }
 
-// submit queues cmds and waits for their results.
+// submit queues cmds and waits for their results. Once the batcher has
+// stopped, a request it never took fails with raft.ErrRaftShutdown: it was
+// not applied.
 func (b *batcher) submit(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, error) {
 	r := &applyReq{cmds: cmds, done: make(chan applyResp, 1)}
 	select {
 	case b.reqs <- r:
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-b.stopped:
+		return nil, raft.ErrRaftShutdown
 	}
 	select {
 	case resp := <-r.done:
 		return resp.res, resp.err
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: %w", ErrAmbiguous, ctx.Err())
+	case <-b.stopped:
+		select {
+		case resp := <-r.done: // answered before run returned
+			return resp.res, resp.err
+		default:
+			return nil, raft.ErrRaftShutdown
+		}
 	}
 }
 
 // run forms batches until ctx ends, then waits for the entries in flight.
 func (b *batcher) run(ctx context.Context) {
+	defer close(b.stopped)
 	defer b.wg.Wait()
 	var carry *applyReq
 	for {

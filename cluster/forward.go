@@ -82,9 +82,7 @@ func (f *forwarder) takeLocked() []*fwdReq {
 // start sends batch on a goroutine the node owns, then keeps sending what
 // queued meanwhile.
 func (f *forwarder) start(batch []*fwdReq) {
-	f.n.wg.Add(1)
-	go func() {
-		defer f.n.wg.Done()
+	ok := f.n.work.goRun(func() {
 		for batch != nil {
 			f.send(batch)
 			f.mu.Lock()
@@ -94,7 +92,15 @@ func (f *forwarder) start(batch []*fwdReq) {
 			}
 			f.mu.Unlock()
 		}
-	}()
+	})
+	if !ok { // the node is closing: nothing was sent
+		for _, r := range batch {
+			r.done <- fwdResult{err: Unreachable(ErrClosed)}
+		}
+		f.mu.Lock()
+		f.inflight--
+		f.mu.Unlock()
+	}
 }
 
 // send makes one RPC for the batch and hands each request its results.

@@ -62,9 +62,16 @@ type Node struct {
 	hasState  bool          // raft state existed when the node started
 	onLeave   atomic.Pointer[func(ctx context.Context, id string) error]
 
+	// ready is closed once start has built raft and the batcher: the
+	// cluster port serves (raft needs it to start) before they exist, and
+	// an RPC that arrives meanwhile is answered "not ready".
+	ready chan struct{}
+	// work counts the calls using raft and the node's goroutines; Close
+	// waits for them before it shuts raft down (see gate).
+	work gate
+
 	ctx       context.Context
 	cancel    context.CancelFunc
-	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -93,7 +100,7 @@ func newNode(cfg Config) *Node {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Node{cfg: cfg, log: log.With("node", cfg.NodeID), ctx: ctx, cancel: cancel}
+	n := &Node{cfg: cfg, log: log.With("node", cfg.NodeID), ctx: ctx, cancel: cancel, ready: make(chan struct{})}
 	n.fwd = &forwarder{n: n}
 	return n
 }
@@ -237,21 +244,16 @@ func (n *Node) start(deps Deps) error {
 		n.log.Debug("no raft state and not asked to bootstrap")
 	}
 	n.batch = newBatcher(r, n.cfg.ApplyTimeout)
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		n.batch.run(n.ctx)
-	}()
+	n.work.goRun(func() { n.batch.run(n.ctx) })
+	close(n.ready)
 	return nil
 }
 
 // serveConn serves one RPC connection accepted on the cluster port.
 func (n *Node) serveConn(c net.Conn) {
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		serveRPCConn(n.ctx, c, n.HandleRPC)
-	}()
+	if !n.work.goRun(func() { serveRPCConn(n.ctx, c, n.HandleRPC) }) {
+		c.Close() // closing
+	}
 }
 
 // HasState reports whether the node found raft state when it started, so
@@ -301,10 +303,13 @@ func (n *Node) Leader() (id, addr string) {
 }
 
 // Close shuts the node down: raft, the cluster port and every goroutine.
-// It is idempotent.
+// Calls in progress end first (writes and reads waiting for a leader give
+// up at once, with ErrClosed), while raft still runs (see gate). It is
+// idempotent.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.cancel()
+		n.work.close()
 		var errs []error
 		if n.raft != nil {
 			errs = append(errs, n.raft.Shutdown().Error())
@@ -316,7 +321,6 @@ func (n *Node) Close() error {
 			errs = append(errs, n.mux.close())
 			n.tcpRPC.close()
 		}
-		n.wg.Wait()
 		for _, c := range n.stores {
 			errs = append(errs, c.Close())
 		}

@@ -29,6 +29,7 @@ const (
 	codeOK        uint8 = iota
 	codeNotLeader       // the receiver is not the leader: ask again elsewhere
 	codeFailed          // the request failed; Err says why
+	codeNotReady        // the receiver is starting or stopping: nothing was done, ask again
 )
 
 // maxFrame bounds one RPC frame: an encoded batch and some room.

@@ -95,13 +95,21 @@ func (a *agent) waitLog(timeout time.Duration, substr string) {
 	a.waitFor(timeout, fmt.Sprintf("%q in the log", substr), func(s string) bool { return strings.Contains(s, substr) })
 }
 
-// exitCode waits for the process to exit and returns its code.
+// exitCode waits for the process to exit and returns its code. An agent
+// still running after timeout is sent SIGQUIT, so that the test's log
+// holds its goroutines' stacks (Go prints them on SIGQUIT), and the test
+// fails.
 func (a *agent) exitCode(timeout time.Duration) int {
 	a.t.Helper()
 	select {
 	case <-a.done:
 	case <-time.After(timeout):
-		a.t.Fatalf("agent still running after %v", timeout)
+		_ = a.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-a.done:
+		case <-time.After(10 * time.Second):
+		}
+		a.t.Fatalf("agent still running after %v; sent SIGQUIT: its goroutines are in the agent output below", timeout)
 	}
 	var ee *exec.ExitError
 	if errors.As(a.err, &ee) {
