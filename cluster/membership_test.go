@@ -392,3 +392,41 @@ func TestWrongKeyIsRefusedAtGossip(t *testing.T) {
 		}
 	})
 }
+
+// The leader of three healthy voters could not leave: it handed over
+// leadership, and the new leader, with no view of its own yet of who was
+// up, counted only itself and refused ("voters_after=2 up=1"). A graceful
+// leave of the leader succeeds: it is out of raft and the two others
+// keep a quorum.
+func TestLeaderCanLeaveAHealthyCluster(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := clustertest.NewFleet(t, 3, nil)
+		s0 := f.Slots[0]
+		first := f.Start(s0, nil)
+		for _, s := range f.Slots[1:] {
+			f.Start(s, joinTo(s0))
+		}
+		eventually(t, time.Minute, "3 voters", func() bool {
+			v, _ := roles(t, first)
+			return len(v) == 3
+		})
+		leader := fleetLeader(t, f)
+		if err := leader.Server().Leave(t.Context()); err != nil {
+			t.Fatalf("the leader's graceful leave: %v", err)
+		}
+		var rest []*clustertest.Slot
+		for _, s := range f.Slots {
+			if s != leader {
+				rest = append(rest, s)
+			}
+		}
+		v, nv := roles(t, rest[0].Server())
+		if slices.Contains(v, leader.ID) || slices.Contains(nv, leader.ID) {
+			t.Errorf("the leader left but raft still has it: voters %v, non-voters %v", v, nv)
+		}
+		f.Kill(leader)
+		if _, err := rest[1].Server().Node().Apply(t.Context(), []fsm.Command{{Op: fsm.OpPut, Key: "after", Value: []byte("1")}}); err != nil {
+			t.Errorf("a write after the leader left: %v", err)
+		}
+	})
+}

@@ -91,23 +91,13 @@ func (s *Server) reconcile(ctx context.Context) {
 	servers := f.Configuration().Servers
 	self := s.cfg.Raft.NodeID
 
-	alive := map[string]ringMember{}
-	for name, e := range s.ringView() {
-		if e.meta.Cluster == s.cfg.ClusterName {
-			alive[name] = ringMember{name: name, meta: e.meta}
-		}
-	}
+	alive := s.aliveMembers()
 	s.goneMu.Lock()
 	gone, departed := maps.Clone(s.gone), maps.Clone(s.departed)
 	s.goneMu.Unlock()
 
 	progress := s.probe(ctx, servers)
-	health := map[string]bool{}
-	for _, srv := range servers {
-		id := string(srv.ID)
-		_, inRing := alive[id]
-		health[id] = id == self || inRing || progress[id] != nil
-	}
+	health := healthOf(self, servers, alive, progress)
 	s.lead.health = health
 
 	// Join new servers as non-voters; follow address changes.
@@ -249,6 +239,29 @@ func (s *Server) reconcile(ctx context.Context) {
 	}
 }
 
+// healthOf says which raft servers are up: this one, those the ring shows
+// alive, and those that answered the leader's progress call.
+func healthOf(self string, servers []raft.Server, alive map[string]ringMember, progress map[string]*Response) map[string]bool {
+	health := map[string]bool{}
+	for _, srv := range servers {
+		id := string(srv.ID)
+		_, inRing := alive[id]
+		health[id] = id == self || inRing || progress[id] != nil
+	}
+	return health
+}
+
+// aliveMembers is the ring's members of this cluster.
+func (s *Server) aliveMembers() map[string]ringMember {
+	alive := map[string]ringMember{}
+	for name, e := range s.ringView() {
+		if e.meta.Cluster == s.cfg.ClusterName {
+			alive[name] = ringMember{name: name, meta: e.meta}
+		}
+	}
+	return alive
+}
+
 // probe asks every other raft server for its progress, all at once, each
 // bounded by a heartbeat timeout. Servers that do not answer are absent
 // from the result.
@@ -305,7 +318,9 @@ func (s *Server) release(ctx context.Context, name string) {
 }
 
 // handleLeave removes a server that leaves gracefully, unless the voters
-// up without it would not be a quorum of the new configuration.
+// up without it would not be a quorum of the new configuration. Who is up
+// is looked at now: a leader that took over a moment ago (the leaver
+// handed it leadership) has no view of its own yet.
 func (s *Server) handleLeave(ctx context.Context, id string) error {
 	if !s.node.IsLeader() {
 		return fmt.Errorf("not the leader")
@@ -314,8 +329,10 @@ func (s *Server) handleLeave(ctx context.Context, id string) error {
 	if err := f.Error(); err != nil {
 		return err
 	}
+	servers := f.Configuration().Servers
+	health := healthOf(s.cfg.Raft.NodeID, servers, s.aliveMembers(), s.probe(ctx, servers))
 	voters, upVoters, member := 0, 0, false
-	for _, srv := range f.Configuration().Servers {
+	for _, srv := range servers {
 		sid := string(srv.ID)
 		if sid == id {
 			member = true
@@ -327,7 +344,7 @@ func (s *Server) handleLeave(ctx context.Context, id string) error {
 			continue
 		}
 		voters++
-		if sid == s.cfg.Raft.NodeID && sid != id || s.lead.health[sid] {
+		if health[sid] {
 			upVoters++
 		}
 	}
