@@ -33,7 +33,7 @@ type fixtureOpts struct {
 	store   func(Store) Store // wraps the World
 	// The membership side of Config.
 	cluster     Cluster
-	leave       func()
+	leave       func(context.Context) error
 	fingerprint string
 }
 

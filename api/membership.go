@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/graftcm/graft/cluster"
@@ -36,10 +37,20 @@ type JoinResult struct {
 	Joined int `json:"joined"`
 }
 
-// LeaveResult answers a leave: the agent has been asked to leave and stop.
+// LeaveResult is one line of the answer to POST /v1/leave, a stream of
+// JSON objects: first {"leaving": true} once the agent has taken the
+// request, then, once it has left its cluster (its running resources
+// finish first), {"left": true}, or {"error": "..."} saying why it could
+// not leave gracefully. The agent stops either way.
 type LeaveResult struct {
-	Leaving bool `json:"leaving"`
+	Leaving bool   `json:"leaving,omitempty"`
+	Left    bool   `json:"left,omitempty"`
+	Error   string `json:"error,omitempty"`
 }
+
+// ErrLeaveFailed means the agent could not leave its cluster gracefully:
+// it stops anyway, and the others treat it as failed.
+var ErrLeaveFailed = errors.New("the agent could not leave its cluster gracefully")
 
 // maxJoinBody bounds a join request's body.
 const maxJoinBody = 64 << 10
@@ -104,19 +115,35 @@ func (s *Server) members(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ms)
 }
 
-// leave answers first, then asks the agent to leave and stop: the agent
-// closes the API only after it has left, so the answer always gets out.
+// leave says it took the request, asks the agent to leave and stop, and
+// then says how the leave went: the agent closes the API only after it has
+// left, so the answer gets out.
 func (s *Server) leave(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Leave == nil {
 		notServed(w, r.URL.Path)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, LeaveResult{Leaving: true})
-	if err := http.NewResponseController(w).Flush(); err != nil {
-		s.log.Debug("local API: flushing the leave answer", "err", err)
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	enc := json.NewEncoder(w)
+	send := func(res LeaveResult) {
+		if enc.Encode(res) == nil {
+			_ = rc.Flush() // a client gone is noticed through r.Context()
+		}
 	}
+	send(LeaveResult{Leaving: true})
 	s.log.Info("asked through the local API to leave the cluster and stop")
-	s.cfg.Leave()
+	err := s.cfg.Leave(r.Context())
+	if r.Context().Err() != nil {
+		return // the client went away; the agent leaves all the same
+	}
+	if err != nil {
+		send(LeaveResult{Error: err.Error()})
+		return
+	}
+	send(LeaveResult{Left: true})
 }
 
 // Join asks the agent to join the cluster through any of addrs (gossip
@@ -143,10 +170,34 @@ func (c *Client) Members(ctx context.Context) ([]cluster.MemberInfo, error) {
 	return ms, err
 }
 
-// Leave asks the agent to leave its cluster gracefully and then stop. It
-// returns once the agent has taken the request; the agent stops later
-// (running resources finish first), and its API stops answering then.
-func (c *Client) Leave(ctx context.Context) error {
-	var res LeaveResult
-	return c.call(ctx, http.MethodPost, "/v1/leave", nil, []byte{}, &res)
+// Leave asks the agent to leave its cluster gracefully and then stop, and
+// waits until it has left or ctx ends. accepted, if not nil, is called
+// once the agent has taken the request (its running resources finish
+// before it leaves). Leave returns nil once the agent has left (it stops
+// then), an error matching ErrLeaveFailed if it could not leave
+// gracefully (it stops anyway), or ctx's error.
+func (c *Client) Leave(ctx context.Context, accepted func()) error {
+	resp, err := c.do(ctx, http.MethodPost, "/v1/leave", nil, []byte{})
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(io.LimitReader(resp.Body, maxJoinBody))
+	for {
+		var res LeaveResult
+		err := dec.Decode(&res)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			return fmt.Errorf("api: the agent stopped answering before it said whether it left its cluster: %w", err)
+		case res.Error != "":
+			return fmt.Errorf("%w: %s", ErrLeaveFailed, res.Error)
+		case res.Left:
+			return nil
+		case res.Leaving && accepted != nil:
+			accepted()
+			accepted = nil
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"reflect"
@@ -65,24 +66,50 @@ func TestMembers(t *testing.T) {
 	}
 }
 
-// A leave answers 202 before the agent is asked to stop.
-func TestLeaveAnswersThenCallsBack(t *testing.T) {
-	called := make(chan struct{}, 2)
-	f := newFixture(t, fixtureOpts{cluster: &apitest.FakeCluster{}, leave: func() { called <- struct{}{} }})
-	code, _, body := rawRequest(t, f, "POST", "/v1/leave", nil)
-	if code != http.StatusAccepted || !strings.Contains(body, `"leaving":true`) {
-		t.Errorf("leave: %d %s, want 202", code, body)
-	}
+// A leave says at once that the agent took the request, then, once the
+// agent has left, that it left; a second leave gets the same answer.
+func TestLeaveSaysItTookTheRequestThenHowItWent(t *testing.T) {
+	asked := make(chan struct{}, 2)
+	left := make(chan struct{})
+	f := newFixture(t, fixtureOpts{cluster: &apitest.FakeCluster{}, leave: func(ctx context.Context) error {
+		asked <- struct{}{}
+		select {
+		case <-left:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}})
+	accepted := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- f.client.Leave(t.Context(), func() { close(accepted) }) }()
 	select {
-	case <-called:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the leave callback was not called")
+	case <-accepted:
+	case err := <-done:
+		t.Fatalf("leave returned %v before the agent left", err)
 	}
-	if err := f.client.Leave(t.Context()); err != nil {
+	<-asked
+	close(left)
+	if err := <-done; err != nil {
+		t.Errorf("leave: %v", err)
+	}
+	if err := f.client.Leave(t.Context(), nil); err != nil {
 		t.Errorf("a second leave: %v", err)
 	}
 	if code, _, _ := rawRequest(t, f, "GET", "/v1/leave", nil); code != http.StatusMethodNotAllowed {
 		t.Errorf("GET /v1/leave: %d, want 405", code)
+	}
+}
+
+// `graft leave` said "has left and stopped" even when the leave was
+// refused: a leave that fails is reported, with its reason.
+func TestLeaveThatFailsSaysWhy(t *testing.T) {
+	f := newFixture(t, fixtureOpts{cluster: &apitest.FakeCluster{}, leave: func(context.Context) error {
+		return errors.New("removing it would leave the voters without a quorum")
+	}})
+	err := f.client.Leave(t.Context(), nil)
+	if !errors.Is(err, ErrLeaveFailed) || !strings.Contains(err.Error(), "without a quorum") {
+		t.Errorf("leave: %v, want ErrLeaveFailed with the reason", err)
 	}
 }
 
@@ -96,7 +123,7 @@ func TestMembershipNotServed(t *testing.T) {
 	if _, err := f.client.Members(t.Context()); StatusCode(err) != http.StatusNotImplemented {
 		t.Errorf("members: %v, want 501", err)
 	}
-	if err := f.client.Leave(t.Context()); StatusCode(err) != http.StatusNotImplemented {
+	if err := f.client.Leave(t.Context(), nil); StatusCode(err) != http.StatusNotImplemented {
 		t.Errorf("leave: %v, want 501", err)
 	}
 	_, _, body := rawRequest(t, f, "GET", "/v1/status", nil)

@@ -55,10 +55,12 @@ type Config struct {
 	// KeyFingerprint is the cluster key's fingerprint, reported by
 	// /v1/status (never the key).
 	KeyFingerprint string
-	// Leave makes the agent leave its cluster gracefully and then stop.
-	// /v1/leave calls it after answering; it must not block, and may be
+	// Leave makes the agent leave its cluster gracefully and then stop,
+	// and waits until ctx ends for the outcome of the leave: nil once the
+	// agent has left (or had nothing to leave), else why it could not.
+	// /v1/leave calls it after saying it took the request; it may be
 	// called more than once. Nil: /v1/leave answers 501.
-	Leave func()
+	Leave func(ctx context.Context) error
 	// Timeout bounds each request but watches; zero means DefaultTimeout.
 	// A write that has no leader within it fails with 503, one that
 	// timed out otherwise with 504.

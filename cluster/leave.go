@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/hashicorp/raft"
 )
@@ -74,7 +75,7 @@ func (s *Server) removeSelf(ctx context.Context, id string) error {
 				s.log.Info("left the raft cluster")
 				return nil
 			case err == nil && resp.Code == codeFailed:
-				return fmt.Errorf("cluster: leave: %s", resp.Err)
+				return fmt.Errorf("cluster: the leader refused the leave: %s", strings.TrimPrefix(resp.Err, "cluster: "))
 			}
 		}
 		if s.ctx.Err() != nil {

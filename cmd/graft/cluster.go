@@ -210,7 +210,8 @@ func checkNodeID(dir, host string) error {
 type agentCluster struct {
 	srv   *cluster.Server
 	log   *slog.Logger
-	stops []func() // in the order things started
+	stops []func()      // in the order things started
+	left  *leaveOutcome // how the leave went, for the API's /v1/leave
 }
 
 // startCluster starts, in this order, the cluster server (bootstrapping or
@@ -241,7 +242,7 @@ func startCluster(o agentOptions, dir string, log *slog.Logger, e *env, shutdown
 		}
 		return nil, startError(err)
 	}
-	a := &agentCluster{srv: srv, log: log}
+	a := &agentCluster{srv: srv, log: log, left: newLeaveOutcome()}
 	defer func() {
 		if err != nil {
 			a.stop(false, nil)
@@ -276,7 +277,10 @@ func startCluster(o agentOptions, dir string, log *slog.Logger, e *env, shutdown
 		return nil, err
 	}
 	apiSrv, err := api.NewServer(api.Config{Store: w, Status: node.Status, Host: o.hostname, Version: version(),
-		Cluster: srv, KeyFingerprint: key.tok.Fingerprint(), Leave: shutdown, Logger: log.With("component", "api")})
+		Cluster: srv, KeyFingerprint: key.tok.Fingerprint(), Leave: func(ctx context.Context) error {
+			shutdown()
+			return a.left.wait(ctx)
+		}, Logger: log.With("component", "api")})
 	if err != nil {
 		return nil, err
 	}
@@ -349,7 +353,9 @@ func checkAdvertised(clusterAddr, gossipAddr string, log *slog.Logger) {
 // leaveTimeout, and no longer once hard is closed (a second interrupt).
 func (a *agentCluster) stop(leave bool, hard <-chan struct{}) {
 	if leave {
-		a.leave(hard)
+		a.left.set(a.leave(hard))
+	} else {
+		a.left.set(errStoppedWithoutLeaving)
 	}
 	for i := len(a.stops) - 1; i >= 0; i-- {
 		a.stops[i]()
@@ -357,14 +363,14 @@ func (a *agentCluster) stop(leave bool, hard <-chan struct{}) {
 }
 
 // leave leaves the cluster, giving up after leaveTimeout or when hard
-// closes.
-func (a *agentCluster) leave(hard <-chan struct{}) {
+// closes, and returns why it could not leave gracefully, if it could not.
+func (a *agentCluster) leave(hard <-chan struct{}) error {
 	st := a.srv.Node().Status()
 	if alone(st) {
 		// Nothing to hand over, and nobody to tell (Leave would wait for a
 		// leader other than this node).
 		a.log.Info("this node is its cluster's only server: nothing to leave")
-		return
+		return nil
 	}
 	if soleVoter(st) {
 		a.log.Warn("this node is the cluster's only voter: the other servers cannot elect a leader without it "+
@@ -383,16 +389,20 @@ func (a *agentCluster) leave(hard <-chan struct{}) {
 		cancel()
 		// Leave returns soon once its context ends; the server must not
 		// be closed before it does (see cluster.Server.Leave).
-		err = <-done
+		<-done
+		return errors.New("a second interrupt stopped the leave")
 	}
 	switch {
 	case err == nil:
 		a.log.Info("left the cluster")
+		return nil
 	case errors.Is(err, context.DeadlineExceeded):
 		a.log.Warn("leaving the cluster took too long: stopping anyway; the others will take this node for failed",
 			"timeout", leaveTimeout, "err", err)
+		return fmt.Errorf("leaving took longer than %v: %w", leaveTimeout, err)
 	default:
 		a.log.Warn("could not leave the cluster gracefully: the others will take this node for failed", "err", err)
+		return err
 	}
 }
 

@@ -231,3 +231,39 @@ func TestJoinWithWrongKeyIsRefused(t *testing.T) {
 		t.Errorf("d's members: %+v", ms)
 	}
 }
+
+// `graft leave` on the leader of three healthy voters was refused by the
+// new leader, and yet printed "has left and stopped" and exited 0. It
+// leaves: the node hands over leadership, is taken out of raft, stops,
+// and the two others go on.
+func TestLeaderLeavesWithGraftLeave(t *testing.T) {
+	a, gossip, key := firstNode(t, "a")
+	join := []string{"--join", gossip, "--token", key}
+	b := startNode(t, "b", join...)
+	c := startNode(t, "c", join...)
+	waitUntil(t, "three voters", func() bool {
+		got := a.suffrages(t)
+		return len(got) == 3 && got["a"] == "voter" && got["b"] == "voter" && got["c"] == "voter"
+	})
+	if st := statusOf(t, "--data-dir", a.data); st.Leader != "a" {
+		t.Fatalf("the first node does not lead: %+v", st)
+	}
+	code, stdout, stderr := graft(t, "leave", "--data-dir", a.data)
+	if code != 0 || !strings.Contains(stdout, "has left and stopped") {
+		t.Errorf("leave on the leader: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if code := a.exitCode(clusterWait); code != 0 {
+		t.Errorf("a exited %d after leaving, want 0", code)
+	}
+	waitUntil(t, "b and c alone in raft, with a leader", func() bool {
+		st := statusOf(t, "--data-dir", b.data)
+		got := map[string]string{}
+		for _, s := range st.Servers {
+			got[s.ID] = s.Suffrage
+		}
+		return len(got) == 2 && got["a"] == "" && (st.Leader == "b" || st.Leader == "c")
+	})
+	if code, _, stderr := graft(t, "kv", "put", "--data-dir", c.data, "after/a", "1"); code != 0 {
+		t.Errorf("put on c after the leader left: exit %d: %s", code, stderr)
+	}
+}

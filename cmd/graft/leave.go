@@ -35,14 +35,20 @@ func leaveCommand(e *env) *cli.Command {
 				return err
 			}
 			defer client.Close()
-			ctx, cancel := context.WithTimeout(c.Context, clientTimeout)
-			err = client.Leave(ctx)
-			cancel()
-			if err != nil {
+			wait := c.Duration("wait")
+			ctx, cancel := context.WithTimeout(c.Context, wait)
+			defer cancel()
+			err = client.Leave(ctx, func() { fmt.Fprintln(e.stdout, "the agent is leaving the cluster") })
+			switch {
+			case errors.Is(err, api.ErrLeaveFailed):
+				return fmt.Errorf("%w; it stops anyway, and the other nodes will treat it as failed", err)
+			case ctx.Err() != nil && c.Context.Err() == nil:
+				return fmt.Errorf("the agent took the request but has not left after %v (running resources finish first); "+
+					"it leaves and stops once they do", wait)
+			case err != nil:
 				return agentError(err)
 			}
-			fmt.Fprintln(e.stdout, "the agent is leaving the cluster")
-			if err := waitStopped(c.Context, client, c.Duration("wait")); err != nil {
+			if err := waitStopped(c.Context, client, wait); err != nil {
 				return err
 			}
 			_, err = fmt.Fprintln(e.stdout, "the agent has left and stopped")
