@@ -31,6 +31,10 @@ type Meta struct {
 	ExpectSet string `msgpack:"es,omitempty"`
 	// Version is graft's version on the node.
 	Version string `msgpack:"v,omitempty"`
+	// Leaving is set by a node that is leaving gracefully, just before it
+	// tells the ring: every node then records its departure as a leave,
+	// not a death (memberlist tells its delegate of both alike).
+	Leaving bool `msgpack:"lv,omitempty"`
 }
 
 func decodeMeta(b []byte) (Meta, bool) {
@@ -140,7 +144,7 @@ func (d memberDelegate) NotifyJoin(n *memberlist.Node) {
 	meta, ok := decodeMeta(n.Meta)
 	d.s.goneMu.Lock()
 	if ok {
-		d.s.ring[n.Name] = ringEntry{meta: meta}
+		d.s.ring[n.Name] = ringEntry{meta: meta, addr: n.Address()}
 		d.s.addrs[n.Name] = n.Address()
 	}
 	delete(d.s.gone, n.Name)
@@ -150,12 +154,18 @@ func (d memberDelegate) NotifyJoin(n *memberlist.Node) {
 	d.s.kickPeers()
 }
 
+// NotifyLeave records a node gone from the ring. memberlist calls it for a
+// death and a graceful leave alike (and the Node it passes does not carry
+// the state it recorded), so a leave is known from the node's last
+// metadata, which says it was leaving, or, on the leader, from its request
+// to be removed.
 func (d memberDelegate) NotifyLeave(n *memberlist.Node) {
 	meta, _ := decodeMeta(n.Meta)
 	d.s.goneMu.Lock()
+	prev, wasUp := d.s.ring[n.Name]
 	delete(d.s.ring, n.Name)
 	_, left := d.s.departed[n.Name]
-	left = left || n.State == memberlist.StateLeft
+	left = left || meta.Leaving || wasUp && prev.meta.Leaving
 	d.s.gone[n.Name] = goneNode{left: left, at: time.Now(), meta: meta}
 	d.s.goneMu.Unlock()
 	d.s.log.Info("node left the ring", "peer", n.Name, "graceful", left)

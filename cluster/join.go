@@ -221,7 +221,7 @@ func (s *Server) bootstrapExpectLoop(ctx context.Context) {
 			hash := setHash(fresh)
 			if p := s.expectSet.Load(); p == nil || *p != hash {
 				s.expectSet.Store(&hash)
-				if err := s.ml.UpdateNode(s.cfg.Gossip.TCPTimeout); err != nil {
+				if err := s.updateMeta(); err != nil {
 					s.log.Warn("could not gossip the bootstrap set", "err", err)
 				}
 			}

@@ -28,6 +28,10 @@ func (s *Server) Leave(ctx context.Context) error {
 	}
 	id := s.cfg.Raft.NodeID
 	var errs []error
+	s.leaving.Store(true)
+	if err := s.updateMeta(); err != nil {
+		s.log.Warn("could not tell the ring this node is leaving; some may take it for dead", "err", err)
+	}
 	if s.otherVoters() > 0 || !s.node.IsLeader() {
 		if s.node.IsLeader() {
 			if err := s.node.raft.LeadershipTransfer().Error(); err != nil {

@@ -430,3 +430,76 @@ func TestLeaderCanLeaveAHealthyCluster(t *testing.T) {
 		}
 	})
 }
+
+// graft members showed GOSSIP "-" for alive members (a join recorded no
+// address), and nodes disagreed on dead and left: memberlist reports both
+// alike, so only the leader, which took the leave request, said "left".
+// Every node shows every alive member's gossip address, and a node that
+// left gracefully as left.
+func TestMembersAgreeOnAddressesAndLeaves(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := cluster.TestServerConfig()
+		cfg.DeadServerGrace = time.Hour
+		f := clustertest.NewFleet(t, 4, &cfg)
+		s0 := f.Slots[0]
+		f.Start(s0, nil)
+		for _, s := range f.Slots[1:] {
+			f.Start(s, joinTo(s0))
+		}
+		eventually(t, time.Minute, "every node sees four alive members", func() bool {
+			for _, s := range f.Slots {
+				ms := s.Server().Members()
+				if len(ms) != 4 {
+					return false
+				}
+				for _, m := range ms {
+					if m.Gossip != "alive" {
+						return false
+					}
+				}
+			}
+			return true
+		})
+		for _, s := range f.Slots {
+			for _, m := range s.Server().Members() {
+				if m.GossipAddr == "" {
+					t.Errorf("%s shows alive member %s with no gossip address", s.ID, m.Name)
+				}
+			}
+		}
+		leader := fleetLeader(t, f)
+		var leaver *clustertest.Slot
+		for _, s := range f.Slots {
+			if s != leader {
+				leaver = s
+			}
+		}
+		if err := leaver.Server().Leave(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		f.Kill(leaver)
+		eventually(t, time.Minute, "the leaver gone from every node's ring", func() bool {
+			for _, s := range f.Slots {
+				if s == leaver {
+					continue
+				}
+				for _, m := range s.Server().Members() {
+					if m.Name == leaver.ID && (m.Gossip == "alive" || m.Gossip == "suspect") {
+						return false
+					}
+				}
+			}
+			return true
+		})
+		for _, s := range f.Slots {
+			if s == leaver {
+				continue
+			}
+			for _, m := range s.Server().Members() {
+				if m.Name == leaver.ID && m.Gossip != "left" {
+					t.Errorf("%s shows %s, which left gracefully, as %q", s.ID, m.Name, m.Gossip)
+				}
+			}
+		}
+	})
+}

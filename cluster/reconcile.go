@@ -111,7 +111,7 @@ func (s *Server) reconcile(ctx context.Context) {
 		switch {
 		case !leading():
 			return
-		case !ok && !departed[name].IsZero():
+		case !ok && (!departed[name].IsZero() || m.meta.Leaving):
 			// Leaving: it asked to be removed and has not left the ring yet.
 		case !ok:
 			s.log.Info("adding a server as a non-voter", "server", name, "address", m.meta.RaftAddr)

@@ -169,6 +169,8 @@ type Server struct {
 	ml   *memberlist.Memberlist
 
 	clusterID  atomic.Pointer[string]
+	leaving    atomic.Bool            // Leave has begun: gossiped in Meta
+	metaTurn   chan struct{}          // one updateMeta at a time
 	expectSet  atomic.Pointer[string] // bootstrap-expect: the set this node would bootstrap
 	gossipAddr string
 	peers      PeerStore
@@ -247,6 +249,7 @@ func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, log: log.With("node", rc.NodeID), node: node, wake: make(chan struct{}, 1),
+		metaTurn:  make(chan struct{}, 1),
 		peersWake: make(chan struct{}, 1),
 		leaveReqs: make(chan leaveReq), ring: map[string]ringEntry{}, gone: map[string]goneNode{},
 		departed: map[string]time.Time{}, addrs: map[string]string{}, contact: map[string]time.Time{},
@@ -315,7 +318,7 @@ func (s *Server) GossipAddr() string { return s.gossipAddr }
 // localMeta is what this node gossips about itself.
 func (s *Server) localMeta() Meta {
 	m := Meta{Cluster: s.cfg.ClusterName, ClusterID: s.ClusterID(), RaftAddr: s.node.Addr(),
-		Expect: s.cfg.BootstrapExpect, Version: s.cfg.Version}
+		Expect: s.cfg.BootstrapExpect, Version: s.cfg.Version, Leaving: s.leaving.Load()}
 	if p := s.expectSet.Load(); p != nil {
 		m.ExpectSet = *p
 	}
@@ -333,10 +336,21 @@ func (s *Server) loadClusterID() {
 	s.clusterID.Store(&id)
 	s.log.Info("cluster ID known", "cluster_id", id)
 	if s.ml != nil {
-		if err := s.ml.UpdateNode(s.cfg.Gossip.TCPTimeout); err != nil {
+		if err := s.updateMeta(); err != nil {
 			s.log.Warn("could not gossip the cluster ID", "err", err)
 		}
 	}
+}
+
+// updateMeta gossips this node's metadata anew. The calls are serialised:
+// memberlist reads the metadata when the call begins, and a later message
+// about a node replaces an earlier one not yet sent, so two calls racing
+// could leave the ring with the older metadata (a leave said in it lost,
+// say).
+func (s *Server) updateMeta() error {
+	s.metaTurn <- struct{}{} // a channel, not a mutex: the wait is long
+	defer func() { <-s.metaTurn }()
+	return s.ml.UpdateNode(s.cfg.Gossip.TCPTimeout)
 }
 
 // kickPeers wakes the reconnect loop to save the peers it knows.
