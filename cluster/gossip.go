@@ -221,7 +221,6 @@ func (s *Server) memberlistConfig(transport memberlist.Transport) (*memberlist.C
 	if err != nil {
 		return nil, fmt.Errorf("cluster config: GossipBind: %w", err)
 	}
-	c.BindAddr, c.BindPort = host, port
 	adv := s.cfg.GossipAdvertise
 	if ip := net.ParseIP(host); adv == "" && port != 0 && (host == "" || ip != nil && ip.IsUnspecified()) {
 		// Bound to every address: advertise the one the cluster port
@@ -236,6 +235,23 @@ func (s *Server) memberlistConfig(transport memberlist.Transport) (*memberlist.C
 			return nil, fmt.Errorf("cluster config: GossipAdvertise: %w", err)
 		}
 		c.AdvertiseAddr, c.AdvertisePort = host, port
+	}
+	// memberlist's own transport would buffer what strangers send without
+	// bound (see gossipNet).
+	nt, err := newGossipNet(gossipNetConfig{Host: host, Port: port, Logger: c.Logger, Log: glog, Notes: notes,
+		Members: func() int {
+			s.goneMu.Lock()
+			defer s.goneMu.Unlock()
+			return len(s.addrs) // every node seen, alive or not
+		},
+		HeaderTimeout: min(gossipHeaderTimeout, g.TCPTimeout)})
+	if err != nil {
+		return nil, err
+	}
+	c.Transport = nt
+	c.BindAddr, c.BindPort = host, nt.GetAutoBindPort()
+	if port == 0 { // as memberlist does when it makes the transport
+		c.AdvertisePort = c.BindPort
 	}
 	return c, nil
 }
