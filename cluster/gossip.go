@@ -1,14 +1,10 @@
 package cluster
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"log"
-	"log/slog"
 	"net"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -216,7 +212,9 @@ func (s *Server) memberlistConfig(transport memberlist.Transport) (*memberlist.C
 	c.GossipToTheDeadTime = g.GossipToTheDeadTime
 	d := memberDelegate{s}
 	c.Delegate, c.Events, c.Merge, c.Alive = d, d, d, d
-	c.Logger = log.New(slogWriter{s.log.With("component", "gossip")}, "", 0)
+	glog := s.log.With("component", "gossip")
+	notes := newLogLimiter(time.Now)
+	c.Logger = log.New(slogWriter{log: glog, notes: notes}, "", 0)
 	if s.cfg.Token != nil {
 		kr, err := memberlist.NewKeyring(nil, s.cfg.Token.GossipKey())
 		if err != nil {
@@ -233,7 +231,6 @@ func (s *Server) memberlistConfig(transport memberlist.Transport) (*memberlist.C
 	if err != nil {
 		return nil, fmt.Errorf("cluster config: GossipBind: %w", err)
 	}
-	c.BindAddr, c.BindPort = host, port
 	adv := s.cfg.GossipAdvertise
 	if ip := net.ParseIP(host); adv == "" && port != 0 && (host == "" || ip != nil && ip.IsUnspecified()) {
 		// Bound to every address: advertise the one the cluster port
@@ -249,27 +246,25 @@ func (s *Server) memberlistConfig(transport memberlist.Transport) (*memberlist.C
 		}
 		c.AdvertiseAddr, c.AdvertisePort = host, port
 	}
+	// memberlist's own transport would buffer what strangers send without
+	// bound (see gossipNet).
+	nt, err := newGossipNet(gossipNetConfig{Host: host, Port: port, Logger: c.Logger, Log: glog, Notes: notes,
+		Members: func() int {
+			s.goneMu.Lock()
+			defer s.goneMu.Unlock()
+			return len(s.addrs) // every node seen, alive or not
+		},
+		HeaderTimeout: min(gossipHeaderTimeout, g.TCPTimeout)})
+	if err != nil {
+		return nil, err
+	}
+	c.Transport = nt
+	c.BindAddr, c.BindPort = host, nt.GetAutoBindPort()
+	if port == 0 { // as memberlist does when it makes the transport
+		c.AdvertisePort = c.BindPort
+	}
 	return c, nil
 }
-
-// slogWriter turns memberlist's log lines ("[WARN] memberlist: ...") into
-// slog records at the matching level.
-type slogWriter struct{ log *slog.Logger }
-
-func (w slogWriter) Write(p []byte) (int, error) {
-	line := strings.TrimSpace(string(p))
-	lvl := slog.LevelInfo
-	for prefix, l := range map[string]slog.Level{"[DEBUG]": slog.LevelDebug, "[INFO]": slog.LevelInfo, "[WARN]": slog.LevelWarn, "[ERR]": slog.LevelError} {
-		if rest, ok := strings.CutPrefix(line, prefix); ok {
-			lvl, line = l, strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(rest), "memberlist:"))
-			break
-		}
-	}
-	w.log.Log(context.Background(), lvl, line)
-	return len(p), nil
-}
-
-var _ io.Writer = slogWriter{}
 
 // splitHostPort splits "host:port" with a numeric port.
 func splitHostPort(addr string) (string, int, error) {

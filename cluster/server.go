@@ -260,7 +260,7 @@ func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error)
 	s.loadClusterID()
 	mc, err := s.memberlistConfig(deps.GossipTransport)
 	if err == nil {
-		s.ml, err = memberlist.Create(mc)
+		s.ml, err = createMemberlist(mc)
 	}
 	if err != nil {
 		cancel()

@@ -1,0 +1,212 @@
+package cluster_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/fsm"
+)
+
+// startKeyedServer starts a server on loopback with real, encrypted
+// gossip, as in production.
+func startKeyedServer(t *testing.T, id string, tok cluster.Token, join []string, logger *slog.Logger) *cluster.Server {
+	t.Helper()
+	cfg := cluster.TestServerConfig()
+	cfg.Raft.NodeID, cfg.Raft.DataDir, cfg.Raft.Logger = id, t.TempDir(), logger
+	cfg.Token, cfg.Join = &tok, join
+	// Production's: memberlist gives a stream this long to be read.
+	cfg.Gossip.TCPTimeout = cluster.LANGossip().TCPTimeout
+	s, err := cluster.StartServer(cfg, fsm.New(fsm.Options{}), cluster.ServerDeps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// sourceIPs returns n loopback addresses the test can send from
+// (127.0.0.2 and up), or just 127.0.0.1 where only that one works.
+func sourceIPs(t *testing.T, n int) []net.IP {
+	t.Helper()
+	var ips []net.IP
+	for i := range n {
+		ip := net.IPv4(127, 0, 0, byte(2+i))
+		c, err := net.ListenPacket("udp", net.JoinHostPort(ip.String(), "0"))
+		if err != nil {
+			t.Logf("cannot send from %v (%v): every attack comes from 127.0.0.1", ip, err)
+			return []net.IP{net.IPv4(127, 0, 0, 1)}
+		}
+		c.Close()
+		ips = append(ips, ip)
+	}
+	return ips
+}
+
+// logTap records the records of a server's logger for a test.
+type logTap struct {
+	mu    sync.Mutex
+	lines []tapLine
+	attrs []slog.Attr
+	root  *logTap
+}
+
+type tapLine struct {
+	level slog.Level
+	text  string // message and attributes
+	attrs map[string]string
+}
+
+func (l *logTap) Enabled(context.Context, slog.Level) bool { return true }
+
+func (l *logTap) Handle(_ context.Context, r slog.Record) error {
+	line := tapLine{level: r.Level, attrs: map[string]string{}}
+	var b strings.Builder
+	b.WriteString(r.Message)
+	add := func(a slog.Attr) bool {
+		line.attrs[a.Key] = a.Value.String()
+		fmt.Fprintf(&b, " %s=%s", a.Key, a.Value)
+		return true
+	}
+	for _, a := range l.attrs {
+		add(a)
+	}
+	r.Attrs(add)
+	line.text = b.String()
+	root := l.rootTap()
+	root.mu.Lock()
+	root.lines = append(root.lines, line)
+	root.mu.Unlock()
+	return nil
+}
+
+func (l *logTap) WithAttrs(as []slog.Attr) slog.Handler {
+	return &logTap{attrs: append(append([]slog.Attr(nil), l.attrs...), as...), root: l.rootTap()}
+}
+
+func (l *logTap) WithGroup(string) slog.Handler { return l }
+
+func (l *logTap) rootTap() *logTap {
+	if l.root != nil {
+		return l.root
+	}
+	return l
+}
+
+// matching returns the lines for which keep is true.
+func (l *logTap) matching(keep func(tapLine) bool) []tapLine {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []tapLine
+	for _, line := range l.lines {
+		if keep(line) {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// Issue 8, item 7: memberlist logs an ERROR line for every packet it
+// cannot decrypt, and anyone can send those. 20,000 garbage packets from
+// four sockets on two addresses must leave a handful of lines (one per
+// address per 10 s window), the first still an error or warning that
+// names its source.
+func TestGossipGarbagePacketsDoNotFloodLog(t *testing.T) {
+	tok, err := cluster.GenerateToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tap := &logTap{}
+	a := startKeyedServer(t, "a", tok, nil, slog.New(tap))
+	target, err := net.ResolveUDPAddr("udp", a.GossipAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ips := sourceIPs(t, 2)
+	senders := udpSenders(t, ips, 4)
+	fromSender := func(l tapLine) bool {
+		for _, s := range senders {
+			addr := s.LocalAddr().String()
+			if l.attrs["remote"] == addr || strings.Contains(l.text, "from="+addr+" ") {
+				return true
+			}
+		}
+		return false
+	}
+
+	// Version byte 1 (AES-GCM) and noise: no key decrypts it.
+	packet := make([]byte, 96)
+	rand.Read(packet)
+	packet[0] = 1
+	start := time.Now()
+	for i := range 20000 {
+		if _, err := senders[i%len(senders)].WriteToUDP(packet, target); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitLogged(t, tap, target)
+	elapsed := time.Since(start)
+
+	lines := tap.matching(fromSender)
+	windows := 1 + int(elapsed/(10*time.Second))
+	want := len(ips) * windows
+	t.Logf("%d log lines for 20,000 garbage packets in %v", len(lines), elapsed.Round(time.Millisecond))
+	for i, l := range lines[:min(len(lines), 5)] {
+		t.Logf("line %d: %v %s", i, l.level, l.text)
+	}
+	if len(lines) == 0 {
+		t.Fatal("no line about the garbage packets")
+	}
+	if len(lines) > want {
+		t.Errorf("%d log lines for 20,000 garbage packets, want at most %d (one per source address per 10s)", len(lines), want)
+	}
+	first := lines[0]
+	if first.level < slog.LevelWarn || !strings.Contains(first.text, "Decrypt packet failed") {
+		t.Errorf("first line %v %q, want a warning or error that decryption failed", first.level, first.text)
+	}
+	if remote := first.attrs["remote"]; !fromSender(tapLine{attrs: map[string]string{"remote": remote}}) {
+		t.Errorf("first line's remote attribute is %q, want a sender's address", remote)
+	}
+}
+
+// udpSenders opens n UDP sockets, on the addresses ips in turn.
+func udpSenders(t *testing.T, ips []net.IP, n int) []*net.UDPConn {
+	t.Helper()
+	var senders []*net.UDPConn
+	for i := range n {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: ips[i%len(ips)]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		senders = append(senders, c)
+	}
+	return senders
+}
+
+// waitLogged returns once the server at target has logged what was sent
+// to its UDP port so far. It reads its socket in order, so once it logs an
+// empty datagram sent now it has logged what came before (the kernel
+// drops what overflows the socket's buffer, so the datagram is resent).
+func waitLogged(t *testing.T, tap *logTap, target *net.UDPAddr) {
+	t.Helper()
+	marker, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer marker.Close()
+	addr := marker.LocalAddr().String()
+	waitFor(t, time.Minute, "the empty datagram logged", func() bool {
+		if _, err := marker.WriteToUDP(nil, target); err != nil {
+			t.Fatal(err)
+		}
+		return len(tap.matching(func(l tapLine) bool { return strings.Contains(l.text, addr) })) > 0
+	})
+}
