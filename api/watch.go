@@ -26,17 +26,12 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		}
 		from = n
 	}
-	if from == 0 {
-		// "From now" means now in the cluster, not in a local copy that
-		// may not have caught up since the agent started.
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
-		err := s.catchUp(ctx)
-		cancel()
-		if err != nil {
-			fail(w, err)
-			return
-		}
-		from = s.cfg.Store.Rev()
+	c := s.contact()
+	setContact(w, c)
+	from, err := s.watchStart(r.Context(), from)
+	if err != nil {
+		fail(w, err)
+		return
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel() // ends the World's watch
@@ -50,7 +45,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	send := func(o streamObject) bool {
 		return enc.Encode(o) == nil && rc.Flush() == nil
 	}
-	if !send(streamObject{WatchEvent: WatchEvent{Start: true, Rev: from}}) {
+	if !send(streamObject{WatchEvent: WatchEvent{Start: true, Rev: from}, Contact: c}) {
 		return
 	}
 	for {
@@ -72,4 +67,21 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 			return // the client went away
 		}
 	}
+}
+
+// watchStart returns the revision a watch asked to start after (0: now)
+// starts after, or why it cannot start there. The request timeout bounds
+// what it waits for.
+func (s *Server) watchStart(ctx context.Context, from uint64) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	if from == 0 {
+		// "From now" means now in the cluster, not in a local copy that
+		// may not have caught up since the agent started.
+		if err := s.catchUp(ctx); err != nil {
+			return 0, err
+		}
+		return s.cfg.Store.Rev(), nil
+	}
+	return from, nil
 }
