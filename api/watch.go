@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 )
@@ -82,6 +83,19 @@ func (s *Server) watchStart(ctx context.Context, from uint64) (uint64, error) {
 			return 0, err
 		}
 		return s.cfg.Store.Rev(), nil
+	}
+	if from <= s.cfg.Store.Rev() {
+		return from, nil
+	}
+	// Ahead of the local copy: another node may just have returned it. A
+	// revision still ahead once the local copy has caught up with the
+	// cluster does not exist yet; watching from it would start with a
+	// resync back to the current one.
+	if err := s.barrier(ctx); err != nil {
+		return 0, fmt.Errorf("revision %d is ahead of this node's %d, which could not catch up: %w", from, s.cfg.Store.Rev(), err)
+	}
+	if rev := s.cfg.Store.Rev(); from > rev {
+		return 0, badf("required revision %d is a future revision: the current revision is %d", from, rev)
 	}
 	return from, nil
 }

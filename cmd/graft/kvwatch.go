@@ -23,7 +23,8 @@ func kvWatchCommand(e *env) *cli.Command {
 			"behind, or the node installed a snapshot), it prints RESYNC rev=N and then every key\n" +
 			"under the prefix as `key=value` lines, the state to start again from. Values are\n" +
 			"printed as by `kv list`. With --json it prints the API's stream objects, one a line,\n" +
-			"starting with {\"start\":true,\"rev\":N,...}.\n\n" +
+			"starting with {\"start\":true,\"rev\":N,...}. A --rev ahead of the cluster's revision\n" +
+			"is refused.\n\n" +
 			"The changes come from the agent's copy of the state. If the agent's node has not heard\n" +
 			"from a cluster leader for more than " + staleAfter.String() + " when the watch starts, a warning on stderr says\n" +
 			"so: changes made on other nodes reach the watch only once it does again.",
