@@ -275,3 +275,31 @@ func TestWatchFromRevisionAheadOfLaggingCopyIsAccepted(t *testing.T) {
 		t.Errorf("first event %q, want %q", got, want)
 	}
 }
+
+// Putting a key's current value again changes nothing: no new revision,
+// no watch event.
+func TestPutOfUnchangedValueMakesNoRevisionNorEvent(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	ctx := t.Context()
+	rev, err := f.client.Put(ctx, "k", []byte("same"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := f.client.Watch(ctx, "", rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	again, err := f.client.Put(ctx, "k", []byte("same"))
+	if err != nil || again != rev || f.world.Rev() != rev {
+		t.Fatalf("put of the same value: rev %d (%v), store at %d; want %d", again, err, f.world.Rev(), rev)
+	}
+	if kv, _, _ := f.client.Get(ctx, "k"); kv.Version != 1 || kv.ModRev != rev {
+		t.Errorf("after the same value again: version %d, mod_rev %d; want 1 and %d", kv.Version, kv.ModRev, rev)
+	}
+	// Events come in order: the first one is the next real change.
+	next, _ := f.client.Put(ctx, "k", []byte("changed"))
+	if got, want := describe(nextEvent(t, w)), fmt.Sprintf("put k=changed@%d", next); got != want {
+		t.Errorf("first event after the unchanged put: %q, want %q", got, want)
+	}
+}
