@@ -67,12 +67,46 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// ReadOption changes how a read is served.
-type ReadOption func(url.Values)
+// ReadOption changes how a read is served, or asks what the agent says
+// about it.
+type ReadOption func(*readReq)
+
+// readReq is a read's query and where to report how it was served.
+type readReq struct {
+	query url.Values
+	info  *ReadInfo
+}
 
 // Linearizable makes a read reflect every write committed anywhere before
 // it; see the package documentation.
-func Linearizable() ReadOption { return func(q url.Values) { q.Set("linearizable", "true") } }
+func Linearizable() ReadOption { return func(r *readReq) { r.query.Set("linearizable", "true") } }
+
+// ReadInfo is what the agent reported about how it served a read.
+type ReadInfo struct {
+	// Contact is how recently the node had heard from the cluster's
+	// leader, so how stale a local read may be. Nil if the agent did not
+	// say (an agent older than this client).
+	Contact *Contact
+}
+
+// ReportInfo makes a read fill info with what the agent reports about it,
+// whether the read found its key or not, or failed (if the agent
+// answered).
+func ReportInfo(info *ReadInfo) ReadOption { return func(r *readReq) { r.info = info } }
+
+// contactFrom reads a Contact from a read answer's headers: nil if they
+// are missing or malformed.
+func contactFrom(h http.Header) *Contact {
+	ms, err := strconv.ParseInt(h.Get(HeaderLastContact), 10, 64)
+	if err != nil || ms < -1 {
+		return nil
+	}
+	known, err := strconv.ParseBool(h.Get(HeaderKnownLeader))
+	if err != nil {
+		return nil
+	}
+	return &Contact{LastContactMS: ms, KnownLeader: known}
+}
 
 // keyPath is the path of key's endpoint. The key is escaped whole, '/'
 // included, so no key can look like a "." or "//" path segment.
@@ -87,6 +121,20 @@ func keyPath(key string) string {
 // do sends a request and returns the response of a success; a failure's
 // body becomes an *Error.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body []byte) (*http.Response, error) {
+	resp, err := c.send(ctx, method, path, query, body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		return nil, readError(resp)
+	}
+	return resp, nil
+}
+
+// send sends a request and returns the agent's response, whatever its
+// status.
+func (c *Client) send(ctx context.Context, method, path string, query url.Values, body []byte) (*http.Response, error) {
 	u := c.base + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
@@ -110,10 +158,6 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		}
 		return nil, fmt.Errorf("api: %s: %w", c.addr, err)
 	}
-	if resp.StatusCode/100 != 2 {
-		defer resp.Body.Close()
-		return nil, readError(resp)
-	}
 	return resp, nil
 }
 
@@ -133,6 +177,11 @@ func (c *Client) call(ctx context.Context, method, path string, query url.Values
 	if err != nil {
 		return err
 	}
+	return decodeAnswer(resp, method, path, out)
+}
+
+// decodeAnswer decodes a success's JSON body into out and closes it.
+func decodeAnswer(resp *http.Response, method, path string, out any) error {
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 		return fmt.Errorf("api: reading the answer of %s %s: %w", method, path, err)
@@ -140,18 +189,34 @@ func (c *Client) call(ctx context.Context, method, path string, query url.Values
 	return nil
 }
 
-func readQuery(opts []ReadOption) url.Values {
-	q := url.Values{}
+// read sends a read and decodes a success's JSON body into out, reporting
+// what the agent says about the read to the ReportInfo option's ReadInfo.
+func (c *Client) read(ctx context.Context, path string, opts []ReadOption, extra url.Values, out any) error {
+	r := readReq{query: url.Values{}}
 	for _, o := range opts {
-		o(q)
+		o(&r)
 	}
-	return q
+	for k, v := range extra {
+		r.query[k] = v
+	}
+	resp, err := c.send(ctx, http.MethodGet, path, r.query, nil)
+	if err != nil {
+		return err
+	}
+	if r.info != nil {
+		r.info.Contact = contactFrom(resp.Header)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		return readError(resp)
+	}
+	return decodeAnswer(resp, http.MethodGet, path, out)
 }
 
 // Get returns the value of key and whether it exists.
 func (c *Client) Get(ctx context.Context, key string, opts ...ReadOption) (KV, bool, error) {
 	var kv KV
-	err := c.call(ctx, http.MethodGet, keyPath(key), readQuery(opts), nil, &kv)
+	err := c.read(ctx, keyPath(key), opts, nil, &kv)
 	if StatusCode(err) == http.StatusNotFound {
 		return KV{}, false, nil
 	}
@@ -179,10 +244,8 @@ func (c *Client) Delete(ctx context.Context, key string) (uint64, error) {
 // List returns the keys under prefix, sorted, and the revision they are
 // current at.
 func (c *Client) List(ctx context.Context, prefix string, opts ...ReadOption) ([]KV, uint64, error) {
-	q := readQuery(opts)
-	q.Set("prefix", prefix)
 	var l List
-	err := c.call(ctx, http.MethodGet, "/v1/kv", q, nil, &l)
+	err := c.read(ctx, "/v1/kv", opts, url.Values{"prefix": {prefix}}, &l)
 	return l.KVs, l.Rev, err
 }
 
@@ -195,10 +258,11 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 
 // Watch is a running watch.
 type Watch struct {
-	ctx  context.Context
-	body io.ReadCloser
-	dec  *json.Decoder
-	rev  uint64
+	ctx     context.Context
+	body    io.ReadCloser
+	dec     *json.Decoder
+	rev     uint64
+	contact *Contact
 }
 
 // Watch starts following the keys under prefix after revision after (0:
@@ -214,7 +278,7 @@ func (c *Client) Watch(ctx context.Context, prefix string, after uint64) (*Watch
 	if err != nil {
 		return nil, err
 	}
-	w := &Watch{ctx: ctx, body: resp.Body, dec: json.NewDecoder(resp.Body)}
+	w := &Watch{ctx: ctx, body: resp.Body, dec: json.NewDecoder(resp.Body), contact: contactFrom(resp.Header)}
 	first, err := w.next()
 	if err == nil && !first.Start {
 		err = fmt.Errorf("api: watch stream from %s does not begin with a start object", c.addr)
@@ -229,6 +293,11 @@ func (c *Client) Watch(ctx context.Context, prefix string, after uint64) (*Watch
 
 // Rev returns the revision the watch started after.
 func (w *Watch) Rev() uint64 { return w.rev }
+
+// Contact returns how recently the node had heard from the cluster's
+// leader when the watch started; nil if the agent did not say (an agent
+// older than this client).
+func (w *Watch) Contact() *Contact { return w.contact }
 
 // next reads one object of the stream.
 func (w *Watch) next() (WatchEvent, error) {

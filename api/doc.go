@@ -10,10 +10,10 @@
 //
 // # Endpoints
 //
-//	GET    /v1/kv/{key...}[?linearizable=true]  one key: a KV object; 404 if missing
+//	GET    /v1/kv/{key...}[?linearizable=true]  one key: a KV object and the leader contact; 404 if missing
 //	PUT    /v1/kv/{key...}                      set the key to the raw request body: {"rev": N}
 //	DELETE /v1/kv/{key...}                      delete the key (missing is fine): {"rev": N}
-//	GET    /v1/kv?prefix=P[&linearizable=true]  keys under P, sorted: {"rev": N, "kvs": [KV...]}
+//	GET    /v1/kv?prefix=P[&linearizable=true]  keys under P, sorted: {"rev": N, "kvs": [KV...]} and the leader contact
 //	GET    /v1/watch?prefix=P[&rev=N]           a stream of watch objects, one JSON object a line
 //	GET    /v1/status                           the node and cluster as this node sees them
 //	POST   /v1/join                             join the cluster through {"addrs": ["HOST:PORT"...]}: {"joined": N}
@@ -24,16 +24,34 @@
 // percent-encoded (a '/' may stay as it is, but "//", "." and ".." segments
 // must be encoded, since they are cleaned away otherwise: Client encodes every
 // key whole). Keys under "_graft/" are graft's own: they can be read but not
-// written. A value is at most fsm.MaxValueSize bytes.
+// written. A value is at most fsm.MaxValueSize bytes (413 beyond). Putting
+// a key's current value again makes no new revision and no watch event: the
+// answer is the current revision.
 //
-// Reads are served by the local copy of the state, which may lag the leader
-// by a moment; linearizable=true makes a read reflect every write committed
-// before it, at the cost of a round trip to the leader. A write returns
-// once the local copy has it, so a read after a write on the same agent
-// sees it. Until one linearizable read has succeeded since the server
-// started, every read (and a watch from now) is made linearizable: a node
-// that has just restarted replays its log only once it hears from a
-// leader, and must not answer from what it had before.
+// Reads are served by the local copy of the state, on a leader or a
+// follower alike, so they answer without a quorum. A local read sees every
+// write made through the same agent before it (a write returns once the
+// local copy has it), and may miss writes made elsewhere since the node
+// last heard from a leader: a moment on a healthy cluster, without limit on
+// a node cut off. Every read answer (a get, found or not, a list, a watch)
+// says how long that is, in headers:
+//
+//	X-Graft-Last-Contact: 1520   milliseconds since the node last heard from a leader,
+//	                             when the read began: 0 on the leader, -1 if never since it started
+//	X-Graft-Known-Leader: false  whether the node knew a leader
+//
+// and in its JSON body (a get's KV object, a list, a watch's first object)
+// as "last_contact_ms" and "known_leader". Client reads report them through
+// ReportInfo, a watch through Watch.Contact. linearizable=true makes a read
+// reflect every write committed before it, at the cost of a round trip to
+// the leader; without one it fails with 503.
+//
+// A node that has just restarted holds only its last snapshot: raft
+// replays the rest of its log only once it hears from a leader. Until the
+// local copy has applied everything the log held when the node started
+// (Config.Node's CaughtUp), or a linearizable read has succeeded, every
+// read, and a watch from now, is made linearizable, so the node never
+// answers from older state than it had before.
 //
 // A join's addresses are gossip addresses of any members of the cluster
 // (their "gossip_address" in /v1/status); N is how many of them answered.
@@ -57,16 +75,20 @@
 // A watch answers 200 and then streams newline-delimited JSON objects,
 // flushed one by one, until the client goes away or the agent stops:
 //
-//	{"start": true, "rev": 41}
+//	{"start": true, "rev": 41, "last_contact_ms": 0, "known_leader": true}
 //	{"rev": 42, "events": [{"type": "put", "kv": {...}}]}
 //	{"rev": 45, "events": [{"type": "delete", "kv": {...}}, ...]}
 //	{"rev": 90, "resync": true, "state": [KV...]}
 //	{"error": "the agent is stopping"}
 //
-// The first object always has "start": it says the watch is set up and will
-// report every change under the prefix after revision rev: the rev asked
-// for, or, if none was (or 0), the current revision. A rev from a list or
-// an earlier watch therefore continues from it without a gap. Each following object carries
+// The first object always has "start", and the leader contact: it says the
+// watch is set up and will report every change under the prefix after
+// revision rev: the rev asked for, or, if none was (or 0), the current
+// revision. A rev from a list or an earlier watch therefore continues from
+// it without a gap. A rev ahead of the local copy (another node may just
+// have returned it) first waits, up to the request timeout, for the copy to
+// catch up with the cluster; one still ahead then is refused with 400
+// ("required revision N is a future revision"). Each following object carries
 // the changes of one or more revisions in order, and "rev", the revision up
 // to which the watcher has seen everything: a watch started again from it
 // misses nothing. A delete event's kv holds the key as it was, with mod_rev
@@ -79,7 +101,8 @@
 // # Errors
 //
 // Failures answer {"error": "message"} with: 400 for bad input (an empty
-// key, a reserved key, a bad query parameter), 404 for a missing key or an
+// key, a reserved key, a bad query parameter, a watch from a revision the
+// cluster has not reached), 404 for a missing key or an
 // unknown path, 405 for a method a path does not take, 413 for a value too
 // large, 501 for the membership endpoints of an agent that runs no
 // membership, 502 for a join that no given address answered (wrong

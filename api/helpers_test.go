@@ -31,6 +31,10 @@ type fixtureOpts struct {
 	history int
 	timeout time.Duration
 	store   func(Store) Store // wraps the World
+	// node is the server's Config.Node; realNode makes it member 0's
+	// cluster node.
+	node     Node
+	realNode bool
 	// The membership side of Config.
 	cluster     Cluster
 	leave       func(context.Context) error
@@ -65,7 +69,10 @@ func newFixture(t *testing.T, opts fixtureOpts) *fixture {
 		store = opts.store(w)
 	}
 	node := m.Node()
-	srv, err := NewServer(Config{Store: store, Status: node.Status, Host: m.ID, Version: "v-test", Timeout: opts.timeout,
+	if opts.realNode {
+		opts.node = node
+	}
+	srv, err := NewServer(Config{Store: store, Status: node.Status, Node: opts.node, Host: m.ID, Version: "v-test", Timeout: opts.timeout,
 		Cluster: opts.cluster, Leave: opts.leave, KeyFingerprint: opts.fingerprint})
 	if err != nil {
 		t.Fatal(err)

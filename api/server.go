@@ -36,6 +36,21 @@ type Store interface {
 
 var _ Store = (*world.World)(nil)
 
+// Node is the raft node whose local copy the Store serves: what the server
+// asks to know how fresh a local read is. *cluster.Node satisfies it.
+type Node interface {
+	// CaughtUp reports whether the local copy has applied everything the
+	// node's log held when it started; once true it stays true.
+	CaughtUp() bool
+	// LeaderContact is when the node last heard from a leader: now on the
+	// leader, the zero time if never since it started.
+	LeaderContact() time.Time
+	// Leader returns the leader's ID and address, empty if unknown.
+	Leader() (id, addr string)
+}
+
+var _ Node = (*cluster.Node)(nil)
+
 // DefaultTimeout bounds every request but watches.
 const DefaultTimeout = 10 * time.Second
 
@@ -46,6 +61,11 @@ type Config struct {
 	// Status returns the node's view of the cluster (*cluster.Node's
 	// Status). Required.
 	Status func() cluster.Status
+	// Node tells whether the local copy may answer reads yet and how
+	// recently it heard from a leader, which every read answer reports.
+	// Nil: every read is linearizable until one linearizable read has
+	// succeeded, and answers report no leader contact.
+	Node Node
 	// Host and Version are reported by /v1/status.
 	Host    string
 	Version string
@@ -81,8 +101,9 @@ type Server struct {
 
 	// current is set once a linearizable read has succeeded: the local
 	// copy of the state has then caught up with the cluster since the
-	// agent started. Until then every read is made linearizable, since a
-	// node that just restarted may not have replayed its log yet.
+	// agent started. Until then, or until the Node is caught up, every
+	// read is made linearizable, since a node that just restarted may not
+	// have replayed its log yet.
 	current atomic.Bool
 }
 
@@ -313,7 +334,7 @@ func (s *Server) readOpts(r *http.Request) ([]world.ReadOption, error) {
 			return nil, badf("linearizable=%q: want true or false", v)
 		}
 	}
-	if lin || !s.current.Load() {
+	if lin || !s.caughtUp() {
 		return []world.ReadOption{world.Linearizable()}, nil
 	}
 	return nil, nil
@@ -327,18 +348,54 @@ func (s *Server) readDone(opts []world.ReadOption) {
 	}
 }
 
-// catchUp makes sure the local state has caught up with the cluster since
-// the agent started.
+// caughtUp reports whether the local state has applied what the node had
+// when it started, or a linearizable read has brought it up to date since.
+func (s *Server) caughtUp() bool {
+	return s.current.Load() || (s.cfg.Node != nil && s.cfg.Node.CaughtUp())
+}
+
+// catchUp makes sure the local state has caught up since the agent
+// started.
 func (s *Server) catchUp(ctx context.Context) error {
-	if s.current.Load() {
+	if s.caughtUp() {
 		return nil
 	}
+	return s.barrier(ctx)
+}
+
+// barrier brings the local state up to date with the cluster: it then
+// reflects every write committed before the call.
+func (s *Server) barrier(ctx context.Context) error {
 	// A linearizable read of any key (none is empty) does it.
 	if _, _, err := s.cfg.Store.Get(ctx, "", world.Linearizable()); err != nil {
 		return err
 	}
 	s.current.Store(true)
 	return nil
+}
+
+// contact returns how recently the node heard from a leader, nil without
+// a Node. Taken as a read begins, it bounds how old the state read is.
+func (s *Server) contact() *Contact {
+	if s.cfg.Node == nil {
+		return nil
+	}
+	c := &Contact{LastContactMS: -1}
+	if t := s.cfg.Node.LeaderContact(); !t.IsZero() {
+		c.LastContactMS = max(0, time.Since(t).Milliseconds())
+	}
+	id, _ := s.cfg.Node.Leader()
+	c.KnownLeader = id != ""
+	return c
+}
+
+// setContact reports c in the answer's headers (none if c is nil).
+func setContact(w http.ResponseWriter, c *Contact) {
+	if c == nil {
+		return
+	}
+	w.Header().Set(HeaderLastContact, strconv.FormatInt(c.LastContactMS, 10))
+	w.Header().Set(HeaderKnownLeader, strconv.FormatBool(c.KnownLeader))
 }
 
 func (s *Server) get(w http.ResponseWriter, r *http.Request) {
@@ -352,6 +409,8 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	c := s.contact()
+	setContact(w, c)
 	kv, ok, err := s.cfg.Store.Get(r.Context(), k, opts...)
 	if err == nil {
 		s.readDone(opts)
@@ -362,7 +421,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	case !ok:
 		writeError(w, http.StatusNotFound, fmt.Sprintf("key %q not found", k))
 	default:
-		writeJSON(w, http.StatusOK, fromFSM(kv))
+		writeJSON(w, http.StatusOK, getAnswer{kvJSON: fromFSM(kv).wire(), Contact: c})
 	}
 }
 
@@ -410,13 +469,15 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	c := s.contact()
+	setContact(w, c)
 	kvs, rev, err := s.cfg.Store.List(r.Context(), r.URL.Query().Get("prefix"), opts...)
 	if err != nil {
 		fail(w, err)
 		return
 	}
 	s.readDone(opts)
-	writeJSON(w, http.StatusOK, List{Rev: rev, KVs: fromFSMList(kvs)})
+	writeJSON(w, http.StatusOK, listAnswer{List: List{Rev: rev, KVs: fromFSMList(kvs)}, Contact: c})
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {

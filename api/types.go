@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	"github.com/graftcm/graft/cluster"
@@ -39,7 +40,9 @@ type kvJSON struct {
 
 // MarshalJSON writes the value as a string if it is valid UTF-8, else in
 // base64 under "value_base64".
-func (kv KV) MarshalJSON() ([]byte, error) {
+func (kv KV) MarshalJSON() ([]byte, error) { return json.Marshal(kv.wire()) }
+
+func (kv KV) wire() kvJSON {
 	j := kvJSON{Key: kv.Key, CreateRev: kv.CreateRev, ModRev: kv.ModRev, Version: kv.Version, Owner: kv.Owner}
 	if utf8.Valid(kv.Value) {
 		s := string(kv.Value)
@@ -48,7 +51,7 @@ func (kv KV) MarshalJSON() ([]byte, error) {
 		s := base64.StdEncoding.EncodeToString(kv.Value)
 		j.ValueBase64 = &s
 	}
-	return json.Marshal(j)
+	return j
 }
 
 // UnmarshalJSON reads either form of the value.
@@ -119,10 +122,59 @@ type WatchEvent struct {
 }
 
 // streamObject is a line of a watch stream: a WatchEvent or, last, an
-// error.
+// error. The first object also carries the leader contact.
 type streamObject struct {
 	WatchEvent
+	*Contact
 	Error string `json:"error,omitempty"`
+}
+
+// The headers of every read answer (a get, a list, a watch), carrying
+// the Contact's fields: milliseconds (or -1) and true or false.
+const (
+	HeaderLastContact = "X-Graft-Last-Contact"
+	HeaderKnownLeader = "X-Graft-Known-Leader"
+)
+
+// Contact is how recently the node that answered a read had heard from the
+// cluster's leader when the read began, so how stale a local read may be:
+// the node's state then held every write committed up to about that long
+// before. Read answers carry its fields at the top level of their JSON.
+type Contact struct {
+	// LastContactMS is how many milliseconds before the read began the node
+	// last heard from a leader: 0 on the leader, -1 if never since it
+	// started.
+	LastContactMS int64 `json:"last_contact_ms"`
+	// KnownLeader says whether the node knew of a leader.
+	KnownLeader bool `json:"known_leader"`
+}
+
+// LastContact returns how long before the read the node last heard from a
+// leader, and false if it never had since it started.
+func (c Contact) LastContact() (time.Duration, bool) {
+	if c.LastContactMS < 0 {
+		return 0, false
+	}
+	return time.Duration(c.LastContactMS) * time.Millisecond, true
+}
+
+// Stale reports whether the node had not heard from a leader within limit
+// when the read began: the answer may miss writes committed since.
+func (c Contact) Stale(limit time.Duration) bool {
+	d, ok := c.LastContact()
+	return !ok || d > limit
+}
+
+// getAnswer is the body of a get: the KV object and the leader contact.
+type getAnswer struct {
+	kvJSON
+	*Contact
+}
+
+// listAnswer is the body of a list: a List and the leader contact.
+type listAnswer struct {
+	List
+	*Contact
 }
 
 func fromWorld(ev world.WatchEvent) WatchEvent {

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 )
@@ -26,17 +27,12 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		}
 		from = n
 	}
-	if from == 0 {
-		// "From now" means now in the cluster, not in a local copy that
-		// may not have caught up since the agent started.
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
-		err := s.catchUp(ctx)
-		cancel()
-		if err != nil {
-			fail(w, err)
-			return
-		}
-		from = s.cfg.Store.Rev()
+	c := s.contact()
+	setContact(w, c)
+	from, err := s.watchStart(r.Context(), from)
+	if err != nil {
+		fail(w, err)
+		return
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel() // ends the World's watch
@@ -50,7 +46,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	send := func(o streamObject) bool {
 		return enc.Encode(o) == nil && rc.Flush() == nil
 	}
-	if !send(streamObject{WatchEvent: WatchEvent{Start: true, Rev: from}}) {
+	if !send(streamObject{WatchEvent: WatchEvent{Start: true, Rev: from}, Contact: c}) {
 		return
 	}
 	for {
@@ -72,4 +68,34 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 			return // the client went away
 		}
 	}
+}
+
+// watchStart returns the revision a watch asked to start after (0: now)
+// starts after, or why it cannot start there. The request timeout bounds
+// what it waits for.
+func (s *Server) watchStart(ctx context.Context, from uint64) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	if from == 0 {
+		// "From now" means now in the cluster, not in a local copy that
+		// may not have caught up since the agent started.
+		if err := s.catchUp(ctx); err != nil {
+			return 0, err
+		}
+		return s.cfg.Store.Rev(), nil
+	}
+	if from <= s.cfg.Store.Rev() {
+		return from, nil
+	}
+	// Ahead of the local copy: another node may just have returned it. A
+	// revision still ahead once the local copy has caught up with the
+	// cluster does not exist yet; watching from it would start with a
+	// resync back to the current one.
+	if err := s.barrier(ctx); err != nil {
+		return 0, fmt.Errorf("revision %d is ahead of this node's %d, which could not catch up: %w", from, s.cfg.Store.Rev(), err)
+	}
+	if rev := s.cfg.Store.Rev(); from > rev {
+		return 0, badf("required revision %d is a future revision: the current revision is %d", from, rev)
+	}
+	return from, nil
 }

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/graftcm/graft/fsm"
 	"github.com/graftcm/graft/world"
 )
 
@@ -198,5 +200,106 @@ func TestWatchEndsWhenClientGoesAway(t *testing.T) {
 	case <-serverCtx.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatal("the server's watch still runs 10s after the client went away")
+	}
+}
+
+// A watch from a revision the cluster has not reached is refused, naming
+// the current revision, rather than accepted and then resynced backwards.
+func TestWatchFromFutureRevisionIs400(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	ctx := t.Context()
+	rev, err := f.client.Put(ctx, "k", []byte("v"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.client.Watch(ctx, "", rev+100)
+	want := fmt.Sprintf("required revision %d is a future revision: the current revision is %d", rev+100, rev)
+	if StatusCode(err) != 400 || !strings.Contains(err.Error(), want) {
+		t.Errorf("watch from rev %d at rev %d: %v (status %d), want 400 %q", rev+100, rev, err, StatusCode(err), want)
+	}
+	w, err := f.client.Watch(ctx, "", rev)
+	if err != nil {
+		t.Fatalf("watch from the current revision: %v", err)
+	}
+	w.Close()
+}
+
+// laggingStore is a Store whose local copy reports revision held until a
+// linearizable read brings it up to date, as a follower's copy that has
+// not applied the latest writes yet.
+type laggingStore struct {
+	Store
+	held atomic.Uint64 // the revision reported while lagging; 0 once caught up
+}
+
+func (s *laggingStore) Get(ctx context.Context, key string, opts ...world.ReadOption) (fsm.KV, bool, error) {
+	kv, ok, err := s.Store.Get(ctx, key, opts...)
+	if err == nil && len(opts) > 0 {
+		s.held.Store(0)
+	}
+	return kv, ok, err
+}
+
+func (s *laggingStore) Rev() uint64 {
+	if r := s.held.Load(); r != 0 {
+		return r
+	}
+	return s.Store.Rev()
+}
+
+// A revision ahead of the local copy only because the copy lags (another
+// node just returned it) is accepted once the copy has caught up.
+func TestWatchFromRevisionAheadOfLaggingCopyIsAccepted(t *testing.T) {
+	store := &laggingStore{}
+	f := newFixture(t, fixtureOpts{store: func(s Store) Store { store.Store = s; return store }})
+	ctx := t.Context()
+	first, err := f.client.Put(ctx, "k/a", []byte("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := f.client.Put(ctx, "k/b", []byte("2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.held.Store(first)
+	w, err := f.client.Watch(ctx, "k/", second)
+	if err != nil {
+		t.Fatalf("watch from rev %d with the local copy at %d: %v", second, first, err)
+	}
+	defer w.Close()
+	if w.Rev() != second || store.held.Load() != 0 {
+		t.Errorf("watch started after %d (local copy caught up: %t), want %d", w.Rev(), store.held.Load() == 0, second)
+	}
+	third, _ := f.client.Put(ctx, "k/c", []byte("3"))
+	if got, want := describe(nextEvent(t, w)), fmt.Sprintf("put k/c=3@%d", third); got != want {
+		t.Errorf("first event %q, want %q", got, want)
+	}
+}
+
+// Putting a key's current value again changes nothing: no new revision,
+// no watch event.
+func TestPutOfUnchangedValueMakesNoRevisionNorEvent(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	ctx := t.Context()
+	rev, err := f.client.Put(ctx, "k", []byte("same"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := f.client.Watch(ctx, "", rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	again, err := f.client.Put(ctx, "k", []byte("same"))
+	if err != nil || again != rev || f.world.Rev() != rev {
+		t.Fatalf("put of the same value: rev %d (%v), store at %d; want %d", again, err, f.world.Rev(), rev)
+	}
+	if kv, _, _ := f.client.Get(ctx, "k"); kv.Version != 1 || kv.ModRev != rev {
+		t.Errorf("after the same value again: version %d, mod_rev %d; want 1 and %d", kv.Version, kv.ModRev, rev)
+	}
+	// Events come in order: the first one is the next real change.
+	next, _ := f.client.Put(ctx, "k", []byte("changed"))
+	if got, want := describe(nextEvent(t, w)), fmt.Sprintf("put k=changed@%d", next); got != want {
+		t.Errorf("first event after the unchanged put: %q, want %q", got, want)
 	}
 }

@@ -60,6 +60,7 @@ type Node struct {
 
 	termReady atomic.Uint64 // a term in which this leader has applied its own entry
 	hasState  bool          // raft state existed when the node started
+	caught    caughtUp      // whether the FSM has applied the log it started with; see CaughtUp
 	onLeave   atomic.Pointer[func(ctx context.Context, id string) error]
 
 	// ready is closed once start has built raft and the batcher: the
@@ -227,6 +228,7 @@ func (n *Node) start(deps Deps) error {
 		return fmt.Errorf("cluster: starting raft: %w", err)
 	}
 	n.raft, n.logs = r, deps.LogStore
+	n.caught.index = r.LastIndex() // what CaughtUp waits for the FSM to apply
 	n.hasState = hasState
 	switch {
 	case hasState:

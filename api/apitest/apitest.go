@@ -4,6 +4,7 @@ package apitest
 
 import (
 	"sync"
+	"time"
 
 	"github.com/graftcm/graft/cluster"
 )
@@ -40,3 +41,49 @@ func (c *FakeCluster) Joined() [][]string {
 func (c *FakeCluster) Members() []cluster.MemberInfo { return c.Nodes }
 func (c *FakeCluster) ClusterID() string             { return "c1d" }
 func (c *FakeCluster) GossipAddr() string            { return "10.0.0.1:7946" }
+
+// FakeNode is an api.Node with set answers: caught up, never in touch with
+// a leader and knowing none, until told otherwise.
+type FakeNode struct {
+	mu      sync.Mutex
+	behind  bool
+	contact time.Time
+	leader  string
+}
+
+// SetCaughtUp sets what CaughtUp answers.
+func (n *FakeNode) SetCaughtUp(ok bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.behind = !ok
+}
+
+// SetLeader sets what LeaderContact and Leader answer: the last contact
+// with a leader, and the leader's ID (empty: none known).
+func (n *FakeNode) SetLeader(contact time.Time, id string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.contact, n.leader = contact, id
+}
+
+// CaughtUp, LeaderContact and Leader answer what was set.
+func (n *FakeNode) CaughtUp() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return !n.behind
+}
+
+func (n *FakeNode) LeaderContact() time.Time {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.contact
+}
+
+func (n *FakeNode) Leader() (id, addr string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.leader == "" {
+		return "", ""
+	}
+	return n.leader, n.leader + ":7947"
+}

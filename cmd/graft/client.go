@@ -92,10 +92,49 @@ func linearizableFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "linearizable", Usage: "reflect every write committed anywhere before the read (asks the leader)"}
 }
 
-// readOptions are the read options the flags ask for.
-func readOptions(c *cli.Context) []api.ReadOption {
+// readOptions are the read options the flags ask for, and info's report.
+func readOptions(c *cli.Context, info *api.ReadInfo) []api.ReadOption {
+	opts := []api.ReadOption{api.ReportInfo(info)}
 	if c.Bool("linearizable") {
-		return []api.ReadOption{api.Linearizable()}
+		opts = append(opts, api.Linearizable())
 	}
-	return nil
+	return opts
+}
+
+// staleNote explains, in the reads' help, the warning of warnIfStale.
+func staleNote() string {
+	return "The answer comes from the agent's copy of the state. If the agent's node has not\n" +
+		"heard from a cluster leader for more than " + staleAfter.String() + " (it is cut off, or the cluster has no\n" +
+		"leader), a warning on stderr says how long ago it last did: the answer may miss writes\n" +
+		"made since on other nodes. --linearizable reads through the leader instead, and fails\n" +
+		"without one."
+}
+
+// staleAfter is how long the agent's node may have gone without hearing
+// from a leader before a local read's answer is flagged as possibly stale.
+// A follower hears from its leader several times a heartbeat timeout (1s
+// by default), so this is many missed heartbeats: the node is cut off, or
+// the cluster has no leader.
+const staleAfter = 3 * time.Second
+
+// warnIfStale warns on stderr, never stdout, that an answer may be stale
+// when the node that served it had not heard from a leader for staleAfter,
+// saying what it may miss.
+func warnIfStale(e *env, contact *api.Contact, misses string) {
+	if contact == nil || !contact.Stale(staleAfter) {
+		return
+	}
+	if d, ok := contact.LastContact(); ok {
+		fmt.Fprintf(e.stderr, "graft: warning: the agent's node last heard from a cluster leader %.1fs ago; %s\n", d.Seconds(), misses)
+	} else {
+		fmt.Fprintf(e.stderr, "graft: warning: the agent's node has not heard from a cluster leader since it started; %s\n", misses)
+	}
+}
+
+// warnIfStaleRead is warnIfStale for a read. A linearizable read went
+// through the leader: it is not stale.
+func warnIfStaleRead(e *env, c *cli.Context, contact *api.Contact) {
+	if !c.Bool("linearizable") {
+		warnIfStale(e, contact, "the answer may miss writes made on other nodes (--linearizable reads through the leader)")
+	}
 }

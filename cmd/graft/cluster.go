@@ -276,7 +276,7 @@ func startCluster(o agentOptions, dir string, log *slog.Logger, e *env, shutdown
 	if err != nil {
 		return nil, err
 	}
-	apiSrv, err := api.NewServer(api.Config{Store: w, Status: node.Status, Host: o.hostname, Version: version(),
+	apiSrv, err := api.NewServer(api.Config{Store: w, Status: node.Status, Node: node, Host: o.hostname, Version: version(),
 		Cluster: srv, KeyFingerprint: key.tok.Fingerprint(), Leave: func(ctx context.Context) error {
 			shutdown()
 			return a.left.wait(ctx)

@@ -15,7 +15,7 @@ func kvGetCommand(e *env) *cli.Command {
 		Usage:     "print a key's value",
 		ArgsUsage: "KEY",
 		Description: "get prints the value of KEY as it is, then a newline. It exits 1 if the key does\n" +
-			"not exist.",
+			"not exist.\n\n" + staleNote(),
 		Flags: append(clientFlags(), linearizableFlag()),
 		Action: func(c *cli.Context) error {
 			key, err := oneArg(c, "key")
@@ -23,7 +23,11 @@ func kvGetCommand(e *env) *cli.Command {
 				return err
 			}
 			return withClient(c, func(ctx context.Context, client *api.Client) error {
-				kv, ok, err := client.Get(ctx, key, readOptions(c)...)
+				var info api.ReadInfo
+				kv, ok, err := client.Get(ctx, key, readOptions(c, &info)...)
+				if err == nil {
+					warnIfStaleRead(e, c, info.Contact)
+				}
 				switch {
 				case err != nil:
 					return err

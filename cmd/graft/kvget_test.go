@@ -2,8 +2,14 @@ package main
 
 import (
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/graftcm/graft/api"
+	"github.com/graftcm/graft/api/apitest"
 )
 
 func TestKVGet(t *testing.T) {
@@ -41,4 +47,55 @@ func TestKVGetPrintsRawBytes(t *testing.T) {
 	if code, stdout, _ := graft(t, "kv", "get", "--api", sock, "bin"); code != 0 || stdout != "\xff\x00\n\n" {
 		t.Errorf("exit %d, stdout %q", code, stdout)
 	}
+}
+
+// An answer from a node that has not heard from a leader for a while comes
+// with a warning on stderr saying how long; stdout holds the value alone.
+func TestKVGetWarnsOnStderrWhenNodeLostItsLeader(t *testing.T) {
+	node := &apitest.FakeNode{}
+	sock, w, _ := testAPIWith(t, func(c *api.Config) { c.Node = node })
+	if _, err := w.Put(t.Context(), "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		contact time.Time
+		leader  string
+		args    []string
+		warning string // in stderr; "" for none
+	}{
+		{time.Now().Add(-30 * time.Second), "", nil, "last heard from a cluster leader"},
+		{time.Time{}, "", nil, "has not heard from a cluster leader since it started"},
+		{time.Now().Add(-30 * time.Second), "", []string{"--linearizable"}, ""}, // through the leader
+		{time.Now().Add(-time.Second), "node1", nil, ""},
+		{time.Now(), "node0", nil, ""},
+	} {
+		node.SetLeader(tc.contact, tc.leader)
+		code, stdout, stderr := graft(t, append(append([]string{"kv", "get", "--api", sock}, tc.args...), "k")...)
+		if code != 0 || stdout != "v\n" {
+			t.Errorf("contact %v ago %v: exit %d, stdout %q", time.Since(tc.contact).Round(time.Second), tc.args, code, stdout)
+		}
+		if tc.warning == "" && stderr != "" || tc.warning != "" && !strings.Contains(stderr, "warning: the agent's node "+tc.warning) {
+			t.Errorf("contact %v ago %v: stderr %q, want warning %q", time.Since(tc.contact).Round(time.Second), tc.args, stderr, tc.warning)
+		}
+		if ago, ok := warnedAge(stderr); ok && (ago < 30 || ago > time.Since(tc.contact).Seconds()+0.1) { // printed rounded to 0.1s
+			t.Errorf("warned of a contact %.1fs ago, want %v", ago, time.Since(tc.contact))
+		}
+	}
+	// A missing key from a stale node: the warning, then the error.
+	node.SetLeader(time.Now().Add(-time.Minute), "")
+	code, _, stderr := graft(t, "kv", "get", "--api", sock, "missing")
+	if ago, ok := warnedAge(stderr); code != 1 || !ok || ago < 60 || !strings.Contains(stderr, `key "missing" not found`) {
+		t.Errorf("missing key on a stale node: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// warnedAge returns the age of the last leader contact a stale-read
+// warning names, in seconds.
+func warnedAge(stderr string) (float64, bool) {
+	m := regexp.MustCompile(`last heard from a cluster leader ([0-9.]+)s ago`).FindStringSubmatch(stderr)
+	if m == nil {
+		return 0, false
+	}
+	ago, err := strconv.ParseFloat(m[1], 64)
+	return ago, err == nil
 }

@@ -18,19 +18,25 @@ func kvListCommand(e *env) *cli.Command {
 		ArgsUsage: "[PREFIX]",
 		Description: "list prints every key starting with PREFIX (all keys if none), sorted, one\n" +
 			"`key=value` line each. A value that is not one line of printable text is printed\n" +
-			"Go-quoted (\"a\\nb\"). With --json it prints the API's answer: {\"rev\": N, \"kvs\": [...]}.",
+			"Go-quoted (\"a\\nb\"). With --json it prints the API's answer: {\"rev\": N, \"kvs\": [...], ...}.\n\n" +
+			staleNote(),
 		Flags: append(clientFlags(), linearizableFlag(), jsonFlag()),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 1 {
 				return usageError("kv list: want at most one prefix, got %d arguments", c.NArg())
 			}
 			return withClient(c, func(ctx context.Context, client *api.Client) error {
-				kvs, rev, err := client.List(ctx, c.Args().First(), readOptions(c)...)
+				var info api.ReadInfo
+				kvs, rev, err := client.List(ctx, c.Args().First(), readOptions(c, &info)...)
 				if err != nil {
 					return err
 				}
+				warnIfStaleRead(e, c, info.Contact)
 				if c.Bool("json") {
-					b, err := json.Marshal(api.List{Rev: rev, KVs: kvs})
+					b, err := json.Marshal(struct {
+						api.List
+						*api.Contact
+					}{api.List{Rev: rev, KVs: kvs}, info.Contact})
 					if err != nil {
 						return err
 					}

@@ -3,8 +3,10 @@ package main
 import (
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/graftcm/graft/api"
+	"github.com/graftcm/graft/api/apitest"
 )
 
 func TestKVList(t *testing.T) {
@@ -35,5 +37,35 @@ func TestKVList(t *testing.T) {
 	}
 	if code, _, _ := graft(t, "kv", "list", "--api", sock, "a", "b"); code != 2 {
 		t.Errorf("two prefixes: exit %d, want 2", code)
+	}
+}
+
+// kv list warns on stderr when the node has not heard from a leader for a
+// while; --json carries the contact as the API's answer does.
+func TestKVListWarnsOnStderrWhenNodeLostItsLeader(t *testing.T) {
+	node := &apitest.FakeNode{}
+	sock, w, _ := testAPIWith(t, func(c *api.Config) { c.Node = node })
+	if _, err := w.Put(t.Context(), "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	node.SetLeader(time.Now().Add(-10*time.Second), "")
+	code, stdout, stderr := graft(t, "kv", "list", "--api", sock)
+	if ago, ok := warnedAge(stderr); code != 0 || stdout != "k=v\n" || !ok || ago < 10 {
+		t.Errorf("stale list: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	code, stdout, _ = graft(t, "kv", "list", "--api", sock, "--json")
+	var l struct {
+		api.List
+		api.Contact
+	}
+	if err := json.Unmarshal([]byte(stdout), &l); err != nil || code != 0 {
+		t.Fatalf("list --json: exit %d, %q: %v", code, stdout, err)
+	}
+	if len(l.KVs) != 1 || l.LastContactMS < 10000 || l.KnownLeader {
+		t.Errorf("list --json: %s", stdout)
+	}
+	node.SetLeader(time.Now(), "node0")
+	if code, stdout, stderr := graft(t, "kv", "list", "--api", sock); code != 0 || stdout != "k=v\n" || stderr != "" {
+		t.Errorf("list on the leader: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 }

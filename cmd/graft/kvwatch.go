@@ -23,7 +23,11 @@ func kvWatchCommand(e *env) *cli.Command {
 			"behind, or the node installed a snapshot), it prints RESYNC rev=N and then every key\n" +
 			"under the prefix as `key=value` lines, the state to start again from. Values are\n" +
 			"printed as by `kv list`. With --json it prints the API's stream objects, one a line,\n" +
-			"starting with {\"start\":true,\"rev\":N}.",
+			"starting with {\"start\":true,\"rev\":N,...}. A --rev ahead of the cluster's revision\n" +
+			"is refused.\n\n" +
+			"The changes come from the agent's copy of the state. If the agent's node has not heard\n" +
+			"from a cluster leader for more than " + staleAfter.String() + " when the watch starts, a warning on stderr says\n" +
+			"so: changes made on other nodes reach the watch only once it does again.",
 		Flags: append(clientFlags(), jsonFlag(),
 			&cli.Uint64Flag{Name: "rev", Usage: "report the changes after revision `N` (as `graft status` or `kv list --json` print it); 0 means from now"}),
 		Action: func(c *cli.Context) error {
@@ -43,10 +47,14 @@ func kvWatchCommand(e *env) *cli.Command {
 				return agentError(err)
 			}
 			defer w.Close()
+			warnIfStale(e, w.Contact(), "changes made on other nodes reach this watch only once it hears from one again")
 			show := printWatchEvent
 			if c.Bool("json") {
 				show = printJSONLine
-				if err := show(e.stdout, api.WatchEvent{Start: true, Rev: w.Rev()}); err != nil {
+				if err := printJSON(e.stdout, struct {
+					api.WatchEvent
+					*api.Contact
+				}{api.WatchEvent{Start: true, Rev: w.Rev()}, w.Contact()}); err != nil {
 					return err
 				}
 			}
@@ -93,8 +101,11 @@ func printWatchEvent(w io.Writer, ev api.WatchEvent) error {
 }
 
 // printJSONLine prints an event as one line of JSON.
-func printJSONLine(w io.Writer, ev api.WatchEvent) error {
-	b, err := json.Marshal(ev)
+func printJSONLine(w io.Writer, ev api.WatchEvent) error { return printJSON(w, ev) }
+
+// printJSON prints v as one line of JSON.
+func printJSON(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/api"
+	"github.com/graftcm/graft/api/apitest"
 )
 
 // startWatch runs `graft kv watch args...` in-process until the returned
@@ -95,5 +96,40 @@ func TestPrintWatchEventResync(t *testing.T) {
 	}})
 	if want := "RESYNC rev=9\na=1\nb=\"x\\ny\"\n"; err != nil || b.String() != want {
 		t.Errorf("got %q, %v; want %q", b.String(), err, want)
+	}
+}
+
+// A watch from a revision the cluster has not reached fails, naming the
+// current one; a watch on a node out of touch with its leader warns on
+// stderr.
+func TestKVWatchFutureRevisionAndStaleNode(t *testing.T) {
+	node := &apitest.FakeNode{}
+	sock, w, _ := testAPIWith(t, func(c *api.Config) { c.Node = node })
+	rev, err := w.Put(t.Context(), "k", []byte("v"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := graft(t, "kv", "watch", "--api", sock, "--rev", fmt.Sprint(rev+10))
+	if want := fmt.Sprintf("required revision %d is a future revision: the current revision is %d", rev+10, rev); code != 1 || stdout != "" || !strings.Contains(stderr, want) {
+		t.Errorf("watch from a future revision: exit %d, stdout %q, stderr %q; want 1 and %q", code, stdout, stderr, want)
+	}
+
+	node.SetLeader(time.Now().Add(-20*time.Second), "")
+	ctx, cancel := context.WithCancel(t.Context())
+	out, errOut := newSyncBuffer(), newSyncBuffer()
+	e := &env{stdin: strings.NewReader(""), stdout: out, stderr: errOut, hard: make(chan struct{})}
+	done := make(chan int, 1)
+	go func() { done <- runEnv(ctx, e, []string{"graft", "kv", "watch", "--api", sock, "--json"}) }()
+	errOut.waitFor(t, 10*time.Second, "warning: the agent's node last heard from a cluster leader")
+	if ago, ok := warnedAge(errOut.String()); !ok || ago < 20 {
+		t.Errorf("watch warning %q, want a contact at least 20s ago", errOut.String())
+	}
+	out.waitFor(t, 10*time.Second, `"known_leader":false`)
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("exit %d after an interrupt", code)
+	}
+	if strings.Contains(out.String(), "warning") {
+		t.Errorf("the warning went to stdout: %q", out.String())
 	}
 }
