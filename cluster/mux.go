@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
+	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -30,15 +33,20 @@ const (
 const handshakeTimeout = 3 * time.Second
 
 // maxPendingHandshakes bounds connections still saying what they are, in
-// all and from any one address: a single source cannot fill the slots
-// that peers' raft connections need.
+// all and from any one address (see muxadmit.go for who gets a slot when
+// they are full).
 const (
 	maxPendingHandshakes = 256
 	maxPendingPerIP      = 16
 )
 
-// refusalLogEvery rate-limits the log of refused connections.
-const refusalLogEvery = 10 * time.Second
+// refusalLogEvery rate-limits the log of refused connections: each message
+// from each address at most once per interval, and at most maxNoted
+// messages per interval in all, however many addresses a flood comes from.
+const (
+	refusalLogEvery = 10 * time.Second
+	maxNoted        = 64
+)
 
 // errMuxClosed is returned by Accept once the mux is closed.
 var errMuxClosed = errors.New("cluster port closed")
@@ -57,7 +65,7 @@ type mux struct {
 	raftConns chan net.Conn
 	closed    chan struct{}
 	closeOnce sync.Once
-	pending   chan struct{} // semaphore of handshakes in progress
+	adm       *admission // handshakes in progress, and known addresses
 	wg        sync.WaitGroup
 
 	// Every connection the mux hands out, so close can close them: raft's
@@ -66,8 +74,7 @@ type mux struct {
 	connMu sync.Mutex
 	conns  map[*trackedConn]struct{}
 
-	perIPMu sync.Mutex
-	perIP   map[string]int       // handshakes in progress by remote IP
+	notedMu sync.Mutex
 	noted   map[string]time.Time // when each refusal (reason and IP) was last logged
 }
 
@@ -107,9 +114,8 @@ func newMux(ln net.Listener, advertise net.Addr, serverTLS, clientTLS *tls.Confi
 		ln: ln, advertise: advertise, serverTLS: serverTLS, clientTLS: clientTLS, log: log, onRPC: onRPC,
 		raftConns: make(chan net.Conn),
 		closed:    make(chan struct{}),
-		pending:   make(chan struct{}, maxPendingHandshakes),
+		adm:       newAdmission(),
 		conns:     map[*trackedConn]struct{}{},
-		perIP:     map[string]int{},
 		noted:     map[string]time.Time{},
 	}
 	m.wg.Add(1)
@@ -134,23 +140,30 @@ func (m *mux) acceptLoop() {
 			m.log.Error("cluster port: accept failed; no longer accepting", "err", err)
 			return
 		}
-		ip := remoteIP(c)
-		if !m.admit(ip) {
-			m.refused("too many connections handshaking from one address", ip)
-			c.Close()
-			continue
-		}
-		select {
-		case m.pending <- struct{}{}:
-		default:
-			m.leave(ip)
-			m.refused("too many connections handshaking", ip)
-			c.Close()
-			continue
-		}
-		m.wg.Add(1)
-		go m.handshake(c, ip)
+		m.admit(&pendingConn{Conn: c, ip: remoteIP(c)})
 	}
+}
+
+// admit gives p a handshake slot and starts its handshake, or refuses it.
+func (m *mux) admit(p *pendingConn) {
+	victim, why, ok := m.adm.admit(p)
+	switch {
+	case !ok && why.err == nil: // closing
+		p.Close()
+		return
+	case !ok:
+		refuse(p, why)
+		m.note("too many connections handshaking; refusing one from an address not yet known", p.ip, false, nil)
+		return
+	case victim != nil && why == refusedAddr:
+		victim.evict()
+		m.note("too many connections handshaking from one address; closing its oldest", p.ip, true, nil)
+	case victim != nil:
+		victim.evict()
+		m.note("too many connections handshaking; closing the oldest from an address not yet known", victim.ip, false, nil)
+	}
+	m.wg.Add(1)
+	go m.handshake(p)
 }
 
 // remoteIP is the connection's remote IP, as text.
@@ -161,91 +174,73 @@ func remoteIP(c net.Conn) string {
 	return c.RemoteAddr().String()
 }
 
-// admit counts a handshake from ip, unless ip has too many.
-func (m *mux) admit(ip string) bool {
-	m.perIPMu.Lock()
-	defer m.perIPMu.Unlock()
-	if m.perIP[ip] >= maxPendingPerIP {
-		return false
+// note logs a refused or closed connection at most once per
+// refusalLogEvery for each message (and address, if perAddr), and no more
+// than maxNoted messages per interval in all.
+func (m *mux) note(msg, ip string, perAddr bool, err error) {
+	key := msg
+	if perAddr {
+		key += "\x00" + ip
 	}
-	m.perIP[ip]++
-	return true
-}
-
-func (m *mux) leave(ip string) {
-	m.perIPMu.Lock()
-	defer m.perIPMu.Unlock()
-	if m.perIP[ip]--; m.perIP[ip] <= 0 {
-		delete(m.perIP, ip)
-	}
-}
-
-// refused logs a refused connection, each reason from each address at
-// most once per refusalLogEvery.
-func (m *mux) refused(why, ip string) {
-	key := why + "\x00" + ip
-	m.perIPMu.Lock()
-	now := time.Now()
-	note := now.Sub(m.noted[key]) >= refusalLogEvery
-	if note {
-		if len(m.noted) >= 1024 {
-			clear(m.noted)
+	if err != nil {
+		// Without the addresses a net.OpError names, or each connection's
+		// port would make its own key.
+		var op *net.OpError
+		if errors.As(err, &op) && op.Err != nil {
+			key += "\x00" + op.Err.Error()
+		} else {
+			key += "\x00" + err.Error()
 		}
+	}
+	m.notedMu.Lock()
+	now := time.Now()
+	_, seen := m.noted[key]
+	log := now.Sub(m.noted[key]) >= refusalLogEvery
+	if log && !seen && len(m.noted) >= maxNoted {
+		maps.DeleteFunc(m.noted, func(_ string, at time.Time) bool { return now.Sub(at) >= refusalLogEvery })
+		log = len(m.noted) < maxNoted
+	}
+	if log {
 		m.noted[key] = now
 	}
-	m.perIPMu.Unlock()
-	if note {
-		m.log.Warn("cluster port: refusing connections: "+why, "remote", ip)
+	m.notedMu.Unlock()
+	if !log {
+		return
+	}
+	if err != nil {
+		m.log.Warn("cluster port: "+msg, "remote", ip, "err", err)
+	} else {
+		m.log.Warn("cluster port: "+msg, "remote", ip)
 	}
 }
 
-// handshake reads the connection's kind and routes it.
-func (m *mux) handshake(c net.Conn, ip string) {
+// handshake runs the server side of a connection's handshake and routes
+// the connection.
+func (m *mux) handshake(p *pendingConn) {
 	defer m.wg.Done()
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			<-m.pending
-			m.leave(ip)
-		}
-	}
-	defer release()
-	_ = c.SetDeadline(time.Now().Add(handshakeTimeout))
-	if m.serverTLS != nil {
-		tc := tls.Server(c, m.serverTLS)
-		if err := tc.Handshake(); err != nil {
-			release()
-			m.refused("TLS handshake failed (is the peer using the right cluster key?): "+err.Error(), ip)
-			c.Close()
-			return
-		}
-		c = tc
-	}
-	var kind [1]byte
-	if _, err := c.Read(kind[:]); err != nil {
-		release()
-		c.Close()
+	c, kind, err := m.greet(p)
+	// Free the slot before answering: once answered, the connection is the
+	// peer's and must not be evicted. If it was evicted meanwhile, the
+	// peer gets the refusal instead of the answer.
+	ok, why := m.adm.done(p)
+	switch {
+	case !ok && why != nil:
+		refuse(p.Conn, *why) // raw: after whole TLS records, if any
 		return
-	}
-	if kind[0] != connRaft && kind[0] != connRPC {
-		release()
-		m.refused(fmt.Sprintf("unknown connection kind %q", kind[0]), ip)
-		c.Close()
+	case !ok || err != nil:
+		p.Close()
 		return
 	}
 	if _, err := c.Write([]byte{connAck}); err != nil {
-		release()
 		c.Close()
 		return
 	}
 	_ = c.SetDeadline(time.Time{})
-	release()
-	c, ok := m.track(c)
-	if !ok {
+	c, tracked := m.track(c)
+	if !tracked {
 		return
 	}
-	switch kind[0] {
+	switch kind {
 	case connRaft:
 		select {
 		case m.raftConns <- c:
@@ -257,42 +252,151 @@ func (m *mux) handshake(c net.Conn, ip string) {
 	}
 }
 
-// dial connects to a peer's cluster port as the given kind.
+// greet reads a new connection's TLS handshake and kind, remembering its
+// address as known once it has authenticated.
+func (m *mux) greet(p *pendingConn) (net.Conn, byte, error) {
+	_ = p.SetDeadline(time.Now().Add(handshakeTimeout))
+	var c net.Conn = p
+	if m.serverTLS != nil {
+		tc := tls.Server(p, m.serverTLS)
+		if err := tc.Handshake(); err != nil {
+			if !p.evicted.Load() {
+				m.note("TLS handshake failed (is the peer using the right cluster key?)", p.ip, true, err)
+			}
+			return nil, 0, err
+		}
+		m.adm.authenticated(p.ip)
+		c = tc
+	}
+	var kind [1]byte
+	if _, err := c.Read(kind[:]); err != nil {
+		return nil, 0, err
+	}
+	if kind[0] != connRaft && kind[0] != connRPC {
+		err := fmt.Errorf("unknown connection kind %q", kind[0])
+		m.note("refusing a connection", p.ip, true, err)
+		return nil, 0, err
+	}
+	if m.serverTLS == nil {
+		m.adm.authenticated(p.ip) // all the authentication there is
+	}
+	return c, kind[0], nil
+}
+
+// dial connects to a peer's cluster port as the given kind. Its errors
+// all mean the peer received nothing of ours past the kind byte (it had
+// not answered, so it had not handed the connection on), and they say why
+// when they can tell: a peer that closed the connection for load says so
+// before closing, and only a certificate refused, either way, points at
+// the cluster key.
 func (m *mux) dial(addr string, kind byte, timeout time.Duration) (net.Conn, error) {
 	d := net.Dialer{Timeout: timeout}
-	c, err := d.Dial("tcp", addr)
+	raw, err := d.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	if m.clientTLS != nil {
-		tc := tls.Client(c, m.clientTLS)
-		_ = tc.SetDeadline(time.Now().Add(timeout))
-		if err := tc.Handshake(); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
-		}
-		_ = tc.SetDeadline(time.Time{})
-		c = tc
-	}
-	_ = c.SetDeadline(time.Now().Add(timeout))
-	if _, err := c.Write([]byte{kind}); err != nil {
-		c.Close()
+	c, err := m.hello(raw, addr, kind, timeout)
+	if err != nil {
+		raw.Close()
 		return nil, err
 	}
-	var ack [1]byte
-	if _, err := io.ReadFull(c, ack[:]); err != nil || ack[0] != connAck {
-		c.Close()
-		if err == nil {
-			err = fmt.Errorf("unexpected answer %q", ack[0])
-		}
-		return nil, fmt.Errorf("%s did not accept the connection (is it using the right cluster key?): %w", addr, err)
-	}
-	_ = c.SetDeadline(time.Time{})
+	m.adm.authenticated(remoteIP(raw))
 	tc, ok := m.track(c)
 	if !ok {
 		return nil, errMuxClosed
 	}
 	return tc, nil
+}
+
+// hello runs the client side of the handshake on raw: TLS, the kind byte
+// and the peer's answer, all within timeout.
+func (m *mux) hello(raw net.Conn, addr string, kind byte, timeout time.Duration) (net.Conn, error) {
+	_ = raw.SetDeadline(time.Now().Add(timeout))
+	c := raw
+	if m.clientTLS != nil {
+		tc := tls.Client(raw, m.clientTLS)
+		if err := tc.Handshake(); err != nil {
+			return nil, dialError(addr, "TLS handshake with "+addr, err)
+		}
+		c = tc
+	}
+	_, werr := c.Write([]byte{kind})
+	// Read the answer even if the write failed: a peer that refused the
+	// connection may have reset it after saying why.
+	rerr := readAck(c)
+	if werr == nil && rerr == nil {
+		_ = c.SetDeadline(time.Time{})
+		return c, nil
+	}
+	err := rerr
+	if _, refused := refusalOf(rerr); !refused && werr != nil {
+		err = werr
+	}
+	return nil, dialError(addr, addr+" did not accept the connection", err)
+}
+
+// refusedByPeer is a refusal read in place of the peer's answer.
+type refusedByPeer struct{ r refusal }
+
+func (e refusedByPeer) Error() string { return "refused: " + e.r.err.Error() }
+
+// readAck reads the peer's answer to the kind byte.
+func readAck(c net.Conn) error {
+	var b [refusalCodeLen]byte
+	if _, err := io.ReadFull(c, b[:1]); err != nil {
+		return err
+	}
+	switch b[0] {
+	case connAck:
+		return nil
+	case refusalMark: // without TLS, the refusal itself
+		if _, err := io.ReadFull(c, b[1:]); err == nil {
+			if r, ok := refusalByCode(b[:]); ok {
+				return refusedByPeer{r}
+			}
+		}
+	}
+	return fmt.Errorf("unexpected answer %q", b[0])
+}
+
+// refusalOf returns the refusal that err carries, if any: with TLS, the
+// refusal's code is the header of the record the TLS client could not read.
+func refusalOf(err error) (refusal, bool) {
+	var rp refusedByPeer
+	if errors.As(err, &rp) {
+		return rp.r, true
+	}
+	var rh tls.RecordHeaderError
+	if errors.As(err, &rh) {
+		return refusalByCode(rh.RecordHeader[:])
+	}
+	return refusal{}, false
+}
+
+// dialError names the likely cause of a failed dial.
+func dialError(addr, what string, err error) error {
+	if r, ok := refusalOf(err); ok {
+		return fmt.Errorf("peer %s refused the connection: %w", addr, r.err)
+	}
+	var (
+		verify *tls.CertificateVerificationError
+		op     *net.OpError
+		header tls.RecordHeaderError
+	)
+	hint := ""
+	switch {
+	case errors.As(err, &verify): // its certificate is not from our key
+		hint = " (is it using the right cluster key?)"
+	case errors.As(err, &op) && op.Op == "remote error": // it refused ours
+		hint = " (is it using the right cluster key?)"
+	case errors.As(err, &header):
+		hint = " (it does not answer in TLS: is it a graft cluster port with the cluster key?)"
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		hint = " (no answer in time: is it overloaded?)"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+		hint = " (it closed the connection: is it shutting down or overloaded?)"
+	}
+	return fmt.Errorf("%s%s: %w", what, hint, err)
 }
 
 // close stops accepting, waits for the handshakes in progress and closes
@@ -302,6 +406,10 @@ func (m *mux) close() error {
 	m.closeOnce.Do(func() {
 		close(m.closed)
 		err = m.ln.Close()
+		// Handshakes in progress would hold close up to handshakeTimeout.
+		for _, p := range m.adm.close() {
+			p.evict()
+		}
 		m.wg.Wait()
 		m.connMu.Lock()
 		conns := m.conns

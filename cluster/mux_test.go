@@ -1,0 +1,385 @@
+package cluster
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The cluster port under a flood of idle connections, each opened and then
+// left to sit in a handshake slot, as a hostile process on a peer's host
+// (or a botnet) would.
+
+// muxTLS is a server's and a client's TLS for one cluster key, or none.
+type muxTLS struct{ server, client *tls.Config }
+
+func keyedTLS(t *testing.T, tok Token, nodeID string) muxTLS {
+	server, client := clusterTLS(t, tok, nodeID)
+	return muxTLS{server, client}
+}
+
+// startMux serves a cluster port on 127.0.0.1 whose raft and RPC
+// connections each echo one byte.
+func startMux(t *testing.T, keys muxTLS, logs *logRecorder) *mux {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if logs == nil {
+		logs = newLogRecorder()
+	}
+	m := newMux(ln, ln.Addr(), keys.server, keys.client, slog.New(logs), echoOnce)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := (raftLayer{m}).Accept()
+			if err != nil {
+				return
+			}
+			echoOnce(c)
+		}
+	}()
+	t.Cleanup(func() {
+		m.close()
+		<-done
+	})
+	return m
+}
+
+func echoOnce(c net.Conn) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	var b [1]byte
+	if _, err := io.ReadFull(c, b[:]); err == nil {
+		_, _ = c.Write(b[:])
+	}
+}
+
+// dialTimeout bounds the legitimate dials: well within handshakeTimeout,
+// so none can succeed by waiting for the flood's handshakes to expire.
+const dialTimeout = handshakeTimeout / 2
+
+// dialEcho dials addr from m as kind and checks the connection works.
+func dialEcho(t *testing.T, m *mux, addr string, kind byte) time.Duration {
+	t.Helper()
+	start := time.Now()
+	c, err := m.dial(addr, kind, dialTimeout)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("dial %q after %v: %v", kind, took, err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	var b [1]byte
+	if _, err := c.Write([]byte{kind}); err != nil {
+		t.Fatalf("write on a %q connection: %v", kind, err)
+	}
+	if _, err := io.ReadFull(c, b[:]); err != nil || b[0] != kind {
+		t.Fatalf("echo on a %q connection: %q, %v", kind, b[0], err)
+	}
+	return took
+}
+
+// handshaking reports the handshakes m has in progress from ip, and in all.
+func handshaking(m *mux, ip string) (fromIP, total int) {
+	m.adm.mu.Lock()
+	defer m.adm.mu.Unlock()
+	return m.adm.perIP[ip], len(m.adm.pending)
+}
+
+// flood holds idle TCP connections to a cluster port: they never send a
+// byte, and each is read until the server closes it.
+type flood struct {
+	t     *testing.T
+	addr  string
+	mu    sync.Mutex
+	conns []net.Conn
+	gone  chan struct{} // a token per connection the server closed
+	wg    sync.WaitGroup
+}
+
+func newFlood(t *testing.T, addr string) *flood {
+	f := &flood{t: t, addr: addr, gone: make(chan struct{}, 1<<14)}
+	t.Cleanup(func() {
+		f.mu.Lock()
+		for _, c := range f.conns {
+			c.Close()
+		}
+		f.mu.Unlock()
+		f.wg.Wait()
+	})
+	return f
+}
+
+// open dials n idle connections from the loopback address from.
+func (f *flood) open(from string, n int) {
+	f.t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 10 * time.Second}
+	for range n {
+		c, err := d.Dial("tcp", f.addr)
+		if err != nil {
+			f.t.Fatalf("flood from %s: %v", from, err)
+		}
+		f.mu.Lock()
+		f.conns = append(f.conns, c)
+		f.mu.Unlock()
+		f.wg.Go(func() {
+			_, _ = io.Copy(io.Discard, io.LimitReader(c, 4096))
+			f.gone <- struct{}{}
+		})
+	}
+}
+
+// fill floods from the loopback address from until m holds want
+// handshakes from it. Connections that expire meanwhile are replaced;
+// extra ones only flood harder.
+func (f *flood) fill(m *mux, from string, want int) {
+	f.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		have, _ := handshaking(m, from)
+		if have >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("server holds %d handshakes from %s, want %d", have, from, want)
+		}
+		f.open(from, want-have)
+		settle := time.Now().Add(500 * time.Millisecond)
+		for have < want && time.Now().Before(settle) {
+			<-time.After(2 * time.Millisecond)
+			have, _ = handshaking(m, from)
+		}
+	}
+}
+
+// waitGone waits until the server has closed n more of the flood's
+// connections.
+func (f *flood) waitGone(n int) {
+	f.t.Helper()
+	expire := time.After(20 * time.Second)
+	for i := range n {
+		select {
+		case <-f.gone:
+		case <-expire:
+			f.t.Fatalf("server closed %d of the flood's connections, want %d", i, n)
+		}
+	}
+}
+
+// loopback is the address 127.0.0.i.
+func loopback(i int) string { return fmt.Sprintf("127.0.0.%d", i) }
+
+// memberHandshake completes a handshake with the port at addr from the
+// loopback address from, as a member would, so that the server knows that
+// address.
+func memberHandshake(t *testing.T, addr, from string, client *tls.Config) {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 10 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if client != nil {
+		c = tls.Client(c, client)
+	}
+	var ack [1]byte
+	if _, err := c.Write([]byte{connRPC}); err != nil {
+		t.Fatalf("member at %s: %v", from, err)
+	}
+	if _, err := io.ReadFull(c, ack[:]); err != nil || ack[0] != connAck {
+		t.Fatalf("member at %s: answer %q, %v", from, ack[0], err)
+	}
+}
+
+// stalledDial dials from a mux whose TLS client stops before sending its
+// certificate, until release is called, so the dial sits in one of the
+// server's handshake slots. It returns once the dial is stalled there.
+func stalledDial(t *testing.T, tok Token, addr string) (release func() error) {
+	t.Helper()
+	keys := keyedTLS(t, tok, "stalled")
+	cert := keys.client.Certificates[0]
+	stalled, resume := make(chan struct{}), make(chan struct{})
+	keys.client = keys.client.Clone()
+	keys.client.Certificates = nil
+	keys.client.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		close(stalled)
+		<-resume
+		return &cert, nil
+	}
+	m := startMux(t, keys, nil)
+	res := make(chan error, 1)
+	go func() {
+		c, err := m.dial(addr, connRPC, 10*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		res <- err
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-resume:
+		default:
+			close(resume)
+		}
+		<-res
+	})
+	select {
+	case <-stalled:
+	case err := <-res:
+		t.Fatalf("dial did not stall: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("dial did not reach the client certificate")
+	}
+	return func() error {
+		close(resume)
+		err := <-res
+		res <- err // for the cleanup
+		return err
+	}
+}
+
+// Idle connections from a peer's own address, kept at the per-address cap,
+// used to refuse the peer's next dial (its writes then failed with a 503
+// "no leader" while a leader was up). Now each dial closes the address's
+// oldest handshake instead, and gets in at once, every time.
+func TestIdleHandshakesFromPeerAddressDoNotStarveDials(t *testing.T) {
+	tok := newToken(t)
+	for _, tc := range []struct {
+		name           string
+		server, client muxTLS
+	}{
+		{"tls", keyedTLS(t, tok, "server"), keyedTLS(t, tok, "client")},
+		{"plain", muxTLS{}, muxTLS{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logs := newLogRecorder()
+			server := startMux(t, tc.server, logs)
+			client := startMux(t, tc.client, nil)
+			addr := server.advertise.String()
+			f := newFlood(t, addr)
+			var slowest time.Duration
+			for range 5 {
+				for _, kind := range []byte{connRaft, connRPC} {
+					f.fill(server, "127.0.0.1", maxPendingPerIP)
+					slowest = max(slowest, dialEcho(t, client, addr, kind))
+				}
+			}
+			t.Logf("slowest dial through the flood: %v", slowest)
+			logs.wait(t, 10*time.Second, "too many connections handshaking from one address; closing its oldest", `remote="127.0.0.1"`)
+		})
+	}
+}
+
+// A dial that the server closes for load is told why, in place of a guess
+// at the cluster key: here one stalled in its TLS handshake while idle
+// connections from its own address pile up behind it.
+func TestDialClosedForLoadNamesTheCause(t *testing.T) {
+	tok := newToken(t)
+	logs := newLogRecorder()
+	server := startMux(t, keyedTLS(t, tok, "server"), logs)
+	addr := server.advertise.String()
+	release := stalledDial(t, tok, addr)
+	f := newFlood(t, addr)
+	f.open("127.0.0.1", maxPendingPerIP)
+	logs.wait(t, 10*time.Second, "too many connections handshaking from one address", `remote="127.0.0.1"`)
+	err := release()
+	t.Logf("dial: %v", err)
+	if err == nil {
+		t.Fatal("the stalled dial got in, but its handshake slot was taken")
+	}
+	want := "peer " + addr + " refused the connection: too many connections handshaking from this address"
+	if !strings.Contains(err.Error(), want) || !errors.Is(err, errBusyAddr) {
+		t.Errorf("dial: %v, want an error containing %q", err, want)
+	}
+	if strings.Contains(err.Error(), "cluster key") {
+		t.Errorf("dial: %v blames the cluster key", err)
+	}
+}
+
+// When every handshake slot is held by addresses the server knows, a dial
+// from an unknown address is refused, and told why.
+func TestDialRefusedForLoadNamesTheCause(t *testing.T) {
+	tok := newToken(t)
+	for _, tc := range []struct {
+		name           string
+		server, client muxTLS
+	}{
+		{"tls", keyedTLS(t, tok, "server"), keyedTLS(t, tok, "client")},
+		{"plain", muxTLS{}, muxTLS{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			server := startMux(t, tc.server, nil)
+			client := startMux(t, tc.client, nil)
+			addr := server.advertise.String()
+			f := newFlood(t, addr)
+			const members = maxPendingHandshakes / maxPendingPerIP
+			for i := 2; i < 2+members; i++ {
+				memberHandshake(t, addr, loopback(i), tc.client.client)
+				f.fill(server, loopback(i), maxPendingPerIP)
+			}
+			_, err := client.dial(addr, connRPC, dialTimeout)
+			t.Logf("dial from an unknown address: %v", err)
+			want := "peer " + addr + " refused the connection: too many connections handshaking"
+			if err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, errBusy) {
+				t.Fatalf("dial: %v, want an error containing %q", err, want)
+			}
+			// A known member still gets in, in place of its oldest.
+			memberHandshake(t, addr, loopback(2), tc.client.client)
+		})
+	}
+}
+
+// A flood from many unknown addresses, filling every handshake slot and
+// churning, neither refuses a member's new dial nor closes a member's
+// handshake in progress.
+func TestUnknownFloodDoesNotStarveKnownMember(t *testing.T) {
+	tok := newToken(t)
+	server := startMux(t, keyedTLS(t, tok, "server"), nil)
+	client := startMux(t, keyedTLS(t, tok, "client"), nil)
+	addr := server.advertise.String()
+	dialEcho(t, client, addr, connRPC) // the server now knows 127.0.0.1
+
+	f := newFlood(t, addr)
+	const perFlood = maxPendingHandshakes/maxPendingPerIP + 1 // addresses
+	for i := range perFlood {
+		f.open(loopback(2+i), maxPendingPerIP)
+	}
+	f.waitGone(perFlood*maxPendingPerIP - maxPendingHandshakes)
+	if _, total := handshaking(server, ""); total != maxPendingHandshakes {
+		t.Fatalf("%d handshakes in progress, want %d", total, maxPendingHandshakes)
+	}
+	for _, kind := range []byte{connRaft, connRPC} {
+		t.Logf("member dial %q through the flood: %v", kind, dialEcho(t, client, addr, kind))
+	}
+	// The first took the slot of the oldest unknown handshake, and freed
+	// it before the second came.
+	f.waitGone(1)
+
+	// A member's handshake in progress outlives a whole turnover of the
+	// unknown handshakes around it.
+	release := stalledDial(t, tok, addr)
+	start := time.Now()
+	_, total := handshaking(server, "")
+	for i := range perFlood {
+		f.open(loopback(2+perFlood+i), maxPendingPerIP)
+	}
+	// Each arrival past the free slots closes the oldest unknown handshake,
+	// more than there were older than the member's.
+	f.waitGone(perFlood*maxPendingPerIP - (maxPendingHandshakes - total))
+	t.Logf("second flood took %v", time.Since(start))
+	if err := release(); err != nil {
+		t.Fatalf("member's stalled dial: %v", err)
+	}
+}
