@@ -302,7 +302,7 @@ func statusFor(err error) int {
 	switch {
 	case errors.As(err, &bad), errors.Is(err, world.ErrReserved):
 		return http.StatusBadRequest
-	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrClosed):
+	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrLeaderUnreachable), errors.Is(err, cluster.ErrClosed):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, cluster.ErrAmbiguous), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout

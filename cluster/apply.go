@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,6 +39,7 @@ func (n *Node) Apply(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, err
 		defer cancel()
 	}
 	wait := newBackoff()
+	var unreached error // why the last forwarding attempt was not applied
 	for {
 		if n.ctx.Err() != nil {
 			return nil, ErrClosed
@@ -47,26 +50,23 @@ func (n *Node) Apply(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, err
 				return res, mapRaftErr(err)
 			}
 			// Not appended: safe to try again wherever the leader is now.
-		} else if _, addr := n.Leader(); addr != "" {
-			resp, err := n.fwd.forward(ctx, addr, cmds)
+		} else if id, addr := n.Leader(); addr != "" {
+			res, err := n.fwd.forward(ctx, addr, cmds)
 			switch {
-			case err != nil && isNotSent(err):
-				// Never reached the leader: safe to retry.
-			case err != nil:
-				if ctx.Err() != nil {
-					return nil, fmt.Errorf("%w: %w", ErrAmbiguous, ctx.Err())
-				}
-				return nil, fmt.Errorf("%w: forwarding to leader %s: %w", ErrAmbiguous, addr, err)
-			case resp.Code == codeOK:
-				return resp.Results, nil
-			case resp.Code == codeNotLeader, resp.Code == codeNotReady:
-				// Leadership moved before the write was appended, or the
-				// leader is still starting or already stopping.
+			case err == nil:
+				return res, nil
+			case isNotSent(err):
+				// Not applied (the leader was unreachable, not the leader
+				// any more, or its term moved on): safe to retry.
+				unreached = fmt.Errorf("leader %s at %s: %w", id, addr, err)
 			default:
-				return nil, fmt.Errorf("cluster: leader %s: %s", addr, resp.Err)
+				return nil, err
 			}
 		}
 		if err := wait.sleep(ctx); err != nil {
+			if unreached != nil {
+				return nil, fmt.Errorf("%w: %w; last attempt: %w", ErrLeaderUnreachable, err, unreached)
+			}
 			return nil, fmt.Errorf("%w: %w", ErrNoLeader, err)
 		}
 	}
@@ -107,30 +107,16 @@ func (n *Node) HandleRPC(ctx context.Context, req *Request) *Response {
 	}
 	switch req.Op {
 	case rpcApply:
-		cmds, err := fsm.DecodeBatch(req.Data)
-		if err != nil {
-			return &Response{Code: codeFailed, Err: err.Error()}
-		}
-		ctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
-		defer cancel()
-		res, err := n.batch.submit(ctx, cmds)
-		switch {
-		case errors.Is(err, raft.ErrNotLeader):
-			_, addr := n.Leader()
-			return &Response{Code: codeNotLeader, Leader: addr}
-		case err != nil:
-			return &Response{Code: codeFailed, Err: mapRaftErr(err).Error()}
-		}
-		return &Response{Code: codeOK, Results: res}
+		return n.handleApply(ctx, req)
 	case rpcReadIndex:
-		idx, err := n.leaderReadIndex()
+		idx, term, err := n.leaderReadIndex()
 		if err != nil {
 			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 				return &Response{Code: codeNotLeader}
 			}
 			return &Response{Code: codeFailed, Err: err.Error()}
 		}
-		return &Response{Code: codeOK, Index: idx}
+		return &Response{Code: codeOK, Index: idx, Term: term}
 	case rpcLeave:
 		fn := n.onLeave.Load()
 		if fn == nil {
@@ -142,6 +128,33 @@ func (n *Node) HandleRPC(ctx context.Context, req *Request) *Response {
 		return &Response{Code: codeOK}
 	}
 	return &Response{Code: codeFailed, Err: fmt.Sprintf("unknown rpc op %d", req.Op)}
+}
+
+// handleApply applies a forwarded batch on the leader. A batch fenced for
+// another term than this leader's is refused at once (the fence would
+// keep it from applying anyway), with the term, so the sender can fence
+// its next attempt right.
+func (n *Node) handleApply(ctx context.Context, req *Request) *Response {
+	cmds, err := fsm.DecodeBatch(req.Data)
+	if err != nil {
+		return &Response{Code: codeFailed, Err: err.Error()}
+	}
+	term := n.raft.CurrentTerm()
+	if len(cmds) > 0 && cmds[0].Op == fsm.OpFence && cmds[0].Term != term {
+		return &Response{Code: codeNotLeader, Term: term}
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
+	defer cancel()
+	res, err := n.batch.submit(ctx, cmds)
+	switch {
+	case errors.Is(err, raft.ErrNotLeader):
+		_, addr := n.Leader()
+		return &Response{Code: codeNotLeader, Leader: addr, Term: n.raft.CurrentTerm()}
+	case err != nil:
+		// It may have been appended: only the log will tell.
+		return &Response{Code: codeUnknown, Err: mapRaftErr(err).Error()}
+	}
+	return &Response{Code: codeOK, Results: res}
 }
 
 // Linearize returns once this node's FSM reflects every write committed
@@ -164,7 +177,7 @@ func (n *Node) Linearize(ctx context.Context) error {
 			return ErrClosed
 		}
 		if n.IsLeader() {
-			idx, err := n.leaderReadIndex()
+			idx, _, err := n.leaderReadIndex()
 			if err == nil {
 				return n.waitApplied(ctx, idx)
 			}
@@ -181,21 +194,25 @@ func (n *Node) Linearize(ctx context.Context) error {
 }
 
 // leaderReadIndex returns a commit index that covers every write committed
-// before the call. A new leader first commits an entry of its own term (a
-// barrier), since until then its commit index may miss entries its
-// predecessor committed; it then confirms with a quorum that it still leads.
-func (n *Node) leaderReadIndex() (uint64, error) {
-	term := n.raft.CurrentTerm()
+// before the call, and the term this node leads in. A new leader first
+// commits an entry of its own term (a barrier), since until then its
+// commit index may miss entries its predecessor committed; it then
+// confirms with a quorum that it still leads.
+func (n *Node) leaderReadIndex() (index, term uint64, err error) {
+	term = n.raft.CurrentTerm()
 	if n.termReady.Load() != term {
 		if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		n.termReady.Store(term)
 	}
 	if err := n.raft.VerifyLeader().Error(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return n.raft.CommitIndex(), nil
+	if n.raft.CurrentTerm() != term {
+		return 0, 0, raft.ErrLeadershipLost
+	}
+	return n.raft.CommitIndex(), term, nil
 }
 
 // WaitApplied returns once this node's FSM has applied the log up to index.
@@ -248,10 +265,16 @@ type backoff struct{ d time.Duration }
 
 func newBackoff() *backoff { return &backoff{d: 5 * time.Millisecond} }
 
-func (b *backoff) sleep(ctx context.Context) error {
-	t := time.NewTimer(b.d)
-	defer t.Stop()
+// next returns the pause to make now and lengthens the next one.
+func (b *backoff) next() time.Duration {
+	d := b.d
 	b.d = min(2*b.d, 100*time.Millisecond)
+	return d
+}
+
+func (b *backoff) sleep(ctx context.Context) error {
+	t := time.NewTimer(b.next())
+	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
@@ -260,9 +283,10 @@ func (b *backoff) sleep(ctx context.Context) error {
 	}
 }
 
-// Unreachable marks an RPCNet error for a request that never left this
-// node (the peer could not be reached), so retrying cannot apply a write
-// twice. RPCNet implementations wrap such errors with it.
+// Unreachable marks an error for a write that was not applied: the request
+// never left this node (the peer could not be reached), or it is known
+// not to have been applied (see forwarder). Retrying cannot apply it
+// twice. RPCNet implementations wrap their "not sent" errors with it.
 func Unreachable(err error) error { return &notSentError{err: err} }
 
 // notSentError marks a call that failed before the request left this node.
@@ -368,6 +392,11 @@ func (b *batcher) run(ctx context.Context) {
 // send appends one entry for the batch (or one per request, if together
 // they are too big for an entry) and delivers results when it commits.
 func (b *batcher) send(ctx context.Context, batch []*applyReq) {
+	// A fence guards the commands after it up to the next one: the
+	// requests it does not open go first.
+	slices.SortStableFunc(batch, func(x, y *applyReq) int {
+		return cmp.Compare(fenced(x.cmds), fenced(y.cmds))
+	})
 	all := make([]fsm.Command, 0, len(batch))
 	for _, r := range batch {
 		all = append(all, r.cmds...)
@@ -421,6 +450,14 @@ func (b *batcher) send(ctx context.Context, batch []*applyReq) {
 			off += len(r.cmds)
 		}
 	}()
+}
+
+// fenced is 1 for commands that an OpFence opens, else 0.
+func fenced(cmds []fsm.Command) int {
+	if len(cmds) > 0 && cmds[0].Op == fsm.OpFence {
+		return 1
+	}
+	return 0
 }
 
 // drain fails the requests still queued.

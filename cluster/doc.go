@@ -14,6 +14,17 @@
 // round trip, many writers share them. A follower forwards to the leader and,
 // while there is none, waits (bounded by ForwardTimeout) for one.
 //
+// A forwarded write is fenced with the leader's term (fsm.OpFence): it
+// applies only in an entry of that term, so it applies at most once. When
+// the leader stops answering (it froze, was cut off, or its answer was
+// lost), the follower does not wait out ForwardTimeout: once a leader of a
+// later term has committed an entry, the write's outcome is settled, and
+// the follower's own replica shows it: applied (with the results the
+// leader computed, since every replica computes the same), or never, in
+// which case it goes to the new leader. So a leader's loss costs a write
+// about an election; ErrAmbiguous is left for outcomes the deadline cut
+// short.
+//
 // # Reads
 //
 // Reads are served by the local FSM. Linearize makes a read linearizable: it

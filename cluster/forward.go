@@ -2,8 +2,10 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/graftcm/graft/fsm"
 )
@@ -15,6 +17,13 @@ const maxForwardInflight = 4
 // time: while RPCs are in flight, new writes queue, and the next RPC carries
 // every write queued for the same leader (group commit). A lone writer pays
 // one round trip; many writers share them, as on the leader itself.
+//
+// Each RPC's commands are fenced (see fsm.OpFence) with the term the
+// leader is believed to lead in, so a forwarded write applies at most once
+// and its outcome can be learnt even when the leader never answers: once
+// a leader of a later term has committed an entry, an entry of the fence's
+// term that is not in the log before it never will be, and this node's own
+// replica shows which it was (see resolve).
 type forwarder struct {
 	n *Node
 
@@ -30,13 +39,18 @@ type fwdReq struct {
 }
 
 type fwdResult struct {
-	resp *Response
-	err  error
+	res []fsm.Result
+	err error
 }
 
-// forward sends cmds to the leader at addr and returns its response, or the
-// RPC's error (wrapped by Unreachable when nothing was sent).
-func (f *forwarder) forward(ctx context.Context, addr string, cmds []fsm.Command) (*Response, error) {
+// errFenced means the leader appended a forwarded write in another term
+// than its fence's: it changed nothing.
+var errFenced = errors.New("the leader's term moved on before it appended the write")
+
+// forward sends cmds to the leader at addr and returns their results. An
+// error wrapped by Unreachable means the write was not applied (safe to
+// send again); ErrAmbiguous that its outcome is unknown.
+func (f *forwarder) forward(ctx context.Context, addr string, cmds []fsm.Command) ([]fsm.Result, error) {
 	r := &fwdReq{addr: addr, cmds: cmds, done: make(chan fwdResult, 1)}
 	f.mu.Lock()
 	f.queue = append(f.queue, r)
@@ -51,11 +65,27 @@ func (f *forwarder) forward(ctx context.Context, addr string, cmds []fsm.Command
 	}
 	select {
 	case res := <-r.done:
-		return res.resp, res.err
+		return res.res, res.err
 	case <-ctx.Done():
+		if f.unqueue(r) {
+			return nil, Unreachable(ctx.Err())
+		}
 		// The write may still be applied by the RPC in flight.
 		return nil, fmt.Errorf("%w: %w", ErrAmbiguous, ctx.Err())
 	}
+}
+
+// unqueue takes r out of the queue if no RPC has taken it yet.
+func (f *forwarder) unqueue(r *fwdReq) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, q := range f.queue {
+		if q == r {
+			f.queue = append(f.queue[:i], f.queue[i+1:]...)
+			return true
+		}
+	}
+	return false
 }
 
 // takeLocked removes from the queue the requests for the first queued
@@ -66,7 +96,7 @@ func (f *forwarder) takeLocked() []*fwdReq {
 	}
 	addr := f.queue[0].addr
 	var batch, rest []*fwdReq
-	n := 0
+	n := 1 // the fence
 	for _, r := range f.queue {
 		if r.addr == addr && n+len(r.cmds) <= fsm.MaxBatch {
 			batch = append(batch, r)
@@ -103,12 +133,18 @@ func (f *forwarder) start(batch []*fwdReq) {
 	}
 }
 
-// send makes one RPC for the batch and hands each request its results.
+// send makes one fenced RPC for the batch and hands each request its
+// results, or the error that says whether it was applied.
 func (f *forwarder) send(batch []*fwdReq) {
-	all := make([]fsm.Command, 0, len(batch))
+	all := make([]fsm.Command, 1, 1+len(batch))
 	for _, r := range batch {
 		all = append(all, r.cmds...)
 	}
+	n := f.n
+	id, outcome := n.reqs.await()
+	defer n.reqs.forget(id)
+	term := max(n.raft.CurrentTerm(), n.termHint.Load())
+	all[0] = fsm.Command{Op: fsm.OpFence, Term: term, Request: id}
 	data, err := fsm.EncodeBatch(all)
 	if err != nil {
 		if len(batch) == 1 {
@@ -120,24 +156,135 @@ func (f *forwarder) send(batch []*fwdReq) {
 		}
 		return
 	}
-	ctx, cancel := context.WithTimeout(f.n.ctx, f.n.cfg.ForwardTimeout)
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.ForwardTimeout)
 	defer cancel()
-	resp, err := f.n.rpc.Call(ctx, batch[0].addr, &Request{Op: rpcApply, Data: data})
-	if err == nil && resp.Code == codeOK && len(resp.Results) != len(all) {
-		err = fmt.Errorf("cluster: leader sent %d results for %d commands", len(resp.Results), len(all))
+	restores := n.reqs.restores.Load()
+	res, err := f.call(ctx, batch[0].addr, term, data)
+	if errors.Is(err, errOutcomeUnknown) {
+		res, err = n.resolve(ctx, term, outcome, restores, err)
+	}
+	if err == nil && len(res) != len(all)-1 {
+		err = fmt.Errorf("cluster: %d results for %d commands", len(res), len(all)-1)
 	}
 	off := 0
 	for _, r := range batch {
-		switch {
-		case err != nil:
+		if err != nil {
 			r.done <- fwdResult{err: err}
-		case resp.Code != codeOK:
-			r.done <- fwdResult{resp: resp}
-		default:
-			part := *resp
-			part.Results = resp.Results[off : off+len(r.cmds)]
-			r.done <- fwdResult{resp: &part}
+			continue
 		}
+		r.done <- fwdResult{res: res[off : off+len(r.cmds)]}
 		off += len(r.cmds)
 	}
+}
+
+// errOutcomeUnknown marks a call whose write may or may not be applied.
+var errOutcomeUnknown = errors.New("no answer")
+
+// call sends the fenced batch to the leader at addr and returns its
+// results (the fence's left out), an error wrapped by Unreachable if it
+// was not applied, or one wrapping errOutcomeUnknown. The call gives up
+// early once a leader of a later term is known: the old one may be cut
+// off or frozen, and will never answer.
+func (f *forwarder) call(ctx context.Context, addr string, term uint64, data []byte) ([]fsm.Result, error) {
+	n := f.n
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer n.onNewerLeader(term, cancel)()
+	resp, err := n.rpc.Call(ctx, addr, &Request{Op: rpcApply, Data: data})
+	switch {
+	case err != nil && isNotSent(err):
+		return nil, err
+	case err != nil:
+		return nil, fmt.Errorf("%w: forwarding to leader %s: %w", errOutcomeUnknown, addr, err)
+	case resp.Code == codeOK && len(resp.Results) > 0 && resp.Results[0].OK:
+		return resp.Results[1:], nil
+	case resp.Code == codeOK:
+		n.noteTerm(resp.Term)
+		return nil, Unreachable(errFenced)
+	case resp.Code == codeNotLeader, resp.Code == codeNotReady:
+		n.noteTerm(resp.Term)
+		return nil, Unreachable(fmt.Errorf("%s is not the leader in term %d", addr, term))
+	case resp.Code == codeUnknown:
+		return nil, fmt.Errorf("%w: leader %s: %s", errOutcomeUnknown, addr, resp.Err)
+	}
+	return nil, fmt.Errorf("cluster: leader %s: %s", addr, resp.Err)
+}
+
+// noteTerm remembers a term a leader said it leads in, for the next
+// fence: this node may not have heard of it yet.
+func (n *Node) noteTerm(term uint64) {
+	for {
+		old := n.termHint.Load()
+		if term <= old || n.termHint.CompareAndSwap(old, term) {
+			return
+		}
+	}
+}
+
+// resolve learns the outcome of a fenced write sent in term whose leader
+// did not answer: from this node's replica, which applies the write's
+// entry if it commits. Once a leader of a later term reports a read index
+// (it has committed an entry of its own term) and this replica has
+// applied up to it, a write not seen by then never applies: its entry is
+// not in the log before that leader's entry, and an entry of an earlier
+// term can only commit before it. It returns the write's results, an
+// error wrapped by Unreachable if it was not applied, or ErrAmbiguous
+// with cause if ctx ends first (or a snapshot restore hid the entry).
+func (n *Node) resolve(ctx context.Context, term uint64, outcome <-chan fsm.Request, restores uint64, cause error) ([]fsm.Result, error) {
+	seen := func(q fsm.Request) ([]fsm.Result, error) {
+		if q.Applied {
+			return q.Results, nil
+		}
+		return nil, Unreachable(errFenced)
+	}
+	wait := newBackoff()
+	for {
+		changed := n.leaderChanged.wait()
+		select {
+		case q := <-outcome:
+			return seen(q)
+		default:
+		}
+		if idx, ok := n.laterReadIndex(ctx, term); ok && n.waitApplied(ctx, idx) == nil {
+			select {
+			case q := <-outcome:
+				return seen(q)
+			default:
+			}
+			if n.reqs.restores.Load() == restores {
+				return nil, Unreachable(fmt.Errorf("%w, and it was never applied", cause))
+			}
+			return nil, fmt.Errorf("%w: %w (a snapshot replaced the log meanwhile)", ErrAmbiguous, cause)
+		}
+		t := time.NewTimer(wait.next())
+		select {
+		case q := <-outcome:
+			t.Stop()
+			return seen(q)
+		case <-changed:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w: %w", ErrAmbiguous, cause)
+		}
+		t.Stop()
+	}
+}
+
+// laterReadIndex returns a read index from a leader of a term after term
+// (this node, or the one it knows), if there is one.
+func (n *Node) laterReadIndex(ctx context.Context, term uint64) (uint64, bool) {
+	if n.IsLeader() {
+		idx, t, err := n.leaderReadIndex()
+		return idx, err == nil && t > term
+	}
+	_, addr := n.Leader()
+	if addr == "" {
+		return 0, false
+	}
+	resp, err := n.rpc.Call(ctx, addr, &Request{Op: rpcReadIndex})
+	if err != nil || resp.Code != codeOK {
+		return 0, false
+	}
+	return resp.Index, resp.Term > term
 }

@@ -10,7 +10,8 @@ import (
 
 // raftFSM adapts the World's state machine to raft.
 type raftFSM struct {
-	f *fsm.FSM
+	f    *fsm.FSM
+	reqs *requests // told the outcome of every fenced write applied
 }
 
 var _ raft.BatchingFSM = (*raftFSM)(nil)
@@ -27,12 +28,13 @@ func (a *raftFSM) ApplyBatch(logs []*raft.Log) []any {
 			_, _ = a.f.Apply(l.Index, nil)
 			continue
 		}
-		res, err := a.f.Apply(l.Index, l.Data)
+		applied, err := a.f.ApplyEntry(l.Index, l.Term, l.Data)
 		if err != nil {
 			out[i] = err
 			continue
 		}
-		out[i] = res
+		a.reqs.applied(applied.Requests)
+		out[i] = applied.Results
 	}
 	return out
 }
@@ -44,6 +46,7 @@ func (a *raftFSM) Snapshot() (raft.FSMSnapshot, error) {
 
 func (a *raftFSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	a.reqs.restores.Add(1)
 	return a.f.Restore(rc)
 }
 

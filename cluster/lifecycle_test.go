@@ -152,3 +152,25 @@ func TestRPCWhileClosingAnswersNotReady(t *testing.T) {
 		}
 	})
 }
+
+// A forwarded write fenced for another term than the leader's is refused
+// before it reaches the log, with the leader's term for the next try.
+func TestStaleFenceIsRefusedWithTheTerm(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n, _ := soloNode(t)
+		defer n.Close()
+		term := n.raft.CurrentTerm()
+		data, err := fsm.EncodeBatch([]fsm.Command{{Op: fsm.OpFence, Term: term - 1, Request: "r"},
+			{Op: fsm.OpPut, Key: "stale", Value: []byte("v")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp := n.HandleRPC(t.Context(), &Request{Op: rpcApply, Data: data})
+		if resp.Code != codeNotLeader || resp.Term != term {
+			t.Errorf("stale fence: %+v, want not leader with term %d", resp, term)
+		}
+		if _, ok := n.fsm.Get("stale"); ok {
+			t.Error("a write fenced for an old term was applied")
+		}
+	})
+}

@@ -27,6 +27,10 @@ var (
 	// ErrAmbiguous means the write may or may not have been applied: the
 	// leader was lost, or the connection to it, after the write was sent.
 	ErrAmbiguous = errors.New("cluster: write outcome unknown")
+	// ErrLeaderUnreachable means a leader was known but no write reached
+	// it within ForwardTimeout (or the caller's deadline); the error says
+	// why the last attempt did not.
+	ErrLeaderUnreachable = errors.New("cluster: the leader cannot be reached")
 	// ErrClosed means the node is shut down.
 	ErrClosed = errors.New("cluster: node closed")
 )
@@ -71,6 +75,10 @@ type Node struct {
 	// waits for them before it shuts raft down (see gate).
 	work gate
 
+	reqs          *requests     // fenced writes waiting for this replica to apply them
+	termHint      atomic.Uint64 // the highest term a leader said it leads in
+	leaderChanged signal        // fires when raft reports a new leader (or none)
+
 	ctx       context.Context
 	cancel    context.CancelFunc
 	closeOnce sync.Once
@@ -101,7 +109,8 @@ func newNode(cfg Config) *Node {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Node{cfg: cfg, log: log.With("node", cfg.NodeID), ctx: ctx, cancel: cancel, ready: make(chan struct{})}
+	n := &Node{cfg: cfg, log: log.With("node", cfg.NodeID), ctx: ctx, cancel: cancel, ready: make(chan struct{}),
+		reqs: newRequests()}
 	n.fwd = &forwarder{n: n}
 	return n
 }
@@ -223,7 +232,7 @@ func (n *Node) start(deps Deps) error {
 	if err != nil {
 		return fmt.Errorf("cluster: reading raft state: %w", err)
 	}
-	r, err := raft.NewRaft(rc, &raftFSM{f: deps.FSM}, deps.LogStore, deps.StableStore, deps.SnapshotStore, deps.Transport)
+	r, err := raft.NewRaft(rc, &raftFSM{f: deps.FSM, reqs: n.reqs}, deps.LogStore, deps.StableStore, deps.SnapshotStore, deps.Transport)
 	if err != nil {
 		return fmt.Errorf("cluster: starting raft: %w", err)
 	}
@@ -247,6 +256,7 @@ func (n *Node) start(deps Deps) error {
 	}
 	n.batch = newBatcher(r, n.cfg.ApplyTimeout)
 	n.work.goRun(func() { n.batch.run(n.ctx) })
+	n.work.goRun(func() { n.watchLeader(n.ctx) })
 	close(n.ready)
 	return nil
 }

@@ -30,6 +30,7 @@ const (
 	codeNotLeader       // the receiver is not the leader: ask again elsewhere
 	codeFailed          // the request failed; Err says why
 	codeNotReady        // the receiver is starting or stopping: nothing was done, ask again
+	codeUnknown         // the write may have been appended: its outcome is in the log
 )
 
 // maxFrame bounds one RPC frame: an encoded batch and some room.
@@ -49,7 +50,7 @@ type Response struct {
 	Results []fsm.Result `msgpack:"r,omitempty"`
 	Index   uint64       `msgpack:"i,omitempty"`
 	Leader  string       `msgpack:"l,omitempty"` // a hint with codeNotLeader
-	Term    uint64       `msgpack:"t,omitempty"` // rpcStats
+	Term    uint64       `msgpack:"t,omitempty"` // rpcStats, rpcReadIndex; the leader's with codeNotLeader
 	Applied uint64       `msgpack:"a,omitempty"` // rpcStats
 }
 

@@ -16,6 +16,33 @@ type applier struct {
 	index uint64
 }
 
+// entry applies the commands of an entry appended in term: each group
+// an OpFence opens applies only if the fence holds.
+func (a *applier) entry(cmds []Command, term uint64) Applied {
+	out := Applied{Results: make([]Result, len(cmds))}
+	guarded, skip := -1, false // the open group's index in out.Requests
+	for i := range cmds {
+		c := &cmds[i]
+		switch {
+		case c.Op == OpFence:
+			holds := c.Term != 0 && c.Term == term
+			out.Results[i] = Result{Rev: a.f.rev, OK: holds}
+			out.Requests = append(out.Requests, Request{ID: c.Request, Applied: holds})
+			guarded, skip = len(out.Requests)-1, !holds
+			continue
+		case skip:
+			out.Results[i] = Result{Rev: a.f.rev, Err: ErrFenced}
+		default:
+			out.Results[i] = a.command(c)
+		}
+		if guarded >= 0 {
+			r := &out.Requests[guarded]
+			r.Results = append(r.Results, out.Results[i])
+		}
+	}
+	return out
+}
+
 func (a *applier) command(c *Command) Result {
 	var res Result
 	var err error

@@ -115,7 +115,7 @@ func checkCommand(c *Command, nested bool) error {
 	for _, f := range [...]struct {
 		what string
 		s    string
-	}{{"node", c.Node}, {"sema", c.Sema}, {"holder", c.Holder}} {
+	}{{"node", c.Node}, {"sema", c.Sema}, {"holder", c.Holder}, {"request", c.Request}} {
 		if err := checkSize(f.what, len(f.s), MaxNameSize); err != nil {
 			return err
 		}
@@ -177,7 +177,7 @@ func (w *writer) command(c *Command) {
 	present := [...]bool{
 		true, c.Key != "", len(c.Value) > 0, c.Ephemeral, c.Node != "",
 		len(c.Compares) > 0, len(c.Then) > 0, len(c.Else) > 0, len(c.Exports) > 0,
-		c.Sema != "", c.Count != 0, c.Holder != "",
+		c.Sema != "", c.Count != 0, c.Holder != "", c.Term != 0, c.Request != "",
 	}
 	n := 0
 	for _, p := range present {
@@ -247,6 +247,14 @@ func (w *writer) command(c *Command) {
 	if present[11] {
 		w.str("h")
 		w.str(c.Holder)
+	}
+	if present[12] {
+		w.str("tm")
+		w.uint(c.Term)
+	}
+	if present[13] {
+		w.str("rq")
+		w.str(c.Request)
 	}
 }
 
@@ -327,6 +335,10 @@ func (r *reader) command(nested bool) Command {
 			c.Count = r.int("count")
 		case "h":
 			c.Holder = r.str("holder", MaxNameSize)
+		case "tm":
+			c.Term = r.uint("term")
+		case "rq":
+			c.Request = r.str("request", MaxNameSize)
 		default:
 			r.failf("unknown command field %q", f)
 		}

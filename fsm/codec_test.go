@@ -18,7 +18,7 @@ func fullCommand() Command {
 		Then:     []Command{put("t", "1")},
 		Else:     []Command{{Op: OpDelete, Key: "x"}},
 		Exports:  []Export{{Kind: "file", Name: "/f", Data: []byte("d")}},
-		Sema:     "s", Count: -3, Holder: "h",
+		Sema:     "s", Count: -3, Holder: "h", Term: 9, Request: "r",
 	}
 }
 

@@ -72,7 +72,19 @@ const (
 	// OpRemoveNode does what OpExpireNode does and also deletes Node's
 	// exports: the node has left the cluster for good.
 	OpRemoveNode
+	// OpFence guards the commands after it in the entry, up to the next
+	// OpFence: they apply only if the entry was appended to the raft log
+	// in term Term (see FSM.ApplyEntry). Its Result.OK says whether they
+	// did; the results of guarded commands that did not apply say
+	// ErrFenced. Request names the guarded commands for their sender, who
+	// learns from its own replica whether they applied (at most once: an
+	// entry of a later term never applies them).
+	OpFence
 )
+
+// ErrFenced is the Result.Err of a command guarded by an OpFence that did
+// not hold: it changed nothing.
+const ErrFenced = "fenced: the entry was not appended in the term the request was made for"
 
 // Command is one state change. A raft log entry holds a batch of them.
 type Command struct {
@@ -88,6 +100,8 @@ type Command struct {
 	Sema      string    `msgpack:"s,omitempty"`
 	Count     int64     `msgpack:"sc,omitempty"`
 	Holder    string    `msgpack:"h,omitempty"`
+	Term      uint64    `msgpack:"tm,omitempty"` // OpFence
+	Request   string    `msgpack:"rq,omitempty"` // OpFence
 }
 
 // CompareTarget is what a Compare looks at.

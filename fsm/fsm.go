@@ -91,10 +91,37 @@ func New(opts Options) *FSM {
 // grow: an index not above Applied is an error and changes nothing. An entry
 // that does not decode is an error too; it changes nothing but Applied,
 // which moves to index. Empty data (an entry holding no commands, such as a
-// raft configuration change) just moves Applied.
+// raft configuration change) just moves Applied. Apply knows no term, so
+// commands guarded by an OpFence never apply; raft replicas use ApplyEntry.
 func (f *FSM) Apply(index uint64, data []byte) ([]Result, error) {
+	a, err := f.ApplyEntry(index, 0, data)
+	return a.Results, err
+}
+
+// Applied is what applying one log entry did.
+type Applied struct {
+	// Results has one Result per command of the entry, in order.
+	Results []Result
+	// Requests are the entry's fenced groups (see OpFence), in order.
+	Requests []Request
+}
+
+// Request is one group of commands guarded by an OpFence.
+type Request struct {
+	// ID is the fence's Request.
+	ID string
+	// Applied says whether the group applied.
+	Applied bool
+	// Results are the results of the group's commands, the fence's own
+	// excluded.
+	Results []Result
+}
+
+// ApplyEntry is Apply for the raft log entry at index, appended in term
+// (which OpFence commands check).
+func (f *FSM) ApplyEntry(index, term uint64, data []byte) (Applied, error) {
 	if applied := f.applied.Load(); index <= applied {
-		return nil, fmt.Errorf("apply entry %d: already applied %d", index, applied)
+		return Applied{}, fmt.Errorf("apply entry %d: already applied %d", index, applied)
 	}
 	var cmds []Command
 	var err error
@@ -105,18 +132,15 @@ func (f *FSM) Apply(index uint64, data []byte) ([]Result, error) {
 		f.setApplied(index)
 		if err != nil {
 			f.log.Warn("entry does not decode", slog.Uint64("index", index), slog.Any("err", err))
-			return nil, fmt.Errorf("apply entry %d: %w", index, err)
+			return Applied{}, fmt.Errorf("apply entry %d: %w", index, err)
 		}
-		return nil, nil
+		return Applied{}, nil
 	}
 
-	results := make([]Result, len(cmds))
 	f.mu.Lock()
 	before := f.rev
 	a := applier{f: f, index: index}
-	for i := range cmds {
-		results[i] = a.command(&cmds[i])
-	}
+	out := a.entry(cmds, term)
 	moved := f.rev != before
 	if moved {
 		f.hist.trim()
@@ -127,7 +151,7 @@ func (f *FSM) Apply(index uint64, data []byte) ([]Result, error) {
 	if moved {
 		f.signalChanged()
 	}
-	return results, nil
+	return out, nil
 }
 
 // setApplied moves Applied to index and wakes WaitApplied.

@@ -93,8 +93,31 @@ func (c *Cluster) Partition(ms ...*Member) {
 	c.net.partition(ids)
 }
 
-// Heal removes every partition.
-func (c *Cluster) Heal() { c.net.partition(nil) }
+// Heal removes every partition and thaws every member.
+func (c *Cluster) Heal() {
+	c.net.mu.Lock()
+	clear(c.net.mute)
+	c.net.mu.Unlock()
+	c.net.partition(nil)
+}
+
+// Freeze makes a member behave as a stopped process (SIGSTOP) or one cut
+// off by a firewall that drops packets: it is partitioned away, and RPCs
+// sent to it are never answered (the caller waits until its context
+// ends). Heal thaws it.
+func (c *Cluster) Freeze(m *Member) {
+	c.net.setMute(m.host, muteAll)
+	c.Partition(m)
+}
+
+// LoseAnswers makes a member do what RPCs ask but lose its answers, as
+// when its connection breaks after a request arrived. Heal ends it.
+func (c *Cluster) LoseAnswers(m *Member) { c.net.setMute(m.host, muteAnswers) }
+
+// RefuseRPCs makes a member refuse graft's RPC connections (as a cluster
+// port refuses a flood from one address) while raft goes on. Heal ends
+// it.
+func (c *Cluster) RefuseRPCs(m *Member) { c.net.setMute(m.host, muteRefuse) }
 
 // Kill stops a member's node, keeping its stores.
 func (c *Cluster) Kill(m *Member) { m.down() }

@@ -17,7 +17,20 @@ type raftNet struct {
 	mu    sync.Mutex
 	hosts []*host
 	cut   map[string]int // partition group by host ID; 0 = the main one
+	// mute says, by host ID, how a host handles graft's RPCs besides
+	// raft's: muteAll never answers (a frozen process), muteAnswers does
+	// what it is asked but its answers are lost.
+	mute map[string]muteMode
 }
+
+type muteMode int
+
+const (
+	muteNone muteMode = iota
+	muteAll
+	muteAnswers
+	muteRefuse
+)
 
 // host is one place on a raftNet. Its stores outlive the node running
 // there, so a node restarted on it has its state, as from its data dir.
@@ -36,7 +49,18 @@ type host struct {
 	fsm  *fsm.FSM
 }
 
-func newRaftNet() *raftNet { return &raftNet{cut: map[string]int{}} }
+func newRaftNet() *raftNet { return &raftNet{cut: map[string]int{}, mute: map[string]muteMode{}} }
+
+// setMute sets how the host handles RPCs.
+func (n *raftNet) setMute(h *host, m muteMode) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if m == muteNone {
+		delete(n.mute, h.ID)
+	} else {
+		n.mute[h.ID] = m
+	}
+}
 
 // add puts a new host with empty stores on the network.
 func (n *raftNet) add(id string) *host {
@@ -146,14 +170,31 @@ func (v *rpcView) Call(ctx context.Context, addr string, req *cluster.Request) (
 	n := v.from.net
 	n.mu.Lock()
 	var target *cluster.Node
+	mute := muteNone
 	for _, h := range n.hosts {
-		if string(h.addr) == addr && n.cut[h.ID] == n.cut[v.from.ID] {
+		if string(h.addr) != addr {
+			continue
+		}
+		if mute = n.mute[h.ID]; mute == muteAll || n.cut[h.ID] == n.cut[v.from.ID] {
 			target = h.node
 		}
 	}
 	n.mu.Unlock()
+	if mute == muteAll {
+		// Sent to a process that never reads it.
+		<-ctx.Done()
+		return nil, fmt.Errorf("clustertest: %s does not answer: %w", addr, ctx.Err())
+	}
 	if target == nil {
 		return nil, cluster.Unreachable(fmt.Errorf("clustertest: %s unreachable from %s", addr, v.from.ID))
 	}
-	return target.HandleRPC(ctx, req), nil
+	if mute == muteRefuse {
+		return nil, cluster.Unreachable(fmt.Errorf("clustertest: %s refused the connection: too many connections handshaking from this address", addr))
+	}
+	resp := target.HandleRPC(ctx, req)
+	if mute == muteAnswers {
+		<-ctx.Done()
+		return nil, fmt.Errorf("clustertest: the answer from %s was lost: %w", addr, ctx.Err())
+	}
+	return resp, nil
 }

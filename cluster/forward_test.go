@@ -1,0 +1,128 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clustertest"
+	"github.com/graftcm/graft/fsm"
+)
+
+// firstWins is a write whose second application would be seen: it puts
+// "first" into an absent key, "second" into a present one.
+func firstWins(key string) []fsm.Command {
+	return []fsm.Command{{Op: fsm.OpTxn,
+		Compares: []fsm.Compare{{Target: fsm.CompareAbsent, Key: key}},
+		Then:     []fsm.Command{{Op: fsm.OpPut, Key: key, Value: []byte("first")}},
+		Else:     []fsm.Command{{Op: fsm.OpPut, Key: key, Value: []byte("second")}}}}
+}
+
+// appliedOnce checks that every member holds key = "first" once the
+// cluster is whole again.
+func appliedOnce(t *testing.T, c *clustertest.Cluster, key string) {
+	t.Helper()
+	c.Heal()
+	for _, m := range c.Members {
+		if err := m.Node().Linearize(t.Context()); err != nil {
+			t.Fatalf("%s: %v", m.ID, err)
+		}
+		if kv, ok := m.FSM().Get(key); !ok || string(kv.Value) != "first" {
+			t.Errorf("%s holds %s = %q (present %v), want \"first\": the write applied %s", m.ID, key, kv.Value, ok,
+				map[bool]string{true: "twice", false: "never"}[ok])
+		}
+	}
+}
+
+// A write forwarded to a leader that stops answering (SIGSTOPped, or cut
+// off by a firewall that drops packets) waited the whole forward timeout
+// and failed with 504, although a new leader was elected in a fraction of
+// it. The follower notices the new term, learns from its own replica that
+// the write was never applied, and sends it to the new leader: the gap
+// follows the election, and the write applies once.
+func TestWriteToFrozenLeaderGoesToTheNewLeader(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := clustertest.New(t, 3)
+		l := leader(t, c)
+		f := c.Followers(l)[0]
+		apply(t, f, "warm", "1") // f knows l as its leader
+		c.Freeze(l)
+		start := time.Now()
+		res, err := f.Node().Apply(t.Context(), firstWins("k"))
+		took := time.Since(start)
+		if err != nil {
+			t.Fatalf("a write through %s after the leader froze: %v (after %v)", f.ID, err, took)
+		}
+		t.Logf("the write took %v with the leader frozen", took)
+		if !res[0].OK {
+			t.Errorf("the write found the key present: %+v", res)
+		}
+		if limit := cluster.TestConfig().ForwardTimeout / 2; took > limit {
+			t.Errorf("the write took %v, want well under the forward timeout (%v): about an election", took, limit)
+		}
+		appliedOnce(t, c, "k")
+	})
+}
+
+// When the leader applies a forwarded write but its answer is lost and it
+// is then cut off, the write applied: the follower learns so, with the
+// results, from its own replica, instead of reporting an unknown outcome
+// or sending it again.
+func TestWriteWhoseAnswerIsLostIsKnownApplied(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := clustertest.New(t, 3)
+		l := leader(t, c)
+		f := c.Followers(l)[0]
+		apply(t, f, "warm", "1")
+		c.LoseAnswers(l)
+		type outcome struct {
+			res []fsm.Result
+			err error
+		}
+		done := make(chan outcome, 1)
+		go func() {
+			res, err := f.Node().Apply(context.Background(), firstWins("k"))
+			done <- outcome{res, err}
+		}()
+		for {
+			if _, ok := l.FSM().Get("k"); ok {
+				break
+			}
+			<-time.After(5 * time.Millisecond)
+		}
+		c.Freeze(l)
+		o := <-done
+		if o.err != nil {
+			t.Fatalf("the write, applied by the leader before it froze: %v", o.err)
+		}
+		if len(o.res) != 1 || !o.res[0].OK {
+			t.Errorf("results %+v, want the first branch taken", o.res)
+		}
+		appliedOnce(t, c, "k")
+	})
+}
+
+// A write whose leader refused every connection failed with a misleading
+// 503 "no leader" while a leader was up: the error says the leader could
+// not be reached, and why.
+func TestWriteToUnreachableLeaderSaysWhy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := clustertest.New(t, 3)
+		l := leader(t, c)
+		f := c.Followers(l)[0]
+		apply(t, f, "warm", "1")
+		c.RefuseRPCs(l)
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		_, err := f.Node().Apply(ctx, put("k", "v"))
+		if !errors.Is(err, cluster.ErrLeaderUnreachable) || errors.Is(err, cluster.ErrNoLeader) ||
+			!strings.Contains(err.Error(), "too many connections handshaking") || !strings.Contains(err.Error(), l.ID) {
+			t.Errorf("write with the leader refusing RPCs: %v; want ErrLeaderUnreachable naming %s and the refusal", err, l.ID)
+		}
+		c.Heal()
+	})
+}
