@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,7 +26,7 @@ func (n *Node) Apply(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, err
 	if len(cmds) == 0 {
 		return nil, nil
 	}
-	if _, err := fsm.EncodeBatch(cmds); err != nil {
+	if err := checkWrite(cmds); err != nil {
 		return nil, err // too big or invalid: say so before queueing it
 	}
 	if !n.work.enter() {
@@ -70,6 +72,20 @@ func (n *Node) Apply(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, err
 			return nil, fmt.Errorf("%w: %w", ErrNoLeader, err)
 		}
 	}
+}
+
+// checkWrite checks a write against the limits of one log entry, with
+// room for the fence a forwarded write carries, so that a write that fits
+// fits wherever it is made.
+func checkWrite(cmds []fsm.Command) error {
+	for i := range cmds {
+		if cmds[i].Op == fsm.OpFence {
+			return fmt.Errorf("cluster: command %d: fences are graft's own", i)
+		}
+	}
+	worst := fsm.Command{Op: fsm.OpFence, Term: math.MaxUint64, Request: strings.Repeat("x", maxRequestID)}
+	_, err := fsm.EncodeBatch(append([]fsm.Command{worst}, cmds...))
+	return err
 }
 
 // mapRaftErr turns raft's errors into the package's.
@@ -138,6 +154,11 @@ func (n *Node) handleApply(ctx context.Context, req *Request) *Response {
 	cmds, err := fsm.DecodeBatch(req.Data)
 	if err != nil {
 		return &Response{Code: codeFailed, Err: err.Error()}
+	}
+	for i := 1; i < len(cmds); i++ {
+		if cmds[i].Op == fsm.OpFence {
+			return &Response{Code: codeFailed, Err: fmt.Sprintf("command %d: a forwarded batch has one fence, first", i)}
+		}
 	}
 	term := n.raft.CurrentTerm()
 	if len(cmds) > 0 && cmds[0].Op == fsm.OpFence && cmds[0].Term != term {

@@ -97,8 +97,9 @@ func (f *forwarder) takeLocked() []*fwdReq {
 	addr := f.queue[0].addr
 	var batch, rest []*fwdReq
 	n := 1 // the fence
-	for _, r := range f.queue {
-		if r.addr == addr && n+len(r.cmds) <= fsm.MaxBatch {
+	for i, r := range f.queue {
+		// The first always goes (Apply checked it fits with a fence).
+		if r.addr == addr && (i == 0 || n+len(r.cmds) <= fsm.MaxBatch) {
 			batch = append(batch, r)
 			n += len(r.cmds)
 			continue
@@ -141,6 +142,14 @@ func (f *forwarder) send(batch []*fwdReq) {
 		all = append(all, r.cmds...)
 	}
 	n := f.n
+	addr := batch[0].addr
+	if _, leader := n.Leader(); leader != addr {
+		// Queued for a leader that is no longer this node's: not sent.
+		for _, r := range batch {
+			r.done <- fwdResult{err: Unreachable(fmt.Errorf("the leader is no longer %s", addr))}
+		}
+		return
+	}
 	id, outcome := n.reqs.await()
 	defer n.reqs.forget(id)
 	term := max(n.raft.CurrentTerm(), n.termHint.Load())
@@ -159,9 +168,9 @@ func (f *forwarder) send(batch []*fwdReq) {
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.ForwardTimeout)
 	defer cancel()
 	restores := n.reqs.restores.Load()
-	res, err := f.call(ctx, batch[0].addr, term, data)
+	res, err := f.call(ctx, addr, term, data)
 	if errors.Is(err, errOutcomeUnknown) {
-		res, err = n.resolve(ctx, term, outcome, restores, err)
+		res, err = n.resolve(ctx, term, addr, outcome, restores, err)
 	}
 	if err == nil && len(res) != len(all)-1 {
 		err = fmt.Errorf("cluster: %d results for %d commands", len(res), len(all)-1)
@@ -183,13 +192,13 @@ var errOutcomeUnknown = errors.New("no answer")
 // call sends the fenced batch to the leader at addr and returns its
 // results (the fence's left out), an error wrapped by Unreachable if it
 // was not applied, or one wrapping errOutcomeUnknown. The call gives up
-// early once a leader of a later term is known: the old one may be cut
-// off or frozen, and will never answer.
+// early once a leader that settles the write's fate is known (see
+// leaderBeyond): the old one may be cut off or frozen, and never answer.
 func (f *forwarder) call(ctx context.Context, addr string, term uint64, data []byte) ([]fsm.Result, error) {
 	n := f.n
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	defer n.onNewerLeader(term, cancel)()
+	defer n.onLeaderBeyond(term, addr, cancel)()
 	resp, err := n.rpc.Call(ctx, addr, &Request{Op: rpcApply, Data: data})
 	switch {
 	case err != nil && isNotSent(err):
@@ -221,16 +230,17 @@ func (n *Node) noteTerm(term uint64) {
 	}
 }
 
-// resolve learns the outcome of a fenced write sent in term whose leader
-// did not answer: from this node's replica, which applies the write's
-// entry if it commits. Once a leader of a later term reports a read index
+// resolve learns the outcome of a fenced write sent in term to addr,
+// which did not answer: from this node's replica, which applies the
+// write's entry if it commits. If another node leads in term, addr
+// appended nothing of term: the write was not applied. Once a leader of a later term reports a read index
 // (it has committed an entry of its own term) and this replica has
 // applied up to it, a write not seen by then never applies: its entry is
 // not in the log before that leader's entry, and an entry of an earlier
 // term can only commit before it. It returns the write's results, an
 // error wrapped by Unreachable if it was not applied, or ErrAmbiguous
 // with cause if ctx ends first (or a snapshot restore hid the entry).
-func (n *Node) resolve(ctx context.Context, term uint64, outcome <-chan fsm.Request, restores uint64, cause error) ([]fsm.Result, error) {
+func (n *Node) resolve(ctx context.Context, term uint64, addr string, outcome <-chan fsm.Request, restores uint64, cause error) ([]fsm.Result, error) {
 	seen := func(q fsm.Request) ([]fsm.Result, error) {
 		if q.Applied {
 			return q.Results, nil
@@ -244,6 +254,9 @@ func (n *Node) resolve(ctx context.Context, term uint64, outcome <-chan fsm.Requ
 		case q := <-outcome:
 			return seen(q)
 		default:
+		}
+		if n.otherLeaderIn(term, addr) {
+			return nil, Unreachable(fmt.Errorf("%w, and another node leads its term", cause))
 		}
 		if idx, ok := n.laterReadIndex(ctx, term); ok && n.waitApplied(ctx, idx) == nil {
 			select {

@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -124,5 +125,75 @@ func TestWriteToUnreachableLeaderSaysWhy(t *testing.T) {
 			t.Errorf("write with the leader refusing RPCs: %v; want ErrLeaderUnreachable naming %s and the refusal", err, l.ID)
 		}
 		c.Heal()
+	})
+}
+
+// Writes queued behind the four forwards in flight when the leader froze
+// were sent to the frozen leader, fenced for the new term, after the
+// election; nothing settled them, and they failed after the whole forward
+// timeout. Every one of many concurrent writes follows the election.
+func TestConcurrentWritesToFrozenLeaderFollowTheElection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := clustertest.New(t, 3)
+		l := leader(t, c)
+		f := c.Followers(l)[0]
+		apply(t, f, "warm", "1")
+		c.Freeze(l)
+		const writers = 12
+		errs := make(chan error, writers)
+		start := time.Now()
+		for i := range writers {
+			go func() {
+				_, err := f.Node().Apply(context.Background(), firstWins(fmt.Sprint("k", i)))
+				errs <- err
+			}()
+		}
+		for range writers {
+			if err := <-errs; err != nil {
+				t.Errorf("a concurrent write through %s after the leader froze: %v", f.ID, err)
+			}
+		}
+		took := time.Since(start)
+		t.Logf("%d concurrent writes took %v with the leader frozen", writers, took)
+		if limit := cluster.TestConfig().ForwardTimeout / 2; took > limit {
+			t.Errorf("the writes took %v, want well under the forward timeout (%v)", took, limit)
+		}
+		for i := range writers {
+			appliedOnce(t, c, fmt.Sprint("k", i))
+		}
+	})
+}
+
+// A write of as many commands as an entry holds left no room for the
+// forward's fence: it was never sent and kept its forwarding slot, and
+// after four of them the follower forwarded nothing. The limits of a write
+// are the same on every node, and such a write fails at once without
+// wedging the forwarder.
+func TestForwardedMaxBatchWriteDoesNotWedgeForwarder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := clustertest.New(t, 3)
+		l := leader(t, c)
+		f := c.Followers(l)[0]
+		big := make([]fsm.Command, fsm.MaxBatch)
+		for i := range big {
+			big[i] = fsm.Command{Op: fsm.OpPut, Key: fmt.Sprint("b", i), Value: []byte("v")}
+		}
+		for _, m := range []*clustertest.Member{l, f} {
+			if _, err := m.Node().Apply(t.Context(), big); !errors.Is(err, fsm.ErrTooLarge) {
+				t.Errorf("a write of %d commands on %s: %v, want ErrTooLarge", len(big), m.ID, err)
+			}
+		}
+		for range 4 {
+			ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+			_, err := f.Node().Apply(ctx, big[:fsm.MaxBatch-1])
+			cancel()
+			if err != nil {
+				t.Errorf("a write of %d commands through %s: %v", fsm.MaxBatch-1, f.ID, err)
+			}
+		}
+		apply(t, f, "small", "1")
+		if _, err := f.Node().Apply(t.Context(), []fsm.Command{{Op: fsm.OpFence, Term: 1}}); err == nil {
+			t.Error("a caller's own fence was taken")
+		}
 	})
 }

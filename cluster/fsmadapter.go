@@ -28,12 +28,13 @@ func (a *raftFSM) ApplyBatch(logs []*raft.Log) []any {
 			_, _ = a.f.Apply(l.Index, nil)
 			continue
 		}
-		applied, err := a.f.ApplyEntry(l.Index, l.Term, l.Data)
+		// Outcomes are settled before the FSM's applied index moves: a
+		// sender that has waited for the index must find its own.
+		applied, err := a.f.ApplyEntry(l.Index, l.Term, l.Data, a.reqs.applied)
 		if err != nil {
 			out[i] = err
 			continue
 		}
-		a.reqs.applied(applied.Requests)
 		out[i] = applied.Results
 	}
 	return out

@@ -1,15 +1,11 @@
 package cluster
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
-
-	"github.com/hashicorp/raft"
 
 	"github.com/graftcm/graft/fsm"
 )
@@ -39,6 +35,10 @@ func newRequests() *requests {
 	_, _ = rand.Read(b[:]) // crypto/rand.Read does not fail
 	return &requests{nonce: hex.EncodeToString(b[:]), waiting: map[string]chan fsm.Request{}}
 }
+
+// maxRequestID bounds the length of a request ID: 16 hex digits, a dash
+// and a base-36 uint64.
+const maxRequestID = 16 + 1 + 13
 
 // await returns a new request ID and the channel its outcome is delivered
 // on once this replica applies it. Call forget when done.
@@ -73,91 +73,5 @@ func (r *requests) applied(reqs []fsm.Request) {
 			default: // an ID is sent once, so applied once
 			}
 		}
-	}
-}
-
-// signal is a broadcast: wait returns a channel that closes at the next
-// fire.
-type signal struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func (s *signal) wait() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ch == nil {
-		s.ch = make(chan struct{})
-	}
-	return s.ch
-}
-
-func (s *signal) fire() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ch != nil {
-		close(s.ch)
-		s.ch = nil
-	}
-}
-
-// watchLeader fires n.leaderChanged on every change of leader raft
-// reports, until ctx ends.
-func (n *Node) watchLeader(ctx context.Context) {
-	ch := make(chan raft.Observation, 4)
-	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
-		_, ok := o.Data.(raft.LeaderObservation)
-		return ok
-	})
-	n.raft.RegisterObserver(obs)
-	defer n.raft.DeregisterObserver(obs)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ch:
-			n.leaderChanged.fire()
-		}
-	}
-}
-
-// newerLeader reports whether this node knows a leader in a term after
-// term.
-func (n *Node) newerLeader(term uint64) bool {
-	id, _ := n.Leader()
-	return id != "" && n.raft.CurrentTerm() > term
-}
-
-// newerLeaderPoll bounds how long a leader of a later term can go
-// unnoticed: raft reports a change of leader, not a leader re-elected in a
-// later term.
-const newerLeaderPoll = 25 * time.Millisecond
-
-// onNewerLeader calls fn once this node knows a leader of a term after
-// term, unless the returned stop is called first; stop returns once the
-// watch has ended.
-func (n *Node) onNewerLeader(term uint64, fn func()) (stop func()) {
-	quit, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(newerLeaderPoll)
-		defer t.Stop()
-		for {
-			changed := n.leaderChanged.wait()
-			if n.newerLeader(term) {
-				fn()
-				return
-			}
-			select {
-			case <-quit:
-				return
-			case <-changed:
-			case <-t.C:
-			}
-		}
-	}()
-	return func() {
-		close(quit)
-		<-done
 	}
 }

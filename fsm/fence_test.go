@@ -12,7 +12,7 @@ func (h *harness) applyIn(term uint64, cmds ...Command) Applied {
 		h.t.Fatalf("EncodeBatch: %v", err)
 	}
 	h.index++
-	a, err := h.f.ApplyEntry(h.index, term, data)
+	a, err := h.f.ApplyEntry(h.index, term, data, nil)
 	if err != nil {
 		h.t.Fatalf("ApplyEntry(%d): %v", h.index, err)
 	}
@@ -74,5 +74,28 @@ func TestFenceOfAnotherTermChangesNothing(t *testing.T) {
 	// Apply, which knows no term, never applies a fenced group.
 	if res := h.apply(fence(5, "x"), put("k", "v")); res[0].OK || res[1].Err != ErrFenced {
 		t.Errorf("Apply of a fenced group: %+v", res)
+	}
+}
+
+// A sender waiting for an index and then looking for its request's
+// outcome must find it: the outcome is settled before the entry counts as
+// applied. (It was handed over after, so a forwarded write could be
+// judged never applied, and sent again, right after it applied.)
+func TestFenceOutcomeSettledBeforeAppliedMoves(t *testing.T) {
+	h := newHarness(t, Options{})
+	data, err := EncodeBatch([]Command{fence(2, "r"), put("k", "v")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var appliedWhenSettled uint64
+	settled := false
+	if _, err := h.f.ApplyEntry(1, 2, data, func(reqs []Request) {
+		settled = len(reqs) == 1 && reqs[0].ID == "r" && reqs[0].Applied
+		appliedWhenSettled = h.f.Applied()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !settled || appliedWhenSettled != 0 {
+		t.Errorf("settled %v with Applied at %d, want settled before Applied moves from 0", settled, appliedWhenSettled)
 	}
 }

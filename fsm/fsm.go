@@ -94,7 +94,7 @@ func New(opts Options) *FSM {
 // raft configuration change) just moves Applied. Apply knows no term, so
 // commands guarded by an OpFence never apply; raft replicas use ApplyEntry.
 func (f *FSM) Apply(index uint64, data []byte) ([]Result, error) {
-	a, err := f.ApplyEntry(index, 0, data)
+	a, err := f.ApplyEntry(index, 0, data, nil)
 	return a.Results, err
 }
 
@@ -118,8 +118,11 @@ type Request struct {
 }
 
 // ApplyEntry is Apply for the raft log entry at index, appended in term
-// (which OpFence commands check).
-func (f *FSM) ApplyEntry(index, term uint64, data []byte) (Applied, error) {
+// (which OpFence commands check). settle, if not nil, is given the entry's
+// fenced groups before the entry counts as applied (before Applied moves
+// and WaitApplied returns), so that whoever waits for an index and then
+// looks for a group's outcome finds it. It must not block.
+func (f *FSM) ApplyEntry(index, term uint64, data []byte, settle func([]Request)) (Applied, error) {
 	if applied := f.applied.Load(); index <= applied {
 		return Applied{}, fmt.Errorf("apply entry %d: already applied %d", index, applied)
 	}
@@ -147,6 +150,9 @@ func (f *FSM) ApplyEntry(index, term uint64, data []byte) (Applied, error) {
 	}
 	f.mu.Unlock()
 
+	if settle != nil && len(out.Requests) > 0 {
+		settle(out.Requests)
+	}
 	f.setApplied(index)
 	if moved {
 		f.signalChanged()
