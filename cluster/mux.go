@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -38,6 +39,7 @@ const handshakeTimeout = 3 * time.Second
 const (
 	maxPendingHandshakes = 256
 	maxPendingPerIP      = 16
+	maxPendingPerKnownIP = 64 // an address that completed a handshake before (see admission)
 )
 
 // refusalLogEvery rate-limits the log of refused connections: each message
@@ -61,6 +63,7 @@ type mux struct {
 	clientTLS *tls.Config
 	log       *slog.Logger
 	onRPC     func(net.Conn)
+	hsTimeout time.Duration // bounds a connection's handshake
 
 	raftConns chan net.Conn
 	closed    chan struct{}
@@ -109,9 +112,16 @@ func (m *mux) track(c net.Conn) (net.Conn, bool) {
 	return tc, true
 }
 
-func newMux(ln net.Listener, advertise net.Addr, serverTLS, clientTLS *tls.Config, log *slog.Logger, onRPC func(net.Conn)) *mux {
+// newMux serves the cluster port on ln. hsTimeout bounds each
+// connection's handshake (0: handshakeTimeout).
+func newMux(ln net.Listener, advertise net.Addr, serverTLS, clientTLS *tls.Config, log *slog.Logger, onRPC func(net.Conn),
+	hsTimeout time.Duration) *mux {
+	if hsTimeout <= 0 {
+		hsTimeout = handshakeTimeout
+	}
 	m := &mux{
 		ln: ln, advertise: advertise, serverTLS: serverTLS, clientTLS: clientTLS, log: log, onRPC: onRPC,
+		hsTimeout: hsTimeout,
 		raftConns: make(chan net.Conn),
 		closed:    make(chan struct{}),
 		adm:       newAdmission(),
@@ -255,7 +265,13 @@ func (m *mux) handshake(p *pendingConn) {
 // greet reads a new connection's TLS handshake and kind, remembering its
 // address as known once it has authenticated.
 func (m *mux) greet(p *pendingConn) (net.Conn, byte, error) {
-	_ = p.SetDeadline(time.Now().Add(handshakeTimeout))
+	_ = p.SetDeadline(time.Now().Add(m.hsTimeout))
+	// An eviction before that deadline was set would be undone by it:
+	// evicted is set before evict moves the deadline, so checking it
+	// after setting the deadline misses none.
+	if p.evicted.Load() {
+		return nil, 0, errEvicted
+	}
 	var c net.Conn = p
 	if m.serverTLS != nil {
 		tc := tls.Server(p, m.serverTLS)
@@ -289,13 +305,21 @@ func (m *mux) greet(p *pendingConn) (net.Conn, byte, error) {
 // when they can tell: a peer that closed the connection for load says so
 // before closing, and only a certificate refused, either way, points at
 // the cluster key.
-func (m *mux) dial(addr string, kind byte, timeout time.Duration) (net.Conn, error) {
-	d := net.Dialer{Timeout: timeout}
-	raw, err := d.Dial("tcp", addr)
+func (m *mux) dial(ctx context.Context, addr string, kind byte, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	c, err := m.hello(raw, addr, kind, timeout)
+	// The handshake ends at the deadline, or at once if ctx ends first.
+	stop := context.AfterFunc(ctx, func() { _ = raw.SetDeadline(time.Now()) })
+	deadline, _ := ctx.Deadline()
+	c, err := m.hello(raw, addr, kind, deadline)
+	if !stop() && err == nil {
+		err = ctx.Err() // it may have cut the handshake short: do not trust the connection
+	}
 	if err != nil {
 		raw.Close()
 		return nil, err
@@ -309,9 +333,9 @@ func (m *mux) dial(addr string, kind byte, timeout time.Duration) (net.Conn, err
 }
 
 // hello runs the client side of the handshake on raw: TLS, the kind byte
-// and the peer's answer, all within timeout.
-func (m *mux) hello(raw net.Conn, addr string, kind byte, timeout time.Duration) (net.Conn, error) {
-	_ = raw.SetDeadline(time.Now().Add(timeout))
+// and the peer's answer, all before deadline.
+func (m *mux) hello(raw net.Conn, addr string, kind byte, deadline time.Time) (net.Conn, error) {
+	_ = raw.SetDeadline(deadline)
 	c := raw
 	if m.clientTLS != nil {
 		tc := tls.Client(raw, m.clientTLS)
@@ -406,7 +430,7 @@ func (m *mux) close() error {
 	m.closeOnce.Do(func() {
 		close(m.closed)
 		err = m.ln.Close()
-		// Handshakes in progress would hold close up to handshakeTimeout.
+		// Handshakes in progress would hold close up to hsTimeout.
 		for _, p := range m.adm.close() {
 			p.evict()
 		}
@@ -442,5 +466,5 @@ func (l raftLayer) Close() error { return nil }
 func (l raftLayer) Addr() net.Addr { return l.m.advertise }
 
 func (l raftLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return l.m.dial(string(addr), connRaft, timeout)
+	return l.m.dial(context.Background(), string(addr), connRaft, timeout)
 }

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -36,7 +37,7 @@ func startMux(t *testing.T, keys muxTLS, logs *logRecorder) *mux {
 	if logs == nil {
 		logs = newLogRecorder()
 	}
-	m := newMux(ln, ln.Addr(), keys.server, keys.client, slog.New(logs), echoOnce)
+	m := newMux(ln, ln.Addr(), keys.server, keys.client, slog.New(logs), echoOnce, testHandshakeTimeout)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -64,15 +65,20 @@ func echoOnce(c net.Conn) {
 	}
 }
 
-// dialTimeout bounds the legitimate dials: well within handshakeTimeout,
-// so none can succeed by waiting for the flood's handshakes to expire.
-const dialTimeout = handshakeTimeout / 2
+// testHandshakeTimeout is the test muxes' handshake timeout: long, so
+// that a flood's idle handshakes are still pending however slowly a loaded
+// machine runs the test. dialTimeout bounds the legitimate dials: well
+// within it, so none can succeed by waiting for the flood to expire.
+const (
+	testHandshakeTimeout = 30 * time.Second
+	dialTimeout          = 1500 * time.Millisecond
+)
 
 // dialEcho dials addr from m as kind and checks the connection works.
 func dialEcho(t *testing.T, m *mux, addr string, kind byte) time.Duration {
 	t.Helper()
 	start := time.Now()
-	c, err := m.dial(addr, kind, dialTimeout)
+	c, err := m.dial(context.Background(), addr, kind, dialTimeout)
 	took := time.Since(start)
 	if err != nil {
 		t.Fatalf("dial %q after %v: %v", kind, took, err)
@@ -101,6 +107,7 @@ func handshaking(m *mux, ip string) (fromIP, total int) {
 type flood struct {
 	t     *testing.T
 	addr  string
+	speak bool // each sends one byte (a TLS record's type) before going idle
 	mu    sync.Mutex
 	conns []net.Conn
 	gone  chan struct{} // a token per connection the server closed
@@ -128,6 +135,9 @@ func (f *flood) open(from string, n int) {
 		c, err := d.Dial("tcp", f.addr)
 		if err != nil {
 			f.t.Fatalf("flood from %s: %v", from, err)
+		}
+		if f.speak {
+			_, _ = c.Write([]byte{0x16})
 		}
 		f.mu.Lock()
 		f.conns = append(f.conns, c)
@@ -221,7 +231,7 @@ func stalledDial(t *testing.T, tok Token, addr string) (release func() error) {
 	m := startMux(t, keys, nil)
 	res := make(chan error, 1)
 	go func() {
-		c, err := m.dial(addr, connRPC, 10*time.Second)
+		c, err := m.dial(context.Background(), addr, connRPC, 10*time.Second)
 		if err == nil {
 			c.Close()
 		}
@@ -283,8 +293,9 @@ func TestIdleHandshakesFromPeerAddressDoNotStarveDials(t *testing.T) {
 }
 
 // A dial that the server closes for load is told why, in place of a guess
-// at the cluster key: here one stalled in its TLS handshake while idle
-// connections from its own address pile up behind it.
+// at the cluster key: here one stalled in its TLS handshake while
+// connections from its own address, each stalled after its first byte,
+// pile up behind it.
 func TestDialClosedForLoadNamesTheCause(t *testing.T) {
 	tok := newToken(t)
 	logs := newLogRecorder()
@@ -292,6 +303,7 @@ func TestDialClosedForLoadNamesTheCause(t *testing.T) {
 	addr := server.advertise.String()
 	release := stalledDial(t, tok, addr)
 	f := newFlood(t, addr)
+	f.speak = true // silent ones would be evicted first
 	f.open("127.0.0.1", maxPendingPerIP)
 	logs.wait(t, 10*time.Second, "too many connections handshaking from one address", `remote="127.0.0.1"`)
 	err := release()
@@ -329,7 +341,7 @@ func TestDialRefusedForLoadNamesTheCause(t *testing.T) {
 				memberHandshake(t, addr, loopback(i), tc.client.client)
 				f.fill(server, loopback(i), maxPendingPerIP)
 			}
-			_, err := client.dial(addr, connRPC, dialTimeout)
+			_, err := client.dial(context.Background(), addr, connRPC, dialTimeout)
 			t.Logf("dial from an unknown address: %v", err)
 			want := "peer " + addr + " refused the connection: too many connections handshaking"
 			if err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, errBusy) {
@@ -381,5 +393,77 @@ func TestUnknownFloodDoesNotStarveKnownMember(t *testing.T) {
 	t.Logf("second flood took %v", time.Since(start))
 	if err := release(); err != nil {
 		t.Fatalf("member's stalled dial: %v", err)
+	}
+}
+
+// An evicted handshake could run on until its own timeout: eviction moved
+// its deadline to now, and a handshake that had not yet set its own
+// deadline then set it 3 s ahead, outside the cap. Of many idle
+// connections from one address, all but the last few are closed at once.
+func TestEvictedHandshakeDoesNotOutliveItsSlot(t *testing.T) {
+	tok := newToken(t)
+	m := startMux(t, keyedTLS(t, tok, "server"), nil)
+	f := newFlood(t, m.ln.Addr().String())
+	const n = 400
+	f.open("127.0.0.1", n)
+	// The server's handshake timeout is 30 s: closing these in 10 s is
+	// eviction's doing.
+	expire := time.After(10 * time.Second)
+	for i := range n - maxPendingPerIP {
+		select {
+		case <-f.gone:
+		case <-expire:
+			fromIP, _ := handshaking(m, "127.0.0.1")
+			t.Fatalf("%d of %d idle connections closed, want %d; %d still counted", i, n, n-maxPendingPerIP, fromIP)
+		}
+	}
+}
+
+// A process on a peer's host that keeps opening idle connections evicted
+// the peer's own handshakes (the oldest went first, whatever it was
+// doing). A peer sends its TLS hello at once, silent connections are
+// evicted first, and a known address has room for more: the peer's dials
+// get in while the flood churns.
+func TestChurningFloodFromPeerAddressDoesNotStarveDials(t *testing.T) {
+	tok := newToken(t)
+	server := startMux(t, keyedTLS(t, tok, "server"), nil)
+	client := startMux(t, keyedTLS(t, tok, "client"), nil)
+	addr := server.ln.Addr().String()
+	dialEcho(t, client, addr, connRPC) // the peer's address is known
+	stop := make(chan struct{})
+	var churn sync.WaitGroup
+	churn.Go(func() {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}}
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if c, err := d.Dial("tcp", addr); err == nil {
+				conns = append(conns, c)
+			}
+			if len(conns) > 2*maxPendingPerKnownIP { // the server closed the old ones
+				conns[0].Close()
+				conns = conns[1:]
+			}
+		}
+	})
+	defer func() {
+		close(stop)
+		churn.Wait()
+	}()
+	for i := range 10 {
+		kind := connRaft
+		if i%2 == 1 {
+			kind = connRPC
+		}
+		dialEcho(t, client, addr, kind)
 	}
 }

@@ -18,10 +18,14 @@ import (
 // closes the oldest handshake rather than refusing the newcomer, and an
 // idle flood cannot lock anyone out:
 //
-//   - An address at maxPendingPerIP loses its own oldest handshake. A
-//     process on a peer's host holding idle connections from the peer's
-//     address delays nobody; to crowd out the peer's dial it would have to
-//     open maxPendingPerIP connections while that one handshake runs.
+//   - An address at its limit loses its own oldest handshake that has not
+//     sent a byte (a peer sends its TLS hello at once; bytes waiting in
+//     the socket count, so a hello not read yet counts too), else its
+//     oldest. The limit is maxPendingPerIP, or maxPendingPerKnownIP for a
+//     known address (below). A process on a peer's host holding idle
+//     connections from the peer's address delays nobody; to crowd out the
+//     peer's dial it would have to open maxPendingPerKnownIP connections
+//     in the moment between the peer's connect and its hello.
 //   - When all maxPendingHandshakes are taken, the oldest handshake from an
 //     address not yet known is closed. Known addresses are those that
 //     completed a handshake with this node recently (in either direction),
@@ -33,7 +37,16 @@ import (
 //     handshake it may not displace (an unknown newcomer, all slots known).
 //
 // The caps stay hard: never more than maxPendingHandshakes in all, nor
-// maxPendingPerIP from one address, each for at most handshakeTimeout.
+// maxPendingPerKnownIP from one address, each for at most the handshake
+// timeout.
+
+// limitFor is how many handshakes one address may have pending.
+func limitFor(known bool) int {
+	if known {
+		return maxPendingPerKnownIP
+	}
+	return maxPendingPerIP
+}
 
 // maxKnownAddrs bounds the addresses remembered as having completed a
 // handshake; the least recently seen is forgotten first.
@@ -108,6 +121,35 @@ type pendingConn struct {
 	// to be refused with why, or just closed if why is nil.
 	evicted atomic.Bool
 	why     *refusal
+	// heard is set once the peer has sent anything: a real peer sends its
+	// TLS hello at once, an idle connection nothing, so the silent ones
+	// go first when slots run out.
+	heard atomic.Bool
+}
+
+// errEvicted ends the handshake of a connection that lost its slot.
+var errEvicted = errors.New("handshake evicted")
+
+// spoke reports whether the peer has sent anything, read or not yet: the
+// accept loop can admit connections faster than their goroutines read a
+// first byte.
+func (p *pendingConn) spoke() bool {
+	if p.heard.Load() {
+		return true
+	}
+	if hasInput(p.Conn) {
+		p.heard.Store(true)
+		return true
+	}
+	return false
+}
+
+func (p *pendingConn) Read(b []byte) (int, error) {
+	n, err := p.Conn.Read(b)
+	if n > 0 && !p.heard.Load() {
+		p.heard.Store(true)
+	}
+	return n, err
 }
 
 // evict ends p's handshake, whose slot admission has already taken: its
@@ -153,11 +195,17 @@ func (a *admission) admit(p *pendingConn) (victim *pendingConn, why refusal, ok 
 	}
 	_, p.known = a.knownIndex[p.ip]
 	switch {
-	case a.perIP[p.ip] >= maxPendingPerIP:
-		victim, why = a.oldest(func(q *pendingConn) bool { return q.ip == p.ip }), refusedAddr
+	case a.perIP[p.ip] >= limitFor(p.known):
+		why = refusedAddr
+		// At most maxPendingPerKnownIP to look at, a syscall each at most.
+		if victim = a.oldest(func(q *pendingConn) bool { return q.ip == p.ip && !q.spoke() }); victim == nil {
+			victim = a.oldest(func(q *pendingConn) bool { return q.ip == p.ip })
+		}
 	case len(a.pending) >= maxPendingHandshakes:
 		why = refusedBusy
-		victim = a.oldest(func(q *pendingConn) bool { return !q.known })
+		if victim = a.oldest(func(q *pendingConn) bool { return !q.known && !q.heard.Load() }); victim == nil {
+			victim = a.oldest(func(q *pendingConn) bool { return !q.known })
+		}
 		if victim == nil && p.known {
 			victim = a.oldest(func(*pendingConn) bool { return true })
 		}

@@ -139,7 +139,7 @@ func Open(cfg Config, f *fsm.FSM) (*Node, error) {
 	}
 	n := newNode(cfg)
 	n.fsm = f
-	n.mux = newMux(ln, adv, cfg.ServerTLS, cfg.ClientTLS, n.log, n.serveConn)
+	n.mux = newMux(ln, adv, cfg.ServerTLS, cfg.ClientTLS, n.log, n.serveConn, 0)
 	fail := func(err error) (*Node, error) {
 		n.cancel()
 		n.mux.close()
@@ -163,8 +163,8 @@ func Open(cfg Config, f *fsm.FSM) (*Node, error) {
 		Timeout: 10 * time.Second,
 		Logger:  newHclog(n.log, "transport"),
 	})
-	n.tcpRPC = newTCPRPC(func(addr string, timeout time.Duration) (net.Conn, error) {
-		return n.mux.dial(addr, connRPC, timeout)
+	n.tcpRPC = newTCPRPC(func(ctx context.Context, addr string, timeout time.Duration) (net.Conn, error) {
+		return n.mux.dial(ctx, addr, connRPC, timeout)
 	}, 5*time.Second)
 	n.rpc = n.tcpRPC
 	if err := n.start(Deps{FSM: f, Transport: n.trans, LogStore: store, StableStore: store, SnapshotStore: snaps, RPC: n.rpc}); err != nil {

@@ -124,7 +124,7 @@ func serveRPCConn(ctx context.Context, c net.Conn, handle func(context.Context, 
 // tcpRPC is the RPCNet over the cluster port, keeping a few idle
 // connections per peer for reuse.
 type tcpRPC struct {
-	dial    func(addr string, timeout time.Duration) (net.Conn, error)
+	dial    func(ctx context.Context, addr string, timeout time.Duration) (net.Conn, error)
 	timeout time.Duration // dial timeout
 
 	mu     sync.Mutex
@@ -144,7 +144,7 @@ const (
 	maxIdleTime = time.Minute
 )
 
-func newTCPRPC(dial func(string, time.Duration) (net.Conn, error), timeout time.Duration) *tcpRPC {
+func newTCPRPC(dial func(context.Context, string, time.Duration) (net.Conn, error), timeout time.Duration) *tcpRPC {
 	return &tcpRPC{dial: dial, timeout: timeout, idle: map[string][]idleConn{}}
 }
 
@@ -152,7 +152,7 @@ func newTCPRPC(dial func(string, time.Duration) (net.Conn, error), timeout time.
 // request was written is ambiguous for an apply (it may have been applied);
 // such errors are returned as they are, never retried here.
 func (t *tcpRPC) Call(ctx context.Context, addr string, req *Request) (*Response, error) {
-	c, err := t.get(addr)
+	c, err := t.get(ctx, addr)
 	if err != nil {
 		return nil, Unreachable(err)
 	}
@@ -190,7 +190,7 @@ func (t *tcpRPC) roundTrip(ctx context.Context, c net.Conn, req *Request) (*Resp
 // get returns a pooled connection that is still open, or a new one. A
 // pooled connection the peer has closed (it restarted, say) would make the
 // next request ambiguous, so each is probed first.
-func (t *tcpRPC) get(addr string) (net.Conn, error) {
+func (t *tcpRPC) get(ctx context.Context, addr string) (net.Conn, error) {
 	for {
 		t.mu.Lock()
 		if t.closed {
@@ -200,7 +200,7 @@ func (t *tcpRPC) get(addr string) (net.Conn, error) {
 		conns := t.idle[addr]
 		if len(conns) == 0 {
 			t.mu.Unlock()
-			return t.dial(addr, t.timeout)
+			return t.dial(ctx, addr, t.timeout)
 		}
 		ic := conns[len(conns)-1]
 		t.idle[addr] = conns[:len(conns)-1]
