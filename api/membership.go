@@ -49,7 +49,8 @@ type LeaveResult struct {
 }
 
 // ErrLeaveFailed means the agent could not leave its cluster gracefully:
-// it stops anyway, and the others treat it as failed.
+// it stops anyway, leaves the gossip ring, and keeps its raft seat until
+// the cluster can remove it without losing its quorum.
 var ErrLeaveFailed = errors.New("the agent could not leave its cluster gracefully")
 
 // maxJoinBody bounds a join request's body.

@@ -139,7 +139,11 @@ func (n *Node) HandleRPC(ctx context.Context, req *Request) *Response {
 			return &Response{Code: codeFailed, Err: "this node does not manage membership"}
 		}
 		if err := (*fn)(ctx, req.ID); err != nil {
-			return &Response{Code: codeFailed, Err: err.Error()}
+			code := codeFailed
+			if errors.Is(err, errLeaveRefused) {
+				code = codeRefused
+			}
+			return &Response{Code: code, Err: err.Error()}
 		}
 		return &Response{Code: codeOK}
 	}

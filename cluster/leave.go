@@ -19,9 +19,10 @@ type leaveReq struct {
 // Leave leaves the cluster gracefully: leadership moves elsewhere, the
 // leader removes this node from raft and releases its slots at once, and
 // the ring is told. The leader refuses if the voters left would not be a
-// quorum of the new configuration; the node then leaves the ring anyway,
-// and the others treat it as failed when its grace runs out. Close the
-// server afterwards.
+// quorum of the new configuration; the node then leaves the ring all the
+// same (the leader releases its slots at once) and keeps its raft seat,
+// as a voter that is down, until removing it no longer costs the quorum.
+// Close the server afterwards.
 func (s *Server) Leave(ctx context.Context) error {
 	if s.ctx.Err() != nil {
 		return ErrClosed
@@ -78,8 +79,12 @@ func (s *Server) removeSelf(ctx context.Context, id string) error {
 			case err == nil && resp.Code == codeOK:
 				s.log.Info("left the raft cluster")
 				return nil
-			case err == nil && resp.Code == codeFailed:
+			case err == nil && resp.Code == codeRefused:
 				return fmt.Errorf("cluster: the leader refused the leave: %s", strings.TrimPrefix(resp.Err, "cluster: "))
+			case err == nil && resp.Code == codeFailed:
+				// Leadership moving, a configuration change timing out:
+				// ask again.
+				s.log.Debug("the leader could not take the leave yet", "err", resp.Err)
 			}
 		}
 		if s.ctx.Err() != nil {

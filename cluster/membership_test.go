@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -500,6 +501,47 @@ func TestMembersAgreeOnAddressesAndLeaves(t *testing.T) {
 					t.Errorf("%s shows %s, which left gracefully, as %q", s.ID, m.Name, m.Gossip)
 				}
 			}
+		}
+	})
+}
+
+// A leave that would cost the quorum is refused at once, with the reason,
+// and the node keeps its seat; the refusal is final, unlike a leader
+// that cannot take the request yet. A voter killed a moment ago, which
+// the ring still shows alive, does not count as up: the leave was taken,
+// and the two voters left, one of them dead, had no quorum.
+func TestLeaveThatWouldCostTheQuorumIsRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := cluster.TestServerConfig()
+		cfg.DeadServerGrace = time.Hour
+		f := clustertest.NewFleet(t, 3, &cfg)
+		s0 := f.Slots[0]
+		first := f.Start(s0, nil)
+		for _, s := range f.Slots[1:] {
+			f.Start(s, joinTo(s0))
+		}
+		eventually(t, time.Minute, "3 voters", func() bool {
+			v, _ := roles(t, first)
+			return len(v) == 3
+		})
+		leader := fleetLeader(t, f)
+		var others []*clustertest.Slot
+		for _, s := range f.Slots {
+			if s != leader {
+				others = append(others, s)
+			}
+		}
+		f.Kill(others[0]) // the ring has not noticed yet
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		err := others[1].Server().Leave(ctx)
+		if err == nil || !strings.Contains(err.Error(), "quorum") {
+			t.Fatalf("a leave that would leave one voter up of two: %v, want a refusal naming the quorum", err)
+		}
+		t.Logf("refused after %v: %v", time.Since(start), err)
+		if v, _ := roles(t, leader.Server()); !slices.Contains(v, others[1].ID) {
+			t.Errorf("the refused node lost its seat: voters %v", v)
 		}
 	})
 }

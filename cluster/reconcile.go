@@ -127,10 +127,15 @@ func (s *Server) reconcile(ctx context.Context) {
 	}
 
 	// Promote caught-up non-voters while voters are short.
-	upServers, upVoters, voters := 0, 0, 0
+	// answering counts the voters that answered just now: only they make
+	// a removal safe (the ring takes seconds to notice a death).
+	upServers, upVoters, voters, answering := 0, 0, 0, 0
 	for _, srv := range servers {
 		if srv.Suffrage == raft.Voter {
 			voters++
+			if id := string(srv.ID); id == self || progress[id] != nil {
+				answering++
+			}
 		}
 		if health[string(srv.ID)] {
 			upServers++
@@ -167,6 +172,7 @@ func (s *Server) reconcile(ctx context.Context) {
 		if s.change(s.node.raft.AddVoter(srv.ID, srv.Address, 0, s.cfg.Raft.ApplyTimeout)) {
 			upVoters++
 			voters++
+			answering++
 		}
 	}
 
@@ -202,9 +208,9 @@ func (s *Server) reconcile(ctx context.Context) {
 			continue
 		}
 		if srv.Suffrage == raft.Voter {
-			if newVoters := voters - 1; upVoters < newVoters/2+1 {
+			if newVoters := voters - 1; answering < newVoters/2+1 {
 				s.log.Warn("not removing a failed voter: the voters up would not be a quorum",
-					"server", id, "voters", voters, "up", upVoters)
+					"server", id, "voters", voters, "answering", answering)
 				continue
 			}
 		}
@@ -319,8 +325,11 @@ func (s *Server) release(ctx context.Context, name string) {
 
 // handleLeave removes a server that leaves gracefully, unless the voters
 // up without it would not be a quorum of the new configuration. Who is up
-// is looked at now: a leader that took over a moment ago (the leaver
-// handed it leadership) has no view of its own yet.
+// is looked at now (a leader that took over a moment ago, handed
+// leadership by the leaver, has no view of its own yet), and only a
+// server that answers counts: the ring takes seconds to notice a death,
+// and removing a voter on the word of a ring that has not noticed yet
+// could leave the new configuration without a quorum.
 func (s *Server) handleLeave(ctx context.Context, id string) error {
 	if !s.node.IsLeader() {
 		return fmt.Errorf("not the leader")
@@ -330,7 +339,7 @@ func (s *Server) handleLeave(ctx context.Context, id string) error {
 		return err
 	}
 	servers := f.Configuration().Servers
-	health := healthOf(s.cfg.Raft.NodeID, servers, s.aliveMembers(), s.probe(ctx, servers))
+	health := healthOf(s.cfg.Raft.NodeID, servers, nil, s.probe(ctx, servers))
 	voters, upVoters, member := 0, 0, false
 	for _, srv := range servers {
 		sid := string(srv.ID)

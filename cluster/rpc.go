@@ -31,6 +31,7 @@ const (
 	codeFailed          // the request failed; Err says why
 	codeNotReady        // the receiver is starting or stopping: nothing was done, ask again
 	codeUnknown         // the write may have been appended: its outcome is in the log
+	codeRefused         // rpcLeave: the leader refuses for good (the quorum would be lost)
 )
 
 // maxFrame bounds one RPC frame: an encoded batch and some room.

@@ -397,11 +397,12 @@ func (a *agentCluster) leave(hard <-chan struct{}) error {
 		a.log.Info("left the cluster")
 		return nil
 	case errors.Is(err, context.DeadlineExceeded):
-		a.log.Warn("leaving the cluster took too long: stopping anyway; the others will take this node for failed",
+		a.log.Warn("leaving the cluster took too long: stopping anyway; this node keeps its raft seat until the leader removes it",
 			"timeout", leaveTimeout, "err", err)
 		return fmt.Errorf("leaving took longer than %v: %w", leaveTimeout, err)
 	default:
-		a.log.Warn("could not leave the cluster gracefully: the others will take this node for failed", "err", err)
+		a.log.Warn("could not leave the cluster gracefully: stopping anyway; this node keeps its raft seat until the leader can remove it",
+			"err", err)
 		return err
 	}
 }

@@ -38,17 +38,24 @@ func leaveCommand(e *env) *cli.Command {
 			wait := c.Duration("wait")
 			ctx, cancel := context.WithTimeout(c.Context, wait)
 			defer cancel()
-			err = client.Leave(ctx, func() { fmt.Fprintln(e.stdout, "the agent is leaving the cluster") })
+			accepted := false
+			err = client.Leave(ctx, func() {
+				accepted = true
+				fmt.Fprintln(e.stdout, "the agent is leaving the cluster")
+			})
 			switch {
 			case errors.Is(err, api.ErrLeaveFailed):
-				return fmt.Errorf("%w; it stops anyway, and the other nodes will treat it as failed", err)
-			case ctx.Err() != nil && c.Context.Err() == nil:
+				return fmt.Errorf("%w; it stops anyway, and keeps its raft seat until the cluster can remove it", err)
+			case ctx.Err() != nil && c.Context.Err() == nil && accepted:
 				return fmt.Errorf("the agent took the request but has not left after %v (running resources finish first); "+
 					"it leaves and stops once they do", wait)
+			case ctx.Err() != nil && c.Context.Err() == nil:
+				return fmt.Errorf("the agent did not take the request within %v", wait)
 			case err != nil:
 				return agentError(err)
 			}
-			if err := waitStopped(c.Context, client, wait); err != nil {
+			// The same --wait bounds the whole command.
+			if err := waitStopped(ctx, client, wait); err != nil {
 				return err
 			}
 			_, err = fmt.Fprintln(e.stdout, "the agent has left and stopped")
@@ -57,10 +64,9 @@ func leaveCommand(e *env) *cli.Command {
 	}
 }
 
-// waitStopped waits until the agent's API stops answering, at most wait.
+// waitStopped waits until the agent's API stops answering or ctx ends
+// (wait is what the message says ctx allowed).
 func waitStopped(ctx context.Context, client *api.Client, wait time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
 	tick := time.NewTicker(leavePoll)
 	defer tick.Stop()
 	for {
