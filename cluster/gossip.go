@@ -249,11 +249,6 @@ func (s *Server) memberlistConfig(transport memberlist.Transport) (*memberlist.C
 	// memberlist's own transport would buffer what strangers send without
 	// bound (see gossipNet).
 	nt, err := newGossipNet(gossipNetConfig{Host: host, Port: port, Logger: c.Logger, Log: glog, Notes: notes,
-		Members: func() int {
-			s.goneMu.Lock()
-			defer s.goneMu.Unlock()
-			return len(s.addrs) // every node seen, alive or not
-		},
 		HeaderTimeout: min(gossipHeaderTimeout, g.TCPTimeout)})
 	if err != nil {
 		return nil, err

@@ -27,15 +27,18 @@ import (
 // gossipNet, wrapping memberlist's NetTransport, admits at most
 // maxGossipStreams streams at once and maxGossipStreamsPerIP from one
 // address (closing further ones at once), gives a stream
-// gossipHeaderTimeout to send its type and length, refuses an encrypted
-// stream that claims more than the stream budget before memberlist reads
-// any of it, and lets memberlist read no more than the budget from any
-// stream. The budget is sized on a push-pull exchange, the largest thing a
-// peer sends on a stream (see gossipStreamBudget).
+// gossipHeaderTimeout to send its type and length, and refuses an
+// encrypted stream before memberlist reads any of it if it claims more
+// than gossipStreamMax, or more than is left of gossipClaimsTotal, which
+// the streams open at once claim from together; memberlist reads no more
+// than a stream claimed. The largest thing a peer sends on a stream is a
+// push-pull of every member's state, about 200 bytes a member (600 with
+// the most metadata memberlist allows), so one stream takes the state of
+// a cluster of over 13,000 members, whatever the receiver knows of it (a
+// node joining a large cluster knows nobody).
 //
-// What strangers can make memberlist hold is thus about maxGossipStreams
-// times twice the budget: 64 × 2 × 192 KiB = 24 MiB up to 128 known
-// members, and 128 KiB more per member beyond (133 MiB at 1,000). The
+// What strangers can make memberlist hold is thus about twice
+// gossipClaimsTotal (memberlist's buffer grows by doubling): 32 MiB. The
 // regression tests hold the heap to +64 MiB under attack.
 //
 // What this cannot prevent is a full house: streams that each send a
@@ -52,9 +55,9 @@ const (
 	maxGossipStreamsPerIP = 8
 	gossipHeaderTimeout   = 2 * time.Second
 
-	gossipStreamBase       = 64 << 10
-	gossipStreamPerMember  = 1 << 10
-	gossipStreamMinMembers = 128
+	gossipStreamMax   = 8 << 20   // the most one encrypted stream may claim
+	gossipClaimsTotal = 16 << 20  // what the streams open at once may claim together
+	gossipPlainBudget = 256 << 10 // what an unencrypted stream (no key: tests) may carry
 )
 
 // mlEncryptMsg is memberlist's message type of an encrypted stream (its
@@ -66,17 +69,6 @@ const mlEncryptMsg = 10
 // more than its budget allows.
 var errGossipStreamBudget = errors.New("gossip stream is larger than its byte budget")
 
-// gossipStreamBudget is the most a stream to the gossip port may carry
-// when the node knows members members. A push-pull carries one entry per
-// node (name, address, metadata of at most memberlist.MetaMaxSize bytes,
-// a few counters: 207 bytes with our metadata, 618 with 512 bytes of it,
-// under 1 KiB unless names are long) and our delegate's LocalState is
-// empty. The floor lets a node that knows few members still
-// take the state of a larger partition pushed to it.
-func gossipStreamBudget(members int) int64 {
-	return gossipStreamBase + gossipStreamPerMember*int64(max(members, gossipStreamMinMembers))
-}
-
 // gossipNetConfig configures a gossipNet.
 type gossipNetConfig struct {
 	Host string // bind address; empty or unspecified for all
@@ -86,8 +78,6 @@ type gossipNetConfig struct {
 	Logger *log.Logger
 	Log    *slog.Logger
 	Notes  *logLimiter
-	// Members is how many members the node knows; it sizes the budget.
-	Members func() int
 	// HeaderTimeout bounds the wait for a stream's header (0:
 	// gossipHeaderTimeout).
 	HeaderTimeout time.Duration
@@ -106,9 +96,10 @@ type gossipNet struct {
 	wg       sync.WaitGroup // acceptLoop and the vet goroutines
 	shutOnce sync.Once
 
-	mu    sync.Mutex
-	open  int            // admitted streams not yet closed
-	perIP map[string]int // the same by remote IP
+	mu      sync.Mutex
+	open    int            // admitted streams not yet closed
+	perIP   map[string]int // the same by remote IP
+	claimed int64          // bytes the open streams claimed (see gossipClaimsTotal)
 }
 
 var _ memberlist.NodeAwareTransport = (*gossipNet)(nil)
@@ -214,9 +205,22 @@ func (t *gossipNet) take(ip string) string {
 	return ""
 }
 
-func (t *gossipNet) release(ip string) {
+// claim takes n bytes of gossipClaimsTotal for a stream, if they are left.
+func (t *gossipNet) claim(n int64) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.claimed+n > gossipClaimsTotal {
+		return false
+	}
+	t.claimed += n
+	return true
+}
+
+// release frees a stream's slot and the bytes it claimed.
+func (t *gossipNet) release(ip string, claimed int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.claimed -= claimed
 	t.open--
 	if t.perIP[ip]--; t.perIP[ip] <= 0 {
 		delete(t.perIP, ip)
@@ -227,7 +231,7 @@ func (t *gossipNet) release(ip string) {
 func (t *gossipNet) vet(s *gossipStream) {
 	defer t.wg.Done()
 	stop := context.AfterFunc(t.ctx, func() { s.Close() })
-	err := s.readHeader(t.cfg.HeaderTimeout, gossipStreamBudget(t.cfg.Members()))
+	err := s.readHeader(t.cfg.HeaderTimeout)
 	if !stop() { // shutting down: s is closed
 		return
 	}
@@ -237,7 +241,7 @@ func (t *gossipNet) vet(s *gossipStream) {
 		var big *claimError
 		switch {
 		case errors.As(err, &big):
-			t.refused("stream claims more than its budget", s.ip, "claimed", big.claimed, "budget", big.budget)
+			t.refused(big.why, s.ip, logKeyClaimed, big.claimed, logKeyBudget, big.budget)
 		case errors.As(err, &ne) && ne.Timeout():
 			t.refused(fmt.Sprintf("no message header within %v", t.cfg.HeaderTimeout), s.ip)
 		}
@@ -265,12 +269,21 @@ func (t *gossipNet) refused(why, ip string, args ...any) {
 	t.cfg.Log.Warn("gossip port: refusing stream: "+why, args...)
 }
 
-// claimError is a header that claims more than the budget.
-type claimError struct{ claimed, budget int64 }
+// claimError is a header that claims more than may be claimed.
+type claimError struct {
+	why             string
+	claimed, budget int64
+}
 
 func (e *claimError) Error() string {
-	return fmt.Sprintf("stream claims %d bytes, more than its budget of %d", e.claimed, e.budget)
+	return fmt.Sprintf("%s: it claims %d bytes, %d may be", e.why, e.claimed, e.budget)
 }
+
+// Attribute keys of refused streams' log lines.
+const (
+	logKeyClaimed = "claimed"
+	logKeyBudget  = "budget"
+)
 
 // gossipStream is an admitted stream. It replays the header it read for
 // memberlist, lets it read at most the budget, and frees its slot when
@@ -282,13 +295,14 @@ type gossipStream struct {
 	ip     string
 	peeked []byte // header bytes read and not yet replayed
 	left   int64  // bytes memberlist may still read past peeked
+	claim  int64  // bytes taken from gossipClaimsTotal
 	once   sync.Once
 }
 
 // readHeader reads the message type and, of an encrypted message, its
-// length, within timeout, and sets the stream's byte budget: an encrypted
-// message's length (if within budget), otherwise budget.
-func (s *gossipStream) readHeader(timeout time.Duration, budget int64) error {
+// length, within timeout, and claims what the stream may carry: an
+// encrypted message's length (if it may), otherwise gossipPlainBudget.
+func (s *gossipStream) readHeader(timeout time.Duration) error {
 	if err := s.Conn.SetReadDeadline(time.Now().Add(timeout)); err != nil {
 		return err
 	}
@@ -296,17 +310,22 @@ func (s *gossipStream) readHeader(timeout time.Duration, budget int64) error {
 	if _, err := io.ReadFull(s.Conn, hdr[:1]); err != nil {
 		return err
 	}
-	s.peeked, s.left = hdr[:1], budget-1
+	s.peeked, s.left = hdr[:1], gossipPlainBudget-1
+	claimed := int64(gossipPlainBudget)
 	if hdr[0] == mlEncryptMsg {
 		if _, err := io.ReadFull(s.Conn, hdr[1:]); err != nil {
 			return err
 		}
-		claimed := int64(binary.BigEndian.Uint32(hdr[1:]))
-		if claimed > budget {
-			return &claimError{claimed: claimed, budget: budget}
+		claimed = int64(binary.BigEndian.Uint32(hdr[1:]))
+		if claimed > gossipStreamMax {
+			return &claimError{why: "stream claims more than a stream may", claimed: claimed, budget: gossipStreamMax}
 		}
 		s.peeked, s.left = hdr, claimed
 	}
+	if !s.t.claim(claimed) {
+		return &claimError{why: "the streams open claim too much already", claimed: claimed, budget: gossipClaimsTotal}
+	}
+	s.claim = claimed
 	// memberlist sets its own deadline for the exchange.
 	return s.Conn.SetReadDeadline(time.Time{})
 }
@@ -332,7 +351,7 @@ func (s *gossipStream) Close() error {
 	err := net.ErrClosed
 	s.once.Do(func() {
 		err = s.Conn.Close()
-		s.t.release(s.ip)
+		s.t.release(s.ip, s.claim)
 	})
 	return err
 }

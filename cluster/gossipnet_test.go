@@ -19,7 +19,7 @@ import (
 func startGossipNet(t *testing.T, logs *logRecorder, headerTimeout time.Duration) *gossipNet {
 	t.Helper()
 	gn, err := newGossipNet(gossipNetConfig{Host: "127.0.0.1", Logger: log.New(io.Discard, "", 0),
-		Log: slog.New(logs), Members: func() int { return 0 }, HeaderTimeout: headerTimeout})
+		Log: slog.New(logs), HeaderTimeout: headerTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestGossipStreamReplaysHeaderWithinBudget(t *testing.T) {
 func TestGossipPlaintextStreamCappedAtBudget(t *testing.T) {
 	gn := startGossipNet(t, newLogRecorder(), 0)
 	c := dialGossip(t, gn, "127.0.0.1")
-	budget := gossipStreamBudget(0)
+	budget := int64(gossipPlainBudget)
 	wrote := make(chan struct{})
 	go func() { // ends when the server closes, or at c.Close
 		defer close(wrote)
@@ -111,13 +111,13 @@ func TestGossipPlaintextStreamCappedAtBudget(t *testing.T) {
 func TestGossipStreamOverBudgetRefused(t *testing.T) {
 	logs := newLogRecorder()
 	gn := startGossipNet(t, logs, 0)
-	budget := gossipStreamBudget(0)
+	budget := int64(gossipStreamMax)
 	big := dialGossip(t, gn, "127.0.0.1")
 	if _, err := big.Write(encryptedHeader(uint32(budget + 1))); err != nil {
 		t.Fatal(err)
 	}
 	closedByPeer(t, big)
-	logs.wait(t, 5*time.Second, "refusing stream: stream claims more than its budget", `claimed="`+strconv.Itoa(int(budget)+1)+`"`, "remote=\"127.0.0.1\"")
+	logs.wait(t, 5*time.Second, "refusing stream: stream claims more than a stream may", `claimed="`+strconv.Itoa(int(budget)+1)+`"`, "remote=\"127.0.0.1\"")
 
 	ok := dialGossip(t, gn, "127.0.0.1")
 	if _, err := ok.Write(encryptedHeader(uint32(budget))); err != nil {
@@ -130,14 +130,34 @@ func TestGossipStreamOverBudgetRefused(t *testing.T) {
 	}
 }
 
-// The budget grows with the members a node knows.
-func TestGossipStreamBudgetGrowsWithMembers(t *testing.T) {
-	if got, want := gossipStreamBudget(0), int64(64<<10+128<<10); got != want {
-		t.Errorf("budget for no members %d, want %d", got, want)
+// The streams open at once claim from one total: a stream that would
+// take more than is left is refused, and what a stream claimed is freed
+// when it closes. A node that knows few members still takes a large
+// cluster's state (the claim does not depend on what it knows).
+func TestGossipStreamsShareOneClaimBudget(t *testing.T) {
+	logs := newLogRecorder()
+	gn := startGossipNet(t, logs, 0)
+	var held []net.Conn
+	for range gossipClaimsTotal / gossipStreamMax {
+		c := dialGossip(t, gn, "127.0.0.1")
+		if _, err := c.Write(encryptedHeader(gossipStreamMax)); err != nil {
+			t.Fatal(err)
+		}
+		s := nextStream(t, gn)
+		held = append(held, s)
 	}
-	if got, want := gossipStreamBudget(1000), int64(64<<10+1000<<10); got != want {
-		t.Errorf("budget for 1000 members %d, want %d", got, want)
+	over := dialGossip(t, gn, "127.0.0.1")
+	if _, err := over.Write(encryptedHeader(1 << 10)); err != nil {
+		t.Fatal(err)
 	}
+	closedByPeer(t, over)
+	logs.wait(t, 5*time.Second, "refusing stream: the streams open claim too much already")
+	held[0].Close()
+	again := dialGossip(t, gn, "127.0.0.1")
+	if _, err := again.Write(encryptedHeader(gossipStreamMax)); err != nil {
+		t.Fatal(err)
+	}
+	nextStream(t, gn).Close()
 }
 
 // A stream that does not send its header in time is closed.
