@@ -137,9 +137,11 @@ const (
 )
 
 // Contact is how recently the node that answered a read had heard from the
-// cluster's leader when the read began, so how stale a local read may be:
-// the node's state then held every write committed up to about that long
-// before. Read answers carry its fields at the top level of their JSON.
+// cluster's leader when the read began, a sign of how stale a local read
+// may be: a node that has not heard from a leader for a while may miss
+// every write committed since. A node in contact can still lag behind in
+// applying what it was sent (while it installs a snapshot, say), so a
+// read that must see every committed write asks for linearizable. Read answers carry its fields at the top level of their JSON.
 type Contact struct {
 	// LastContactMS is how many milliseconds before the read began the node
 	// last heard from a leader: 0 on the leader, -1 if never since it

@@ -143,6 +143,7 @@ func Open(cfg Config, f *fsm.FSM) (*Node, error) {
 	fail := func(err error) (*Node, error) {
 		n.cancel()
 		n.mux.close()
+		n.work.close() // RPC connections the port served meanwhile
 		for _, c := range n.stores {
 			c.Close()
 		}

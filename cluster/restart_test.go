@@ -2,7 +2,10 @@ package cluster_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,11 +36,20 @@ func startRestartable(t *testing.T, id string, tok *cluster.Token, join []string
 
 func (r *restartable) start() {
 	r.t.Helper()
-	s, err := cluster.StartServer(r.cfg, fsm.New(fsm.Options{}), cluster.ServerDeps{})
-	if err != nil {
-		r.t.Fatalf("starting %s: %v", r.cfg.Raft.NodeID, err)
+	// Another process may bind a port this one just freed; it gives it
+	// back soon (tests bind port 0 for moments), so try again a while.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s, err := cluster.StartServer(r.cfg, fsm.New(fsm.Options{}), cluster.ServerDeps{})
+		if err == nil {
+			r.srv = s
+			return
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) && !strings.Contains(err.Error(), "address already in use") || time.Now().After(deadline) {
+			r.t.Fatalf("starting %s: %v", r.cfg.Raft.NodeID, err)
+		}
+		<-time.After(50 * time.Millisecond)
 	}
-	r.srv = s
 }
 
 func (r *restartable) restart() {
