@@ -402,25 +402,11 @@ func TestWrongKeyIsRefusedAtGossip(t *testing.T) {
 func TestLeaderCanLeaveAHealthyCluster(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := clustertest.NewFleet(t, 3, nil)
-		s0 := f.Slots[0]
-		first := f.Start(s0, nil)
-		for _, s := range f.Slots[1:] {
-			f.Start(s, joinTo(s0))
-		}
-		eventually(t, time.Minute, "3 voters", func() bool {
-			v, _ := roles(t, first)
-			return len(v) == 3
-		})
-		leader := fleetLeader(t, f)
+		leader := threeVoters(t, f)
 		if err := leader.Server().Leave(t.Context()); err != nil {
 			t.Fatalf("the leader's graceful leave: %v", err)
 		}
-		var rest []*clustertest.Slot
-		for _, s := range f.Slots {
-			if s != leader {
-				rest = append(rest, s)
-			}
-		}
+		rest := others(f, leader)
 		v, nv := roles(t, rest[0].Server())
 		if slices.Contains(v, leader.ID) || slices.Contains(nv, leader.ID) {
 			t.Errorf("the leader left but raft still has it: voters %v, non-voters %v", v, nv)
@@ -515,33 +501,46 @@ func TestLeaveThatWouldCostTheQuorumIsRefused(t *testing.T) {
 		cfg := cluster.TestServerConfig()
 		cfg.DeadServerGrace = time.Hour
 		f := clustertest.NewFleet(t, 3, &cfg)
-		s0 := f.Slots[0]
-		first := f.Start(s0, nil)
-		for _, s := range f.Slots[1:] {
-			f.Start(s, joinTo(s0))
-		}
-		eventually(t, time.Minute, "3 voters", func() bool {
-			v, _ := roles(t, first)
-			return len(v) == 3
-		})
-		leader := fleetLeader(t, f)
-		var others []*clustertest.Slot
-		for _, s := range f.Slots {
-			if s != leader {
-				others = append(others, s)
-			}
-		}
-		f.Kill(others[0]) // the ring has not noticed yet
+		leader := threeVoters(t, f)
+		rest := others(f, leader)
+		f.Kill(rest[0]) // the ring has not noticed yet
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 		defer cancel()
-		err := others[1].Server().Leave(ctx)
+		err := rest[1].Server().Leave(ctx)
 		if err == nil || !strings.Contains(err.Error(), "quorum") {
 			t.Fatalf("a leave that would leave one voter up of two: %v, want a refusal naming the quorum", err)
 		}
 		t.Logf("refused after %v: %v", time.Since(start), err)
-		if v, _ := roles(t, leader.Server()); !slices.Contains(v, others[1].ID) {
+		if v, _ := roles(t, leader.Server()); !slices.Contains(v, rest[1].ID) {
 			t.Errorf("the refused node lost its seat: voters %v", v)
 		}
 	})
+}
+
+// threeVoters starts every slot of a fleet of three, joined to the first,
+// and waits until all three are voters. It returns the leader.
+func threeVoters(t *testing.T, f *clustertest.Fleet) *clustertest.Slot {
+	t.Helper()
+	s0 := f.Slots[0]
+	first := f.Start(s0, nil)
+	for _, s := range f.Slots[1:] {
+		f.Start(s, joinTo(s0))
+	}
+	eventually(t, time.Minute, "3 voters", func() bool {
+		v, _ := roles(t, first)
+		return len(v) == 3
+	})
+	return fleetLeader(t, f)
+}
+
+// others returns the slots of f but s.
+func others(f *clustertest.Fleet, s *clustertest.Slot) []*clustertest.Slot {
+	var out []*clustertest.Slot
+	for _, o := range f.Slots {
+		if o != s {
+			out = append(out, o)
+		}
+	}
+	return out
 }
