@@ -47,11 +47,11 @@ func (n *Node) Apply(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, err
 			return nil, ErrClosed
 		}
 		if n.IsLeader() {
-			res, err := n.batch.submit(ctx, cmds)
-			if !errors.Is(err, raft.ErrNotLeader) {
-				return res, mapRaftErr(err)
+			res, err := n.applyLocal(ctx, cmds)
+			if err == nil || !isNotSent(err) {
+				return res, err
 			}
-			// Not appended: safe to try again wherever the leader is now.
+			// Not applied: safe to try again wherever the leader is now.
 		} else if id, addr := n.Leader(); addr != "" {
 			res, err := n.fwd.forward(ctx, addr, cmds)
 			switch {
@@ -72,6 +72,38 @@ func (n *Node) Apply(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, err
 			return nil, fmt.Errorf("%w: %w", ErrNoLeader, err)
 		}
 	}
+}
+
+// applyLocal applies cmds through this node's batcher, fenced with the
+// term it leads in, as a forwarded write is (see forwarder): so a write
+// whose leader loses leadership before the entry commits is resolved from
+// this replica once another leader has committed, rather than left
+// ambiguous. An error wrapped by Unreachable means it was not applied.
+func (n *Node) applyLocal(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, error) {
+	id, outcome := n.reqs.await()
+	defer n.reqs.forget(id)
+	term := n.raft.CurrentTerm()
+	fenced := make([]fsm.Command, 0, 1+len(cmds))
+	fenced = append(fenced, fsm.Command{Op: fsm.OpFence, Term: term, Request: id})
+	fenced = append(fenced, cmds...)
+	restores := n.reqs.restores.Load()
+	res, err := n.batch.submit(ctx, fenced)
+	switch {
+	case err == nil && len(res) == len(fenced) && res[0].OK:
+		return res[1:], nil
+	case err == nil && len(res) == len(fenced):
+		return nil, Unreachable(errFenced)
+	case err == nil:
+		return nil, fmt.Errorf("cluster: %d results for %d commands", len(res), len(fenced))
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout):
+		return nil, Unreachable(err) // never appended
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return nil, ErrClosed
+	case ctx.Err() != nil:
+		return nil, mapRaftErr(err) // no time left to find out
+	}
+	// Appended, perhaps, then leadership was lost: the log will tell.
+	return n.resolve(ctx, term, n.Addr(), outcome, restores, fmt.Errorf("%w: %w", errOutcomeUnknown, err))
 }
 
 // checkWrite checks a write against the limits of one log entry, with

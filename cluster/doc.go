@@ -14,16 +14,18 @@
 // round trip, many writers share them. A follower forwards to the leader and,
 // while there is none, waits (bounded by ForwardTimeout) for one.
 //
-// A forwarded write is fenced with the leader's term (fsm.OpFence): it
+// A write is fenced with the leader's term (fsm.OpFence), by the leader
+// itself or by the follower that forwards it: it
 // applies only in an entry of that term, so it applies at most once. When
 // the leader stops answering (it froze, was cut off, or its answer was
 // lost), the follower does not wait out ForwardTimeout: once a leader of a
 // later term has committed an entry, the write's outcome is settled, and
 // the follower's own replica shows it: applied (with the results the
 // leader computed, since every replica computes the same), or never, in
-// which case it goes to the new leader. So a leader's loss costs a write
-// about an election; ErrAmbiguous is left for outcomes the deadline cut
-// short.
+// which case it goes to the new leader. A leader that loses its
+// leadership before its own write commits learns the outcome the same
+// way. So a leader's loss costs a write about an election; ErrAmbiguous is
+// left for outcomes the deadline cut short.
 //
 // # Reads
 //

@@ -197,3 +197,38 @@ func TestForwardedMaxBatchWriteDoesNotWedgeForwarder(t *testing.T) {
 		}
 	})
 }
+
+// A write on a leader that lost its leadership before the entry committed
+// (here it was cut off) ended with "write outcome unknown" at once. The
+// leader fences its own writes too: once it hears of the new leader, its
+// replica shows the write was never applied, and it goes to the new
+// leader, once.
+func TestWriteOnLeaderThatLosesLeadershipIsResolved(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := clustertest.New(t, 3)
+		l := leader(t, c)
+		c.Partition(l)
+		done := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, err := l.Node().Apply(ctx, firstWins("k"))
+			done <- err
+		}()
+		for l.Node().IsLeader() {
+			select {
+			case err := <-done:
+				t.Fatalf("the write on the cut-off leader ended while it still led: %v", err)
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		if _, err := c.Leader(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		c.Heal()
+		if err := <-done; err != nil {
+			t.Fatalf("the write on the leader that lost its leadership: %v", err)
+		}
+		appliedOnce(t, c, "k")
+	})
+}

@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -60,6 +61,14 @@ func (r *restartable) restart() {
 	r.start()
 }
 
+// slow is a context for writes on a machine so loaded that the test
+// timings' 100 ms elections can come one after another.
+func slow(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 func voters(n *cluster.Node) int {
 	v := 0
 	for _, s := range n.Status().Servers {
@@ -92,11 +101,11 @@ func TestRestartLoopWithBigSnapshotNeverCrashes(t *testing.T) {
 
 	value := bytes.Repeat([]byte("x"), 128<<10)
 	for i := range 64 { // 8 MiB of state
-		if _, err := b.srv.Node().Apply(t.Context(), []fsm.Command{{Op: fsm.OpPut, Key: fmt.Sprint("big/", i), Value: value}}); err != nil {
+		if _, err := b.srv.Node().Apply(slow(t), []fsm.Command{{Op: fsm.OpPut, Key: fmt.Sprint("big/", i), Value: value}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := c.srv.Node().Linearize(t.Context()); err != nil {
+	if err := c.srv.Node().Linearize(slow(t)); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.srv.Node().Raft().Snapshot().Error(); err != nil {
@@ -107,7 +116,7 @@ func TestRestartLoopWithBigSnapshotNeverCrashes(t *testing.T) {
 	for i := range restarts {
 		c.restart()
 		key := fmt.Sprint("restart/", i)
-		if _, err := c.srv.Node().Apply(t.Context(), []fsm.Command{{Op: fsm.OpPut, Key: key, Value: []byte("ok")}}); err != nil {
+		if _, err := c.srv.Node().Apply(slow(t), []fsm.Command{{Op: fsm.OpPut, Key: key, Value: []byte("ok")}}); err != nil {
 			t.Fatalf("restart %d: a write through c: %v", i, err)
 		}
 		if _, ok := c.srv.Node().FSM().Get("big/63"); !ok {
