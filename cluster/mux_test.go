@@ -440,7 +440,7 @@ func TestChurningFloodFromPeerAddressDoesNotStarveDials(t *testing.T) {
 				c.Close()
 			}
 		}()
-		for {
+		for range 4000 { // bounded: the race detector tires of endless goroutines
 			select {
 			case <-stop:
 				return
