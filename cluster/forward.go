@@ -233,11 +233,11 @@ func (n *Node) noteTerm(term uint64) {
 // resolve learns the outcome of a fenced write sent in term to addr,
 // which did not answer: from this node's replica, which applies the
 // write's entry if it commits. If another node leads in term, addr
-// appended nothing of term: the write was not applied. Once a leader of a later term reports a read index
-// (it has committed an entry of its own term) and this replica has
-// applied up to it, a write not seen by then never applies: its entry is
-// not in the log before that leader's entry, and an entry of an earlier
-// term can only commit before it. It returns the write's results, an
+// appended nothing of term: the write was not applied. Once a leader of
+// a later term reports a read index (it has committed an entry of its own
+// term) and this replica has applied up to it, a write not seen by then
+// never applies: its entry is not in the log before that leader's entry,
+// and an entry of an earlier term can only commit before it. It returns the write's results, an
 // error wrapped by Unreachable if it was not applied, or ErrAmbiguous
 // with cause if ctx ends first (or a snapshot restore hid the entry).
 func (n *Node) resolve(ctx context.Context, term uint64, addr string, outcome <-chan fsm.Request, restores uint64, cause error) ([]fsm.Result, error) {
