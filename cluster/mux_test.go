@@ -102,6 +102,30 @@ func handshaking(m *mux, ip string) (fromIP, total int) {
 	return m.adm.perIP[ip], len(m.adm.pending)
 }
 
+// waitSpoken waits until m holds want handshakes from ip whose peers have
+// sent something.
+func waitSpoken(t *testing.T, m *mux, ip string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		m.adm.mu.Lock()
+		n := 0
+		for p := range m.adm.pending {
+			if p.ip == ip && p.spoke() {
+				n++
+			}
+		}
+		m.adm.mu.Unlock()
+		if n >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d handshakes from %s have spoken, want %d", n, ip, want)
+		}
+		<-time.After(2 * time.Millisecond)
+	}
+}
+
 // flood holds idle TCP connections to a cluster port: they never send a
 // byte, and each is read until the server closes it.
 type flood struct {
@@ -304,7 +328,12 @@ func TestDialClosedForLoadNamesTheCause(t *testing.T) {
 	release := stalledDial(t, tok, addr)
 	f := newFlood(t, addr)
 	f.speak = true // silent ones would be evicted first
-	f.open("127.0.0.1", maxPendingPerIP)
+	f.open("127.0.0.1", maxPendingPerIP-1)
+	// Under load the flood's bytes may reach the server late: the last
+	// one must find every other handshake known to have spoken, or it
+	// would evict a silent one instead of the stalled dial.
+	waitSpoken(t, server, "127.0.0.1", maxPendingPerIP)
+	f.open("127.0.0.1", 1)
 	logs.wait(t, 10*time.Second, "too many connections handshaking from one address", `remote="127.0.0.1"`)
 	err := release()
 	t.Logf("dial: %v", err)
