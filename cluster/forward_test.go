@@ -23,6 +23,17 @@ func firstWins(key string) []fsm.Command {
 		Else:     []fsm.Command{{Op: fsm.OpPut, Key: key, Value: []byte("second")}}}}
 }
 
+// forwarding starts a cluster of three and returns it, its leader, and a
+// follower that has forwarded a write to that leader (so it knows it).
+func forwarding(t *testing.T) (*clustertest.Cluster, *clustertest.Member, *clustertest.Member) {
+	t.Helper()
+	c := clustertest.New(t, 3)
+	l := leader(t, c)
+	f := c.Followers(l)[0]
+	apply(t, f, "warm", "1")
+	return c, l, f
+}
+
 // appliedOnce checks that every member holds key = "first" once the
 // cluster is whole again.
 func appliedOnce(t *testing.T, c *clustertest.Cluster, key string) {
@@ -47,10 +58,7 @@ func appliedOnce(t *testing.T, c *clustertest.Cluster, key string) {
 // follows the election, and the write applies once.
 func TestWriteToFrozenLeaderGoesToTheNewLeader(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := clustertest.New(t, 3)
-		l := leader(t, c)
-		f := c.Followers(l)[0]
-		apply(t, f, "warm", "1") // f knows l as its leader
+		c, l, f := forwarding(t)
 		c.Freeze(l)
 		start := time.Now()
 		res, err := f.Node().Apply(t.Context(), firstWins("k"))
@@ -75,10 +83,7 @@ func TestWriteToFrozenLeaderGoesToTheNewLeader(t *testing.T) {
 // or sending it again.
 func TestWriteWhoseAnswerIsLostIsKnownApplied(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := clustertest.New(t, 3)
-		l := leader(t, c)
-		f := c.Followers(l)[0]
-		apply(t, f, "warm", "1")
+		c, l, f := forwarding(t)
 		c.LoseAnswers(l)
 		type outcome struct {
 			res []fsm.Result
@@ -112,10 +117,7 @@ func TestWriteWhoseAnswerIsLostIsKnownApplied(t *testing.T) {
 // not be reached, and why.
 func TestWriteToUnreachableLeaderSaysWhy(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := clustertest.New(t, 3)
-		l := leader(t, c)
-		f := c.Followers(l)[0]
-		apply(t, f, "warm", "1")
+		c, l, f := forwarding(t)
 		c.RefuseRPCs(l)
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
@@ -134,10 +136,7 @@ func TestWriteToUnreachableLeaderSaysWhy(t *testing.T) {
 // timeout. Every one of many concurrent writes follows the election.
 func TestConcurrentWritesToFrozenLeaderFollowTheElection(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := clustertest.New(t, 3)
-		l := leader(t, c)
-		f := c.Followers(l)[0]
-		apply(t, f, "warm", "1")
+		c, l, f := forwarding(t)
 		c.Freeze(l)
 		const writers = 12
 		errs := make(chan error, writers)

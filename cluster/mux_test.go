@@ -95,6 +95,20 @@ func dialEcho(t *testing.T, m *mux, addr string, kind byte) time.Duration {
 	return took
 }
 
+// muxCase is a server's and a client's TLS: with the cluster key, or none.
+type muxCase struct {
+	name           string
+	server, client muxTLS
+}
+
+func muxCases(t *testing.T) []muxCase {
+	tok := newToken(t)
+	return []muxCase{
+		{"tls", keyedTLS(t, tok, "server"), keyedTLS(t, tok, "client")},
+		{"plain", muxTLS{}, muxTLS{}},
+	}
+}
+
 // handshaking reports the handshakes m has in progress from ip, and in all.
 func handshaking(m *mux, ip string) (fromIP, total int) {
 	m.adm.mu.Lock()
@@ -289,14 +303,7 @@ func stalledDial(t *testing.T, tok Token, addr string) (release func() error) {
 // "no leader" while a leader was up). Now each dial closes the address's
 // oldest handshake instead, and gets in at once, every time.
 func TestIdleHandshakesFromPeerAddressDoNotStarveDials(t *testing.T) {
-	tok := newToken(t)
-	for _, tc := range []struct {
-		name           string
-		server, client muxTLS
-	}{
-		{"tls", keyedTLS(t, tok, "server"), keyedTLS(t, tok, "client")},
-		{"plain", muxTLS{}, muxTLS{}},
-	} {
+	for _, tc := range muxCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			logs := newLogRecorder()
 			server := startMux(t, tc.server, logs)
@@ -352,14 +359,7 @@ func TestDialClosedForLoadNamesTheCause(t *testing.T) {
 // When every handshake slot is held by addresses the server knows, a dial
 // from an unknown address is refused, and told why.
 func TestDialRefusedForLoadNamesTheCause(t *testing.T) {
-	tok := newToken(t)
-	for _, tc := range []struct {
-		name           string
-		server, client muxTLS
-	}{
-		{"tls", keyedTLS(t, tok, "server"), keyedTLS(t, tok, "client")},
-		{"plain", muxTLS{}, muxTLS{}},
-	} {
+	for _, tc := range muxCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			server := startMux(t, tc.server, nil)
 			client := startMux(t, tc.client, nil)
