@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net"
 	"os"
 	"sync"
@@ -42,14 +41,6 @@ const (
 	maxPendingPerKnownIP = 64 // an address that completed a handshake before (see admission)
 )
 
-// refusalLogEvery rate-limits the log of refused connections: each message
-// from each address at most once per interval, and at most maxNoted
-// messages per interval in all, however many addresses a flood comes from.
-const (
-	refusalLogEvery = 10 * time.Second
-	maxNoted        = 64
-)
-
 // errMuxClosed is returned by Accept once the mux is closed.
 var errMuxClosed = errors.New("cluster port closed")
 
@@ -77,8 +68,7 @@ type mux struct {
 	connMu sync.Mutex
 	conns  map[*trackedConn]struct{}
 
-	notedMu sync.Mutex
-	noted   map[string]time.Time // when each refusal (reason and IP) was last logged
+	notes *logLimiter // rate-limits the log of refused connections
 }
 
 // trackedConn is a connection the mux closes when it closes.
@@ -126,7 +116,7 @@ func newMux(ln net.Listener, advertise net.Addr, serverTLS, clientTLS *tls.Confi
 		closed:    make(chan struct{}),
 		adm:       newAdmission(),
 		conns:     map[*trackedConn]struct{}{},
-		noted:     map[string]time.Time{},
+		notes:     newLogLimiter(time.Now),
 	}
 	m.wg.Add(1)
 	go m.acceptLoop()
@@ -184,44 +174,28 @@ func remoteIP(c net.Conn) string {
 	return c.RemoteAddr().String()
 }
 
-// note logs a refused or closed connection at most once per
-// refusalLogEvery for each message (and address, if perAddr), and no more
-// than maxNoted messages per interval in all.
+// note logs a refused or closed connection, rate-limited as the gossip
+// port's lines are (see logLimiter): each message at most once per
+// address (or once in all, unless perAddr) per window, and for a handful
+// of addresses per window, however many a flood comes from. The messages
+// are constants, so they are few; the error is an attribute.
 func (m *mux) note(msg, ip string, perAddr bool, err error) {
-	key := msg
+	source := ""
 	if perAddr {
-		key += "\x00" + ip
+		source = ip
 	}
-	if err != nil {
-		// Without the addresses a net.OpError names, or each connection's
-		// port would make its own key.
-		var op *net.OpError
-		if errors.As(err, &op) && op.Err != nil {
-			key += "\x00" + op.Err.Error()
-		} else {
-			key += "\x00" + err.Error()
-		}
-	}
-	m.notedMu.Lock()
-	now := time.Now()
-	_, seen := m.noted[key]
-	log := now.Sub(m.noted[key]) >= refusalLogEvery
-	if log && !seen && len(m.noted) >= maxNoted {
-		maps.DeleteFunc(m.noted, func(_ string, at time.Time) bool { return now.Sub(at) >= refusalLogEvery })
-		log = len(m.noted) < maxNoted
-	}
-	if log {
-		m.noted[key] = now
-	}
-	m.notedMu.Unlock()
-	if !log {
+	ok, suppressed := m.notes.allow(msg, source)
+	if !ok {
 		return
 	}
+	args := []any{logKeyRemote, ip}
 	if err != nil {
-		m.log.Warn("cluster port: "+msg, "remote", ip, "err", err)
-	} else {
-		m.log.Warn("cluster port: "+msg, "remote", ip)
+		args = append(args, "err", err)
 	}
+	if suppressed > 0 {
+		args = append(args, logKeySuppressed, suppressed)
+	}
+	m.log.Warn("cluster port: "+msg, args...)
 }
 
 // handshake runs the server side of a connection's handshake and routes
