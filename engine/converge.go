@@ -33,8 +33,9 @@ func (c *converger) changed(now time.Time) {
 }
 
 // check declares convergence if the graph is idle and the timeout has passed
-// since the last change, or arms the timer for when it will have.
-func (c *converger) check(now time.Time, idle bool, failed func() []ID) {
+// since the last change, or arms the timer for when it will have. report
+// fills in the rest of the Status.
+func (c *converger) check(now time.Time, idle bool, report func() Status) {
 	if c.timeout < 0 || !c.started || c.converged {
 		c.disarm()
 		return
@@ -56,7 +57,9 @@ func (c *converger) check(now time.Time, idle bool, failed func() []ID) {
 	c.disarm()
 	c.converged = true
 	if c.notify != nil {
-		c.notify(Status{Converged: true, Failed: failed()})
+		st := report()
+		st.Converged = true
+		c.notify(st)
 	}
 }
 

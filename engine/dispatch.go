@@ -20,12 +20,13 @@ type semEntry struct {
 }
 
 // dispatch starts a CheckApply for every ready vertex, unless the engine is
-// stopping or waiting to swap. A ready vertex with a running descendant
+// stopping; vertices a planned swap replaces or removes are never ready. A
+// ready vertex with a running descendant
 // waits for that descendant to finish, so an ancestor and a descendant never
 // run at the same time. The state file is written once for the whole round,
 // before any of its CheckApply calls begins.
 func (s *scheduler) dispatch() {
-	if s.stopping || s.pending != nil {
+	if s.stopping {
 		return
 	}
 	var launches []func()
@@ -91,6 +92,7 @@ func (s *scheduler) start(n *node) func() {
 		// If the agent dies during this CheckApply, the children get their
 		// refresh on restart: the change may have happened.
 		s.state.setInflight(n.ids(), true)
+		n.inflight = true
 	}
 	apply := !s.cfg.Noop && !n.meta.Noop
 	r := result{n: n, refresh: refresh, apply: apply, recv: n.recvPending}
@@ -98,13 +100,16 @@ func (s *scheduler) start(n *node) func() {
 	// Received values are set here, on the scheduler goroutine, so that a
 	// Watch started later (a restart) happens after them.
 	if len(r.recv) > 0 {
+		s.touch(n) // its parameters changed: a planned swap may now replace it
 		if r.err = receive(n, r.recv); r.err != nil {
 			s.finish(r)
 			return nil
 		}
 	}
 	sems := s.semaphores(n)
-	ctx, semaCtx, timeout := s.applyCtx, s.semaCtx, n.meta.Timeout
+	ctx, cancel := context.WithCancelCause(s.applyCtx)
+	n.applyCancel = cancel
+	semaCtx, timeout := s.semaCtx, n.meta.Timeout
 	return func() {
 		go func() {
 			for _, w := range sems {
@@ -121,11 +126,12 @@ func (s *scheduler) start(n *node) func() {
 						fmt.Errorf("CheckApply timed out after %v", timeout))
 				}
 				r.ok, r.err = safeCheckApply(cctx, n.res, apply)
-				if r.err != nil && cctx.Err() != nil && ctx.Err() == nil {
+				if r.err != nil && cctx.Err() != nil && s.applyCtx.Err() == nil {
 					r.err = fmt.Errorf("%w: %w", context.Cause(cctx), r.err)
 				}
 				cancel()
 			}
+			cancel(nil)
 			n.curRecv.Store(nil)
 			select {
 			case s.results <- r:
@@ -201,9 +207,17 @@ func (s *scheduler) semaphores(n *node) []*semaphore.Weighted {
 // finish records the outcome of a CheckApply.
 func (s *scheduler) finish(r result) {
 	n := r.n
+	if n.doomed && !n.abandoned {
+		s.doomedRunning--
+	}
 	n.running = false
+	n.applyCancel = nil
 	n.curRefresh.Store(false)
 	s.running--
+	if n.removed {
+		s.finishAbandoned(r)
+		return
+	}
 	now := time.Now()
 	n.sendMu.Lock()
 	sent := n.sendBuf
@@ -237,19 +251,23 @@ func (s *scheduler) finish(r result) {
 	case !r.ok:
 		n.checkFailed = false
 		s.conv.changed(now)
-		if s.cfg.Noop || n.meta.Noop {
+		ev, rate := n.flap.changed(now)
+		s.noteFlap(n, ev, rate, now)
+		if !r.apply {
 			// Nothing changed, so nothing is refreshed.
-			s.log.Info("resource would change (noop)", "resource", n.id.String())
+			n.wouldChange = true
+			s.log.Log(context.Background(), n.flap.runLevel(), "resource would change (noop)", "resource", n.id.String())
 			break
 		}
-		s.log.Info("resource applied", "resource", n.id.String(), "refresh", r.refresh)
+		s.log.Log(context.Background(), n.flap.runLevel(), "resource applied", "resource", n.id.String(), "refresh", r.refresh)
 		for _, c := range n.notify {
 			c.refresh, c.dirty = true, true
 			s.state.setRefresh(c.ids(), true)
 			s.update(c)
 		}
 	default:
-		n.checkFailed = false
+		n.checkFailed, n.wouldChange = false, false
+		s.noteFlap(n, n.flap.settled(now), 0, now)
 		s.log.Debug("resource in state", "resource", n.id.String())
 	}
 	if r.refresh && !r.apply {
@@ -264,8 +282,9 @@ func (s *scheduler) finish(r result) {
 			delete(s.retryUsed, n.id)
 		}
 	}
-	if len(n.notify) > 0 {
+	if n.inflight {
 		s.state.setInflight(n.ids(), false)
+		n.inflight = false
 	}
 	s.update(n)
 	for _, w := range r.held {
@@ -281,6 +300,27 @@ func (s *scheduler) finish(r result) {
 		}
 	}
 	n.waiters = n.waiters[:0]
+}
+
+// finishAbandoned handles the result of a CheckApply that a swap went
+// ahead without: its vertex is no longer in the graph, so nothing it sent
+// or changed is delivered. Its semaphores are released and its resource,
+// whose Cleanup the swap put off, is cleaned up.
+func (s *scheduler) finishAbandoned(r result) {
+	n := r.n
+	for _, w := range r.held {
+		w.Release(1)
+	}
+	if r.err != nil {
+		s.log.Warn("a resource left behind by a graph swap failed", "resource", n.id.String(), "err", r.err)
+	} else {
+		s.log.Info("a resource left behind by a graph swap returned", "resource", n.id.String())
+	}
+	if !n.initFailed {
+		if err := safeCleanup(n.res); err != nil {
+			s.log.Error("cleanup failed", "resource", n.id.String(), "err", err)
+		}
+	}
 }
 
 // send delivers the values n sent to the children whose parameters receive

@@ -31,7 +31,11 @@
 //     A failed vertex does not hold back convergence or shutdown.
 //   - A new graph is diffed against the running one by kind, name and
 //     parameters: unchanged vertices keep running untouched, changed ones are
-//     replaced, removed ones are stopped, and no CheckApply runs mid-swap.
+//     replaced, removed ones are stopped. The swap waits only for the running
+//     CheckApply calls of the vertices it replaces or removes (which start no
+//     new one meanwhile), naming them in the log; every other vertex goes on
+//     running and repairing drift. The wait is bounded by
+//     Config.SwapTimeout, after which those calls are cancelled.
 //   - Cancelling Run's context finishes in-flight work and stops; [Engine.Abort]
 //     also cancels the contexts of running CheckApply calls.
 //

@@ -39,6 +39,13 @@ type Config struct {
 	// It runs on the scheduler goroutine and must not block.
 	OnConverged func(Status)
 
+	// SwapTimeout bounds how long a graph swap waits for the running
+	// CheckApply calls of the vertices it replaces or removes (it never
+	// waits for those it keeps, which go on running meanwhile). After it
+	// those calls are cancelled, and after StopTimeout more the swap goes
+	// ahead without the ones that ignore it.
+	SwapTimeout time.Duration
+
 	// StopTimeout bounds how long the engine waits for a misbehaving
 	// resource: a Watch that ignores its cancelled context when its vertex
 	// is removed or the engine stops, or a CheckApply that ignores Abort.
@@ -50,10 +57,11 @@ type Config struct {
 }
 
 // DefaultConfig returns a configuration with convergence reporting off, a
-// ten-second StopTimeout and the hostname "localhost"; callers normally set
-// Hostname.
+// five-minute SwapTimeout, a ten-second StopTimeout and the hostname
+// "localhost"; callers normally set Hostname.
 func DefaultConfig() Config {
-	return Config{Hostname: "localhost", ConvergedTimeout: -1, StopTimeout: 10 * time.Second}
+	return Config{Hostname: "localhost", ConvergedTimeout: -1, SwapTimeout: 5 * time.Minute,
+		StopTimeout: 10 * time.Second}
 }
 
 // Validate checks the configuration.
@@ -63,6 +71,9 @@ func (c Config) Validate() error {
 	}
 	if c.Sema < 0 {
 		return fmt.Errorf("engine config: Sema is %d, want 0 (off) or a positive count", c.Sema)
+	}
+	if c.SwapTimeout <= 0 {
+		return fmt.Errorf("engine config: SwapTimeout is %v, want a positive duration", c.SwapTimeout)
 	}
 	if c.StopTimeout <= 0 {
 		return fmt.Errorf("engine config: StopTimeout is %v, want a positive duration", c.StopTimeout)
@@ -78,6 +89,10 @@ type Status struct {
 	// Failed lists, sorted, the vertices whose last CheckApply or Watch
 	// failed. It is only filled when Converged is true.
 	Failed []ID
+	// WouldChange lists, sorted, the vertices whose last CheckApply ran with
+	// apply off (Config.Noop or meta noop) and found them out of state:
+	// what a run without noop would change. Only filled when Converged.
+	WouldChange []ID
 }
 
 // ErrAborted is returned by Run when Abort cut shutdown short.

@@ -88,6 +88,8 @@ type fake struct {
 	watchErr error
 	// ctxAware makes a gated CheckApply return ctx.Err() when ctx ends.
 	ctxAware bool
+	// failWatch, if set, makes Watch return what it receives on it.
+	failWatch chan error
 
 	rt        atomic.Pointer[engine.Runtime]
 	inits     atomic.Int32
@@ -130,7 +132,11 @@ func (f *fake) Watch(ctx context.Context) error {
 	if f.watchErr != nil {
 		return f.watchErr
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case err := <-f.failWatch:
+		return err
+	}
 	return nil
 }
 
@@ -311,4 +317,58 @@ func lastIndex(log []string, ev string) int {
 		}
 	}
 	return -1
+}
+
+// logCapture is a slog.Handler that keeps every record, for tests that
+// assert what the engine logs.
+type logCapture struct {
+	mu   *sync.Mutex
+	recs *[]logRec
+	pre  []slog.Attr // from WithAttrs
+}
+
+// logRec is one captured record: level, message and attributes as text.
+type logRec struct {
+	level slog.Level
+	msg   string
+	attrs map[string]string
+}
+
+func newLogCapture() logCapture { return logCapture{mu: &sync.Mutex{}, recs: &[]logRec{}} }
+
+func (c logCapture) Enabled(context.Context, slog.Level) bool { return true }
+
+func (c logCapture) Handle(_ context.Context, r slog.Record) error {
+	rec := logRec{level: r.Level, msg: r.Message, attrs: map[string]string{}}
+	for _, a := range c.pre {
+		rec.attrs[a.Key] = a.Value.String()
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		rec.attrs[a.Key] = a.Value.String()
+		return true
+	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	*c.recs = append(*c.recs, rec)
+	return nil
+}
+
+func (c logCapture) WithAttrs(as []slog.Attr) slog.Handler {
+	c.pre = append(slices.Clip(c.pre), as...)
+	return c
+}
+
+func (c logCapture) WithGroup(string) slog.Handler { return c }
+
+// records returns the captured records whose message contains msg.
+func (c logCapture) records(msg string) []logRec {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []logRec
+	for _, r := range *c.recs {
+		if strings.Contains(r.msg, msg) {
+			out = append(out, r)
+		}
+	}
+	return out
 }

@@ -48,6 +48,9 @@ type node struct {
 	dead        bool    // Init or Watch failed: never runs again as it is
 	initFailed  bool    // Init failed, so Cleanup is not due
 	removed     bool    // no longer in the graph
+	doomed      bool    // a planned swap replaces or removes it: no new CheckApply
+	abandoned   bool    // a swap went ahead without waiting for its CheckApply
+	inflight    bool    // its CheckApply is on record as in flight (see stateStore)
 	blockers    int     // parents that are busy
 	busy        bool    // pending work here or above; see scheduler.busy
 	queued      bool    // in the ready queue, or waiting on a running descendant
@@ -59,12 +62,15 @@ type node struct {
 	watchRetryWait bool // a failed Watch waits Delay to restart
 	held           bool // an event waits for the rate limit
 
+	flap         flapMeter     // changing runs, for flap damping
+	wouldChange  bool          // the last CheckApply, with apply off, found it out of state
 	watchRetries int           // Watch failures used from Meta.Retry
 	limiter      *rate.Limiter // nil without Meta.Limit
 	gen          uint64        // bumped to invalidate this node's timers
 
 	watchCancel context.CancelFunc
 	watchDone   chan struct{}
+	applyCancel context.CancelCauseFunc // cancels the running CheckApply
 }
 
 // failed reports whether the vertex is failed: its last CheckApply failed

@@ -233,27 +233,6 @@ func TestNilGraphIgnored(t *testing.T) {
 	})
 }
 
-// While a swap waits for a running CheckApply, no other CheckApply starts.
-func TestNoDispatchWhileSwapPending(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		rec := newRecorder()
-		a, other := newFake(rec, "a"), newFake(rec, "other")
-		r := start(t, graphOf(t, []*fake{a, other}), nil)
-		synctest.Wait()
-		a.gate = make(chan struct{})
-		a.event()
-		synctest.Wait()
-		r.graphs <- graphOf(t, []*fake{a, other})
-		synctest.Wait()
-		other.event()
-		synctest.Wait()
-		checks(t, map[*fake]int{other: 1})
-		close(a.gate)
-		synctest.Wait()
-		checks(t, map[*fake]int{other: 2})
-	})
-}
-
 // A change of metaparameters alone replaces the vertex.
 func TestMetaChangeReplacesVertex(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

@@ -38,11 +38,13 @@ type scheduler struct {
 	sems      map[string]*semEntry // local semaphores by id
 	global    *semaphore.Weighted  // Config.Sema, nil if off
 
-	pending  *Graph // newest graph not yet swapped in
-	hasGraph bool
-	stopping bool
-	aborted  bool
-	gone     chan struct{} // closed when loop returns
+	plan          *swapPlan   // newest graph not yet swapped in; see plan.go
+	doomedRunning int         // running CheckApply calls the plan waits for
+	swapTimer     *time.Timer // the plan's next step, if it waits
+	hasGraph      bool
+	stopping      bool
+	aborted       bool
+	gone          chan struct{} // closed when loop returns
 
 	conv converger
 
@@ -100,14 +102,13 @@ func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
 	defer s.applyCancel()
 	defer s.semaCancel()
 	defer s.timers.stop()
+	defer s.disarmSwapTimer()
 	done := ctx.Done()
 	abort := s.abort
 	var giveUp <-chan time.Time // after Abort: stop waiting for CheckApply
 	for {
-		if s.pending != nil && s.running == 0 && !s.stopping {
-			g := s.pending
-			s.pending = nil
-			s.swap(g)
+		if s.plan != nil && !s.stopping {
+			s.trySwap()
 		}
 		if s.stopping && s.running == 0 {
 			break
@@ -115,22 +116,26 @@ func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
 		s.dispatch()
 		now := time.Now()
 		s.state.flush()
-		s.conv.check(now, s.idle(), s.failedIDs)
+		s.conv.check(now, s.idle(), s.report)
 
 		select {
 		case <-done:
-			s.log.Info("stopping: waiting for running resources", "running", s.running)
+			if s.running > 0 {
+				s.log.Info("stopping: waiting for running resources", "running", s.runningNames())
+			}
+			s.disarmSwapTimer()
 			s.stopping, done, graphs = true, nil, nil
 			s.semaCancel()
 		case <-abort:
-			s.log.Warn("aborting: cancelling running resources", "running", s.running)
+			s.log.Warn("aborting: cancelling running resources", "running", s.runningNames())
+			s.disarmSwapTimer()
 			s.stopping, s.aborted, done, abort, graphs = true, true, nil, nil, nil
 			s.semaCancel()
 			s.applyCancel()
 			giveUp = time.After(s.cfg.StopTimeout)
 		case <-giveUp:
 			s.log.Error("resources ignored cancellation; stopping without them",
-				"running", s.running, "waited", s.cfg.StopTimeout)
+				"running", s.runningNames(), "waited", s.cfg.StopTimeout)
 			s.stopAll()
 			return ErrAborted
 		case g, ok := <-graphs:
@@ -146,7 +151,10 @@ func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
 				s.log.Error("graph rejected; keeping the running one", "graph", g.Name, "err", err)
 				continue
 			}
-			s.pending = g
+			s.planSwap(g, time.Now())
+		case <-s.swapTimerC():
+			s.swapTimer = nil
+			s.swapTimeout(time.Now())
 		case <-s.inbox.wake:
 			s.handleSignals()
 		case r := <-s.results:
@@ -171,7 +179,7 @@ func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
 // running, ready, waiting for its Watch, a timer or a swap.
 func (s *scheduler) idle() bool {
 	// Deferred vertices wait on a running one, so running == 0 covers them.
-	return s.hasGraph && s.pending == nil && s.running == 0 && s.unstarted == 0 &&
+	return s.hasGraph && s.plan == nil && s.running == 0 && s.unstarted == 0 &&
 		s.waiting == 0 && len(s.ready) == 0
 }
 
@@ -254,6 +262,7 @@ func (s *scheduler) kill(n *node, what string, err error) {
 		"resource", n.id.String(), "err", err)
 	s.markStarted(n)
 	n.dead = true
+	s.touch(n) // a planned swap may rewatch it
 	s.conv.changed(time.Now())
 }
 
@@ -298,7 +307,7 @@ func (s *scheduler) handleTimers() {
 // state and its ancestors are concerned.
 func (s *scheduler) runnable(n *node) bool {
 	return n.started && n.dirty && !n.running && n.blockers == 0 && !n.dead &&
-		!n.removed && !n.retryWait && !n.watchRetryWait
+		!n.removed && !n.doomed && !n.retryWait && !n.watchRetryWait
 }
 
 // busy reports whether n has pending work: it is dirty, running, failed or
@@ -363,16 +372,21 @@ func (s *scheduler) countWait(on bool) {
 	}
 }
 
-// failedIDs lists the failed vertices, sorted.
-func (s *scheduler) failedIDs() []ID {
-	var ids []ID
+// report lists, sorted, the failed vertices and those that would change,
+// for a converged Status.
+func (s *scheduler) report() Status {
+	var st Status
 	for _, n := range s.nodes {
 		if n.failed() {
-			ids = append(ids, n.id)
+			st.Failed = append(st.Failed, n.id)
+		}
+		if n.wouldChange {
+			st.WouldChange = append(st.WouldChange, n.id)
 		}
 	}
-	sortIDs(ids)
-	return ids
+	sortIDs(st.Failed)
+	sortIDs(st.WouldChange)
+	return st
 }
 
 // retryBudget formats a Meta.Retry for logs.

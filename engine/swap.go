@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"slices"
 	"strings"
@@ -11,17 +12,13 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// swap replaces the running graph with g. It runs only when no CheckApply is
-// in flight. Vertices whose kind, name and parameters are unchanged keep
-// their resource, Watch and state; the others are stopped or started.
-func (s *scheduler) swap(g *Graph) {
+// swap replaces the running graph with the planned one. It runs when no
+// vertex the plan replaces or removes has a CheckApply the swap waits for;
+// kept vertices may be running. Kept vertices keep their resource, Watch
+// and state; the others are stopped or started.
+func (s *scheduler) swap(p *swapPlan) {
+	g, received := p.g, p.received
 	next := make(map[ID]*node, g.Len())
-	received := map[ID][]string{} // parameters set by send/recv, not by the graph
-	for _, e := range g.Edges() {
-		for _, k := range e.Keys {
-			received[e.To] = append(received[e.To], k.Recv)
-		}
-	}
 	// IDs in the new graph, members of groups included.
 	inNext := map[ID]bool{}
 	for _, v := range g.Vertices() {
@@ -32,16 +29,16 @@ func (s *scheduler) swap(g *Graph) {
 			}
 		}
 	}
-	var added, removed []*node
+	var added []*node
+	removed := p.doomed
 	for _, v := range g.Vertices() {
 		old, ok := s.nodes[v.ID]
-		if ok && old.meta.Equal(v.Meta) && sameParams(old.res, v.Res, received[v.ID]) && !(old.dead && v.Meta.Rewatch) {
+		if ok && !old.doomed {
 			next[v.ID] = old
 			continue
 		}
 		n := &node{id: v.ID, res: v.Res, meta: v.Meta, dirty: true}
 		if ok {
-			removed = append(removed, old)
 			n.refresh = old.refresh // a pending refresh outlives a change of parameters
 			// So do received values, for the parameters still received.
 			for _, k := range received[v.ID] {
@@ -54,11 +51,6 @@ func (s *scheduler) swap(g *Graph) {
 		}
 		next[v.ID] = n
 		added = append(added, n)
-	}
-	for id, old := range s.nodes {
-		if _, kept := g.Vertex(id); !kept {
-			removed = append(removed, old)
-		}
 	}
 
 	s.stop(removed)
@@ -83,6 +75,8 @@ func (s *scheduler) swap(g *Graph) {
 	for _, n := range next {
 		n.parents, n.children, n.notify, n.sends = n.parents[:0], n.children[:0], n.notify[:0], n.sends[:0]
 		n.blockers, n.busy, n.queued = 0, false, false
+		clear(n.waiters) // the ready queue is rebuilt below
+		n.waiters = n.waiters[:0]
 	}
 	for _, e := range g.Edges() {
 		from, to := next[e.From], next[e.To]
@@ -107,7 +101,7 @@ func (s *scheduler) swap(g *Graph) {
 			oldByMember[id] = n
 		}
 	}
-	now := time.Now()
+	now := time.Now() // after stopping the removed vertices, which may take a while
 	for _, n := range added {
 		s.unstarted++
 		for _, id := range n.ids() {
@@ -165,7 +159,7 @@ func (s *scheduler) startWatch(n *node, now time.Time) {
 	rt := &Runtime{
 		ID:       n.id,
 		Hostname: s.cfg.Hostname,
-		Logger:   s.log.With("resource", n.id.String()),
+		Logger:   slog.New(dampedHandler{s.log.Handler(), &n.flap.quiet}).With("resource", n.id.String()),
 		Running:  func() { s.inbox.signal(n, sigRunning) },
 		Event:    func() { s.inbox.signal(n, sigEvent) },
 		Refresh:  n.curRefresh.Load,
@@ -256,8 +250,8 @@ func (s *scheduler) stop(nodes []*node) {
 				continue
 			}
 		}
-		if n.initFailed {
-			continue
+		if n.initFailed || n.running {
+			continue // a CheckApply left behind: cleaned up when it returns
 		}
 		if err := safeCleanup(n.res); err != nil {
 			s.log.Error("cleanup failed", "resource", n.id.String(), "err", err)

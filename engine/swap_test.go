@@ -98,31 +98,6 @@ func TestSwapABA(t *testing.T) {
 	})
 }
 
-// Guarantee 10: a swap waits for running CheckApply calls; none runs while
-// the graph is being changed.
-func TestNoCheckApplyMidSwap(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		rec := newRecorder()
-		a := newFake(rec, "a")
-		a.gate = make(chan struct{})
-		r := start(t, graphOf(t, []*fake{a}), nil)
-		synctest.Wait()
-		if !rec.isRunning("a") {
-			t.Fatal("a should be running")
-		}
-		b := newFake(rec, "b")
-		r.graphs <- graphOf(t, []*fake{a, b})
-		synctest.Wait()
-		if b.inits.Load() != 0 {
-			t.Fatal("the swap began while a CheckApply was running")
-		}
-		close(a.gate)
-		synctest.Wait()
-		checks(t, map[*fake]int{a: 1, b: 1})
-		before(t, rec, "end a", "init b")
-	})
-}
-
 // A graph with a cycle is rejected and the running one keeps going.
 func TestCyclicGraphRejected(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

@@ -257,7 +257,7 @@ func runAgent(c *cli.Context, e *env, file string) error {
 	default:
 	}
 	leave = runErr == nil && !isClosed(e.hard)
-	if err := agentResult(runErr, final); err != nil {
+	if err := agentResult(runErr, final, opts.noop); err != nil {
 		return err
 	}
 	stopped = true
@@ -265,22 +265,40 @@ func runAgent(c *cli.Context, e *env, file string) error {
 }
 
 // agentResult maps how the engine stopped to the command's error: nil, an
-// abort (exit 130), or, after --converged-exit, the resources that failed.
-func agentResult(runErr error, final *engine.Status) error {
+// abort (exit 130), or, after --converged-exit, the resources that failed
+// (exit 1) or, with --noop, those that would change (exit 2). Resources
+// with meta noop in a run without --noop do not count: their owner chose
+// to leave them as they are.
+func agentResult(runErr error, final *engine.Status, noop bool) error {
 	switch {
 	case errors.Is(runErr, engine.ErrAborted):
 		return &exitError{code: 130, err: errors.New("aborted: running resources were cancelled")}
 	case runErr != nil:
 		return runErr
 	case final != nil && len(final.Failed) > 0:
-		names := make([]string, len(final.Failed))
-		for i, id := range final.Failed {
-			names[i] = id.String()
+		err := fmt.Errorf("converged with %d failed resources: %s", len(final.Failed), idNames(final.Failed))
+		if noop && len(final.WouldChange) > 0 {
+			err = fmt.Errorf("%w; %d more would change: %s", err, len(final.WouldChange), idNames(final.WouldChange))
 		}
-		return &exitError{code: 1, err: fmt.Errorf("converged with %d failed resources: %s",
-			len(names), strings.Join(names, ", "))}
+		return &exitError{code: 1, err: err}
+	case final != nil && noop && len(final.WouldChange) > 0:
+		return &exitError{code: exitWouldChange, err: fmt.Errorf("noop: %d resources would change: %s",
+			len(final.WouldChange), idNames(final.WouldChange))}
 	}
 	return nil
+}
+
+// exitWouldChange is the exit code of `run --noop --converged-exit` when
+// something would change, as Puppet's --detailed-exitcodes has it.
+const exitWouldChange = 2
+
+// idNames lists ids as kind[name], comma-separated.
+func idNames(ids []engine.ID) string {
+	names := make([]string, len(ids))
+	for i, id := range ids {
+		names[i] = id.String()
+	}
+	return strings.Join(names, ", ")
 }
 
 // isClosed reports whether ch is closed.

@@ -124,14 +124,34 @@ func TestRunNoopChangesNothing(t *testing.T) {
     content: x
 `, dir))
 	code, _, stderr := graft(t, "run", "--tmp-prefix", "--noop", "--converged-timeout=0", "--converged-exit", "yaml", g)
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
+	if code != 2 || !strings.Contains(stderr, "noop: 1 resources would change: file[f]") {
+		t.Fatalf("exit %d, want 2 naming file[f]: %s", code, stderr)
 	}
 	if _, err := os.Lstat(filepath.Join(dir, "f")); err == nil {
 		t.Error("--noop created a file")
 	}
 	if !strings.Contains(stderr, "would change") {
 		t.Errorf("noop run did not report what it would change:\n%s", stderr)
+	}
+}
+
+// Issue 9, item 8: `run --noop --converged-exit` exits 2 when something
+// would change (above) and 0 when everything is in state, as Puppet's
+// --detailed-exitcodes users expect.
+func TestRunNoopExitsZeroWhenNothingWouldChange(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := writeGraph(t, dir, "g.yaml", fmt.Sprintf(`resources:
+  file:
+  - name: f
+    path: %s/f
+    content: x
+`, dir))
+	code, _, stderr := graft(t, "run", "--tmp-prefix", "--noop", "--converged-timeout=0", "--converged-exit", "yaml", g)
+	if code != 0 {
+		t.Fatalf("exit %d, want 0: %s", code, stderr)
 	}
 }
 

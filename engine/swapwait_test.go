@@ -1,0 +1,279 @@
+package engine_test
+
+import (
+	"errors"
+	"log/slog"
+	"slices"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/graftcm/graft/engine"
+)
+
+// Issue 9, item 1: with a long CheckApply running (an exec `sleep 15`),
+// editing the graph froze the whole agent until it ended: new resources did
+// not start and a deleted managed file stayed missing. A swap no longer
+// waits for vertices it keeps: it goes ahead at once, and the kept vertex
+// goes on running.
+func TestSwapDoesNotWaitForKeptRunningVertex(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		file, sleep := newFake(rec, "file"), newFake(rec, "sleep")
+		sleep.gate = make(chan struct{})
+		r := start(t, graphOf(t, []*fake{file, sleep}), nil)
+		synctest.Wait()
+		if !rec.isRunning("sleep") {
+			t.Fatal("sleep should be running")
+		}
+
+		added := newFake(rec, "added")
+		r.graphs <- graphOf(t, []*fake{file, sleep, added})
+		synctest.Wait()
+		if added.inits.Load() != 1 || added.checks.Load() != 1 {
+			t.Fatalf("the swap waited for a vertex it keeps: added has inits=%d checks=%d, want 1 and 1",
+				added.inits.Load(), added.checks.Load())
+		}
+		// Drift of another kept vertex is repaired while sleep runs.
+		file.event()
+		synctest.Wait()
+		checks(t, map[*fake]int{file: 2, sleep: 1})
+		if !rec.isRunning("sleep") || sleep.cleanups.Load() != 0 || sleep.inits.Load() != 1 {
+			t.Error("the running kept vertex was touched by the swap")
+		}
+		close(sleep.gate)
+		synctest.Wait()
+		checks(t, map[*fake]int{file: 2, sleep: 1, added: 1})
+		sleep.event() // and it still runs on its own events afterwards
+		synctest.Wait()
+		checks(t, map[*fake]int{sleep: 2})
+	})
+}
+
+// A swap waits for the running CheckApply of a vertex it replaces, logging
+// its name; meanwhile the rest of the graph keeps repairing drift, and
+// nothing of the new graph starts.
+func TestSwapWaitsOnlyForReplacedVerticesAndNamesThem(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		logs := newLogCapture()
+		a, other := newFake(rec, "a"), newFake(rec, "other")
+		a.gate = make(chan struct{})
+		r := start(t, graphOf(t, []*fake{a, other}), func(c *engineConfig) { c.Logger = slogOf(logs) })
+		synctest.Wait()
+
+		a2, b := newFake(rec, "a"), newFake(rec, "b")
+		a2.Param = "changed"
+		r.graphs <- graphOf(t, []*fake{a2, other, b})
+		synctest.Wait()
+		if b.inits.Load() != 0 || a2.inits.Load() != 0 || a.cleanups.Load() != 0 {
+			t.Fatal("the swap began while a vertex it replaces was running")
+		}
+		waits := logs.records("graph swap waits")
+		if len(waits) != 1 || waits[0].attrs["waiting_for"] != "fake[a]" {
+			t.Errorf("got log records %+v, want one naming fake[a]", waits)
+		}
+		other.event()
+		synctest.Wait()
+		checks(t, map[*fake]int{other: 2})
+
+		close(a.gate)
+		synctest.Wait()
+		checks(t, map[*fake]int{a: 1, a2: 1, b: 1, other: 2})
+		before(t, rec, "end a", "cleanup a")
+		before(t, rec, "cleanup a", "start b")
+		if a.cleanups.Load() != 1 || a2.inits.Load() != 1 {
+			t.Errorf("a was not replaced: cleanups=%d, new inits=%d", a.cleanups.Load(), a2.inits.Load())
+		}
+	})
+}
+
+// A vertex that the pending swap replaces starts no new CheckApply while it
+// waits, even when its Watch reports a change: it is about to go.
+func TestReplacedVertexDoesNotRunWhileSwapWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		slow, old := newFake(rec, "slow"), newFake(rec, "old")
+		slow.gate = make(chan struct{})
+		r := start(t, graphOf(t, []*fake{slow, old}), nil)
+		synctest.Wait()
+
+		slow2, old2 := newFake(rec, "slow"), newFake(rec, "old")
+		slow2.Param, old2.Param = "new", "new"
+		r.graphs <- graphOf(t, []*fake{slow2, old2})
+		synctest.Wait()
+		old.event()
+		synctest.Wait()
+		checks(t, map[*fake]int{old: 1})
+
+		// A newer graph keeps old as it was: it may run its event now.
+		slow3, old3 := newFake(rec, "slow"), newFake(rec, "old")
+		slow3.Param = "newer"
+		r.graphs <- graphOf(t, []*fake{slow3, old3})
+		synctest.Wait()
+		checks(t, map[*fake]int{old: 2, old3: 0})
+		close(slow.gate)
+		synctest.Wait()
+		checks(t, map[*fake]int{slow: 1, slow2: 0, slow3: 1, old: 2})
+		if old.cleanups.Load() != 0 || old3.inits.Load() != 0 {
+			t.Error("a vertex the newest graph keeps was replaced")
+		}
+	})
+}
+
+// Order holds across a swap made while a kept vertex runs: a new child of
+// it waits for it to finish, and so does a new parent (an ancestor never
+// runs while a descendant does).
+func TestSwapWhileKeptVertexRunsKeepsOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		mid := newFake(rec, "mid")
+		mid.gate = make(chan struct{})
+		r := start(t, graphOf(t, []*fake{mid}), nil)
+		synctest.Wait()
+
+		parent, child := newFake(rec, "parent"), newFake(rec, "child")
+		r.graphs <- graphOf(t, []*fake{parent, mid, child}, "parent->mid", "mid->child")
+		synctest.Wait()
+		if parent.inits.Load() != 1 || child.inits.Load() != 1 {
+			t.Fatal("the new vertices were not started at once")
+		}
+		checks(t, map[*fake]int{parent: 0, child: 0, mid: 1})
+		close(mid.gate)
+		synctest.Wait()
+		before(t, rec, "end mid", "start parent")
+		before(t, rec, "end parent", "start child")
+		checks(t, map[*fake]int{parent: 1, mid: 1, child: 1})
+	})
+}
+
+// A CheckApply the swap waits for is cancelled after SwapTimeout; one that
+// ignores its cancellation is left behind after StopTimeout more, and
+// cleaned up once it returns.
+func TestSwapWaitIsBounded(t *testing.T) {
+	for _, ignores := range []bool{false, true} {
+		name := map[bool]string{false: "honours cancellation", true: "ignores cancellation"}[ignores]
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				rec := newRecorder()
+				logs := newLogCapture()
+				a := newFake(rec, "a")
+				a.gate, a.ctxAware = make(chan struct{}), !ignores
+				r := start(t, graphOf(t, []*fake{a}), func(c *engineConfig) {
+					c.Logger = slogOf(logs)
+					c.SwapTimeout, c.StopTimeout = time.Minute, 10*time.Second
+				})
+				synctest.Wait()
+				a2 := newFake(rec, "a")
+				a2.Param = "v2"
+				r.graphs <- graphOf(t, []*fake{a2})
+				advance(time.Minute - time.Millisecond)
+				if a2.inits.Load() != 0 {
+					t.Fatal("the swap went ahead before SwapTimeout")
+				}
+				advance(time.Millisecond)
+				if got := logs.records("cancelling the running resources"); len(got) != 1 ||
+					got[0].attrs["waiting_for"] != "fake[a]" {
+					t.Errorf("got %+v, want one record naming fake[a]", got)
+				}
+				if !ignores {
+					checks(t, map[*fake]int{a2: 1})
+					if a.cleanups.Load() != 1 {
+						t.Error("the cancelled vertex was not cleaned up")
+					}
+					return
+				}
+				if a2.inits.Load() != 0 {
+					t.Fatal("the swap went ahead before StopTimeout after cancelling")
+				}
+				advance(10 * time.Second)
+				checks(t, map[*fake]int{a2: 1})
+				if a.cleanups.Load() != 0 {
+					t.Error("a vertex whose CheckApply still runs was cleaned up")
+				}
+				close(a.gate)
+				synctest.Wait()
+				if a.cleanups.Load() != 1 {
+					t.Error("the vertex left behind was not cleaned up once it returned")
+				}
+				a2.event()
+				synctest.Wait()
+				checks(t, map[*fake]int{a2: 2})
+			})
+		})
+	}
+}
+
+// A vertex the swap keeps whose Watch dies while the swap waits, with meta
+// rewatch in the new graph, is restarted by the swap, as it would have been
+// had it died before the graph arrived.
+func TestVertexDyingWhileSwapWaitsIsRewatched(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		slow, k := newFake(rec, "slow"), newFake(rec, "k")
+		slow.gate = make(chan struct{})
+		k.failWatch = make(chan error)
+		kv := engine.Vertex{ID: id("k"), Res: k, Meta: engine.Meta{Rewatch: true}}
+		g := engine.NewGraph("g")
+		must(t, g.AddVertex(engine.Vertex{ID: id("slow"), Res: slow}))
+		must(t, g.AddVertex(kv))
+		r := start(t, g, nil)
+		synctest.Wait()
+
+		slow2, k2 := newFake(rec, "slow"), newFake(rec, "k")
+		slow2.Param = "v2"
+		g2 := engine.NewGraph("g2")
+		must(t, g2.AddVertex(engine.Vertex{ID: id("slow"), Res: slow2}))
+		must(t, g2.AddVertex(engine.Vertex{ID: id("k"), Res: k2, Meta: engine.Meta{Rewatch: true}}))
+		r.graphs <- g2
+		synctest.Wait()
+		k.failWatch <- errors.New("watch broke")
+		synctest.Wait()
+		close(slow.gate)
+		synctest.Wait()
+		if k2.inits.Load() != 1 || k2.checks.Load() != 1 || !k2.watching.Load() {
+			t.Errorf("the dead vertex was not rewatched: inits=%d checks=%d watching=%t",
+				k2.inits.Load(), k2.checks.Load(), k2.watching.Load())
+		}
+	})
+}
+
+// A CheckApply in flight across a swap whose new graph drops the vertex's
+// notify edge leaves no in-flight record behind: a later restart does not
+// refresh a child that was never notified.
+func TestInflightRecordClearedWhenSwapDropsNotifyEdge(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		a, b := newFake(rec, "a"), newFake(rec, "b")
+		a.gate = make(chan struct{})
+		r := start(t, graphOf(t, []*fake{a, b}, "a=>b"), func(c *engineConfig) { c.StateDir = dir })
+		synctest.Wait()
+		r.graphs <- graphOf(t, []*fake{a, b}) // no edge now
+		synctest.Wait()
+		close(a.gate)
+		synctest.Wait()
+		if err := r.stop(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		a, b := newFake(rec, "a"), newFake(rec, "b")
+		start(t, graphOf(t, []*fake{a, b}, "a=>b"), func(c *engineConfig) { c.StateDir = dir })
+		synctest.Wait()
+		if got := b.refreshLog(); !slices.Equal(got, []bool{false}) {
+			t.Errorf("after restart b saw refreshes %v, want [false]", got)
+		}
+	})
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// slogOf returns a logger writing to h.
+func slogOf(h slog.Handler) *slog.Logger { return slog.New(h) }
