@@ -277,3 +277,42 @@ func must(t *testing.T, err error) {
 
 // slogOf returns a logger writing to h.
 func slogOf(h slog.Handler) *slog.Logger { return slog.New(h) }
+
+// A kept vertex that receives a value while the swap waits is compared
+// again before the swap: if the new graph, which no longer sends it that
+// parameter, sets it to something else, the vertex is replaced, as it would
+// have been had the value arrived before the graph.
+func TestVertexReceivingWhileSwapWaitsIsComparedAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		slow := newFake(rec, "slow")
+		slow.gate = make(chan struct{})
+		s := &sender{fake: newFake(rec, "s"), next: "x"}
+		r := &receiver{fake: newFake(rec, "r")}
+		g := sendGraph(t, s, r)
+		must(t, g.AddVertex(vtx("slow", slow)))
+		run := start(t, g, nil)
+		synctest.Wait()
+
+		// The new graph: slow changed (the swap waits for it), s and r as
+		// they are but r's value is written in, no longer received.
+		slow2 := newFake(rec, "slow")
+		slow2.Param = "v2"
+		x := "x"
+		r2 := &receiver{fake: newFake(rec, "r"), Value: &x}
+		run.graphs <- graphOfVertices(t, []engine.Vertex{vtx("slow", slow2), vtx("s", &sender{fake: newFake(rec, "s"), next: "x"}), vtx("r", r2)})
+		synctest.Wait()
+		s.set("y") // the old edge still delivers while the swap waits
+		s.event()
+		synctest.Wait()
+		if got := r.log(); !slices.Equal(got, []string{"x (changed)", "y (changed)"}) {
+			t.Fatalf("receiver saw %q", got)
+		}
+		close(slow.gate)
+		synctest.Wait()
+		if r2.inits.Load() != 1 || !slices.Equal(r2.log(), []string{"x"}) {
+			t.Errorf("r holds a received value the new graph does not give it: r2 inits=%d saw %q",
+				r2.inits.Load(), r2.log())
+		}
+	})
+}
