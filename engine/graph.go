@@ -147,8 +147,9 @@ func (e *CycleError) Error() string {
 }
 
 // Validate checks every vertex's metaparameters, that semaphores with the
-// same id agree on their count, and that the graph is acyclic (returning a
-// *CycleError naming one cycle if it is not).
+// same id agree on their count, that no two vertices manage the same thing
+// (a *ConflictError for each pair that does; see Claimer), and that the
+// graph is acyclic (returning a *CycleError naming one cycle if it is not).
 func (g *Graph) Validate() error {
 	var errs []error
 	semaAt := map[string]struct {
@@ -177,6 +178,7 @@ func (g *Graph) Validate() error {
 			}{count, v.ID}
 		}
 	}
+	errs = append(errs, g.conflicts()...)
 	errs = append(errs, g.checkSendRecv()...)
 	if err := errors.Join(errs...); err != nil {
 		return err

@@ -20,6 +20,9 @@ type Error struct {
 	// `edge "e1"`. It may be empty.
 	Where string
 	Msg   string
+	// Err is the error behind Msg, when there is one, for errors.Is and
+	// errors.As: engine.ErrConflict for two resources managing one thing.
+	Err error
 }
 
 func (e *Error) Error() string {
@@ -39,6 +42,8 @@ func (e *Error) Error() string {
 	b.WriteString(e.Msg)
 	return b.String()
 }
+
+func (e *Error) Unwrap() error { return e.Err }
 
 // Warning is something a graph file says that graft accepts but ignores.
 type Warning struct {

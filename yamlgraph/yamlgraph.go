@@ -416,10 +416,17 @@ func (p *parser) graphError(err error) error {
 	}
 	var out []error
 	for _, e := range errs {
-		located := &Error{File: p.l.file, Msg: e.Error()}
+		located := &Error{File: p.l.file, Msg: e.Error(), Err: e}
 		var ve *engine.VertexError
 		var ee *engine.EdgeError
+		var ce *engine.ConflictError
 		switch {
+		case errors.As(e, &ce):
+			if n := p.defined[ce.Second]; n != nil {
+				located.Line, located.Column = n.Line, n.Column
+			}
+			located.Where = fmt.Sprintf("%s %q", ce.Second.Kind, ce.Second.Name)
+			located.Msg = ce.Explain(p.describeAt(ce.First))
 		case errors.As(e, &ve):
 			if n := p.defined[ve.ID]; n != nil {
 				located.Line, located.Column = n.Line, n.Column
@@ -434,6 +441,15 @@ func (p *parser) graphError(err error) error {
 		out = append(out, located)
 	}
 	return errors.Join(out...)
+}
+
+// describeAt names a resource and where the file defines it.
+func (p *parser) describeAt(id engine.ID) string {
+	s := fmt.Sprintf("%s %q", id.Kind, id.Name)
+	if n := p.defined[id]; n != nil {
+		s += fmt.Sprintf(" (%s:%d:%d)", p.l.file, n.Line, n.Column)
+	}
+	return s
 }
 
 // cycleError locates a cycle at the edges that form it.
