@@ -26,11 +26,13 @@
 package yamlgraph
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -51,6 +53,14 @@ type Result struct {
 // older mgmt graphs carry. The map goes from key to the reason it is ignored.
 type legacyKeyer interface {
 	LegacyKeys() map[string]string
+}
+
+// paramIgnorer is implemented by resources that accept parameters they
+// ignore in some combinations, as mgmt does (a file declared absent ignores
+// its content). The map goes from YAML key to why it is ignored; it is asked
+// for once the resource is decoded and valid.
+type paramIgnorer interface {
+	IgnoredParams() map[string]string
 }
 
 // Load reads and parses the graph file at path.
@@ -283,6 +293,7 @@ func (p *parser) resource(kind engine.Kind, item *yaml.Node, idx int) {
 		p.l.add(at, where, "%v", err)
 		return
 	}
+	p.warnIgnored(res, keyAt, where)
 	id := engine.ID{Kind: kind.Name, Name: name}
 	if first, dup := p.defined[id]; dup {
 		p.l.add(nameNode, where, "duplicate resource (first defined at line %d)", first.Line)
@@ -291,6 +302,26 @@ func (p *parser) resource(kind engine.Kind, item *yaml.Node, idx int) {
 	p.defined[id] = nameNode
 	if err := p.graph.AddVertex(engine.Vertex{ID: id, Res: res, Meta: meta}); err != nil {
 		p.l.add(nameNode, where, "%v", err)
+	}
+}
+
+// warnIgnored warns at each parameter the resource says it ignores, in the
+// order the file gives them. Keys the file does not set are not mentioned.
+func (p *parser) warnIgnored(res engine.Res, keyAt map[string]*yaml.Node, where string) {
+	pi, ok := res.(paramIgnorer)
+	if !ok {
+		return
+	}
+	ignored := pi.IgnoredParams()
+	keys := make([]*yaml.Node, 0, len(ignored))
+	for key := range ignored {
+		if k := keyAt[key]; k != nil {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b *yaml.Node) int { return cmp.Or(a.Line-b.Line, a.Column-b.Column) })
+	for _, k := range keys {
+		p.l.warn(k, "%s: %s: ignored: %s", where, k.Value, ignored[k.Value])
 	}
 }
 
