@@ -79,7 +79,11 @@ func (l *errList) add(n *yaml.Node, where, format string, args ...any) {
 }
 
 func (l *errList) warn(n *yaml.Node, format string, args ...any) {
-	l.warns = append(l.warns, Warning{File: l.file, Line: n.Line, Column: n.Column, Msg: fmt.Sprintf(format, args...)})
+	w := Warning{File: l.file, Msg: fmt.Sprintf(format, args...)}
+	if n != nil {
+		w.Line, w.Column = n.Line, n.Column
+	}
+	l.warns = append(l.warns, w)
 }
 
 func (l *errList) err() error { return errors.Join(l.errs...) }

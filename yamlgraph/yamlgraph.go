@@ -104,15 +104,17 @@ func unwrapPath(err error) error {
 // resource is validated; the graph is checked for cycles.
 func Parse(file string, data []byte, reg *engine.Registry) (*Result, error) {
 	p := &parser{
-		l:       errList{file: file},
-		reg:     reg,
-		defined: map[engine.ID]*yaml.Node{},
-		edgeAt:  map[[2]engine.ID]*yaml.Node{},
+		l:        errList{file: file},
+		reg:      reg,
+		defined:  map[engine.ID]*yaml.Node{},
+		edgeAt:   map[[2]engine.ID]*yaml.Node{},
+		edgeName: map[[2]engine.ID]string{},
 	}
 	g := p.parse(data)
 	if err := p.l.err(); err != nil {
 		return nil, err
 	}
+	p.warnSilentTimers(g)
 	_, skipped := engine.AutoEdges(g)
 	for _, err := range skipped {
 		w := Warning{File: file, Msg: err.Error()}
@@ -144,6 +146,9 @@ type parser struct {
 	graph   *engine.Graph
 	defined map[engine.ID]*yaml.Node // where each resource was defined
 	edgeAt  map[[2]engine.ID]*yaml.Node
+	// edgeName names the first edge given between two resources, as
+	// errors do: `edge "e1"`, or `edges[3]` when it has no name.
+	edgeName map[[2]engine.ID]string
 }
 
 func (p *parser) parse(data []byte) *engine.Graph {
@@ -391,6 +396,7 @@ func (p *parser) edges(n *yaml.Node) {
 		}
 		if _, seen := p.edgeAt[[2]engine.ID{e.From, e.To}]; !seen {
 			p.edgeAt[[2]engine.ID{e.From, e.To}] = item
+			p.edgeName[[2]engine.ID{e.From, e.To}] = where
 		}
 		if err := p.graph.AddEdge(e); err != nil {
 			p.l.add(item, where, "%v", err)
