@@ -162,10 +162,6 @@ func (g *Graph) Validate() error {
 			continue
 		}
 		for _, tag := range v.Meta.Sema {
-			if strings.HasPrefix(tag, "@@") {
-				errs = append(errs, &VertexError{ID: v.ID, Err: fmt.Errorf("meta: sema %q: cluster-wide semaphores (@@) need the cluster World, which this version of graft does not have yet", tag)})
-				continue
-			}
 			sid, count, _ := ParseSema(tag)
 			if prev, ok := semaAt[sid]; ok && prev.count != count {
 				errs = append(errs, &VertexError{ID: v.ID, Err: fmt.Errorf("meta: sema %q: %s holds semaphore %q with count %d",

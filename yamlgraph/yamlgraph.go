@@ -107,6 +107,7 @@ func Parse(file string, data []byte, reg *engine.Registry) (*Result, error) {
 		l:        errList{file: file},
 		reg:      reg,
 		defined:  map[engine.ID]*yaml.Node{},
+		named:    map[engine.ID]bool{},
 		edgeAt:   map[[2]engine.ID]*yaml.Node{},
 		edgeName: map[[2]engine.ID]string{},
 	}
@@ -145,6 +146,7 @@ type parser struct {
 	reg     *engine.Registry
 	graph   *engine.Graph
 	defined map[engine.ID]*yaml.Node // where each resource was defined
+	named   map[engine.ID]bool       // every resource named, even if refused
 	edgeAt  map[[2]engine.ID]*yaml.Node
 	// edgeName names the first edge given between two resources, as
 	// errors do: `edge "e1"`, or `edges[3]` when it has no name.
@@ -180,7 +182,7 @@ func (p *parser) parse(data []byte) *engine.Graph {
 		case "edges":
 			edges = kv.v
 		case "collect":
-			p.l.add(kv.k, "collect", "collecting exported resources needs the cluster World, which this version of graft does not have yet")
+			p.l.add(kv.k, "collect", "collecting the resources other hosts export is not built yet; remove collect")
 		case "remote":
 			p.l.warn(kv.k, "remote: ignored; graft applies a graph on the host that runs it")
 		default:
@@ -252,8 +254,10 @@ func (p *parser) resource(kind engine.Kind, item *yaml.Node, idx int) {
 		return
 	}
 	where = fmt.Sprintf("%s %q", kind.Name, name)
+	p.named[engine.ID{Kind: kind.Name, Name: name}] = true
 	if strings.HasPrefix(name, "@@") {
-		p.l.add(nameNode, where, "exported resources (names starting with @@) need the cluster World, which this version of graft does not have yet")
+		p.l.add(nameNode, where, "exporting a resource to other hosts (a name starting with @@) is not built yet; "+
+			"drop the @@ to manage it on this host")
 		return
 	}
 
@@ -438,7 +442,9 @@ func (p *parser) endpoint(n *yaml.Node, where string) *endpoint {
 		return nil
 	}
 	if _, ok := p.defined[id]; !ok {
-		p.l.add(n, where, "no resource %s %q in this graph", id.Kind, id.Name)
+		if !p.named[id] { // a resource that is named but refused has its error already
+			p.l.add(n, where, "no resource %s %q in this graph", id.Kind, id.Name)
+		}
 		return nil
 	}
 	return &endpoint{id: id, key: key}

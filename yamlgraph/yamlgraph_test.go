@@ -347,7 +347,7 @@ edges:
 resources:
   file:
   - name: "@@a"
-`, `bad.yaml:4:11: file "@@a": exported resources`},
+`, `bad.yaml:4:11: file "@@a": exporting a resource to other hosts (a name starting with @@) is not built yet`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := yamlgraph.Parse("bad.yaml", []byte(tc.src), registry())
