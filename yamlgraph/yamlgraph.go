@@ -287,8 +287,7 @@ func (p *parser) resource(kind engine.Kind, item *yaml.Node, idx int) {
 			bad = true
 		}
 	}
-	if err := params.Decode(res); err != nil {
-		p.l.fromYAML(err, where)
+	if !p.decode(params, res, where) {
 		return
 	}
 	if bad {
