@@ -22,7 +22,9 @@
 //	  to: {kind: file, name: f2, key: content}
 //
 // Unknown keys are errors, except keys that mgmt's own examples still carry
-// for parameters mgmt has since dropped; those produce a Warning.
+// for parameters mgmt has since dropped; those produce a Warning, as do
+// parameters a resource accepts but ignores and timers that notify nothing.
+// Two resources that manage one thing are an error naming both.
 package yamlgraph
 
 import (
@@ -235,31 +237,11 @@ func (p *parser) resource(kind engine.Kind, item *yaml.Node, idx int) {
 		return
 	}
 	kvs := p.pairs(item, where)
-	var nameNode *yaml.Node
-	for _, kv := range kvs {
-		if kv.key == "name" {
-			nameNode = kv.v
-		}
-	}
-	if nameNode == nil {
-		p.l.add(item, where, "missing name")
-		return
-	}
-	name, ok := p.scalar(nameNode, where+".name")
+	name, nameNode, ok := p.resourceName(kind, item, kvs, where)
 	if !ok {
 		return
 	}
-	if name == "" {
-		p.l.add(nameNode, where, "name is empty")
-		return
-	}
 	where = fmt.Sprintf("%s %q", kind.Name, name)
-	p.named[engine.ID{Kind: kind.Name, Name: name}] = true
-	if strings.HasPrefix(name, "@@") {
-		p.l.add(nameNode, where, "exporting a resource to other hosts (a name starting with @@) is not built yet; "+
-			"drop the @@ to manage it on this host")
-		return
-	}
 
 	res := kind.New(name)
 	allowed := paramKeys(res)
@@ -311,6 +293,36 @@ func (p *parser) resource(kind engine.Kind, item *yaml.Node, idx int) {
 	if err := p.graph.AddVertex(engine.Vertex{ID: id, Res: res, Meta: meta}); err != nil {
 		p.l.add(nameNode, where, "%v", err)
 	}
+}
+
+// resourceName returns a resource's name and its node, reporting a missing
+// or empty name and the names graft cannot manage yet.
+func (p *parser) resourceName(kind engine.Kind, item *yaml.Node, kvs []pair, where string) (string, *yaml.Node, bool) {
+	var nameNode *yaml.Node
+	for _, kv := range kvs {
+		if kv.key == "name" {
+			nameNode = kv.v
+		}
+	}
+	if nameNode == nil {
+		p.l.add(item, where, "missing name")
+		return "", nil, false
+	}
+	name, ok := p.scalar(nameNode, where+".name")
+	if !ok {
+		return "", nil, false
+	}
+	if name == "" {
+		p.l.add(nameNode, where, "name is empty")
+		return "", nil, false
+	}
+	p.named[engine.ID{Kind: kind.Name, Name: name}] = true
+	if strings.HasPrefix(name, "@@") {
+		p.l.add(nameNode, fmt.Sprintf("%s %q", kind.Name, name), "exporting a resource to other hosts "+
+			"(a name starting with @@) is not built yet; drop the @@ to manage it on this host")
+		return "", nil, false
+	}
+	return name, nameNode, true
 }
 
 // warnIgnored warns at each parameter the resource says it ignores, in the
