@@ -147,8 +147,9 @@ func (e *CycleError) Error() string {
 }
 
 // Validate checks every vertex's metaparameters, that semaphores with the
-// same id agree on their count, and that the graph is acyclic (returning a
-// *CycleError naming one cycle if it is not).
+// same id agree on their count, that no two vertices manage the same thing
+// (a *ConflictError for each pair that does; see Claimer), and that the
+// graph is acyclic (returning a *CycleError naming one cycle if it is not).
 func (g *Graph) Validate() error {
 	var errs []error
 	semaAt := map[string]struct {
@@ -161,10 +162,6 @@ func (g *Graph) Validate() error {
 			continue
 		}
 		for _, tag := range v.Meta.Sema {
-			if strings.HasPrefix(tag, "@@") {
-				errs = append(errs, &VertexError{ID: v.ID, Err: fmt.Errorf("meta: sema %q: cluster-wide semaphores (@@) need the cluster World, which this version of graft does not have yet", tag)})
-				continue
-			}
 			sid, count, _ := ParseSema(tag)
 			if prev, ok := semaAt[sid]; ok && prev.count != count {
 				errs = append(errs, &VertexError{ID: v.ID, Err: fmt.Errorf("meta: sema %q: %s holds semaphore %q with count %d",
@@ -177,6 +174,7 @@ func (g *Graph) Validate() error {
 			}{count, v.ID}
 		}
 	}
+	errs = append(errs, g.conflicts()...)
 	errs = append(errs, g.checkSendRecv()...)
 	if err := errors.Join(errs...); err != nil {
 		return err

@@ -46,7 +46,9 @@ type Meta struct {
 
 	// Sema lists counting semaphores the vertex holds while its CheckApply
 	// runs: "id" (one holder at a time) or "id:count". They are taken in
-	// sorted order, so no graph can deadlock on them.
+	// sorted order, so no graph can deadlock on them. They belong to this
+	// host; tags starting with "@@" (cluster-wide in mgmt's format) are
+	// refused, see ErrClusterSemaphore.
 	Sema []string
 
 	// Rewatch restarts a dead vertex (its Init or Watch failed) when a new
@@ -101,11 +103,21 @@ func (m Meta) Equal(o Meta) bool {
 		m.Rewatch == o.Rewatch && m.NoAutoEdge == o.NoAutoEdge && m.NoAutoGroup == o.NoAutoGroup
 }
 
+// ErrClusterSemaphore is returned for a semaphore tag starting with "@@",
+// which in mgmt's format names a semaphore shared by the whole cluster.
+// Those are not built yet, and taking one for a semaphore of this host
+// alone would only pretend to work.
+var ErrClusterSemaphore = errors.New("cluster-wide semaphores (tags starting with @@) are not built yet")
+
 // ParseSema splits a semaphore tag into its id and count: "id" holds one,
 // "id:count" holds count (the integer after the last colon). The count must
 // be positive; an id made only of digits is rejected, since it reads like a
-// count that lost its id.
+// count that lost its id. A tag starting with "@@" is refused with
+// ErrClusterSemaphore.
 func ParseSema(tag string) (id string, count int64, err error) {
+	if strings.HasPrefix(tag, "@@") {
+		return "", 0, fmt.Errorf("%q: %w; drop the @@ for a semaphore on this host", tag, ErrClusterSemaphore)
+	}
 	id, count = tag, 1
 	if i := strings.LastIndexByte(tag, ':'); i >= 0 {
 		n, perr := strconv.ParseInt(tag[i+1:], 10, 64)

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"slices"
 	"strings"
@@ -355,14 +356,15 @@ func TestMetaValidation(t *testing.T) {
 			t.Errorf("ParseSema(%q) = %q, %d, %v", tag, id, count, err)
 		}
 	}
-	// Semaphores sharing an id must agree on the count; @@ needs the World.
+	// Semaphores sharing an id must agree on the count; @@ is not built yet.
 	rec := newRecorder()
 	g := graphOfVertices(t, []engine.Vertex{
 		{ID: id("a"), Res: newFake(rec, "a"), Meta: engine.Meta{Sema: []string{"s:2"}}},
-		{ID: id("b"), Res: newFake(rec, "b"), Meta: engine.Meta{Sema: []string{"s:3", "@@c"}}},
+		{ID: id("b"), Res: newFake(rec, "b"), Meta: engine.Meta{Sema: []string{"s:3"}}},
+		{ID: id("c"), Res: newFake(rec, "c"), Meta: engine.Meta{Sema: []string{"@@c"}}},
 	})
 	err := g.Validate()
-	if err == nil || !strings.Contains(err.Error(), `holds semaphore "s" with count 2`) || !strings.Contains(err.Error(), "@@") {
+	if err == nil || !strings.Contains(err.Error(), `holds semaphore "s" with count 2`) || !errors.Is(err, engine.ErrClusterSemaphore) {
 		t.Errorf("got %v", err)
 	}
 }

@@ -51,14 +51,16 @@ type sub struct {
 	notify func()
 }
 
-// New returns a hub with its own inotify instance. Logger may be nil.
+// New returns a hub with its own inotify instance. Logger may be nil. When a
+// limit of the kernel stops it, or stops a watch, the error is a
+// *LimitError that says which limit and how to raise it.
 func New(log *slog.Logger) (*Hub, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	w, err := fsnotify.NewBufferedWatcher(4096)
 	if err != nil {
-		return nil, fmt.Errorf("fswatch: %w", err)
+		return nil, fmt.Errorf("fswatch: %w", initLimit(err))
 	}
 	return &Hub{log: log, w: w, dirs: map[string]*dir{}, subs: map[*sub]struct{}{}}, nil
 }
@@ -191,7 +193,7 @@ func (h *Hub) place(s *sub) (moved bool, err error) {
 			if errors.Is(err, os.ErrNotExist) {
 				continue // it vanished between the stat and the watch: look again
 			}
-			return moved, fmt.Errorf("fswatch: watch %s: %w", anchor, err)
+			return moved, fmt.Errorf("fswatch: watch %s: %w", anchor, watchLimit(err))
 		}
 		moved = true
 		// A directory created between the stat and the watch sent no event

@@ -20,6 +20,9 @@ type Error struct {
 	// `edge "e1"`. It may be empty.
 	Where string
 	Msg   string
+	// Err is the error behind Msg, when there is one, for errors.Is and
+	// errors.As: engine.ErrConflict for two resources managing one thing.
+	Err error
 }
 
 func (e *Error) Error() string {
@@ -39,6 +42,8 @@ func (e *Error) Error() string {
 	b.WriteString(e.Msg)
 	return b.String()
 }
+
+func (e *Error) Unwrap() error { return e.Err }
 
 // Warning is something a graph file says that graft accepts but ignores.
 type Warning struct {
@@ -74,7 +79,11 @@ func (l *errList) add(n *yaml.Node, where, format string, args ...any) {
 }
 
 func (l *errList) warn(n *yaml.Node, format string, args ...any) {
-	l.warns = append(l.warns, Warning{File: l.file, Line: n.Line, Column: n.Column, Msg: fmt.Sprintf(format, args...)})
+	w := Warning{File: l.file, Msg: fmt.Sprintf(format, args...)}
+	if n != nil {
+		w.Line, w.Column = n.Line, n.Column
+	}
+	l.warns = append(l.warns, w)
 }
 
 func (l *errList) err() error { return errors.Join(l.errs...) }

@@ -6,24 +6,35 @@ import (
 	"strings"
 )
 
-// paramKeys returns the YAML keys a resource value decodes, following the
-// same rules as the yaml package: the tag name, or the lower-cased field name
-// when untagged; inline structs contribute their keys; "-" is skipped.
+// paramKeys returns the YAML keys a resource value decodes, sorted.
 func paramKeys(v any) []string {
-	t := reflect.TypeOf(v)
-	for t != nil && t.Kind() == reflect.Pointer {
-		t = t.Elem()
+	fields := paramFields(v)
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
 	}
-	var keys []string
-	if t == nil || t.Kind() != reflect.Struct {
-		return keys
-	}
-	collectKeys(t, &keys)
 	sort.Strings(keys)
 	return keys
 }
 
-func collectKeys(t reflect.Type, keys *[]string) {
+// paramFields returns the YAML keys a resource value decodes and the type
+// each decodes into, following the same rules as the yaml package: the tag
+// name, or the lower-cased field name when untagged; inline structs
+// contribute their keys; "-" is skipped.
+func paramFields(v any) map[string]reflect.Type {
+	t := reflect.TypeOf(v)
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	fields := map[string]reflect.Type{}
+	if t == nil || t.Kind() != reflect.Struct {
+		return fields
+	}
+	collectFields(t, fields)
+	return fields
+}
+
+func collectFields(t reflect.Type, fields map[string]reflect.Type) {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		if !f.IsExported() {
@@ -40,14 +51,14 @@ func collectKeys(t reflect.Type, keys *[]string) {
 				ft = ft.Elem()
 			}
 			if ft.Kind() == reflect.Struct {
-				collectKeys(ft, keys)
+				collectFields(ft, fields)
 			}
 			continue
 		}
 		if name == "" {
 			name = strings.ToLower(f.Name)
 		}
-		*keys = append(*keys, name)
+		fields[name] = f.Type
 	}
 }
 

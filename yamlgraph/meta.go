@@ -64,8 +64,7 @@ func (p *parser) meta(n *yaml.Node, where string) (engine.Meta, bool) {
 		}
 	}
 	var y metaYAML
-	if err := keep.Decode(&y); err != nil {
-		p.l.fromYAML(err, where)
+	if !p.decode(keep, &y, where) {
 		return m, false
 	}
 	if !ok {

@@ -22,15 +22,19 @@
 //	  to: {kind: file, name: f2, key: content}
 //
 // Unknown keys are errors, except keys that mgmt's own examples still carry
-// for parameters mgmt has since dropped; those produce a Warning.
+// for parameters mgmt has since dropped; those produce a Warning, as do
+// parameters a resource accepts but ignores and timers that notify nothing.
+// Two resources that manage one thing are an error naming both.
 package yamlgraph
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -51,6 +55,14 @@ type Result struct {
 // older mgmt graphs carry. The map goes from key to the reason it is ignored.
 type legacyKeyer interface {
 	LegacyKeys() map[string]string
+}
+
+// paramIgnorer is implemented by resources that accept parameters they
+// ignore in some combinations, as mgmt does (a file declared absent ignores
+// its content). The map goes from YAML key to why it is ignored; it is asked
+// for once the resource is decoded and valid.
+type paramIgnorer interface {
+	IgnoredParams() map[string]string
 }
 
 // Load reads and parses the graph file at path.
@@ -94,15 +106,18 @@ func unwrapPath(err error) error {
 // resource is validated; the graph is checked for cycles.
 func Parse(file string, data []byte, reg *engine.Registry) (*Result, error) {
 	p := &parser{
-		l:       errList{file: file},
-		reg:     reg,
-		defined: map[engine.ID]*yaml.Node{},
-		edgeAt:  map[[2]engine.ID]*yaml.Node{},
+		l:        errList{file: file},
+		reg:      reg,
+		defined:  map[engine.ID]*yaml.Node{},
+		named:    map[engine.ID]bool{},
+		edgeAt:   map[[2]engine.ID]*yaml.Node{},
+		edgeName: map[[2]engine.ID]string{},
 	}
 	g := p.parse(data)
 	if err := p.l.err(); err != nil {
 		return nil, err
 	}
+	p.warnSilentTimers(g)
 	_, skipped := engine.AutoEdges(g)
 	for _, err := range skipped {
 		w := Warning{File: file, Msg: err.Error()}
@@ -133,7 +148,11 @@ type parser struct {
 	reg     *engine.Registry
 	graph   *engine.Graph
 	defined map[engine.ID]*yaml.Node // where each resource was defined
+	named   map[engine.ID]bool       // every resource named, even if refused
 	edgeAt  map[[2]engine.ID]*yaml.Node
+	// edgeName names the first edge given between two resources, as
+	// errors do: `edge "e1"`, or `edges[3]` when it has no name.
+	edgeName map[[2]engine.ID]string
 }
 
 func (p *parser) parse(data []byte) *engine.Graph {
@@ -165,7 +184,7 @@ func (p *parser) parse(data []byte) *engine.Graph {
 		case "edges":
 			edges = kv.v
 		case "collect":
-			p.l.add(kv.k, "collect", "collecting exported resources needs the cluster World, which this version of graft does not have yet")
+			p.l.add(kv.k, "collect", "collecting the resources other hosts export is not built yet; remove collect")
 		case "remote":
 			p.l.warn(kv.k, "remote: ignored; graft applies a graph on the host that runs it")
 		default:
@@ -218,29 +237,11 @@ func (p *parser) resource(kind engine.Kind, item *yaml.Node, idx int) {
 		return
 	}
 	kvs := p.pairs(item, where)
-	var nameNode *yaml.Node
-	for _, kv := range kvs {
-		if kv.key == "name" {
-			nameNode = kv.v
-		}
-	}
-	if nameNode == nil {
-		p.l.add(item, where, "missing name")
-		return
-	}
-	name, ok := p.scalar(nameNode, where+".name")
+	name, nameNode, ok := p.resourceName(kind, item, kvs, where)
 	if !ok {
 		return
 	}
-	if name == "" {
-		p.l.add(nameNode, where, "name is empty")
-		return
-	}
 	where = fmt.Sprintf("%s %q", kind.Name, name)
-	if strings.HasPrefix(name, "@@") {
-		p.l.add(nameNode, where, "exported resources (names starting with @@) need the cluster World, which this version of graft does not have yet")
-		return
-	}
 
 	res := kind.New(name)
 	allowed := paramKeys(res)
@@ -268,8 +269,7 @@ func (p *parser) resource(kind engine.Kind, item *yaml.Node, idx int) {
 			bad = true
 		}
 	}
-	if err := params.Decode(res); err != nil {
-		p.l.fromYAML(err, where)
+	if !p.decode(params, res, where) {
 		return
 	}
 	if bad {
@@ -283,6 +283,7 @@ func (p *parser) resource(kind engine.Kind, item *yaml.Node, idx int) {
 		p.l.add(at, where, "%v", err)
 		return
 	}
+	p.warnIgnored(res, keyAt, where)
 	id := engine.ID{Kind: kind.Name, Name: name}
 	if first, dup := p.defined[id]; dup {
 		p.l.add(nameNode, where, "duplicate resource (first defined at line %d)", first.Line)
@@ -291,6 +292,56 @@ func (p *parser) resource(kind engine.Kind, item *yaml.Node, idx int) {
 	p.defined[id] = nameNode
 	if err := p.graph.AddVertex(engine.Vertex{ID: id, Res: res, Meta: meta}); err != nil {
 		p.l.add(nameNode, where, "%v", err)
+	}
+}
+
+// resourceName returns a resource's name and its node, reporting a missing
+// or empty name and the names graft cannot manage yet.
+func (p *parser) resourceName(kind engine.Kind, item *yaml.Node, kvs []pair, where string) (string, *yaml.Node, bool) {
+	var nameNode *yaml.Node
+	for _, kv := range kvs {
+		if kv.key == "name" {
+			nameNode = kv.v
+		}
+	}
+	if nameNode == nil {
+		p.l.add(item, where, "missing name")
+		return "", nil, false
+	}
+	name, ok := p.scalar(nameNode, where+".name")
+	if !ok {
+		return "", nil, false
+	}
+	if name == "" {
+		p.l.add(nameNode, where, "name is empty")
+		return "", nil, false
+	}
+	p.named[engine.ID{Kind: kind.Name, Name: name}] = true
+	if strings.HasPrefix(name, "@@") {
+		p.l.add(nameNode, fmt.Sprintf("%s %q", kind.Name, name), "exporting a resource to other hosts "+
+			"(a name starting with @@) is not built yet; drop the @@ to manage it on this host")
+		return "", nil, false
+	}
+	return name, nameNode, true
+}
+
+// warnIgnored warns at each parameter the resource says it ignores, in the
+// order the file gives them. Keys the file does not set are not mentioned.
+func (p *parser) warnIgnored(res engine.Res, keyAt map[string]*yaml.Node, where string) {
+	pi, ok := res.(paramIgnorer)
+	if !ok {
+		return
+	}
+	ignored := pi.IgnoredParams()
+	keys := make([]*yaml.Node, 0, len(ignored))
+	for key := range ignored {
+		if k := keyAt[key]; k != nil {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b *yaml.Node) int { return cmp.Or(a.Line-b.Line, a.Column-b.Column) })
+	for _, k := range keys {
+		p.l.warn(k, "%s: %s: ignored: %s", where, k.Value, ignored[k.Value])
 	}
 }
 
@@ -360,6 +411,7 @@ func (p *parser) edges(n *yaml.Node) {
 		}
 		if _, seen := p.edgeAt[[2]engine.ID{e.From, e.To}]; !seen {
 			p.edgeAt[[2]engine.ID{e.From, e.To}] = item
+			p.edgeName[[2]engine.ID{e.From, e.To}] = where
 		}
 		if err := p.graph.AddEdge(e); err != nil {
 			p.l.add(item, where, "%v", err)
@@ -401,7 +453,9 @@ func (p *parser) endpoint(n *yaml.Node, where string) *endpoint {
 		return nil
 	}
 	if _, ok := p.defined[id]; !ok {
-		p.l.add(n, where, "no resource %s %q in this graph", id.Kind, id.Name)
+		if !p.named[id] { // a resource that is named but refused has its error already
+			p.l.add(n, where, "no resource %s %q in this graph", id.Kind, id.Name)
+		}
 		return nil
 	}
 	return &endpoint{id: id, key: key}
@@ -416,10 +470,17 @@ func (p *parser) graphError(err error) error {
 	}
 	var out []error
 	for _, e := range errs {
-		located := &Error{File: p.l.file, Msg: e.Error()}
+		located := &Error{File: p.l.file, Msg: e.Error(), Err: e}
 		var ve *engine.VertexError
 		var ee *engine.EdgeError
+		var ce *engine.ConflictError
 		switch {
+		case errors.As(e, &ce):
+			if n := p.defined[ce.Second]; n != nil {
+				located.Line, located.Column = n.Line, n.Column
+			}
+			located.Where = fmt.Sprintf("%s %q", ce.Second.Kind, ce.Second.Name)
+			located.Msg = ce.Explain(p.describeAt(ce.First))
 		case errors.As(e, &ve):
 			if n := p.defined[ve.ID]; n != nil {
 				located.Line, located.Column = n.Line, n.Column
@@ -434,6 +495,15 @@ func (p *parser) graphError(err error) error {
 		out = append(out, located)
 	}
 	return errors.Join(out...)
+}
+
+// describeAt names a resource and where the file defines it.
+func (p *parser) describeAt(id engine.ID) string {
+	s := fmt.Sprintf("%s %q", id.Kind, id.Name)
+	if n := p.defined[id]; n != nil {
+		s += fmt.Sprintf(" (%s:%d:%d)", p.l.file, n.Line, n.Column)
+	}
+	return s
 }
 
 // cycleError locates a cycle at the edges that form it.

@@ -252,7 +252,7 @@ resources:
   timer:
   - name: t
     interval: soon
-`, "bad.yaml:5: timer \"t\": cannot unmarshal !!str `soon` into uint32"},
+`, `bad.yaml:5:15: timer "t": interval: want a whole number from 0 to 4294967295, got the value "soon"`},
 		{"validation", `
 resources:
   file:
@@ -277,7 +277,7 @@ resources:
   - name: a
     meta:
       delay: soon
-`, "bad.yaml:6: noop \"a\": meta: cannot unmarshal !!str `soon` into uint64"},
+`, `bad.yaml:6:14: noop "a": meta: delay: want a whole number, 0 or more, got the value "soon"`},
 		{"limit without burst", `
 resources:
   noop:
@@ -347,7 +347,7 @@ edges:
 resources:
   file:
   - name: "@@a"
-`, `bad.yaml:4:11: file "@@a": exported resources`},
+`, `bad.yaml:4:11: file "@@a": exporting a resource to other hosts (a name starting with @@) is not built yet`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := yamlgraph.Parse("bad.yaml", []byte(tc.src), registry())
