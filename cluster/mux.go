@@ -184,7 +184,7 @@ func (m *mux) note(msg, ip string, perAddr bool, err error) {
 	if perAddr {
 		source = ip
 	}
-	ok, suppressed := m.notes.allow(msg, source)
+	ok, suppressed := m.notes.allow(noteReason(msg, err), source)
 	if !ok {
 		return
 	}
@@ -196,6 +196,23 @@ func (m *mux) note(msg, ip string, perAddr bool, err error) {
 		args = append(args, logKeySuppressed, suppressed)
 	}
 	m.log.Warn("cluster port: "+msg, args...)
+}
+
+// noteReason is the rate limiter's reason for a refusal: the message and
+// the error's cause, so that a new kind of failure (a plaintext peer after
+// a wrong key) is logged even while another floods. The cause leaves out
+// the addresses a net.OpError names, or each connection's port would make
+// a reason of its own.
+func noteReason(msg string, err error) string {
+	if err == nil {
+		return msg
+	}
+	cause := err
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		cause = op.Err
+	}
+	return truncateText(msg+"\x00"+cause.Error(), gossipLogMaxReason+len(msg))
 }
 
 // handshake runs the server side of a connection's handshake and routes
