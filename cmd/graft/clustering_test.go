@@ -161,7 +161,7 @@ func TestClusterJoinPromoteLeave(t *testing.T) {
 		t.Fatalf("put on c: exit %d: %s", code, stderr)
 	}
 	code, stdout, stderr := graft(t, "kv", "get", "--linearizable", "--data-dir", a.data, "from/c")
-	if code != 0 || stdout != "hello\n" {
+	if code != 0 || stdout != "hello" {
 		t.Errorf("linearizable get on a: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 
@@ -181,7 +181,7 @@ func TestClusterJoinPromoteLeave(t *testing.T) {
 		got := a.suffrages(t)
 		return a.members(t)["c"].Gossip == "left" && len(got) == 2 && got["c"] == ""
 	})
-	if code, stdout, _ := graft(t, "kv", "get", "--data-dir", b.data, "from/c"); code != 0 || stdout != "hello\n" {
+	if code, stdout, _ := graft(t, "kv", "get", "--data-dir", b.data, "from/c"); code != 0 || stdout != "hello" {
 		t.Errorf("after c left, b reads %q (exit %d)", stdout, code)
 	}
 
