@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -69,13 +70,17 @@ func agentError(err error) error {
 }
 
 // formatValue renders a value for a `key=value` line: as it is if it is
-// one line of printable UTF-8 text, else Go-quoted ("a\nb", "\xff").
+// one line of printable UTF-8 text, else Go-quoted ("a\nb", "a\tb",
+// "\xff"). Printable is unicode.IsPrint: letters, marks, numbers,
+// punctuation, symbols and the ASCII space; a tab or any other control or
+// space character is not. A value that starts with a double quote is
+// quoted too, so that a quoted value always means one printed quoted.
 func formatValue(v []byte) string {
-	if !utf8.Valid(v) {
+	if !utf8.Valid(v) || bytes.HasPrefix(v, []byte{'"'}) {
 		return strconv.Quote(string(v))
 	}
 	for _, r := range string(v) {
-		if !unicode.IsPrint(r) && r != '\t' {
+		if !unicode.IsPrint(r) {
 			return strconv.Quote(string(v))
 		}
 	}
