@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -44,12 +45,29 @@ func runEnv(ctx context.Context, e *env, args []string) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(e.stderr, "graft: %v\n", err)
+	for _, line := range errorLines(err) {
+		fmt.Fprintf(e.stderr, "graft: %s\n", line)
+	}
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
 	}
 	return 1
+}
+
+// errorLines are the lines of err's message, without blank ones: several
+// causes (errors.Join) print one line each.
+func errorLines(err error) []string {
+	var lines []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		if l = strings.TrimRight(l, " \t"); strings.TrimSpace(l) != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) == 0 {
+		lines = append(lines, "error with no message")
+	}
+	return lines
 }
 
 // exitError carries a specific exit code.
