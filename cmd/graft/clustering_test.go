@@ -97,8 +97,8 @@ func firstNode(t *testing.T, name string) (n *testNode, gossip string, key strin
 		t.Fatalf("status of the first node: gossip %q, key fingerprint %q (the file's is %s)",
 			st.GossipAddr, st.KeyFingerprint, tok.Fingerprint())
 	}
-	// Its output is not a terminal (it may be logged): the banner shows
-	// the join command and where the key is, never the key.
+	// Its gossip address is loopback: a log line, not a banner, shows the
+	// join command and where the key is, never the key.
 	hint := fmt.Sprintf("GRAFT_TOKEN=<the key> graft run --join %s", st.GossipAddr)
 	if got := strings.Count(n.output(), hint); got != 1 {
 		t.Errorf("the first node showed the join command %d times, want once: %q", got, hint)
