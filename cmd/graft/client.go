@@ -33,8 +33,8 @@ func clientFlags() []cli.Flag {
 		&cli.StringFlag{Name: "api", EnvVars: []string{"GRAFT_API"},
 			Usage: "the agent's local API: its unix socket `PATH`, or http://127.0.0.1:PORT (default: graft.sock in --data-dir)"},
 		&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), EnvVars: []string{"GRAFT_DATA_DIR"},
-			Usage: "the data dir of the agent to talk to (its API socket is there); if neither this nor --api is " +
-				"given, an agent running on a " + checkoutDataDir + " dir (make run's) here or in a parent directory comes first"},
+			Usage: "the data dir of the agent to talk to (its API socket is there); given neither this nor --api, " +
+				"an agent running on a " + checkoutDataDir + " dir (make run's) here or in a parent directory, else this default"},
 	}
 }
 
