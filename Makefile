@@ -14,9 +14,9 @@ all: build
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/graft
 
-## run: build and run the agent on the hello-world graph (Ctrl-C stops it)
+## run: build and run the agent on the hello-world graph, its state in .graft/, on loopback (Ctrl-C stops it)
 run: build
-	./$(BIN) run --tmp-prefix yaml $(EXAMPLE)
+	./$(BIN) run --data-dir .graft --cluster-addr 127.0.0.1:0 --gossip-addr 127.0.0.1:0 yaml $(EXAMPLE)
 
 ## test: lint, then every test with the race detector
 test: lint

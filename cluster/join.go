@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"slices"
 	"sort"
@@ -74,9 +75,20 @@ func (m *MemoryPeers) Save(addrs []string) error {
 func (s *Server) Join(addrs []string) (int, error) {
 	n, err := s.ml.Join(addrs)
 	if err != nil && n == 0 {
-		return 0, errors.New("cluster: join " + strings.Join(addrs, ", ") + ": " + err.Error())
+		return 0, fmt.Errorf("cluster: no address answered: %w", joinCauses(err))
 	}
 	return n, nil
+}
+
+// joinCauses turns memberlist's join error, a go-multierror that renders
+// as "1 error occurred:" and a tab-indented list, into errors.Join of its
+// causes: one line for each address that failed, each naming it.
+func joinCauses(err error) error {
+	var list interface{ WrappedErrors() []error }
+	if errors.As(err, &list) && len(list.WrappedErrors()) > 0 {
+		return errors.Join(list.WrappedErrors()...)
+	}
+	return err
 }
 
 // joinLoop joins the configured seeds, retrying with backoff (0.5s
@@ -161,7 +173,7 @@ func (s *Server) reconnectLoop(ctx context.Context) {
 			if n, err := s.ml.Join(missing); n > 0 {
 				s.log.Debug("reconnected to members missing from the ring", "tried", missing, "answered", n)
 			} else if err != nil {
-				s.log.Debug("members missing from the ring did not answer", "tried", missing, "err", err)
+				s.log.Debug("members missing from the ring did not answer", "tried", missing, "err", joinCauses(err))
 			}
 		}
 		select {

@@ -132,7 +132,10 @@ func TestFormatValue(t *testing.T) {
 	for in, want := range map[string]string{
 		"plain":      "plain",
 		"with space": "with space",
-		"tab\there":  "tab\there",
+		"tab\there":  `"tab\there"`,
+		`"quoted"`:   `"\"quoted\""`,
+		"a\u00a0b":   `"a\u00a0b"`,
+		`in"side`:    `in"side`,
 		"ünï":        "ünï",
 		"":           "",
 		"two\nlines": `"two\nlines"`,

@@ -51,7 +51,7 @@ func TestKVSurvivesRestart(t *testing.T) {
 		t.Error("the restarted agent did not find its raft state")
 	}
 	code, stdout, stderr := graft(t, "kv", "get", "--data-dir", data, "a")
-	if code != 0 || stdout != "1\n" {
+	if code != 0 || stdout != "1" {
 		t.Errorf("get after restart: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	b.stop()

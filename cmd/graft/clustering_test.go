@@ -97,8 +97,8 @@ func firstNode(t *testing.T, name string) (n *testNode, gossip string, key strin
 		t.Fatalf("status of the first node: gossip %q, key fingerprint %q (the file's is %s)",
 			st.GossipAddr, st.KeyFingerprint, tok.Fingerprint())
 	}
-	// Its output is not a terminal (it may be logged): the banner shows
-	// the join command and where the key is, never the key.
+	// Its gossip address is loopback: a log line, not a banner, shows the
+	// join command and where the key is, never the key.
 	hint := fmt.Sprintf("GRAFT_TOKEN=<the key> graft run --join %s", st.GossipAddr)
 	if got := strings.Count(n.output(), hint); got != 1 {
 		t.Errorf("the first node showed the join command %d times, want once: %q", got, hint)
@@ -161,7 +161,7 @@ func TestClusterJoinPromoteLeave(t *testing.T) {
 		t.Fatalf("put on c: exit %d: %s", code, stderr)
 	}
 	code, stdout, stderr := graft(t, "kv", "get", "--linearizable", "--data-dir", a.data, "from/c")
-	if code != 0 || stdout != "hello\n" {
+	if code != 0 || stdout != "hello" {
 		t.Errorf("linearizable get on a: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 
@@ -181,7 +181,7 @@ func TestClusterJoinPromoteLeave(t *testing.T) {
 		got := a.suffrages(t)
 		return a.members(t)["c"].Gossip == "left" && len(got) == 2 && got["c"] == ""
 	})
-	if code, stdout, _ := graft(t, "kv", "get", "--data-dir", b.data, "from/c"); code != 0 || stdout != "hello\n" {
+	if code, stdout, _ := graft(t, "kv", "get", "--data-dir", b.data, "from/c"); code != 0 || stdout != "hello" {
 		t.Errorf("after c left, b reads %q (exit %d)", stdout, code)
 	}
 

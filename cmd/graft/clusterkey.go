@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,11 +109,28 @@ func shellQuote(s string) string {
 // to it, once, on stderr where it stands out. The key itself is shown only
 // when stderr is a terminal: a log (the journal, a file) travels to places
 // secrets should not, so otherwise the banner, like the log line, names the
-// key file instead.
+// key file instead. With JSON logs the command is a field of a log record,
+// so that stderr holds JSON only. A cluster whose gossip address is
+// loopback (`make run`'s) cannot be joined from another host: a log record
+// names the command for this host, never with the key, and no banner.
 func showJoinCommand(stderr io.Writer, log *slog.Logger, o clusterOptions, gossipAddr string, tok cluster.Token, keyPath string) {
-	log.Info("this node started a new cluster with a new key; the join command is on stderr",
-		"key_file", keyPath, "key_fingerprint", tok.Fingerprint())
+	attrs := []any{"key_file", keyPath, "key_fingerprint", tok.Fingerprint()}
+	if isLoopback(gossipAddr) {
+		log.Info("this node started a new cluster that only this host can reach (its gossip address is loopback); "+
+			"a node on this host joins it with the join command and the key from the key file",
+			append(attrs, "join_command", joinHint(o, gossipAddr, tok, false))...)
+		return
+	}
 	showKey := isTerminal(stderr)
+	if _, ok := log.Handler().(*slog.JSONHandler); ok {
+		msg := "this node started a new cluster; to add a node to it, run the join command there"
+		if !showKey {
+			msg += ", with the key from the key file (not shown, since this output may be logged)"
+		}
+		log.Info(msg, append(attrs, "join_command", joinHint(o, gossipAddr, tok, showKey))...)
+		return
+	}
+	log.Info("this node started a new cluster with a new key; the join command is on stderr", attrs...)
 	where := "The key is kept in " + keyPath + " (mode 0600)"
 	if !showKey {
 		where = "Copy the key from " + keyPath + " on this host (mode 0600; not shown, since this output may be logged)"
@@ -152,6 +170,13 @@ func checkJoined(ctx context.Context, srv *cluster.Server, seeds []string, tok c
 			"join", seeds, "fingerprint", tok.Fingerprint(), "waited", wait)
 		return
 	}
+}
+
+// isLoopback reports whether addr (HOST:PORT) is on a loopback address.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	ip := net.ParseIP(host)
+	return err == nil && ip != nil && ip.IsLoopback()
 }
 
 // joined reports whether the server sees another node alive in the ring.

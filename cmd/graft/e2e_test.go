@@ -45,12 +45,24 @@ func (a *agent) output() string {
 // --cluster-addr 127.0.0.1:0).
 func startAgent(t *testing.T, args ...string) *agent {
 	t.Helper()
-	a := &agent{t: t, grew: make(chan struct{}, 1), done: make(chan struct{})}
-	a.cmd = exec.Command(os.Args[0], testClusterAddr(args)...)
+	return startProcess(t, exec.Command(os.Args[0], testClusterAddr(args)...))
+}
+
+// startProcess starts cmd, which runs the test binary as graft (directly or
+// through another program), its output collected, and kills it when the
+// test ends.
+func startProcess(t *testing.T, cmd *exec.Cmd) *agent {
+	t.Helper()
+	a := &agent{t: t, cmd: cmd, grew: make(chan struct{}, 1), done: make(chan struct{})}
 	// The race detector sleeps a second before a process exits unless told
 	// not to; timing assertions must not see that.
-	a.cmd.Env = append(os.Environ(), "GRAFT_TEST_BINARY=1", "GORACE=atexit_sleep_ms=0")
-	a.cmd.Stdout, a.cmd.Stderr = a, a
+	if a.cmd.Env == nil {
+		a.cmd.Env = os.Environ()
+	}
+	a.cmd.Env = append(a.cmd.Env, "GRAFT_TEST_BINARY=1", "GORACE=atexit_sleep_ms=0")
+	if a.cmd.Stdout == nil {
+		a.cmd.Stdout, a.cmd.Stderr = a, a
+	}
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -186,6 +198,42 @@ func TestFirstSignalFinishesInFlightWork(t *testing.T) {
 	}
 }
 
+// GNU timeout stops its command with two SIGTERMs, one to the command and
+// one to its process group, microseconds apart: graft takes them as one
+// request to stop, lets the running command finish and exits 0, rather
+// than cancelling it as a second signal would (exit 130).
+func TestGNUTimeoutsTwoSIGTERMsLetRunningWorkFinish(t *testing.T) {
+	timeout, err := exec.LookPath("timeout")
+	if err != nil {
+		t.Skip("this machine has no timeout command (GNU coreutils)")
+	}
+	dir := t.TempDir()
+	// The command ignores SIGTERM, so that the signal timeout sends its
+	// process group cannot stop it: only graft cancelling it can.
+	g := writeGraph(t, dir, "g.yaml", fmt.Sprintf(`resources:
+  exec:
+  - name: slow
+    cmd: trap '' TERM INT; touch %[1]s/started && sleep 1 && touch %[1]s/finished
+    shell: /bin/sh
+`, dir))
+	// --preserve-status: timeout exits with graft's exit code.
+	a := startProcess(t, exec.Command(timeout, append([]string{"--preserve-status", "600", os.Args[0]},
+		testClusterAddr([]string{"run", "--tmp-prefix", "yaml", g})...)...))
+	waitFile(t, filepath.Join(dir, "started"))
+	// SIGALRM is timeout's own deadline: it then signals as it would at
+	// the end of the 600 s.
+	a.signal(syscall.SIGALRM)
+	if code := a.exitCode(20 * time.Second); code != 0 {
+		t.Errorf("exit code %d after timeout's SIGTERMs, want 0", code)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "finished")); err != nil {
+		t.Error("the running command was cancelled: timeout's two SIGTERMs counted as two stop requests")
+	}
+	if out := a.output(); strings.Contains(out, "second interrupt") {
+		t.Error("graft logged a second interrupt after one timeout")
+	}
+}
+
 // A second SIGINT cancels running CheckApply calls and graft exits within
 // seconds, killing the command it ran.
 func TestSecondSignalCancelsRunningWork(t *testing.T) {
@@ -201,6 +249,9 @@ func TestSecondSignalCancelsRunningWork(t *testing.T) {
 	waitFile(t, pidFile)
 	a.signal(os.Interrupt)
 	a.waitLog(10*time.Second, "waiting for running resources")
+	// The agent logs that line once it has taken the first signal; one
+	// within repeatWindow of it would count as the same.
+	time.Sleep(repeatWindow)
 	start := time.Now()
 	a.signal(os.Interrupt)
 	code := a.exitCode(15 * time.Second)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/urfave/cli/v2"
 
@@ -14,8 +15,10 @@ func kvGetCommand(e *env) *cli.Command {
 		Name:      "get",
 		Usage:     "print a key's value",
 		ArgsUsage: "KEY",
-		Description: "get prints the value of KEY as it is, then a newline. It exits 1 if the key does\n" +
-			"not exist.\n\n" + staleNote(),
+		Description: "get prints the value of KEY byte for byte, adding nothing: `graft kv get k > f`\n" +
+			"writes exactly what `graft kv put k - < f` stored. Only on a terminal, a value that\n" +
+			"does not end its line is followed by a newline, so that the prompt starts on a line of\n" +
+			"its own. It exits 1 if the key does not exist.\n\n" + staleNote(),
 		Flags: append(clientFlags(), linearizableFlag()),
 		Action: func(c *cli.Context) error {
 			key, err := oneArg(c, "key")
@@ -34,9 +37,21 @@ func kvGetCommand(e *env) *cli.Command {
 				case !ok:
 					return fmt.Errorf("key %q not found", key)
 				}
-				_, err = fmt.Fprintf(e.stdout, "%s\n", kv.Value)
-				return err
+				return printValue(e.stdout, kv.Value)
 			})
 		},
 	}
+}
+
+// printValue writes v to w as it is. On a terminal, which shows the text
+// rather than keeping the bytes, it ends a last line that v leaves open.
+func printValue(w io.Writer, v []byte) error {
+	if _, err := w.Write(v); err != nil {
+		return err
+	}
+	if len(v) > 0 && v[len(v)-1] != '\n' && isTerminal(w) {
+		_, err := io.WriteString(w, "\n")
+		return err
+	}
+	return nil
 }

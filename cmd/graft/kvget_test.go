@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -23,7 +24,7 @@ func TestKVGet(t *testing.T) {
 		{"kv", "get", "--data-dir", filepath.Dir(sock), "app/config"},
 	} {
 		code, stdout, stderr := graft(t, args...)
-		if code != 0 || stdout != "port = 8080\n" {
+		if code != 0 || stdout != "port = 8080" {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, stdout, stderr)
 		}
 	}
@@ -44,8 +45,51 @@ func TestKVGetPrintsRawBytes(t *testing.T) {
 	if _, err := w.Put(t.Context(), "bin", []byte{0xff, 0, '\n'}); err != nil {
 		t.Fatal(err)
 	}
-	if code, stdout, _ := graft(t, "kv", "get", "--api", sock, "bin"); code != 0 || stdout != "\xff\x00\n\n" {
+	if code, stdout, _ := graft(t, "kv", "get", "--api", sock, "bin"); code != 0 || stdout != "\xff\x00\n" {
 		t.Errorf("exit %d, stdout %q", code, stdout)
+	}
+}
+
+// kv get prints the value byte for byte: 16 bytes in, the same 16 out, not
+// 17 with a newline added, so that `graft kv get k > f` copies the value.
+func TestKVGetAddsNoNewlineToTheValue(t *testing.T) {
+	sock, _ := testAPI(t)
+	for _, v := range []string{"0123456789abcdef", "ends its line\n", "two\nlines", ""} {
+		if code, _, stderr := graftIn(t, v, "kv", "put", "--api", sock, "k", "-"); code != 0 {
+			t.Fatalf("put %q: exit %d: %s", v, code, stderr)
+		}
+		code, stdout, stderr := graft(t, "kv", "get", "--api", sock, "k")
+		if code != 0 || stdout != v {
+			t.Errorf("put %d bytes %q, got %d bytes %q (exit %d, stderr %q)", len(v), v, len(stdout), stdout, code, stderr)
+		}
+	}
+}
+
+// On a terminal, a value that leaves its last line open is followed by a
+// newline, so that the prompt starts on a line of its own; one that ends
+// its line gets nothing more.
+func TestKVGetOnATerminalEndsTheLastLine(t *testing.T) {
+	term := openTerminal(t)
+	sock, w := testAPI(t)
+	for k, v := range map[string]string{"open": "no newline", "closed": "ends\n"} {
+		if _, err := w.Put(t.Context(), k, []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range []string{"open", "closed"} {
+		var stderr bytes.Buffer
+		e := &env{stdin: strings.NewReader(""), stdout: term.tty, stderr: &stderr, hard: make(chan struct{})}
+		if code := runEnv(t.Context(), e, []string{"graft", "kv", "get", "--api", sock, k}); code != 0 {
+			t.Fatalf("get %s: exit %d: %s", k, code, stderr.String())
+		}
+	}
+	if _, err := term.tty.WriteString("END"); err != nil {
+		t.Fatal(err)
+	}
+	term.out.waitFor(t, 10*time.Second, "END")
+	// The terminal shows "\n" as "\r\n".
+	if got, want := term.out.String(), "no newline\r\nends\r\nEND"; got != want {
+		t.Errorf("the terminal shows %q, want %q", got, want)
 	}
 }
 
@@ -71,7 +115,7 @@ func TestKVGetWarnsOnStderrWhenNodeLostItsLeader(t *testing.T) {
 	} {
 		node.SetLeader(tc.contact, tc.leader)
 		code, stdout, stderr := graft(t, append(append([]string{"kv", "get", "--api", sock}, tc.args...), "k")...)
-		if code != 0 || stdout != "v\n" {
+		if code != 0 || stdout != "v" {
 			t.Errorf("contact %v ago %v: exit %d, stdout %q", time.Since(tc.contact).Round(time.Second), tc.args, code, stdout)
 		}
 		if tc.warning == "" && stderr != "" || tc.warning != "" && !strings.Contains(stderr, "warning: the agent's node "+tc.warning) {

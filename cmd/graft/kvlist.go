@@ -17,8 +17,9 @@ func kvListCommand(e *env) *cli.Command {
 		Usage:     "list the keys under a prefix",
 		ArgsUsage: "[PREFIX]",
 		Description: "list prints every key starting with PREFIX (all keys if none), sorted, one\n" +
-			"`key=value` line each. A value that is not one line of printable text is printed\n" +
-			"Go-quoted (\"a\\nb\"). With --json it prints the API's answer: {\"rev\": N, \"kvs\": [...], ...}.\n\n" +
+			"`key=value` line each. A value that is not one line of printable text (a tab is not\n" +
+			"printable), or that starts with a double quote, is printed Go-quoted (\"a\\tb\"). With\n" +
+			"--json it prints the API's answer: {\"rev\": N, \"kvs\": [...], ...}.\n\n" +
 			staleNote(),
 		Flags: append(clientFlags(), linearizableFlag(), jsonFlag()),
 		Action: func(c *cli.Context) error {

@@ -2,6 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,5 +70,39 @@ func TestKVListWarnsOnStderrWhenNodeLostItsLeader(t *testing.T) {
 	node.SetLeader(time.Now(), "node0")
 	if code, stdout, stderr := graft(t, "kv", "list", "--api", sock); code != 0 || stdout != "k=v\n" || stderr != "" {
 		t.Errorf("list on the leader: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
+
+// kv list and kv watch print a value holding a tab, or any other character
+// that is not printable, Go-quoted as documented: a raw tab looks like
+// spaces and breaks tab-separated processing of the lines.
+func TestKVListAndWatchQuoteATab(t *testing.T) {
+	sock, w := testAPI(t)
+	values := map[string]string{"tab": "a\tb", "cr": "a\rb", "esc": "\x1b[31mred"}
+	var want strings.Builder
+	for _, k := range []string{"cr", "esc", "tab"} {
+		fmt.Fprintf(&want, "%s=%s\n", k, strconv.Quote(values[k]))
+	}
+	for k, v := range values {
+		if _, err := w.Put(t.Context(), k, []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, stdout, stderr := graft(t, "kv", "list", "--api", sock); code != 0 || stdout != want.String() {
+		t.Errorf("list: exit %d, stdout %q, want %q; stderr %q", code, stdout, want.String(), stderr)
+	}
+
+	out := newSyncBuffer()
+	stop := startWatch(t, out, "--api", sock, "--rev", fmt.Sprint(w.Rev()), "tab")
+	rev, err := w.Put(t.Context(), "tab", []byte("c\td"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.waitFor(t, 10*time.Second, fmt.Sprintf("rev=%d\n", rev))
+	if got, want := out.String(), fmt.Sprintf("PUT tab=\"c\\td\" rev=%d\n", rev); got != want {
+		t.Errorf("watch printed %q, want %q", got, want)
+	}
+	if code := stop(); code != 0 {
+		t.Errorf("watch: exit %d after an interrupt, want 0", code)
 	}
 }

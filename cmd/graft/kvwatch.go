@@ -44,7 +44,7 @@ func kvWatchCommand(e *env) *cli.Command {
 				if c.Context.Err() != nil {
 					return nil // interrupted
 				}
-				return agentError(err)
+				return agentError(c, err)
 			}
 			defer w.Close()
 			warnIfStale(e, w.Contact(), "changes made on other nodes reach this watch only once it hears from one again")

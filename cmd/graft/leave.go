@@ -52,7 +52,7 @@ func leaveCommand(e *env) *cli.Command {
 			case ctx.Err() != nil && c.Context.Err() == nil:
 				return fmt.Errorf("the agent did not take the request within %v", wait)
 			case err != nil:
-				return agentError(err)
+				return agentError(c, err)
 			}
 			// The same --wait bounds the whole command.
 			if err := waitStopped(ctx, client, wait); err != nil {

@@ -9,7 +9,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/graftcm/graft/cluster"
 )
@@ -42,12 +45,29 @@ func runEnv(ctx context.Context, e *env, args []string) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(e.stderr, "graft: %v\n", err)
+	for _, line := range errorLines(err) {
+		fmt.Fprintf(e.stderr, "graft: %s\n", line)
+	}
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
 	}
 	return 1
+}
+
+// errorLines are the lines of err's message, without blank ones: several
+// causes (errors.Join) print one line each.
+func errorLines(err error) []string {
+	var lines []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		if l = strings.TrimRight(l, " \t"); strings.TrimSpace(l) != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) == 0 {
+		lines = append(lines, "error with no message")
+	}
+	return lines
 }
 
 // exitError carries a specific exit code.
@@ -64,42 +84,66 @@ func usageError(format string, args ...any) error {
 	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
 }
 
+// repeatWindow is how soon after the first stop signal another one is the
+// same request delivered twice rather than a second request: GNU timeout
+// signals its child and then the child's process group, microseconds
+// apart, and so does a kill sent both to a service and to its group. A
+// person pressing Ctrl-C twice, even quickly, is slower than this.
+const repeatWindow = 100 * time.Millisecond
+
 // stopSignals returns a context cancelled by the first SIGINT or SIGTERM and
-// a channel closed by the second. The returned stop function releases the
-// signals.
+// a channel closed by the second, a signal within repeatWindow of the first
+// counting as the first. The returned stop function releases the signals.
 func stopSignals(parent context.Context) (context.Context, <-chan struct{}, func()) {
-	ctx, cancel := context.WithCancel(parent)
-	hard := make(chan struct{})
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	// After the second signal a third gets the default action: the
+	// process dies, whatever it was waiting for.
+	ctx, hard, stop := countStops(parent, sigs, func() { signal.Stop(sigs) })
+	return ctx, hard, func() {
+		signal.Stop(sigs)
+		stop()
+	}
+}
+
+// countStops counts the stop signals received on sigs: the first cancels
+// the returned context, the first one more than repeatWindow later closes
+// the returned channel and calls afterHard. The returned stop function
+// ends the counting and cancels the context; it may be called more than
+// once.
+func countStops(parent context.Context, sigs <-chan os.Signal, afterHard func()) (context.Context, <-chan struct{}, func()) {
+	ctx, cancel := context.WithCancel(parent)
+	hard := make(chan struct{})
 	done := make(chan struct{})
+	exited := make(chan struct{})
 	go func() {
-		n := 0
+		defer close(exited)
+		var first time.Time
 		for {
 			select {
 			case <-sigs:
-				n++
-				if n == 1 {
+				switch {
+				case first.IsZero():
+					first = time.Now()
 					cancel()
-				} else if n == 2 {
+				case time.Since(first) < repeatWindow:
+					// The first signal, delivered again.
+				default:
 					close(hard)
-					// A third signal gets the default action: the
-					// process dies, whatever it was waiting for.
-					signal.Stop(sigs)
+					afterHard()
+					return
 				}
 			case <-done:
 				return
 			}
 		}
 	}()
-	var stopped bool
+	var once sync.Once
 	return ctx, hard, func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		signal.Stop(sigs)
-		close(done)
-		cancel()
+		once.Do(func() {
+			close(done)
+			<-exited
+			cancel()
+		})
 	}
 }

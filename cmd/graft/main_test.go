@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -53,4 +55,36 @@ func testClusterAddr(args []string) []string {
 		return append([]string{"run", "--cluster-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0"}, args[1:]...)
 	}
 	return args
+}
+
+// Two stop signals a few milliseconds apart (GNU timeout sends SIGTERM to
+// its command and then to the command's process group) are one request to
+// stop; a signal after repeatWindow is the second, which cancels running
+// work.
+func TestTwoSIGTERMsMillisecondsApartCountAsOneStop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sigs := make(chan os.Signal, 2)
+		released := make(chan struct{})
+		ctx, hard, stop := countStops(t.Context(), sigs, func() { close(released) })
+		defer stop()
+
+		sigs <- syscall.SIGTERM
+		time.Sleep(3 * time.Millisecond)
+		sigs <- syscall.SIGTERM
+		synctest.Wait()
+		if ctx.Err() == nil {
+			t.Fatal("the first SIGTERM did not stop the agent")
+		}
+		if isClosed(hard) {
+			t.Fatal("two SIGTERMs 3ms apart counted as two: the second aborted running work")
+		}
+
+		time.Sleep(repeatWindow)
+		sigs <- os.Interrupt
+		synctest.Wait()
+		if !isClosed(hard) || !isClosed(released) {
+			t.Errorf("a signal %v after the first did not count as the second (hard closed: %v, signals released: %v)",
+				repeatWindow+3*time.Millisecond, isClosed(hard), isClosed(released))
+		}
+	})
 }
