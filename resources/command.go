@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -47,7 +48,7 @@ func (c command) argv() ([]string, error) {
 	case c.shell != "":
 		return []string{c.shell, "-c", c.line}, nil
 	case len(c.args) > 0:
-		return append([]string{c.line}, c.args...), nil
+		return append([]string{strings.TrimSpace(c.line)}, c.args...), nil
 	}
 	words, err := shlex.Split(c.line)
 	if err != nil {

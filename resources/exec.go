@@ -16,7 +16,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unicode"
 
 	"github.com/graftcm/graft/engine"
 )
@@ -32,9 +31,11 @@ type Exec struct {
 	// variable, glob or other expansion.
 	Cmd string `yaml:"cmd"`
 	// Args are Cmd's arguments. With Args, Cmd must be a single word (the
-	// program, used verbatim) and Shell must be empty.
+	// program, used verbatim but for surrounding spaces) and Shell must be
+	// empty.
 	Args []string `yaml:"args"`
-	// Cwd is the absolute working directory; empty means the agent's.
+	// Cwd is the working directory; empty means the agent's. A relative
+	// one is taken from the agent's working directory, as mgmt does.
 	Cwd string `yaml:"cwd"`
 	// Shell, if set, runs Cmd as: Shell -c Cmd.
 	Shell string `yaml:"shell"`
@@ -134,7 +135,7 @@ func (e *Exec) Validate() error {
 	case len(e.Args) > 0 && e.Shell != "":
 		bad("args", "cannot be used with shell")
 	case len(e.Args) > 0:
-		if strings.ContainsFunc(line, unicode.IsSpace) {
+		if len(strings.Fields(line)) > 1 {
 			bad("cmd", "must be one word when args are given, got %q", line)
 		}
 	default:
@@ -156,12 +157,8 @@ func (e *Exec) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: %w", c.field, err))
 		}
 	}
-	for _, p := range []struct{ field, path string }{
-		{"cwd", e.Cwd}, {"watchcwd", e.WatchCwd}, {"ifcwd", e.IfCwd}, {"creates", e.Creates},
-	} {
-		if p.path != "" && !filepath.IsAbs(p.path) {
-			bad(p.field, "must be an absolute path, got %q", p.path)
-		}
+	if e.Creates != "" && !filepath.IsAbs(e.Creates) {
+		bad("creates", "must be an absolute path, got %q", e.Creates)
 	}
 	for _, k := range slices.Sorted(maps.Keys(e.Env)) {
 		switch {
@@ -172,6 +169,32 @@ func (e *Exec) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// IgnoredParams names the parameters that have no effect as given, each
+// with the reason: a shell or working directory for a watch or if command
+// that is not there. mgmt accepts them, and so does graft; the graph loader
+// warns about each one.
+func (e *Exec) IgnoredParams() map[string]string {
+	ignored := map[string]string{}
+	if e.WatchCmd == "" {
+		for key, v := range map[string]string{"watchshell": e.WatchShell, "watchcwd": e.WatchCwd} {
+			if v != "" {
+				ignored[key] = "there is no watchcmd for it to apply to"
+			}
+		}
+	}
+	if e.IfCmd == "" {
+		for key, v := range map[string]string{"ifshell": e.IfShell, "ifcwd": e.IfCwd} {
+			if v != "" {
+				ignored[key] = "there is no ifcmd for it to apply to"
+			}
+		}
+	}
+	if len(ignored) == 0 {
+		return nil
+	}
+	return ignored
 }
 
 // Init keeps the runtime.
@@ -258,9 +281,28 @@ func (e *Exec) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		}
 	}
 	if !apply {
+		log.Info("would run cmd", "cmd", e.cmdLine(), "reason", e.reason())
 		return false, nil
 	}
 	return false, e.runCmd(ctx)
+}
+
+// reason says why CheckApply would run the command, for a noop's log.
+func (e *Exec) reason() string {
+	var why []string
+	if e.rt.Refresh() {
+		why = append(why, "a notify edge delivered a refresh")
+	}
+	if e.IfCmd != "" {
+		why = append(why, "ifcmd exited 0")
+	}
+	if e.Creates != "" {
+		why = append(why, e.Creates+" does not exist")
+	}
+	if e.IfCmd == "" && e.Creates == "" {
+		why = append(why, "no ifcmd or creates guards it")
+	}
+	return strings.Join(why, "; ")
 }
 
 // checkIf runs IfCmd and reports whether Cmd should run: it should if IfCmd
@@ -288,6 +330,14 @@ func (e *Exec) checkIf(ctx context.Context) (bool, error) {
 
 // runCmd runs Cmd, logs its output and fails if it does not exit zero.
 func (e *Exec) runCmd(ctx context.Context) error {
+	attrs := []any{"cmd", e.cmdLine()}
+	if len(e.Args) > 0 {
+		attrs = append(attrs, "args", e.Args)
+	}
+	if e.Shell != "" {
+		attrs = append(attrs, "shell", e.Shell)
+	}
+	e.rt.Logger.Info("running cmd", attrs...)
 	out, err := e.mainCommand().run(ctx)
 	if err != nil {
 		return fmt.Errorf("cmd: %w", err)
@@ -355,7 +405,7 @@ func outputAttrs(out output) []any {
 func (e *Exec) Requires() []string {
 	var req []string
 	for _, p := range []string{e.Cwd, e.Creates} {
-		if p != "" {
+		if filepath.IsAbs(p) {
 			self, _ := engine.PathUIDs(p)
 			req = append(req, self)
 		}
