@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -68,6 +67,7 @@ type Exec struct {
 	name  string
 	rt    *engine.Runtime
 	grace time.Duration // SIGTERM to SIGKILL; zero means defaultKillGrace
+	runs  *execRuns     // where runs are recorded; nil records nothing
 }
 
 // Sends declares what exec sends over send/recv edges after its command
@@ -108,16 +108,18 @@ func (e *Exec) env() []string {
 	return env
 }
 
-func (e *Exec) mainCommand() command {
-	return command{line: e.cmdLine(), args: e.Args, shell: e.Shell, dir: e.Cwd, env: e.env(), grace: e.grace}
-}
+func (e *Exec) mainCommand() command { return e.command(e.cmdLine(), e.Args, e.Shell, e.Cwd) }
 
-func (e *Exec) watchCommand() command {
-	return command{line: e.WatchCmd, shell: e.WatchShell, dir: e.WatchCwd, env: e.env(), grace: e.grace}
-}
+func (e *Exec) watchCommand() command { return e.command(e.WatchCmd, nil, e.WatchShell, e.WatchCwd) }
 
-func (e *Exec) ifCommand() command {
-	return command{line: e.IfCmd, shell: e.IfShell, dir: e.IfCwd, env: e.env(), grace: e.grace}
+func (e *Exec) ifCommand() command { return e.command(e.IfCmd, nil, e.IfShell, e.IfCwd) }
+
+func (e *Exec) command(line string, args []string, shell, dir string) command {
+	c := command{line: line, args: args, shell: shell, dir: dir, env: e.env(), grace: e.grace, runs: e.runs}
+	if e.rt != nil { // Validate runs before Init
+		c.owner, c.log = e.rt.ID.String(), e.rt.Logger
+	}
+	return c
 }
 
 // Validate checks the parameters without touching the host. It reports
@@ -235,7 +237,7 @@ func (e *Exec) Watch(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watchcmd: %w", err)
 	}
-	log.Debug("watchcmd started", "pid", p.cmd.Process.Pid)
+	log.Info("watchcmd started", "watchcmd", e.WatchCmd, "pid", p.pid)
 	running()
 	err = p.wait()
 	// Wait has joined the goroutines that feed the writers.
@@ -245,9 +247,9 @@ func (e *Exec) Watch(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return nil
 	}
-	var exitErr *exec.ExitError
+	var exitErr *exitError
 	switch {
-	case err == nil:
+	case err == nil || errors.Is(err, errOutputHeld):
 		return fmt.Errorf("watchcmd exited: %s", p.state())
 	case errors.As(err, &exitErr):
 		return fmt.Errorf("watchcmd exited: %w", err)
@@ -313,9 +315,9 @@ func (e *Exec) checkIf(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("ifcmd: %w", err)
 	}
 	attrs := outputAttrs(out)
-	var exitErr *exec.ExitError
+	var exitErr *exitError
 	switch {
-	case out.err == nil || errors.Is(out.err, exec.ErrWaitDelay):
+	case out.err == nil || errors.Is(out.err, errOutputHeld):
 		e.rt.Logger.Debug("ifcmd succeeded; running cmd", attrs...)
 		return true, nil
 	case ctx.Err() != nil:
@@ -350,11 +352,11 @@ func (e *Exec) runCmd(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	var exitErr *exec.ExitError
+	var exitErr *exitError
 	switch {
 	case out.err == nil:
 		return nil
-	case errors.Is(out.err, exec.ErrWaitDelay):
+	case errors.Is(out.err, errOutputHeld):
 		// It exited zero but left a process holding its output open; that
 		// process has been killed with the rest of the group.
 		e.rt.Logger.Warn("cmd exited but its output stayed open; killed what was left of it")

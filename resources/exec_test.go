@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -247,7 +246,7 @@ func TestExecFailure(t *testing.T) {
 	if err == nil {
 		t.Fatal("CheckApply succeeded, want an error")
 	}
-	var exitErr *exec.ExitError
+	var exitErr *exitError
 	if !errors.As(err, &exitErr) || exitErr.ExitCode() != 3 {
 		t.Errorf("error %v does not wrap an exit with code 3", err)
 	}

@@ -51,18 +51,25 @@ func (h *logRecorder) take() []logRecord {
 // and returns it.
 func only(t *testing.T, recs []logRecord, msg string) logRecord {
 	t.Helper()
+	return onlyAt(t, recs, slog.LevelInfo, msg)
+}
+
+// onlyAt wants exactly one record in recs with message msg, at level, and
+// returns it.
+func onlyAt(t *testing.T, recs []logRecord, level slog.Level, msg string) logRecord {
+	t.Helper()
 	var found []logRecord
 	for _, r := range recs {
 		if r.msg == msg {
 			found = append(found, r)
 		}
 	}
-	if len(found) != 1 || found[0].level != slog.LevelInfo {
+	if len(found) != 1 || found[0].level != level {
 		var all []string
 		for _, r := range recs {
 			all = append(all, r.level.String()+" "+r.msg)
 		}
-		t.Fatalf("want exactly one info record %q, got: %s", msg, strings.Join(all, "; "))
+		t.Fatalf("want exactly one %s record %q, got: %s", level, msg, strings.Join(all, "; "))
 	}
 	return found[0]
 }
