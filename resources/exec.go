@@ -24,6 +24,10 @@ import (
 // Exec has no state of its own to converge: CheckApply runs Cmd whenever the
 // engine calls it (on the first run, on an event from WatchCmd, or on a
 // refresh), unless IfCmd exits non-zero or Creates exists.
+//
+// Every command runs in a process group of its own under a guard that kills
+// the group when the agent dies (see guard.go), and, in an agent, is
+// recorded so that a restart kills what a crash left (see execRuns).
 type Exec struct {
 	// Cmd is the command to run; empty means the resource's name. Without
 	// Shell or Args it is split into words with shell-like quoting, but no
@@ -41,7 +45,8 @@ type Exec struct {
 	// Env is the exact environment of all three commands. Empty inherits the
 	// agent's environment; otherwise nothing else is passed on (not even
 	// PATH, although a program named without a slash is still looked up in
-	// the agent's PATH).
+	// the agent's PATH) but GRAFT_EXEC_RUN, by which a restarted agent
+	// recognises what its killed predecessor left running.
 	Env map[string]string `yaml:"env"`
 
 	// WatchCmd, if set, runs for as long as the resource is watched; every
