@@ -9,14 +9,12 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
-	"unicode"
 
 	"github.com/graftcm/graft/engine"
 )
@@ -26,22 +24,29 @@ import (
 // Exec has no state of its own to converge: CheckApply runs Cmd whenever the
 // engine calls it (on the first run, on an event from WatchCmd, or on a
 // refresh), unless IfCmd exits non-zero or Creates exists.
+//
+// Every command runs in a process group of its own under a guard that kills
+// the group when the agent dies (see guard.go), and, in an agent, is
+// recorded so that a restart kills what a crash left (see execRuns).
 type Exec struct {
 	// Cmd is the command to run; empty means the resource's name. Without
 	// Shell or Args it is split into words with shell-like quoting, but no
 	// variable, glob or other expansion.
 	Cmd string `yaml:"cmd"`
 	// Args are Cmd's arguments. With Args, Cmd must be a single word (the
-	// program, used verbatim) and Shell must be empty.
+	// program, used verbatim but for surrounding spaces) and Shell must be
+	// empty.
 	Args []string `yaml:"args"`
-	// Cwd is the absolute working directory; empty means the agent's.
+	// Cwd is the working directory; empty means the agent's. A relative
+	// one is taken from the agent's working directory, as mgmt does.
 	Cwd string `yaml:"cwd"`
 	// Shell, if set, runs Cmd as: Shell -c Cmd.
 	Shell string `yaml:"shell"`
 	// Env is the exact environment of all three commands. Empty inherits the
 	// agent's environment; otherwise nothing else is passed on (not even
 	// PATH, although a program named without a slash is still looked up in
-	// the agent's PATH).
+	// the agent's PATH) but GRAFT_EXEC_RUN, by which a restarted agent
+	// recognises what its killed predecessor left running.
 	Env map[string]string `yaml:"env"`
 
 	// WatchCmd, if set, runs for as long as the resource is watched; every
@@ -67,6 +72,7 @@ type Exec struct {
 	name  string
 	rt    *engine.Runtime
 	grace time.Duration // SIGTERM to SIGKILL; zero means defaultKillGrace
+	runs  *execRuns     // where runs are recorded; nil records nothing
 }
 
 // Sends declares what exec sends over send/recv edges after its command
@@ -107,16 +113,18 @@ func (e *Exec) env() []string {
 	return env
 }
 
-func (e *Exec) mainCommand() command {
-	return command{line: e.cmdLine(), args: e.Args, shell: e.Shell, dir: e.Cwd, env: e.env(), grace: e.grace}
-}
+func (e *Exec) mainCommand() command { return e.command(e.cmdLine(), e.Args, e.Shell, e.Cwd) }
 
-func (e *Exec) watchCommand() command {
-	return command{line: e.WatchCmd, shell: e.WatchShell, dir: e.WatchCwd, env: e.env(), grace: e.grace}
-}
+func (e *Exec) watchCommand() command { return e.command(e.WatchCmd, nil, e.WatchShell, e.WatchCwd) }
 
-func (e *Exec) ifCommand() command {
-	return command{line: e.IfCmd, shell: e.IfShell, dir: e.IfCwd, env: e.env(), grace: e.grace}
+func (e *Exec) ifCommand() command { return e.command(e.IfCmd, nil, e.IfShell, e.IfCwd) }
+
+func (e *Exec) command(line string, args []string, shell, dir string) command {
+	c := command{line: line, args: args, shell: shell, dir: dir, env: e.env(), grace: e.grace, runs: e.runs}
+	if e.rt != nil { // Validate runs before Init
+		c.owner, c.log = e.rt.ID.String(), e.rt.Logger
+	}
+	return c
 }
 
 // Validate checks the parameters without touching the host. It reports
@@ -134,7 +142,7 @@ func (e *Exec) Validate() error {
 	case len(e.Args) > 0 && e.Shell != "":
 		bad("args", "cannot be used with shell")
 	case len(e.Args) > 0:
-		if strings.ContainsFunc(line, unicode.IsSpace) {
+		if len(strings.Fields(line)) > 1 {
 			bad("cmd", "must be one word when args are given, got %q", line)
 		}
 	default:
@@ -156,12 +164,8 @@ func (e *Exec) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: %w", c.field, err))
 		}
 	}
-	for _, p := range []struct{ field, path string }{
-		{"cwd", e.Cwd}, {"watchcwd", e.WatchCwd}, {"ifcwd", e.IfCwd}, {"creates", e.Creates},
-	} {
-		if p.path != "" && !filepath.IsAbs(p.path) {
-			bad(p.field, "must be an absolute path, got %q", p.path)
-		}
+	if e.Creates != "" && !filepath.IsAbs(e.Creates) {
+		bad("creates", "must be an absolute path, got %q", e.Creates)
 	}
 	for _, k := range slices.Sorted(maps.Keys(e.Env)) {
 		switch {
@@ -172,6 +176,32 @@ func (e *Exec) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// IgnoredParams names the parameters that have no effect as given, each
+// with the reason: a shell or working directory for a watch or if command
+// that is not there. mgmt accepts them, and so does graft; the graph loader
+// warns about each one.
+func (e *Exec) IgnoredParams() map[string]string {
+	ignored := map[string]string{}
+	if e.WatchCmd == "" {
+		for key, v := range map[string]string{"watchshell": e.WatchShell, "watchcwd": e.WatchCwd} {
+			if v != "" {
+				ignored[key] = "there is no watchcmd for it to apply to"
+			}
+		}
+	}
+	if e.IfCmd == "" {
+		for key, v := range map[string]string{"ifshell": e.IfShell, "ifcwd": e.IfCwd} {
+			if v != "" {
+				ignored[key] = "there is no ifcmd for it to apply to"
+			}
+		}
+	}
+	if len(ignored) == 0 {
+		return nil
+	}
+	return ignored
 }
 
 // Init keeps the runtime.
@@ -212,7 +242,7 @@ func (e *Exec) Watch(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watchcmd: %w", err)
 	}
-	log.Debug("watchcmd started", "pid", p.cmd.Process.Pid)
+	log.Info("watchcmd started", "watchcmd", e.WatchCmd, "pid", p.pid)
 	running()
 	err = p.wait()
 	// Wait has joined the goroutines that feed the writers.
@@ -222,9 +252,9 @@ func (e *Exec) Watch(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return nil
 	}
-	var exitErr *exec.ExitError
+	var exitErr *exitError
 	switch {
-	case err == nil:
+	case err == nil || errors.Is(err, errOutputHeld):
 		return fmt.Errorf("watchcmd exited: %s", p.state())
 	case errors.As(err, &exitErr):
 		return fmt.Errorf("watchcmd exited: %w", err)
@@ -258,9 +288,28 @@ func (e *Exec) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		}
 	}
 	if !apply {
+		log.Info("would run cmd", "cmd", e.cmdLine(), "reason", e.reason())
 		return false, nil
 	}
 	return false, e.runCmd(ctx)
+}
+
+// reason says why CheckApply would run the command, for a noop's log.
+func (e *Exec) reason() string {
+	var why []string
+	if e.rt.Refresh() {
+		why = append(why, "a notify edge delivered a refresh")
+	}
+	if e.IfCmd != "" {
+		why = append(why, "ifcmd exited 0")
+	}
+	if e.Creates != "" {
+		why = append(why, e.Creates+" does not exist")
+	}
+	if e.IfCmd == "" && e.Creates == "" {
+		why = append(why, "no ifcmd or creates guards it")
+	}
+	return strings.Join(why, "; ")
 }
 
 // checkIf runs IfCmd and reports whether Cmd should run: it should if IfCmd
@@ -271,9 +320,9 @@ func (e *Exec) checkIf(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("ifcmd: %w", err)
 	}
 	attrs := outputAttrs(out)
-	var exitErr *exec.ExitError
+	var exitErr *exitError
 	switch {
-	case out.err == nil || errors.Is(out.err, exec.ErrWaitDelay):
+	case out.err == nil || errors.Is(out.err, errOutputHeld):
 		e.rt.Logger.Debug("ifcmd succeeded; running cmd", attrs...)
 		return true, nil
 	case ctx.Err() != nil:
@@ -288,6 +337,14 @@ func (e *Exec) checkIf(ctx context.Context) (bool, error) {
 
 // runCmd runs Cmd, logs its output and fails if it does not exit zero.
 func (e *Exec) runCmd(ctx context.Context) error {
+	attrs := []any{"cmd", e.cmdLine()}
+	if len(e.Args) > 0 {
+		attrs = append(attrs, "args", e.Args)
+	}
+	if e.Shell != "" {
+		attrs = append(attrs, "shell", e.Shell)
+	}
+	e.rt.Logger.Info("running cmd", attrs...)
 	out, err := e.mainCommand().run(ctx)
 	if err != nil {
 		return fmt.Errorf("cmd: %w", err)
@@ -300,11 +357,11 @@ func (e *Exec) runCmd(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	var exitErr *exec.ExitError
+	var exitErr *exitError
 	switch {
 	case out.err == nil:
 		return nil
-	case errors.Is(out.err, exec.ErrWaitDelay):
+	case errors.Is(out.err, errOutputHeld):
 		// It exited zero but left a process holding its output open; that
 		// process has been killed with the rest of the group.
 		e.rt.Logger.Warn("cmd exited but its output stayed open; killed what was left of it")
@@ -355,7 +412,7 @@ func outputAttrs(out output) []any {
 func (e *Exec) Requires() []string {
 	var req []string
 	for _, p := range []string{e.Cwd, e.Creates} {
-		if p != "" {
+		if filepath.IsAbs(p) {
 			self, _ := engine.PathUIDs(p)
 			req = append(req, self)
 		}

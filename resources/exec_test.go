@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -247,7 +246,7 @@ func TestExecFailure(t *testing.T) {
 	if err == nil {
 		t.Fatal("CheckApply succeeded, want an error")
 	}
-	var exitErr *exec.ExitError
+	var exitErr *exitError
 	if !errors.As(err, &exitErr) || exitErr.ExitCode() != 3 {
 		t.Errorf("error %v does not wrap an exit with code 3", err)
 	}
@@ -364,13 +363,12 @@ func TestExecValidate(t *testing.T) {
 		{"only a comment", Exec{Cmd: "# nothing"}, "cmd:"},
 		{"watchcmd quote", Exec{Cmd: "true", WatchCmd: `echo 'hi`}, "watchcmd:"},
 		{"ifcmd quote", Exec{Cmd: "true", IfCmd: `echo 'hi`}, "ifcmd:"},
-		{"relative cwd", Exec{Cmd: "true", Cwd: "tmp"}, "cwd: must be an absolute path"},
-		{"relative watchcwd", Exec{Cmd: "true", WatchCwd: "tmp"}, "watchcwd: must be an absolute path"},
-		{"relative ifcwd", Exec{Cmd: "true", IfCwd: "tmp"}, "ifcwd: must be an absolute path"},
+		{"relative cwds, as mgmt", Exec{Cmd: "true", Cwd: "tmp", WatchCwd: "tmp", IfCwd: "tmp"}, ""},
+		{"args after a padded cmd, as mgmt", Exec{Cmd: " /bin/echo ", Args: []string{"a"}}, ""},
 		{"relative creates", Exec{Cmd: "true", Creates: "tmp"}, "creates: must be an absolute path"},
 		{"empty env key", Exec{Cmd: "true", Env: map[string]string{"": "x"}}, "env: variable name must not be empty"},
 		{"env key with =", Exec{Cmd: "true", Env: map[string]string{"A=B": "x"}}, "env: variable name must not contain '='"},
-		{"every problem", Exec{Cmd: "true", Cwd: "a", Creates: "b"}, "cwd:&creates:"},
+		{"every problem", Exec{Cmd: "true", Env: map[string]string{"": "a"}, Creates: "b"}, "env:&creates:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

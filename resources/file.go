@@ -34,8 +34,11 @@ type File struct {
 	Path string `yaml:"path"`
 	// Content is the file's content; nil leaves it unmanaged.
 	Content *string `yaml:"content"`
-	// State is "exists", "absent" or empty. Empty manages existence only
-	// when Content is set (then the file must exist).
+	// State is "exists", "absent" or empty, the default. Empty manages
+	// existence only when Content is set (then the file must exist);
+	// without Content, mode, owner and group apply only if the path exists.
+	// With "absent", Content, Mode, Owner and Group are accepted, as mgmt
+	// accepts them, and ignored (see IgnoredParams).
 	State string `yaml:"state"`
 	// Mode is an octal mode ("0644") or symbolic clauses ("u=rw,go=r").
 	Mode string `yaml:"mode"`
@@ -43,8 +46,9 @@ type File struct {
 	Owner string `yaml:"owner"`
 	Group string `yaml:"group"`
 	// Force allows replacing a file by a directory or the other way round
-	// (and a symlink by either), and removing a directory that the graph
-	// declares as a file.
+	// (and a symlink by either), and, with state absent, removing a
+	// directory that is not empty, with everything in it, or that the graph
+	// declares as a file. Without it graft refuses, naming the path.
 	Force bool `yaml:"force"`
 
 	name string
@@ -67,28 +71,49 @@ func (f *File) wantExists() bool {
 	return f.State == stateExists || (f.State == "" && f.Content != nil)
 }
 
-// Validate checks the parameters.
+// Validate checks the parameters. It accepts what mgmt's file resource
+// accepts, except what could only fail or flap at run time (a mode above
+// 7777) or is too dangerous to allow (removing /).
 func (f *File) Validate() error {
 	p := f.path()
 	if !filepath.IsAbs(p) {
 		return fmt.Errorf("path: %q is not absolute", p)
-	}
-	if filepath.Clean(p) == "/" {
-		return errors.New("path: refusing to manage /")
 	}
 	switch f.State {
 	case "", stateExists, stateAbsent:
 	default:
 		return fmt.Errorf("state: %q is not one of exists, absent or empty", f.State)
 	}
-	if f.State == stateAbsent && (f.Content != nil || f.Mode != "" || f.Owner != "" || f.Group != "") {
-		return errors.New("state: absent cannot be combined with content, mode, owner or group")
+	if f.State == stateAbsent && filepath.Clean(p) == "/" {
+		return errors.New("state: refusing to remove /")
 	}
 	if f.isDir() && f.Content != nil {
 		return fmt.Errorf("content: %q is a directory (it ends in /) and cannot have content", p)
 	}
 	_, err := parseMode(f.Mode)
 	return err
+}
+
+// IgnoredParams names the parameters that state absent makes meaningless,
+// each with the reason. mgmt accepts them, and so does graft, which ignores
+// them; the graph loader warns about each one.
+func (f *File) IgnoredParams() map[string]string {
+	if f.State != stateAbsent {
+		return nil
+	}
+	const why = "state is absent: the path is removed, so there is nothing to apply it to"
+	ignored := map[string]string{}
+	for key, set := range map[string]bool{
+		"content": f.Content != nil, "mode": f.Mode != "", "owner": f.Owner != "", "group": f.Group != "",
+	} {
+		if set {
+			ignored[key] = why
+		}
+	}
+	if len(ignored) == 0 {
+		return nil
+	}
+	return ignored
 }
 
 // Init keeps the runtime and parses the mode.
@@ -120,7 +145,8 @@ func (f *File) Watch(ctx context.Context) error {
 	return nil
 }
 
-// CheckApply brings the path to the declared state.
+// CheckApply brings the path to the declared state. With apply false it
+// changes nothing and logs, in one line, what it would change.
 func (f *File) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	p := filepath.Clean(f.path())
 	fi, err := os.Lstat(p)
@@ -130,31 +156,21 @@ func (f *File) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	exists := err == nil
 
 	if f.State == stateAbsent {
-		if !exists {
-			return true, nil
-		}
-		if fi.IsDir() && !f.isDir() && !f.Force {
-			return false, fmt.Errorf("%s is a directory but the graph declares a file; set force to remove it", p)
-		}
-		if !apply {
-			return false, nil
-		}
-		f.rt.Logger.Info("removing", "path", p)
-		return false, os.RemoveAll(p)
+		return f.checkAbsent(p, fi, exists, apply)
 	}
-
 	if !exists && !f.wantExists() {
 		return true, nil // nothing to manage on a path that need not exist
 	}
+	if exists && !f.rightType(fi) && !f.Force {
+		return false, &forceError{fmt.Sprintf("%s is a %s but the graph declares a %s; set force: true to replace it",
+			p, describe(fi), f.kindName())}
+	}
+	if !apply {
+		return f.preview(p, fi, exists)
+	}
+
 	checkOK := true
 	if exists && !f.rightType(fi) {
-		if !f.Force {
-			return false, fmt.Errorf("%s is a %s but the graph declares a %s; set force to replace it",
-				p, describe(fi), f.kindName())
-		}
-		if !apply {
-			return false, nil
-		}
 		f.rt.Logger.Info("replacing", "path", p, "was", describe(fi))
 		if err := os.RemoveAll(p); err != nil {
 			return false, err
@@ -162,9 +178,6 @@ func (f *File) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		exists = false
 	}
 	if !exists {
-		if !apply {
-			return false, nil
-		}
 		if err := f.create(p); err != nil {
 			return false, err
 		}
@@ -175,9 +188,6 @@ func (f *File) CheckApply(ctx context.Context, apply bool) (bool, error) {
 			return false, err
 		}
 		if !same {
-			if !apply {
-				return false, nil
-			}
 			f.rt.Logger.Info("writing content", "path", p)
 			if err := f.replace(p, fi); err != nil {
 				return false, err
@@ -185,8 +195,53 @@ func (f *File) CheckApply(ctx context.Context, apply bool) (bool, error) {
 			checkOK = false
 		}
 	}
-	ok, err := f.fixAttrs(p, apply)
+	ok, err := f.fixAttrs(p)
 	return checkOK && ok, err
+}
+
+// checkAbsent removes the path if it exists. A directory that is not empty
+// is removed only with force, and so is a directory the graph declares as a
+// file.
+func (f *File) checkAbsent(p string, fi fs.FileInfo, exists, apply bool) (bool, error) {
+	if !exists {
+		return true, nil
+	}
+	if fi.IsDir() && !f.Force {
+		if !f.isDir() {
+			return false, &forceError{fmt.Sprintf("%s is a directory but the graph declares a file; set force: true to remove it", p)}
+		}
+		empty, err := dirIsEmpty(p)
+		if err != nil {
+			return false, err
+		}
+		if !empty {
+			return false, &forceError{fmt.Sprintf("%s is a directory that is not empty; set force: true to remove it with everything in it", p)}
+		}
+	}
+	if !apply {
+		f.rt.Logger.Info("would change", "path", p, "action", "remove", "was", describe(fi))
+		return false, nil
+	}
+	f.rt.Logger.Info("removing", "path", p, "was", describe(fi))
+	if f.Force {
+		return false, os.RemoveAll(p)
+	}
+	// Remove refuses a directory that gained an entry since it was read.
+	return false, os.Remove(p)
+}
+
+// dirIsEmpty reports whether the directory at p has no entries.
+func dirIsEmpty(p string) (bool, error) {
+	d, err := os.Open(p)
+	if err != nil {
+		return false, err
+	}
+	defer d.Close()
+	_, err = d.Readdirnames(1)
+	if errors.Is(err, io.EOF) {
+		return true, nil
+	}
+	return false, err
 }
 
 func (f *File) rightType(fi fs.FileInfo) bool {
@@ -268,66 +323,85 @@ func (f *File) replace(p string, old fs.FileInfo) error {
 	return os.Rename(tmp.Name(), p)
 }
 
-// fixAttrs brings mode and ownership in line, reporting whether they were.
-func (f *File) fixAttrs(p string, apply bool) (bool, error) {
-	fi, err := os.Lstat(p)
-	if err != nil {
-		if !apply && errors.Is(err, fs.ErrNotExist) {
-			return false, nil // would have been created
-		}
-		return false, err
-	}
-	ok := true
+// attrDiff is how a path's mode and ownership differ from the declared
+// ones.
+type attrDiff struct {
+	mode     bool        // the mode differs
+	from, to fs.FileMode // the current and declared mode, if it differs
+	uid, gid int         // the declared owner and group where they differ, else -1
+	curUID   uint32      // the current owner and group
+	curGID   uint32
+}
+
+func (d attrDiff) none() bool { return !d.mode && d.uid == -1 && d.gid == -1 }
+
+// diffAttrs compares fi's mode and ownership with the declared ones.
+func (f *File) diffAttrs(fi fs.FileInfo) (attrDiff, error) {
+	d := attrDiff{uid: -1, gid: -1}
 	if f.mode.set {
 		cur := permBits(fi.Mode())
 		if want := f.mode.apply(cur); want != cur {
-			if !apply {
-				return false, nil
-			}
-			f.rt.Logger.Info("changing mode", "path", p, "from", cur.String(), "to", want.String())
-			if err := os.Chmod(p, want); err != nil {
-				return false, err
-			}
-			ok = false
+			d.mode, d.from, d.to = true, cur, want
 		}
 	}
 	if f.Owner == "" && f.Group == "" {
-		return ok, nil
+		return d, nil
 	}
 	st, isUnix := fi.Sys().(*syscall.Stat_t)
 	if !isUnix {
-		return false, errors.New("owner and group need a Unix system")
+		return d, errors.New("owner and group need a Unix system")
 	}
-	uid, gid := -1, -1
+	d.curUID, d.curGID = st.Uid, st.Gid
 	if f.Owner != "" {
-		if uid, err = lookupID(f.Owner, "owner"); err != nil {
-			return false, err
+		uid, err := lookupID(f.Owner, "owner")
+		if err != nil {
+			return d, err
 		}
-		if uint32(uid) == st.Uid {
-			uid = -1
+		if uint32(uid) != st.Uid {
+			d.uid = uid
 		}
 	}
 	if f.Group != "" {
-		if gid, err = lookupID(f.Group, "group"); err != nil {
+		gid, err := lookupID(f.Group, "group")
+		if err != nil {
+			return d, err
+		}
+		if uint32(gid) != st.Gid {
+			d.gid = gid
+		}
+	}
+	return d, nil
+}
+
+// fixAttrs brings mode and ownership in line, reporting whether they were.
+func (f *File) fixAttrs(p string) (bool, error) {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return false, err
+	}
+	d, err := f.diffAttrs(fi)
+	if err != nil {
+		return false, err
+	}
+	if d.none() {
+		return true, nil
+	}
+	if d.mode {
+		f.rt.Logger.Info("changing mode", "path", p, "from", d.from.String(), "to", d.to.String())
+		if err := os.Chmod(p, d.to); err != nil {
 			return false, err
 		}
-		if uint32(gid) == st.Gid {
-			gid = -1
-		}
 	}
-	if uid == -1 && gid == -1 {
-		return ok, nil
-	}
-	if !apply {
+	if d.uid == -1 && d.gid == -1 {
 		return false, nil
 	}
 	f.rt.Logger.Info("changing owner", "path", p, "owner", f.Owner, "group", f.Group)
 	// Changing the owner clears setuid/setgid bits; put a managed mode back.
-	if err := os.Lchown(p, uid, gid); err != nil {
+	if err := os.Lchown(p, d.uid, d.gid); err != nil {
 		return false, err
 	}
 	if f.mode.set {
-		if _, err := f.fixAttrs(p, true); err != nil {
+		if _, err := f.fixAttrs(p); err != nil {
 			return false, err
 		}
 	}

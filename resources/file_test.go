@@ -181,7 +181,7 @@ func TestFileAbsent(t *testing.T) {
 	if _, err := f.CheckApply(t.Context(), true); err == nil || !strings.Contains(err.Error(), "force") {
 		t.Errorf("got %v, want an error asking for force", err)
 	}
-	f = newFile(t, &File{Path: d + "/", State: "absent"})
+	f = newFile(t, &File{Path: d + "/", State: "absent", Force: true})
 	converge(t, f, true, false)
 	if _, err := os.Lstat(d); err == nil {
 		t.Fatal("directory not removed")
@@ -267,9 +267,8 @@ func TestFileValidate(t *testing.T) {
 		want string
 	}{
 		{File{name: "relative"}, "path:"},
-		{File{Path: "/"}, "path:"},
+		{File{Path: "/", State: "absent", Force: true}, "state:"},
 		{File{Path: "/tmp/x", State: "present"}, "state:"},
-		{File{Path: "/tmp/x", State: "absent", Content: strptr("")}, "state:"},
 		{File{Path: "/tmp/x/", Content: strptr("")}, "content:"},
 		{File{Path: "/tmp/x", Mode: "0999"}, "mode"},
 		{File{Path: "/tmp/x", Mode: "q=r"}, "mode"},
@@ -281,6 +280,10 @@ func TestFileValidate(t *testing.T) {
 	}
 	if err := (&File{name: "/tmp/from-name"}).Validate(); err != nil {
 		t.Errorf("path from the name: %v", err)
+	}
+	// mgmt manages / itself (its mode, say); only removing it is refused.
+	if err := (&File{Path: "/", Mode: "0755"}).Validate(); err != nil {
+		t.Errorf("path /: %v", err)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"sync"
 
 	"github.com/graftcm/graft/engine"
@@ -23,7 +22,8 @@ const defaultPasswordLength = 64
 // the agent's memory: graft never writes it to disk itself, so a restarted
 // agent generates a new one.
 type Password struct {
-	// Length is the number of characters; zero means 64.
+	// Length is the number of characters; zero means 64. Any other length
+	// is taken as given, as mgmt takes it.
 	Length uint16 `yaml:"length"`
 
 	rt       *engine.Runtime
@@ -41,12 +41,16 @@ func (p *Password) length() int {
 // Sends declares the generated password.
 func (p *Password) Sends() map[string]any { return map[string]any{"password": ""} }
 
-// Validate checks the length.
-func (p *Password) Validate() error {
-	if p.Length != 0 && p.Length < 8 {
-		return fmt.Errorf("length: %d is too short to be a password; use at least 8", p.Length)
+// Validate accepts every length, as mgmt does.
+func (p *Password) Validate() error { return nil }
+
+// LegacyKeys returns the keys mgmt's password resource takes that graft
+// accepts and ignores, each with the reason.
+func (p *Password) LegacyKeys() map[string]string {
+	return map[string]string{
+		"saved":         "graft keeps the password in memory only, never on disk; a restarted agent generates a new one",
+		"checkrecovery": "graft stores no password to check",
 	}
-	return nil
 }
 
 // Init keeps the runtime.
@@ -74,6 +78,7 @@ func (p *Password) CheckApply(_ context.Context, apply bool) (bool, error) {
 	checkOK := true
 	if p.password == "" || p.rt.Refresh() {
 		if !apply {
+			p.rt.Logger.Info("would generate a new password", "length", p.length())
 			return false, nil
 		}
 		pw, err := generatePassword(p.length())

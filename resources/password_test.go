@@ -65,8 +65,28 @@ func TestPasswordGeneratesSendsAndRegeneratesOnRefresh(t *testing.T) {
 	if (&Password{}).length() != 64 {
 		t.Error("default length is not 64")
 	}
-	if err := (&Password{Length: 4}).Validate(); err == nil {
-		t.Error("a 4-character password was accepted")
+}
+
+// Issue 9, item 4: mgmt accepts any password length and its saved and
+// checkrecovery keys; graft refused lengths under 8 and the keys.
+func TestPasswordParamsMgmtAcceptsAreAccepted(t *testing.T) {
+	rt := newSentRuntime("password", "p")
+	p := &Password{Length: 4}
+	if err := p.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	if err := p.Init(&rt.Runtime); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, p, true, false)
+	if got := rt.last(t, "password"); len(got) != 4 {
+		t.Errorf("generated %q, want 4 characters", got)
+	}
+	keys := p.LegacyKeys()
+	for _, k := range []string{"saved", "checkrecovery"} {
+		if keys[k] == "" {
+			t.Errorf("LegacyKeys()[%q] is empty, want the reason it is ignored", k)
+		}
 	}
 }
 

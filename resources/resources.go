@@ -13,17 +13,27 @@ type Deps struct {
 	// Files watches paths for file resources. Nil is allowed for registries
 	// that only validate graphs; a file resource's Watch then fails.
 	Files *fswatch.Hub
+	// ExecStateDir is where exec resources record the commands they are
+	// running, so that an agent restarted after being killed kills what
+	// the killed one left before running anything again. It is created
+	// when first needed. Empty records nothing; the commands still die
+	// with the agent.
+	ExecStateDir string
 }
 
 // NewRegistry returns a registry holding every resource kind of this
 // package, wired to deps.
 func NewRegistry(deps Deps) *engine.Registry {
 	r := engine.NewRegistry()
+	var runs *execRuns
+	if deps.ExecStateDir != "" {
+		runs = newExecRuns(deps.ExecStateDir)
+	}
 	for _, k := range []engine.Kind{
 		{Name: "noop", New: func(name string) engine.Res { return &Noop{name: name} }},
 		{Name: "print", New: func(name string) engine.Res { return &Print{name: name} }},
 		{Name: "timer", New: func(name string) engine.Res { return &Timer{} }},
-		{Name: "exec", New: func(name string) engine.Res { return &Exec{name: name} }},
+		{Name: "exec", New: func(name string) engine.Res { return &Exec{name: name, runs: runs} }},
 		{Name: "file", New: func(name string) engine.Res { return &File{name: name, hub: deps.Files} }},
 		{Name: "password", New: func(name string) engine.Res { return &Password{} }},
 	} {

@@ -161,7 +161,14 @@ func runAgent(c *cli.Context, e *env, file string) error {
 		return err
 	}
 	defer hub.Close()
-	reg := resources.NewRegistry(resources.Deps{Files: hub})
+	// exec records its running commands under the data dir, so that a
+	// restart after a crash kills what the crashed agent left running. A
+	// temporary data dir is new on every run: there is nothing to find.
+	execDir := ""
+	if !opts.tmp {
+		execDir = filepath.Join(opts.dataDir, "exec")
+	}
+	reg := resources.NewRegistry(resources.Deps{Files: hub, ExecStateDir: execDir})
 
 	graph := engine.NewGraph("empty")
 	var watcher *yamlgraph.Watcher
