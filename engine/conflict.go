@@ -69,10 +69,10 @@ func (e *ConflictError) Explain(other string) string {
 	switch {
 	case a.covers(b):
 		return fmt.Sprintf("manages %s, under %s %s, which %s manages %s; "+
-			"the two would undo each other's work on every run", b, a.Space, a.Name, other, whole(a))
+			"both cannot hold at once: keep one", b, a.Space, a.Name, other, whole(a))
 	case b.covers(a):
 		return fmt.Sprintf("manages %s %s, but %s manages %s, under it; "+
-			"the two would undo each other's work on every run", b, whole(b), other, a)
+			"both cannot hold at once: keep one", b, whole(b), other, a)
 	}
 	return fmt.Sprintf("manages %s, which %s manages too; "+
 		"two resources managing one thing would undo each other's work on every run: keep one", b, other)

@@ -109,7 +109,13 @@ func (s *scheduler) start(n *node) func() {
 	sems := s.semaphores(n)
 	ctx, cancel := context.WithCancelCause(s.applyCtx)
 	n.applyCancel = cancel
-	semaCtx, timeout := s.semaCtx, n.meta.Timeout
+	semaCtx, semaCancel := s.semaCtx, context.CancelFunc(func() {})
+	if len(sems) > 0 {
+		// Its own, so that a swap dooming n can end the wait.
+		semaCtx, semaCancel = context.WithCancel(s.semaCtx)
+		n.semaCancel = semaCancel
+	}
+	timeout := n.meta.Timeout
 	return func() {
 		go func() {
 			for _, w := range sems {
@@ -118,6 +124,10 @@ func (s *scheduler) start(n *node) func() {
 					break
 				}
 				r.held = append(r.held, w)
+			}
+			semaCancel()
+			if errors.Is(context.Cause(ctx), errReplaced) {
+				r.notRun = true // doomed and cancelled while it waited
 			}
 			if !r.notRun {
 				cctx, cancel := ctx, context.CancelFunc(func() {})
@@ -210,13 +220,19 @@ func (s *scheduler) finish(r result) {
 	if n.doomed && !n.abandoned {
 		s.doomedRunning--
 	}
-	n.running = false
-	n.applyCancel = nil
+	n.running, n.abandoned = false, false
+	n.applyCancel, n.semaCancel = nil, nil
 	n.curRefresh.Store(false)
 	s.running--
 	if n.removed {
 		s.finishAbandoned(r)
 		return
+	}
+	if r.err != nil && errors.Is(r.err, errReplaced) {
+		// Cancelled for a swap: not a failure of the resource, and the work
+		// is still due if a newer graph keeps the vertex after all.
+		s.log.Info("resource cancelled for a graph swap", "resource", n.id.String())
+		r.err, r.notRun = nil, true
 	}
 	now := time.Now()
 	n.sendMu.Lock()
@@ -240,36 +256,7 @@ func (s *scheduler) finish(r result) {
 		}
 		s.send(n, sent)
 	}
-	switch {
-	case r.notRun:
-		// Stopped while waiting for a semaphore: the work is still due.
-		n.dirty, n.refresh = true, n.refresh || r.refresh
-	case r.err != nil:
-		n.refresh = n.refresh || r.refresh // not consumed: deliver it next time
-		s.conv.changed(now)
-		s.failed(n, r.err, now)
-	case !r.ok:
-		n.checkFailed = false
-		s.conv.changed(now)
-		ev, rate := n.flap.changed(now)
-		s.noteFlap(n, ev, rate, now)
-		if !r.apply {
-			// Nothing changed, so nothing is refreshed.
-			n.wouldChange = true
-			s.log.Log(context.Background(), n.flap.runLevel(), "resource would change (noop)", "resource", n.id.String())
-			break
-		}
-		s.log.Log(context.Background(), n.flap.runLevel(), "resource applied", "resource", n.id.String(), "refresh", r.refresh)
-		for _, c := range n.notify {
-			c.refresh, c.dirty = true, true
-			s.state.setRefresh(c.ids(), true)
-			s.update(c)
-		}
-	default:
-		n.checkFailed, n.wouldChange = false, false
-		s.noteFlap(n, n.flap.settled(now), 0, now)
-		s.log.Debug("resource in state", "resource", n.id.String())
-	}
+	s.outcome(n, r, now)
 	if r.refresh && !r.apply {
 		// A noop run only looked: the refresh is still due.
 		n.refresh = true
@@ -302,6 +289,40 @@ func (s *scheduler) finish(r result) {
 	n.waiters = n.waiters[:0]
 }
 
+// outcome acts on how a CheckApply ended: retry or fail, notify, log.
+func (s *scheduler) outcome(n *node, r result, now time.Time) {
+	switch {
+	case r.notRun:
+		// Stopped while waiting for a semaphore: the work is still due.
+		n.dirty, n.refresh = true, n.refresh || r.refresh
+	case r.err != nil:
+		n.refresh = n.refresh || r.refresh // not consumed: deliver it next time
+		s.conv.changed(now)
+		s.failed(n, r.err, now)
+	case !r.ok:
+		n.checkFailed = false
+		s.conv.changed(now)
+		ev, rate := n.flap.changed(now)
+		s.noteFlap(n, ev, rate)
+		if !r.apply {
+			// Nothing changed, so nothing is refreshed.
+			n.wouldChange = true
+			s.log.Log(context.Background(), n.flap.runLevel(), "resource would change (noop)", "resource", n.id.String())
+			break
+		}
+		s.log.Log(context.Background(), n.flap.runLevel(), "resource applied", "resource", n.id.String(), "refresh", r.refresh)
+		for _, c := range n.notify {
+			c.refresh, c.dirty = true, true
+			s.state.setRefresh(c.ids(), true)
+			s.update(c)
+		}
+	default:
+		n.checkFailed, n.wouldChange = false, false
+		s.noteFlap(n, n.flap.settled(now), 0)
+		s.log.Debug("resource in state", "resource", n.id.String())
+	}
+}
+
 // finishAbandoned handles the result of a CheckApply that a swap went
 // ahead without: its vertex is no longer in the graph, so nothing it sent
 // or changed is delivered. Its semaphores are released and its resource,
@@ -315,6 +336,10 @@ func (s *scheduler) finishAbandoned(r result) {
 		s.log.Warn("a resource left behind by a graph swap failed", "resource", n.id.String(), "err", r.err)
 	} else {
 		s.log.Info("a resource left behind by a graph swap returned", "resource", n.id.String())
+	}
+	if cur := s.nodes[n.id]; cur != nil && cur.predecessor == n {
+		cur.predecessor = nil // its replacement may run now
+		s.update(cur)
 	}
 	if !n.initFailed {
 		if err := safeCleanup(n.res); err != nil {

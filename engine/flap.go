@@ -27,6 +27,7 @@ type flapMeter struct {
 	changes     int // changing runs in the current window
 	flapping    bool
 	since       time.Time // when the flapping began
+	last        time.Time // the last changing run
 	total       int       // changing runs since then
 	quiet       atomic.Bool
 }
@@ -45,11 +46,15 @@ const (
 // flap, with flapStarted.
 func (f *flapMeter) changed(now time.Time) (ev flapEvent, rate float64) {
 	if elapsed := now.Sub(f.windowStart); elapsed >= flapWindow {
+		closed := f.changes // in the window that just closed
+		if elapsed >= 2*flapWindow {
+			closed = 0 // and a whole window without any came after it
+		}
 		switch {
-		case f.changes >= flapChanges && !f.flapping:
+		case closed >= flapChanges && !f.flapping:
 			f.flapping, f.since, f.total = true, f.windowStart, f.changes
 			ev, rate = flapStarted, float64(f.changes)/elapsed.Seconds()
-		case f.changes < flapChanges && f.flapping:
+		case closed < flapChanges && f.flapping:
 			f.flapping = false
 			ev = flapEnded
 		}
@@ -58,6 +63,7 @@ func (f *flapMeter) changed(now time.Time) (ev flapEvent, rate float64) {
 	f.changes++
 	if f.flapping {
 		f.total++
+		f.last = now
 	}
 	f.quiet.Store(f.flapping || f.changes > flapChanges)
 	return ev, rate
@@ -85,7 +91,7 @@ func (f *flapMeter) runLevel() slog.Level {
 }
 
 // noteFlap logs what a run told n's meter.
-func (s *scheduler) noteFlap(n *node, ev flapEvent, rate float64, now time.Time) {
+func (s *scheduler) noteFlap(n *node, ev flapEvent, rate float64) {
 	f := &n.flap
 	switch ev {
 	case flapStarted:
@@ -94,7 +100,7 @@ func (s *scheduler) noteFlap(n *node, ev flapEvent, rate float64, now time.Time)
 			"resource", n.id.String(), "changes_per_second", int(rate+0.5))
 	case flapEnded:
 		s.log.Info("resource settled after flapping", "resource", n.id.String(),
-			"changes", f.total, "lasted", now.Sub(f.since).Round(time.Millisecond))
+			"changes", f.total, "lasted", f.last.Sub(f.since).Round(time.Millisecond))
 	}
 }
 

@@ -16,9 +16,10 @@ import (
 // CheckApply takes a millisecond, changes something, logs it and gets an
 // event right away, until calm is set.
 type fighter struct {
-	rt   *engine.Runtime
-	calm atomic.Bool
-	runs atomic.Int32
+	rt    *engine.Runtime
+	calm  atomic.Bool // runs find it in state
+	truce atomic.Bool // runs change it, but nothing undoes that
+	runs  atomic.Int32
 }
 
 func (f *fighter) Validate() error                 { return nil }
@@ -33,7 +34,9 @@ func (f *fighter) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		return true, nil
 	}
 	f.rt.Logger.Info("rewrote the file")
-	f.rt.Event() // undone at once
+	if !f.truce.Load() {
+		f.rt.Event() // undone at once
+	}
 	return false, nil
 }
 
@@ -114,6 +117,37 @@ func TestSlowlyChangingVertexIsNotReportedAsFlapping(t *testing.T) {
 			if rec.level != slog.LevelInfo {
 				t.Fatalf("a per-run line went to %v", rec.level)
 			}
+		}
+	})
+}
+
+// Flap damping ends when a fight ends, even if its last run changed
+// something: the next change, however much later, is logged at info and
+// the settling is reported.
+func TestFlapDampingEndsWhenTheFightStops(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		logs := newLogCapture()
+		f := &fighter{}
+		g := engine.NewGraph("g")
+		must(t, g.AddVertex(engine.Vertex{ID: id("fight"), Res: f}))
+		r := start(t, g, func(c *engineConfig) { c.Logger = slogOf(logs) })
+		advance(2*time.Second + 500*time.Millisecond) // the truce comes mid-window
+		if len(logs.records("changes something on every run")) != 1 {
+			t.Fatal("the vertex did not flap")
+		}
+		f.truce.Store(true) // its last write sticks: no more events
+		advance(time.Hour)
+		f.rt.Event() // a real change, an hour later
+		advance(5 * time.Millisecond)
+		got := logs.records("resource applied")
+		if last := got[len(got)-1]; last.level != slog.LevelInfo {
+			t.Errorf("a change an hour after the fight was logged at %v", last.level)
+		}
+		if len(logs.records("settled after flapping")) != 1 {
+			t.Error("the end of the flapping was not reported")
+		}
+		if err := r.stop(); err != nil {
+			t.Fatal(err)
 		}
 	})
 }

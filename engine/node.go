@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/time/rate"
 )
@@ -50,6 +51,8 @@ type node struct {
 	removed     bool    // no longer in the graph
 	doomed      bool    // a planned swap replaces or removes it: no new CheckApply
 	abandoned   bool    // a swap went ahead without waiting for its CheckApply
+	touched     bool    // in the planned swap's touched list
+	predecessor *node   // the abandoned vertex it replaces, until that returns
 	inflight    bool    // its CheckApply is on record as in flight (see stateStore)
 	blockers    int     // parents that are busy
 	busy        bool    // pending work here or above; see scheduler.busy
@@ -71,6 +74,9 @@ type node struct {
 	watchCancel context.CancelFunc
 	watchDone   chan struct{}
 	applyCancel context.CancelCauseFunc // cancels the running CheckApply
+	semaCancel  context.CancelFunc      // ends its wait for semaphores, if any
+	doomedAt    time.Time               // when the planned swap doomed it
+	cancelledAt time.Time               // when the swap cancelled its CheckApply
 }
 
 // failed reports whether the vertex is failed: its last CheckApply failed

@@ -10,13 +10,16 @@ import (
 // A graph swap happens in two steps. When a new graph arrives the
 // scheduler plans it: it works out which vertices of the running graph the
 // new one keeps and which it replaces or removes (the doomed ones). Doomed
-// vertices start no new CheckApply from then on; every other vertex goes on
-// running, repairing drift, while the swap waits for the doomed vertices'
-// running CheckApply calls to finish. Then the plan is applied (see swap).
+// vertices start no new CheckApply from then on (one still waiting for its
+// semaphores gives up); every other vertex goes on running, repairing
+// drift, while the swap waits for the doomed vertices' running CheckApply
+// calls to finish. Then the plan is applied (see swap).
 //
-// The wait is bounded: after Config.SwapTimeout the doomed CheckApply calls
-// are cancelled, and after StopTimeout more the swap goes ahead without the
-// ones that ignore it (their results are dropped when they come).
+// The wait is bounded per vertex: SwapTimeout after a vertex was doomed its
+// CheckApply is cancelled, and StopTimeout after that the swap goes ahead
+// without it (it is abandoned). The vertex's replacement, if any, does not
+// run until the abandoned call has returned, so one resource never has two
+// CheckApply calls at once.
 
 // errReplaced is the cause of a CheckApply cancelled because a graph swap
 // replaces or removes its vertex and it ran too long.
@@ -26,24 +29,11 @@ var errReplaced = errors.New("cancelled: a new graph replaces or removes this re
 type swapPlan struct {
 	g        *Graph
 	received map[ID][]string // parameters set by send/recv edges, by receiver
-	doomed   []*node         // running vertices the new graph replaces or removes
+	doomed   []*node         // vertices the new graph replaces or removes
 	// touched lists kept vertices whose state changed in a way that may make
 	// the new graph replace them after all: they received values, or died.
 	touched []*node
-	// since is when the engine began waiting for this swap (or an earlier
-	// one it superseded).
-	since time.Time
-	stage swapStage
 }
-
-// swapStage is how far a swap's wait for doomed CheckApply calls has gone.
-type swapStage uint8
-
-const (
-	swapWaiting   swapStage = iota // waiting for them to finish
-	swapCancelled                  // their contexts are cancelled
-	swapAbandoned                  // going ahead without them
-)
 
 // receivedParams maps each receiver of g's send/recv edges to the
 // parameters they set.
@@ -65,58 +55,66 @@ func keeps(old *node, v Vertex, received []string) bool {
 }
 
 // planSwap makes g the graph to swap in next, replacing any plan still
-// waiting, and marks the running vertices g replaces or removes.
+// waiting, and marks the running vertices g replaces or removes. A vertex
+// the superseded plan doomed too keeps its clock.
 func (s *scheduler) planSwap(g *Graph, now time.Time) {
 	prev := s.plan
-	p := &swapPlan{g: g, received: receivedParams(g), since: now}
-	if prev != nil {
-		if prev.stage == swapWaiting {
-			p.since = prev.since // the wait's bound runs from the first graph
-		}
-		for _, n := range prev.doomed {
-			s.setDoomed(n, false)
-		}
-	}
+	p := &swapPlan{g: g, received: receivedParams(g)}
 	s.plan = p
+	s.epoch++ // marks the vertices p dooms
 	for _, v := range g.Vertices() {
 		if old, ok := s.nodes[v.ID]; ok && !keeps(old, v, p.received[v.ID]) {
-			s.doom(old)
+			s.doom(old, now)
 		}
 	}
 	for id, old := range s.nodes {
 		if _, ok := g.Vertex(id); !ok {
-			s.doom(old)
+			s.doom(old, now)
 		}
 	}
 	if prev != nil {
 		// Vertices the superseded plan doomed and this one keeps may run
 		// again.
 		for _, n := range prev.doomed {
-			s.update(n)
+			if n.mark != s.epoch {
+				s.setDoomed(n, false, now)
+				n.touched = false
+				s.update(n)
+			}
+		}
+		for _, n := range prev.touched {
+			n.touched = false
 		}
 	}
 	if s.doomedRunning > 0 {
 		s.log.Info("graph swap waits for running resources it replaces or removes; the rest of the graph keeps running",
-			"graph", g.Name, "waiting_for", s.doomedNames(), "cancel_after", s.cfg.SwapTimeout-now.Sub(p.since))
+			"graph", g.Name, "waiting_for", s.doomedNames(), "cancel_after", s.cfg.SwapTimeout)
 	}
 	s.armSwapTimer(now)
 }
 
-// doom marks n as replaced or removed by the planned swap.
-func (s *scheduler) doom(n *node) {
-	if !n.doomed {
-		s.setDoomed(n, true)
-		s.plan.doomed = append(s.plan.doomed, n)
+// doom marks n as replaced or removed by the planned swap. A CheckApply of
+// n still waiting for its semaphores gives up.
+func (s *scheduler) doom(n *node, now time.Time) {
+	n.mark = s.epoch
+	s.plan.doomed = append(s.plan.doomed, n)
+	s.setDoomed(n, true, now)
+	if n.semaCancel != nil {
+		n.semaCancel()
 	}
 }
 
 // setDoomed sets n.doomed, keeping doomedRunning, the number of doomed
-// vertices with a CheckApply the swap waits for, in step.
-func (s *scheduler) setDoomed(n *node, on bool) {
+// vertices with a CheckApply the swap waits for, in step, and starting or
+// clearing n's clock.
+func (s *scheduler) setDoomed(n *node, on bool, now time.Time) {
 	if n.doomed == on {
 		return
 	}
 	n.doomed = on
+	if on {
+		n.doomedAt, n.cancelledAt = now, time.Time{}
+	}
 	if n.running && !n.abandoned {
 		if on {
 			s.doomedRunning++
@@ -124,12 +122,16 @@ func (s *scheduler) setDoomed(n *node, on bool) {
 			s.doomedRunning--
 		}
 	}
+	if !on {
+		n.abandoned = false // kept after all: an ordinary running vertex
+	}
 }
 
 // touch notes that a kept vertex changed in a way that may make the
 // planned swap replace it after all.
 func (s *scheduler) touch(n *node) {
-	if s.plan != nil && !n.doomed {
+	if s.plan != nil && !n.doomed && !n.touched {
+		n.touched = true
 		s.plan.touched = append(s.plan.touched, n)
 	}
 }
@@ -137,18 +139,25 @@ func (s *scheduler) touch(n *node) {
 // trySwap applies the planned swap if nothing it waits for is running.
 // Kept vertices touched since planning are compared again first; any that
 // the new graph now replaces is doomed and may make the swap wait again.
-func (s *scheduler) trySwap() {
+func (s *scheduler) trySwap(now time.Time) {
 	p := s.plan
-	if s.doomedRunning == 0 {
+	if s.doomedRunning == 0 && len(p.touched) > 0 {
+		before := s.doomedRunning
 		for _, n := range p.touched {
+			n.touched = false
 			if n.doomed || n.removed {
 				continue
 			}
 			if v, ok := p.g.Vertex(n.id); ok && !keeps(n, v, p.received[n.id]) {
-				s.doom(n)
+				s.doom(n, now)
 			}
 		}
 		p.touched = p.touched[:0]
+		if s.doomedRunning > before {
+			s.log.Info("graph swap now also waits for resources that changed while it waited",
+				"waiting_for", s.doomedNames(), "cancel_after", s.cfg.SwapTimeout)
+			s.armSwapTimer(now)
+		}
 	}
 	if s.doomedRunning > 0 {
 		return
@@ -158,50 +167,65 @@ func (s *scheduler) trySwap() {
 	s.swap(p)
 }
 
-// swapTimeout handles the swap timer: the wait for doomed CheckApply calls
-// has lasted SwapTimeout (cancel them) or StopTimeout more (go without them).
+// swapTimeout handles the swap timer: a doomed vertex's CheckApply has run
+// SwapTimeout past its doom (cancel it) or StopTimeout past its
+// cancellation (go without it).
 func (s *scheduler) swapTimeout(now time.Time) {
-	p := s.plan
-	if p == nil || s.doomedRunning == 0 {
+	if s.plan == nil {
 		return
 	}
-	switch p.stage {
-	case swapWaiting:
-		p.stage = swapCancelled
-		s.log.Warn("graph swap: cancelling the running resources it replaces or removes",
-			"waiting_for", s.doomedNames(), "waited", now.Sub(p.since).Round(time.Millisecond))
-		for _, n := range p.doomed {
-			if n.running && n.applyCancel != nil {
+	var cancelled, abandoned []ID
+	for _, n := range s.plan.doomed {
+		if !n.running || n.abandoned {
+			continue
+		}
+		switch {
+		case n.cancelledAt.IsZero() && !now.Before(n.doomedAt.Add(s.cfg.SwapTimeout)):
+			n.cancelledAt = now
+			cancelled = append(cancelled, n.id)
+			if n.applyCancel != nil {
 				n.applyCancel(errReplaced)
 			}
+		case !n.cancelledAt.IsZero() && !now.Before(n.cancelledAt.Add(s.cfg.StopTimeout)):
+			n.abandoned = true
+			s.doomedRunning--
+			abandoned = append(abandoned, n.id)
 		}
-	case swapCancelled:
-		p.stage = swapAbandoned
-		s.log.Error("graph swap: resources ignored cancellation; swapping without them",
-			"left_behind", s.doomedNames(), "waited", now.Sub(p.since).Round(time.Millisecond))
-		for _, n := range p.doomed {
-			if n.running && !n.abandoned {
-				n.abandoned = true
-				s.doomedRunning--
-			}
-		}
+	}
+	if len(cancelled) > 0 {
+		s.log.Warn("graph swap: cancelling running resources it replaces or removes",
+			"waiting_for", idList(cancelled), "waited", s.cfg.SwapTimeout)
+	}
+	if len(abandoned) > 0 {
+		s.log.Error("graph swap: resources ignored cancellation; swapping without them (their replacements wait for them)",
+			"left_behind", idList(abandoned), "waited", s.cfg.SwapTimeout+s.cfg.StopTimeout)
 	}
 	s.armSwapTimer(now)
 }
 
-// armSwapTimer sets the swap timer for the next stage of the current
-// plan's wait, if it waits for anything.
+// armSwapTimer sets the swap timer for the next step of the wait of any
+// doomed vertex still running.
 func (s *scheduler) armSwapTimer(now time.Time) {
 	s.disarmSwapTimer()
-	p := s.plan
-	if p == nil || s.doomedRunning == 0 || p.stage == swapAbandoned {
+	if s.plan == nil || s.doomedRunning == 0 {
 		return
 	}
-	due := p.since.Add(s.cfg.SwapTimeout)
-	if p.stage == swapCancelled {
-		due = due.Add(s.cfg.StopTimeout)
+	var due time.Time
+	for _, n := range s.plan.doomed {
+		if !n.running || n.abandoned {
+			continue
+		}
+		at := n.doomedAt.Add(s.cfg.SwapTimeout)
+		if !n.cancelledAt.IsZero() {
+			at = n.cancelledAt.Add(s.cfg.StopTimeout)
+		}
+		if due.IsZero() || at.Before(due) {
+			due = at
+		}
 	}
-	s.swapTimer = time.NewTimer(max(due.Sub(now), 0))
+	if !due.IsZero() {
+		s.swapTimer = time.NewTimer(max(due.Sub(now), 0))
+	}
 }
 
 func (s *scheduler) disarmSwapTimer() {

@@ -108,7 +108,7 @@ func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
 	var giveUp <-chan time.Time // after Abort: stop waiting for CheckApply
 	for {
 		if s.plan != nil && !s.stopping {
-			s.trySwap()
+			s.trySwap(time.Now())
 		}
 		if s.stopping && s.running == 0 {
 			break
@@ -307,7 +307,7 @@ func (s *scheduler) handleTimers() {
 // state and its ancestors are concerned.
 func (s *scheduler) runnable(n *node) bool {
 	return n.started && n.dirty && !n.running && n.blockers == 0 && !n.dead &&
-		!n.removed && !n.doomed && !n.retryWait && !n.watchRetryWait
+		!n.removed && !n.doomed && n.predecessor == nil && !n.retryWait && !n.watchRetryWait
 }
 
 // busy reports whether n has pending work: it is dirty, running, failed or

@@ -38,6 +38,9 @@ func (s *scheduler) swap(p *swapPlan) {
 			continue
 		}
 		n := &node{id: v.ID, res: v.Res, meta: v.Meta, dirty: true}
+		if ok && old.running {
+			n.predecessor = old // abandoned: n waits for its CheckApply
+		}
 		if ok {
 			n.refresh = old.refresh // a pending refresh outlives a change of parameters
 			// So do received values, for the parameters still received.

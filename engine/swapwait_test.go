@@ -172,7 +172,7 @@ func TestSwapWaitIsBounded(t *testing.T) {
 					t.Fatal("the swap went ahead before SwapTimeout")
 				}
 				advance(time.Millisecond)
-				if got := logs.records("cancelling the running resources"); len(got) != 1 ||
+				if got := logs.records("cancelling running resources"); len(got) != 1 ||
 					got[0].attrs["waiting_for"] != "fake[a]" {
 					t.Errorf("got %+v, want one record naming fake[a]", got)
 				}
@@ -187,7 +187,12 @@ func TestSwapWaitIsBounded(t *testing.T) {
 					t.Fatal("the swap went ahead before StopTimeout after cancelling")
 				}
 				advance(10 * time.Second)
-				checks(t, map[*fake]int{a2: 1})
+				// The swap went ahead, but the replacement does not run while
+				// the old CheckApply does: one resource, one CheckApply.
+				if a2.inits.Load() != 1 {
+					t.Fatal("the swap did not go ahead after StopTimeout")
+				}
+				checks(t, map[*fake]int{a2: 0})
 				if a.cleanups.Load() != 0 {
 					t.Error("a vertex whose CheckApply still runs was cleaned up")
 				}
@@ -195,6 +200,10 @@ func TestSwapWaitIsBounded(t *testing.T) {
 				synctest.Wait()
 				if a.cleanups.Load() != 1 {
 					t.Error("the vertex left behind was not cleaned up once it returned")
+				}
+				checks(t, map[*fake]int{a2: 1})
+				if log := rec.log(); lastIndex(log, "start a") < slices.Index(log, "end a") {
+					t.Errorf("the replacement started before the old CheckApply ended: %v", log)
 				}
 				a2.event()
 				synctest.Wait()
@@ -313,6 +322,101 @@ func TestVertexReceivingWhileSwapWaitsIsComparedAgain(t *testing.T) {
 		if r2.inits.Load() != 1 || !slices.Equal(r2.log(), []string{"x"}) {
 			t.Errorf("r holds a received value the new graph does not give it: r2 inits=%d saw %q",
 				r2.inits.Load(), r2.log())
+		}
+	})
+}
+
+// A vertex the swap replaces that is still waiting for a semaphore held by
+// a kept vertex gives up the wait at once: the swap does not wait for the
+// kept holder, and the old parameters are never applied.
+func TestReplacedVertexWaitingForSemaphoreDoesNotHoldTheSwap(t *testing.T) {
+	for _, global := range []bool{false, true} {
+		name := map[bool]string{false: "sema tag", true: "global sema"}[global]
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				rec := newRecorder()
+				holder, d := newFake(rec, "holder"), newFake(rec, "d")
+				holder.gate = make(chan struct{})
+				meta := engine.Meta{}
+				if !global {
+					meta.Sema = []string{"x"}
+				}
+				vs := func(h, d *fake) []engine.Vertex {
+					return []engine.Vertex{{ID: id("holder"), Res: h, Meta: meta}, {ID: id("d"), Res: d, Meta: meta}}
+				}
+				r := start(t, graphOfVertices(t, vs(holder, d)), func(c *engineConfig) {
+					if global {
+						c.Sema = 1
+					}
+				})
+				synctest.Wait()
+				// d may have run before holder took the semaphore; either
+				// way, holder now holds it and d is waiting for it.
+				d.event()
+				synctest.Wait()
+				dChecks := d.checks.Load()
+				if !rec.isRunning("holder") {
+					t.Fatal("holder should be running")
+				}
+
+				d2, added := newFake(rec, "d"), newFake(rec, "added")
+				d2.Param = "new"
+				g := graphOfVertices(t, append(vs(holder, d2), engine.Vertex{ID: id("added"), Res: added}))
+				r.graphs <- g
+				synctest.Wait()
+				if d2.inits.Load() != 1 || added.inits.Load() != 1 {
+					t.Fatalf("the swap waited for the kept semaphore holder: d2 inits=%d, added inits=%d",
+						d2.inits.Load(), added.inits.Load())
+				}
+				close(holder.gate)
+				synctest.Wait()
+				if got := d.checks.Load(); got != dChecks {
+					t.Errorf("the replaced d ran its old parameters after the swap: %d CheckApply calls, had %d", got, dChecks)
+				}
+				checks(t, map[*fake]int{d2: 1})
+			})
+		})
+	}
+}
+
+// A kept vertex that the swap finds, once it has waited, it must replace
+// after all (it received a value meanwhile) and that is running gets its
+// own bound: cancelled SwapTimeout after that.
+func TestVertexDoomedLateIsBoundedToo(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		logs := newLogCapture()
+		slow := newFake(rec, "slow")
+		slow.gate = make(chan struct{})
+		s := &sender{fake: newFake(rec, "s"), next: "x"}
+		r := &receiver{fake: newFake(rec, "r")}
+		g := sendGraph(t, s, r)
+		must(t, g.AddVertex(vtx("slow", slow)))
+		run := start(t, g, func(c *engineConfig) { c.Logger = slogOf(logs); c.SwapTimeout = time.Minute })
+		synctest.Wait()
+
+		slow2 := newFake(rec, "slow")
+		slow2.Param = "v2"
+		x := "x"
+		r2 := &receiver{fake: newFake(rec, "r"), Value: &x}
+		run.graphs <- graphOfVertices(t, []engine.Vertex{vtx("slow", slow2), vtx("s", &sender{fake: newFake(rec, "s"), next: "x"}), vtx("r", r2)})
+		synctest.Wait()
+		r.gate, r.ctxAware = make(chan struct{}), true // r's next run blocks until cancelled
+		s.set("y")
+		s.event()
+		synctest.Wait()
+		close(slow.gate)
+		synctest.Wait()
+		if got := logs.records("now also waits"); len(got) != 1 || got[0].attrs["waiting_for"] != "fake[r]" {
+			t.Fatalf("got %+v, want one record naming fake[r]", got)
+		}
+		advance(time.Minute)
+		if r2.inits.Load() != 1 {
+			t.Fatal("the late-doomed vertex was not cancelled after SwapTimeout")
+		}
+		synctest.Wait()
+		if got := logs.records("resource failed"); len(got) != 0 {
+			t.Errorf("a cancellation by the swap was logged as a failure: %+v", got)
 		}
 	})
 }

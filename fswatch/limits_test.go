@@ -96,14 +96,16 @@ func stderrOf(err error) string {
 }
 
 // Running out of inotify watches gave "no space left on device", which
-// sends users to df. The error names the sysctl and how to raise it.
+// sends users to df. The error names the sysctl that binds (here the user
+// namespace's, lower than the host's) and how to raise it.
 func TestWatchLimitErrorNamesTheSysctl(t *testing.T) {
 	msg, limit := runLimitChild(t, "watches", true)
-	if limit != LimitWatches {
-		t.Errorf("limit %q, want %q; error: %s", limit, LimitWatches, msg)
+	// The child's namespace limit is the lower: that is the one named.
+	if limit != LimitNSWatches {
+		t.Errorf("limit %q, want %q; error: %s", limit, LimitNSWatches, msg)
 	}
-	for _, want := range []string{"no space left on device", "sysctl fs.inotify.max_user_watches (now 1) is reached",
-		"sysctl -w fs.inotify.max_user_watches=524288", "/etc/sysctl.d/"} {
+	for _, want := range []string{"no space left on device", "sysctl user.max_inotify_watches (now 1) is reached",
+		"user namespace", "sysctl -w user.max_inotify_watches=524288", "/etc/sysctl.d/"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q lacks %q", msg, want)
 		}
@@ -114,11 +116,11 @@ func TestWatchLimitErrorNamesTheSysctl(t *testing.T) {
 // names the sysctl and how to raise it.
 func TestInstanceLimitErrorNamesTheSysctl(t *testing.T) {
 	msg, limit := runLimitChild(t, "instances", true)
-	if limit != LimitInstances {
-		t.Errorf("limit %q, want %q; error: %s", limit, LimitInstances, msg)
+	if limit != LimitNSInstances {
+		t.Errorf("limit %q, want %q; error: %s", limit, LimitNSInstances, msg)
 	}
-	for _, want := range []string{"too many open files", "sysctl fs.inotify.max_user_instances (now 0) is reached",
-		"sysctl -w fs.inotify.max_user_instances=512"} {
+	for _, want := range []string{"too many open files", "sysctl user.max_inotify_instances (now 0) is reached",
+		"sysctl -w user.max_inotify_instances=512"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q lacks %q", msg, want)
 		}

@@ -16,7 +16,7 @@ func (f *File) Claims() []engine.Claim {
 	case f.State == stateAbsent:
 		c.Tree, c.Why = true, "it is declared absent"
 	case !f.isDir():
-		c.Tree, c.Why = true, "it is declared a file, not a directory, whose path would end in /"
+		c.Tree, c.Why = true, "it is declared a regular file: its path does not end in /"
 	}
 	return []engine.Claim{c}
 }

@@ -82,7 +82,7 @@ func TestFileUnderRegularFileIsRefused(t *testing.T) {
 `
 	err := parseErr(t, "file.yaml", src)
 	want := `file.yaml:5:11: file "/srv/app/conf": manages path /srv/app/conf, under path /srv/app, which file "/srv/app" ` +
-		`(file.yaml:3:11) manages with everything under it (it is declared a file, not a directory`
+		`(file.yaml:3:11) manages with everything under it (it is declared a regular file: its path does not end in /)`
 	if !strings.Contains(err.Error(), want) {
 		t.Errorf("got\n  %v\nwant it to contain\n  %s", err, want)
 	}
