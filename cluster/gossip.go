@@ -148,6 +148,12 @@ func (d memberDelegate) NotifyJoin(n *memberlist.Node) {
 	d.s.goneMu.Unlock()
 	d.s.kick()
 	d.s.kickPeers()
+	if ok && n.Name != d.s.cfg.Raft.NodeID {
+		select {
+		case d.s.joinWake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // NotifyLeave records a node gone from the ring. memberlist calls it for a

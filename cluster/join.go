@@ -80,25 +80,46 @@ func (s *Server) Join(addrs []string) (int, error) {
 }
 
 // joinLoop joins the configured seeds, retrying with backoff (0.5s
-// doubling to 30s) until one answers.
+// doubling to 30s) until one answers, or until the node is in a ring
+// with others some other way (`graft join`, or another node joining it).
 func (s *Server) joinLoop(ctx context.Context) {
 	wait := time.Second / 2
 	for {
-		n, err := s.Join(s.cfg.Join)
-		if err == nil {
-			s.log.Info("joined the cluster's gossip ring", "seeds", s.cfg.Join, "answered", n)
+		if s.hasPeer() {
+			s.log.Info("in the cluster's gossip ring through another member: no longer trying the seeds", "seeds", s.cfg.Join)
 			return
 		}
-		s.log.Warn("could not join yet; retrying", "seeds", s.cfg.Join, "err", err, "retry_in", wait)
+		n, err := s.Join(s.cfg.Join)
+		switch {
+		case err == nil:
+			s.log.Info("joined the cluster's gossip ring", "seeds", s.cfg.Join, "answered", n)
+			return
+		case !s.hasPeer():
+			s.log.Warn("could not join yet; retrying", "seeds", s.cfg.Join, "err", err, "retry_in", wait)
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-t.C:
+		case <-s.joinWake:
+			t.Stop()
 		}
 		wait = min(2*wait, 30*time.Second)
 	}
+}
+
+// hasPeer reports whether another node is alive in this node's ring.
+func (s *Server) hasPeer() bool {
+	s.goneMu.Lock()
+	defer s.goneMu.Unlock()
+	for name := range s.ring {
+		if name != s.cfg.Raft.NodeID {
+			return true
+		}
+	}
+	return false
 }
 
 // reconnectLoop heals what memberlist does not: it stops gossiping to dead

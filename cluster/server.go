@@ -176,6 +176,7 @@ type Server struct {
 	peers      PeerStore
 	wake       chan struct{}
 	peersWake  chan struct{} // the ring grew: remember its members now
+	joinWake   chan struct{} // another node joined the ring: the join loop may stop
 	leaveReqs  chan leaveReq // graceful leaves for the reconcile goroutine
 
 	// The ring as memberlist's events reported it. memberlist's own
@@ -250,7 +251,7 @@ func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, log: log.With("node", rc.NodeID), node: node, wake: make(chan struct{}, 1),
 		metaTurn:  make(chan struct{}, 1),
-		peersWake: make(chan struct{}, 1),
+		peersWake: make(chan struct{}, 1), joinWake: make(chan struct{}, 1),
 		leaveReqs: make(chan leaveReq), ring: map[string]ringEntry{}, gone: map[string]goneNode{},
 		departed: map[string]time.Time{}, addrs: map[string]string{}, contact: map[string]time.Time{},
 		peers: deps.Peers, ctx: ctx, cancel: cancel}
