@@ -366,9 +366,7 @@ func (a *agentCluster) stop(leave bool, hard <-chan struct{}) {
 // closes, and returns why it could not leave gracefully, if it could not.
 func (a *agentCluster) leave(hard <-chan struct{}) error {
 	st := a.srv.Node().Status()
-	if alone(st) {
-		// Nothing to hand over, and nobody to tell (Leave would wait for a
-		// leader other than this node).
+	if alone(st) && !joined(a.srv) {
 		a.log.Info("this node is its cluster's only server: nothing to leave")
 		return nil
 	}
