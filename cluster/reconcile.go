@@ -66,7 +66,7 @@ func (s *Server) leadIn(term uint64, now time.Time) {
 // reconcile makes the raft configuration follow the cluster. On the leader:
 //
 //   - a server alive in the ring but not in raft joins as a non-voter (and
-//     a server whose cluster address changed is updated);
+//     a server whose cluster address changed is updated, this one too);
 //   - a non-voter that has stayed caught up for Stabilization is promoted
 //     while fewer voters are up than wanted: the largest odd number up to
 //     Voters that the servers up allow;
@@ -122,7 +122,9 @@ func (s *Server) reconcile(ctx context.Context) {
 		case !ok:
 			s.log.Info("adding a server as a non-voter", "server", name, "address", m.meta.RaftAddr)
 			s.change(s.node.raft.AddNonvoter(raft.ServerID(name), raft.ServerAddress(m.meta.RaftAddr), 0, s.cfg.Raft.ApplyTimeout))
-		case string(srv.Address) != m.meta.RaftAddr && name != self:
+		case string(srv.Address) != m.meta.RaftAddr:
+			// This node too: restarted on another address, it would
+			// keep its old one in raft (and in graft status) for good.
 			s.log.Info("a server's cluster address changed", "server", name, "from", srv.Address, "to", m.meta.RaftAddr)
 			if srv.Suffrage == raft.Voter {
 				s.change(s.node.raft.AddVoter(srv.ID, raft.ServerAddress(m.meta.RaftAddr), 0, s.cfg.Raft.ApplyTimeout))
