@@ -195,7 +195,8 @@ func TestClusterTLSNodes(t *testing.T) {
 	if n, err := raw.Read(make([]byte, 64)); err == nil {
 		t.Errorf("plaintext peer read %d bytes", n)
 	}
-	aLogs.wait(t, 5*time.Second, "TLS handshake failed", "first record does not look like a TLS handshake")
+	// Its refusal is not logged: a's cluster port logs a refused handshake
+	// once per address per window, and c's from this address took it.
 
 	// The keyed cluster still takes writes.
 	if _, err := b.Apply(ctx, putCmd("after-c", "1")); err != nil {
