@@ -28,7 +28,7 @@ func TestJoinRetriesStopAfterAJoinThroughAnotherMember(t *testing.T) {
 		f := clustertest.NewFleet(t, 2, &cfg)
 		s0, s1 := f.Slots[0], f.Slots[1]
 		f.Start(s0, nil)
-		srv := f.Start(s1, func(c *cluster.ServerConfig) { c.Join = []string{"gone:7946"} })
+		srv := f.Start(s1, func(c *cluster.ServerConfig) { c.Join = []string{"192.0.2.1:7946"} })
 		t0 := time.Now()
 		eventually(t, time.Minute, "a failed attempt to join the seed", func() bool {
 			return len(logsOf(tap, s1.ID, "could not join yet; retrying", t0)) > 0
