@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"slices"
 	"sort"
@@ -70,19 +71,58 @@ func (m *MemoryPeers) Save(addrs []string) error {
 }
 
 // Join joins the ring through any of addrs (gossip addresses) and returns
-// how many nodes answered.
+// how many nodes answered. When none let this node in and one refused it
+// for belonging to another cluster, the error is an *OtherClusterError. A
+// node with raft state first waits to know its cluster's ID (see
+// awaitClusterID), and asks again, for as long, seeds that do not know
+// theirs yet (see mergeable).
 func (s *Server) Join(addrs []string) (int, error) {
-	n, err := s.ml.Join(addrs)
-	if err != nil && n == 0 {
-		return 0, errors.New("cluster: join " + strings.Join(addrs, ", ") + ": " + err.Error())
+	if !s.awaitClusterID(s.ctx) {
+		return 0, ErrClosed
 	}
-	return n, nil
+	deadline := time.Now().Add(clusterIDWait)
+	for {
+		refusals, waits := s.refusals.Load(), s.idWaits.Load()
+		n, err := s.ml.Join(addrs)
+		switch {
+		case err == nil || n > 0:
+			return n, nil
+		case s.refusals.Load() != refusals && s.refusal.Load() != nil:
+			return 0, fmt.Errorf("cluster: join %s: %w", strings.Join(addrs, ", "), s.refusal.Load())
+		case s.idWaits.Load() == waits || time.Now().After(deadline):
+			return 0, fmt.Errorf("cluster: join %s: %s", strings.Join(addrs, ", "), flatten(err))
+		}
+		t := time.NewTimer(s.cfg.ReconcileInterval)
+		select {
+		case <-s.ctx.Done():
+			t.Stop()
+			return 0, ErrClosed
+		case <-t.C:
+		}
+	}
+}
+
+// flatten writes memberlist's multi-error ("1 error occurred:\n\t* ...")
+// on one line.
+func flatten(err error) string {
+	var multi interface{ WrappedErrors() []error }
+	if !errors.As(err, &multi) {
+		return err.Error()
+	}
+	msgs := make([]string, 0, len(multi.WrappedErrors()))
+	for _, e := range multi.WrappedErrors() {
+		msgs = append(msgs, e.Error())
+	}
+	return strings.Join(msgs, "; ")
 }
 
 // joinLoop joins the configured seeds, retrying with backoff (0.5s
 // doubling to 30s) until one answers, or until the node is in a ring
 // with others some other way (`graft join`, or another node joining it).
 func (s *Server) joinLoop(ctx context.Context) {
+	if !s.awaitClusterID(ctx) {
+		return
+	}
 	wait := time.Second / 2
 	for {
 		if s.hasPeer() {
@@ -90,9 +130,13 @@ func (s *Server) joinLoop(ctx context.Context) {
 			return
 		}
 		n, err := s.Join(s.cfg.Join)
+		var other *OtherClusterError
 		switch {
 		case err == nil:
 			s.log.Info("joined the cluster's gossip ring", "seeds", s.cfg.Join, "answered", n)
+			return
+		case errors.As(err, &other):
+			s.joinOtherCluster(other)
 			return
 		case !s.hasPeer():
 			s.log.Warn("could not join yet; retrying", "seeds", s.cfg.Join, "err", err, "retry_in", wait)
@@ -108,6 +152,53 @@ func (s *Server) joinLoop(ctx context.Context) {
 		}
 		wait = min(2*wait, 30*time.Second)
 	}
+}
+
+// clusterIDWait bounds how long a node with raft state waits to know its
+// cluster's ID before it tries its seeds.
+const clusterIDWait = 10 * time.Second
+
+// awaitClusterID waits, for a node with raft state that does not know its
+// cluster ID yet (raft has not replayed its log: a data dir of a version
+// that did not keep the ID), until it does, at most clusterIDWait: a node
+// that joins seeds of another cluster without it looks fresh to them, and
+// they would add it to their raft. It reports false if ctx ended.
+func (s *Server) awaitClusterID(ctx context.Context) bool {
+	if !s.node.HasState() || s.ClusterID() != "" {
+		return true
+	}
+	deadline := time.NewTimer(clusterIDWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(s.cfg.ReconcileInterval / 2)
+	defer tick.Stop()
+	for s.ClusterID() == "" {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-deadline.C:
+			s.log.Warn("the cluster ID is not known yet: joining other nodes without it", "waited", clusterIDWait)
+			return true
+		case <-tick.C:
+		}
+	}
+	return true
+}
+
+// joinOtherCluster handles seeds that belong to another cluster: a node
+// that never had a peer hands over to its owner to be started afresh;
+// one that had peers can never join them, and says what to do.
+func (s *Server) joinOtherCluster(other *OtherClusterError) {
+	if s.NeverHadPeer() && s.cfg.OnOtherCluster != nil {
+		s.log.Warn("the seeds belong to another cluster, and this node never had a peer: "+
+			"setting its own one-node cluster aside to join theirs",
+			"seeds", s.cfg.Join, "cluster_id", other.ClusterID, "own_cluster_id", other.Local)
+		s.cfg.OnOtherCluster(other)
+		return
+	}
+	s.log.Error("the seeds belong to another cluster, which this node, a member of its own, can never join: "+
+		"no longer trying them. To move this node, make it leave its cluster (graft leave), then start it on an "+
+		"empty data dir with the other cluster's key and --join; to stay, remove --join",
+		"seeds", s.cfg.Join, "cluster_id", other.ClusterID, "own_cluster_id", other.Local)
 }
 
 // hasPeer reports whether another node is alive in this node's ring.
@@ -136,6 +227,9 @@ func (s *Server) reconnectLoop(ctx context.Context) {
 		} else {
 			s.log.Warn("could not read the remembered peers", "err", err)
 		}
+	}
+	if !s.awaitClusterID(ctx) {
+		return
 	}
 	tick := time.NewTicker(s.cfg.ReconnectInterval)
 	defer tick.Stop()

@@ -119,6 +119,8 @@ func (s *Server) reconcile(ctx context.Context) {
 			return
 		case !ok && (!departed[name].IsZero() || m.meta.Leaving):
 			// Leaving: it asked to be removed and has not left the ring yet.
+		case !ok && m.meta.ClusterID != "" && m.meta.ClusterID != s.ClusterID():
+			// Of another cluster (the ring let it in before either knew).
 		case !ok:
 			s.log.Info("adding a server as a non-voter", "server", name, "address", m.meta.RaftAddr)
 			s.change(s.node.raft.AddNonvoter(raft.ServerID(name), raft.ServerAddress(m.meta.RaftAddr), 0, s.cfg.Raft.ApplyTimeout))
