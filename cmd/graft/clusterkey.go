@@ -63,6 +63,10 @@ func loadClusterKey(o clusterOptions, dir string) (clusterKey, error) {
 			"make it with `graft keygen` and give it to each with --token or GRAFT_TOKEN")
 	}
 	tok, created, err := cluster.LoadOrCreateToken(path)
+	if errors.Is(err, cluster.ErrInvalidToken) {
+		return clusterKey{}, fmt.Errorf("%w: remove it, and start with the cluster's key in GRAFT_TOKEN "+
+			"(or --token; a node that starts a cluster alone makes a new one)", err)
+	}
 	if err != nil {
 		return clusterKey{}, err
 	}

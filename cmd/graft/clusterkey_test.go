@@ -115,3 +115,16 @@ func TestJoinHint(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+// A token file that does not parse says how to recover.
+func TestABrokenKeyFileSaysHowToRecover(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, tokenFile), []byte("graft1_truncat\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := loadClusterKey(clusterOptions{}, dir)
+	if !errors.Is(err, cluster.ErrInvalidToken) || !strings.Contains(err.Error(), "remove it") ||
+		!strings.Contains(err.Error(), "GRAFT_TOKEN") {
+		t.Errorf("a broken key file: %v, want the way out", err)
+	}
+}
