@@ -16,7 +16,7 @@
 //	GET    /v1/kv?prefix=P[&linearizable=true]  keys under P, sorted: {"rev": N, "kvs": [KV...]} and the leader contact
 //	GET    /v1/watch?prefix=P[&rev=N]           a stream of watch objects, one JSON object a line
 //	GET    /v1/status                           the node and cluster as this node sees them
-//	POST   /v1/join                             join the cluster through {"addrs": ["HOST:PORT"...]}: {"joined": N}
+//	POST   /v1/join                             join the cluster through {"addrs": ["HOST:PORT"...], "token": KEY}: {"joined": N} (see JoinResult)
 //	GET    /v1/members                          the cluster's members: [MemberInfo...] (see cluster.MemberInfo)
 //	POST   /v1/leave                            leave the cluster gracefully, then stop the agent: 202 {"leaving": true}
 //
@@ -55,6 +55,10 @@
 //
 // A join's addresses are gossip addresses of any members of the cluster
 // (their "gossip_address" in /v1/status); N is how many of them answered.
+// The key ("token", optional) is the cluster's: a node that never had a
+// peer adopts it, and one that never had a peer also sets its own
+// one-node cluster aside to join another; either restarts its cluster side
+// (and the API), which the answer says (JoinResult).
 // A leave answers before the agent starts stopping: the agent first lets
 // running resources finish, then leaves (its raft seat and semaphore slots
 // are released at once), then closes the API.
@@ -106,7 +110,9 @@
 // unknown path, 405 for a method a path does not take, 413 for a value too
 // large, 501 for the membership endpoints of an agent that runs no
 // membership, 502 for a join that no given address answered (wrong
-// addresses, nodes down, or another cluster key), 503 when the cluster has
+// addresses, nodes down, or another cluster key), 409 for a join the
+// agent refuses (a node that had peers keeps its cluster and key; the
+// message says how to move it), 503 when the cluster has
 // no leader or the agent is stopping, 504 when the operation timed out or
 // its outcome is unknown (a write that may or may not have been applied),
 // 500 otherwise.

@@ -37,6 +37,7 @@ type fixtureOpts struct {
 	realNode bool
 	// The membership side of Config.
 	cluster     Cluster
+	join        JoinFunc
 	leave       func(context.Context) error
 	fingerprint string
 }
@@ -73,7 +74,7 @@ func newFixture(t *testing.T, opts fixtureOpts) *fixture {
 		opts.node = node
 	}
 	srv, err := NewServer(Config{Store: store, Status: node.Status, Node: opts.node, Host: m.ID, Version: "v-test", Timeout: opts.timeout,
-		Cluster: opts.cluster, Leave: opts.leave, KeyFingerprint: opts.fingerprint})
+		Cluster: opts.cluster, Join: opts.join, Leave: opts.leave, KeyFingerprint: opts.fingerprint})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,16 +26,44 @@ type Cluster interface {
 
 var _ Cluster = (*cluster.Server)(nil)
 
+// JoinFunc serves a join request in the agent's own way (Config.Join):
+// it may adopt the request's key, or restart the node's cluster side to
+// join another cluster. Its errors may match ErrJoinRefused or
+// cluster.ErrOtherCluster (both 409).
+type JoinFunc func(ctx context.Context, req JoinRequest) (JoinResult, error)
+
 // JoinRequest is the body of POST /v1/join: gossip addresses (HOST:PORT)
-// of any members of the cluster to join.
+// of any members of the cluster to join and, optionally, that cluster's
+// key, which only a node that never had a peer adopts (the server checks
+// its form: a bad one is 400).
 type JoinRequest struct {
 	Addrs []string `json:"addrs"`
+	Token string   `json:"token,omitempty"`
 }
 
-// JoinResult answers a join: how many of the nodes asked answered.
+// JoinResult answers a join: how many of the nodes asked answered, or,
+// when the node (one that never had a peer) restarts its cluster side to
+// join, what it does. The join then completes after the restart, which
+// closes and reopens the API: `graft members` shows it.
 type JoinResult struct {
 	Joined int `json:"joined"`
+	// Restarting is set when the node restarts its cluster side to join.
+	Restarting bool `json:"restarting,omitempty"`
+	// KeyFingerprint is the fingerprint of the key the node adopted.
+	KeyFingerprint string `json:"key_fingerprint,omitempty"`
+	// OtherCluster is the ID of the cluster the addresses belong to, when
+	// the node set its own one-node cluster aside to join it: SetAside is
+	// the directory that now holds that cluster's state (a data dir an
+	// agent can run on), and SetAsideKeys how many keys it held, none of
+	// which is copied into the cluster joined.
+	OtherCluster string `json:"other_cluster,omitempty"`
+	SetAside     string `json:"set_aside,omitempty"`
+	SetAsideKeys int    `json:"set_aside_keys,omitempty"`
 }
+
+// ErrJoinRefused is matched by the error of a join the agent refuses: a
+// node that has had peers keeps its cluster and its key.
+var ErrJoinRefused = errors.New("the agent refuses the join")
 
 // LeaveResult is one line of the answer to POST /v1/leave, a stream of
 // JSON objects: first {"leaving": true} once the agent has taken the
@@ -88,16 +116,35 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if req.Token != "" {
+		if _, err := cluster.ParseToken(req.Token); err != nil { // its errors never hold the key
+			fail(w, badf("join: token: %v", err))
+			return
+		}
+	}
+	if req.Token != "" && s.cfg.Join == nil {
+		fail(w, badf("join: this agent takes no key with a join"))
+		return
+	}
 	// memberlist bounds each attempt by its TCP timeout, not by the
 	// request's context.
-	n, err := s.cfg.Cluster.Join(req.Addrs)
-	if err != nil {
+	var res JoinResult
+	var err error
+	if s.cfg.Join != nil {
+		res, err = s.cfg.Join(r.Context(), req)
+	} else {
+		res.Joined, err = s.cfg.Cluster.Join(req.Addrs)
+	}
+	switch {
+	case errors.Is(err, ErrJoinRefused), errors.Is(err, cluster.ErrOtherCluster):
+		writeError(w, http.StatusConflict, err.Error())
+	case err != nil:
 		// No node answered: the addresses are wrong, the nodes down, or
 		// they hold another cluster key.
 		writeError(w, http.StatusBadGateway, err.Error())
-		return
+	default:
+		writeJSON(w, http.StatusOK, res)
 	}
-	writeJSON(w, http.StatusOK, JoinResult{Joined: n})
 }
 
 // maxJoinAddrs bounds one join request: memberlist tries each address in
@@ -151,16 +198,25 @@ func (s *Server) leave(w http.ResponseWriter, r *http.Request) {
 // addresses of its members) and returns how many answered. It fails, with
 // status 502, when none did.
 func (c *Client) Join(ctx context.Context, addrs []string) (int, error) {
-	if len(addrs) == 0 {
-		return 0, errors.New("api: join: no addresses")
+	res, err := c.JoinWith(ctx, JoinRequest{Addrs: addrs})
+	return res.Joined, err
+}
+
+// JoinWith sends a join request, which may carry the cluster's key, and
+// returns the agent's answer. It fails with status 502 when no address
+// answered, 409 when the agent refuses (a node that had peers keeps its
+// cluster and key; see ErrJoinRefused).
+func (c *Client) JoinWith(ctx context.Context, req JoinRequest) (JoinResult, error) {
+	if len(req.Addrs) == 0 {
+		return JoinResult{}, errors.New("api: join: no addresses")
 	}
-	body, err := json.Marshal(JoinRequest{Addrs: addrs})
+	body, err := json.Marshal(req)
 	if err != nil {
-		return 0, fmt.Errorf("api: %w", err)
+		return JoinResult{}, fmt.Errorf("api: %w", err)
 	}
 	var res JoinResult
 	err = c.call(ctx, http.MethodPost, "/v1/join", nil, body, &res)
-	return res.Joined, err
+	return res, err
 }
 
 // Members returns the cluster's members as the agent sees them, sorted by

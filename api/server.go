@@ -72,6 +72,10 @@ type Config struct {
 	// Cluster is the node's membership, for /v1/join and /v1/members and
 	// the cluster fields of /v1/status. Nil: those endpoints answer 501.
 	Cluster Cluster
+	// Join, if set, serves /v1/join instead of Cluster.Join, and may take
+	// the cluster's key with the addresses (a join with a key is refused
+	// without it).
+	Join JoinFunc
 	// KeyFingerprint is the cluster key's fingerprint, reported by
 	// /v1/status (never the key).
 	KeyFingerprint string

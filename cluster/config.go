@@ -15,8 +15,12 @@ type Config struct {
 	// cluster and stable across restarts. Required.
 	NodeID string
 	// DataDir holds the raft log, stable store and snapshots. Required for
-	// Open; nodes built with New on in-memory stores ignore it.
+	// Open unless InMemory; nodes built with New on in-memory stores
+	// ignore it.
 	DataDir string
+	// InMemory makes Open keep the raft log, stable store and snapshots in
+	// memory: the node's state, and so its cluster, end when it closes.
+	InMemory bool
 
 	// BindAddr is the TCP address of the cluster port (raft and forwarding
 	// RPC), such as "0.0.0.0:7947". Used by Open.

@@ -31,6 +31,11 @@ type Meta struct {
 	// tells the ring: every node then records its departure as a leave,
 	// not a death (memberlist tells its delegate of both alike).
 	Leaving bool `msgpack:"lv,omitempty"`
+	// State is set by a node that started on raft state of its own (it
+	// bootstrapped, or restarted on its data), whose cluster ID it knows
+	// only once raft has replayed its log (or the first leader wrote it):
+	// two such rings merge only once both know.
+	State bool `msgpack:"st,omitempty"`
 }
 
 func decodeMeta(b []byte) (Meta, bool) {
@@ -118,11 +123,15 @@ func (d memberDelegate) LocalState(bool) []byte                     { return nil
 func (d memberDelegate) MergeRemoteState([]byte, bool)              {}
 
 // NotifyMerge refuses to merge with nodes of another cluster: a different
-// name, or a different cluster ID when both sides have one.
+// name, or a different cluster ID when both sides have one (see
+// mergeable).
 func (d memberDelegate) NotifyMerge(peers []*memberlist.Node) error {
 	for _, p := range peers {
-		if err := d.s.compatible(p); err != nil {
-			d.s.log.Error("refusing to merge with another cluster", "peer", p.Name, "err", err)
+		if err := d.s.mergeable(p); err != nil {
+			// Warn: a node that never had a peer meets this on its way
+			// to joining another cluster (see OnOtherCluster).
+			d.s.log.Warn("refusing to merge with a peer's ring", "peer", p.Name, "err", err)
+			d.s.noteRefusal(err)
 			return err
 		}
 	}
@@ -148,6 +157,12 @@ func (d memberDelegate) NotifyJoin(n *memberlist.Node) {
 	d.s.goneMu.Unlock()
 	d.s.kick()
 	d.s.kickPeers()
+	if ok && n.Name != d.s.cfg.Raft.NodeID {
+		select {
+		case d.s.joinWake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // NotifyLeave records a node gone from the ring. memberlist calls it for a
@@ -195,8 +210,25 @@ func (s *Server) compatible(peer *memberlist.Node) error {
 		return fmt.Errorf("node %s belongs to cluster %q, this node to %q", peer.Name, m.Cluster, mine.Cluster)
 	}
 	if m.ClusterID != "" && mine.ClusterID != "" && m.ClusterID != mine.ClusterID {
-		return fmt.Errorf("node %s belongs to cluster ID %s, this node to cluster ID %s: they were bootstrapped apart and will not merge",
-			peer.Name, m.ClusterID, mine.ClusterID)
+		return &OtherClusterError{Peer: peer.Name, ClusterID: m.ClusterID, Local: mine.ClusterID}
+	}
+	return nil
+}
+
+// mergeable reports why this node's ring cannot merge with peer's, if it
+// cannot: peer is not compatible, or both started on raft state of their
+// own and one does not know its cluster's ID yet (one may be of another
+// cluster, and the other would take it for a fresh node and add it to its
+// raft). They merge once both know.
+func (s *Server) mergeable(peer *memberlist.Node) error {
+	if err := s.compatible(peer); err != nil || peer.Name == s.cfg.Raft.NodeID {
+		return err
+	}
+	m, _ := decodeMeta(peer.Meta)
+	mine := s.localMeta()
+	if m.State && mine.State && (m.ClusterID == "" || mine.ClusterID == "") {
+		return fmt.Errorf("node %s and this node both started on raft state of their own, and %w "+
+			"(this node's %q, its %q): they merge once both are", peer.Name, errIDUnknown, mine.ClusterID, m.ClusterID)
 	}
 	return nil
 }

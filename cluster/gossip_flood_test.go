@@ -60,6 +60,8 @@ type logTap struct {
 
 type tapLine struct {
 	level slog.Level
+	time  time.Time
+	msg   string
 	text  string // message and attributes
 	attrs map[string]string
 }
@@ -67,7 +69,7 @@ type tapLine struct {
 func (l *logTap) Enabled(context.Context, slog.Level) bool { return true }
 
 func (l *logTap) Handle(_ context.Context, r slog.Record) error {
-	line := tapLine{level: r.Level, attrs: map[string]string{}}
+	line := tapLine{level: r.Level, time: r.Time, msg: r.Message, attrs: map[string]string{}}
 	var b strings.Builder
 	b.WriteString(r.Message)
 	add := func(a slog.Attr) bool {

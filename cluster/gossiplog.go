@@ -38,10 +38,13 @@ const (
 	logKeySuppressed = "suppressed"
 )
 
-// logLimiter decides which lines of a flood are logged. It is safe for
-// concurrent use.
+// logLimiter decides which lines of a flood are logged: a reason at most
+// once per source per window, and for at most maxSources sources per
+// window. It is safe for concurrent use.
 type logLimiter struct {
-	now func() time.Time
+	now        func() time.Time
+	span       time.Duration
+	maxSources int
 
 	mu      sync.Mutex
 	reasons map[string]*logWindow
@@ -51,14 +54,16 @@ type logLimiter struct {
 // logWindow is one reason's current window.
 type logWindow struct {
 	start time.Time
-	// sources logged in this window; at most gossipLogSources.
+	// sources logged in this window; at most the limiter's maxSources.
 	sources map[string]struct{}
 	// suppressed counts lines not logged since the last one that was.
 	suppressed int
 }
 
+// newLogLimiter returns the gossip port's limiter: gossipLogWindow, and
+// gossipLogSources sources per window.
 func newLogLimiter(now func() time.Time) *logLimiter {
-	return &logLimiter{now: now, reasons: map[string]*logWindow{}}
+	return &logLimiter{now: now, span: gossipLogWindow, maxSources: gossipLogSources, reasons: map[string]*logWindow{}}
 }
 
 // allow reports whether a line of reason from source (an IP, or "" for
@@ -69,11 +74,11 @@ func (l *logLimiter) allow(reason, source string) (ok bool, suppressed int) {
 	defer l.mu.Unlock()
 	now := l.now()
 	w := l.window(reason, now)
-	if w.sources == nil || now.Sub(w.start) >= gossipLogWindow {
+	if w.sources == nil || now.Sub(w.start) >= l.span {
 		w.start = now
 		w.sources = make(map[string]struct{}, 1)
 	}
-	if _, seen := w.sources[source]; seen || len(w.sources) >= gossipLogSources {
+	if _, seen := w.sources[source]; seen || len(w.sources) >= l.maxSources {
 		w.suppressed++
 		return false, 0
 	}
@@ -92,7 +97,7 @@ func (l *logLimiter) window(reason string, now time.Time) *logWindow {
 	}
 	if len(l.reasons) >= gossipLogReasons {
 		for r, w := range l.reasons {
-			if now.Sub(w.start) >= gossipLogWindow {
+			if now.Sub(w.start) >= l.span {
 				delete(l.reasons, r)
 			}
 		}

@@ -7,8 +7,23 @@ import (
 	"log"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
+)
+
+// Raft logs a line at every failed attempt to reach a peer, each with its
+// backoff: one follower down made about 30 ERROR lines in 10 s ("failed to
+// heartbeat to", "failed to appendEntries to"). Its warnings and errors are
+// therefore rate-limited as the gossip port's lines are: a message about
+// one peer at most once per raftLogWindow, and the next line of that
+// message that is logged says how many were suppressed. Debug and info
+// lines (state changes, elections) are not limited.
+const (
+	raftLogWindow = 10 * time.Second
+	// raftLogPeers bounds the peers one message is logged for per window:
+	// raft's servers are few (the voters and some spares).
+	raftLogPeers = 64
 )
 
 // hclogAdapter sends raft's logs (hclog) to a slog.Logger.
@@ -17,10 +32,18 @@ type hclogAdapter struct {
 	name  string
 	args  []any
 	level hclog.Level
+	notes *logLimiter // shared by the adapter's With and Named copies
 }
 
 func newHclog(l *slog.Logger, name string) hclog.Logger {
-	return &hclogAdapter{log: l, name: name, level: hclog.Debug}
+	return newHclogAt(l, name, time.Now)
+}
+
+// newHclogAt is newHclog whose rate limit reads the time from now.
+func newHclogAt(l *slog.Logger, name string, now func() time.Time) *hclogAdapter {
+	notes := newLogLimiter(now)
+	notes.span, notes.maxSources = raftLogWindow, raftLogPeers
+	return &hclogAdapter{log: l, name: name, level: hclog.Debug, notes: notes}
 }
 
 func (h *hclogAdapter) slogLevel(level hclog.Level) slog.Level {
@@ -52,7 +75,30 @@ func (h *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 			}
 		}
 	}
-	h.log.Log(context.Background(), h.slogLevel(level), msg, all...)
+	lvl := h.slogLevel(level)
+	if lvl >= slog.LevelWarn && h.notes != nil {
+		ok, suppressed := h.notes.allow(h.name+": "+msg, peerOf(all))
+		if !ok {
+			return
+		}
+		if suppressed > 0 {
+			all = append(all, logKeySuppressed, suppressed)
+		}
+	}
+	h.log.Log(context.Background(), lvl, msg, all...)
+}
+
+// peerOf names the peer a raft log line is about: the values of the
+// attributes raft names peers with, or "" for a line about no peer.
+func peerOf(args []any) string {
+	var peer []string
+	for i := 0; i+1 < len(args); i += 2 {
+		switch args[i] {
+		case "peer", "server-id", "target", "candidate", "from", "id":
+			peer = append(peer, fmt.Sprint(args[i+1]))
+		}
+	}
+	return strings.Join(peer, " ")
 }
 
 func (h *hclogAdapter) Trace(msg string, args ...any) { h.Log(hclog.Trace, msg, args...) }

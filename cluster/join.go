@@ -71,13 +71,35 @@ func (m *MemoryPeers) Save(addrs []string) error {
 }
 
 // Join joins the ring through any of addrs (gossip addresses) and returns
-// how many nodes answered.
+// how many nodes answered. When none let this node in and one refused it
+// for belonging to another cluster, the error is an *OtherClusterError. A
+// node with raft state first waits to know its cluster's ID (see
+// awaitClusterID), and asks again, for as long, seeds that do not know
+// theirs yet (see mergeable).
 func (s *Server) Join(addrs []string) (int, error) {
-	n, err := s.ml.Join(addrs)
-	if err != nil && n == 0 {
-		return 0, fmt.Errorf("cluster: no address answered: %w", joinCauses(err))
+	if !s.awaitClusterID(s.ctx) {
+		return 0, ErrClosed
 	}
-	return n, nil
+	deadline := time.Now().Add(clusterIDWait)
+	for {
+		refusals, waits := s.refusals.Load(), s.idWaits.Load()
+		n, err := s.ml.Join(addrs)
+		switch {
+		case err == nil || n > 0:
+			return n, nil
+		case s.refusals.Load() != refusals && s.refusal.Load() != nil:
+			return 0, fmt.Errorf("cluster: join %s: %w", strings.Join(addrs, ", "), s.refusal.Load())
+		case s.idWaits.Load() == waits || time.Now().After(deadline):
+			return 0, fmt.Errorf("cluster: no address answered: %w", joinCauses(err))
+		}
+		t := time.NewTimer(s.cfg.ReconcileInterval)
+		select {
+		case <-s.ctx.Done():
+			t.Stop()
+			return 0, ErrClosed
+		case <-t.C:
+		}
+	}
 }
 
 // joinCauses turns memberlist's join error, a go-multierror that renders
@@ -92,25 +114,100 @@ func joinCauses(err error) error {
 }
 
 // joinLoop joins the configured seeds, retrying with backoff (0.5s
-// doubling to 30s) until one answers.
+// doubling to 30s) until one answers, or until the node is in a ring
+// with others some other way (`graft join`, or another node joining it).
 func (s *Server) joinLoop(ctx context.Context) {
+	if !s.awaitClusterID(ctx) {
+		return
+	}
 	wait := time.Second / 2
 	for {
-		n, err := s.Join(s.cfg.Join)
-		if err == nil {
-			s.log.Info("joined the cluster's gossip ring", "seeds", s.cfg.Join, "answered", n)
+		if s.hasPeer() {
+			s.log.Info("in the cluster's gossip ring through another member: no longer trying the seeds", "seeds", s.cfg.Join)
 			return
 		}
-		s.log.Warn("could not join yet; retrying", "seeds", s.cfg.Join, "err", err, "retry_in", wait)
+		n, err := s.Join(s.cfg.Join)
+		var other *OtherClusterError
+		switch {
+		case err == nil:
+			s.log.Info("joined the cluster's gossip ring", "seeds", s.cfg.Join, "answered", n)
+			return
+		case errors.As(err, &other):
+			s.joinOtherCluster(other)
+			return
+		case !s.hasPeer():
+			s.log.Warn("could not join yet; retrying", "seeds", s.cfg.Join, "err", err, "retry_in", wait)
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-t.C:
+		case <-s.joinWake:
+			t.Stop()
 		}
 		wait = min(2*wait, 30*time.Second)
 	}
+}
+
+// clusterIDWait bounds how long a node with raft state waits to know its
+// cluster's ID before it tries its seeds.
+const clusterIDWait = 10 * time.Second
+
+// awaitClusterID waits, for a node with raft state that does not know its
+// cluster ID yet (raft has not replayed its log: a data dir of a version
+// that did not keep the ID), until it does, at most clusterIDWait: a node
+// that joins seeds of another cluster without it looks fresh to them, and
+// they would add it to their raft. It reports false if ctx ended.
+func (s *Server) awaitClusterID(ctx context.Context) bool {
+	if !s.node.HasState() || s.ClusterID() != "" {
+		return true
+	}
+	deadline := time.NewTimer(clusterIDWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(s.cfg.ReconcileInterval / 2)
+	defer tick.Stop()
+	for s.ClusterID() == "" {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-deadline.C:
+			s.log.Warn("the cluster ID is not known yet: joining other nodes without it", "waited", clusterIDWait)
+			return true
+		case <-tick.C:
+		}
+	}
+	return true
+}
+
+// joinOtherCluster handles seeds that belong to another cluster: a node
+// that never had a peer hands over to its owner to be started afresh;
+// one that had peers can never join them, and says what to do.
+func (s *Server) joinOtherCluster(other *OtherClusterError) {
+	if s.NeverHadPeer() && s.cfg.OnOtherCluster != nil {
+		s.log.Warn("the seeds belong to another cluster, and this node never had a peer: "+
+			"setting its own one-node cluster aside to join theirs",
+			"seeds", s.cfg.Join, "cluster_id", other.ClusterID, "own_cluster_id", other.Local)
+		s.cfg.OnOtherCluster(other)
+		return
+	}
+	s.log.Error("the seeds belong to another cluster, which this node, a member of its own, can never join: "+
+		"no longer trying them. To move this node, make it leave its cluster (graft leave), then start it on an "+
+		"empty data dir with the other cluster's key and --join; to stay, remove --join",
+		"seeds", s.cfg.Join, "cluster_id", other.ClusterID, "own_cluster_id", other.Local)
+}
+
+// hasPeer reports whether another node is alive in this node's ring.
+func (s *Server) hasPeer() bool {
+	s.goneMu.Lock()
+	defer s.goneMu.Unlock()
+	for name := range s.ring {
+		if name != s.cfg.Raft.NodeID {
+			return true
+		}
+	}
+	return false
 }
 
 // reconnectLoop heals what memberlist does not: it stops gossiping to dead
@@ -127,6 +224,9 @@ func (s *Server) reconnectLoop(ctx context.Context) {
 		} else {
 			s.log.Warn("could not read the remembered peers", "err", err)
 		}
+	}
+	if !s.awaitClusterID(ctx) {
+		return
 	}
 	tick := time.NewTicker(s.cfg.ReconnectInterval)
 	defer tick.Stop()

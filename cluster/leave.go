@@ -22,18 +22,26 @@ type leaveReq struct {
 // quorum of the new configuration; the node then leaves the ring all the
 // same (the leader releases its slots at once) and keeps its raft seat,
 // as a voter that is down, until removing it no longer costs the quorum.
-// Close the server afterwards.
+//
+// Leave waits for no one who is not there: with no other voter up in the
+// ring, no leader can take this node out of raft (it keeps its seat, and
+// a leader removes it later as a node that left), and with nobody up at
+// all there is nobody to tell. Close the server afterwards.
 func (s *Server) Leave(ctx context.Context) error {
 	if s.ctx.Err() != nil {
 		return ErrClosed
 	}
 	id := s.cfg.Raft.NodeID
+	peers, voters := s.upInRing()
 	var errs []error
 	s.leaving.Store(true)
-	if err := s.updateMeta(); err != nil {
+	if peers == 0 {
+		s.log.Info("no other node is up: nobody to tell of the leave")
+	} else if err := s.updateMeta(); err != nil {
 		s.log.Warn("could not tell the ring this node is leaving; some may take it for dead", "err", err)
 	}
-	if s.otherVoters() > 0 || !s.node.IsLeader() {
+	switch {
+	case voters > 0:
 		if s.node.IsLeader() {
 			if err := s.node.raft.LeadershipTransfer().Error(); err != nil {
 				s.log.Warn("leadership transfer before leaving failed", "err", err)
@@ -42,6 +50,8 @@ func (s *Server) Leave(ctx context.Context) error {
 		if err := s.removeSelf(ctx, id); err != nil {
 			errs = append(errs, err)
 		}
+	case s.inRaftWithOthers():
+		s.log.Info("no other voter is up to take this node out of raft: it keeps its seat until a leader removes it")
 	}
 	if err := s.ml.Leave(s.cfg.Gossip.TCPTimeout); err != nil {
 		errs = append(errs, fmt.Errorf("cluster: gossip leave: %w", err))
@@ -49,19 +59,36 @@ func (s *Server) Leave(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// otherVoters counts the voters besides this node.
-func (s *Server) otherVoters() int {
+// upInRing counts the other nodes alive in this node's ring, and those of
+// them that are voters in its raft configuration.
+func (s *Server) upInRing() (peers, voters int) {
+	ring := s.ringView()
+	delete(ring, s.cfg.Raft.NodeID)
 	f := s.node.raft.GetConfiguration()
 	if f.Error() != nil {
-		return 0
+		return len(ring), 0
 	}
-	n := 0
 	for _, srv := range f.Configuration().Servers {
-		if string(srv.ID) != s.cfg.Raft.NodeID && srv.Suffrage == raft.Voter {
-			n++
+		if _, up := ring[string(srv.ID)]; up && srv.Suffrage == raft.Voter {
+			voters++
 		}
 	}
-	return n
+	return len(ring), voters
+}
+
+// inRaftWithOthers reports whether this node's raft configuration holds
+// another server.
+func (s *Server) inRaftWithOthers() bool {
+	f := s.node.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, srv := range f.Configuration().Servers {
+		if string(srv.ID) != s.cfg.Raft.NodeID {
+			return true
+		}
+	}
+	return false
 }
 
 // removeSelf gets id out of raft: through the leader, or, if this node

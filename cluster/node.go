@@ -48,15 +48,18 @@ type Deps struct {
 
 // Node is one member of the raft group.
 type Node struct {
-	cfg   Config
-	log   *slog.Logger
-	fsm   *fsm.FSM
-	raft  *raft.Raft
-	logs  raft.LogStore
-	trans raft.Transport
-	rpc   RPCNet
-	batch *batcher
-	fwd   *forwarder
+	cfg  Config
+	log  *slog.Logger
+	fsm  *fsm.FSM
+	raft *raft.Raft
+	logs raft.LogStore
+	// stable is raft's stable store, which also keeps the cluster ID
+	// (see storedClusterID).
+	stable raft.StableStore
+	trans  raft.Transport
+	rpc    RPCNet
+	batch  *batcher
+	fwd    *forwarder
 
 	mux    *mux    // nil unless built by Open
 	tcpRPC *tcpRPC // nil unless built by Open
@@ -116,17 +119,20 @@ func newNode(cfg Config) *Node {
 }
 
 // Open starts a node with the production dependencies: the cluster port on
-// cfg.BindAddr, raft-boltdb stores and file snapshots under cfg.DataDir.
+// cfg.BindAddr, raft-boltdb stores and file snapshots under cfg.DataDir
+// (or, with cfg.InMemory, stores in memory).
 func Open(cfg Config, f *fsm.FSM) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.DataDir == "" {
+	if cfg.DataDir == "" && !cfg.InMemory {
 		return nil, errors.New("cluster config: DataDir is empty")
 	}
 	dir := filepath.Join(cfg.DataDir, "raft")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+	if !cfg.InMemory {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
 	}
 	ln, err := net.Listen("tcp", cfg.BindAddr)
 	if err != nil {
@@ -149,14 +155,9 @@ func Open(cfg Config, f *fsm.FSM) (*Node, error) {
 		}
 		return nil, err
 	}
-	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	store, snaps, err := n.openStores(dir)
 	if err != nil {
-		return fail(fmt.Errorf("cluster: raft store: %w", err))
-	}
-	n.stores = append(n.stores, store)
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, newHclog(n.log, "snapshots"))
-	if err != nil {
-		return fail(fmt.Errorf("cluster: snapshot store: %w", err))
+		return fail(err)
 	}
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  raftLayer{n.mux},
@@ -173,6 +174,30 @@ func Open(cfg Config, f *fsm.FSM) (*Node, error) {
 		return fail(err)
 	}
 	return n, nil
+}
+
+// raftStore is a raft log and stable store in one.
+type raftStore interface {
+	raft.LogStore
+	raft.StableStore
+}
+
+// openStores opens raft's stores in dir, or in memory if the node is
+// configured so.
+func (n *Node) openStores(dir string) (raftStore, raft.SnapshotStore, error) {
+	if n.cfg.InMemory {
+		return raft.NewInmemStore(), raft.NewInmemSnapshotStore(), nil
+	}
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster: raft store: %w", err)
+	}
+	n.stores = append(n.stores, store)
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, newHclog(n.log, "snapshots"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster: snapshot store: %w", err)
+	}
+	return store, snaps, nil
 }
 
 // advertiseAddr picks the address peers use to reach the cluster port.
@@ -237,7 +262,7 @@ func (n *Node) start(deps Deps) error {
 	if err != nil {
 		return fmt.Errorf("cluster: starting raft: %w", err)
 	}
-	n.raft, n.logs = r, deps.LogStore
+	n.raft, n.logs, n.stable = r, deps.LogStore, deps.StableStore
 	n.caught.index = r.LastIndex() // what CaughtUp waits for the FSM to apply
 	n.hasState = hasState
 	switch {

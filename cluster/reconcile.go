@@ -54,10 +54,19 @@ type ringMember struct {
 	meta Meta
 }
 
+// leadIn starts the reconciler's leader state afresh when this node leads
+// in a term it had not led in yet.
+func (s *Server) leadIn(term uint64, now time.Time) {
+	if s.lead.term != term || s.lead.failedSince == nil {
+		s.lead = leaderState{term: term, since: now, failedSince: map[string]time.Time{},
+			released: map[string]bool{}, healthySince: map[string]time.Time{}, health: map[string]bool{}}
+	}
+}
+
 // reconcile makes the raft configuration follow the cluster. On the leader:
 //
 //   - a server alive in the ring but not in raft joins as a non-voter (and
-//     a server whose cluster address changed is updated);
+//     a server whose cluster address changed is updated, this one too);
 //   - a non-voter that has stayed caught up for Stabilization is promoted
 //     while fewer voters are up than wanted: the largest odd number up to
 //     Voters that the servers up allow;
@@ -76,10 +85,7 @@ type ringMember struct {
 func (s *Server) reconcile(ctx context.Context) {
 	term := s.node.raft.CurrentTerm()
 	now := time.Now()
-	if s.lead.term != term || s.lead.failedSince == nil {
-		s.lead = leaderState{term: term, since: now, failedSince: map[string]time.Time{},
-			released: map[string]bool{}, healthySince: map[string]time.Time{}, health: map[string]bool{}}
-	}
+	s.leadIn(term, now)
 	leading := func() bool { return s.node.IsLeader() && s.node.raft.CurrentTerm() == term }
 	if s.ClusterID() == "" {
 		s.writeClusterID(ctx)
@@ -113,10 +119,14 @@ func (s *Server) reconcile(ctx context.Context) {
 			return
 		case !ok && (!departed[name].IsZero() || m.meta.Leaving):
 			// Leaving: it asked to be removed and has not left the ring yet.
+		case !ok && m.meta.ClusterID != "" && m.meta.ClusterID != s.ClusterID():
+			// Of another cluster (the ring let it in before either knew).
 		case !ok:
 			s.log.Info("adding a server as a non-voter", "server", name, "address", m.meta.RaftAddr)
 			s.change(s.node.raft.AddNonvoter(raft.ServerID(name), raft.ServerAddress(m.meta.RaftAddr), 0, s.cfg.Raft.ApplyTimeout))
-		case string(srv.Address) != m.meta.RaftAddr && name != self:
+		case string(srv.Address) != m.meta.RaftAddr:
+			// This node too: restarted on another address, it would
+			// keep its old one in raft (and in graft status) for good.
 			s.log.Info("a server's cluster address changed", "server", name, "from", srv.Address, "to", m.meta.RaftAddr)
 			if srv.Suffrage == raft.Voter {
 				s.change(s.node.raft.AddVoter(srv.ID, raft.ServerAddress(m.meta.RaftAddr), 0, s.cfg.Raft.ApplyTimeout))
@@ -202,7 +212,7 @@ func (s *Server) reconcile(ctx context.Context) {
 			if !leading() {
 				return
 			}
-			s.release(ctx, id)
+			s.release(ctx, id, left)
 		}
 		if !left && failedFor < s.cfg.DeadServerGrace {
 			continue
@@ -240,7 +250,7 @@ func (s *Server) reconcile(ctx context.Context) {
 			if !leading() {
 				return
 			}
-			s.release(ctx, name)
+			s.release(ctx, name, g.left)
 		}
 	}
 }
@@ -310,17 +320,22 @@ func (s *Server) change(f raft.IndexFuture) bool {
 	return true
 }
 
-// release releases a failed node's semaphore slots and ephemeral keys,
-// through this leader only: an ex-leader's stale view is never forwarded.
-func (s *Server) release(ctx context.Context, name string) {
+// release releases the semaphore slots and ephemeral keys of a node that
+// failed or left, through this leader only: an ex-leader's stale view is
+// never forwarded.
+func (s *Server) release(ctx context.Context, name string, left bool) {
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.Raft.ApplyTimeout)
 	defer cancel()
 	if _, err := s.node.applyAsLeader(cctx, []fsm.Command{{Op: fsm.OpExpireNode, Node: name}}); err != nil {
-		s.log.Warn("could not release a failed node's slots", "server", name, "err", err)
+		s.log.Warn("could not release a gone node's semaphore slots and ephemeral keys", "server", name, "graceful", left, "err", err)
 		return
 	}
 	s.lead.released[name] = true
-	s.log.Info("released a failed node's semaphore slots and ephemeral keys", "server", name)
+	if left {
+		s.log.Info("released the semaphore slots and ephemeral keys of a node that left", "server", name)
+	} else {
+		s.log.Info("released a failed node's semaphore slots and ephemeral keys", "server", name)
+	}
 }
 
 // handleLeave removes a server that leaves gracefully, unless the voters
@@ -370,6 +385,10 @@ func (s *Server) handleLeave(ctx context.Context, id string) error {
 	if _, err := s.node.applyAsLeader(ctx, []fsm.Command{{Op: fsm.OpExpireNode, Node: id}}); err != nil {
 		return err
 	}
+	// Released: once it is gone from the ring, the reconciler need not
+	// release it again.
+	s.leadIn(s.node.raft.CurrentTerm(), time.Now())
+	s.lead.released[id] = true
 	if err := s.node.raft.RemoveServer(raft.ServerID(id), 0, s.cfg.Raft.ApplyTimeout).Error(); err != nil {
 		return err
 	}

@@ -75,6 +75,15 @@ type ServerConfig struct {
 	// heal and a restarted cluster finds itself again.
 	ReconnectInterval time.Duration
 
+	// OnOtherCluster, if set, is called when the Join seeds turn out to
+	// belong to another cluster while this node has never had a peer (see
+	// Server.NeverHadPeer): its raft state cannot join them, and its owner
+	// may set it aside and start the node afresh. It is called once, on
+	// the server's own goroutine, and must not block (nor close the
+	// server). Unset, or for a node that had peers, the join loop logs
+	// what to do and stops.
+	OnOtherCluster func(*OtherClusterError)
+
 	// Insecure allows the production stack to run with no Token: no gossip
 	// encryption and a plaintext cluster port. Only for tests.
 	Insecure bool
@@ -169,13 +178,18 @@ type Server struct {
 	ml   *memberlist.Memberlist
 
 	clusterID  atomic.Pointer[string]
-	leaving    atomic.Bool            // Leave has begun: gossiped in Meta
-	metaTurn   chan struct{}          // one updateMeta at a time
-	expectSet  atomic.Pointer[string] // bootstrap-expect: the set this node would bootstrap
+	alone      bool                              // bootstraps a cluster of its own when it starts
+	refusal    atomic.Pointer[OtherClusterError] // the last merge refused for another cluster
+	refusals   atomic.Uint64                     // how many were refused
+	idWaits    atomic.Uint64                     // merges refused until a cluster ID is known
+	leaving    atomic.Bool                       // Leave has begun: gossiped in Meta
+	metaTurn   chan struct{}                     // one updateMeta at a time
+	expectSet  atomic.Pointer[string]            // bootstrap-expect: the set this node would bootstrap
 	gossipAddr string
 	peers      PeerStore
 	wake       chan struct{}
 	peersWake  chan struct{} // the ring grew: remember its members now
+	joinWake   chan struct{} // another node joined the ring: the join loop may stop
 	leaveReqs  chan leaveReq // graceful leaves for the reconcile goroutine
 
 	// The ring as memberlist's events reported it. memberlist's own
@@ -250,13 +264,17 @@ func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, log: log.With("node", rc.NodeID), node: node, wake: make(chan struct{}, 1),
 		metaTurn:  make(chan struct{}, 1),
-		peersWake: make(chan struct{}, 1),
+		peersWake: make(chan struct{}, 1), joinWake: make(chan struct{}, 1),
 		leaveReqs: make(chan leaveReq), ring: map[string]ringEntry{}, gone: map[string]goneNode{},
 		departed: map[string]time.Time{}, addrs: map[string]string{}, contact: map[string]time.Time{},
 		peers: deps.Peers, ctx: ctx, cancel: cancel}
-	if s.peers == nil && rc.DataDir != "" {
+	if s.peers == nil && rc.DataDir != "" && !rc.InMemory {
 		s.peers = filePeers(filepath.Join(rc.DataDir, peersFile))
 	}
+	if id := node.storedClusterID(); id != "" && node.HasState() {
+		s.clusterID.Store(&id)
+	}
+	s.alone = !node.HasState() && len(cfg.Join) == 0 && cfg.BootstrapExpect == 0
 	s.loadClusterID()
 	mc, err := s.memberlistConfig(deps.GossipTransport)
 	if err == nil {
@@ -274,7 +292,7 @@ func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error)
 
 	switch {
 	case node.HasState():
-	case len(cfg.Join) == 0 && cfg.BootstrapExpect == 0:
+	case s.alone:
 		s.log.Info("no raft state and nobody to join: bootstrapping a new one-node cluster")
 		if err := node.Bootstrap([]RaftServer{{ID: rc.NodeID, Address: node.Addr()}}); err != nil {
 			s.Close()
@@ -318,7 +336,8 @@ func (s *Server) GossipAddr() string { return s.gossipAddr }
 // localMeta is what this node gossips about itself.
 func (s *Server) localMeta() Meta {
 	m := Meta{Cluster: s.cfg.ClusterName, ClusterID: s.ClusterID(), RaftAddr: s.node.Addr(),
-		Expect: s.cfg.BootstrapExpect, Version: s.cfg.Version, Leaving: s.leaving.Load()}
+		Expect: s.cfg.BootstrapExpect, Version: s.cfg.Version, Leaving: s.leaving.Load(),
+		State: s.alone || s.node.HasState()}
 	if p := s.expectSet.Load(); p != nil {
 		m.ExpectSet = *p
 	}
@@ -335,6 +354,9 @@ func (s *Server) loadClusterID() {
 	id := string(kv.Value)
 	s.clusterID.Store(&id)
 	s.log.Info("cluster ID known", "cluster_id", id)
+	if err := s.node.storeClusterID(id); err != nil {
+		s.log.Warn("could not keep the cluster ID in the raft store", "err", err)
+	}
 	if s.ml != nil {
 		if err := s.updateMeta(); err != nil {
 			s.log.Warn("could not gossip the cluster ID", "err", err)

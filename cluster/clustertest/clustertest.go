@@ -42,6 +42,9 @@ type Option func(*Cluster)
 // WithHistory sets how many events each FSM keeps for watchers.
 func WithHistory(n int) Option { return func(c *Cluster) { c.history = n } }
 
+// WithLogger sends every node's logs, raft's included, to l.
+func WithLogger(l *slog.Logger) Option { return func(c *Cluster) { c.cfg.Logger = l } }
+
 // New starts n nodes, all voters of one bootstrapped cluster, and closes
 // them when the test ends.
 func New(t testing.TB, n int, opts ...Option) *Cluster {

@@ -20,8 +20,6 @@ import (
 	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/atomicfile"
 	"github.com/graftcm/graft/cluster"
-	"github.com/graftcm/graft/fsm"
-	"github.com/graftcm/graft/world"
 )
 
 const (
@@ -79,6 +77,9 @@ type clusterOptions struct {
 	clusterName     string
 	token           *cluster.Token // nil: from the data dir, or a new one
 	apiAddr         string
+	// addrsSet: an address flag was given (--cluster-addr, --gossip-addr
+	// or --advertise-addr), which a one-shot run then binds too.
+	addrsSet bool
 }
 
 // parseClusterOptions reads and checks the cluster flags.
@@ -91,6 +92,7 @@ func parseClusterOptions(c *cli.Context) (clusterOptions, error) {
 		voters:          c.Int("voters"),
 		clusterName:     c.String("cluster-name"),
 		apiAddr:         c.String("api-addr"),
+		addrsSet:        c.IsSet("cluster-addr") || c.IsSet("gossip-addr") || c.IsSet("advertise-addr"),
 	}
 	for _, j := range c.StringSlice("join") {
 		if j = strings.TrimSpace(j); j != "" {
@@ -205,99 +207,6 @@ func checkNodeID(dir, host string) error {
 	return nil
 }
 
-// agentCluster is the agent's cluster side: the cluster server, the World
-// on it and the local API.
-type agentCluster struct {
-	srv   *cluster.Server
-	log   *slog.Logger
-	stops []func()      // in the order things started
-	left  *leaveOutcome // how the leave went, for the API's /v1/leave
-}
-
-// startCluster starts, in this order, the cluster server (bootstrapping or
-// joining as the options say), the World and the local API. The join
-// command of a new cluster goes to e.stderr. The API's /v1/leave calls
-// shutdown, which must make the agent stop; the agent then calls stop with
-// leave set.
-func startCluster(o agentOptions, dir string, log *slog.Logger, e *env, shutdown func()) (_ *agentCluster, err error) {
-	if err := checkNodeID(dir, o.hostname); err != nil {
-		return nil, err
-	}
-	key, err := loadClusterKey(o.clusterOptions, dir)
-	if err != nil {
-		return nil, err
-	}
-	log.Info("cluster key", "fingerprint", key.tok.Fingerprint(), "file", key.path, "new", key.created)
-	cfg := o.serverConfig(dir, key.tok, log)
-	if e.tune != nil {
-		e.tune(&cfg)
-	}
-	srv, err := cluster.StartServer(cfg,
-		fsm.New(fsm.Options{Logger: log.With("component", "fsm")}), cluster.ServerDeps{})
-	if err != nil {
-		if key.created {
-			// No cluster was made with it: the next start makes another
-			// and shows the join command then.
-			os.Remove(key.path)
-		}
-		return nil, startError(err)
-	}
-	a := &agentCluster{srv: srv, log: log, left: newLeaveOutcome()}
-	defer func() {
-		if err != nil {
-			a.stop(false, nil)
-		}
-	}()
-	a.stops = append(a.stops, func() {
-		if err := srv.Close(); err != nil {
-			log.Error("closing the cluster server", "err", err)
-		}
-	})
-	node := srv.Node()
-	log.Info("cluster server started", "node", node.ID(), "cluster_addr", node.Addr(), "gossip_addr", srv.GossipAddr(),
-		"cluster_name", o.clusterName, "voters", o.voters, "bootstrap_expect", o.bootstrapExpect, "join", o.join)
-	if o.advertiseAddr == "" {
-		checkAdvertised(node.Addr(), srv.GossipAddr(), log)
-	}
-	if key.created {
-		showJoinCommand(e.stderr, log, o.clusterOptions, srv.GossipAddr(), key.tok, key.path)
-	}
-	a.stops = append(a.stops,
-		goRun(func(ctx context.Context) error { logLeadership(ctx, node, log); return nil }, nil),
-		goRun(func(ctx context.Context) error { logCaughtUp(ctx, node, log); return nil }, nil))
-	if len(o.join) > 0 {
-		a.stops = append(a.stops, goRun(func(ctx context.Context) error {
-			checkJoined(ctx, srv, o.join, key.tok, joinCheckAfter, log)
-			return nil
-		}, nil))
-	}
-
-	w, err := world.New(node, o.hostname, log.With("component", "world"))
-	if err != nil {
-		return nil, err
-	}
-	apiSrv, err := api.NewServer(api.Config{Store: w, Status: node.Status, Node: node, Host: o.hostname, Version: version(),
-		Cluster: srv, KeyFingerprint: key.tok.Fingerprint(), Leave: func(ctx context.Context) error {
-			shutdown()
-			return a.left.wait(ctx)
-		}, Logger: log.With("component", "api")})
-	if err != nil {
-		return nil, err
-	}
-	lns, err := openAPI(dir, o.apiAddr)
-	if err != nil {
-		return nil, err
-	}
-	a.stops = append(a.stops, goRun(func(ctx context.Context) error { return apiSrv.Serve(ctx, lns...) },
-		func(err error) { log.Error("local API stopped", "err", err) }))
-	attrs := []any{"socket", lns[0].Addr().String()}
-	if len(lns) > 1 {
-		attrs = append(attrs, "address", lns[1].Addr().String())
-	}
-	log.Info("local API listening", attrs...)
-	return a, nil
-}
-
 // serverConfig is the cluster server's configuration the options ask for.
 func (o agentOptions) serverConfig(dir string, key cluster.Token, log *slog.Logger) cluster.ServerConfig {
 	cfg := cluster.DefaultServerConfig()
@@ -345,65 +254,6 @@ func checkAdvertised(clusterAddr, gossipAddr string, log *slog.Logger) {
 		log.Warn("the cluster port and the gossip port advertise different addresses; "+
 			"if other nodes cannot reach both, name one with --advertise-addr",
 			"cluster_addr", clusterAddr, "gossip_addr", gossipAddr)
-	}
-}
-
-// stop stops what startCluster started, in the reverse order. With leave
-// set, the server first leaves the cluster gracefully: for at most
-// leaveTimeout, and no longer once hard is closed (a second interrupt).
-func (a *agentCluster) stop(leave bool, hard <-chan struct{}) {
-	if leave {
-		a.left.set(a.leave(hard))
-	} else {
-		a.left.set(errStoppedWithoutLeaving)
-	}
-	for i := len(a.stops) - 1; i >= 0; i-- {
-		a.stops[i]()
-	}
-}
-
-// leave leaves the cluster, giving up after leaveTimeout or when hard
-// closes, and returns why it could not leave gracefully, if it could not.
-func (a *agentCluster) leave(hard <-chan struct{}) error {
-	st := a.srv.Node().Status()
-	if alone(st) {
-		// Nothing to hand over, and nobody to tell (Leave would wait for a
-		// leader other than this node).
-		a.log.Info("this node is its cluster's only server: nothing to leave")
-		return nil
-	}
-	if soleVoter(st) {
-		a.log.Warn("this node is the cluster's only voter: the other servers cannot elect a leader without it "+
-			"until it comes back", "servers", len(st.Servers))
-	}
-	a.log.Info("leaving the cluster")
-	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- a.srv.Leave(ctx) }()
-	var err error
-	select {
-	case err = <-done:
-	case <-hard:
-		a.log.Warn("second interrupt: giving up leaving the cluster")
-		cancel()
-		// Leave returns soon once its context ends; the server must not
-		// be closed before it does (see cluster.Server.Leave).
-		<-done
-		return errors.New("a second interrupt stopped the leave")
-	}
-	switch {
-	case err == nil:
-		a.log.Info("left the cluster")
-		return nil
-	case errors.Is(err, context.DeadlineExceeded):
-		a.log.Warn("leaving the cluster took too long: stopping anyway; this node keeps its raft seat until the leader removes it",
-			"timeout", leaveTimeout, "err", err)
-		return fmt.Errorf("leaving took longer than %v: %w", leaveTimeout, err)
-	default:
-		a.log.Warn("could not leave the cluster gracefully: stopping anyway; this node keeps its raft seat until the leader can remove it",
-			"err", err)
-		return err
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/api"
+	"github.com/graftcm/graft/cluster"
 )
 
 // startTestAgent starts `graft run` on dataDir as host and waits until its
@@ -175,10 +176,15 @@ func TestTwoAgentsCannotShareADataDir(t *testing.T) {
 }
 
 // A data dir remembers its node's name: started under another, the agent
-// fails and says which --hostname to use.
+// fails and says which --hostname to use. (The runs are given a key, so
+// they keep their cluster: a one-shot run without one keeps nothing.)
 func TestNodeIDMismatchFails(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "d")
-	once := []string{"--converged-timeout=0", "--converged-exit"}
+	tok, err := cluster.GenerateToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	once := []string{"--converged-timeout=0", "--converged-exit", "--token", tok.Secret()}
 	if code, _, stderr := graft(t, append([]string{"run", "--data-dir", data, "--hostname", "alpha"}, once...)...); code != 0 {
 		t.Fatalf("first start: exit %d: %s", code, stderr)
 	}

@@ -29,16 +29,21 @@ var errNoKey = errors.New("joining a cluster needs its key: --token or GRAFT_TOK
 // clusterKey is the agent's cluster key and where it is kept.
 type clusterKey struct {
 	tok     cluster.Token
-	path    string
-	created bool // made by this start: this node starts a new cluster
+	path    string // "" for the in-memory key of a one-shot run
+	created bool   // made by this start: this node starts a new cluster
+	// replaced is where the key the data dir held before --token's was
+	// kept, when this start adopted --token's ("" if it did not).
+	replaced string
+	previous cluster.Token // that key
 }
 
 // loadClusterKey returns the cluster key. A key given with --token is kept
-// in the data dir from then on, and refused if the data dir holds another
-// one; without --token the data dir's key is used, and a node that joins
-// nobody makes one if there is none (it starts a new cluster). A node told
-// to join, or to bootstrap with others, cannot make one: its cluster has a
-// key already.
+// in the data dir from then on; a data dir that holds another one adopts
+// --token's if its node never had a peer (the old key is kept beside it,
+// see adoptKey), and is refused otherwise. Without --token the data dir's
+// key is used, and a node that joins nobody makes one if there is none (it
+// starts a new cluster). A node told to join, or to bootstrap with others,
+// cannot make one: its cluster has a key already.
 func loadClusterKey(o clusterOptions, dir string) (clusterKey, error) {
 	path := filepath.Join(dir, tokenFile)
 	_, err := os.Lstat(path)
@@ -59,15 +64,64 @@ func loadClusterKey(o clusterOptions, dir string) (clusterKey, error) {
 			"make it with `graft keygen` and give it to each with --token or GRAFT_TOKEN")
 	}
 	tok, created, err := cluster.LoadOrCreateToken(path)
+	if errors.Is(err, cluster.ErrInvalidToken) {
+		return clusterKey{}, fmt.Errorf("%w: remove it, and start with the cluster's key in GRAFT_TOKEN "+
+			"(or --token; a node that starts a cluster alone makes a new one)", err)
+	}
 	if err != nil {
 		return clusterKey{}, err
 	}
 	if o.token != nil && !tok.Equal(*o.token) {
-		return clusterKey{}, fmt.Errorf("cluster key: %s holds the key of another cluster (fingerprint %s) than --token's "+
-			"(fingerprint %s): this data dir belongs to that cluster; use its key, or another --data-dir",
-			path, tok.Fingerprint(), o.token.Fingerprint())
+		peers, err := cluster.RememberedPeers(dir)
+		if err != nil {
+			return clusterKey{}, err
+		}
+		if len(peers) > 0 {
+			return clusterKey{}, keyRefusal(dir, tok, *o.token)
+		}
+		return adoptKey(path, tok, *o.token)
 	}
 	return clusterKey{tok: tok, path: path, created: created}, nil
+}
+
+// keyRefusal is the error of a data dir whose node has had peers under
+// another key than the one given: it says how to stay, and how to move.
+func keyRefusal(dir string, held, given cluster.Token) error {
+	return fmt.Errorf("cluster key: %s holds the key of this node's cluster (fingerprint %s), not the one given "+
+		"(fingerprint %s), and this node has had peers under it (%s). To stay in that cluster, give its key "+
+		"(or none: the data dir keeps it). To move this node to the other cluster, make it leave its own "+
+		"(graft leave), stop it, remove %s, %s and %s, and start it with the other cluster's key and --join; "+
+		"or use another --data-dir", filepath.Join(dir, tokenFile), held.Fingerprint(),
+		given.Fingerprint(), filepath.Join(dir, cluster.PeersFile), filepath.Join(dir, "raft"),
+		filepath.Join(dir, tokenFile), filepath.Join(dir, cluster.PeersFile))
+}
+
+// adoptKey replaces the key at path, which keyed nothing anyone else
+// holds (its node never had a peer), by tok. The old key is kept beside
+// it, as token.FINGERPRINT.old, so that moving it back restores it.
+func adoptKey(path string, old, tok cluster.Token) (clusterKey, error) {
+	kept := path + "." + old.Fingerprint() + ".old"
+	if err := os.Rename(path, kept); err != nil {
+		return clusterKey{}, fmt.Errorf("cluster key: keeping the old key: %w", err)
+	}
+	if err := cluster.WriteTokenFile(path, tok); err != nil {
+		if rerr := os.Rename(kept, path); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("cluster key: the old key is in %s: %w", kept, rerr))
+		}
+		return clusterKey{}, err
+	}
+	return clusterKey{tok: tok, path: path, replaced: kept, previous: old}, nil
+}
+
+// restore puts back the key adoptKey replaced, if it replaced one.
+func (k clusterKey) restore() error {
+	if k.replaced == "" {
+		return nil
+	}
+	if err := os.Rename(k.replaced, k.path); err != nil {
+		return fmt.Errorf("cluster key: restoring the old key from %s: %w", k.replaced, err)
+	}
+	return nil
 }
 
 // joinHint is the command that joins another node to this one's cluster,

@@ -57,7 +57,8 @@ func TestFirstNodeMakesItsKey(t *testing.T) {
 }
 
 // --token's key is kept in the data dir; a data dir holding another key
-// is refused, naming fingerprints only.
+// whose node has had peers is refused, naming fingerprints only and how
+// to recover.
 func TestTokenFlagIsKept(t *testing.T) {
 	dir := t.TempDir()
 	tok := newToken(t)
@@ -69,13 +70,17 @@ func TestTokenFlagIsKept(t *testing.T) {
 	if _, err := loadClusterKey(clusterOptions{token: &tok}, dir); err != nil {
 		t.Errorf("the same --token again: %v", err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, cluster.PeersFile), []byte(`["10.0.0.2:7946"]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	other := newToken(t)
 	_, err = loadClusterKey(clusterOptions{token: &other}, dir)
 	if err == nil {
-		t.Fatal("another --token was accepted")
+		t.Fatal("another --token was accepted by a node that had peers")
 	}
 	msg := err.Error()
-	for _, want := range []string{tok.Fingerprint(), other.Fingerprint(), "another --data-dir"} {
+	for _, want := range []string{tok.Fingerprint(), other.Fingerprint(), "another --data-dir", "graft leave",
+		filepath.Join(dir, "raft"), filepath.Join(dir, cluster.PeersFile)} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q lacks %q", msg, want)
 		}
@@ -108,5 +113,18 @@ func TestJoinHint(t *testing.T) {
 	if got, want := joinHint(clusterOptions{clusterName: "it's"}, "10.0.0.1:7946", tok, false),
 		`GRAFT_TOKEN=<the key> graft run --join 10.0.0.1:7946 --cluster-name 'it'\''s'`; got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// A token file that does not parse says how to recover.
+func TestABrokenKeyFileSaysHowToRecover(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, tokenFile), []byte("graft1_truncat\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := loadClusterKey(clusterOptions{}, dir)
+	if !errors.Is(err, cluster.ErrInvalidToken) || !strings.Contains(err.Error(), "remove it") ||
+		!strings.Contains(err.Error(), "GRAFT_TOKEN") {
+		t.Errorf("a broken key file: %v, want the way out", err)
 	}
 }

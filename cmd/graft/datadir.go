@@ -61,7 +61,8 @@ func openDataDir(path string, tmp bool) (*dataDir, error) {
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		lock.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("data dir %s is in use by another graft agent", path)
+			return nil, fmt.Errorf("data dir %s is in use by another graft agent: stop that one "+
+				"(graft leave --data-dir %s), or give this one another --data-dir", path, path)
 		}
 		return nil, fmt.Errorf("data dir: lock %s: %w", path, err)
 	}

@@ -259,6 +259,7 @@ func runAgent(c *cli.Context, e *env, file string) error {
 	}
 
 	runErr := runEngine(engCtx, eng, graphs, e.hard, log)
+	runErr = errors.Join(runErr, cl.failure()) // a restart of the cluster side that failed stopped the agent
 	select {
 	case err := <-watchErr:
 		runErr = errors.Join(runErr, err)

@@ -1,0 +1,70 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/graftcm/graft/api/apitest"
+	"github.com/graftcm/graft/cluster"
+)
+
+// The agent's own join takes the request whole, key included; a key of the
+// wrong form is refused (400) before it, and never echoed; a refusal is
+// 409 with its reason.
+func TestJoinWithAKey(t *testing.T) {
+	tok, err := cluster.GenerateToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []JoinRequest
+	answer := JoinResult{Restarting: true, KeyFingerprint: tok.Fingerprint()}
+	var refuse error
+	f := newFixture(t, fixtureOpts{cluster: &apitest.FakeCluster{}, join: func(_ context.Context, req JoinRequest) (JoinResult, error) {
+		got = append(got, req)
+		return answer, refuse
+	}})
+	res, err := f.client.JoinWith(t.Context(), JoinRequest{Addrs: []string{"10.0.0.2:7946"}, Token: tok.Secret()})
+	if err != nil || res != answer {
+		t.Fatalf("join with a key: %+v, %v; want %+v", res, err, answer)
+	}
+	if len(got) != 1 || got[0].Token != tok.Secret() || got[0].Addrs[0] != "10.0.0.2:7946" {
+		t.Errorf("the agent's join got %+v", got)
+	}
+
+	_, err = f.client.JoinWith(t.Context(), JoinRequest{Addrs: []string{"10.0.0.2:7946"}, Token: "graft1_SECRETISH"})
+	if StatusCode(err) != http.StatusBadRequest || strings.Contains(err.Error(), "SECRETISH") {
+		t.Errorf("a malformed key: %v (status %d), want 400 without the key", err, StatusCode(err))
+	}
+
+	refuse = fmt.Errorf("%w: this node has had peers", ErrJoinRefused)
+	if _, err := f.client.Join(t.Context(), []string{"10.0.0.2:7946"}); StatusCode(err) != http.StatusConflict ||
+		!strings.Contains(err.Error(), "has had peers") {
+		t.Errorf("a refused join: %v (status %d), want 409 with the reason", err, StatusCode(err))
+	}
+	refuse = fmt.Errorf("cluster: join: %w", &cluster.OtherClusterError{Peer: "a", ClusterID: "c1", Local: "c2"})
+	if _, err := f.client.Join(t.Context(), []string{"10.0.0.2:7946"}); StatusCode(err) != http.StatusConflict {
+		t.Errorf("a join of another cluster: %v (status %d), want 409", err, StatusCode(err))
+	}
+	refuse = errors.New("no installed keys could decrypt the message")
+	if _, err := f.client.Join(t.Context(), []string{"10.0.0.2:7946"}); StatusCode(err) != http.StatusBadGateway {
+		t.Errorf("a join nobody answered: %v (status %d), want 502", err, StatusCode(err))
+	}
+}
+
+// An agent without its own join takes no key.
+func TestJoinWithAKeyNeedsTheAgentsJoin(t *testing.T) {
+	tok, err := cluster.GenerateToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := &apitest.FakeCluster{}
+	f := newFixture(t, fixtureOpts{cluster: fc})
+	_, err = f.client.JoinWith(t.Context(), JoinRequest{Addrs: []string{"10.0.0.2:7946"}, Token: tok.Secret()})
+	if StatusCode(err) != http.StatusBadRequest || len(fc.Joined()) != 0 {
+		t.Errorf("a key with no agent join: %v (status %d), joined %q; want 400", err, StatusCode(err), fc.Joined())
+	}
+}

@@ -1,0 +1,117 @@
+package cluster_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clustertest"
+)
+
+// gossipState returns how srv's members list shows name ("" if absent).
+func gossipState(srv *cluster.Server, name string) string {
+	for _, m := range srv.Members() {
+		if m.Name == name {
+			return m.Gossip
+		}
+	}
+	return ""
+}
+
+// Issue 9: after a graceful leave the leader, which had released the
+// node's slots when it took the leave, released them again once the node
+// left the ring, logging "released a failed node's semaphore slots". No
+// node records a graceful leave as a failure.
+func TestGracefulLeaveIsNotLoggedAsAFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tap := &logTap{}
+		cfg := cluster.TestServerConfig()
+		cfg.Raft.Logger = slog.New(tap)
+		f := clustertest.NewFleet(t, 3, &cfg)
+		leader := threeVoters(t, f)
+		leaver := others(f, leader)[0]
+		if err := leaver.Server().Leave(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		f.Kill(leaver)
+		eventually(t, time.Minute, "the leaver shown as left", func() bool {
+			for _, s := range others(f, leaver) {
+				if gossipState(s.Server(), leaver.ID) != "left" {
+					return false
+				}
+			}
+			return true
+		})
+		time.Sleep(3 * cfg.ReleaseGrace) // on the bubble's clock: past any release of a failed node
+		for _, l := range tap.matching(func(l tapLine) bool {
+			return l.attrs["server"] == leaver.ID && strings.Contains(l.msg, "failed node") ||
+				l.attrs["peer"] == leaver.ID && l.msg == "node left the ring" && l.attrs["graceful"] != "true"
+		}) {
+			t.Errorf("a graceful leave logged as a failure: %s", l.text)
+		}
+	})
+}
+
+// Issue 9: stopping the last node of a cluster took 10 s: its leave
+// waited for a leader to take it out of raft, and there was none, nor
+// anyone to tell. With no voter up, Leave returns at once (the node keeps
+// its seat).
+func TestLeaveOfTheLastNodeDoesNotWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := clustertest.NewFleet(t, 2, nil)
+		s0, s1 := f.Slots[0], f.Slots[1]
+		first := f.Start(s0, nil)
+		f.Start(s1, joinTo(s0))
+		eventually(t, time.Minute, "a voter and a non-voter", func() bool {
+			v, nv := roles(t, first)
+			return len(v) == 1 && len(nv) == 1
+		})
+		if err := first.Leave(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		f.Kill(s0)
+		eventually(t, time.Minute, "the voter shown as left", func() bool { return gossipState(s1.Server(), s0.ID) == "left" })
+
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		start := time.Now()
+		err := s1.Server().Leave(ctx)
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("the last node's leave took %v, want no wait", took)
+		}
+		if err != nil {
+			t.Errorf("the last node's leave: %v", err)
+		}
+	})
+}
+
+// A node in the ring but not (yet) in raft left without telling anyone
+// (the agent skipped the leave of a node alone in its raft configuration),
+// so the others took it for dead. It tells the ring at once, and waits for
+// no leader.
+func TestLeaveOfANodeNotInRaftTellsTheRingAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := clustertest.NewFleet(t, 2, nil)
+		s0, s1 := f.Slots[0], f.Slots[1]
+		// Both wait to be added to a cluster that neither starts.
+		first := f.Start(s0, func(c *cluster.ServerConfig) { c.Join = []string{"192.0.2.1:7946"} })
+		f.Start(s1, joinTo(s0))
+		eventually(t, time.Minute, "a ring of two", func() bool { return gossipState(first, s1.ID) == "alive" })
+
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		start := time.Now()
+		if err := s1.Server().Leave(ctx); err != nil {
+			t.Errorf("leave: %v", err)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("the leave took %v", took)
+		}
+		f.Kill(s1)
+		eventually(t, time.Minute, "the node shown as left", func() bool { return gossipState(first, s1.ID) == "left" })
+	})
+}

@@ -1,0 +1,287 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/graftcm/graft/api"
+	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/fsm"
+	"github.com/graftcm/graft/world"
+)
+
+// agentCluster is the agent's cluster side: the cluster server, the World
+// on it and the local API. A node that never had a peer restarts it to
+// join another cluster (see move.go); the engine runs on meanwhile.
+type agentCluster struct {
+	o        agentOptions
+	dir      string
+	log      *slog.Logger
+	e        *env
+	shutdown func()        // makes the agent stop
+	left     *leaveOutcome // how the leave went, for the API's /v1/leave
+	// oneShot: the cluster lives in memory, for this run only (see
+	// isOneShot).
+	oneShot   bool
+	moves     chan move // a restart asked for; capacity 1
+	stopMoves func()
+
+	mu   sync.Mutex // held while the side restarts
+	side *clusterSide
+	err  error // why a restart failed: the agent stops with it
+}
+
+// clusterSide is one run of the cluster server, the World on it and the
+// local API.
+type clusterSide struct {
+	srv   *cluster.Server
+	key   clusterKey
+	seeds []string
+	stops []func() // in the order things started
+}
+
+// stop stops what the side started, in the reverse order.
+func (s *clusterSide) stop() {
+	for i := len(s.stops) - 1; i >= 0; i-- {
+		s.stops[i]()
+	}
+}
+
+// startCluster starts, in this order, the cluster server (bootstrapping or
+// joining as the options say), the World and the local API. The join
+// command of a new cluster goes to e.stderr. The API's /v1/leave calls
+// shutdown, which must make the agent stop; the agent then calls stop with
+// leave set.
+func startCluster(o agentOptions, dir string, log *slog.Logger, e *env, shutdown func()) (*agentCluster, error) {
+	a := &agentCluster{o: o, dir: dir, log: log, e: e, shutdown: shutdown, left: newLeaveOutcome(),
+		oneShot: isOneShot(o, dir), moves: make(chan move, 1)}
+	var key clusterKey
+	if a.oneShot {
+		tok, err := cluster.GenerateToken()
+		if err != nil {
+			return nil, err
+		}
+		key = clusterKey{tok: tok}
+		log.Info("a one-shot run (--converged-exit) with no cluster flags: this node runs a cluster of its own, " +
+			"in memory and on loopback unless told otherwise; nothing of it is kept")
+	} else {
+		if err := checkNodeID(dir, o.hostname); err != nil {
+			return nil, err
+		}
+		var err error
+		if key, err = loadClusterKey(o.clusterOptions, dir); err != nil {
+			return nil, err
+		}
+	}
+	side, err := a.startSide(key, o.join)
+	if err != nil {
+		return nil, err
+	}
+	a.side = side
+	a.stopMoves = goRun(a.serveMoves, nil)
+	return a, nil
+}
+
+// isOneShot reports whether the run needs no lasting cluster: a run that
+// exits once converged, told neither to join, to bootstrap with others,
+// nor a key, on a data dir that holds no cluster (no key, no raft state).
+func isOneShot(o agentOptions, dir string) bool {
+	if !o.convergedExit || len(o.join) > 0 || o.bootstrapExpect > 0 || o.token != nil {
+		return false
+	}
+	for _, name := range []string{tokenFile, "raft"} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); !errors.Is(err, fs.ErrNotExist) {
+			return false
+		}
+	}
+	return true
+}
+
+// startSide starts a cluster server with key, joining seeds, and the World
+// and the local API on it.
+func (a *agentCluster) startSide(key clusterKey, seeds []string) (_ *clusterSide, err error) {
+	o, log := a.o, a.log
+	switch {
+	case key.replaced != "":
+		log.Warn("this node never had a peer: it adopts the key given, and the data dir's old key is kept beside it",
+			"fingerprint", key.tok.Fingerprint(), "old_fingerprint", key.previous.Fingerprint(), "old_key_file", key.replaced)
+	case key.path == "":
+		log.Info("cluster key", "fingerprint", key.tok.Fingerprint(), "in_memory", true)
+	default:
+		log.Info("cluster key", "fingerprint", key.tok.Fingerprint(), "file", key.path, "new", key.created)
+	}
+	cfg := a.serverConfig(key.tok, seeds)
+	srv, err := cluster.StartServer(cfg,
+		fsm.New(fsm.Options{Logger: log.With("component", "fsm")}), cluster.ServerDeps{})
+	if err != nil {
+		if key.created {
+			// No cluster was made with it: the next start makes another
+			// and shows the join command then.
+			os.Remove(key.path)
+		}
+		return nil, errors.Join(startError(err), key.restore())
+	}
+	side := &clusterSide{srv: srv, key: key, seeds: seeds}
+	defer func() {
+		if err != nil {
+			side.stop()
+		}
+	}()
+	side.stops = append(side.stops, func() {
+		if err := srv.Close(); err != nil {
+			log.Error("closing the cluster server", "err", err)
+		}
+	})
+	if key.replaced != "" && !srv.NeverHadPeer() {
+		// Its peer file was gone, but its raft state names other servers.
+		srv.Close()
+		return nil, errors.Join(keyRefusal(a.dir, key.previous, key.tok), key.restore())
+	}
+	node := srv.Node()
+	log.Info("cluster server started", "node", node.ID(), "cluster_addr", node.Addr(), "gossip_addr", srv.GossipAddr(),
+		"cluster_name", o.clusterName, "voters", o.voters, "bootstrap_expect", o.bootstrapExpect, "join", seeds)
+	if o.advertiseAddr == "" {
+		checkAdvertised(node.Addr(), srv.GossipAddr(), log)
+	}
+	if key.created {
+		showJoinCommand(a.e.stderr, log, o.clusterOptions, srv.GossipAddr(), key.tok, key.path)
+	}
+	side.stops = append(side.stops,
+		goRun(func(ctx context.Context) error { logLeadership(ctx, node, log); return nil }, nil),
+		goRun(func(ctx context.Context) error { logCaughtUp(ctx, node, log); return nil }, nil))
+	if len(seeds) > 0 {
+		side.stops = append(side.stops, goRun(func(ctx context.Context) error {
+			checkJoined(ctx, srv, seeds, key.tok, joinCheckAfter, log)
+			return nil
+		}, nil))
+	}
+	if err := a.serveAPI(side); err != nil {
+		return nil, err
+	}
+	return side, nil
+}
+
+// serverConfig is the cluster server's configuration: the options', with
+// key and seeds. A one-shot run keeps raft's state in memory and, unless
+// an address flag says otherwise, binds loopback ports the system picks.
+func (a *agentCluster) serverConfig(key cluster.Token, seeds []string) cluster.ServerConfig {
+	cfg := a.o.serverConfig(a.dir, key, a.log)
+	cfg.Join = seeds
+	cfg.OnOtherCluster = a.otherCluster(seeds)
+	if a.oneShot {
+		cfg.Raft.InMemory, cfg.Raft.DataDir = true, ""
+		if !a.o.addrsSet {
+			cfg.Raft.BindAddr, cfg.GossipBind = "127.0.0.1:0", "127.0.0.1:0"
+		}
+	}
+	if a.e.tune != nil {
+		a.e.tune(&cfg)
+	}
+	return cfg
+}
+
+// serveAPI starts the World and the local API on the side's server.
+func (a *agentCluster) serveAPI(side *clusterSide) error {
+	node, log := side.srv.Node(), a.log
+	w, err := world.New(node, a.o.hostname, log.With("component", "world"))
+	if err != nil {
+		return err
+	}
+	apiSrv, err := api.NewServer(api.Config{Store: w, Status: node.Status, Node: node, Host: a.o.hostname, Version: version(),
+		Cluster: side.srv, Join: a.join(side), KeyFingerprint: side.key.tok.Fingerprint(), Leave: func(ctx context.Context) error {
+			a.shutdown()
+			return a.left.wait(ctx)
+		}, Logger: log.With("component", "api")})
+	if err != nil {
+		return err
+	}
+	lns, err := openAPI(a.dir, a.o.apiAddr)
+	if err != nil {
+		return err
+	}
+	side.stops = append(side.stops, goRun(func(ctx context.Context) error { return apiSrv.Serve(ctx, lns...) },
+		func(err error) { log.Error("local API stopped", "err", err) }))
+	attrs := []any{"socket", lns[0].Addr().String()}
+	if len(lns) > 1 {
+		attrs = append(attrs, "address", lns[1].Addr().String())
+	}
+	log.Info("local API listening", attrs...)
+	return nil
+}
+
+// failure is why a restart of the cluster side failed, if one did: the
+// agent stopped because of it.
+func (a *agentCluster) failure() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.err
+}
+
+// stop stops what startCluster started, in the reverse order. With leave
+// set, the server first leaves the cluster gracefully: for at most
+// leaveTimeout, and no longer once hard is closed (a second interrupt).
+func (a *agentCluster) stop(leave bool, hard <-chan struct{}) {
+	a.stopMoves() // waits for a restart under way
+	a.mu.Lock()
+	side := a.side
+	a.mu.Unlock()
+	switch {
+	case side == nil:
+		a.left.set(fmt.Errorf("the agent stopped without leaving its cluster: %w", a.failure()))
+		return
+	case leave:
+		a.left.set(a.leave(side.srv, hard))
+	default:
+		a.left.set(errStoppedWithoutLeaving)
+	}
+	side.stop()
+}
+
+// leave leaves the cluster, giving up after leaveTimeout or when hard
+// closes, and returns why it could not leave gracefully, if it could not.
+func (a *agentCluster) leave(srv *cluster.Server, hard <-chan struct{}) error {
+	st := srv.Node().Status()
+	if alone(st) && !joined(srv) {
+		a.log.Info("this node is its cluster's only server: nothing to leave")
+		return nil
+	}
+	if soleVoter(st) {
+		a.log.Warn("this node is the cluster's only voter: the other servers cannot elect a leader without it "+
+			"until it comes back", "servers", len(st.Servers))
+	}
+	a.log.Info("leaving the cluster")
+	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- srv.Leave(ctx) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-hard:
+		a.log.Warn("second interrupt: giving up leaving the cluster")
+		cancel()
+		// Leave returns soon once its context ends; the server must not
+		// be closed before it does (see cluster.Server.Leave).
+		<-done
+		return errors.New("a second interrupt stopped the leave")
+	}
+	switch {
+	case err == nil:
+		a.log.Info("left the cluster")
+		return nil
+	case errors.Is(err, context.DeadlineExceeded):
+		a.log.Warn("leaving the cluster took too long: stopping anyway; this node keeps its raft seat until the leader removes it",
+			"timeout", leaveTimeout, "err", err)
+		return fmt.Errorf("leaving took longer than %v: %w", leaveTimeout, err)
+	default:
+		a.log.Warn("could not leave the cluster gracefully: stopping anyway; this node keeps its raft seat until the leader can remove it",
+			"err", err)
+		return err
+	}
+}
