@@ -113,7 +113,7 @@ func TestANodeStartedAloneJoinsAnotherClusterWithGraftJoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	startTestAgent(t, moved, "b")
-	if code, stdout, stderr := graft(t, "kv", "get", "--data-dir", moved, "mine"); code != 0 || stdout != "1\n" {
+	if code, stdout, stderr := graft(t, "kv", "get", "--data-dir", moved, "mine"); code != 0 || stdout != "1" {
 		t.Errorf("the key set aside: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 }
