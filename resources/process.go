@@ -122,7 +122,7 @@ func (c command) start(ctx context.Context, stdout, stderr io.Writer) (*process,
 	}
 	env := c.environ()
 	if c.runs != nil {
-		if p.token, err = c.runs.begin(c.owner, p.log); err != nil {
+		if p.token, err = c.runs.begin(ctx, c.owner, p.log); err != nil {
 			return nil, err
 		}
 		env = append(env, runEnv+"="+p.token)
