@@ -140,3 +140,51 @@ func TestExecLeavesNoProcessBehind(t *testing.T) {
 		})
 	}
 }
+
+// A missing or unusable working directory was reported as "fork/exec
+// /proc/self/exe: no such file or directory", which names the guard, not
+// the directory.
+func TestExecBadCwdIsNamedNotTheGuard(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		cwd, want string
+		is        error
+	}{
+		{filepath.Join(dir, "missing"), "chdir " + filepath.Join(dir, "missing") + ": no such file or directory", os.ErrNotExist},
+		{file, "chdir " + file + ": not a directory", syscall.ENOTDIR},
+	} {
+		e, _ := newTestExec(t, &Exec{name: "x", Cmd: "true", Cwd: tc.cwd})
+		_, err := e.CheckApply(t.Context(), true)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "/proc/self/exe") {
+			t.Errorf("cwd %s: error = %v, want one saying %q, not naming /proc/self/exe", tc.cwd, err, tc.want)
+		}
+		if !errors.Is(err, tc.is) {
+			t.Errorf("cwd %s: error %v does not wrap %v", tc.cwd, err, tc.is)
+		}
+	}
+}
+
+// Without /proc (a chroot, a minimal container) every command failed with
+// "fork/exec /proc/self/exe: no such file or directory", which does not say
+// what is missing. This runs in a sandbox with a tmpfs over /proc.
+func TestExecWithoutProcSaysProcIsNeeded(t *testing.T) {
+	if !inSandbox(t) {
+		runInSandbox(t)
+		return
+	}
+	if err := syscall.Mount("tmpfs", "/proc", "tmpfs", 0, ""); err != nil {
+		t.Fatalf("mount a tmpfs over /proc: %v", err)
+	}
+	if _, err := os.Lstat("/proc/self/exe"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("/proc/self/exe is still there: %v", err)
+	}
+	e, _ := newTestExec(t, &Exec{name: "x", Cmd: "true"})
+	_, err := e.CheckApply(t.Context(), true)
+	if err == nil || !strings.Contains(err.Error(), "needs /proc mounted") {
+		t.Errorf("error = %v, want one saying that /proc must be mounted", err)
+	}
+}

@@ -33,7 +33,8 @@ import (
 // have been reused by then: the agent reaps the guard last.
 //
 // Protocol, on the guard's side:
-//   - argv: guardArg0, the program's path, then the command's argv.
+//   - argv: guardArg0, the working directory ("" for the agent's), the
+//     program's path, then the command's argv.
 //   - fd 3, the lifeline: one byte from the agent is the go-ahead (the agent
 //     has recorded the run); end-of-file, at any time, means kill the group.
 //   - fd 4, the status pipe: 'S' and the command's pid (4 bytes) once it
@@ -60,16 +61,16 @@ const (
 // a process started with both the guard's argv[0] and environment is: an
 // agent that merely inherited guardEnv is not.
 func init() {
-	if len(os.Args) < 3 || os.Args[0] != guardArg0 || os.Getenv(guardEnv) != "1" {
+	if len(os.Args) < 4 || os.Args[0] != guardArg0 || os.Getenv(guardEnv) != "1" {
 		return
 	}
-	os.Exit(guard(os.Args[1], os.Args[2:]))
+	os.Exit(guard(os.Args[1], os.Args[2], os.Args[3:]))
 }
 
-// guard runs the command path with argv and reports on it as the protocol
-// above says. It returns only if the command never started; otherwise it
-// ends by killing its own process group.
-func guard(path string, argv []string) int {
+// guard runs the command path with argv in directory dir and reports on it
+// as the protocol above says. It returns only if the command never started;
+// otherwise it ends by killing its own process group.
+func guard(dir, path string, argv []string) int {
 	// Neither pipe may reach the command: the lifeline must close when
 	// the agent dies, whatever the command holds open.
 	syscall.CloseOnExec(guardLifelineFD)
@@ -87,13 +88,24 @@ func guard(path string, argv []string) int {
 		return 1 // the agent died or gave up before the command started
 	}
 	os.Unsetenv(guardEnv)
-	cmd := &exec.Cmd{Path: path, Args: argv, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
-	if err := cmd.Start(); err != nil {
+	failed := func(err error) int {
 		var errno syscall.Errno
 		errors.As(err, &errno)
 		msg := binary.LittleEndian.AppendUint32([]byte{guardFailed}, uint32(errno))
 		_, _ = status.Write(append(msg, err.Error()...))
 		return 127
+	}
+	// The guard changes directory itself, rather than being started in
+	// dir, so that a bad directory is reported as such ("chdir /x: no
+	// such file or directory"), not as the guard's own start failing.
+	if dir != "" {
+		if err := os.Chdir(dir); err != nil {
+			return failed(err)
+		}
+	}
+	cmd := &exec.Cmd{Path: path, Args: argv, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	if err := cmd.Start(); err != nil {
+		return failed(err)
 	}
 	_, _ = status.Write(binary.LittleEndian.AppendUint32([]byte{guardStarted}, uint32(cmd.Process.Pid)))
 	// The output is the command's: the agent waits for it to close.

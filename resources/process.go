@@ -129,10 +129,6 @@ func (c command) start(ctx context.Context, stdout, stderr io.Writer) (*process,
 	}
 	env = append(env, guardEnv+"=1")
 	if err := p.spawn(c.dir, prog.Path, argv, env, stdout, stderr); err != nil {
-		// A missing working directory shows up as the program not found.
-		if c.dir != "" {
-			return nil, fmt.Errorf("start (cwd %q): %w", c.dir, err)
-		}
 		return nil, fmt.Errorf("start: %w", err)
 	}
 	if c.runs != nil {
@@ -168,6 +164,10 @@ func (c command) environ() []string {
 	return env
 }
 
+// guardExe is where the guard is started from: the running binary, even if
+// its file was replaced or removed since.
+const guardExe = "/proc/self/exe"
+
 // spawn starts the guard with its pipes, and the goroutines that copy the
 // command's output.
 func (p *process) spawn(dir, path string, argv, env []string, stdout, stderr io.Writer) error {
@@ -181,10 +181,9 @@ func (p *process) spawn(dir, path string, argv, env []string, stdout, stderr io.
 		ends[i], ends[i+1] = r, w
 	}
 	guard := &exec.Cmd{
-		Path:        "/proc/self/exe",
-		Args:        append([]string{guardArg0, path}, argv...),
+		Path:        guardExe,
+		Args:        append([]string{guardArg0, dir, path}, argv...),
 		Env:         env,
-		Dir:         dir,
 		Stdout:      ends[5],
 		Stderr:      ends[7],
 		ExtraFiles:  []*os.File{ends[0], ends[3]}, // fd 3: lifeline, fd 4: status
@@ -194,7 +193,13 @@ func (p *process) spawn(dir, path string, argv, env []string, stdout, stderr io.
 	closeFiles(ends[0], ends[3], ends[5], ends[7]) // the guard has its own copies
 	if err != nil {
 		closeFiles(ends[1], ends[2], ends[4], ends[6])
-		return err
+		if _, lerr := os.Lstat(guardExe); lerr != nil {
+			// Without /proc (a chroot, a minimal container) every
+			// command fails this way: say what is missing.
+			return fmt.Errorf("exec guard: %w: running commands needs /proc mounted, "+
+				"since each runs under a copy of graft started from %s", lerr, guardExe)
+		}
+		return fmt.Errorf("exec guard: %w", err)
 	}
 	p.guard, p.pgid = guard, guard.Process.Pid
 	p.lifeline, p.status, p.outR, p.errR = ends[1], ends[2], ends[4], ends[6]
