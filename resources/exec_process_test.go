@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -186,5 +187,32 @@ func TestExecWithoutProcSaysProcIsNeeded(t *testing.T) {
 	_, err := e.CheckApply(t.Context(), true)
 	if err == nil || !strings.Contains(err.Error(), "needs /proc mounted") {
 		t.Errorf("error = %v, want one saying that /proc must be mounted", err)
+	}
+}
+
+// With a process that left the command's group holding its output, wait
+// waited the grace for the output, then release waited it a second time.
+func TestHeldOutputIsWaitedForOnlyOneGrace(t *testing.T) {
+	const grace = 2 * time.Second
+	fifo, pids := fifoPIDs(t, t.TempDir())
+	c := command{shell: "/bin/sh", grace: grace,
+		line: `setsid sh -c 'echo $$ > "$0"; exec sleep 1000' '` + fifo + `' &`}
+	p, err := c.start(t.Context(), io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	err = p.wait()
+	took := time.Since(began)
+	detached := receivePIDs(t, pids, 1)[0]
+	if !errors.Is(err, errOutputHeld) {
+		t.Errorf("wait() = %v, want errOutputHeld", err)
+	}
+	// The grace cannot pass before it has: twice it means two waits.
+	if took >= 2*grace {
+		t.Errorf("wait took %v with a grace of %v: the grace was waited twice", took, grace)
+	}
+	if !running(detached) {
+		t.Error("the process that left the group was killed")
 	}
 }

@@ -17,8 +17,9 @@ import (
 )
 
 // errOutputHeld is what wait returns for a command that exited zero but
-// left processes holding its output open past the grace; they have been
-// killed with the rest of its group.
+// left processes holding its output open past the grace. Those still in
+// its process group have been killed with it; any that left the group
+// (setsid) still run, and what they write is no longer read.
 var errOutputHeld = errors.New("the command exited but processes it started kept its output open")
 
 // exitError reports a command that did not exit zero: its exit status or
@@ -245,7 +246,7 @@ func (p *process) abandon() {
 	p.lifeline.Close()
 	_ = signalGroup(p.pgid, syscall.SIGKILL) // the guard is not reaped yet: its ID is ours
 	_ = p.guard.Wait()
-	p.release()
+	p.release(p.grace)
 }
 
 // cancel runs when the context of a started command is done: SIGTERM to
@@ -304,7 +305,11 @@ func (p *process) wait() error {
 	if !reported {
 		p.ended, _ = p.guard.ProcessState.Sys().(syscall.WaitStatus)
 	}
-	p.release()
+	grace := p.grace
+	if held {
+		grace = 0 // it has passed once already
+	}
+	p.release(grace)
 	switch {
 	case !p.ended.Exited() || p.ended.ExitStatus() != 0:
 		return &exitError{status: p.ended}
@@ -316,9 +321,11 @@ func (p *process) wait() error {
 
 // release closes what is left of the process once the guard is reaped.
 // The group is dead; a process that left it may still hold the output
-// open: the output is then cut after the grace.
-func (p *process) release() {
-	t := time.NewTimer(p.grace)
+// open: the output is then cut after grace. A grace of zero cuts it at
+// once, and may lose what the group's processes wrote just before they
+// were killed.
+func (p *process) release(grace time.Duration) {
+	t := time.NewTimer(grace)
 	select {
 	case <-p.copied:
 	case <-t.C:
