@@ -216,3 +216,24 @@ func TestHeldOutputIsWaitedForOnlyOneGrace(t *testing.T) {
 		t.Error("the process that left the group was killed")
 	}
 }
+
+// The guard is a Go program: with GODEBUG=inittrace=1 in the command's
+// environment, its runtime wrote a trace of its own start into the
+// command's stderr.
+func TestGuardRuntimeWritesNothingIntoTheCommandsOutput(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	c := command{shell: "/bin/sh", line: `printf %s "$GODEBUG"`, env: []string{"GODEBUG=inittrace=1"}}
+	p, err := c.start(t.Context(), &stdout, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.wait(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := stdout.String(), "inittrace=1"; got != want {
+		t.Errorf("the command's GODEBUG = %q, want %q", got, want)
+	}
+	if stderr.Len() > 0 {
+		t.Errorf("the command's stderr holds what it did not write:\n%s", stderr.String())
+	}
+}

@@ -128,7 +128,7 @@ func (c command) start(ctx context.Context, stdout, stderr io.Writer) (*process,
 		}
 		env = append(env, runEnv+"="+p.token)
 	}
-	env = append(env, guardEnv+"=1")
+	env = append(guardEnviron(env), guardEnv+"=1")
 	if err := p.spawn(c.dir, prog.Path, argv, env, stdout, stderr); err != nil {
 		return nil, fmt.Errorf("start: %w", err)
 	}
