@@ -362,9 +362,11 @@ func (e *Exec) runCmd(ctx context.Context) error {
 	case out.err == nil:
 		return nil
 	case errors.Is(out.err, errOutputHeld):
-		// It exited zero but left a process holding its output open; that
-		// process has been killed with the rest of the group.
-		e.rt.Logger.Warn("cmd exited but its output stayed open; killed what was left of it")
+		// It exited zero but left processes holding its output open past
+		// the grace. Those in its process group were killed; any that
+		// left it (setsid) run on, and their output is no longer read.
+		e.rt.Logger.Warn("cmd exited but processes it started kept its output open; " +
+			"killed those still in its process group and stopped reading the output")
 		return nil
 	case ctx.Err() != nil:
 		return fmt.Errorf("cmd: interrupted: %w", errors.Join(context.Cause(ctx), out.err))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -138,5 +139,101 @@ func TestExecLeavesNoProcessBehind(t *testing.T) {
 			}
 			execWaitGone(t, pid)
 		})
+	}
+}
+
+// A missing or unusable working directory was reported as "fork/exec
+// /proc/self/exe: no such file or directory", which names the guard, not
+// the directory.
+func TestExecBadCwdIsNamedNotTheGuard(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		cwd, want string
+		is        error
+	}{
+		{filepath.Join(dir, "missing"), "chdir " + filepath.Join(dir, "missing") + ": no such file or directory", os.ErrNotExist},
+		{file, "chdir " + file + ": not a directory", syscall.ENOTDIR},
+	} {
+		e, _ := newTestExec(t, &Exec{name: "x", Cmd: "true", Cwd: tc.cwd})
+		_, err := e.CheckApply(t.Context(), true)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "/proc/self/exe") {
+			t.Errorf("cwd %s: error = %v, want one saying %q, not naming /proc/self/exe", tc.cwd, err, tc.want)
+		}
+		if !errors.Is(err, tc.is) {
+			t.Errorf("cwd %s: error %v does not wrap %v", tc.cwd, err, tc.is)
+		}
+	}
+}
+
+// Without /proc (a chroot, a minimal container) every command failed with
+// "fork/exec /proc/self/exe: no such file or directory", which does not say
+// what is missing. This runs in a sandbox with a tmpfs over /proc.
+func TestExecWithoutProcSaysProcIsNeeded(t *testing.T) {
+	if !inSandbox(t) {
+		runInSandbox(t)
+		return
+	}
+	if err := syscall.Mount("tmpfs", "/proc", "tmpfs", 0, ""); err != nil {
+		t.Fatalf("mount a tmpfs over /proc: %v", err)
+	}
+	if _, err := os.Lstat("/proc/self/exe"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("/proc/self/exe is still there: %v", err)
+	}
+	e, _ := newTestExec(t, &Exec{name: "x", Cmd: "true"})
+	_, err := e.CheckApply(t.Context(), true)
+	if err == nil || !strings.Contains(err.Error(), "needs /proc mounted") {
+		t.Errorf("error = %v, want one saying that /proc must be mounted", err)
+	}
+}
+
+// With a process that left the command's group holding its output, wait
+// waited the grace for the output, then release waited it a second time.
+func TestHeldOutputIsWaitedForOnlyOneGrace(t *testing.T) {
+	const grace = 2 * time.Second
+	fifo, pids := fifoPIDs(t, t.TempDir())
+	c := command{shell: "/bin/sh", grace: grace,
+		line: `setsid sh -c 'echo $$ > "$0"; exec sleep 1000' '` + fifo + `' &`}
+	p, err := c.start(t.Context(), io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	err = p.wait()
+	took := time.Since(began)
+	detached := receivePIDs(t, pids, 1)[0]
+	if !errors.Is(err, errOutputHeld) {
+		t.Errorf("wait() = %v, want errOutputHeld", err)
+	}
+	// The grace cannot pass before it has: twice it means two waits.
+	if took >= 2*grace {
+		t.Errorf("wait took %v with a grace of %v: the grace was waited twice", took, grace)
+	}
+	if !running(detached) {
+		t.Error("the process that left the group was killed")
+	}
+}
+
+// The guard is a Go program: with GODEBUG=inittrace=1 in the command's
+// environment, its runtime wrote a trace of its own start into the
+// command's stderr.
+func TestGuardRuntimeWritesNothingIntoTheCommandsOutput(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	c := command{shell: "/bin/sh", line: `printf %s "$GODEBUG"`, env: []string{"GODEBUG=inittrace=1"}}
+	p, err := c.start(t.Context(), &stdout, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.wait(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := stdout.String(), "inittrace=1"; got != want {
+		t.Errorf("the command's GODEBUG = %q, want %q", got, want)
+	}
+	if stderr.Len() > 0 {
+		t.Errorf("the command's stderr holds what it did not write:\n%s", stderr.String())
 	}
 }

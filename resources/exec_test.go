@@ -271,7 +271,7 @@ func TestExecCannotStart(t *testing.T) {
 		op         func(e *Exec, ctx context.Context) error
 	}{
 		{"cmd", "cmd: start:", Exec{Cmd: "/nonexistent/cmd"}, execApply},
-		{"cwd", `cmd: start (cwd "/nonexistent"):`, Exec{Cmd: "true", Cwd: "/nonexistent"}, execApply},
+		{"cwd", `cmd: start: chdir /nonexistent: no such file or directory`, Exec{Cmd: "true", Cwd: "/nonexistent"}, execApply},
 		{"ifcmd", "ifcmd: start:", Exec{Cmd: "true", IfCmd: "/nonexistent/ifcmd"}, execApply},
 		{"watchcmd", "watchcmd: start:", Exec{Cmd: "true", WatchCmd: "/nonexistent/watch"}, (*Exec).Watch},
 	} {

@@ -30,7 +30,10 @@ const (
 // renamed over the old one), keeping the old mode and owner unless those are
 // managed too.
 type File struct {
-	// Path is the absolute path; it defaults to the resource name.
+	// Path is the absolute path; it defaults to the resource name. A path
+	// whose last element is "." or ".." is refused as ambiguous, and / can
+	// only be declared a directory, whose mode, owner and group are
+	// managed: it is never removed or replaced.
 	Path string `yaml:"path"`
 	// Content is the file's content; nil leaves it unmanaged.
 	Content *string `yaml:"content"`
@@ -73,7 +76,8 @@ func (f *File) wantExists() bool {
 
 // Validate checks the parameters. It accepts what mgmt's file resource
 // accepts, except what could only fail or flap at run time (a mode above
-// 7777) or is too dangerous to allow (removing /).
+// 7777), is ambiguous (a path ending in "." or "..") or is too dangerous to
+// allow (removing or replacing /).
 func (f *File) Validate() error {
 	p := f.path()
 	if !filepath.IsAbs(p) {
@@ -84,14 +88,55 @@ func (f *File) Validate() error {
 	default:
 		return fmt.Errorf("state: %q is not one of exists, absent or empty", f.State)
 	}
-	if f.State == stateAbsent && filepath.Clean(p) == "/" {
-		return errors.New("state: refusing to remove /")
+	if err := checkLastElement(p); err != nil {
+		return err
+	}
+	// A path that cleans to / now ends in "/": it is a directory, which
+	// cannot have content (below). It is only ever kept.
+	if filepath.Clean(p) == "/" {
+		switch {
+		case f.State == stateAbsent:
+			return errors.New("state: refusing to remove /")
+		case f.Force:
+			return errors.New("force: / is never removed or replaced; remove force")
+		}
 	}
 	if f.isDir() && f.Content != nil {
 		return fmt.Errorf("content: %q is a directory (it ends in /) and cannot have content", p)
 	}
 	_, err := parseMode(f.Mode)
 	return err
+}
+
+// checkLastElement refuses a path whose last element is "." or "..": it
+// names a directory, yet does not end in "/", which is how a graph declares
+// one, so whether a file or a directory is meant is unclear, and applying
+// it as a file would replace the directory ("/etc/." with force would
+// replace /etc).
+func checkLastElement(p string) error {
+	if strings.HasSuffix(p, "/") {
+		return nil
+	}
+	last := p[strings.LastIndexByte(p, '/')+1:]
+	if last != "." && last != ".." {
+		return nil
+	}
+	clean := filepath.Clean(p)
+	if clean == "/" {
+		return fmt.Errorf("path: %q ends in %q; write the path plainly: \"/\"", p, last)
+	}
+	return fmt.Errorf("path: %q ends in %q; write the path plainly: %q for a directory, %q for a file",
+		p, last, clean+"/", clean)
+}
+
+// removeAll removes p with everything under it, but never /: Validate
+// refuses every declaration that could lead here with /, and this is the
+// last line of defence.
+func removeAll(p string) error {
+	if filepath.Clean(p) == "/" {
+		return errors.New("refusing to remove /")
+	}
+	return os.RemoveAll(p)
 }
 
 // IgnoredParams names the parameters that state absent makes meaningless,
@@ -172,7 +217,7 @@ func (f *File) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	checkOK := true
 	if exists && !f.rightType(fi) {
 		f.rt.Logger.Info("replacing", "path", p, "was", describe(fi))
-		if err := os.RemoveAll(p); err != nil {
+		if err := removeAll(p); err != nil {
 			return false, err
 		}
 		exists = false
@@ -224,7 +269,7 @@ func (f *File) checkAbsent(p string, fi fs.FileInfo, exists, apply bool) (bool, 
 	}
 	f.rt.Logger.Info("removing", "path", p, "was", describe(fi))
 	if f.Force {
-		return false, os.RemoveAll(p)
+		return false, removeAll(p)
 	}
 	// Remove refuses a directory that gained an entry since it was read.
 	return false, os.Remove(p)

@@ -281,7 +281,8 @@ func TestFileValidate(t *testing.T) {
 	if err := (&File{name: "/tmp/from-name"}).Validate(); err != nil {
 		t.Errorf("path from the name: %v", err)
 	}
-	// mgmt manages / itself (its mode, say); only removing it is refused.
+	// mgmt manages / itself (its mode, say); only removing or replacing it
+	// is refused.
 	if err := (&File{Path: "/", Mode: "0755"}).Validate(); err != nil {
 		t.Errorf("path /: %v", err)
 	}
@@ -343,5 +344,92 @@ func TestFileWatchSeesDrift(t *testing.T) {
 	converge(t, f, true, false)
 	if got := readFile(t, p); got != "x" {
 		t.Errorf("content after repair: %q", got)
+	}
+}
+
+// A path whose last element is "." or ".." names a directory without
+// ending in "/": "/." with content and force was taken for a regular file
+// of the wrong type, and CheckApply removed everything under /; "/etc/."
+// with force replaced /etc. Such paths are refused, and / can only be a
+// directory that is kept.
+func TestFilePathThatCleansToRootOrEndsInDotIsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		f    File
+		want string
+	}{
+		{File{Path: "/.", Content: strptr("x"), Force: true}, `path: "/." ends in "."`},
+		{File{Path: "/etc/..", Content: strptr("x"), Force: true}, `path: "/etc/.." ends in ".."`},
+		{File{Path: "/etc/.", Force: true, State: "exists"}, `write the path plainly: "/etc/" for a directory, "/etc" for a file`},
+		{File{name: "/etc/..", State: "absent", Force: true}, `path: "/etc/.." ends in ".."`},
+		{File{Path: "/", Force: true, Mode: "0755"}, "force: / is never removed or replaced"},
+		{File{Path: "//", Force: true}, "force: / is never removed or replaced"},
+		{File{Path: "/", Content: strptr("x")}, "content:"},
+	} {
+		err := tc.f.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: Validate() = %v, want an error containing %q", tc.f.path(), err, tc.want)
+		}
+	}
+	for _, p := range []string{"/", "/etc/./", "/etc/../", "/srv/./a", "/srv/../srv/a"} {
+		if err := (&File{Path: p, Mode: "0755"}).Validate(); err != nil {
+			t.Errorf("%q: Validate() = %v, want nil", p, err)
+		}
+	}
+}
+
+// chrootEnv names, in a sandboxed test's environment, the directory it
+// takes for its /.
+const chrootEnv = "GRAFT_TEST_CHROOT"
+
+// Validate refuses every declaration that would remove /, but CheckApply
+// must not rely on it. This runs in a sandbox whose / is a fresh directory
+// (see inSandbox), and applies only once it has checked that it is there.
+func TestFileCheckApplyNeverRemovesRoot(t *testing.T) {
+	if !inSandbox(t) {
+		root := t.TempDir()
+		if err := os.WriteFile(filepath.Join(root, "marker"), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		runInSandbox(t, chrootEnv+"="+root)
+		if _, err := os.Stat(filepath.Join(root, "marker")); err != nil {
+			t.Errorf("the sandbox's / lost its content: %v", err)
+		}
+		return
+	}
+	root := os.Getenv(chrootEnv)
+	if root == "" {
+		t.Fatal(chrootEnv + " is not set: refusing to run without a chroot")
+	}
+	want, err := os.Stat(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Chroot(root); err != nil {
+		t.Fatalf("chroot: %v", err)
+	}
+	if err := os.Chdir("/"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.Stat("/"); err != nil || !os.SameFile(got, want) {
+		t.Fatalf("/ is not %s after chroot (%v): refusing to go on", root, err)
+	}
+	if _, err := os.Stat("/marker"); err != nil {
+		t.Fatalf("/marker: %v: refusing to go on", err)
+	}
+
+	for _, f := range []*File{
+		{Path: "/.", Content: strptr("x"), Force: true}, // a file of the wrong type
+		{Path: "/", State: "absent", Force: true},
+	} {
+		if err := f.Init(&newTestRuntime("file", f.Path).Runtime); err != nil {
+			t.Fatal(err)
+		}
+		_, err := f.CheckApply(t.Context(), true)
+		if err == nil || !strings.Contains(err.Error(), "refusing to remove /") {
+			t.Errorf("%q (state %q): CheckApply = %v, want it to refuse to remove /", f.Path, f.State, err)
+		}
+		if _, err := os.Stat("/marker"); err != nil {
+			t.Fatalf("%q (state %q): CheckApply removed what is under /: %v", f.Path, f.State, err)
+		}
 	}
 }

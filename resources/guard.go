@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -15,7 +16,16 @@ import (
 // graft never starts a command itself. It starts a guard: a second copy of
 // its own binary (/proc/self/exe, which names the running binary even if the
 // file was replaced since) with guardArg0 as its argv[0] and guardEnv set,
-// which this package's init turns into the guard before anything else runs.
+// which this package's init turns into the guard. By then the Go runtime
+// has started and the init functions of the packages this one imports have
+// run, and until the guard has started the command its stdout and stderr
+// are the command's: whatever it writes there lands in the command's
+// output. So that GODEBUG (whose inittrace, gctrace and other settings
+// write to stderr) acts on the command only, the agent hands it to the
+// guard as guardGodebugEnv, which the guard turns back into GODEBUG for the
+// command. Other GO* variables reach the guard too, but write nothing
+// unless the guard crashes.
+//
 // The guard leads a new process group; the command it starts, and whatever
 // that command starts, stay in that group unless they leave it on purpose
 // (setsid, setpgid).
@@ -33,7 +43,8 @@ import (
 // have been reused by then: the agent reaps the guard last.
 //
 // Protocol, on the guard's side:
-//   - argv: guardArg0, the program's path, then the command's argv.
+//   - argv: guardArg0, the working directory ("" for the agent's), the
+//     program's path, then the command's argv.
 //   - fd 3, the lifeline: one byte from the agent is the go-ahead (the agent
 //     has recorded the run); end-of-file, at any time, means kill the group.
 //   - fd 4, the status pipe: 'S' and the command's pid (4 bytes) once it
@@ -48,6 +59,9 @@ const (
 	// its processes inherit: a restarted agent recognises what an earlier
 	// run left by it.
 	runEnv = "GRAFT_EXEC_RUN"
+	// guardGodebugEnv carries the command's GODEBUG past the guard's own
+	// Go runtime.
+	guardGodebugEnv = "GRAFT_EXEC_GODEBUG"
 
 	guardLifelineFD = 3
 	guardStatusFD   = 4
@@ -59,17 +73,24 @@ const (
 // init turns this process into an exec guard if it was started as one. Only
 // a process started with both the guard's argv[0] and environment is: an
 // agent that merely inherited guardEnv is not.
+//
+// This is an init on purpose, the one exception to "no init()
+// registration": every binary that links this package, each test binary
+// included, starts its guards from its own file, so every one of them must
+// become a guard when started as one. An explicit hook that main or
+// TestMain had to call could be forgotten, and a test binary that forgot it
+// would run its whole test suite again as the "guard" of every command.
 func init() {
-	if len(os.Args) < 3 || os.Args[0] != guardArg0 || os.Getenv(guardEnv) != "1" {
+	if len(os.Args) < 4 || os.Args[0] != guardArg0 || os.Getenv(guardEnv) != "1" {
 		return
 	}
-	os.Exit(guard(os.Args[1], os.Args[2:]))
+	os.Exit(guard(os.Args[1], os.Args[2], os.Args[3:]))
 }
 
-// guard runs the command path with argv and reports on it as the protocol
-// above says. It returns only if the command never started; otherwise it
-// ends by killing its own process group.
-func guard(path string, argv []string) int {
+// guard runs the command path with argv in directory dir and reports on it
+// as the protocol above says. It returns only if the command never started;
+// otherwise it ends by killing its own process group.
+func guard(dir, path string, argv []string) int {
 	// Neither pipe may reach the command: the lifeline must close when
 	// the agent dies, whatever the command holds open.
 	syscall.CloseOnExec(guardLifelineFD)
@@ -87,13 +108,25 @@ func guard(path string, argv []string) int {
 		return 1 // the agent died or gave up before the command started
 	}
 	os.Unsetenv(guardEnv)
-	cmd := &exec.Cmd{Path: path, Args: argv, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
-	if err := cmd.Start(); err != nil {
+	failed := func(err error) int {
 		var errno syscall.Errno
 		errors.As(err, &errno)
 		msg := binary.LittleEndian.AppendUint32([]byte{guardFailed}, uint32(errno))
 		_, _ = status.Write(append(msg, err.Error()...))
 		return 127
+	}
+	// The guard changes directory itself, rather than being started in
+	// dir, so that a bad directory is reported as such ("chdir /x: no
+	// such file or directory"), not as the guard's own start failing.
+	if dir != "" {
+		if err := os.Chdir(dir); err != nil {
+			return failed(err)
+		}
+	}
+	cmd := &exec.Cmd{Path: path, Args: argv, Env: commandEnv(os.Environ()),
+		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	if err := cmd.Start(); err != nil {
+		return failed(err)
 	}
 	_, _ = status.Write(binary.LittleEndian.AppendUint32([]byte{guardStarted}, uint32(cmd.Process.Pid)))
 	// The output is the command's: the agent waits for it to close.
@@ -117,4 +150,26 @@ func guard(path string, argv []string) int {
 	_, _ = io.Copy(io.Discard, lifeline)
 	_ = syscall.Kill(0, syscall.SIGKILL) // 0: this process's group
 	return 1                             // not reached: SIGKILL cannot be caught
+}
+
+// guardEnviron returns env, the command's environment, as the guard gets
+// it: with GODEBUG renamed guardGodebugEnv. It changes env in place.
+func guardEnviron(env []string) []string {
+	for i, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "GODEBUG="); ok {
+			env[i] = guardGodebugEnv + "=" + v
+		}
+	}
+	return env
+}
+
+// commandEnv undoes guardEnviron: it returns the guard's environment env
+// with guardGodebugEnv renamed GODEBUG. It changes env in place.
+func commandEnv(env []string) []string {
+	for i, kv := range env {
+		if v, ok := strings.CutPrefix(kv, guardGodebugEnv+"="); ok {
+			env[i] = "GODEBUG=" + v
+		}
+	}
+	return env
 }

@@ -17,8 +17,9 @@ import (
 )
 
 // errOutputHeld is what wait returns for a command that exited zero but
-// left processes holding its output open past the grace; they have been
-// killed with the rest of its group.
+// left processes holding its output open past the grace. Those still in
+// its process group have been killed with it; any that left the group
+// (setsid) still run, and what they write is no longer read.
 var errOutputHeld = errors.New("the command exited but processes it started kept its output open")
 
 // exitError reports a command that did not exit zero: its exit status or
@@ -122,17 +123,13 @@ func (c command) start(ctx context.Context, stdout, stderr io.Writer) (*process,
 	}
 	env := c.environ()
 	if c.runs != nil {
-		if p.token, err = c.runs.begin(c.owner, p.log); err != nil {
+		if p.token, err = c.runs.begin(ctx, c.owner, p.log); err != nil {
 			return nil, err
 		}
 		env = append(env, runEnv+"="+p.token)
 	}
-	env = append(env, guardEnv+"=1")
+	env = append(guardEnviron(env), guardEnv+"=1")
 	if err := p.spawn(c.dir, prog.Path, argv, env, stdout, stderr); err != nil {
-		// A missing working directory shows up as the program not found.
-		if c.dir != "" {
-			return nil, fmt.Errorf("start (cwd %q): %w", c.dir, err)
-		}
 		return nil, fmt.Errorf("start: %w", err)
 	}
 	if c.runs != nil {
@@ -168,6 +165,10 @@ func (c command) environ() []string {
 	return env
 }
 
+// guardExe is where the guard is started from: the running binary, even if
+// its file was replaced or removed since.
+const guardExe = "/proc/self/exe"
+
 // spawn starts the guard with its pipes, and the goroutines that copy the
 // command's output.
 func (p *process) spawn(dir, path string, argv, env []string, stdout, stderr io.Writer) error {
@@ -181,10 +182,9 @@ func (p *process) spawn(dir, path string, argv, env []string, stdout, stderr io.
 		ends[i], ends[i+1] = r, w
 	}
 	guard := &exec.Cmd{
-		Path:        "/proc/self/exe",
-		Args:        append([]string{guardArg0, path}, argv...),
+		Path:        guardExe,
+		Args:        append([]string{guardArg0, dir, path}, argv...),
 		Env:         env,
-		Dir:         dir,
 		Stdout:      ends[5],
 		Stderr:      ends[7],
 		ExtraFiles:  []*os.File{ends[0], ends[3]}, // fd 3: lifeline, fd 4: status
@@ -194,7 +194,13 @@ func (p *process) spawn(dir, path string, argv, env []string, stdout, stderr io.
 	closeFiles(ends[0], ends[3], ends[5], ends[7]) // the guard has its own copies
 	if err != nil {
 		closeFiles(ends[1], ends[2], ends[4], ends[6])
-		return err
+		if _, lerr := os.Lstat(guardExe); lerr != nil {
+			// Without /proc (a chroot, a minimal container) every
+			// command fails this way: say what is missing.
+			return fmt.Errorf("exec guard: %w: running commands needs /proc mounted, "+
+				"since each runs under a copy of graft started from %s", lerr, guardExe)
+		}
+		return fmt.Errorf("exec guard: %w", err)
 	}
 	p.guard, p.pgid = guard, guard.Process.Pid
 	p.lifeline, p.status, p.outR, p.errR = ends[1], ends[2], ends[4], ends[6]
@@ -240,7 +246,7 @@ func (p *process) abandon() {
 	p.lifeline.Close()
 	_ = signalGroup(p.pgid, syscall.SIGKILL) // the guard is not reaped yet: its ID is ours
 	_ = p.guard.Wait()
-	p.release()
+	p.release(p.grace)
 }
 
 // cancel runs when the context of a started command is done: SIGTERM to
@@ -299,7 +305,11 @@ func (p *process) wait() error {
 	if !reported {
 		p.ended, _ = p.guard.ProcessState.Sys().(syscall.WaitStatus)
 	}
-	p.release()
+	grace := p.grace
+	if held {
+		grace = 0 // it has passed once already
+	}
+	p.release(grace)
 	switch {
 	case !p.ended.Exited() || p.ended.ExitStatus() != 0:
 		return &exitError{status: p.ended}
@@ -311,9 +321,11 @@ func (p *process) wait() error {
 
 // release closes what is left of the process once the guard is reaped.
 // The group is dead; a process that left it may still hold the output
-// open: the output is then cut after the grace.
-func (p *process) release() {
-	t := time.NewTimer(p.grace)
+// open: the output is then cut after grace. A grace of zero cuts it at
+// once, and may lose what the group's processes wrote just before they
+// were killed.
+func (p *process) release(grace time.Duration) {
+	t := time.NewTimer(grace)
 	select {
 	case <-p.copied:
 	case <-t.C:
