@@ -193,7 +193,9 @@ func TestExecWithoutProcSaysProcIsNeeded(t *testing.T) {
 // With a process that left the command's group holding its output, wait
 // waited the grace for the output, then release waited it a second time.
 func TestHeldOutputIsWaitedForOnlyOneGrace(t *testing.T) {
-	const grace = 2 * time.Second
+	// Long enough that a loaded machine's delays stay well inside the one
+	// grace of slack between the right duration and the wrong one.
+	const grace = 3 * time.Second
 	fifo, pids := fifoPIDs(t, t.TempDir())
 	c := command{shell: "/bin/sh", grace: grace,
 		line: `setsid sh -c 'echo $$ > "$0"; exec sleep 1000' '` + fifo + `' &`}
