@@ -123,7 +123,7 @@ func TestClientWithoutAgentSaysHowToStartOne(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q; want 1 and a message naming the socket and `graft run`", args, code, stderr)
 		}
 	}
-	if code, _, stderr := graft(t, "kv", "get", "--api", "https://127.0.0.1:1", "k"); code != 2 || !strings.Contains(stderr, "--api") {
+	if code, _, stderr := graft(t, "kv", "get", "--api", "https://127.0.0.1:1", "k"); code != exitUsage || !strings.Contains(stderr, "--api") {
 		t.Errorf("an https API address: exit %d, %q", code, stderr)
 	}
 }

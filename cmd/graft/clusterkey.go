@@ -53,7 +53,7 @@ func loadClusterKey(o clusterOptions, dir string) (clusterKey, error) {
 		}
 		return clusterKey{tok: *o.token, path: path}, nil
 	case o.token == nil && !exists && len(o.join) > 0:
-		return clusterKey{}, &exitError{code: 2, err: errNoKey}
+		return clusterKey{}, &exitError{code: exitUsage, err: errNoKey}
 	case o.token == nil && !exists && o.bootstrapExpect > 0:
 		return clusterKey{}, usageError("--bootstrap-expect: the nodes that start a cluster together need one key: " +
 			"make it with `graft keygen` and give it to each with --token or GRAFT_TOKEN")
