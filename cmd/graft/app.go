@@ -84,20 +84,38 @@ func logFlags() []cli.Flag {
 	}
 }
 
+// logFormat is the format of the log: --log-format.
+type logFormat string
+
+const (
+	logText logFormat = "text"
+	logJSON logFormat = "json"
+)
+
+// parseLogFormat returns the log format --log-format asks for.
+func parseLogFormat(c *cli.Context) (logFormat, error) {
+	switch f := logFormat(strings.ToLower(c.String("log-format"))); f {
+	case logText, logJSON:
+		return f, nil
+	}
+	return "", usageError("--log-format: %q is not one of text, json", c.String("log-format"))
+}
+
 // newLogger builds the logger the log flags ask for.
 func newLogger(c *cli.Context, w io.Writer) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 		return nil, usageError("--log-level: %q is not one of debug, info, warn, error", c.String("log-level"))
 	}
+	format, err := parseLogFormat(c)
+	if err != nil {
+		return nil, err
+	}
 	opts := &slog.HandlerOptions{Level: lvl}
-	switch strings.ToLower(c.String("log-format")) {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
+	if format == logJSON {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
-	return nil, usageError("--log-format: %q is not one of text, json", c.String("log-format"))
+	return slog.New(slog.NewTextHandler(w, opts)), nil
 }
 
 // oneArg returns the single positional argument a command takes.

@@ -260,7 +260,7 @@ func startCluster(o agentOptions, dir string, log *slog.Logger, e *env, shutdown
 		checkAdvertised(node.Addr(), srv.GossipAddr(), log)
 	}
 	if key.created {
-		showJoinCommand(e.stderr, log, o.clusterOptions, srv.GossipAddr(), key.tok, key.path)
+		showJoinCommand(e.stderr, log, o.logFormat, o.clusterOptions, srv.GossipAddr(), key.tok, key.path)
 	}
 	a.stops = append(a.stops,
 		goRun(func(ctx context.Context) error { logLeadership(ctx, node, log); return nil }, nil),

@@ -79,6 +79,7 @@ type agentOptions struct {
 	noop             bool
 	sema             int
 	statusFile       string
+	logFormat        logFormat // what the log is written in, whatever wraps its handler
 	clusterOptions
 }
 
@@ -93,6 +94,9 @@ func parseAgentOptions(c *cli.Context) (agentOptions, error) {
 		statusFile:    c.String("converged-status-file"),
 	}
 	var err error
+	if o.logFormat, err = parseLogFormat(c); err != nil {
+		return o, err
+	}
 	if o.clusterOptions, err = parseClusterOptions(c); err != nil {
 		return o, err
 	}
