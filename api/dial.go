@@ -22,9 +22,13 @@ type foreignSocketError struct {
 }
 
 func (e *foreignSocketError) Error() string {
-	return fmt.Sprintf("api: not talking to %s: %v: the process serving it is %s, neither you (uid %d) nor root; "+
+	notYou := fmt.Sprintf("neither you (uid %d) nor root", e.euid)
+	if e.euid == 0 {
+		notYou = "not root, which you are"
+	}
+	return fmt.Sprintf("api: not talking to the agent at %s: %v: %s, %s; "+
 		"it may be another user's agent, or a socket put there to receive what you send",
-		e.path, ErrForeignAgent, userName(e.uid), e.euid)
+		e.path, ErrForeignAgent, userName(e.uid), notYou)
 }
 
 func (e *foreignSocketError) Is(target error) bool { return target == ErrForeignAgent }
