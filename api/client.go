@@ -67,8 +67,9 @@ func NewClient(addr string) (*Client, error) {
 	return c, nil
 }
 
-// dialRefused is DialUnix's refusal of a socket it reached (another
-// user's, or one too far to dial), rather than a failure to reach it.
+// dialRefused is DialUnix's error for a socket it will not or cannot use
+// (another user's, one it cannot check, a path too long to dial), rather
+// than for nothing listening.
 type dialRefused struct{ err error }
 
 func (e *dialRefused) Error() string { return e.err.Error() }
