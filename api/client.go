@@ -34,6 +34,8 @@ type Client struct {
 
 // NewClient returns a client of the agent whose API is at addr: the path
 // of its unix socket, or "http://host:port" for a loopback TCP address.
+// Every connection to a unix socket is checked as DialUnix does: the
+// client talks only to an agent of its own user's or root's.
 func NewClient(addr string) (*Client, error) {
 	c := &Client{addr: addr, tr: &http.Transport{MaxIdleConnsPerHost: 4}}
 	switch {
@@ -53,13 +55,25 @@ func NewClient(addr string) (*Client, error) {
 	default:
 		c.base = "http://graft" // the host is ignored: every connection goes to the socket
 		c.tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", addr)
+			conn, err := DialUnix(ctx, addr)
+			var op *net.OpError
+			if err != nil && !errors.As(err, &op) {
+				err = &dialRefused{err}
+			}
+			return conn, err
 		}
 	}
 	c.hc = &http.Client{Transport: c.tr}
 	return c, nil
 }
+
+// dialRefused is DialUnix's error for a socket it will not or cannot use
+// (another user's, one it cannot check, a path too long to dial), rather
+// than for nothing listening.
+type dialRefused struct{ err error }
+
+func (e *dialRefused) Error() string { return e.err.Error() }
+func (e *dialRefused) Unwrap() error { return e.err }
 
 // Close releases the client's idle connections.
 func (c *Client) Close() error {
@@ -150,9 +164,12 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		var op *net.OpError
+		var refused *dialRefused
 		switch {
 		case ctx.Err() != nil:
 			return nil, ctx.Err()
+		case errors.As(err, &refused):
+			return nil, refused.err
 		case errors.As(err, &op) && op.Op == "dial":
 			return nil, fmt.Errorf("%w at %s: %w", ErrNoAgent, c.addr, op.Err)
 		}

@@ -6,7 +6,10 @@
 // serves it on <data-dir>/graft.sock, created mode 0600 in a directory only
 // its owner can enter, and refuses TCP addresses that are not loopback.
 // Requests over TCP must also name a loopback host in their Host header, so
-// a web page cannot reach the API through DNS rebinding.
+// a web page cannot reach the API through DNS rebinding. The other way
+// round, Client talks only to a unix socket served by its own user or root
+// (DialUnix): what it sends never reaches another user's process, whatever
+// path led to the socket.
 //
 // # Endpoints
 //

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -14,7 +15,14 @@ import (
 	"github.com/graftcm/graft/world"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain doubles, with foreignServeEnv set, as a server that answers on
+// a unix socket as an agent would (see serveAs).
+func TestMain(m *testing.M) {
+	if sock := os.Getenv(foreignServeEnv); sock != "" {
+		os.Exit(serveImpostor(sock))
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // fixture is an API server on a unix socket, in front of the World of the
 // first member of an in-process cluster, and a client of it.

@@ -188,9 +188,20 @@ func TestStatusReportsLeaderHostAndVersion(t *testing.T) {
 	if _, err := f.client.Put(t.Context(), "k", []byte("v")); err != nil {
 		t.Fatal(err)
 	}
-	st, err := f.client.Status(t.Context())
-	if err != nil {
-		t.Fatal(err)
+	// Raft records an entry as applied after handing it to the FSM, which
+	// may apply it, and answer the write, first: for a moment the revision
+	// can be ahead of raft's applied index.
+	var st Status
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var err error
+		if st, err = f.client.Status(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if st.AppliedIndex >= st.Revision || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if st.Host != "node0" || st.Version != "v-test" || st.ID != "node0" || st.State != "Leader" || st.Leader != "node0" {
 		t.Errorf("status: %+v", st)

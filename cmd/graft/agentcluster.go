@@ -150,7 +150,7 @@ func (a *agentCluster) startSide(key clusterKey, seeds []string) (_ *clusterSide
 		checkAdvertised(node.Addr(), srv.GossipAddr(), log)
 	}
 	if key.created {
-		showJoinCommand(a.e.stderr, log, o.clusterOptions, srv.GossipAddr(), key.tok, key.path)
+		showJoinCommand(a.e.stderr, log, o.logFormat, o.clusterOptions, srv.GossipAddr(), key.tok, key.path)
 	}
 	side.stops = append(side.stops,
 		goRun(func(ctx context.Context) error { logLeadership(ctx, node, log); return nil }, nil),

@@ -26,7 +26,10 @@ func newApp(e *env) *cli.App {
 		Name:  "graft",
 		Usage: "keep a graph of resources converged on this host",
 		Description: "graft keeps files, commands and other resources on a host as a graph declares them,\n" +
-			"repairing drift as soon as it happens.",
+			"repairing drift as soon as it happens.\n\n" +
+			"Exit codes: 0 success; 1 error; 2 from `run --noop --converged-exit`: something would\n" +
+			"change; 64 a usage error (a mistyped flag, command or argument); 130 stopped by a\n" +
+			"second signal.",
 		Version:              version(),
 		Writer:               e.stdout,
 		ErrWriter:            e.stderr,
@@ -46,15 +49,18 @@ func newApp(e *env) *cli.App {
 			keygenCommand(e),
 			versionCommand(e),
 		},
-		// A mistyped command is a usage error (exit 2), not a success.
+		// A mistyped command is a usage error (exitUsage), not a success.
 		CommandNotFound: func(c *cli.Context, name string) { e.unknownCommand = name },
 	}
-	// Usage errors exit 2 with the message on stderr; help on stdout would
+	// Usage errors exit exitUsage with the message on stderr; help on stdout would
 	// end up in the output of `graft kv get ... > file`.
 	usage := func(c *cli.Context, err error, _ bool) error {
 		name := "graft"
 		if c.Command != nil && c.Command.HelpName != "" {
 			name = c.Command.HelpName
+		}
+		if name == "graft" {
+			return usageError("%v (see graft --help)", err)
 		}
 		return usageError("%s: %v (see %s --help)", strings.TrimPrefix(name, "graft "), err, name)
 	}
@@ -78,20 +84,38 @@ func logFlags() []cli.Flag {
 	}
 }
 
+// logFormat is the format of the log: --log-format.
+type logFormat string
+
+const (
+	logText logFormat = "text"
+	logJSON logFormat = "json"
+)
+
+// parseLogFormat returns the log format --log-format asks for.
+func parseLogFormat(c *cli.Context) (logFormat, error) {
+	switch f := logFormat(strings.ToLower(c.String("log-format"))); f {
+	case logText, logJSON:
+		return f, nil
+	}
+	return "", usageError("--log-format: %q is not one of text, json", c.String("log-format"))
+}
+
 // newLogger builds the logger the log flags ask for.
 func newLogger(c *cli.Context, w io.Writer) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 		return nil, usageError("--log-level: %q is not one of debug, info, warn, error", c.String("log-level"))
 	}
+	format, err := parseLogFormat(c)
+	if err != nil {
+		return nil, err
+	}
 	opts := &slog.HandlerOptions{Level: lvl}
-	switch strings.ToLower(c.String("log-format")) {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
+	if format == logJSON {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
-	return nil, usageError("--log-format: %q is not one of text, json", c.String("log-format"))
+	return slog.New(slog.NewTextHandler(w, opts)), nil
 }
 
 // oneArg returns the single positional argument a command takes.

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/graftcm/graft/cluster"
 )
 
 // hostIP returns an IPv4 address of this machine other than loopback, one
@@ -85,4 +89,57 @@ func TestJoinBannerWithTextLogsShowsTheCommandOnce(t *testing.T) {
 		t.Error("the key appeared in the output")
 	}
 	n.stop()
+}
+
+// wrappingHandler passes records on to another handler, as a rate limiter
+// or a filter in front of the log's handler does.
+type wrappingHandler struct{ slog.Handler }
+
+func (h wrappingHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return wrappingHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h wrappingHandler) WithGroup(name string) slog.Handler {
+	return wrappingHandler{h.Handler.WithGroup(name)}
+}
+
+// With --log-format json, the join command is a JSON record even when the
+// JSON handler is wrapped in another: telling the format by the logger's
+// handler type took a wrapped JSON log for a text one, and wrote the
+// plain-text banner in the middle of the JSON records.
+func TestJoinCommandIsAJSONRecordThroughAWrappedJSONHandler(t *testing.T) {
+	var stderr bytes.Buffer
+	log := slog.New(wrappingHandler{slog.NewJSONHandler(&stderr, nil)})
+	tok := newToken(t)
+	showJoinCommand(&stderr, log, logJSON, clusterOptions{clusterName: cluster.DefaultServerConfig().ClusterName},
+		"192.0.2.1:7946", tok, "/var/lib/graft/token")
+	var commands []string
+	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("not a JSON record: %q", line)
+			continue
+		}
+		if c, ok := rec["join_command"].(string); ok {
+			commands = append(commands, c)
+		}
+	}
+	if want := "GRAFT_TOKEN=<the key> graft run --join 192.0.2.1:7946"; len(commands) != 1 || commands[0] != want {
+		t.Errorf("join commands: %q, want one: %q", commands, want)
+	}
+}
+
+// A gossip address on localhost is loopback: the cluster it starts cannot
+// be joined from another host, so it gets no banner and no key.
+func TestLocalhostGossipAddressIsLoopback(t *testing.T) {
+	for _, addr := range []string{"localhost:7946", "LocalHost:0", "127.0.0.1:7946", "[::1]:7946"} {
+		if !isLoopback(addr) {
+			t.Errorf("isLoopback(%q) = false, want true", addr)
+		}
+	}
+	for _, addr := range []string{"10.0.0.1:7946", "example.com:7946", "localhost", "0.0.0.0:7946"} {
+		if isLoopback(addr) {
+			t.Errorf("isLoopback(%q) = true, want false", addr)
+		}
+	}
 }

@@ -46,8 +46,8 @@ func TestCheckGoodGraphsAndUsage(t *testing.T) {
 	if code != 0 || strings.Count(stdout, ": ok") != len(files) {
 		t.Errorf("examples: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
-	if code, _, _ := graft(t, "check"); code != 2 {
-		t.Errorf("check with no file: exit %d, want 2", code)
+	if code, _, _ := graft(t, "check"); code != exitUsage {
+		t.Errorf("check with no file: exit %d, want %d", code, exitUsage)
 	}
 	if code, _, stderr := graft(t, "check", "/nonexistent/graph.yaml"); code != 1 || !strings.Contains(stderr, "/nonexistent/graph.yaml") {
 		t.Errorf("missing file: exit %d, stderr %q", code, stderr)

@@ -5,11 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -22,10 +20,6 @@ import (
 // clientTimeout bounds a client command's request (the agent bounds its
 // own work sooner: api.DefaultTimeout).
 const clientTimeout = 30 * time.Second
-
-// checkoutDataDir is the data dir `make run` gives the agent, in the
-// checkout; client commands find that agent from the checkout and below.
-const checkoutDataDir = ".graft"
 
 // clientFlags are the flags of the commands that talk to a running agent.
 func clientFlags() []cli.Flag {
@@ -42,99 +36,76 @@ func clientFlags() []cli.Flag {
 // name the agent, rather than leave it to be looked for.
 func agentNamed(c *cli.Context) bool { return c.IsSet("api") || c.IsSet("data-dir") }
 
-// agentAddr returns the address of the agent's API: --api; else the socket
-// in --data-dir when given; else the socket of an agent running on the
-// nearest .graft dir (make run's) in the working directory or a parent;
-// else the socket in the default data dir.
-func agentAddr(c *cli.Context) (string, error) {
-	if addr := c.String("api"); addr != "" {
-		return addr, nil
+// agentTarget is the agent a client command talks to, and how it was
+// found.
+type agentTarget struct {
+	addr   string
+	named  bool           // by the flags (or their environment variables)
+	search checkoutSearch // looking for make run's agent, if not named
+}
+
+// findAgent returns the agent's API: --api; else the socket in --data-dir
+// when given; else the socket of an agent running on the nearest .graft
+// dir (make run's) in the working directory or a parent; else the socket
+// in the default data dir.
+func findAgent(c *cli.Context) (agentTarget, error) {
+	t := agentTarget{named: agentNamed(c)}
+	if t.addr = c.String("api"); t.addr != "" {
+		return t, nil
 	}
-	if !agentNamed(c) {
-		if wd, err := os.Getwd(); err == nil {
-			if sock, ok := findCheckoutAgent(wd); ok {
-				return sock, nil
-			}
+	if !t.named {
+		wd, err := os.Getwd()
+		if err != nil {
+			t.search.stopped = fmt.Sprintf("did not look for a %s dir: %v", checkoutDataDir, err)
+		} else if t.search = findCheckoutAgent(c.Context, wd); t.search.sock != "" {
+			t.addr = t.search.sock
+			return t, nil
 		}
 	}
 	if c.String("data-dir") == "" {
-		return "", usageError("--data-dir is empty (or give --api)")
+		return t, usageError("--data-dir is empty (or give --api)")
 	}
-	return filepath.Join(c.String("data-dir"), apiSocket), nil
+	t.addr = filepath.Join(c.String("data-dir"), apiSocket)
+	return t, nil
 }
 
-// findCheckoutAgent returns the socket of an agent running on a .graft data
-// dir in dir or the nearest of its parents that has one. Only a data dir
-// of this user's, closed to others as graft makes it, counts: a socket in
-// somebody else's would receive what this user writes.
-func findCheckoutAgent(dir string) (string, bool) {
-	for {
-		dd := filepath.Join(dir, checkoutDataDir)
-		if fi, err := os.Stat(dd); err == nil && fi.IsDir() && ownedPrivate(fi) {
-			sock := filepath.Join(dd, apiSocket)
-			if conn, err := net.DialTimeout("unix", sock, time.Second); err == nil {
-				conn.Close()
-				return sock, true
-			}
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", false
-		}
-		dir = parent
-	}
-}
-
-// ownedPrivate reports whether fi belongs to this process's user and is
-// closed to everyone else.
-func ownedPrivate(fi os.FileInfo) bool {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	return ok && int(st.Uid) == os.Geteuid() && fi.Mode().Perm()&0o077 == 0
-}
-
-// dialAgent returns a client of the agent the flags name or agentAddr
-// finds.
-func dialAgent(c *cli.Context) (*api.Client, error) {
-	addr, err := agentAddr(c)
+// dialAgent returns a client of the agent the flags name or findAgent
+// finds, and that agent.
+func dialAgent(c *cli.Context) (*api.Client, agentTarget, error) {
+	t, err := findAgent(c)
 	if err != nil {
-		return nil, err
+		return nil, t, err
 	}
-	client, err := api.NewClient(addr)
+	client, err := api.NewClient(t.addr)
 	if err != nil {
-		return nil, usageError("--api: %v", err)
+		return nil, t, usageError("--api: %v", err)
 	}
-	return client, nil
+	return client, t, nil
 }
 
 // withClient runs fn with a client of the agent, its request bounded by
 // clientTimeout, and explains the error of an agent that is not there.
 func withClient(c *cli.Context, fn func(ctx context.Context, client *api.Client) error) error {
-	client, err := dialAgent(c)
+	client, t, err := dialAgent(c)
 	if err != nil {
 		return err
 	}
 	defer client.Close()
 	ctx, cancel := context.WithTimeout(c.Context, clientTimeout)
 	defer cancel()
-	return agentError(c, fn(ctx, client))
+	return t.explain(fn(ctx, client))
 }
 
-// agentError adds what to do to the error of an agent that does not
-// answer: where else graft looked, if the flags named no agent.
-func agentError(c *cli.Context, err error) error {
+// explain adds what to do to the error of an agent that does not answer:
+// if the flags named no agent, what the search for make run's found.
+func (t agentTarget) explain(err error) error {
 	switch {
 	case !errors.Is(err, api.ErrNoAgent):
 		return err
-	case agentNamed(c):
+	case t.named:
 		return fmt.Errorf("%w (is the agent running? start it with `graft run`, or point --data-dir or --api at it)", err)
 	}
-	where := "this directory"
-	if wd, werr := os.Getwd(); werr == nil {
-		where = wd
-	}
-	return fmt.Errorf("%w, nor on a %s dir (make run's) in %s or a parent directory (is the agent running? "+
-		"start one with `graft run` or, in a checkout, `make run`; for another, give --data-dir or --api: "+
-		"one started with --tmp-prefix logs its socket)", err, checkoutDataDir, where)
+	return t.search.explain(err)
 }
 
 // formatValue renders a value for a `key=value` line: as it is if it is

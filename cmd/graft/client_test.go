@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -28,6 +29,20 @@ func testAPI(t *testing.T) (string, *world.World) {
 // calls too).
 func testAPIWith(t *testing.T, mod func(*api.Config)) (sock string, w *world.World, stop func()) {
 	t.Helper()
+	sock = filepath.Join(t.TempDir(), apiSocket)
+	ln, err := api.ListenUnix(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, stop = serveTestAPI(t, ln, mod)
+	return sock, w, stop
+}
+
+// serveTestAPI serves on ln, until the test ends, the local API of a
+// one-node in-process cluster, mod adjusting its configuration. It returns
+// the World behind it and the function that stops it.
+func serveTestAPI(t *testing.T, ln net.Listener, mod func(*api.Config)) (*world.World, func()) {
+	t.Helper()
 	c := clustertest.New(t, 1)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -47,15 +62,10 @@ func testAPIWith(t *testing.T, mod func(*api.Config)) (sock string, w *world.Wor
 	if err != nil {
 		t.Fatal(err)
 	}
-	sock = filepath.Join(t.TempDir(), apiSocket)
-	ln, err := api.ListenUnix(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop = goRun(func(ctx context.Context) error { return srv.Serve(ctx, ln) },
+	stop := goRun(func(ctx context.Context) error { return srv.Serve(ctx, ln) },
 		func(err error) { t.Errorf("serve: %v", err) })
 	t.Cleanup(stop)
-	return sock, w, stop
+	return w, stop
 }
 
 // graftIn runs graft in-process with stdin, and returns its exit code and
@@ -123,7 +133,7 @@ func TestClientWithoutAgentSaysHowToStartOne(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q; want 1 and a message naming the socket and `graft run`", args, code, stderr)
 		}
 	}
-	if code, _, stderr := graft(t, "kv", "get", "--api", "https://127.0.0.1:1", "k"); code != 2 || !strings.Contains(stderr, "--api") {
+	if code, _, stderr := graft(t, "kv", "get", "--api", "https://127.0.0.1:1", "k"); code != exitUsage || !strings.Contains(stderr, "--api") {
 		t.Errorf("an https API address: exit %d, %q", code, stderr)
 	}
 }

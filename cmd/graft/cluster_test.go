@@ -152,10 +152,10 @@ func logAttr(t *testing.T, log, msg, key string) string {
 // The API is unauthenticated, so it refuses to listen beyond loopback.
 func TestAPIAddrMustBeLoopback(t *testing.T) {
 	code, _, stderr := graft(t, "run", "--tmp-prefix", "--api-addr", "0.0.0.0:0")
-	if code != 2 || !strings.Contains(stderr, "not a loopback address") {
-		t.Errorf("exit %d, stderr %q; want 2 and a loopback error", code, stderr)
+	if code != exitUsage || !strings.Contains(stderr, "not a loopback address") {
+		t.Errorf("exit %d, stderr %q; want %d and a loopback error", code, stderr, exitUsage)
 	}
-	if code, _, stderr := graft(t, "run", "--tmp-prefix", "--cluster-addr", "nonsense"); code != 2 || !strings.Contains(stderr, "--cluster-addr") {
+	if code, _, stderr := graft(t, "run", "--tmp-prefix", "--cluster-addr", "nonsense"); code != exitUsage || !strings.Contains(stderr, "--cluster-addr") {
 		t.Errorf("bad --cluster-addr: exit %d, stderr %q", code, stderr)
 	}
 }
@@ -271,8 +271,8 @@ func TestClusterFlagsAreChecked(t *testing.T) {
 		{[]string{"--token", "graft1_notakey-SECRETISH"}, "--token (or GRAFT_TOKEN): invalid cluster key"},
 	} {
 		code, _, stderr := graft(t, append([]string{"run", "--tmp-prefix"}, tc.args...)...)
-		if code != 2 || !strings.Contains(stderr, tc.want) {
-			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", tc.args, code, stderr, tc.want)
+		if code != exitUsage || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%q: exit %d, stderr %q; want %d and %q", tc.args, code, stderr, exitUsage, tc.want)
 		}
 		if strings.Contains(stderr, "SECRETISH") {
 			t.Errorf("%q: the key is echoed: %q", tc.args, stderr)
@@ -284,7 +284,7 @@ func TestClusterFlagsAreChecked(t *testing.T) {
 // where the key is.
 func TestJoinWithoutKeyFails(t *testing.T) {
 	code, _, stderr := graft(t, "run", "--tmp-prefix", "--join", "127.0.0.1:1")
-	if code != 2 || !strings.Contains(stderr, "joining a cluster needs its key: --token or GRAFT_TOKEN (see the first node's log)") {
+	if code != exitUsage || !strings.Contains(stderr, "joining a cluster needs its key: --token or GRAFT_TOKEN (see the first node's log)") {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
 }

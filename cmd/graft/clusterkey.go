@@ -58,7 +58,7 @@ func loadClusterKey(o clusterOptions, dir string) (clusterKey, error) {
 		}
 		return clusterKey{tok: *o.token, path: path}, nil
 	case o.token == nil && !exists && len(o.join) > 0:
-		return clusterKey{}, &exitError{code: 2, err: errNoKey}
+		return clusterKey{}, &exitError{code: exitUsage, err: errNoKey}
 	case o.token == nil && !exists && o.bootstrapExpect > 0:
 		return clusterKey{}, usageError("--bootstrap-expect: the nodes that start a cluster together need one key: " +
 			"make it with `graft keygen` and give it to each with --token or GRAFT_TOKEN")
@@ -163,11 +163,12 @@ func shellQuote(s string) string {
 // to it, once, on stderr where it stands out. The key itself is shown only
 // when stderr is a terminal: a log (the journal, a file) travels to places
 // secrets should not, so otherwise the banner, like the log line, names the
-// key file instead. With JSON logs the command is a field of a log record,
-// so that stderr holds JSON only. A cluster whose gossip address is
+// key file instead. With JSON logs (format, as --log-format says: the log's
+// handler may be wrapped in others) the command is a field of a log
+// record, so that stderr holds JSON only. A cluster whose gossip address is
 // loopback (`make run`'s) cannot be joined from another host: a log record
 // names the command for this host, never with the key, and no banner.
-func showJoinCommand(stderr io.Writer, log *slog.Logger, o clusterOptions, gossipAddr string, tok cluster.Token, keyPath string) {
+func showJoinCommand(stderr io.Writer, log *slog.Logger, format logFormat, o clusterOptions, gossipAddr string, tok cluster.Token, keyPath string) {
 	attrs := []any{"key_file", keyPath, "key_fingerprint", tok.Fingerprint()}
 	if isLoopback(gossipAddr) {
 		log.Info("this node started a new cluster that only this host can reach (its gossip address is loopback); "+
@@ -176,7 +177,7 @@ func showJoinCommand(stderr io.Writer, log *slog.Logger, o clusterOptions, gossi
 		return
 	}
 	showKey := isTerminal(stderr)
-	if _, ok := log.Handler().(*slog.JSONHandler); ok {
+	if format == logJSON {
 		msg := "this node started a new cluster; to add a node to it, run the join command there"
 		if !showKey {
 			msg += ", with the key from the key file (not shown, since this output may be logged)"
@@ -226,11 +227,18 @@ func checkJoined(ctx context.Context, srv *cluster.Server, seeds []string, tok c
 	}
 }
 
-// isLoopback reports whether addr (HOST:PORT) is on a loopback address.
+// isLoopback reports whether addr (HOST:PORT) is on a loopback address:
+// its host is localhost or a loopback IP address.
 func isLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
 	ip := net.ParseIP(host)
-	return err == nil && ip != nil && ip.IsLoopback()
+	return ip != nil && ip.IsLoopback()
 }
 
 // joined reports whether the server sees another node alive in the ring.

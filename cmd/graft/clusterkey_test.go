@@ -95,7 +95,7 @@ func TestTokenFlagIsKept(t *testing.T) {
 func TestJoiningNeedsTheKey(t *testing.T) {
 	_, err := loadClusterKey(clusterOptions{join: []string{"10.0.0.1:7946"}}, t.TempDir())
 	var ee *exitError
-	if !errors.Is(err, errNoKey) || !errors.As(err, &ee) || ee.code != 2 {
+	if !errors.Is(err, errNoKey) || !errors.As(err, &ee) || ee.code != exitUsage {
 		t.Errorf("--join without a key: %v", err)
 	}
 	_, err = loadClusterKey(clusterOptions{bootstrapExpect: 3}, t.TempDir())

@@ -23,7 +23,7 @@ func TestJoinCommand(t *testing.T) {
 		t.Errorf("the agent was asked to join %q, want %q", fc.Joined(), want)
 	}
 
-	if code, _, stderr := graft(t, "join", "--api", sock); code != 2 || !strings.Contains(stderr, "gossip address") {
+	if code, _, stderr := graft(t, "join", "--api", sock); code != exitUsage || !strings.Contains(stderr, "gossip address") {
 		t.Errorf("join without addresses: exit %d, stderr %q", code, stderr)
 	}
 

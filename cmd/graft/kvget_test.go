@@ -33,8 +33,8 @@ func TestKVGet(t *testing.T) {
 		t.Errorf("missing key: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	for _, args := range [][]string{{"kv", "get", "--api", sock}, {"kv", "get", "--api", sock, "a", "b"}} {
-		if code, _, _ := graft(t, args...); code != 2 {
-			t.Errorf("%v: exit %d, want 2", args, code)
+		if code, _, _ := graft(t, args...); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
 		}
 	}
 }

@@ -38,8 +38,8 @@ func TestKVList(t *testing.T) {
 	if code, stdout, _ := graft(t, "kv", "list", "--api", sock, "nothing/"); code != 0 || stdout != "" {
 		t.Errorf("empty list: exit %d, %q", code, stdout)
 	}
-	if code, _, _ := graft(t, "kv", "list", "--api", sock, "a", "b"); code != 2 {
-		t.Errorf("two prefixes: exit %d, want 2", code)
+	if code, _, _ := graft(t, "kv", "list", "--api", sock, "a", "b"); code != exitUsage {
+		t.Errorf("two prefixes: exit %d, want %d", code, exitUsage)
 	}
 }
 

@@ -23,8 +23,8 @@ func TestKVPut(t *testing.T) {
 		t.Errorf("put of a reserved key: exit %d, stderr %q", code, stderr)
 	}
 	for _, args := range [][]string{{"kv", "put", "--api", sock, "k"}, {"kv", "put", "--api", sock, "k", "v", "w"}} {
-		if code, _, _ := graft(t, args...); code != 2 {
-			t.Errorf("%v: exit %d, want 2", args, code)
+		if code, _, _ := graft(t, args...); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
 		}
 	}
 }

@@ -34,7 +34,7 @@ func kvWatchCommand(e *env) *cli.Command {
 			if c.NArg() > 1 {
 				return usageError("kv watch: want at most one prefix, got %d arguments", c.NArg())
 			}
-			client, err := dialAgent(c)
+			client, target, err := dialAgent(c)
 			if err != nil {
 				return err
 			}
@@ -44,7 +44,7 @@ func kvWatchCommand(e *env) *cli.Command {
 				if c.Context.Err() != nil {
 					return nil // interrupted
 				}
-				return agentError(c, err)
+				return target.explain(err)
 			}
 			defer w.Close()
 			warnIfStale(e, w.Contact(), "changes made on other nodes reach this watch only once it hears from one again")

@@ -30,7 +30,7 @@ func leaveCommand(e *env) *cli.Command {
 			if c.NArg() > 0 {
 				return usageError("leave: unexpected argument %q", c.Args().First())
 			}
-			client, err := dialAgent(c)
+			client, target, err := dialAgent(c)
 			if err != nil {
 				return err
 			}
@@ -52,7 +52,7 @@ func leaveCommand(e *env) *cli.Command {
 			case ctx.Err() != nil && c.Context.Err() == nil:
 				return fmt.Errorf("the agent did not take the request within %v", wait)
 			case err != nil:
-				return agentError(c, err)
+				return target.explain(err)
 			}
 			// The same --wait bounds the whole command.
 			if err := waitStopped(ctx, client, wait); err != nil {

@@ -31,7 +31,8 @@ func mainWith(tune func(*cluster.ServerConfig)) int {
 }
 
 // run runs the command line and returns the process exit code: 0 on
-// success, the code of an exitError, 2 for usage errors, 1 otherwise.
+// success, the code of an exitError (exitUsage for usage errors), 1
+// otherwise.
 func run(ctx context.Context, hard <-chan struct{}, args []string, stdout, stderr io.Writer) int {
 	return runEnv(ctx, &env{stdin: os.Stdin, stdout: stdout, stderr: stderr, hard: hard}, args)
 }
@@ -79,9 +80,14 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
-// usageError marks a command-line mistake (exit code 2).
+// exitUsage is the exit code of a command-line mistake: EX_USAGE of
+// sysexits.h. Not 2, which `run --noop --converged-exit` gives when
+// something would change (see exitWouldChange).
+const exitUsage = 64
+
+// usageError marks a command-line mistake (exit code exitUsage).
 func usageError(format string, args ...any) error {
-	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
 }
 
 // repeatWindow is how soon after the first stop signal another one is the

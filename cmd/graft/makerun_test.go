@@ -147,13 +147,13 @@ func TestCheckoutAgentIsFoundOnlyInAPrivateDataDir(t *testing.T) {
 	if err := os.MkdirAll(below, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if sock, ok := findCheckoutAgent(below); !ok || sock != filepath.Join(dd, apiSocket) {
-		t.Errorf("from %s: found %q, %v; want %s", below, sock, ok, filepath.Join(dd, apiSocket))
+	if s := findCheckoutAgent(t.Context(), below); s.sock != filepath.Join(dd, apiSocket) {
+		t.Errorf("from %s: found %+v; want %s", below, s, filepath.Join(dd, apiSocket))
 	}
 	if err := os.Chmod(dd, 0o770); err != nil {
 		t.Fatal(err)
 	}
-	if sock, ok := findCheckoutAgent(below); ok {
-		t.Errorf("found %s in a data dir of mode 0770", sock)
+	if s := findCheckoutAgent(t.Context(), below); s.sock != "" {
+		t.Errorf("found %s in a data dir of mode 0770", s.sock)
 	}
 }

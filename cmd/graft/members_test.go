@@ -50,7 +50,7 @@ func TestMembersCommand(t *testing.T) {
 	if !reflect.DeepEqual(got, fc.Nodes) {
 		t.Errorf("members --json: %+v, want %+v", got, fc.Nodes)
 	}
-	if code, _, _ := graft(t, "members", "--api", sock, "extra"); code != 2 {
-		t.Errorf("members with an argument: exit %d, want 2", code)
+	if code, _, _ := graft(t, "members", "--api", sock, "extra"); code != exitUsage {
+		t.Errorf("members with an argument: exit %d, want %d", code, exitUsage)
 	}
 }

@@ -29,7 +29,7 @@ func runCommand(e *env) *cli.Command {
 		&cli.StringFlag{Name: "data-dir", Value: defaultDataDir(), Usage: "directory for the agent's state", EnvVars: []string{"GRAFT_DATA_DIR"}},
 		&cli.BoolFlag{Name: "tmp-prefix", Usage: "use a fresh temporary data dir, removed on exit (for trying things out)"},
 		&cli.IntFlag{Name: "converged-timeout", Value: -1, Usage: "seconds without any change after which this host counts as converged; -1 never"},
-		&cli.BoolFlag{Name: "converged-exit", Usage: "exit once converged (needs --converged-timeout); exit 1 if a resource failed"},
+		&cli.BoolFlag{Name: "converged-exit", Usage: "exit once converged (needs --converged-timeout); exit 1 if a resource failed; with --noop, exit 2 if one would change"},
 		&cli.BoolFlag{Name: "noop", Usage: "check every resource and report what would change, changing nothing"},
 		&cli.IntFlag{Name: "sema", Usage: "at most `N` resources apply at once; 0 means no limit"},
 		&cli.StringFlag{Name: "converged-status-file", Usage: "keep `PATH` holding the converged state, \"true\" or \"false\" and a newline"},
@@ -79,6 +79,7 @@ type agentOptions struct {
 	noop             bool
 	sema             int
 	statusFile       string
+	logFormat        logFormat // what the log is written in, whatever wraps its handler
 	clusterOptions
 }
 
@@ -93,6 +94,9 @@ func parseAgentOptions(c *cli.Context) (agentOptions, error) {
 		statusFile:    c.String("converged-status-file"),
 	}
 	var err error
+	if o.logFormat, err = parseLogFormat(c); err != nil {
+		return o, err
+	}
 	if o.clusterOptions, err = parseClusterOptions(c); err != nil {
 		return o, err
 	}

@@ -124,7 +124,7 @@ func TestRunNoopChangesNothing(t *testing.T) {
     content: x
 `, dir))
 	code, _, stderr := graft(t, "run", "--tmp-prefix", "--noop", "--converged-timeout=0", "--converged-exit", "yaml", g)
-	if code != 2 || !strings.Contains(stderr, "noop: 1 resources would change: file[f]") {
+	if code != exitWouldChange || !strings.Contains(stderr, "noop: 1 resources would change: file[f]") {
 		t.Fatalf("exit %d, want 2 naming file[f]: %s", code, stderr)
 	}
 	if _, err := os.Lstat(filepath.Join(dir, "f")); err == nil {
@@ -163,12 +163,12 @@ func TestRunUsageErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"run", "--tmp-prefix", "--converged-exit", "yaml", g}, 2, "--converged-exit needs --converged-timeout"},
-		{[]string{"run", "--tmp-prefix", "yaml"}, 2, "want exactly one graph file"},
-		{[]string{"run", "--tmp-prefix", g}, 2, "graft run yaml " + g},
-		{[]string{"run", "--tmp-prefix", "--log-level", "loud", "yaml", g}, 2, "--log-level"},
-		{[]string{"run", "--tmp-prefix", "--converged-timeout=-5", "yaml", g}, 2, "--converged-timeout"},
-		{[]string{"run", "--tmp-prefix", "--sema=-1", "yaml", g}, 2, "--sema"},
+		{[]string{"run", "--tmp-prefix", "--converged-exit", "yaml", g}, exitUsage, "--converged-exit needs --converged-timeout"},
+		{[]string{"run", "--tmp-prefix", "yaml"}, exitUsage, "want exactly one graph file"},
+		{[]string{"run", "--tmp-prefix", g}, exitUsage, "graft run yaml " + g},
+		{[]string{"run", "--tmp-prefix", "--log-level", "loud", "yaml", g}, exitUsage, "--log-level"},
+		{[]string{"run", "--tmp-prefix", "--converged-timeout=-5", "yaml", g}, exitUsage, "--converged-timeout"},
+		{[]string{"run", "--tmp-prefix", "--sema=-1", "yaml", g}, exitUsage, "--sema"},
 		{[]string{"run", "--tmp-prefix", "yaml", filepath.Join(dir, "missing.yaml")}, 1, "missing.yaml"},
 	} {
 		code, _, stderr := graft(t, tc.args...)
