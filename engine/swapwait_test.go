@@ -293,24 +293,7 @@ func slogOf(h slog.Handler) *slog.Logger { return slog.New(h) }
 // have been had the value arrived before the graph.
 func TestVertexReceivingWhileSwapWaitsIsComparedAgain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec := newRecorder()
-		slow := newFake(rec, "slow")
-		slow.gate = make(chan struct{})
-		s := &sender{fake: newFake(rec, "s"), next: "x"}
-		r := &receiver{fake: newFake(rec, "r")}
-		g := sendGraph(t, s, r)
-		must(t, g.AddVertex(vtx("slow", slow)))
-		run := start(t, g, nil)
-		synctest.Wait()
-
-		// The new graph: slow changed (the swap waits for it), s and r as
-		// they are but r's value is written in, no longer received.
-		slow2 := newFake(rec, "slow")
-		slow2.Param = "v2"
-		x := "x"
-		r2 := &receiver{fake: newFake(rec, "r"), Value: &x}
-		run.graphs <- graphOfVertices(t, []engine.Vertex{vtx("slow", slow2), vtx("s", &sender{fake: newFake(rec, "s"), next: "x"}), vtx("r", r2)})
-		synctest.Wait()
+		slow, s, r, r2 := swapDroppingAReceiveEdge(t, nil)
 		s.set("y") // the old edge still delivers while the swap waits
 		s.event()
 		synctest.Wait()
@@ -384,23 +367,10 @@ func TestReplacedVertexWaitingForSemaphoreDoesNotHoldTheSwap(t *testing.T) {
 // own bound: cancelled SwapTimeout after that.
 func TestVertexDoomedLateIsBoundedToo(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec := newRecorder()
 		logs := newLogCapture()
-		slow := newFake(rec, "slow")
-		slow.gate = make(chan struct{})
-		s := &sender{fake: newFake(rec, "s"), next: "x"}
-		r := &receiver{fake: newFake(rec, "r")}
-		g := sendGraph(t, s, r)
-		must(t, g.AddVertex(vtx("slow", slow)))
-		run := start(t, g, func(c *engineConfig) { c.Logger = slogOf(logs); c.SwapTimeout = time.Minute })
-		synctest.Wait()
-
-		slow2 := newFake(rec, "slow")
-		slow2.Param = "v2"
-		x := "x"
-		r2 := &receiver{fake: newFake(rec, "r"), Value: &x}
-		run.graphs <- graphOfVertices(t, []engine.Vertex{vtx("slow", slow2), vtx("s", &sender{fake: newFake(rec, "s"), next: "x"}), vtx("r", r2)})
-		synctest.Wait()
+		slow, s, r, r2 := swapDroppingAReceiveEdge(t, func(c *engineConfig) {
+			c.Logger, c.SwapTimeout = slogOf(logs), time.Minute
+		})
 		r.gate, r.ctxAware = make(chan struct{}), true // r's next run blocks until cancelled
 		s.set("y")
 		s.event()
@@ -419,4 +389,29 @@ func TestVertexDoomedLateIsBoundedToo(t *testing.T) {
 			t.Errorf("a cancellation by the swap was logged as a failure: %+v", got)
 		}
 	})
+}
+
+// swapDroppingAReceiveEdge runs slow (gated), and s sending "x" to r, then
+// swaps in a graph where slow changed (so the swap waits for it) and r's
+// value "x" is written in, no longer received: r2 is its new version.
+func swapDroppingAReceiveEdge(t *testing.T, mod func(*engineConfig)) (slow *fake, s *sender, r, r2 *receiver) {
+	t.Helper()
+	rec := newRecorder()
+	slow = newFake(rec, "slow")
+	slow.gate = make(chan struct{})
+	s = &sender{fake: newFake(rec, "s"), next: "x"}
+	r = &receiver{fake: newFake(rec, "r")}
+	g := sendGraph(t, s, r)
+	must(t, g.AddVertex(vtx("slow", slow)))
+	run := start(t, g, mod)
+	synctest.Wait()
+
+	slow2 := newFake(rec, "slow")
+	slow2.Param = "v2"
+	x := "x"
+	r2 = &receiver{fake: newFake(rec, "r"), Value: &x}
+	run.graphs <- graphOfVertices(t, []engine.Vertex{vtx("slow", slow2),
+		vtx("s", &sender{fake: newFake(rec, "s"), next: "x"}), vtx("r", r2)})
+	synctest.Wait()
+	return slow, s, r, r2
 }
