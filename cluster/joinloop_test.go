@@ -27,7 +27,9 @@ func TestJoinRetriesStopAfterAJoinThroughAnotherMember(t *testing.T) {
 		cfg.Raft.Logger = slog.New(tap)
 		f := clustertest.NewFleet(t, 2, &cfg)
 		s0, s1 := f.Slots[0], f.Slots[1]
-		f.Start(s0, nil)
+		// Known by its cluster ID: until then a new cluster's first node
+		// is refused, and the join below would only end once it is.
+		startAlone(t, f, s0)
 		srv := f.Start(s1, func(c *cluster.ServerConfig) { c.Join = []string{"192.0.2.1:7946"} })
 		t0 := time.Now()
 		eventually(t, time.Minute, "a failed attempt to join the seed", func() bool {
