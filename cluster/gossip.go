@@ -205,11 +205,13 @@ func (d memberDelegate) NotifyUpdate(n *memberlist.Node) {
 // started on raft state of its own (State) but does not know its
 // cluster's ID yet may be of any cluster: a leader that took it for a
 // fresh node would add it, its log and all, to its raft. memberlist asks
-// each side of a merge on its own, and a node that joined fresh (State
+// each side of a merge on its own, and a member that joined fresh (State
 // unset) would otherwise let such a node in, and pass it on to the
-// others, so the rule holds whatever this node's own State. Such a node
-// itself lets in nobody of a cluster, and no other such node, until it
-// knows its ID.
+// others, so every node of a cluster (one that knows its ID, whatever its
+// State) refuses it; only a fresh node of no cluster yet lets it in (it
+// joins that node's cluster, as a fresh node does). Such a node itself
+// lets in nobody of a cluster, and no other such node, until it knows its
+// ID.
 func (s *Server) compatible(peer *memberlist.Node) error {
 	if peer.Name == s.cfg.Raft.NodeID {
 		return nil
@@ -224,7 +226,7 @@ func (s *Server) compatible(peer *memberlist.Node) error {
 		return fmt.Errorf("node %s belongs to cluster %q, this node to %q", peer.Name, m.Cluster, mine.Cluster)
 	case m.ClusterID != "" && mine.ClusterID != "" && m.ClusterID != mine.ClusterID:
 		return &OtherClusterError{Peer: peer.Name, ClusterID: m.ClusterID, Local: mine.ClusterID}
-	case m.State && m.ClusterID == "":
+	case m.State && m.ClusterID == "" && (mine.State || mine.ClusterID != ""):
 		return fmt.Errorf("node %s started on raft state of its own, and %w: it joins once it is", peer.Name, errIDUnknown)
 	case mine.State && mine.ClusterID == "" && (m.State || m.ClusterID != ""):
 		return fmt.Errorf("this node started on raft state of its own, and %w: it merges with node %s "+

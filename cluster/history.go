@@ -170,7 +170,7 @@ func persistedServers(dir, nodeID string) ([]string, error) {
 	conf.NoSnapshotRestoreOnStart = true
 	_, trans := raft.NewInmemTransport("")
 	defer trans.Close()
-	cfg, err := raft.GetConfiguration(conf, discardFSM{}, store, store, snaps, trans)
+	cfg, err := raft.GetConfiguration(conf, discardFSM{}, store, unsavedStable{store}, snaps, trans)
 	if err != nil {
 		return nil, err
 	}
@@ -180,6 +180,13 @@ func persistedServers(dir, nodeID string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// unsavedStable is a read-only stable store: what raft writes when it
+// opens its state (its current term, unchanged) is not saved.
+type unsavedStable struct{ raft.StableStore }
+
+func (unsavedStable) Set([]byte, []byte) error       { return nil }
+func (unsavedStable) SetUint64([]byte, uint64) error { return nil }
 
 // discardFSM is the state machine raft is given to read a configuration:
 // it is never applied to nor restored.
