@@ -15,6 +15,7 @@ import (
 
 	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/fsm"
 )
 
 // inProcess is an agent's cluster side run in the test's process, so a
@@ -431,5 +432,44 @@ func TestARestartQueuedAsTheAgentStopsIsNotMade(t *testing.T) {
 		if err := q.ask(move{}); err == nil {
 			t.Fatal("a restart was queued after the agent stopped")
 		}
+	}
+}
+
+// Issue 9, item 7 (review): a data dir whose peers file was gone but
+// whose raft configuration names other servers adopted the key given,
+// was refused only once its server ran, and the refusal cited the peers
+// file. It is refused before anything starts, citing the raft
+// configuration, and keeps its key.
+func TestAKeyRefusalCitesTheRaftConfigurationItRestsOn(t *testing.T) {
+	dir := t.TempDir()
+	held := newToken(t)
+	if err := cluster.WriteTokenFile(filepath.Join(dir, tokenFile), held); err != nil {
+		t.Fatal(err)
+	}
+	cfg := cluster.TestServerConfig()
+	cfg.Raft.NodeID, cfg.Raft.DataDir, cfg.Token = "b", dir, &held
+	cfg.DeadServerGrace = time.Hour // the server added below stays in raft
+	srv, err := cluster.StartServer(cfg, fsm.New(fsm.Options{}), cluster.ServerDeps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "b leads", srv.Node().IsLeader)
+	if err := srv.Node().Raft().AddNonvoter("c", "127.0.0.1:9", 0, 0).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dir, cluster.PeersFile))
+
+	given := newToken(t)
+	_, err = loadClusterKey(clusterOptions{token: &given}, dir, "b")
+	if err == nil || !strings.Contains(err.Error(), "its raft configuration names c") ||
+		strings.Contains(err.Error(), "("+filepath.Join(dir, cluster.PeersFile)) {
+		t.Errorf("another key for a data dir whose raft names c: %v; want it refused, citing the raft configuration", err)
+	}
+	checkTokenFile(t, dir, held)
+	if olds, _ := filepath.Glob(filepath.Join(dir, tokenFile+".*")); len(olds) != 0 {
+		t.Errorf("the key given was adopted: %q", olds)
 	}
 }
