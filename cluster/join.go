@@ -204,7 +204,7 @@ func (s *Server) awaitClusterID(ctx context.Context, warnAfter time.Duration) bo
 		case <-ctx.Done():
 			return false
 		case <-warn:
-			s.log.Error("not joining any node", "err", s.idUnknownError(), "waited", warnAfter)
+			s.log.Error("joining no other node until this node knows its cluster's ID", "err", s.idUnknownError(), "waited", warnAfter)
 		case <-tick.C:
 		}
 	}

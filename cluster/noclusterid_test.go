@@ -98,7 +98,7 @@ func TestANodeWithStateButNoClusterIDIsNotAddedToAnotherClusterItIsToldToJoin(t 
 		time.Sleep(time.Minute) // on the bubble's clock
 		x.checkNotInA(t)
 		said := x.tap.matching(func(l tapLine) bool {
-			return l.attrs["node"] == x.b0.ID && l.msg == "not joining any node" &&
+			return l.attrs["node"] == x.b0.ID && l.msg == "joining no other node until this node knows its cluster's ID" &&
 				strings.Contains(l.attrs["err"], "does not know its cluster's ID") &&
 				strings.Contains(l.attrs["err"], "Start enough of its cluster's servers")
 		})
