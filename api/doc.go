@@ -61,7 +61,9 @@
 // The key ("token", optional) is the cluster's: a node that never had a
 // peer adopts it, and one that never had a peer also sets its own
 // one-node cluster aside to join another; either restarts its cluster side
-// (and the API), which the answer says (JoinResult).
+// (and the API), which the answer says (JoinResult). Either moves the node
+// to another cluster, so only the unix socket takes them: any user of the
+// host can reach a TCP address.
 // A leave answers before the agent starts stopping: the agent first lets
 // running resources finish, then leaves (its raft seat and semaphore slots
 // are released at once), then closes the API.
@@ -115,7 +117,8 @@
 // membership, 502 for a join that no given address answered (wrong
 // addresses, nodes down, or another cluster key), 409 for a join the
 // agent refuses (a node that had peers keeps its cluster and key; the
-// message says how to move it), 503 when the cluster has
+// message says how to move it), 403 for a join with a key, or one that
+// would set the node's cluster aside, over TCP, 503 when the cluster has
 // no leader or the agent is stopping, 504 when the operation timed out or
 // its outcome is unknown (a write that may or may not have been applied),
 // 500 otherwise.

@@ -27,11 +27,12 @@ func TestMain(m *testing.M) {
 // fixture is an API server on a unix socket, in front of the World of the
 // first member of an in-process cluster, and a client of it.
 type fixture struct {
-	cluster *clustertest.Cluster
-	world   *world.World
-	sock    string
-	client  *Client
-	stop    func() error // stops the server; returns Serve's error
+	cluster   *clustertest.Cluster
+	world     *world.World
+	sock      string
+	client    *Client
+	tcpClient *Client      // over TCP, with fixtureOpts.tcp
+	stop      func() error // stops the server; returns Serve's error
 }
 
 type fixtureOpts struct {
@@ -48,6 +49,8 @@ type fixtureOpts struct {
 	join        JoinFunc
 	leave       func(context.Context) error
 	fingerprint string
+	// tcp serves the API on a loopback TCP address too, for tcpClient.
+	tcp bool
 }
 
 // newFixture starts a one-node cluster (or opts.nodes), waits for its
@@ -95,7 +98,20 @@ func newFixture(t *testing.T, opts fixtureOpts) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{cluster: c, world: w, sock: sock, client: client, stop: serve(t, srv, ln)}
+	lns := []net.Listener{ln}
+	var tcpClient *Client
+	if opts.tcp {
+		tln, err := ListenTCP("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, tln)
+		if tcpClient, err = NewClient("http://" + tln.Addr().String()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tcpClient.Close() })
+	}
+	f := &fixture{cluster: c, world: w, sock: sock, client: client, tcpClient: tcpClient, stop: serve(t, srv, lns...)}
 	t.Cleanup(func() { client.Close() })
 	return f
 }

@@ -68,3 +68,42 @@ func TestJoinWithAKeyNeedsTheAgentsJoin(t *testing.T) {
 		t.Errorf("a key with no agent join: %v (status %d), joined %q; want 400", err, StatusCode(err), fc.Joined())
 	}
 }
+
+// Issue 9, item 7 (review): any user of the host could make the agent
+// adopt another cluster's key, or set its own cluster aside, through the
+// API's loopback TCP address. A join with a key is taken over the unix
+// socket only (which only the agent's user can open): over TCP it is 403,
+// and the agent's join never sees it. The agent's join learns which way a
+// request came, to refuse a set-aside over TCP (403 too).
+func TestAJoinWithAKeyOverTCPIsForbidden(t *testing.T) {
+	tok, err := cluster.GenerateToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []JoinRequest
+	f := newFixture(t, fixtureOpts{tcp: true, cluster: &apitest.FakeCluster{},
+		join: func(_ context.Context, req JoinRequest) (JoinResult, error) {
+			got = append(got, req)
+			if !req.OverSocket {
+				return JoinResult{}, fmt.Errorf("setting aside: %w", ErrSocketOnly)
+			}
+			return JoinResult{Restarting: true}, nil
+		}})
+	_, err = f.tcpClient.JoinWith(t.Context(), JoinRequest{Addrs: []string{"10.0.0.2:7946"}, Token: tok.Secret()})
+	if StatusCode(err) != http.StatusForbidden || !strings.Contains(err.Error(), "unix socket") {
+		t.Errorf("a join with a key over TCP: %v (status %d), want 403 naming the unix socket", err, StatusCode(err))
+	}
+	if len(got) != 0 {
+		t.Errorf("the agent's join saw a join with a key that came over TCP: %+v", got)
+	}
+
+	_, err = f.tcpClient.Join(t.Context(), []string{"10.0.0.2:7946"})
+	if StatusCode(err) != http.StatusForbidden || len(got) != 1 || got[0].OverSocket {
+		t.Errorf("a join the agent refuses over TCP: %v (status %d), requests %+v; want 403, not over the socket",
+			err, StatusCode(err), got)
+	}
+	res, err := f.client.JoinWith(t.Context(), JoinRequest{Addrs: []string{"10.0.0.2:7946"}, Token: tok.Secret()})
+	if err != nil || !res.Restarting || len(got) != 2 || !got[1].OverSocket {
+		t.Errorf("a join with a key over the socket: %+v, %v, requests %+v; want it taken, over the socket", res, err, got)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 
 	"github.com/graftcm/graft/cluster"
@@ -28,8 +29,10 @@ var _ Cluster = (*cluster.Server)(nil)
 
 // JoinFunc serves a join request in the agent's own way (Config.Join):
 // it may adopt the request's key, or restart the node's cluster side to
-// join another cluster. Its errors may match ErrJoinRefused or
-// cluster.ErrOtherCluster (both 409).
+// join another cluster. Its errors may match ErrJoinRefused,
+// cluster.ErrOtherCluster or cluster.ErrClusterIDUnknown (409), or
+// ErrSocketOnly (403). A request with a key that did not come over the
+// unix socket is refused (403) before it.
 type JoinFunc func(ctx context.Context, req JoinRequest) (JoinResult, error)
 
 // JoinRequest is the body of POST /v1/join: gossip addresses (HOST:PORT)
@@ -39,6 +42,12 @@ type JoinFunc func(ctx context.Context, req JoinRequest) (JoinResult, error)
 type JoinRequest struct {
 	Addrs []string `json:"addrs"`
 	Token string   `json:"token,omitempty"`
+	// OverSocket is set by the server, never by the body: the request came
+	// over the agent's unix socket, which only the agent's user (and root)
+	// can open, not over a TCP address, which any user of the host can
+	// reach. A join with a key, or one that would set the node's own
+	// cluster aside, is for the former only (see ErrSocketOnly).
+	OverSocket bool `json:"-"`
 }
 
 // JoinResult answers a join: how many of the nodes asked answered, or,
@@ -64,6 +73,12 @@ type JoinResult struct {
 // ErrJoinRefused is matched by the error of a join the agent refuses: a
 // node that has had peers keeps its cluster and its key.
 var ErrJoinRefused = errors.New("the agent refuses the join")
+
+// ErrSocketOnly is matched by the error of a join that only the agent's
+// user may ask for (see JoinRequest.OverSocket), asked for over TCP: it
+// is answered 403.
+var ErrSocketOnly = errors.New("only the agent's unix socket takes this join (it moves the node to another " +
+	"cluster, and any user of the host can reach the API's TCP address): use the socket, --data-dir or --api PATH")
 
 // LeaveResult is one line of the answer to POST /v1/leave, a stream of
 // JSON objects: first {"leaving": true} once the agent has taken the
@@ -126,6 +141,11 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 		fail(w, badf("join: this agent takes no key with a join"))
 		return
 	}
+	req.OverSocket = overSocket(r)
+	if req.Token != "" && !req.OverSocket {
+		writeError(w, http.StatusForbidden, "join with a key: "+ErrSocketOnly.Error())
+		return
+	}
 	// memberlist bounds each attempt by its TCP timeout, not by the
 	// request's context.
 	var res JoinResult
@@ -136,7 +156,9 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 		res.Joined, err = s.cfg.Cluster.Join(req.Addrs)
 	}
 	switch {
-	case errors.Is(err, ErrJoinRefused), errors.Is(err, cluster.ErrOtherCluster):
+	case errors.Is(err, ErrSocketOnly):
+		writeError(w, http.StatusForbidden, err.Error())
+	case errors.Is(err, ErrJoinRefused), errors.Is(err, cluster.ErrOtherCluster), errors.Is(err, cluster.ErrClusterIDUnknown):
 		writeError(w, http.StatusConflict, err.Error())
 	case err != nil:
 		// No node answered: the addresses are wrong, the nodes down, or
@@ -145,6 +167,12 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, res)
 	}
+}
+
+// overSocket reports whether r came over a unix socket.
+func overSocket(r *http.Request) bool {
+	_, ok := r.Context().Value(http.LocalAddrContextKey).(*net.UnixAddr)
+	return ok
 }
 
 // maxJoinAddrs bounds one join request: memberlist tries each address in
@@ -205,7 +233,9 @@ func (c *Client) Join(ctx context.Context, addrs []string) (int, error) {
 // JoinWith sends a join request, which may carry the cluster's key, and
 // returns the agent's answer. It fails with status 502 when no address
 // answered, 409 when the agent refuses (a node that had peers keeps its
-// cluster and key; see ErrJoinRefused).
+// cluster and key; see ErrJoinRefused), 403 when the join is for the
+// agent's unix socket only and the client talks to it over TCP (see
+// ErrSocketOnly).
 func (c *Client) JoinWith(ctx context.Context, req JoinRequest) (JoinResult, error) {
 	if len(req.Addrs) == 0 {
 		return JoinResult{}, errors.New("api: join: no addresses")

@@ -3,7 +3,6 @@ package cluster
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 )
 
 // ErrOtherCluster is matched (errors.Is) by an *OtherClusterError.
@@ -48,48 +47,6 @@ func (s *Server) noteRefusal(err error) {
 // started on raft state of their own while one does not know its
 // cluster's ID yet.
 var errIDUnknown = errors.New("a cluster ID is not known yet")
-
-// NeverHadPeer reports whether this node has never had a peer: no other
-// server is in its raft configuration, no other node in its ring, and it
-// remembers none (the data dir's peer file, which keeps every member a
-// node has seen). Such a node may adopt another cluster key, and may set
-// its own one-node cluster aside to join another cluster: nobody else
-// holds its key or its state.
-func (s *Server) NeverHadPeer() bool {
-	if s.inRaftWithOthers() || s.hasPeer() {
-		return false
-	}
-	s.goneMu.Lock()
-	seen := len(s.gone) > 0
-	for name := range s.addrs {
-		seen = seen || name != s.cfg.Raft.NodeID
-	}
-	s.goneMu.Unlock()
-	if seen {
-		return false
-	}
-	if s.peers == nil {
-		return true
-	}
-	addrs, err := s.peers.Load()
-	return err == nil && len(addrs) == 0
-}
-
-// RememberedPeers returns the gossip addresses of the members a node on
-// the data dir dir has seen (the file its servers keep; nil if none): a
-// node that remembers none has never had a peer, unless its raft state
-// says otherwise (see Server.NeverHadPeer).
-func RememberedPeers(dir string) ([]string, error) {
-	addrs, err := filePeers(filepath.Join(dir, peersFile)).Load()
-	if err != nil {
-		return nil, fmt.Errorf("cluster: reading %s: %w", filepath.Join(dir, peersFile), err)
-	}
-	return addrs, nil
-}
-
-// PeersFile is the name of the file, in a data dir, that remembers the
-// gossip addresses of the members its node has seen.
-const PeersFile = peersFile
 
 // clusterIDStableKey keeps the cluster ID in raft's stable store (beside
 // raft's own keys), so that a node restarting on its state gossips its

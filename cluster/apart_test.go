@@ -2,6 +2,8 @@ package cluster_test
 
 import (
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -64,7 +66,10 @@ func TestSeedsOfAnotherClusterAreHandedOverForANodeThatNeverHadAPeer(t *testing.
 // says what to do.
 func TestSeedsOfAnotherClusterAreNotHandedOverForANodeThatHadPeers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := clustertest.NewFleet(t, 3, nil)
+		tap := &logTap{}
+		cfg := cluster.TestServerConfig()
+		cfg.Raft.Logger = slog.New(tap)
+		f := clustertest.NewFleet(t, 3, &cfg)
 		s0, s1, s2 := f.Slots[0], f.Slots[1], f.Slots[2]
 		startAlone(t, f, s0)
 		first := startAlone(t, f, s1)
@@ -76,6 +81,9 @@ func TestSeedsOfAnotherClusterAreNotHandedOverForANodeThatHadPeers(t *testing.T)
 		if first.NeverHadPeer() {
 			t.Fatal("a node with a peer says it never had one")
 		}
+		// Its peer down too, so that it meets the seeds rather than
+		// finding its peer first (and stopping its join loop).
+		f.Kill(s2)
 		f.Kill(s1)
 		handed := make(chan struct{}, 1)
 		srv := f.Restart(s1, func(c *cluster.ServerConfig) {
@@ -90,6 +98,15 @@ func TestSeedsOfAnotherClusterAreNotHandedOverForANodeThatHadPeers(t *testing.T)
 		}
 		if srv.NeverHadPeer() {
 			t.Error("the restarted node forgot its peers")
+		}
+		// The refusal was seen, and the loop stopped saying why: a join
+		// loop that never met the other cluster would not hand over either.
+		said := tap.matching(func(l tapLine) bool {
+			return l.attrs["node"] == s1.ID && strings.Contains(l.msg, "can never join") &&
+				strings.Contains(l.msg, "no longer trying them")
+		})
+		if len(said) != 1 {
+			t.Errorf("the node said %d times that it can never join the seeds' cluster and stops trying, want once", len(said))
 		}
 	})
 }

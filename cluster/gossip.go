@@ -1,8 +1,11 @@
 package cluster
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log"
+	"log/slog"
 	"net"
 	"strconv"
 	"time"
@@ -122,15 +125,14 @@ func (d memberDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil
 func (d memberDelegate) LocalState(bool) []byte                     { return nil }
 func (d memberDelegate) MergeRemoteState([]byte, bool)              {}
 
-// NotifyMerge refuses to merge with nodes of another cluster: a different
-// name, or a different cluster ID when both sides have one (see
-// mergeable).
+// NotifyMerge refuses to merge with nodes of another cluster, or of a
+// cluster not known yet (see compatible). Two nodes that both started on
+// raft state of their own thus merge once both know their clusters' IDs,
+// and then only if they are the same.
 func (d memberDelegate) NotifyMerge(peers []*memberlist.Node) error {
 	for _, p := range peers {
-		if err := d.s.mergeable(p); err != nil {
-			// Warn: a node that never had a peer meets this on its way
-			// to joining another cluster (see OnOtherCluster).
-			d.s.log.Warn("refusing to merge with a peer's ring", "peer", p.Name, "err", err)
+		if err := d.s.compatible(p); err != nil {
+			d.s.logRefusal(p.Name, err)
 			d.s.noteRefusal(err)
 			return err
 		}
@@ -138,7 +140,9 @@ func (d memberDelegate) NotifyMerge(peers []*memberlist.Node) error {
 	return nil
 }
 
-// NotifyAlive keeps nodes of other clusters out of the member list.
+// NotifyAlive keeps nodes of other clusters, and nodes that started on
+// raft state of a cluster they cannot name yet, out of the member list
+// (see compatible).
 func (d memberDelegate) NotifyAlive(peer *memberlist.Node) error {
 	return d.s.compatible(peer)
 }
@@ -196,7 +200,18 @@ func (d memberDelegate) NotifyUpdate(n *memberlist.Node) {
 }
 
 // compatible reports why peer cannot be in this node's cluster, if it
-// cannot.
+// cannot: another cluster name, another cluster ID when both know theirs,
+// or raft state of a cluster one of them cannot name yet. A node that
+// started on raft state of its own (State) but does not know its
+// cluster's ID yet may be of any cluster: a leader that took it for a
+// fresh node would add it, its log and all, to its raft. memberlist asks
+// each side of a merge on its own, and a member that joined fresh (State
+// unset) would otherwise let such a node in, and pass it on to the
+// others, so every node of a cluster (one that knows its ID, whatever its
+// State) refuses it; only a fresh node of no cluster yet lets it in (it
+// joins that node's cluster, as a fresh node does). Such a node itself
+// lets in nobody of a cluster, and no other such node, until it knows its
+// ID.
 func (s *Server) compatible(peer *memberlist.Node) error {
 	if peer.Name == s.cfg.Raft.NodeID {
 		return nil
@@ -206,31 +221,45 @@ func (s *Server) compatible(peer *memberlist.Node) error {
 		return fmt.Errorf("node %s sent no graft metadata", peer.Name)
 	}
 	mine := s.localMeta()
-	if m.Cluster != mine.Cluster {
+	switch {
+	case m.Cluster != mine.Cluster:
 		return fmt.Errorf("node %s belongs to cluster %q, this node to %q", peer.Name, m.Cluster, mine.Cluster)
-	}
-	if m.ClusterID != "" && mine.ClusterID != "" && m.ClusterID != mine.ClusterID {
+	case m.ClusterID != "" && mine.ClusterID != "" && m.ClusterID != mine.ClusterID:
 		return &OtherClusterError{Peer: peer.Name, ClusterID: m.ClusterID, Local: mine.ClusterID}
+	case m.State && m.ClusterID == "" && (mine.State || mine.ClusterID != ""):
+		return fmt.Errorf("node %s started on raft state of its own, and %w: it joins once it is", peer.Name, errIDUnknown)
+	case mine.State && mine.ClusterID == "" && (m.State || m.ClusterID != ""):
+		return fmt.Errorf("this node started on raft state of its own, and %w: it merges with node %s "+
+			"(of cluster %q) once it is", errIDUnknown, peer.Name, m.ClusterID)
 	}
 	return nil
 }
 
-// mergeable reports why this node's ring cannot merge with peer's, if it
-// cannot: peer is not compatible, or both started on raft state of their
-// own and one does not know its cluster's ID yet (one may be of another
-// cluster, and the other would take it for a fresh node and add it to its
-// raft). They merge once both know.
-func (s *Server) mergeable(peer *memberlist.Node) error {
-	if err := s.compatible(peer); err != nil || peer.Name == s.cfg.Raft.NodeID {
-		return err
+// logRefusal logs a merge refused, at most once per peer and kind of
+// refusal every gossipLogWindow (memberlist asks at every attempt, and
+// Join retries a refusal for a cluster ID not known yet): another
+// cluster's node at warn, a cluster ID not known yet, which passes, at
+// info.
+func (s *Server) logRefusal(peer string, err error) {
+	var other *OtherClusterError
+	kind, lvl := "other", slog.LevelWarn
+	switch {
+	case errors.As(err, &other):
+		kind = "other cluster"
+	case errors.Is(err, errIDUnknown):
+		kind, lvl = "id unknown", slog.LevelInfo
 	}
-	m, _ := decodeMeta(peer.Meta)
-	mine := s.localMeta()
-	if m.State && mine.State && (m.ClusterID == "" || mine.ClusterID == "") {
-		return fmt.Errorf("node %s and this node both started on raft state of their own, and %w "+
-			"(this node's %q, its %q): they merge once both are", peer.Name, errIDUnknown, mine.ClusterID, m.ClusterID)
+	ok, suppressed := s.refusalLog.allow(kind, peer)
+	if !ok {
+		return
 	}
-	return nil
+	args := []any{"peer", peer, "err", err}
+	if suppressed > 0 {
+		args = append(args, logKeySuppressed, suppressed)
+	}
+	// A node that never had a peer meets another cluster's refusal on
+	// its way to joining it (see OnOtherCluster): not an error.
+	s.log.Log(context.Background(), lvl, "refusing to merge with a peer's ring", args...)
 }
 
 // memberlistConfig builds memberlist's configuration for a server.

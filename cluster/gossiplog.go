@@ -122,6 +122,12 @@ var _ io.Writer = slogWriter{}
 
 func (w slogWriter) Write(p []byte) (int, error) {
 	lvl, line := splitLevel(strings.TrimSpace(string(p)))
+	if lvl > slog.LevelInfo && strings.HasPrefix(line, "Failed push/pull merge: ") && strings.Contains(line, errIDUnknown.Error()) {
+		// A merge this node refused until a cluster ID is known (see
+		// Server.compatible), which memberlist logs as an error: it
+		// passes once the ID is known.
+		lvl = slog.LevelInfo
+	}
 	ctx := context.Background()
 	if !w.log.Enabled(ctx, lvl) {
 		return len(p), nil

@@ -73,12 +73,19 @@ func (m *MemoryPeers) Save(addrs []string) error {
 // Join joins the ring through any of addrs (gossip addresses) and returns
 // how many nodes answered. When none let this node in and one refused it
 // for belonging to another cluster, the error is an *OtherClusterError. A
-// node with raft state first waits to know its cluster's ID (see
-// awaitClusterID), and asks again, for as long, seeds that do not know
-// theirs yet (see mergeable).
+// node with raft state first waits, at most clusterIDWait, to know its
+// cluster's ID (see awaitClusterID), failing with ErrClusterIDUnknown if
+// it does not; and it asks again, for as long, seeds that do not know
+// theirs yet (see compatible).
 func (s *Server) Join(addrs []string) (int, error) {
-	if !s.awaitClusterID(s.ctx) {
+	ctx, cancel := context.WithTimeout(s.ctx, clusterIDWait)
+	known := s.awaitClusterID(ctx, 0)
+	cancel()
+	switch {
+	case s.ctx.Err() != nil:
 		return 0, ErrClosed
+	case !known:
+		return 0, fmt.Errorf("cluster: join %s: %w", strings.Join(addrs, ", "), s.idUnknownError())
 	}
 	deadline := time.Now().Add(clusterIDWait)
 	for {
@@ -116,8 +123,10 @@ func joinCauses(err error) error {
 // joinLoop joins the configured seeds, retrying with backoff (0.5s
 // doubling to 30s) until one answers, or until the node is in a ring
 // with others some other way (`graft join`, or another node joining it).
+// A node with raft state waits to know its cluster's ID first, for as
+// long as it takes (see awaitClusterID).
 func (s *Server) joinLoop(ctx context.Context) {
-	if !s.awaitClusterID(ctx) {
+	if !s.awaitClusterID(ctx, clusterIDWait) {
 		return
 	}
 	wait := time.Second / 2
@@ -151,30 +160,51 @@ func (s *Server) joinLoop(ctx context.Context) {
 	}
 }
 
-// clusterIDWait bounds how long a node with raft state waits to know its
-// cluster's ID before it tries its seeds.
+// clusterIDWait is how long a node with raft state may not know its
+// cluster's ID before it says why it joins nobody, and how long Join
+// waits for it.
 const clusterIDWait = 10 * time.Second
+
+// ErrClusterIDUnknown is matched by the error of a join of a node that
+// started on raft state of its own but does not know its cluster's ID:
+// it joins nobody until it does (see Server.Join).
+var ErrClusterIDUnknown = errors.New("cluster: this node has raft state but does not know its cluster's ID yet")
+
+// idUnknownError says why a node with raft state but no cluster ID joins
+// nobody, and what to do.
+func (s *Server) idUnknownError() error {
+	return fmt.Errorf("%w (its data dir is from a graft that did not keep it, and its cluster has no leader to "+
+		"replay its log): it joins no other node until it does, since another cluster would take it for a fresh "+
+		"node and add its raft state to theirs. Start enough of its cluster's servers for a quorum; or, to move "+
+		"it to another cluster, stop it, move raft/, token and %s out of %s, and start it with that cluster's "+
+		"key and --join", ErrClusterIDUnknown, peersFile, s.cfg.Raft.DataDir)
+}
 
 // awaitClusterID waits, for a node with raft state that does not know its
 // cluster ID yet (raft has not replayed its log: a data dir of a version
-// that did not keep the ID), until it does, at most clusterIDWait: a node
-// that joins seeds of another cluster without it looks fresh to them, and
-// they would add it to their raft. It reports false if ctx ended.
-func (s *Server) awaitClusterID(ctx context.Context) bool {
+// that did not keep the ID), until it does or ctx ends: a node that joined
+// seeds of another cluster without it would look fresh to them, and they
+// would add it to their raft. If it has waited warnAfter (0: never), it
+// logs, once, why it waits and what to do. It reports whether the ID is
+// known (or needs not be).
+func (s *Server) awaitClusterID(ctx context.Context, warnAfter time.Duration) bool {
 	if !s.node.HasState() || s.ClusterID() != "" {
 		return true
 	}
-	deadline := time.NewTimer(clusterIDWait)
-	defer deadline.Stop()
+	var warn <-chan time.Time
+	if warnAfter > 0 {
+		t := time.NewTimer(warnAfter)
+		defer t.Stop()
+		warn = t.C
+	}
 	tick := time.NewTicker(s.cfg.ReconcileInterval / 2)
 	defer tick.Stop()
 	for s.ClusterID() == "" {
 		select {
 		case <-ctx.Done():
 			return false
-		case <-deadline.C:
-			s.log.Warn("the cluster ID is not known yet: joining other nodes without it", "waited", clusterIDWait)
-			return true
+		case <-warn:
+			s.log.Error("joining no other node until this node knows its cluster's ID", "err", s.idUnknownError(), "waited", warnAfter)
 		case <-tick.C:
 		}
 	}
@@ -225,7 +255,7 @@ func (s *Server) reconnectLoop(ctx context.Context) {
 			s.log.Warn("could not read the remembered peers", "err", err)
 		}
 	}
-	if !s.awaitClusterID(ctx) {
+	if !s.awaitClusterID(ctx, 0) {
 		return
 	}
 	tick := time.NewTicker(s.cfg.ReconnectInterval)

@@ -66,7 +66,9 @@ func (s *Server) leadIn(term uint64, now time.Time) {
 // reconcile makes the raft configuration follow the cluster. On the leader:
 //
 //   - a server alive in the ring but not in raft joins as a non-voter (and
-//     a server whose cluster address changed is updated, this one too);
+//     a server whose cluster address changed is updated, this one too),
+//     unless it is of another cluster, or started on raft state of its own
+//     and does not say it is of this one;
 //   - a non-voter that has stayed caught up for Stabilization is promoted
 //     while fewer voters are up than wanted: the largest odd number up to
 //     Voters that the servers up allow;
@@ -121,6 +123,10 @@ func (s *Server) reconcile(ctx context.Context) {
 			// Leaving: it asked to be removed and has not left the ring yet.
 		case !ok && m.meta.ClusterID != "" && m.meta.ClusterID != s.ClusterID():
 			// Of another cluster (the ring let it in before either knew).
+		case !ok && m.meta.State && (m.meta.ClusterID == "" || s.ClusterID() == ""):
+			// Started on raft state of a cluster it (or this node) cannot
+			// name: it may be another cluster's, whose log raft would
+			// take for this one's.
 		case !ok:
 			s.log.Info("adding a server as a non-voter", "server", name, "address", m.meta.RaftAddr)
 			s.change(s.node.raft.AddNonvoter(raft.ServerID(name), raft.ServerAddress(m.meta.RaftAddr), 0, s.cfg.Raft.ApplyTimeout))

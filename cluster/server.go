@@ -44,8 +44,8 @@ type ServerConfig struct {
 	// BootstrapExpect, if positive, makes a fresh node wait for exactly this
 	// many fresh servers (with the same BootstrapExpect) to see each other,
 	// then bootstrap them together. Zero: a fresh node with nothing to Join
-	// bootstraps alone at once (the embedded default); one with Join waits
-	// to be added.
+	// and no remembered peers (see PeerStore) bootstraps alone at once (the
+	// embedded default); one with either waits to be added.
 	BootstrapExpect int
 	// Voters is the largest number of voters (odd); more servers are
 	// non-voters, warm spares that also serve local reads and watches.
@@ -182,6 +182,7 @@ type Server struct {
 	refusal    atomic.Pointer[OtherClusterError] // the last merge refused for another cluster
 	refusals   atomic.Uint64                     // how many were refused
 	idWaits    atomic.Uint64                     // merges refused until a cluster ID is known
+	refusalLog *logLimiter                       // rate-limits the log lines of refused merges
 	leaving    atomic.Bool                       // Leave has begun: gossiped in Meta
 	metaTurn   chan struct{}                     // one updateMeta at a time
 	expectSet  atomic.Pointer[string]            // bootstrap-expect: the set this node would bootstrap
@@ -267,14 +268,15 @@ func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error)
 		peersWake: make(chan struct{}, 1), joinWake: make(chan struct{}, 1),
 		leaveReqs: make(chan leaveReq), ring: map[string]ringEntry{}, gone: map[string]goneNode{},
 		departed: map[string]time.Time{}, addrs: map[string]string{}, contact: map[string]time.Time{},
-		peers: deps.Peers, ctx: ctx, cancel: cancel}
+		peers: deps.Peers, refusalLog: newLogLimiter(time.Now), ctx: ctx, cancel: cancel}
 	if s.peers == nil && rc.DataDir != "" && !rc.InMemory {
 		s.peers = filePeers(filepath.Join(rc.DataDir, peersFile))
 	}
 	if id := node.storedClusterID(); id != "" && node.HasState() {
 		s.clusterID.Store(&id)
 	}
-	s.alone = !node.HasState() && len(cfg.Join) == 0 && cfg.BootstrapExpect == 0
+	remembered, rerr := s.rememberedPeers()
+	s.alone = !node.HasState() && len(cfg.Join) == 0 && cfg.BootstrapExpect == 0 && len(remembered) == 0 && rerr == nil
 	s.loadClusterID()
 	mc, err := s.memberlistConfig(deps.GossipTransport)
 	if err == nil {
@@ -300,6 +302,12 @@ func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error)
 		}
 	case cfg.BootstrapExpect > 0:
 		s.goLoop(s.bootstrapExpectLoop)
+	case len(cfg.Join) == 0 && rerr != nil:
+		s.log.Warn("no raft state, and the remembered peers cannot be read: not bootstrapping a new cluster; "+
+			"waiting to be added to one (remove the peers file to start a new one)", "err", rerr)
+	case len(cfg.Join) == 0:
+		s.log.Info("no raft state, but this node remembers members of a cluster: waiting to be added to theirs "+
+			"rather than bootstrapping a new one", "remembered", remembered)
 	default:
 		s.log.Info("no raft state: waiting for the cluster's leader to add this node")
 	}
@@ -309,6 +317,14 @@ func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error)
 	s.goLoop(s.reconnectLoop)
 	s.goLoop(s.reconcileLoop)
 	return s, nil
+}
+
+// rememberedPeers returns the gossip addresses the peer store remembers.
+func (s *Server) rememberedPeers() ([]string, error) {
+	if s.peers == nil {
+		return nil, nil
+	}
+	return s.peers.Load()
 }
 
 func (s *Server) goLoop(fn func(context.Context)) {

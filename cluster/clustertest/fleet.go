@@ -92,6 +92,17 @@ func (s *Slot) GossipAddr() string {
 	return s.f.gossip.addrOf[s.ID]
 }
 
+// Peers returns the slot's peer store: the gossip addresses its server
+// remembers across restarts, as a data dir's peers file does.
+func (s *Slot) Peers() *cluster.MemoryPeers { return s.peers }
+
+// ForgetClusterID makes the slot's stores those of a data dir written by
+// a graft that did not keep the cluster ID beside raft's state (the key
+// is the cluster package's): a server restarted on them knows its
+// cluster's ID only once raft has replayed its log. The slot must be
+// down.
+func (s *Slot) ForgetClusterID() error { return s.store.Set([]byte("graft-cluster-id"), nil) }
+
 // Kill stops the slot's server the way a crash does: no leave.
 func (f *Fleet) Kill(s *Slot) { s.down() }
 

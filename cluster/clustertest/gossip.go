@@ -44,12 +44,14 @@ func (n *gossipNet) transport(name string) *gossipTransport {
 	return t
 }
 
-// peer returns the live transport at addr, if from may reach it.
+// peer returns the live transport at addr, if from may reach it: from is
+// up (memberlist's goroutines may still send after its Shutdown, as a
+// closed socket cannot) and in the same partition group.
 func (n *gossipNet) peer(from *gossipTransport, addr string) (*gossipTransport, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	t, ok := n.byAddr[addr]
-	if !ok || t.isDown() || n.group[t.name] != n.group[from.name] {
+	if !ok || t.isDown() || from.isDown() || n.group[t.name] != n.group[from.name] {
 		return nil, false
 	}
 	return t, true

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/cluster"
@@ -28,13 +29,19 @@ type agentCluster struct {
 	left     *leaveOutcome // how the leave went, for the API's /v1/leave
 	// oneShot: the cluster lives in memory, for this run only (see
 	// isOneShot).
-	oneShot   bool
-	moves     chan move // a restart asked for; capacity 1
-	stopMoves func()
+	oneShot bool
+	// moves are the restarts asked for, made by a goroutine that
+	// stopMoves stops and that closes movesDone when it returns;
+	// restarting is set while one is made.
+	moves      *moveQueue
+	stopMoves  context.CancelFunc
+	movesDone  chan struct{}
+	restarting atomic.Bool
 
 	mu   sync.Mutex // held while the side restarts
 	side *clusterSide
-	err  error // why a restart failed: the agent stops with it
+	gens uint64 // sides started
+	err  error  // why a restart failed: the agent stops with it
 }
 
 // clusterSide is one run of the cluster server, the World on it and the
@@ -43,6 +50,7 @@ type clusterSide struct {
 	srv   *cluster.Server
 	key   clusterKey
 	seeds []string
+	gen   uint64   // which of the agent's sides it is, from 1
 	stops []func() // in the order things started
 }
 
@@ -59,8 +67,11 @@ func (s *clusterSide) stop() {
 // shutdown, which must make the agent stop; the agent then calls stop with
 // leave set.
 func startCluster(o agentOptions, dir string, log *slog.Logger, e *env, shutdown func()) (*agentCluster, error) {
+	if err := undoSetAside(dir, log); err != nil {
+		return nil, err
+	}
 	a := &agentCluster{o: o, dir: dir, log: log, e: e, shutdown: shutdown, left: newLeaveOutcome(),
-		oneShot: isOneShot(o, dir), moves: make(chan move, 1)}
+		oneShot: isOneShot(o, dir), moves: newMoveQueue()}
 	var key clusterKey
 	if a.oneShot {
 		tok, err := cluster.GenerateToken()
@@ -75,7 +86,7 @@ func startCluster(o agentOptions, dir string, log *slog.Logger, e *env, shutdown
 			return nil, err
 		}
 		var err error
-		if key, err = loadClusterKey(o.clusterOptions, dir); err != nil {
+		if key, err = loadClusterKey(o.clusterOptions, dir, o.hostname); err != nil {
 			return nil, err
 		}
 	}
@@ -84,7 +95,12 @@ func startCluster(o agentOptions, dir string, log *slog.Logger, e *env, shutdown
 		return nil, err
 	}
 	a.side = side
-	a.stopMoves = goRun(a.serveMoves, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	a.stopMoves, a.movesDone = cancel, make(chan struct{})
+	go func() {
+		defer close(a.movesDone)
+		a.moves.serve(ctx, a.restart)
+	}()
 	return a, nil
 }
 
@@ -104,9 +120,13 @@ func isOneShot(o agentOptions, dir string) bool {
 }
 
 // startSide starts a cluster server with key, joining seeds, and the World
-// and the local API on it.
+// and the local API on it: the agent's next side. A key adopted (see
+// loadClusterKey and restart) is never put back, even if the side fails
+// to start: a server may have run under it.
 func (a *agentCluster) startSide(key clusterKey, seeds []string) (_ *clusterSide, err error) {
 	o, log := a.o, a.log
+	a.gens++
+	gen := a.gens
 	switch {
 	case key.replaced != "":
 		log.Warn("this node never had a peer: it adopts the key given, and the data dir's old key is kept beside it",
@@ -116,7 +136,7 @@ func (a *agentCluster) startSide(key clusterKey, seeds []string) (_ *clusterSide
 	default:
 		log.Info("cluster key", "fingerprint", key.tok.Fingerprint(), "file", key.path, "new", key.created)
 	}
-	cfg := a.serverConfig(key.tok, seeds)
+	cfg := a.serverConfig(key.tok, seeds, gen)
 	srv, err := cluster.StartServer(cfg,
 		fsm.New(fsm.Options{Logger: log.With("component", "fsm")}), cluster.ServerDeps{})
 	if err != nil {
@@ -125,9 +145,12 @@ func (a *agentCluster) startSide(key clusterKey, seeds []string) (_ *clusterSide
 			// and shows the join command then.
 			os.Remove(key.path)
 		}
-		return nil, errors.Join(startError(err), key.restore())
+		return nil, startError(err)
 	}
-	side := &clusterSide{srv: srv, key: key, seeds: seeds}
+	if a.e.serverStarted != nil {
+		a.e.serverStarted(srv)
+	}
+	side := &clusterSide{srv: srv, key: key, seeds: seeds, gen: gen}
 	defer func() {
 		if err != nil {
 			side.stop()
@@ -138,11 +161,6 @@ func (a *agentCluster) startSide(key clusterKey, seeds []string) (_ *clusterSide
 			log.Error("closing the cluster server", "err", err)
 		}
 	})
-	if key.replaced != "" && !srv.NeverHadPeer() {
-		// Its peer file was gone, but its raft state names other servers.
-		srv.Close()
-		return nil, errors.Join(keyRefusal(a.dir, key.previous, key.tok), key.restore())
-	}
 	node := srv.Node()
 	log.Info("cluster server started", "node", node.ID(), "cluster_addr", node.Addr(), "gossip_addr", srv.GossipAddr(),
 		"cluster_name", o.clusterName, "voters", o.voters, "bootstrap_expect", o.bootstrapExpect, "join", seeds)
@@ -167,13 +185,14 @@ func (a *agentCluster) startSide(key clusterKey, seeds []string) (_ *clusterSide
 	return side, nil
 }
 
-// serverConfig is the cluster server's configuration: the options', with
-// key and seeds. A one-shot run keeps raft's state in memory and, unless
-// an address flag says otherwise, binds loopback ports the system picks.
-func (a *agentCluster) serverConfig(key cluster.Token, seeds []string) cluster.ServerConfig {
+// serverConfig is the configuration of the cluster server of side gen:
+// the options', with key and seeds. A one-shot run keeps raft's state in
+// memory and, unless an address flag says otherwise, binds loopback ports
+// the system picks.
+func (a *agentCluster) serverConfig(key cluster.Token, seeds []string, gen uint64) cluster.ServerConfig {
 	cfg := a.o.serverConfig(a.dir, key, a.log)
 	cfg.Join = seeds
-	cfg.OnOtherCluster = a.otherCluster(seeds)
+	cfg.OnOtherCluster = a.otherCluster(gen, seeds)
 	if a.oneShot {
 		cfg.Raft.InMemory, cfg.Raft.DataDir = true, ""
 		if !a.o.addrsSet {
@@ -223,17 +242,33 @@ func (a *agentCluster) failure() error {
 	return a.err
 }
 
-// stop stops what startCluster started, in the reverse order. With leave
-// set, the server first leaves the cluster gracefully: for at most
-// leaveTimeout, and no longer once hard is closed (a second interrupt).
+// stop stops what startCluster started, in the reverse order. A restart
+// of the cluster side under way stops at its next step, and is waited for
+// until hard closes (a second interrupt). With leave set, the server then
+// leaves the cluster gracefully: for at most leaveTimeout, and no longer
+// once hard is closed.
 func (a *agentCluster) stop(leave bool, hard <-chan struct{}) {
-	a.stopMoves() // waits for a restart under way
+	a.stopMoves()
+	select {
+	case <-a.movesDone:
+	case <-hard:
+		if a.restarting.Load() {
+			a.log.Warn("second interrupt: not waiting for the restart of the cluster side")
+			a.left.set(errors.New("a second interrupt stopped the agent while its cluster side restarted: " +
+				"it did not leave its cluster"))
+			return
+		}
+		<-a.movesDone // returns at once: no restart runs
+	}
 	a.mu.Lock()
-	side := a.side
+	side, failure := a.side, a.err
 	a.mu.Unlock()
 	switch {
+	case side == nil && failure == nil:
+		a.left.set(errors.New("the agent stopped while its cluster side restarted: it did not leave its cluster"))
+		return
 	case side == nil:
-		a.left.set(fmt.Errorf("the agent stopped without leaving its cluster: %w", a.failure()))
+		a.left.set(fmt.Errorf("the agent stopped without leaving its cluster: %w", failure))
 		return
 	case leave:
 		a.left.set(a.leave(side.srv, hard))

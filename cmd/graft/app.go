@@ -12,12 +12,14 @@ import (
 
 // env is what the commands get from main: where to read and write, the
 // channel closed by a second interrupt, and, for tests, an adjustment of
-// the cluster server's configuration (nil in production).
+// the cluster server's configuration and a call with each cluster server
+// the agent starts, right after it starts (both nil in production).
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	hard           <-chan struct{}
 	tune           func(*cluster.ServerConfig)
+	serverStarted  func(*cluster.Server)
 	unknownCommand string // set when the command line named no command we know
 }
 

@@ -37,14 +37,16 @@ type clusterKey struct {
 	previous cluster.Token // that key
 }
 
-// loadClusterKey returns the cluster key. A key given with --token is kept
-// in the data dir from then on; a data dir that holds another one adopts
-// --token's if its node never had a peer (the old key is kept beside it,
-// see adoptKey), and is refused otherwise. Without --token the data dir's
-// key is used, and a node that joins nobody makes one if there is none (it
-// starts a new cluster). A node told to join, or to bootstrap with others,
-// cannot make one: its cluster has a key already.
-func loadClusterKey(o clusterOptions, dir string) (clusterKey, error) {
+// loadClusterKey returns the cluster key of the node hostname. A key given
+// with --token is kept in the data dir from then on; a data dir that holds
+// another one adopts --token's if its node never had a peer (the old key
+// is kept beside it, see adoptKey), and is refused otherwise. That is
+// decided from the data dir alone, before the node's server starts: once
+// it runs, it may meet peers at any moment. Without --token the data
+// dir's key is used, and a node that joins nobody makes one if there is
+// none (it starts a new cluster). A node told to join, or to bootstrap
+// with others, cannot make one: its cluster has a key already.
+func loadClusterKey(o clusterOptions, dir, hostname string) (clusterKey, error) {
 	path := filepath.Join(dir, tokenFile)
 	_, err := os.Lstat(path)
 	exists := err == nil
@@ -72,27 +74,28 @@ func loadClusterKey(o clusterOptions, dir string) (clusterKey, error) {
 		return clusterKey{}, err
 	}
 	if o.token != nil && !tok.Equal(*o.token) {
-		peers, err := cluster.RememberedPeers(dir)
+		h, err := cluster.ReadHistory(dir, hostname)
 		if err != nil {
-			return clusterKey{}, err
+			return clusterKey{}, fmt.Errorf("cluster key: cannot tell whether this node had peers: %w", err)
 		}
-		if len(peers) > 0 {
-			return clusterKey{}, keyRefusal(dir, tok, *o.token)
+		if h.HadPeers() {
+			return clusterKey{}, keyRefusal(dir, tok, *o.token, h)
 		}
 		return adoptKey(path, tok, *o.token)
 	}
 	return clusterKey{tok: tok, path: path, created: created}, nil
 }
 
-// keyRefusal is the error of a data dir whose node has had peers under
-// another key than the one given: it says how to stay, and how to move.
-func keyRefusal(dir string, held, given cluster.Token) error {
+// keyRefusal is the error of a data dir whose node has had peers (h
+// says how it is known) under another key than the one given: it says how
+// to stay, and how to move.
+func keyRefusal(dir string, held, given cluster.Token, h cluster.History) error {
 	return fmt.Errorf("cluster key: %s holds the key of this node's cluster (fingerprint %s), not the one given "+
 		"(fingerprint %s), and this node has had peers under it (%s). To stay in that cluster, give its key "+
 		"(or none: the data dir keeps it). To move this node to the other cluster, make it leave its own "+
 		"(graft leave), stop it, remove %s, %s and %s, and start it with the other cluster's key and --join; "+
 		"or use another --data-dir", filepath.Join(dir, tokenFile), held.Fingerprint(),
-		given.Fingerprint(), filepath.Join(dir, cluster.PeersFile), filepath.Join(dir, "raft"),
+		given.Fingerprint(), h, filepath.Join(dir, "raft"),
 		filepath.Join(dir, tokenFile), filepath.Join(dir, cluster.PeersFile))
 }
 
@@ -113,15 +116,13 @@ func adoptKey(path string, old, tok cluster.Token) (clusterKey, error) {
 	return clusterKey{tok: tok, path: path, replaced: kept, previous: old}, nil
 }
 
-// restore puts back the key adoptKey replaced, if it replaced one.
-func (k clusterKey) restore() error {
-	if k.replaced == "" {
-		return nil
+// own is the key of the node's own cluster: the one the data dir held
+// before this run adopted another, if it did, else the key.
+func (k clusterKey) own() cluster.Token {
+	if k.replaced != "" {
+		return k.previous
 	}
-	if err := os.Rename(k.replaced, k.path); err != nil {
-		return fmt.Errorf("cluster key: restoring the old key from %s: %w", k.replaced, err)
-	}
-	return nil
+	return k.tok
 }
 
 // joinHint is the command that joins another node to this one's cluster,

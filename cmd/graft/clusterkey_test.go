@@ -40,17 +40,17 @@ func checkTokenFile(t *testing.T, dir string, tok cluster.Token) {
 // A node that joins nobody makes a key once and keeps it.
 func TestFirstNodeMakesItsKey(t *testing.T) {
 	dir := t.TempDir()
-	k, err := loadClusterKey(clusterOptions{}, dir)
+	k, err := loadClusterKey(clusterOptions{}, dir, "h")
 	if err != nil || !k.created {
 		t.Fatalf("first start: %+v, %v; want a new key", k, err)
 	}
 	checkTokenFile(t, dir, k.tok)
-	again, err := loadClusterKey(clusterOptions{}, dir)
+	again, err := loadClusterKey(clusterOptions{}, dir, "h")
 	if err != nil || again.created || !again.tok.Equal(k.tok) {
 		t.Errorf("second start: created %v, same key %v, %v", again.created, again.tok.Equal(k.tok), err)
 	}
 	// A restart with --join and no --token uses the data dir's key.
-	joining, err := loadClusterKey(clusterOptions{join: []string{"10.0.0.1:7946"}}, dir)
+	joining, err := loadClusterKey(clusterOptions{join: []string{"10.0.0.1:7946"}}, dir, "h")
 	if err != nil || !joining.tok.Equal(k.tok) {
 		t.Errorf("restart with --join: %v", err)
 	}
@@ -62,19 +62,19 @@ func TestFirstNodeMakesItsKey(t *testing.T) {
 func TestTokenFlagIsKept(t *testing.T) {
 	dir := t.TempDir()
 	tok := newToken(t)
-	k, err := loadClusterKey(clusterOptions{token: &tok, join: []string{"x:1"}}, dir)
+	k, err := loadClusterKey(clusterOptions{token: &tok, join: []string{"x:1"}}, dir, "h")
 	if err != nil || k.created || !k.tok.Equal(tok) {
 		t.Fatalf("first start with --token: %+v, %v", k, err)
 	}
 	checkTokenFile(t, dir, tok)
-	if _, err := loadClusterKey(clusterOptions{token: &tok}, dir); err != nil {
+	if _, err := loadClusterKey(clusterOptions{token: &tok}, dir, "h"); err != nil {
 		t.Errorf("the same --token again: %v", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, cluster.PeersFile), []byte(`["10.0.0.2:7946"]`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	other := newToken(t)
-	_, err = loadClusterKey(clusterOptions{token: &other}, dir)
+	_, err = loadClusterKey(clusterOptions{token: &other}, dir, "h")
 	if err == nil {
 		t.Fatal("another --token was accepted by a node that had peers")
 	}
@@ -93,12 +93,12 @@ func TestTokenFlagIsKept(t *testing.T) {
 
 // A node told to join, or to bootstrap with others, cannot make a key.
 func TestJoiningNeedsTheKey(t *testing.T) {
-	_, err := loadClusterKey(clusterOptions{join: []string{"10.0.0.1:7946"}}, t.TempDir())
+	_, err := loadClusterKey(clusterOptions{join: []string{"10.0.0.1:7946"}}, t.TempDir(), "h")
 	var ee *exitError
 	if !errors.Is(err, errNoKey) || !errors.As(err, &ee) || ee.code != exitUsage {
 		t.Errorf("--join without a key: %v", err)
 	}
-	_, err = loadClusterKey(clusterOptions{bootstrapExpect: 3}, t.TempDir())
+	_, err = loadClusterKey(clusterOptions{bootstrapExpect: 3}, t.TempDir(), "h")
 	if err == nil || !strings.Contains(err.Error(), "graft keygen") {
 		t.Errorf("--bootstrap-expect without a key: %v", err)
 	}
@@ -122,7 +122,7 @@ func TestABrokenKeyFileSaysHowToRecover(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, tokenFile), []byte("graft1_truncat\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := loadClusterKey(clusterOptions{}, dir)
+	_, err := loadClusterKey(clusterOptions{}, dir, "h")
 	if !errors.Is(err, cluster.ErrInvalidToken) || !strings.Contains(err.Error(), "remove it") ||
 		!strings.Contains(err.Error(), "GRAFT_TOKEN") {
 		t.Errorf("a broken key file: %v, want the way out", err)

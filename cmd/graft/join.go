@@ -31,7 +31,8 @@ func joinCommand(e *env) *cli.Command {
 			"(--token, or GRAFT_TOKEN) it adopts it, and it sets its own one-node cluster aside,\n" +
 			"in a directory of its data dir, when the nodes at ADDR belong to another cluster; its\n" +
 			"keys are not copied into the cluster it joins. It then restarts its cluster side, and\n" +
-			"join waits, at most --wait, until it is in. A node that had peers refuses both.",
+			"join waits, at most --wait, until it is in. A node that had peers refuses both; an\n" +
+			"agent takes either over its unix socket only (not --api http://...).",
 		Flags: append(clientFlags(),
 			&cli.StringFlag{Name: "token", EnvVars: []string{"GRAFT_TOKEN"},
 				Usage: "the key of the cluster to join, `KEY`, for a node that never had a peer to adopt. " +
@@ -57,7 +58,7 @@ func joinCommand(e *env) *cli.Command {
 				}
 				res, err := client.JoinWith(ctx, req)
 				switch {
-				case api.StatusCode(err) == http.StatusConflict:
+				case api.StatusCode(err) == http.StatusConflict, api.StatusCode(err) == http.StatusForbidden:
 					return fmt.Errorf("join: %w", err) // the agent says what to do
 				case err != nil:
 					return fmt.Errorf("join: %w (are the addresses members' gossip ports, and does this agent hold the cluster's key?)", err)

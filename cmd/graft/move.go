@@ -4,64 +4,165 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"time"
+	"sync"
 
 	"github.com/graftcm/graft/api"
-	"github.com/graftcm/graft/atomicfile"
 	"github.com/graftcm/graft/cluster"
-	"github.com/graftcm/graft/fsm"
 )
 
 // A node that never had a peer holds a key and a cluster nobody else
 // has, so it may give both up to join another cluster: it adopts the
 // other cluster's key, and it sets its own one-node cluster aside (raft
-// cannot merge two clusters' states), moving that cluster's state out of
-// the data dir into a directory of its own, which an agent can run on to
-// read the keys it held: none of them is copied into the cluster joined.
-// Either means a new cluster server, so the agent restarts its cluster
-// side (server, World and local API); the engine runs on meanwhile.
+// cannot merge two clusters' states; see aside.go). Either means a new
+// cluster server, so the agent restarts its cluster side (server, World
+// and local API); the engine runs on meanwhile. One restart runs at a
+// time, and each is made only on the side it was asked for on: a restart
+// made meanwhile drops it.
 
-// move is a restart of the cluster side to join another cluster.
+// move is a restart of the cluster side to join another cluster, asked
+// for on the side of generation gen.
 type move struct {
+	gen   uint64
 	seeds []string
 	key   *cluster.Token // adopt this key; nil keeps the side's
-	fresh bool           // set this node's own cluster aside and start without raft state
-	aside string         // where to set it aside ("": chosen by the restart)
+	fresh bool           // set the node's own cluster aside and start without raft state
 	other string         // the ID of the cluster joined, if known
+	// begun, if not nil, hears once whether the restart begins (see
+	// moveBegun); it must have room for the answer.
+	begun chan<- moveBegun
 }
 
-// request asks for a restart, failing if one is asked for already.
-func (a *agentCluster) request(m move) error {
-	select {
-	case a.moves <- m:
-		return nil
-	default:
-		return fmt.Errorf("%w: a restart to join another cluster is already under way", api.ErrJoinRefused)
+// moveBegun says that a restart begins, where the node's own cluster
+// goes and how many keys it holds (a fresh move), or why the move was
+// dropped.
+type moveBegun struct {
+	aside string
+	keys  int
+	err   error
+}
+
+// answer tells whoever asked for m whether it begins.
+func (m move) answer(b moveBegun) {
+	if m.begun != nil {
+		m.begun <- b
 	}
 }
 
-// otherCluster is the cluster server's OnOtherCluster: its --join seeds
-// belong to another cluster, and the node never had a peer. It runs on
-// the server's goroutine, so it only asks for the restart.
-func (a *agentCluster) otherCluster(seeds []string) func(*cluster.OtherClusterError) {
+// errStopping refuses the moves of an agent that stops.
+var errStopping = fmt.Errorf("%w: the agent is stopping", api.ErrJoinRefused)
+
+// maxQueuedMoves bounds the moves queued: one from the local API, and
+// one from the server of each side started meanwhile (see otherCluster).
+const maxQueuedMoves = 4
+
+// moveQueue holds the moves asked for, made one at a time by serve.
+type moveQueue struct {
+	ch      chan move
+	mu      sync.Mutex
+	pending int  // queued or under way
+	closed  bool // serve returned: no more moves
+}
+
+func newMoveQueue() *moveQueue { return &moveQueue{ch: make(chan move, maxQueuedMoves)} }
+
+// ask queues a move for the local API, refusing it while another is
+// queued or under way.
+func (q *moveQueue) ask(m move) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	switch {
+	case q.closed:
+		return errStopping
+	case q.pending > 0:
+		return fmt.Errorf("%w: a restart to join another cluster is already under way; ask again once it is done "+
+			"(graft members shows where the node is)", api.ErrJoinRefused)
+	}
+	q.pending++
+	q.ch <- m // never blocks: nothing is queued
+	return nil
+}
+
+// offer queues a move for a cluster server, reporting whether it could.
+func (q *moveQueue) offer(m move) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return false
+	}
+	select {
+	case q.ch <- m:
+		q.pending++
+		return true
+	default:
+		return false
+	}
+}
+
+// serve makes the moves queued with do, one at a time, until ctx ends or
+// do reports that the agent stops; moves still queued then are refused.
+func (q *moveQueue) serve(ctx context.Context, do func(context.Context, move) bool) {
+	defer q.close()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-q.ch:
+			if ctx.Err() != nil { // the agent stops: that comes first
+				m.answer(moveBegun{err: errStopping})
+				return
+			}
+			ok := do(ctx, m)
+			q.mu.Lock()
+			q.pending--
+			q.mu.Unlock()
+			if !ok {
+				return
+			}
+		}
+	}
+}
+
+// close refuses the moves queued, and any asked for later.
+func (q *moveQueue) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.closed = true
+	for {
+		select {
+		case m := <-q.ch:
+			m.answer(moveBegun{err: errStopping})
+		default:
+			return
+		}
+	}
+}
+
+// otherCluster is the OnOtherCluster of the server of side generation
+// gen: its --join seeds belong to another cluster, and the node never
+// had a peer. It runs on the server's goroutine, so it only asks for the
+// restart.
+func (a *agentCluster) otherCluster(gen uint64, seeds []string) func(*cluster.OtherClusterError) {
 	return func(other *cluster.OtherClusterError) {
-		if err := a.request(move{seeds: seeds, fresh: true, other: other.ClusterID}); err != nil {
-			a.log.Error("cannot set this node's own cluster aside to join another", "err", err)
+		if !a.moves.offer(move{gen: gen, seeds: seeds, fresh: true, other: other.ClusterID}) {
+			a.log.Error("cannot set this node's own cluster aside to join another: the agent is stopping, "+
+				"or too many restarts are queued", "seeds", seeds, "cluster_id", other.ClusterID)
 		}
 	}
 }
 
 // join serves the local API's joins on side: a plain join, or, for a node
 // that never had a peer, a restart with the key given, or with its own
-// one-node cluster set aside when the addresses belong to another cluster.
-// A node that had peers refuses both, saying how to move it.
+// one-node cluster set aside when the addresses belong to another cluster
+// (over the unix socket only). A node that had peers refuses both, saying
+// how to move it; so does a one-shot run, whose cluster lives in memory.
 func (a *agentCluster) join(side *clusterSide) api.JoinFunc {
-	return func(_ context.Context, req api.JoinRequest) (api.JoinResult, error) {
+	return func(ctx context.Context, req api.JoinRequest) (api.JoinResult, error) {
+		if a.oneShot {
+			return api.JoinResult{}, fmt.Errorf("%w: this agent runs a cluster of its own in memory, for this run "+
+				"only (--converged-exit without --join, --bootstrap-expect or --token): it joins nobody. Run it "+
+				"without --converged-exit, or with --join and --token", api.ErrJoinRefused)
+		}
 		srv := side.srv
 		if req.Token != "" {
 			tok, err := cluster.ParseToken(req.Token)
@@ -69,13 +170,7 @@ func (a *agentCluster) join(side *clusterSide) api.JoinFunc {
 				return api.JoinResult{}, fmt.Errorf("%w: %w", api.ErrJoinRefused, err)
 			}
 			if !tok.Equal(side.key.tok) {
-				if !srv.NeverHadPeer() {
-					return api.JoinResult{}, fmt.Errorf("%w: %w", api.ErrJoinRefused, keyRefusal(a.dir, side.key.tok, tok))
-				}
-				if err := a.request(move{seeds: req.Addrs, key: &tok}); err != nil {
-					return api.JoinResult{}, err
-				}
-				return api.JoinResult{Restarting: true, KeyFingerprint: tok.Fingerprint()}, nil
+				return a.adopt(ctx, side, req.Addrs, tok)
 			}
 		}
 		n, err := srv.Join(req.Addrs)
@@ -85,160 +180,144 @@ func (a *agentCluster) join(side *clusterSide) api.JoinFunc {
 			return api.JoinResult{Joined: n}, nil
 		case !errors.As(err, &other) || !srv.NeverHadPeer():
 			return api.JoinResult{}, err
+		case !req.OverSocket:
+			return api.JoinResult{}, fmt.Errorf("the addresses belong to cluster %s, and joining it means setting "+
+				"this node's own one-node cluster aside: %w", other.ClusterID, api.ErrSocketOnly)
 		}
-		m := move{seeds: req.Addrs, fresh: true, other: other.ClusterID}
-		if !a.oneShot {
-			m.aside = asidePath(a.dir, srv.ClusterID())
-		}
-		if err := a.request(m); err != nil {
+		b, err := a.ask(ctx, move{gen: side.gen, seeds: req.Addrs, fresh: true, other: other.ClusterID})
+		if err != nil {
 			return api.JoinResult{}, err
 		}
-		return api.JoinResult{Restarting: true, OtherCluster: other.ClusterID, SetAside: m.aside,
-			SetAsideKeys: userKeys(srv)}, nil
+		return api.JoinResult{Restarting: true, OtherCluster: other.ClusterID, SetAside: b.aside, SetAsideKeys: b.keys}, nil
 	}
 }
 
-// serveMoves makes the restarts asked for until ctx ends or one fails.
-func (a *agentCluster) serveMoves(ctx context.Context) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case m := <-a.moves:
-			if !a.restart(m) {
-				return nil
-			}
-		}
+// adopt restarts side with the key tok to join addrs, if the node never
+// had a peer.
+func (a *agentCluster) adopt(ctx context.Context, side *clusterSide, addrs []string, tok cluster.Token) (api.JoinResult, error) {
+	h, err := side.srv.History()
+	switch {
+	case err != nil:
+		return api.JoinResult{}, fmt.Errorf("%w: cannot tell whether this node had peers: %w", api.ErrJoinRefused, err)
+	case h.HadPeers():
+		return api.JoinResult{}, fmt.Errorf("%w: %w", api.ErrJoinRefused, keyRefusal(a.dir, side.key.tok, tok, h))
+	}
+	if _, err := a.ask(ctx, move{gen: side.gen, seeds: addrs, key: &tok}); err != nil {
+		return api.JoinResult{}, err
+	}
+	return api.JoinResult{Restarting: true, KeyFingerprint: tok.Fingerprint()}, nil
+}
+
+// ask asks for the restart m and waits until it begins, or is dropped.
+func (a *agentCluster) ask(ctx context.Context, m move) (moveBegun, error) {
+	begun := make(chan moveBegun, 1)
+	m.begun = begun
+	if err := a.moves.ask(m); err != nil {
+		return moveBegun{}, err
+	}
+	select {
+	case b := <-begun:
+		return b, b.err
+	case <-ctx.Done():
+		return moveBegun{}, fmt.Errorf("the restart to join was asked for, but had not begun when the request "+
+			"ended (the agent's log says whether it did): %w", ctx.Err())
 	}
 }
 
-// restart stops the cluster side, adopts the move's key or sets the
-// node's own cluster aside, and starts a side that joins the move's seeds.
-// If that fails, the agent stops (see failure).
-func (a *agentCluster) restart(m move) bool {
+// restart makes the move m: it stops the cluster side, adopts the move's
+// key or sets the node's own cluster aside, and starts a side that joins
+// the move's seeds. A move asked for on an earlier side, or for a node
+// that has had peers meanwhile, is dropped. It reports false when the
+// agent stops: ctx ended, or the restart failed (see failure).
+func (a *agentCluster) restart(ctx context.Context, m move) bool {
+	a.restarting.Store(true)
+	defer a.restarting.Store(false)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	old := a.side
-	ownID, keys := old.srv.ClusterID(), userKeys(old.srv)
-	if m.fresh && m.aside == "" && !a.oneShot {
-		m.aside = asidePath(a.dir, ownID)
+	if old == nil || old.gen != m.gen {
+		a.log.Info("a restart to join another cluster, asked for before the cluster side restarted, is dropped",
+			"seeds", m.seeds)
+		m.answer(moveBegun{err: fmt.Errorf("%w: the cluster side restarted meanwhile: ask again", api.ErrJoinRefused)})
+		return true
 	}
+	if h, err := old.srv.History(); err != nil || h.HadPeers() {
+		a.log.Warn("not restarting the cluster side to join another cluster: this node has had peers meanwhile",
+			"evidence", h.String(), "err", err)
+		m.answer(moveBegun{err: fmt.Errorf("%w: this node has had peers meanwhile (%s)", api.ErrJoinRefused, h)})
+		return true
+	}
+	var b moveBegun
+	ownID := old.srv.ClusterID()
+	if m.fresh {
+		b.keys, b.aside = userKeys(ctx, old.srv), asidePath(a.dir, ownID)
+	}
+	if ctx.Err() != nil {
+		m.answer(moveBegun{err: errStopping})
+		return false
+	}
+	m.answer(b)
 	a.log.Warn("restarting the cluster side to join another cluster", "seeds", m.seeds, "cluster_id", m.other)
 	old.stop()
 	a.side = nil
-	key, err := a.nextKey(old.key, m)
-	if err == nil && m.fresh {
-		err = a.setAside(m.aside, old.key.tok, ownID, keys)
-	}
-	var side *clusterSide
-	if err == nil {
-		side, err = a.startSide(key, m.seeds)
-	}
-	if err != nil {
+	side, err := a.remake(ctx, old, m, b, ownID)
+	switch {
+	case err != nil:
 		a.err = fmt.Errorf("restarting the cluster side to join %s: %w", strings.Join(m.seeds, ", "), err)
 		a.log.Error("could not restart the cluster side: stopping the agent", "err", err)
 		a.shutdown()
+		return false
+	case side == nil:
+		a.log.Warn("the agent stops: its cluster side is not restarted")
 		return false
 	}
 	a.side = side
 	return true
 }
 
+// remake starts the side that replaces old, which has stopped, to make m
+// (as b says): nil if ctx ended first, the data dir left as it was or
+// with the move complete. A node that had peers by the time old stopped
+// (what its data dir says) is restarted as it was.
+func (a *agentCluster) remake(ctx context.Context, old *clusterSide, m move, b moveBegun, ownID string) (*clusterSide, error) {
+	h, err := cluster.ReadHistory(a.dir, a.o.hostname)
+	if err != nil {
+		return nil, err
+	}
+	if h.HadPeers() {
+		a.log.Error("this node had peers by the time its cluster side stopped: it stays in its cluster, and its "+
+			"cluster side restarts as it was", "evidence", h.String())
+		k := old.key
+		k.created = false
+		return a.startSide(k, old.seeds)
+	}
+	if ctx.Err() != nil {
+		return nil, nil
+	}
+	key, err := a.nextKey(old.key, m)
+	if err != nil {
+		return nil, err
+	}
+	if m.fresh {
+		if err := setAside(a.dir, b.aside, old.key.own(), m.seeds); err != nil {
+			return nil, err
+		}
+		a.log.Warn("this node's own one-node cluster is set aside: none of its keys is in the cluster it joins",
+			"cluster_id", ownID, "keys", b.keys, "dir", b.aside, "key_fingerprint", old.key.own().Fingerprint(),
+			"read_it_with", "graft run --data-dir "+b.aside+" --cluster-addr 127.0.0.1:0 --gossip-addr 127.0.0.1:0, "+
+				"then graft kv list --data-dir "+b.aside)
+	}
+	if ctx.Err() != nil {
+		return nil, nil
+	}
+	return a.startSide(key, m.seeds)
+}
+
 // nextKey is the key of the restarted side: the move's, adopted, or the
 // old side's.
 func (a *agentCluster) nextKey(old clusterKey, m move) (clusterKey, error) {
-	switch {
-	case m.key == nil:
+	if m.key == nil {
 		return clusterKey{tok: old.tok, path: old.path}, nil
-	case a.oneShot:
-		return clusterKey{tok: *m.key}, nil
 	}
 	return adoptKey(old.path, old.tok, *m.key)
-}
-
-// setAside moves this node's own one-node cluster (cluster ID id, keys
-// keys, under key tok) out of the data dir into dest, which becomes a data
-// dir of its own, and says so.
-func (a *agentCluster) setAside(dest string, tok cluster.Token, id string, keys int) error {
-	if a.oneShot {
-		a.log.Warn("this node's own one-node cluster is dropped: it was in memory", "cluster_id", id, "keys", keys)
-		return nil
-	}
-	if err := setAside(a.dir, dest, tok); err != nil {
-		return err
-	}
-	a.log.Warn("this node's own one-node cluster is set aside: none of its keys is in the cluster it joins",
-		"cluster_id", id, "keys", keys, "dir", dest,
-		"read_it_with", "graft run --data-dir "+dest+" --cluster-addr 127.0.0.1:0 --gossip-addr 127.0.0.1:0, then graft kv list --data-dir "+dest)
-	return nil
-}
-
-// setAside moves the raft state and the remembered peers of the data dir
-// dir into dest, a new directory, with the key tok and the node's name:
-// a data dir an agent can run on.
-func setAside(dir, dest string, tok cluster.Token) error {
-	if err := os.Mkdir(dest, 0o700); err != nil {
-		return fmt.Errorf("setting this node's cluster aside: %w", err)
-	}
-	for _, name := range []string{"raft", cluster.PeersFile} {
-		if err := os.Rename(filepath.Join(dir, name), filepath.Join(dest, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("setting this node's cluster aside: %w", err)
-		}
-	}
-	if err := cluster.WriteTokenFile(filepath.Join(dest, tokenFile), tok); err != nil {
-		return fmt.Errorf("setting this node's cluster aside: %w", err)
-	}
-	id, err := os.ReadFile(filepath.Join(dir, nodeIDFile))
-	if err == nil {
-		err = atomicfile.Write(filepath.Join(dest, nodeIDFile), id, 0o600, true)
-	}
-	if err != nil {
-		return fmt.Errorf("setting this node's cluster aside: %w", err)
-	}
-	return nil
-}
-
-// asidePath names a new directory in dir for a cluster set aside:
-// apart.ID, or apart.ID.2 and so on if that is taken.
-func asidePath(dir, id string) string {
-	if id == "" {
-		id = "unknown"
-	}
-	base := filepath.Join(dir, "apart."+id)
-	p := base
-	for i := 2; ; i++ {
-		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
-			return p
-		}
-		p = base + "." + strconv.Itoa(i)
-	}
-}
-
-// settleWait bounds how long userKeys waits for a node's state to hold
-// its whole log.
-const settleWait = 5 * time.Second
-
-// userKeys counts the keys a server's state holds, graft's own aside,
-// once its node has applied the log it started with (a node just
-// restarted has not); -1 if it has not within settleWait.
-func userKeys(srv *cluster.Server) int {
-	deadline := time.NewTimer(settleWait)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !srv.Node().CaughtUp() {
-		select {
-		case <-deadline.C:
-			return -1
-		case <-tick.C:
-		}
-	}
-	kvs, _ := srv.Node().FSM().List("", 0)
-	n := 0
-	for _, kv := range kvs {
-		if !strings.HasPrefix(kv.Key, fsm.InternalPrefix) {
-			n++
-		}
-	}
-	return n
 }
