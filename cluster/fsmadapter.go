@@ -12,6 +12,7 @@ import (
 type raftFSM struct {
 	f    *fsm.FSM
 	reqs *requests // told the outcome of every fenced write applied
+	ids  *idKeeper // keeps the cluster ID once the state machine has it
 }
 
 var _ raft.BatchingFSM = (*raftFSM)(nil)
@@ -37,6 +38,9 @@ func (a *raftFSM) ApplyBatch(logs []*raft.Log) []any {
 		}
 		out[i] = applied.Results
 	}
+	if a.ids.kept == "" {
+		a.ids.keep(a.f)
+	}
 	return out
 }
 
@@ -48,7 +52,11 @@ func (a *raftFSM) Snapshot() (raft.FSMSnapshot, error) {
 func (a *raftFSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	a.reqs.restores.Add(1)
-	return a.f.Restore(rc)
+	if err := a.f.Restore(rc); err != nil {
+		return err
+	}
+	a.ids.keep(a.f)
+	return nil
 }
 
 type raftSnapshot struct{ s *fsm.Snapshot }

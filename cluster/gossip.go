@@ -35,9 +35,9 @@ type Meta struct {
 	// not a death (memberlist tells its delegate of both alike).
 	Leaving bool `msgpack:"lv,omitempty"`
 	// State is set by a node that started on raft state of its own (it
-	// bootstrapped, or restarted on its data), whose cluster ID it knows
-	// only once raft has replayed its log (or the first leader wrote it):
-	// two such rings merge only once both know.
+	// bootstrapped, or restarted on a log or snapshot), whose cluster ID
+	// it may not know (its state does not hold it yet): two such rings
+	// merge only once both know.
 	State bool `msgpack:"st,omitempty"`
 }
 

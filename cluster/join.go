@@ -173,22 +173,29 @@ var ErrClusterIDUnknown = errors.New("cluster: this node has raft state but does
 // idUnknownError says why a node with raft state but no cluster ID joins
 // nobody, and what to do.
 func (s *Server) idUnknownError() error {
-	return fmt.Errorf("%w (its data dir is from a graft that did not keep it, and its cluster has no leader to "+
-		"replay its log): it joins no other node until it does, since another cluster would take it for a fresh "+
-		"node and add its raft state to theirs. Start enough of its cluster's servers for a quorum; or, to move "+
-		"it to another cluster, stop it, move raft/, token and %s out of %s, and start it with that cluster's "+
-		"key and --join", ErrClusterIDUnknown, peersFile, s.cfg.Raft.DataDir)
+	return fmt.Errorf("%w (neither its raft log nor its snapshot holds it: its cluster had not recorded one "+
+		"when this node took its state, and no leader of its cluster has sent it since): it joins no other "+
+		"node until it does, since another cluster would take it for a fresh node and add its raft state to "+
+		"theirs. Start enough of its cluster's servers for a quorum; or, to move it to another cluster, stop "+
+		"it, move raft/, token and %s out of %s, and start it with that cluster's key and --join",
+		ErrClusterIDUnknown, peersFile, s.cfg.Raft.DataDir)
 }
 
-// awaitClusterID waits, for a node with raft state that does not know its
-// cluster ID yet (raft has not replayed its log: a data dir of a version
-// that did not keep the ID), until it does or ctx ends: a node that joined
-// seeds of another cluster without it would look fresh to them, and they
-// would add it to their raft. If it has waited warnAfter (0: never), it
-// logs, once, why it waits and what to do. It reports whether the ID is
-// known (or needs not be).
+// AwaitsClusterID reports whether this node started on raft state that
+// does not name its cluster, and has not learnt its cluster's ID since: it
+// joins nobody until it does (see Join), and says why after
+// clusterIDWait.
+func (s *Server) AwaitsClusterID() bool { return s.node.startedOnLog() && s.ClusterID() == "" }
+
+// awaitClusterID waits, for a node that started on raft state that does
+// not name its cluster (see idUnknownError), until it learns its
+// cluster's ID or ctx ends: a node that joined seeds of another cluster
+// without it would look fresh to them, and they would add it to their
+// raft. If it has waited warnAfter (0: never), it logs, once, why it
+// waits and what to do. It reports whether the ID is known (or needs not
+// be).
 func (s *Server) awaitClusterID(ctx context.Context, warnAfter time.Duration) bool {
-	if !s.node.HasState() || s.ClusterID() != "" {
+	if !s.AwaitsClusterID() {
 		return true
 	}
 	var warn <-chan time.Time
@@ -255,7 +262,12 @@ func (s *Server) reconnectLoop(ctx context.Context) {
 			s.log.Warn("could not read the remembered peers", "err", err)
 		}
 	}
-	if !s.awaitClusterID(ctx, 0) {
+	// The join loop, if any, says why it waits.
+	warn := clusterIDWait
+	if len(s.cfg.Join) > 0 {
+		warn = 0
+	}
+	if !s.awaitClusterID(ctx, warn) {
 		return
 	}
 	tick := time.NewTicker(s.cfg.ReconnectInterval)

@@ -17,8 +17,8 @@ import (
 // stateWithoutID is a fleet of five slots, s0..s4, with a tap on their
 // logs: cluster A of s0 (bootstrapped) and s1 (added fresh), up; and
 // cluster B's s2, which has raft state of B (three voters, with a key
-// written) but no stored cluster ID (a data dir of a graft that did not
-// keep it), down with the rest of B.
+// written) that does not name its cluster (no ID kept beside it, none in
+// its log), down with the rest of B.
 type stateWithoutID struct {
 	f          *clustertest.Fleet
 	tap        *logTap
@@ -46,7 +46,7 @@ func newStateWithoutID(t *testing.T) *stateWithoutID {
 	f.Kill(x.b0)
 	f.Kill(b1)
 	f.Kill(b2)
-	if err := x.b0.ForgetClusterID(); err != nil {
+	if err := x.b0.EraseClusterID(); err != nil {
 		t.Fatal(err)
 	}
 	x.aLeader = startAlone(t, f, x.a0)
@@ -87,7 +87,7 @@ func (x *stateWithoutID) checkNotInA(t *testing.T) {
 }
 
 // Issue 9, item 7 (review): a node of cluster B with raft state but no
-// known cluster ID (an upgraded data dir), restarted without quorum and
+// known cluster ID (its state does not name it), restarted without quorum and
 // told to join a member of cluster A that was added fresh, was added to
 // A's raft and promoted, keeping B's log: a split brain. It joins nobody
 // until it knows its cluster's ID, and says why and what to do.

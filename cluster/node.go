@@ -67,6 +67,7 @@ type Node struct {
 
 	termReady atomic.Uint64 // a term in which this leader has applied its own entry
 	hasState  bool          // raft state existed when the node started
+	holdsLog  bool          // and held log entries or a snapshot (see startedOnLog)
 	caught    caughtUp      // whether the FSM has applied the log it started with; see CaughtUp
 	onLeave   atomic.Pointer[func(ctx context.Context, id string) error]
 
@@ -258,13 +259,18 @@ func (n *Node) start(deps Deps) error {
 	if err != nil {
 		return fmt.Errorf("cluster: reading raft state: %w", err)
 	}
-	r, err := raft.NewRaft(rc, &raftFSM{f: deps.FSM, reqs: n.reqs}, deps.LogStore, deps.StableStore, deps.SnapshotStore, deps.Transport)
+	ids := &idKeeper{stable: deps.StableStore, log: n.log}
+	if b, err := deps.StableStore.Get([]byte(clusterIDStableKey)); err == nil {
+		ids.kept = string(b)
+	}
+	r, err := raft.NewRaft(rc, &raftFSM{f: deps.FSM, reqs: n.reqs, ids: ids}, deps.LogStore, deps.StableStore, deps.SnapshotStore, deps.Transport)
 	if err != nil {
 		return fmt.Errorf("cluster: starting raft: %w", err)
 	}
 	n.raft, n.logs, n.stable = r, deps.LogStore, deps.StableStore
 	n.caught.index = r.LastIndex() // what CaughtUp waits for the FSM to apply
 	n.hasState = hasState
+	n.holdsLog = hasState && r.LastIndex() > 0
 	switch {
 	case hasState:
 		n.log.Info("raft state found; rejoining the cluster it belongs to")
@@ -297,6 +303,14 @@ func (n *Node) serveConn(c net.Conn) {
 // HasState reports whether the node found raft state when it started, so
 // it belongs to a cluster already and must never bootstrap.
 func (n *Node) HasState() bool { return n.hasState }
+
+// startedOnLog reports whether the node started on raft state that holds
+// log entries or a snapshot: a cluster's history, which another
+// cluster's raft would take for its own. A fresh node killed as a leader
+// first reached it keeps raft's term (and vote) only: raft counts that as
+// state, so the node never bootstraps, but it holds nothing of a
+// cluster, and joins as a fresh node does.
+func (n *Node) startedOnLog() bool { return n.holdsLog }
 
 // Bootstrap starts a new cluster whose voters are servers (ID and address
 // each). Every server must be given the same list; a node that has raft

@@ -272,8 +272,14 @@ func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error)
 	if s.peers == nil && rc.DataDir != "" && !rc.InMemory {
 		s.peers = filePeers(filepath.Join(rc.DataDir, peersFile))
 	}
-	if id := node.storedClusterID(); id != "" && node.HasState() {
-		s.clusterID.Store(&id)
+	if node.HasState() {
+		id, err := node.recoverClusterID()
+		if err != nil {
+			s.log.Warn("could not read the cluster ID from this node's raft state", "err", err)
+		}
+		if id != "" {
+			s.clusterID.Store(&id)
+		}
 	}
 	remembered, rerr := s.rememberedPeers()
 	s.alone = !node.HasState() && len(cfg.Join) == 0 && cfg.BootstrapExpect == 0 && len(remembered) == 0 && rerr == nil
@@ -353,7 +359,7 @@ func (s *Server) GossipAddr() string { return s.gossipAddr }
 func (s *Server) localMeta() Meta {
 	m := Meta{Cluster: s.cfg.ClusterName, ClusterID: s.ClusterID(), RaftAddr: s.node.Addr(),
 		Expect: s.cfg.BootstrapExpect, Version: s.cfg.Version, Leaving: s.leaving.Load(),
-		State: s.alone || s.node.HasState()}
+		State: s.alone || s.node.startedOnLog()}
 	if p := s.expectSet.Load(); p != nil {
 		m.ExpectSet = *p
 	}
@@ -361,7 +367,9 @@ func (s *Server) localMeta() Meta {
 }
 
 // loadClusterID reads the cluster ID from the state machine and, when it
-// changed, tells the ring.
+// changed, tells the ring (the state machine's adapter keeps it beside
+// raft's state: see idKeeper). A node that leaves tells nobody: the ring
+// would not pass it on, and the wait would hold up its stop.
 func (s *Server) loadClusterID() {
 	kv, ok := s.node.FSM().Get(clusterIDKey)
 	if !ok || string(kv.Value) == s.ClusterID() {
@@ -370,10 +378,7 @@ func (s *Server) loadClusterID() {
 	id := string(kv.Value)
 	s.clusterID.Store(&id)
 	s.log.Info("cluster ID known", "cluster_id", id)
-	if err := s.node.storeClusterID(id); err != nil {
-		s.log.Warn("could not keep the cluster ID in the raft store", "err", err)
-	}
-	if s.ml != nil {
+	if s.ml != nil && !s.leaving.Load() {
 		if err := s.updateMeta(); err != nil {
 			s.log.Warn("could not gossip the cluster ID", "err", err)
 		}

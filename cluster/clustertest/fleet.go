@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/fsm"
@@ -96,12 +99,87 @@ func (s *Slot) GossipAddr() string {
 // remembers across restarts, as a data dir's peers file does.
 func (s *Slot) Peers() *cluster.MemoryPeers { return s.peers }
 
-// ForgetClusterID makes the slot's stores those of a data dir written by
-// a graft that did not keep the cluster ID beside raft's state (the key
-// is the cluster package's): a server restarted on them knows its
-// cluster's ID only once raft has replayed its log. The slot must be
-// down.
-func (s *Slot) ForgetClusterID() error { return s.store.Set([]byte("graft-cluster-id"), nil) }
+// The keys the cluster package keeps the cluster ID under: beside raft's
+// state in the stable store, and in the state machine.
+const (
+	clusterIDStableKey = "graft-cluster-id"
+	clusterIDKey       = fsm.InternalPrefix + "cluster-id"
+)
+
+// ForgetClusterID makes the slot's stores those of a data dir whose node
+// was killed before it kept its cluster's ID beside raft's state (or of a
+// graft that did not keep it): the ID is in the raft log only. The slot
+// must be down.
+func (s *Slot) ForgetClusterID() error { return s.store.Set([]byte(clusterIDStableKey), nil) }
+
+// StoredClusterID returns the cluster ID kept beside the slot's raft
+// state, "" if none.
+func (s *Slot) StoredClusterID() string {
+	b, err := s.store.Get([]byte(clusterIDStableKey))
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// EraseClusterID makes the slot's stores hold raft state that does not
+// name its cluster: no ID kept beside it, and none in its log (the
+// entries that wrote it lose those commands), as in the data dir of a
+// node of a cluster whose first leader had not written its ID yet. The
+// slot must be down, and hold no snapshot (which would hold the ID).
+func (s *Slot) EraseClusterID() error {
+	if snaps, err := s.snaps.List(); err != nil || len(snaps) > 0 {
+		return fmt.Errorf("clustertest: %s holds %d snapshots (%v): its state machine's copy of the ID would stay", s.ID, len(snaps), err)
+	}
+	first, err := s.store.FirstIndex()
+	if err != nil {
+		return err
+	}
+	last, err := s.store.LastIndex()
+	if err != nil {
+		return err
+	}
+	for i := first; i <= last && i > 0; i++ {
+		var l raft.Log
+		if err := s.store.GetLog(i, &l); err != nil {
+			return err
+		}
+		if l.Type != raft.LogCommand || len(l.Data) == 0 {
+			continue
+		}
+		cmds, err := fsm.DecodeBatch(l.Data)
+		if err != nil {
+			return err
+		}
+		kept := slices.DeleteFunc(slices.Clone(cmds), writesClusterID)
+		if len(kept) == len(cmds) {
+			continue
+		}
+		l.Data = nil
+		if len(kept) > 0 {
+			if l.Data, err = fsm.EncodeBatch(kept); err != nil {
+				return err
+			}
+		}
+		if err := s.store.StoreLog(&l); err != nil {
+			return err
+		}
+	}
+	return s.ForgetClusterID()
+}
+
+// writesClusterID reports whether c writes the cluster ID.
+func writesClusterID(c fsm.Command) bool {
+	if c.Op == fsm.OpPut && c.Key == clusterIDKey {
+		return true
+	}
+	return c.Op == fsm.OpTxn && slices.ContainsFunc(c.Then, writesClusterID)
+}
+
+// SetTerm makes the slot's stores hold raft's current term only, as those
+// of a fresh node killed as a leader first reached it (raft keeps the
+// leader's term before it takes any entry). The slot must be down.
+func (s *Slot) SetTerm(term uint64) error { return s.store.SetUint64([]byte("CurrentTerm"), term) }
 
 // Kill stops the slot's server the way a crash does: no leave.
 func (f *Fleet) Kill(s *Slot) { s.down() }

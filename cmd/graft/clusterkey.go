@@ -200,7 +200,8 @@ func showJoinCommand(stderr io.Writer, log *slog.Logger, format logFormat, o clu
 // checkJoined waits, until ctx ends, for a node given --join to reach
 // another member. If it is still alone after wait, it says what may be
 // wrong, once: a member that is up but holds another key answers nothing
-// this node can read, which looks like no answer at all.
+// this node can read, which looks like no answer at all. A node that
+// waits for its cluster's ID has not tried yet: its server says why.
 func checkJoined(ctx context.Context, srv *cluster.Server, seeds []string, tok cluster.Token, wait time.Duration, log *slog.Logger) {
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
@@ -217,7 +218,7 @@ func checkJoined(ctx context.Context, srv *cluster.Server, seeds []string, tok c
 			continue
 		case <-deadline.C:
 		}
-		if joined(srv) {
+		if joined(srv) || srv.AwaitsClusterID() {
 			return
 		}
 		log.Error("not in the cluster yet: no node given with --join has let this one in. If they are up and "+
