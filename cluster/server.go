@@ -314,6 +314,7 @@ func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error)
 	case len(cfg.Join) == 0:
 		s.log.Info("no raft state, but this node remembers members of a cluster: waiting to be added to theirs "+
 			"rather than bootstrapping a new one", "remembered", remembered)
+		s.goLoop(func(ctx context.Context) { s.warnWhileAlone(ctx, remembered) })
 	default:
 		s.log.Info("no raft state: waiting for the cluster's leader to add this node")
 	}
@@ -343,6 +344,11 @@ func (s *Server) goLoop(fn func(context.Context)) {
 
 // Node returns the raft node.
 func (s *Server) Node() *Node { return s.node }
+
+// BootstrappedAlone reports whether the server bootstrapped a new
+// one-node cluster when it started (a fresh node with nobody to join and
+// no peers remembered).
+func (s *Server) BootstrappedAlone() bool { return s.alone }
 
 // ClusterID returns the cluster's ID, empty until the node knows it.
 func (s *Server) ClusterID() string {

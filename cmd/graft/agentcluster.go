@@ -167,7 +167,7 @@ func (a *agentCluster) startSide(key clusterKey, seeds []string) (_ *clusterSide
 	if o.advertiseAddr == "" {
 		checkAdvertised(node.Addr(), srv.GossipAddr(), log)
 	}
-	if key.created {
+	if key.created && srv.BootstrappedAlone() {
 		showJoinCommand(a.e.stderr, log, o.logFormat, o.clusterOptions, srv.GossipAddr(), key.tok, key.path)
 	}
 	side.stops = append(side.stops,

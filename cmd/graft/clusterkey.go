@@ -45,7 +45,8 @@ type clusterKey struct {
 // it runs, it may meet peers at any moment. Without --token the data
 // dir's key is used, and a node that joins nobody makes one if there is
 // none (it starts a new cluster). A node told to join, or to bootstrap
-// with others, cannot make one: its cluster has a key already.
+// with others, cannot make one: its cluster has a key already; nor can a
+// node that has had peers (see noKeyRefusal).
 func loadClusterKey(o clusterOptions, dir, hostname string) (clusterKey, error) {
 	path := filepath.Join(dir, tokenFile)
 	_, err := os.Lstat(path)
@@ -64,6 +65,18 @@ func loadClusterKey(o clusterOptions, dir, hostname string) (clusterKey, error) 
 	case o.token == nil && !exists && o.bootstrapExpect > 0:
 		return clusterKey{}, usageError("--bootstrap-expect: the nodes that start a cluster together need one key: " +
 			"make it with `graft keygen` and give it to each with --token or GRAFT_TOKEN")
+	case o.token == nil && !exists:
+		// A new key is one nobody else holds: a node that had peers could
+		// never be added back to their cluster with it, and does not
+		// start one of its own.
+		h, err := cluster.ReadHistory(dir, hostname)
+		if err != nil {
+			return clusterKey{}, fmt.Errorf("cluster key: %s does not exist, and whether this node had peers "+
+				"cannot be told: %w", path, err)
+		}
+		if h.HadPeers() {
+			return clusterKey{}, noKeyRefusal(dir, h)
+		}
 	}
 	tok, created, err := cluster.LoadOrCreateToken(path)
 	if errors.Is(err, cluster.ErrInvalidToken) {
@@ -97,6 +110,24 @@ func keyRefusal(dir string, held, given cluster.Token, h cluster.History) error 
 		"or use another --data-dir", filepath.Join(dir, tokenFile), held.Fingerprint(),
 		given.Fingerprint(), h, filepath.Join(dir, "raft"),
 		filepath.Join(dir, tokenFile), filepath.Join(dir, cluster.PeersFile))
+}
+
+// noKeyRefusal is the error of a data dir that holds no key, whose node
+// has had peers (h says how it is known): it says how to rejoin their
+// cluster, and how to start a new one instead.
+func noKeyRefusal(dir string, h cluster.History) error {
+	var remove []string
+	if len(h.Servers) > 0 {
+		remove = append(remove, filepath.Join(dir, "raft"))
+	}
+	if len(h.Remembered) > 0 {
+		remove = append(remove, filepath.Join(dir, cluster.PeersFile))
+	}
+	return fmt.Errorf("cluster key: %s does not exist, but this node has had peers (%s): a new key would be "+
+		"one nobody else holds, so the node could never be added back to their cluster, and it starts none of "+
+		"its own. To rejoin that cluster, give its key with --token or GRAFT_TOKEN (the token file of a "+
+		"member's data dir; compare the fingerprint with the key_fingerprint of `graft status` there). To "+
+		"start a new cluster instead, remove %s", filepath.Join(dir, tokenFile), h, strings.Join(remove, " and "))
 }
 
 // adoptKey replaces the key at path, which keyed nothing anyone else
