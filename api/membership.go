@@ -191,9 +191,16 @@ func (s *Server) members(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ms)
 }
 
+// errAPIClosed is the answer of a leave whose outcome did not come
+// before the API closed.
+var errAPIClosed = errors.New("the agent's local API closed before the agent said whether it left its cluster " +
+	"(its cluster side restarted, or the agent stopped another way): see the agent's log")
+
 // leave says it took the request, asks the agent to leave and stop, and
 // then says how the leave went: the agent closes the API only after it has
-// left, so the answer gets out.
+// left, so the answer gets out. An API that closes first (its cluster side
+// restarts) stops waiting, and says so: its shutdown waits for the
+// handler, and the outcome may come only after the shutdown.
 func (s *Server) leave(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Leave == nil {
 		notServed(w, r.URL.Path)
@@ -211,9 +218,21 @@ func (s *Server) leave(w http.ResponseWriter, r *http.Request) {
 	}
 	send(LeaveResult{Leaving: true})
 	s.log.Info("asked through the local API to leave the cluster and stop")
-	err := s.cfg.Leave(r.Context())
-	if r.Context().Err() != nil {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := s.cfg.Leave(ctx)
+	switch {
+	case r.Context().Err() != nil:
 		return // the client went away; the agent leaves all the same
+	case err != nil && ctx.Err() != nil:
+		err = errAPIClosed
 	}
 	if err != nil {
 		send(LeaveResult{Error: err.Error()})

@@ -101,6 +101,36 @@ func TestLeaveSaysItTookTheRequestThenHowItWent(t *testing.T) {
 	}
 }
 
+// Issue 9, item 7 (second review): a leave taken while the agent's
+// cluster side restarted waited for an outcome that comes only once the
+// restart is over, and the restart, closing the old side's API, waited
+// for the leave: both hung for the API's request timeout and a second
+// (11 s). An API that closes stops waiting for the leave and says so.
+func TestAnAPIThatClosesDoesNotWaitForALeaveWaitingOnTheAgent(t *testing.T) {
+	f := newFixture(t, fixtureOpts{cluster: &apitest.FakeCluster{}, leave: func(ctx context.Context) error {
+		<-ctx.Done() // the agent says how the leave went only once the API is gone
+		return ctx.Err()
+	}})
+	accepted := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- f.client.Leave(t.Context(), func() { close(accepted) }) }()
+	select {
+	case <-accepted:
+	case err := <-done:
+		t.Fatalf("leave returned %v before it was taken", err)
+	}
+	start := time.Now()
+	if err := f.stop(); err != nil {
+		t.Errorf("serve: %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the API took %v to close, waiting for the leave", took.Round(100*time.Millisecond))
+	}
+	if err := <-done; !errors.Is(err, ErrLeaveFailed) || !strings.Contains(err.Error(), "closed") {
+		t.Errorf("leave: %v, want ErrLeaveFailed saying the API closed", err)
+	}
+}
+
 // `graft leave` said "has left and stopped" even when the leave was
 // refused: a leave that fails is reported, with its reason.
 func TestLeaveThatFailsSaysWhy(t *testing.T) {

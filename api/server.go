@@ -82,8 +82,9 @@ type Config struct {
 	// Leave makes the agent leave its cluster gracefully and then stop,
 	// and waits until ctx ends for the outcome of the leave: nil once the
 	// agent has left (or had nothing to leave), else why it could not.
-	// /v1/leave calls it after saying it took the request; it may be
-	// called more than once. Nil: /v1/leave answers 501.
+	// /v1/leave calls it after saying it took the request, with a ctx
+	// that also ends when the API begins to close; it may be called more
+	// than once. Nil: /v1/leave answers 501.
 	Leave func(ctx context.Context) error
 	// Timeout bounds each request but watches; zero means DefaultTimeout.
 	// A write that has no leader within it fails with 503, one that

@@ -31,8 +31,9 @@ type agentCluster struct {
 	// isOneShot).
 	oneShot bool
 	// moves are the restarts asked for, made by a goroutine that
-	// stopMoves stops and that closes movesDone when it returns;
-	// restarting is set while one is made.
+	// stopMoves stops (as does the agent beginning to stop) and that
+	// closes movesDone when it returns; restarting is set while one is
+	// made.
 	moves      *moveQueue
 	stopMoves  context.CancelFunc
 	movesDone  chan struct{}
@@ -41,7 +42,11 @@ type agentCluster struct {
 	mu   sync.Mutex // held while the side restarts
 	side *clusterSide
 	gens uint64 // sides started
-	err  error  // why a restart failed: the agent stops with it
+
+	// Not under mu: the agent reads it as it stops, while a restart may
+	// hold mu for long.
+	errMu sync.Mutex
+	err   error // why a restart failed: the agent stops with it
 }
 
 // clusterSide is one run of the cluster server, the World on it and the
@@ -63,43 +68,51 @@ func (s *clusterSide) stop() {
 
 // startCluster starts, in this order, the cluster server (bootstrapping or
 // joining as the options say), the World and the local API. The join
-// command of a new cluster goes to e.stderr. The API's /v1/leave calls
-// shutdown, which must make the agent stop; the agent then calls stop with
-// leave set.
-func startCluster(o agentOptions, dir string, log *slog.Logger, e *env, shutdown func()) (*agentCluster, error) {
+// command of a new cluster goes to e.stderr. ctx ends when the agent
+// begins to stop: no restart of the cluster side is made after that. The
+// API's /v1/leave calls shutdown, which must make the agent stop; the
+// agent then calls stop with leave set.
+func startCluster(ctx context.Context, o agentOptions, dir string, log *slog.Logger, e *env, shutdown func()) (*agentCluster, error) {
 	if err := undoSetAside(dir, log); err != nil {
 		return nil, err
 	}
-	a := &agentCluster{o: o, dir: dir, log: log, e: e, shutdown: shutdown, left: newLeaveOutcome(),
-		oneShot: isOneShot(o, dir), moves: newMoveQueue()}
+	movesCtx, stopMoves := context.WithCancel(ctx)
+	a := &agentCluster{o: o, dir: dir, log: log, e: e, left: newLeaveOutcome(),
+		oneShot: isOneShot(o, dir), moves: newMoveQueue(), stopMoves: stopMoves, movesDone: make(chan struct{})}
+	a.shutdown = func() {
+		stopMoves()
+		shutdown()
+	}
+	fail := func(err error) (*agentCluster, error) {
+		stopMoves()
+		return nil, err
+	}
 	var key clusterKey
 	if a.oneShot {
 		tok, err := cluster.GenerateToken()
 		if err != nil {
-			return nil, err
+			return fail(err)
 		}
 		key = clusterKey{tok: tok}
 		log.Info("a one-shot run (--converged-exit) with no cluster flags: this node runs a cluster of its own, " +
 			"in memory and on loopback unless told otherwise; nothing of it is kept")
 	} else {
 		if err := checkNodeID(dir, o.hostname); err != nil {
-			return nil, err
+			return fail(err)
 		}
 		var err error
 		if key, err = loadClusterKey(o.clusterOptions, dir, o.hostname); err != nil {
-			return nil, err
+			return fail(err)
 		}
 	}
 	side, err := a.startSide(key, o.join)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	a.side = side
-	ctx, cancel := context.WithCancel(context.Background())
-	a.stopMoves, a.movesDone = cancel, make(chan struct{})
 	go func() {
 		defer close(a.movesDone)
-		a.moves.serve(ctx, a.restart)
+		a.moves.serve(movesCtx, a.restart)
 	}()
 	return a, nil
 }
@@ -237,9 +250,16 @@ func (a *agentCluster) serveAPI(side *clusterSide) error {
 // failure is why a restart of the cluster side failed, if one did: the
 // agent stopped because of it.
 func (a *agentCluster) failure() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.errMu.Lock()
+	defer a.errMu.Unlock()
 	return a.err
+}
+
+// fail records why a restart of the cluster side failed.
+func (a *agentCluster) fail(err error) {
+	a.errMu.Lock()
+	defer a.errMu.Unlock()
+	a.err = err
 }
 
 // stop stops what startCluster started, in the reverse order. A restart
@@ -249,6 +269,10 @@ func (a *agentCluster) failure() error {
 // once hard is closed.
 func (a *agentCluster) stop(leave bool, hard <-chan struct{}) {
 	a.stopMoves()
+	if a.restarting.Load() {
+		a.log.Info("stopping: waiting for the restart of its cluster side, under way, to stop at its next step " +
+			"(a second interrupt stops the agent without waiting)")
+	}
 	select {
 	case <-a.movesDone:
 	case <-hard:
@@ -261,8 +285,9 @@ func (a *agentCluster) stop(leave bool, hard <-chan struct{}) {
 		<-a.movesDone // returns at once: no restart runs
 	}
 	a.mu.Lock()
-	side, failure := a.side, a.err
+	side := a.side
 	a.mu.Unlock()
+	failure := a.failure()
 	switch {
 	case side == nil && failure == nil:
 		a.left.set(errors.New("the agent stopped while its cluster side restarted: it did not leave its cluster"))

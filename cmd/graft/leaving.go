@@ -29,12 +29,18 @@ func (o *leaveOutcome) set(err error) {
 	})
 }
 
-// wait returns the outcome once it is known, or ctx's error.
+// wait returns the outcome once it is known, or ctx's error: the outcome
+// if both are (the API that waits closes once the outcome is set).
 func (o *leaveOutcome) wait(ctx context.Context) error {
 	select {
 	case <-o.done:
 		return o.err
 	case <-ctx.Done():
+	}
+	select {
+	case <-o.done:
+		return o.err
+	default:
 		return ctx.Err()
 	}
 }

@@ -263,7 +263,7 @@ func (a *agentCluster) restart(ctx context.Context, m move) bool {
 	side, err := a.remake(ctx, old, m, b, ownID)
 	switch {
 	case err != nil:
-		a.err = fmt.Errorf("restarting the cluster side to join %s: %w", strings.Join(m.seeds, ", "), err)
+		a.fail(fmt.Errorf("restarting the cluster side to join %s: %w", strings.Join(m.seeds, ", "), err))
 		a.log.Error("could not restart the cluster side: stopping the agent", "err", err)
 		a.shutdown()
 		return false
@@ -280,19 +280,22 @@ func (a *agentCluster) restart(ctx context.Context, m move) bool {
 // with the move complete. A node that had peers by the time old stopped
 // (what its data dir says) is restarted as it was.
 func (a *agentCluster) remake(ctx context.Context, old *clusterSide, m move, b moveBegun, ownID string) (*clusterSide, error) {
+	if ctx.Err() != nil {
+		return nil, nil
+	}
 	h, err := cluster.ReadHistory(a.dir, a.o.hostname)
 	if err != nil {
 		return nil, err
+	}
+	if ctx.Err() != nil {
+		return nil, nil
 	}
 	if h.HadPeers() {
 		a.log.Error("this node had peers by the time its cluster side stopped: it stays in its cluster, and its "+
 			"cluster side restarts as it was", "evidence", h.String())
 		k := old.key
-		k.created = false
+		k.created, k.replaced = false, ""
 		return a.startSide(k, old.seeds)
-	}
-	if ctx.Err() != nil {
-		return nil, nil
 	}
 	key, err := a.nextKey(old.key, m)
 	if err != nil {

@@ -42,7 +42,7 @@ func startInProcess(t *testing.T, host string, mod func(*agentOptions)) *inProce
 	}
 	logs := newSyncBuffer()
 	log := slog.New(slog.NewTextHandler(logs, nil))
-	a, err := startCluster(o, data, log, &env{stdout: &bytes.Buffer{}, stderr: logs, tune: testTimings}, func() {})
+	a, err := startCluster(t.Context(), o, data, log, &env{stdout: &bytes.Buffer{}, stderr: logs, tune: testTimings}, func() {})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -213,7 +213,7 @@ func runAgent(c *cli.Context, e *env, file string) error {
 	// The cluster server, the World and the local API start before the
 	// engine and stop after it (deferred first, so run last). An orderly
 	// stop leaves the cluster first; an abort or a failure does not.
-	cl, err := startCluster(opts, dd.path, log, e, stopAgent)
+	cl, err := startCluster(agentCtx, opts, dd.path, log, e, stopAgent)
 	if err != nil {
 		return err
 	}
