@@ -51,7 +51,9 @@ func setAside(dir, dest string, own cluster.Token, seeds []string) error {
 
 // stageAside moves the cluster into tmp, in an order undoSetAside can
 // tell apart: the peers file before the raft state, and the seeds
-// written only after both.
+// written only after both. An old key that is the data dir's key (the
+// cluster it joins, adopted, given up and adopted again) stays: no copy
+// of that cluster's key goes with the node's own.
 func stageAside(dir, tmp string, own cluster.Token) error {
 	if _, err := os.Stat(filepath.Join(dir, "raft")); err != nil {
 		return fmt.Errorf("no raft state to set aside: %w", err)
@@ -67,11 +69,15 @@ func stageAside(dir, tmp string, own cluster.Token) error {
 	} else if err := atomicfile.Write(filepath.Join(tmp, nodeIDFile), id, 0o600, true); err != nil {
 		return err
 	}
-	olds, err := filepath.Glob(filepath.Join(dir, tokenFile+".*.old"))
+	olds, err := oldKeys(dir)
 	if err != nil {
 		return err
 	}
+	kept, keptErr := readKey(filepath.Join(dir, tokenFile))
 	for _, p := range olds {
+		if k, err := readKey(p); keptErr == nil && err == nil && k.Equal(kept) {
+			continue
+		}
 		if err := os.Rename(p, filepath.Join(tmp, filepath.Base(p))); err != nil {
 			return err
 		}
@@ -88,15 +94,16 @@ func stageAside(dir, tmp string, own cluster.Token) error {
 // setAside) moved out of the data dir dir, and removes its staging
 // directory. It fails, naming what to do, if it cannot.
 func undoSetAside(dir string, log *slog.Logger) error {
-	staged, err := filepath.Glob(filepath.Join(dir, "apart.*"+stagingSuffix))
+	staged, err := namesIn(dir, func(name string) bool {
+		return strings.HasPrefix(name, "apart.") && strings.HasSuffix(name, stagingSuffix)
+	})
 	if err != nil {
-		return err
+		return fmt.Errorf("data dir: %w", err)
 	}
 	for _, tmp := range staged {
 		if err := unstage(dir, tmp); err != nil {
 			return fmt.Errorf("data dir: %s holds a set-aside of this node's cluster that did not complete, and it "+
-				"cannot be undone: %w. Move its raft/, %s and token.*.old back into %s (replacing %s) and remove it",
-				tmp, err, cluster.PeersFile, dir, cluster.PeersFile)
+				"cannot be undone: %w. %s", tmp, err, undoByHand(dir, tmp))
 		}
 		log.Warn("a set-aside of this node's own cluster did not complete (the agent stopped during it): undone; "+
 			"the node is on its own cluster again, as before it was asked to join another", "dir", tmp)
@@ -104,8 +111,62 @@ func undoSetAside(dir string, log *slog.Logger) error {
 	return nil
 }
 
+// undoByHand says how to finish undoing by hand the set-aside staged in
+// tmp, from what it holds of the node's cluster.
+func undoByHand(dir, tmp string) string {
+	var back []string
+	if exists(filepath.Join(tmp, "raft")) {
+		back = append(back, "raft/ (the data dir's own raft/, if any, is another state: move it away first)")
+	}
+	if exists(filepath.Join(tmp, cluster.PeersFile)) {
+		back = append(back, cluster.PeersFile+" (replacing the data dir's)")
+	}
+	olds, _ := oldKeys(tmp)
+	for _, p := range olds {
+		back = append(back, filepath.Base(p))
+	}
+	if len(back) == 0 {
+		return "It holds nothing of the node's cluster that the data dir lacks: remove it"
+	}
+	return fmt.Sprintf("Move its %s back into %s, then remove it", strings.Join(back, ", "), dir)
+}
+
+// namesIn returns the paths of the entries of dir whose names match. It
+// reads the directory: its path is never taken for a pattern.
+func namesIn(dir string, match func(name string) bool) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if match(e.Name()) {
+			out = append(out, filepath.Join(dir, e.Name()))
+		}
+	}
+	return out, nil
+}
+
+// oldKeys returns the paths of the old keys (token.*.old) in dir.
+func oldKeys(dir string) ([]string, error) {
+	return namesIn(dir, func(name string) bool {
+		return strings.HasPrefix(name, tokenFile+".") && strings.HasSuffix(name, ".old")
+	})
+}
+
+// readKey reads the key in the file p.
+func readKey(p string) (cluster.Token, error) {
+	b, err := atomicfile.Read(p, 1<<10)
+	if err != nil {
+		return cluster.Token{}, err
+	}
+	return cluster.ParseToken(strings.TrimSpace(string(b)))
+}
+
 // unstage moves the staged raft state, peers file and old keys in tmp
-// back into dir and removes tmp.
+// back into dir, keeps a staged key that the data dir lacks as an old
+// key, and removes tmp with whatever else it holds (the node's name,
+// files an agent stopped while it wrote them).
 func unstage(dir, tmp string) error {
 	raftMoved := exists(filepath.Join(tmp, "raft"))
 	if raftMoved && exists(filepath.Join(dir, "raft")) {
@@ -128,29 +189,45 @@ func unstage(dir, tmp string) error {
 			return err
 		}
 	}
-	olds, err := filepath.Glob(filepath.Join(tmp, tokenFile+".*.old"))
+	olds, err := oldKeys(tmp)
 	if err != nil {
 		return err
 	}
 	for _, p := range olds {
 		back := filepath.Join(dir, filepath.Base(p))
-		if exists(back) {
-			continue // left in tmp: removed below if it is the same key
-		}
-		if err := os.Rename(p, back); err != nil {
-			return err
-		}
-	}
-	for _, name := range append([]string{tokenFile, nodeIDFile}, olds...) {
-		p := filepath.Join(tmp, filepath.Base(name))
-		if name != tokenFile && name != nodeIDFile && !sameContent(p, filepath.Join(dir, filepath.Base(name))) {
-			continue
-		}
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
+		switch {
+		case !exists(back):
+			if err := os.Rename(p, back); err != nil {
+				return err
+			}
+		case !sameContent(p, back):
+			return fmt.Errorf("%s holds another key than %s", p, back)
 		}
 	}
-	return os.Remove(tmp) // fails if it holds anything else
+	if err := keepStagedKey(dir, tmp); err != nil {
+		return err
+	}
+	return os.RemoveAll(tmp)
+}
+
+// keepStagedKey keeps the key staged in tmp, if the data dir holds it
+// nowhere (not as its key, nor as an old one), as an old key.
+func keepStagedKey(dir, tmp string) error {
+	k, err := readKey(filepath.Join(tmp, tokenFile))
+	if err != nil {
+		return nil // none, or one an agent stopped while it wrote it
+	}
+	if cur, err := readKey(filepath.Join(dir, tokenFile)); err == nil && cur.Equal(k) {
+		return nil
+	}
+	kept := filepath.Join(dir, tokenFile+"."+k.Fingerprint()+".old")
+	if exists(kept) {
+		if sameContent(filepath.Join(tmp, tokenFile), kept) {
+			return nil
+		}
+		return fmt.Errorf("%s holds another key than %s", filepath.Join(tmp, tokenFile), kept)
+	}
+	return os.Rename(filepath.Join(tmp, tokenFile), kept)
 }
 
 // sameContent reports whether the files a and b hold the same bytes (a

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/graftcm/graft/atomicfile"
 	"github.com/graftcm/graft/cluster"
 )
 
@@ -132,17 +133,25 @@ func noKeyRefusal(dir string, h cluster.History) error {
 
 // adoptKey replaces the key at path, which keyed nothing anyone else
 // holds (its node never had a peer), by tok. The old key is kept beside
-// it, as token.FINGERPRINT.old, so that moving it back restores it.
+// it, as token.FINGERPRINT.old, so that moving it back restores it. The
+// copy is made first and the key file then replaced whole: an agent
+// stopped at any point leaves a data dir with a key, the old one kept.
 func adoptKey(path string, old, tok cluster.Token) (clusterKey, error) {
 	kept := path + "." + old.Fingerprint() + ".old"
-	if err := os.Rename(path, kept); err != nil {
+	err := cluster.WriteTokenFile(kept, old)
+	if errors.Is(err, fs.ErrExist) {
+		// Kept by an earlier adoption (or one an agent stopped during).
+		if k, rerr := readKey(kept); rerr != nil || !k.Equal(old) {
+			return clusterKey{}, fmt.Errorf("cluster key: keeping the old key: %s exists and does not hold it: "+
+				"move it away", kept)
+		}
+		err = nil
+	}
+	if err != nil {
 		return clusterKey{}, fmt.Errorf("cluster key: keeping the old key: %w", err)
 	}
-	if err := cluster.WriteTokenFile(path, tok); err != nil {
-		if rerr := os.Rename(kept, path); rerr != nil {
-			err = errors.Join(err, fmt.Errorf("cluster key: the old key is in %s: %w", kept, rerr))
-		}
-		return clusterKey{}, err
+	if err := atomicfile.Write(path, []byte(tok.Secret()+"\n"), 0o600, true); err != nil {
+		return clusterKey{}, fmt.Errorf("cluster key: writing %s: %w", path, err)
 	}
 	return clusterKey{tok: tok, path: path, replaced: kept, previous: old}, nil
 }
