@@ -143,8 +143,11 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 	}
 	req.OverSocket = overSocket(r)
 	if req.Token != "" && !req.OverSocket {
-		writeError(w, http.StatusForbidden, "join with a key: "+ErrSocketOnly.Error())
-		return
+		if s.cfg.OwnKey == nil || !s.cfg.OwnKey(req.Token) {
+			writeError(w, http.StatusForbidden, "join with a key: "+ErrSocketOnly.Error())
+			return
+		}
+		req.Token = "" // the node's own key: a plain join
 	}
 	// memberlist bounds each attempt by its TCP timeout, not by the
 	// request's context.

@@ -76,6 +76,11 @@ type Config struct {
 	// the cluster's key with the addresses (a join with a key is refused
 	// without it).
 	Join JoinFunc
+	// OwnKey, if set, reports whether key (its text form, checked) is the
+	// key the node holds: a join that carries it over TCP moves nothing,
+	// and is taken as a plain join rather than refused (see
+	// ErrSocketOnly).
+	OwnKey func(key string) bool
 	// KeyFingerprint is the cluster key's fingerprint, reported by
 	// /v1/status (never the key).
 	KeyFingerprint string

@@ -226,7 +226,10 @@ func (a *agentCluster) serveAPI(side *clusterSide) error {
 		return err
 	}
 	apiSrv, err := api.NewServer(api.Config{Store: w, Status: node.Status, Node: node, Host: a.o.hostname, Version: version(),
-		Cluster: side.srv, Join: a.join(side), KeyFingerprint: side.key.tok.Fingerprint(), Leave: func(ctx context.Context) error {
+		Cluster: side.srv, Join: a.join(side), OwnKey: func(key string) bool {
+			tok, err := cluster.ParseToken(key)
+			return err == nil && tok.Equal(side.key.tok)
+		}, KeyFingerprint: side.key.tok.Fingerprint(), Leave: func(ctx context.Context) error {
 			a.shutdown()
 			return a.left.wait(ctx)
 		}, Logger: log.With("component", "api")})

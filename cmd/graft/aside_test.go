@@ -140,7 +140,7 @@ func TestTheJoinedClustersKeyNeverGoesWithTheClusterSetAside(t *testing.T) {
 	dir := t.TempDir()
 	own, joined := newToken(t), newToken(t)
 	writeFiles(t, dir, map[string]string{"raft/raft.db": "state", nodeIDFile: "b\n",
-		tokenFile:                                        joined.Secret() + "\n",
+		tokenFile: joined.Secret() + "\n",
 		tokenFile + "." + own.Fingerprint() + ".old":    own.Secret() + "\n",
 		tokenFile + "." + joined.Fingerprint() + ".old": joined.Secret() + "\n"})
 	dest := filepath.Join(dir, "apart.c1")
