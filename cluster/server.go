@@ -272,15 +272,7 @@ func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error)
 	if s.peers == nil && rc.DataDir != "" && !rc.InMemory {
 		s.peers = filePeers(filepath.Join(rc.DataDir, peersFile))
 	}
-	if node.HasState() {
-		id, err := node.recoverClusterID()
-		if err != nil {
-			s.log.Warn("could not read the cluster ID from this node's raft state", "err", err)
-		}
-		if id != "" {
-			s.clusterID.Store(&id)
-		}
-	}
+	s.startingClusterID()
 	remembered, rerr := s.rememberedPeers()
 	s.alone = !node.HasState() && len(cfg.Join) == 0 && cfg.BootstrapExpect == 0 && len(remembered) == 0 && rerr == nil
 	s.loadClusterID()
@@ -324,6 +316,22 @@ func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error)
 	s.goLoop(s.reconnectLoop)
 	s.goLoop(s.reconcileLoop)
 	return s, nil
+}
+
+// startingClusterID makes the ID of the cluster of a node that starts on
+// raft state known from the start: kept beside the state, or read from it
+// (see recoverClusterID).
+func (s *Server) startingClusterID() {
+	if !s.node.HasState() {
+		return
+	}
+	id, err := s.node.recoverClusterID()
+	if err != nil {
+		s.log.Warn("could not read the cluster ID from this node's raft state", "err", err)
+	}
+	if id != "" {
+		s.clusterID.Store(&id)
+	}
 }
 
 // rememberedPeers returns the gossip addresses the peer store remembers.
