@@ -100,15 +100,26 @@ func TestKVWatchSeesOtherClients(t *testing.T) {
 // statusOf runs `graft status --json` and decodes it.
 func statusOf(t *testing.T, args ...string) api.Status {
 	t.Helper()
+	st, err := tryStatus(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// tryStatus runs `graft status --json` and decodes it, failing if no
+// agent answers.
+func tryStatus(t *testing.T, args ...string) (api.Status, error) {
+	t.Helper()
 	code, stdout, stderr := graft(t, append([]string{"status", "--json"}, args...)...)
 	if code != 0 {
-		t.Fatalf("status: exit %d: %s", code, stderr)
+		return api.Status{}, fmt.Errorf("status: exit %d: %s", code, stderr)
 	}
 	var st api.Status
 	if err := json.Unmarshal([]byte(stdout), &st); err != nil {
-		t.Fatalf("status --json: %v: %q", err, stdout)
+		return api.Status{}, fmt.Errorf("status --json: %w: %q", err, stdout)
 	}
-	return st
+	return st, nil
 }
 
 // graft status shows a lone node as the leader of its one-node cluster;

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -38,40 +39,75 @@ func startNode(t *testing.T, name string, args ...string) *testNode {
 // members runs `graft members --json` against the node.
 func (n *testNode) members(t *testing.T) map[string]cluster.MemberInfo {
 	t.Helper()
+	ms, err := n.tryMembers(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ms
+}
+
+// tryMembers runs `graft members --json` against the node, and fails if
+// it does not answer.
+func (n *testNode) tryMembers(t *testing.T) (map[string]cluster.MemberInfo, error) {
+	t.Helper()
 	code, stdout, stderr := graft(t, "members", "--json", "--data-dir", n.data)
 	if code != 0 {
-		t.Fatalf("members on %s: exit %d: %s", n.name, code, stderr)
+		return nil, fmt.Errorf("members on %s: exit %d: %s", n.name, code, stderr)
 	}
 	var ms []cluster.MemberInfo
 	if err := json.Unmarshal([]byte(stdout), &ms); err != nil {
-		t.Fatalf("members --json on %s: %v: %q", n.name, err, stdout)
+		return nil, fmt.Errorf("members --json on %s: %w: %q", n.name, err, stdout)
 	}
 	out := map[string]cluster.MemberInfo{}
 	for _, m := range ms {
 		out[m.Name] = m
 	}
-	return out
+	return out, nil
+}
+
+// trySuffrages returns the raft servers in the node's status, by name,
+// and fails if it does not answer.
+func (n *testNode) trySuffrages(t *testing.T) (map[string]string, error) {
+	t.Helper()
+	st, err := tryStatus(t, "--data-dir", n.data)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, s := range st.Servers {
+		out[s.ID] = s.Suffrage
+	}
+	return out, nil
 }
 
 // suffrages returns the raft servers in the node's status, by name.
 func (n *testNode) suffrages(t *testing.T) map[string]string {
 	t.Helper()
-	out := map[string]string{}
-	for _, s := range statusOf(t, "--data-dir", n.data).Servers {
-		out[s.ID] = s.Suffrage
+	out, err := n.trySuffrages(t)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
 
-// waitUntil polls cond every 50ms until it holds, failing after clusterWait.
-func waitUntil(t *testing.T, what string, cond func() bool) {
+// waitUntil polls cond every 50ms until it holds, failing after
+// clusterWait with the last error cond returned. An error means "not
+// yet": cond asks agents that may be restarting, whose API does not
+// answer for a moment while their gossip still shows them alive, so it
+// probes them with tryStatus, tryMembers and trySuffrages, which do not
+// fail the test.
+func waitUntil(t *testing.T, what string, cond func() (bool, error)) {
 	t.Helper()
 	deadline := time.Now().Add(clusterWait)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	for !cond() {
+	for {
+		ok, err := cond()
+		if ok && err == nil {
+			return
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %v", what, clusterWait)
+			t.Fatalf("no %s within %v (last probe: %v)", what, clusterWait, err)
 		}
 		<-tick.C
 	}
@@ -120,13 +156,14 @@ func TestClusterJoinPromoteLeave(t *testing.T) {
 	b := startNode(t, "b", join...)
 	checkTokenFile(t, b.data, mustParse(t, key))
 	var contacted time.Time
-	waitUntil(t, "b as a non-voter that the leader has checked", func() bool {
-		m, ok := a.members(t)["b"]
+	waitUntil(t, "b as a non-voter that the leader has checked", func() (bool, error) {
+		ms, err := a.tryMembers(t)
+		m, ok := ms["b"]
 		if ok && m.Role == "nonvoter" && !m.LastContact.IsZero() {
 			contacted = time.Now()
-			return true
+			return true, nil
 		}
-		return false
+		return false, err
 	})
 	// Were b eligible, the leader would promote it one reconcile after it
 	// has been caught up for Stabilization.
@@ -146,9 +183,9 @@ func TestClusterJoinPromoteLeave(t *testing.T) {
 	}
 
 	c := startNode(t, "c", join...)
-	waitUntil(t, "three voters", func() bool {
-		got := a.suffrages(t)
-		return len(got) == 3 && got["a"] == "voter" && got["b"] == "voter" && got["c"] == "voter"
+	waitUntil(t, "three voters", func() (bool, error) {
+		got, err := a.trySuffrages(t)
+		return len(got) == 3 && got["a"] == "voter" && got["b"] == "voter" && got["c"] == "voter", err
 	})
 	if ms := a.members(t); ms["c"].GossipAddr == "" || ms["c"].RaftAddr == "" || ms["c"].Gossip != "alive" {
 		t.Errorf("a's view of c: %+v", ms["c"])
@@ -177,9 +214,10 @@ func TestClusterJoinPromoteLeave(t *testing.T) {
 	if !strings.Contains(c.output(), "left the cluster") {
 		t.Error("c did not log that it left")
 	}
-	waitUntil(t, "c shown as left with two raft servers", func() bool {
-		got := a.suffrages(t)
-		return a.members(t)["c"].Gossip == "left" && len(got) == 2 && got["c"] == ""
+	waitUntil(t, "c shown as left with two raft servers", func() (bool, error) {
+		got, err := a.trySuffrages(t)
+		ms, err2 := a.tryMembers(t)
+		return ms["c"].Gossip == "left" && len(got) == 2 && got["c"] == "", errors.Join(err, err2)
 	})
 	if code, stdout, _ := graft(t, "kv", "get", "--data-dir", b.data, "from/c"); code != 0 || stdout != "hello" {
 		t.Errorf("after c left, b reads %q (exit %d)", stdout, code)
@@ -187,9 +225,10 @@ func TestClusterJoinPromoteLeave(t *testing.T) {
 
 	// SIGTERM leaves too.
 	b.stop()
-	waitUntil(t, "b shown as left with one raft server", func() bool {
-		got := a.suffrages(t)
-		return a.members(t)["b"].Gossip == "left" && len(got) == 1 && got["a"] == "voter"
+	waitUntil(t, "b shown as left with one raft server", func() (bool, error) {
+		got, err := a.trySuffrages(t)
+		ms, err2 := a.tryMembers(t)
+		return ms["b"].Gossip == "left" && len(got) == 1 && got["a"] == "voter", errors.Join(err, err2)
 	})
 }
 
@@ -241,9 +280,9 @@ func TestLeaderLeavesWithGraftLeave(t *testing.T) {
 	join := []string{"--join", gossip, "--token", key}
 	b := startNode(t, "b", join...)
 	c := startNode(t, "c", join...)
-	waitUntil(t, "three voters", func() bool {
-		got := a.suffrages(t)
-		return len(got) == 3 && got["a"] == "voter" && got["b"] == "voter" && got["c"] == "voter"
+	waitUntil(t, "three voters", func() (bool, error) {
+		got, err := a.trySuffrages(t)
+		return len(got) == 3 && got["a"] == "voter" && got["b"] == "voter" && got["c"] == "voter", err
 	})
 	if st := statusOf(t, "--data-dir", a.data); st.Leader != "a" {
 		t.Fatalf("the first node does not lead: %+v", st)
@@ -255,13 +294,13 @@ func TestLeaderLeavesWithGraftLeave(t *testing.T) {
 	if code := a.exitCode(clusterWait); code != 0 {
 		t.Errorf("a exited %d after leaving, want 0", code)
 	}
-	waitUntil(t, "b and c alone in raft, with a leader", func() bool {
-		st := statusOf(t, "--data-dir", b.data)
+	waitUntil(t, "b and c alone in raft, with a leader", func() (bool, error) {
+		st, err := tryStatus(t, "--data-dir", b.data)
 		got := map[string]string{}
 		for _, s := range st.Servers {
 			got[s.ID] = s.Suffrage
 		}
-		return len(got) == 2 && got["a"] == "" && (st.Leader == "b" || st.Leader == "c")
+		return len(got) == 2 && got["a"] == "" && (st.Leader == "b" || st.Leader == "c"), err
 	})
 	if code, _, stderr := graft(t, "kv", "put", "--data-dir", c.data, "after/a", "1"); code != 0 {
 		t.Errorf("put on c after the leader left: exit %d: %s", code, stderr)

@@ -12,9 +12,15 @@ import (
 func TestStoppingTheLastNodeDoesNotWaitForALeave(t *testing.T) {
 	a, gossip, key := firstNode(t, "a")
 	b := startNode(t, "b", "--join", gossip, "--token", key)
-	waitUntil(t, "b as a non-voter", func() bool { return a.members(t)["b"].Role == "nonvoter" })
+	waitUntil(t, "b as a non-voter", func() (bool, error) {
+		ms, err := a.tryMembers(t)
+		return ms["b"].Role == "nonvoter", err
+	})
 	a.stop()
-	waitUntil(t, "a shown as left on b", func() bool { return b.members(t)["a"].Gossip == "left" })
+	waitUntil(t, "a shown as left on b", func() (bool, error) {
+		ms, err := b.tryMembers(t)
+		return ms["a"].Gossip == "left", err
+	})
 	start := time.Now()
 	b.stop()
 	took := time.Since(start)

@@ -62,9 +62,10 @@ func startInProcess(t *testing.T, host string, mod func(*agentOptions)) *inProce
 func clusterIDOf(t *testing.T, data string) string {
 	t.Helper()
 	var id string
-	waitUntil(t, "the cluster ID", func() bool {
-		id = statusOf(t, "--data-dir", data).ClusterID
-		return id != ""
+	waitUntil(t, "the cluster ID", func() (bool, error) {
+		st, err := tryStatus(t, "--data-dir", data)
+		id = st.ClusterID
+		return id != "", err
 	})
 	return id
 }
@@ -382,7 +383,7 @@ func TestASecondInterruptDoesNotWaitForARestartOfTheClusterSide(t *testing.T) {
 	if !b.moves.offer(move{gen: b.side.gen, seeds: []string{"127.0.0.1:9"}, fresh: true}) {
 		t.Fatal("the restart was not queued")
 	}
-	waitUntil(t, "the restart under way", b.restarting.Load)
+	waitUntil(t, "the restart under way", func() (bool, error) { return b.restarting.Load(), nil })
 	hard := make(chan struct{})
 	close(hard)
 	stopped := make(chan struct{})
@@ -453,7 +454,7 @@ func TestAKeyRefusalCitesTheRaftConfigurationItRestsOn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "b leads", srv.Node().IsLeader)
+	waitUntil(t, "b leads", func() (bool, error) { return srv.Node().IsLeader(), nil })
 	if err := srv.Node().Raft().AddNonvoter("c", "127.0.0.1:9", 0, 0).Error(); err != nil {
 		t.Fatal(err)
 	}

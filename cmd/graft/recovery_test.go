@@ -13,9 +13,17 @@ import (
 // on name's own node.
 func inCluster(t *testing.T, a *testNode, name, data string) {
 	t.Helper()
-	waitUntil(t, name+" in "+a.name+"'s cluster", func() bool {
-		return a.members(t)[name].Gossip == "alive" &&
-			statusOf(t, "--data-dir", data).ClusterID == statusOf(t, "--data-dir", a.data).ClusterID
+	waitUntil(t, name+" in "+a.name+"'s cluster", func() (bool, error) {
+		ms, err := a.tryMembers(t)
+		if err != nil || ms[name].Gossip != "alive" {
+			return false, err
+		}
+		st, err := tryStatus(t, "--data-dir", data)
+		if err != nil {
+			return false, err
+		}
+		own, err := tryStatus(t, "--data-dir", a.data)
+		return st.ClusterID != "" && st.ClusterID == own.ClusterID, err
 	})
 }
 
@@ -161,7 +169,10 @@ func TestANodeThatHadPeersRefusesAnotherClusterSayingHow(t *testing.T) {
 	_, gossipA, keyA := firstNode(t, "a")
 	b, gossipB, keyB := firstNode(t, "b")
 	c := startNode(t, "c", "--join", gossipB, "--token", keyB)
-	waitUntil(t, "c in b's cluster", func() bool { return b.members(t)["c"].Gossip == "alive" })
+	waitUntil(t, "c in b's cluster", func() (bool, error) {
+		ms, err := b.tryMembers(t)
+		return ms["c"].Gossip == "alive", err
+	})
 
 	code, _, stderr := graft(t, "join", "--data-dir", b.data, "--token", keyA, gossipA)
 	for _, want := range []string{"has had peers", "graft leave", filepath.Join(b.data, "raft")} {
@@ -173,4 +184,20 @@ func TestANodeThatHadPeersRefusesAnotherClusterSayingHow(t *testing.T) {
 	if b.members(t)["c"].Gossip != "alive" || c.members(t)["b"].Gossip != "alive" {
 		t.Error("the refused join broke b's cluster")
 	}
+}
+
+// Issue 9, item 7 (third review): inCluster failed the test ("no graft
+// agent answers at .../graft.sock") when it asked a node for its status
+// while the node restarted: the ring still shows it alive, its API is not
+// up yet. It waits for the node instead.
+func TestInClusterWaitsForANodeWhoseAPIIsNotUpYet(t *testing.T) {
+	a, gossip, key := firstNode(t, "a")
+	b := startNode(t, "b", "--join", gossip, "--token", key)
+	inCluster(t, a, "b", b.data)
+	if err := b.cmd.Process.Kill(); err != nil { // no leave: the ring shows b alive for seconds
+		t.Fatal(err)
+	}
+	<-b.done
+	startAgent(t, "run", "--data-dir", b.data, "--hostname", "b") // asked at once, before its API listens
+	inCluster(t, a, "b", b.data)
 }

@@ -18,9 +18,10 @@ func TestStatusShowsTheNewAddressAfterARestartOnAnotherPort(t *testing.T) {
 	if st.Address == old {
 		t.Fatalf("the restarted node has its old address %s again; the test needs another", old)
 	}
-	waitUntil(t, "the servers list showing the new address", func() bool {
-		st = statusOf(t, "--data-dir", data)
-		return len(st.Servers) == 1 && st.Servers[0].Address == st.Address
+	waitUntil(t, "the servers list showing the new address", func() (bool, error) {
+		var err error
+		st, err = tryStatus(t, "--data-dir", data)
+		return len(st.Servers) == 1 && st.Servers[0].Address == st.Address, err
 	})
 	b.stop()
 }
