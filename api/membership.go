@@ -234,8 +234,8 @@ func (s *Server) leave(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Context().Err() != nil:
 		return // the client went away; the agent leaves all the same
-	case err != nil && ctx.Err() != nil:
-		err = errAPIClosed
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		err = errAPIClosed // no outcome, only the API's closing
 	}
 	if err != nil {
 		send(LeaveResult{Error: err.Error()})

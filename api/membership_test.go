@@ -131,6 +131,30 @@ func TestAnAPIThatClosesDoesNotWaitForALeaveWaitingOnTheAgent(t *testing.T) {
 	}
 }
 
+// Issue 9, item 7 (third review): an agent that said its leave failed
+// and closed its API at once had the API answer that it closed, the
+// failure's reason lost. The reason reaches the client.
+func TestALeaveFailureIsNotMaskedByTheAPIClosing(t *testing.T) {
+	f := newFixture(t, fixtureOpts{cluster: &apitest.FakeCluster{}, leave: func(ctx context.Context) error {
+		<-ctx.Done() // the agent closes the API as it says how the leave went
+		return errors.New("leaving took longer than 10s")
+	}})
+	accepted := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- f.client.Leave(t.Context(), func() { close(accepted) }) }()
+	select {
+	case <-accepted:
+	case err := <-done:
+		t.Fatalf("leave returned %v before it was taken", err)
+	}
+	if err := f.stop(); err != nil {
+		t.Errorf("serve: %v", err)
+	}
+	if err := <-done; !errors.Is(err, ErrLeaveFailed) || !strings.Contains(err.Error(), "took longer than 10s") {
+		t.Errorf("leave: %v, want ErrLeaveFailed with the agent's reason", err)
+	}
+}
+
 // `graft leave` said "has left and stopped" even when the leave was
 // refused: a leave that fails is reported, with its reason.
 func TestLeaveThatFailsSaysWhy(t *testing.T) {
