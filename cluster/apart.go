@@ -64,8 +64,3 @@ func (n *Node) storedClusterID() string {
 	}
 	return string(b)
 }
-
-// storeClusterID keeps the cluster ID in the stable store.
-func (n *Node) storeClusterID(id string) error {
-	return n.stable.Set([]byte(clusterIDStableKey), []byte(id))
-}

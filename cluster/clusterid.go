@@ -18,7 +18,8 @@ import (
 // also kept beside raft's state (see storedClusterID): as soon as the
 // state machine holds it (idKeeper), and, for a data dir whose node was
 // killed before that or written by a graft that kept it only on a timer,
-// read back at start from the state itself (recoverClusterID).
+// read back at start from the state itself (recoverClusterID), and kept
+// once applied.
 
 // idKeeper keeps the cluster ID in raft's stable store as soon as the
 // state machine holds it. It is used on raft's FSM goroutine only (and by
@@ -43,32 +44,29 @@ func (k *idKeeper) keep(f *fsm.FSM) {
 }
 
 // recoverClusterID returns the cluster ID of a node that started on raft
-// state, reading it from that state if it was not kept beside it (and
-// then keeping it): from the state machine, which holds the snapshot
-// raft restored, or else from the log. It returns "" if neither holds it
-// (the cluster's first leader had not written it yet).
+// state, reading it from that state if it was not kept beside it: from
+// the state machine, which holds the snapshot raft restored (the idKeeper
+// kept it then), or else from the log. It returns "" if neither holds it
+// (the cluster's first leader had not written it yet). An ID read from
+// the log is the node's until it applies its log, and is not kept: the
+// entry that wrote it may never have been committed, and only the
+// idKeeper, which keeps what the state machine applies, writes the ID
+// kept.
 func (n *Node) recoverClusterID() (string, error) {
 	if id := n.storedClusterID(); id != "" {
 		return id, nil
 	}
-	id := ""
-	if kv, ok := n.fsm.Get(clusterIDKey); ok {
-		id = string(kv.Value)
+	if kv, ok := n.fsm.Get(clusterIDKey); ok && len(kv.Value) > 0 {
+		return string(kv.Value), nil
 	}
-	if id == "" {
-		var err error
-		if id, err = clusterIDInLog(n.logs); err != nil {
-			return "", fmt.Errorf("cluster: reading the cluster ID from the raft log: %w", err)
-		}
+	id, err := clusterIDInLog(n.logs)
+	if err != nil {
+		return "", fmt.Errorf("cluster: reading the cluster ID from the raft log: %w", err)
 	}
-	if id == "" {
-		return "", nil
+	if id != "" {
+		n.log.Info("the cluster ID was not kept beside this node's raft state: read from its raft log, and kept "+
+			"once the node applies the log", "cluster_id", id)
 	}
-	if err := n.storeClusterID(id); err != nil {
-		return id, fmt.Errorf("cluster: keeping the cluster ID read from the raft state: %w", err)
-	}
-	n.log.Info("the cluster ID was not kept beside this node's raft state: read from the state, and kept now",
-		"cluster_id", id)
 	return id, nil
 }
 

@@ -92,6 +92,61 @@ func TestANodeKilledBeforeItKeptItsClusterIDIsAddedBackAfterItWasRemoved(t *test
 	})
 }
 
+// Issue 9, item 7 (third review): a node that found no cluster ID beside
+// its raft state kept the one it read from its raft log at once, though
+// the entry that wrote it may never have been committed (a leader that
+// lost its seat before it could). The ID read from the log is the
+// node's until it applies its log; only the ID it applies is kept.
+func TestAClusterIDReadFromTheRaftLogIsKeptOnlyOnceApplied(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := clustertest.NewFleet(t, 2, nil)
+		s0, s1 := f.Slots[0], f.Slots[1]
+		first := startAlone(t, f, s0)
+		id := first.ClusterID()
+		f.Start(s1, joinTo(s0))
+		eventually(t, time.Minute, "s1 in the cluster", func() bool {
+			return inRaftAndRing(t, first, s1.ID) && s1.StoredClusterID() == id
+		})
+		f.Kill(s1)
+		f.Kill(s0)
+		if err := s1.ForgetClusterID(); err != nil {
+			t.Fatal(err)
+		}
+		back := f.Restart(s1, nil) // s0 down: s1 applies nothing
+		if got := back.ClusterID(); got != id {
+			t.Fatalf("right after its restart s1 knows cluster ID %q, want %q, read from its log", got, id)
+		}
+		time.Sleep(time.Minute) // on the bubble's clock
+		if got := s1.StoredClusterID(); got != "" {
+			t.Errorf("s1 keeps the cluster ID %q it read from its log before it applied it", got)
+		}
+		f.Restart(s0, nil)
+		eventually(t, time.Minute, "s1 keeping the cluster ID once applied", func() bool {
+			return s1.StoredClusterID() == id
+		})
+	})
+}
+
+// Issue 9, item 7 (third review): a node that kept a cluster ID the
+// state machine then contradicted (one an older graft read from an entry
+// of its log never committed) kept it for good: the ID was kept again
+// only while none was. The ID the state machine applies replaces it.
+func TestAWrongClusterIDKeptBesideTheRaftStateIsReplacedOnceApplied(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := clustertest.NewFleet(t, 1, nil)
+		s0 := f.Slots[0]
+		id := startAlone(t, f, s0).ClusterID()
+		f.Kill(s0)
+		if err := s0.KeepClusterID("0123456789abcdef"); err != nil {
+			t.Fatal(err)
+		}
+		back := f.Restart(s0, nil)
+		eventually(t, time.Minute, "s0 keeping the cluster ID its state machine applied", func() bool {
+			return s0.StoredClusterID() == id && back.ClusterID() == id
+		})
+	})
+}
+
 // A fresh node killed as the leader first reached it keeps raft's term,
 // and nothing else: raft counts that as state. It held no log another
 // cluster could take for its own, so it is not kept out as a node on

@@ -38,9 +38,7 @@ func (a *raftFSM) ApplyBatch(logs []*raft.Log) []any {
 		}
 		out[i] = applied.Results
 	}
-	if a.ids.kept == "" {
-		a.ids.keep(a.f)
-	}
+	a.ids.keep(a.f) // the ID applied, if the store holds another (or none)
 	return out
 }
 

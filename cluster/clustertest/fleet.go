@@ -112,6 +112,13 @@ const (
 // must be down.
 func (s *Slot) ForgetClusterID() error { return s.store.Set([]byte(clusterIDStableKey), nil) }
 
+// KeepClusterID makes the slot's stores keep id beside raft's state, as
+// a data dir does whose graft kept an ID it read from an entry of its log
+// never committed. The slot must be down.
+func (s *Slot) KeepClusterID(id string) error {
+	return s.store.Set([]byte(clusterIDStableKey), []byte(id))
+}
+
 // StoredClusterID returns the cluster ID kept beside the slot's raft
 // state, "" if none.
 func (s *Slot) StoredClusterID() string {
