@@ -62,3 +62,43 @@ func firstAt(lines []tapLine, t0 time.Time) time.Duration {
 	}
 	return lines[0].time.Sub(t0)
 }
+
+// Issue 9, item 7 (third review): a fresh node killed as a leader first
+// reached it holds only raft's term, which raft counts as state: it
+// logged "raft state found; rejoining the cluster it belongs to", and,
+// waiting to be added to the cluster it remembers, never warned when
+// nobody let it in. It says it waits to be added, as a fresh node does,
+// and warns after 30 s.
+func TestANodeHoldingOnlyATermSaysItWaitsToBeAddedAndWarnsWhileAlone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tap := &logTap{}
+		cfg := cluster.TestServerConfig()
+		cfg.Raft.Logger = slog.New(tap)
+		f := clustertest.NewFleet(t, 2, &cfg)
+		s0, s1 := f.Slots[0], f.Slots[1]
+		first := startAlone(t, f, s0)
+		if err := s1.SetTerm(first.Node().Raft().CurrentTerm()); err != nil {
+			t.Fatal(err)
+		}
+		f.Kill(s0) // the cluster s1 remembers is gone
+		if err := s1.Peers().Save([]string{s0.GossipAddr()}); err != nil {
+			t.Fatal(err)
+		}
+		if srv := f.Start(s1, nil); !srv.Node().HasState() {
+			t.Fatal("raft does not count a term alone as state: the test needs it to")
+		}
+		time.Sleep(time.Minute) // on the bubble's clock
+		of := func(msg string) int {
+			return len(tap.matching(func(l tapLine) bool { return l.attrs["node"] == s1.ID && strings.Contains(l.msg, msg) }))
+		}
+		if n := of("rejoining the cluster it belongs to"); n != 0 {
+			t.Errorf("s1, holding only a term, said %d times that it rejoins the cluster its raft state belongs to", n)
+		}
+		if n := of("waiting to be added to theirs"); n != 1 {
+			t.Errorf("s1 said %d times that it waits to be added to the cluster it remembers, want once", n)
+		}
+		if n := of("no member of the cluster this node remembers has let it in"); n != 1 {
+			t.Errorf("s1 warned %d times in a minute alone that nobody lets it in, want once", n)
+		}
+	})
+}

@@ -272,8 +272,11 @@ func (n *Node) start(deps Deps) error {
 	n.hasState = hasState
 	n.holdsLog = hasState && r.LastIndex() > 0
 	switch {
-	case hasState:
+	case n.holdsLog:
 		n.log.Info("raft state found; rejoining the cluster it belongs to")
+	case hasState:
+		n.log.Info("raft state holds a term only, no log: this node holds nothing of a cluster, and is added " +
+			"to one as a fresh node is")
 	case n.cfg.Bootstrap:
 		n.log.Info("no raft state; bootstrapping a new cluster", "address", string(deps.Transport.LocalAddr()))
 		err := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{

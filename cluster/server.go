@@ -290,23 +290,29 @@ func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error)
 	onLeave := s.removeLeaving
 	node.onLeave.Store(&onLeave)
 
+	// A node whose raft state holds a term only (see startedOnLog) is a
+	// fresh one that cannot bootstrap.
 	switch {
-	case node.HasState():
+	case node.startedOnLog():
 	case s.alone:
 		s.log.Info("no raft state and nobody to join: bootstrapping a new one-node cluster")
 		if err := node.Bootstrap([]RaftServer{{ID: rc.NodeID, Address: node.Addr()}}); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("cluster: bootstrap: %w", err)
 		}
-	case cfg.BootstrapExpect > 0:
+	case cfg.BootstrapExpect > 0 && !node.HasState():
 		s.goLoop(s.bootstrapExpectLoop)
 	case len(cfg.Join) == 0 && rerr != nil:
 		s.log.Warn("no raft state, and the remembered peers cannot be read: not bootstrapping a new cluster; "+
 			"waiting to be added to one (remove the peers file to start a new one)", "err", rerr)
-	case len(cfg.Join) == 0:
+	case len(cfg.Join) == 0 && len(remembered) > 0:
 		s.log.Info("no raft state, but this node remembers members of a cluster: waiting to be added to theirs "+
 			"rather than bootstrapping a new one", "remembered", remembered)
 		s.goLoop(func(ctx context.Context) { s.warnWhileAlone(ctx, remembered) })
+	case len(cfg.Join) == 0:
+		s.log.Warn("this node's raft state holds a term only (it was stopped as a cluster first reached it), and " +
+			"it has nobody to join and no peers remembered: it cannot bootstrap a new cluster, and waits to be " +
+			"added to one. Give it a member's address to join, or remove its raft state to start a new cluster")
 	default:
 		s.log.Info("no raft state: waiting for the cluster's leader to add this node")
 	}
