@@ -200,7 +200,7 @@ func unstage(dir, tmp string) error {
 			if err := os.Rename(p, back); err != nil {
 				return err
 			}
-		case !sameContent(p, back):
+		case !sameKey(p, back):
 			return fmt.Errorf("%s holds another key than %s", p, back)
 		}
 	}
@@ -222,12 +222,25 @@ func keepStagedKey(dir, tmp string) error {
 	}
 	kept := filepath.Join(dir, tokenFile+"."+k.Fingerprint()+".old")
 	if exists(kept) {
-		if sameContent(filepath.Join(tmp, tokenFile), kept) {
+		if sameKey(filepath.Join(tmp, tokenFile), kept) {
 			return nil
 		}
 		return fmt.Errorf("%s holds another key than %s", filepath.Join(tmp, tokenFile), kept)
 	}
 	return os.Rename(filepath.Join(tmp, tokenFile), kept)
+}
+
+// sameKey reports whether the files a and b hold the same key, however
+// written (a key written by hand may lack the newline graft writes), or
+// else the same bytes (a missing a counts as the same: there is nothing
+// to lose).
+func sameKey(a, b string) bool {
+	x, err := readKey(a)
+	y, err2 := readKey(b)
+	if err == nil && err2 == nil {
+		return x.Equal(y)
+	}
+	return sameContent(a, b)
 }
 
 // sameContent reports whether the files a and b hold the same bytes (a

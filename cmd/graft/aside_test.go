@@ -132,6 +132,46 @@ func TestSetAsideAndItsUndoWorkInADataDirWhosePathHasGlobCharacters(t *testing.T
 	}
 }
 
+// Issue 9, item 7 (third review): undoing a set-aside compared keys byte
+// for byte, so a token.FINGERPRINT.old holding the staged key written
+// another way (by hand, or by an older graft: without the newline) was
+// taken for another key, and the undo failed at every start. The same
+// key, however written, is the same.
+func TestASetAsideIsUndoneWhenTheDataDirKeepsItsKeyWrittenAnotherWay(t *testing.T) {
+	own, joined := newToken(t), newToken(t)
+	kept := tokenFile + "." + own.Fingerprint() + ".old"
+	for _, c := range []struct {
+		name   string
+		inDir  map[string]string // beside the raft state and the joined cluster's key
+		staged map[string]string // besides the key and the node's name
+	}{
+		{"the old key staged (moved there, as it was written)",
+			nil, map[string]string{kept: own.Secret()}},
+		{"the staged key kept as an old key",
+			map[string]string{kept: own.Secret()}, nil},
+		{"the old key staged, and kept in the data dir too",
+			map[string]string{kept: own.Secret()}, map[string]string{kept: own.Secret() + "\n"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFiles(t, dir, map[string]string{"raft/raft.db": "state", nodeIDFile: "b\n", tokenFile: joined.Secret() + "\n"})
+			writeFiles(t, dir, c.inDir)
+			tmp := filepath.Join(dir, "apart.c1"+stagingSuffix)
+			writeFiles(t, tmp, map[string]string{tokenFile: own.Secret() + "\n", nodeIDFile: "b\n"})
+			writeFiles(t, tmp, c.staged)
+			if err := undoSetAside(dir, slog.New(slog.DiscardHandler)); err != nil {
+				t.Fatalf("undo: %v", err)
+			}
+			if exists(tmp) {
+				t.Errorf("%s is still there", tmp)
+			}
+			if k, err := readKey(filepath.Join(dir, kept)); err != nil || !k.Equal(own) {
+				t.Errorf("the node's own key is not kept in %s: %v", kept, err)
+			}
+		})
+	}
+}
+
 // Issue 9, item 7 (second review): a set-aside moved every token.*.old
 // into the directory set aside, the key of the cluster joined too when
 // the data dir had kept it from an earlier adoption: a copy of that key
