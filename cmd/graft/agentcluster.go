@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 
 	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/cluster"
@@ -32,12 +31,10 @@ type agentCluster struct {
 	oneShot bool
 	// moves are the restarts asked for, made by a goroutine that
 	// stopMoves stops (as does the agent beginning to stop) and that
-	// closes movesDone when it returns; restarting is set while one is
-	// made.
-	moves      *moveQueue
-	stopMoves  context.CancelFunc
-	movesDone  chan struct{}
-	restarting atomic.Bool
+	// closes movesDone when it returns.
+	moves     *moveQueue
+	stopMoves context.CancelFunc
+	movesDone chan struct{}
 
 	mu   sync.Mutex // held while the side restarts
 	side *clusterSide
@@ -272,14 +269,14 @@ func (a *agentCluster) fail(err error) {
 // once hard is closed.
 func (a *agentCluster) stop(leave bool, hard <-chan struct{}) {
 	a.stopMoves()
-	if a.restarting.Load() {
+	if a.moves.makingOne() {
 		a.log.Info("stopping: waiting for the restart of its cluster side, under way, to stop at its next step " +
 			"(a second interrupt stops the agent without waiting)")
 	}
 	select {
 	case <-a.movesDone:
 	case <-hard:
-		if a.restarting.Load() {
+		if a.moves.busy() { // a restart under way, or taken and about to begin
 			a.log.Warn("second interrupt: not waiting for the restart of the cluster side")
 			a.left.set(errors.New("a second interrupt stopped the agent while its cluster side restarted: " +
 				"it did not leave its cluster"))

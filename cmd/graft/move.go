@@ -61,6 +61,7 @@ type moveQueue struct {
 	ch      chan move
 	mu      sync.Mutex
 	pending int  // queued or under way
+	making  bool // serve makes one it took
 	closed  bool // serve returned: no more moves
 }
 
@@ -108,19 +109,53 @@ func (q *moveQueue) serve(ctx context.Context, do func(context.Context, move) bo
 		case <-ctx.Done():
 			return
 		case m := <-q.ch:
-			if ctx.Err() != nil { // the agent stops: that comes first
+			if !q.take(ctx) { // the agent stops: that comes first
 				m.answer(moveBegun{err: errStopping})
 				return
 			}
 			ok := do(ctx, m)
-			q.mu.Lock()
-			q.pending--
-			q.mu.Unlock()
+			q.done()
 			if !ok {
 				return
 			}
 		}
 	}
+}
+
+// take reports whether serve makes the move it took: not once ctx has
+// ended, when the move counts as refused.
+func (q *moveQueue) take(ctx context.Context) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if ctx.Err() != nil {
+		q.pending--
+		return false
+	}
+	q.making = true
+	return true
+}
+
+// done counts the move serve made.
+func (q *moveQueue) done() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.pending--
+	q.making = false
+}
+
+// busy reports whether a move is queued or under way: from the moment it
+// is queued, since serve may have taken a move it has not begun yet.
+func (q *moveQueue) busy() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.pending > 0
+}
+
+// makingOne reports whether serve makes a move it took.
+func (q *moveQueue) makingOne() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.making
 }
 
 // close refuses the moves queued, and any asked for later.
@@ -131,6 +166,7 @@ func (q *moveQueue) close() {
 	for {
 		select {
 		case m := <-q.ch:
+			q.pending--
 			m.answer(moveBegun{err: errStopping})
 		default:
 			return
@@ -230,8 +266,6 @@ func (a *agentCluster) ask(ctx context.Context, m move) (moveBegun, error) {
 // that has had peers meanwhile, is dropped. It reports false when the
 // agent stops: ctx ended, or the restart failed (see failure).
 func (a *agentCluster) restart(ctx context.Context, m move) bool {
-	a.restarting.Store(true)
-	defer a.restarting.Store(false)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	old := a.side

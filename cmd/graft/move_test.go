@@ -383,7 +383,7 @@ func TestASecondInterruptDoesNotWaitForARestartOfTheClusterSide(t *testing.T) {
 	if !b.moves.offer(move{gen: b.side.gen, seeds: []string{"127.0.0.1:9"}, fresh: true}) {
 		t.Fatal("the restart was not queued")
 	}
-	waitUntil(t, "the restart under way", func() (bool, error) { return b.restarting.Load(), nil })
+	waitUntil(t, "the restart under way", func() (bool, error) { return b.moves.makingOne(), nil })
 	hard := make(chan struct{})
 	close(hard)
 	stopped := make(chan struct{})
@@ -407,6 +407,48 @@ func TestASecondInterruptDoesNotWaitForARestartOfTheClusterSide(t *testing.T) {
 	}
 	if b.current() == nil {
 		t.Error("the restart stopped the cluster side after the agent's stop")
+	}
+}
+
+// Issue 9, item 7 (third review): the agent took a restart to be under
+// way only once it had begun, so a second interrupt that came after the
+// restart was taken from the queue, and before it began, waited for the
+// whole restart. A restart taken is under way.
+func TestASecondInterruptDoesNotWaitForARestartTakenButNotBegun(t *testing.T) {
+	ctx, stopMoves := context.WithCancel(t.Context())
+	defer stopMoves()
+	a := &agentCluster{log: slog.New(slog.DiscardHandler), left: newLeaveOutcome(), moves: newMoveQueue(),
+		stopMoves: stopMoves, movesDone: make(chan struct{})}
+	taken, begin := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(a.movesDone)
+		a.moves.serve(ctx, func(ctx context.Context, m move) bool {
+			close(taken)
+			<-begin
+			return a.restart(ctx, m)
+		})
+	}()
+	if !a.moves.offer(move{gen: 1, seeds: []string{"127.0.0.1:9"}, fresh: true}) {
+		t.Fatal("the restart was not queued")
+	}
+	<-taken
+	hard := make(chan struct{})
+	close(hard)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		a.stop(false, hard)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(clusterWait):
+		t.Error("the stop waits, after a second interrupt, for a restart taken but not begun")
+	}
+	close(begin)
+	<-a.movesDone
+	<-stopped
+	if err := a.left.wait(t.Context()); err == nil || !strings.Contains(err.Error(), "second interrupt") {
+		t.Errorf("the leave outcome: %v, want the second interrupt's", err)
 	}
 }
 
