@@ -64,3 +64,32 @@ func (n *Node) storedClusterID() string {
 	}
 	return string(b)
 }
+
+// stateKeyStableKey keeps, beside raft's state, the fingerprint of the
+// cluster key the state was made under (see Server.StateKeyFingerprint).
+const stateKeyStableKey = "graft-state-key-fingerprint"
+
+// recordStateKey records the server's key as the one its node's raft
+// state is made under, if the node holds no cluster's log yet: its state
+// is made from now on, under that key.
+func (s *Server) recordStateKey() {
+	if s.cfg.Token == nil || s.node.startedOnLog() {
+		return
+	}
+	if err := s.node.stable.Set([]byte(stateKeyStableKey), []byte(s.cfg.Token.Fingerprint())); err != nil {
+		s.log.Warn("could not record the key of this node's raft state beside it", "err", err)
+	}
+}
+
+// StateKeyFingerprint returns the fingerprint of the cluster key this
+// node's raft state was made under: the key of the server that started it
+// holding no cluster's log. Adopting another key later does not change
+// it; the record goes with the raft state. It is "" if not known (raft
+// state made by an older graft, or without a key).
+func (s *Server) StateKeyFingerprint() string {
+	b, err := s.node.stable.Get([]byte(stateKeyStableKey))
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}

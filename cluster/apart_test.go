@@ -160,3 +160,36 @@ func TestANodeWithStateIsNotMergedIntoAClusterTooNewToKnowItsID(t *testing.T) {
 		}
 	})
 }
+
+// Issue 9, item 7 (third review): which key a node's raft state was made
+// under was not known once the node had adopted another, so the key of
+// the cluster it then joined went where its own cluster was set aside.
+// The state records the key of the server that made it, and keeps it
+// under another key.
+func TestARaftStateRecordsTheKeyItWasMadeUnder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		first, adopted := newKey(t), newKey(t)
+		cfg := cluster.TestServerConfig()
+		cfg.Token = &first
+		f := clustertest.NewFleet(t, 1, &cfg)
+		s0 := f.Slots[0]
+		if got := startAlone(t, f, s0).StateKeyFingerprint(); got != first.Fingerprint() {
+			t.Fatalf("the new state records key %q, want %s", got, first.Fingerprint())
+		}
+		f.Kill(s0)
+		back := f.Restart(s0, func(c *cluster.ServerConfig) { c.Token = &adopted })
+		if got := back.StateKeyFingerprint(); got != first.Fingerprint() {
+			t.Errorf("restarted under another key, the state records key %q, want the one it was made under, %s",
+				got, first.Fingerprint())
+		}
+	})
+}
+
+func newKey(t *testing.T) cluster.Token {
+	t.Helper()
+	tok, err := cluster.GenerateToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}

@@ -273,6 +273,7 @@ func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error)
 		s.peers = filePeers(filepath.Join(rc.DataDir, peersFile))
 	}
 	s.startingClusterID()
+	s.recordStateKey()
 	remembered, rerr := s.rememberedPeers()
 	s.alone = !node.HasState() && len(cfg.Join) == 0 && cfg.BootstrapExpect == 0 && len(remembered) == 0 && rerr == nil
 	s.loadClusterID()

@@ -33,10 +33,10 @@ const stagingSuffix = ".tmp"
 
 // setAside moves the node's own one-node cluster out of the data dir dir
 // into dest, a new data dir: its raft state and the peers it remembers
-// (none), own as its key, the keys the data dir kept from earlier
-// adoptions (token.*.old), and the node's name. The data dir then
-// remembers seeds as its peers.
-func setAside(dir, dest string, own cluster.Token, seeds []string) error {
+// (none), own as its key (none if nil: see asideKey), the keys the data
+// dir kept from earlier adoptions (token.*.old), and the node's name. The
+// data dir then remembers seeds as its peers.
+func setAside(dir, dest string, own *cluster.Token, seeds []string) error {
 	if err := stageAside(dir, dest+stagingSuffix, own); err != nil {
 		return fmt.Errorf("setting this node's cluster aside: %w", err)
 	}
@@ -54,15 +54,17 @@ func setAside(dir, dest string, own cluster.Token, seeds []string) error {
 // written only after both. An old key that is the data dir's key (the
 // cluster it joins, adopted, given up and adopted again) stays: no copy
 // of that cluster's key goes with the node's own.
-func stageAside(dir, tmp string, own cluster.Token) error {
+func stageAside(dir, tmp string, own *cluster.Token) error {
 	if _, err := os.Stat(filepath.Join(dir, "raft")); err != nil {
 		return fmt.Errorf("no raft state to set aside: %w", err)
 	}
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return err
 	}
-	if err := cluster.WriteTokenFile(filepath.Join(tmp, tokenFile), own); err != nil {
-		return err
+	if own != nil {
+		if err := cluster.WriteTokenFile(filepath.Join(tmp, tokenFile), *own); err != nil {
+			return err
+		}
 	}
 	if id, err := os.ReadFile(filepath.Join(dir, nodeIDFile)); err != nil {
 		return err

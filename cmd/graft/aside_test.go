@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -111,7 +113,7 @@ func TestSetAsideAndItsUndoWorkInADataDirWhosePathHasGlobCharacters(t *testing.T
 	writeFiles(t, dir, map[string]string{"raft/raft.db": "state", nodeIDFile: "b\n",
 		tokenFile: "graft1_the-joined-clusters\n", tokenFile + "." + old.Fingerprint() + ".old": old.Secret() + "\n"})
 	dest := filepath.Join(dir, "apart.c1")
-	if err := setAside(dir, dest, own, []string{"10.0.0.1:7946"}); err != nil {
+	if err := setAside(dir, dest, &own, []string{"10.0.0.1:7946"}); err != nil {
 		t.Fatal(err)
 	}
 	if !exists(filepath.Join(dest, tokenFile+"."+old.Fingerprint()+".old")) {
@@ -184,7 +186,7 @@ func TestTheJoinedClustersKeyNeverGoesWithTheClusterSetAside(t *testing.T) {
 		tokenFile + "." + own.Fingerprint() + ".old":    own.Secret() + "\n",
 		tokenFile + "." + joined.Fingerprint() + ".old": joined.Secret() + "\n"})
 	dest := filepath.Join(dir, "apart.c1")
-	if err := setAside(dir, dest, own, []string{"10.0.0.1:7946"}); err != nil {
+	if err := setAside(dir, dest, &own, []string{"10.0.0.1:7946"}); err != nil {
 		t.Fatal(err)
 	}
 	entries, err := os.ReadDir(dest)
@@ -268,4 +270,57 @@ func TestAnAdoptionKilledAfterItKeptTheOldKeyCompletes(t *testing.T) {
 			given.Fingerprint(), old.Fingerprint())
 	}
 	checkTokenFile(t, dir, given)
+}
+
+// Issue 9, item 7 (third review): the key that goes with the cluster set
+// aside is the one its raft state was made under, kept in the data dir,
+// and never the key of the cluster the node joins: when that is the one,
+// or it is not known or kept, no key goes, and the directory set aside
+// holds none.
+func TestTheKeySetAsideIsTheOneTheRaftStateWasMadeUnder(t *testing.T) {
+	first, joined, other := newToken(t), newToken(t), newToken(t)
+	keptFirst := map[string]string{tokenFile + "." + first.Fingerprint() + ".old": first.Secret()} // no newline
+	for _, c := range []struct {
+		name     string
+		key      clusterKey
+		stateKey string
+		inDir    map[string]string
+		want     *cluster.Token
+	}{
+		{"the state's key kept from an earlier adoption", clusterKey{tok: joined}, first.Fingerprint(), keptFirst, &first},
+		{"the state's key replaced in this run", clusterKey{tok: joined, replaced: "x", previous: first},
+			first.Fingerprint(), nil, &first},
+		{"a state that records none, its key replaced in this run",
+			clusterKey{tok: joined, replaced: "x", previous: first}, "", nil, &first},
+		{"a state that records none", clusterKey{tok: joined}, "", keptFirst, nil},
+		{"the state's key not kept", clusterKey{tok: joined}, other.Fingerprint(), keptFirst, nil},
+		{"a state made under the joined cluster's key", clusterKey{tok: joined, replaced: "x", previous: first},
+			joined.Fingerprint(), keptFirst, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFiles(t, dir, map[string]string{"raft/raft.db": "state", nodeIDFile: "b\n", tokenFile: joined.Secret() + "\n"})
+			writeFiles(t, dir, c.inDir)
+			own, why := asideKey(dir, c.key, c.stateKey)
+			switch {
+			case c.want == nil && own != nil:
+				t.Fatalf("key %s goes with the cluster set aside, want none", own.Fingerprint())
+			case c.want == nil && why == "":
+				t.Error("no key goes with the cluster set aside, and nothing says why")
+			case c.want != nil && (own == nil || !own.Equal(*c.want)):
+				t.Fatalf("the key set aside: %v (%s), want %s", own, why, c.want.Fingerprint())
+			}
+			dest := filepath.Join(dir, "apart.c1")
+			if err := setAside(dir, dest, own, []string{"10.0.0.1:7946"}); err != nil {
+				t.Fatal(err)
+			}
+			k, err := readKey(filepath.Join(dest, tokenFile))
+			switch {
+			case c.want == nil && !errors.Is(err, fs.ErrNotExist):
+				t.Errorf("the directory set aside holds a key file (%v): want none", err)
+			case c.want != nil && (err != nil || !k.Equal(*c.want)):
+				t.Errorf("the directory set aside holds key %s (%v), want %s", k.Fingerprint(), err, c.want.Fingerprint())
+			}
+		})
+	}
 }

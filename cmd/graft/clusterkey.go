@@ -156,13 +156,39 @@ func adoptKey(path string, old, tok cluster.Token) (clusterKey, error) {
 	return clusterKey{tok: tok, path: path, replaced: kept, previous: old}, nil
 }
 
-// own is the key of the node's own cluster: the one the data dir held
-// before this run adopted another, if it did, else the key.
-func (k clusterKey) own() cluster.Token {
-	if k.replaced != "" {
-		return k.previous
+// asideKey returns the key that goes with the node's own cluster, on the
+// data dir dir with key k, when it is set aside to join another cluster
+// with k: the key its raft state was made under, whose fingerprint the
+// state records (stateKey; see cluster.Server.StateKeyFingerprint), or,
+// for a state that records none, the key this run adopted k in place of,
+// if it did. It returns nil, and why, when that key is not known, is kept
+// nowhere (the data dir keeps a key it replaced as token.FINGERPRINT.old),
+// or is k itself: the key of the cluster the node joins never goes with
+// its own.
+func asideKey(dir string, k clusterKey, stateKey string) (*cluster.Token, string) {
+	if stateKey == "" && k.replaced != "" {
+		stateKey = k.previous.Fingerprint()
 	}
-	return k.tok
+	var own cluster.Token
+	switch {
+	case stateKey == "":
+		return nil, "the raft state does not record the key it was made under (a graft older than this one made it)"
+	case stateKey == k.tok.Fingerprint():
+		return nil, "the raft state was made under the key of the cluster the node joins"
+	case k.replaced != "" && stateKey == k.previous.Fingerprint():
+		own = k.previous
+	default:
+		p := filepath.Join(dir, tokenFile+"."+stateKey+".old")
+		tok, err := readKey(p)
+		if err != nil || tok.Fingerprint() != stateKey {
+			return nil, fmt.Sprintf("the key the raft state was made under (fingerprint %s) is not kept in %s", stateKey, p)
+		}
+		own = tok
+	}
+	if own.Equal(k.tok) {
+		return nil, "the raft state was made under the key of the cluster the node joins"
+	}
+	return &own, ""
 }
 
 // joinHint is the command that joins another node to this one's cluster,

@@ -282,7 +282,7 @@ func (a *agentCluster) restart(ctx context.Context, m move) bool {
 		return true
 	}
 	var b moveBegun
-	ownID := old.srv.ClusterID()
+	ownID, stateKey := old.srv.ClusterID(), old.srv.StateKeyFingerprint()
 	if m.fresh {
 		b.keys, b.aside = userKeys(ctx, old.srv), asidePath(a.dir, ownID)
 	}
@@ -294,7 +294,7 @@ func (a *agentCluster) restart(ctx context.Context, m move) bool {
 	a.log.Warn("restarting the cluster side to join another cluster", "seeds", m.seeds, "cluster_id", m.other)
 	old.stop()
 	a.side = nil
-	side, err := a.remake(ctx, old, m, b, ownID)
+	side, err := a.remake(ctx, old, m, b, ownID, stateKey)
 	switch {
 	case err != nil:
 		a.fail(fmt.Errorf("restarting the cluster side to join %s: %w", strings.Join(m.seeds, ", "), err))
@@ -312,8 +312,10 @@ func (a *agentCluster) restart(ctx context.Context, m move) bool {
 // remake starts the side that replaces old, which has stopped, to make m
 // (as b says): nil if ctx ended first, the data dir left as it was or
 // with the move complete. A node that had peers by the time old stopped
-// (what its data dir says) is restarted as it was.
-func (a *agentCluster) remake(ctx context.Context, old *clusterSide, m move, b moveBegun, ownID string) (*clusterSide, error) {
+// (what its data dir says) is restarted as it was. The node's own
+// cluster, set aside, takes the key its raft state was made under
+// (stateKey, its fingerprint; see asideKey).
+func (a *agentCluster) remake(ctx context.Context, old *clusterSide, m move, b moveBegun, ownID, stateKey string) (*clusterSide, error) {
 	if ctx.Err() != nil {
 		return nil, nil
 	}
@@ -336,13 +338,22 @@ func (a *agentCluster) remake(ctx context.Context, old *clusterSide, m move, b m
 		return nil, err
 	}
 	if m.fresh {
-		if err := setAside(a.dir, b.aside, old.key.own(), m.seeds); err != nil {
+		own, why := asideKey(a.dir, old.key, stateKey)
+		if err := setAside(a.dir, b.aside, own, m.seeds); err != nil {
 			return nil, err
 		}
-		a.log.Warn("this node's own one-node cluster is set aside: none of its keys is in the cluster it joins",
-			"cluster_id", ownID, "keys", b.keys, "dir", b.aside, "key_fingerprint", old.key.own().Fingerprint(),
-			"read_it_with", "graft run --data-dir "+b.aside+" --cluster-addr 127.0.0.1:0 --gossip-addr 127.0.0.1:0, "+
-				"then graft kv list --data-dir "+b.aside)
+		attrs := []any{"cluster_id", ownID, "keys", b.keys, "dir", b.aside,
+			"read_it_with", "graft run --data-dir " + b.aside + " --cluster-addr 127.0.0.1:0 --gossip-addr 127.0.0.1:0, " +
+				"then graft kv list --data-dir " + b.aside}
+		if own != nil {
+			attrs = append(attrs, "key_fingerprint", own.Fingerprint())
+		}
+		a.log.Warn("this node's own one-node cluster is set aside: none of its keys is in the cluster it joins", attrs...)
+		if own == nil {
+			a.log.Warn("no cluster key goes with the cluster set aside: "+why+"; an agent run on it makes a new "+
+				"key (the data dir's old keys, token.*.old, went with it: one put in place as its token file is "+
+				"used instead)", "dir", b.aside)
+		}
 	}
 	if ctx.Err() != nil {
 		return nil, nil

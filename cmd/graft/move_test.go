@@ -302,7 +302,7 @@ func TestSetAsideMovesTheClusterAndRemembersTheSeeds(t *testing.T) {
 		}
 	}
 	dest := filepath.Join(dir, "apart.c1")
-	if err := setAside(dir, dest, own, []string{"10.0.0.1:7946"}); err != nil {
+	if err := setAside(dir, dest, &own, []string{"10.0.0.1:7946"}); err != nil {
 		t.Fatal(err)
 	}
 	if peers, err := cluster.RememberedPeers(dir); err != nil || len(peers) != 1 || peers[0] != "10.0.0.1:7946" {

@@ -201,3 +201,38 @@ func TestInClusterWaitsForANodeWhoseAPIIsNotUpYet(t *testing.T) {
 	startAgent(t, "run", "--data-dir", b.data, "--hostname", "b") // asked at once, before its API listens
 	inCluster(t, a, "b", b.data)
 }
+
+// Issue 9, item 7 (third review): a node that adopted another cluster's
+// key in one run (graft run --token), and set its own cluster aside to
+// join that cluster in a later one (graft run --join), put the joined
+// cluster's key in the directory set aside: the key of the node's own
+// cluster was taken to be the data dir's, unless adopted in the same
+// run. The key that goes there is the one its raft state was made under.
+func TestAKeyAdoptedInAnEarlierRunDoesNotGoWithTheClusterSetAside(t *testing.T) {
+	a, gossip, key := firstNode(t, "a")
+	b := startNode(t, "b")
+	own, err := readKey(filepath.Join(b.data, tokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.stop()
+	startTestAgent(t, b.data, "b", "--token", key).stop() // adopts a's key, on its own cluster still
+	c := startTestAgent(t, b.data, "b", "--join", gossip) // sets its own cluster aside
+	inCluster(t, a, "b", b.data)
+	aside := setAsideDir(t, b.data)
+	if k, err := readKey(filepath.Join(aside, tokenFile)); err != nil || !k.Equal(own) {
+		t.Errorf("the cluster set aside holds key %v (%v), want the node's own, %s", k.Fingerprint(), err, own.Fingerprint())
+	}
+	entries, err := os.ReadDir(aside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.Contains(readFile(filepath.Join(aside, e.Name())), key) {
+			t.Errorf("the cluster set aside holds the joined cluster's key, in %s", e.Name())
+		}
+	}
+	if !strings.Contains(c.output(), "key_fingerprint="+own.Fingerprint()) {
+		t.Errorf("the log does not name the key that went with the cluster set aside:\n%s", c.output())
+	}
+}
