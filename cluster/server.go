@@ -291,15 +291,32 @@ func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error)
 	onLeave := s.removeLeaving
 	node.onLeave.Store(&onLeave)
 
-	// A node whose raft state holds a term only (see startedOnLog) is a
-	// fresh one that cannot bootstrap.
+	if err := s.begin(remembered, rerr); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if len(cfg.Join) > 0 {
+		s.goLoop(s.joinLoop)
+	}
+	s.goLoop(s.reconnectLoop)
+	s.goLoop(s.reconcileLoop)
+	return s, nil
+}
+
+// begin starts the node as its raft state and the peers it remembers
+// (remembered, or rerr if they cannot be read) say: a node on a cluster's
+// log goes on with it; a fresh one bootstraps a cluster of its own, waits
+// for a set to bootstrap with (BootstrapExpect), or waits to be added to
+// a cluster. A node whose raft state holds a term only (see startedOnLog)
+// is a fresh one that cannot bootstrap.
+func (s *Server) begin(remembered []string, rerr error) error {
+	cfg, node := s.cfg, s.node
 	switch {
 	case node.startedOnLog():
 	case s.alone:
 		s.log.Info("no raft state and nobody to join: bootstrapping a new one-node cluster")
-		if err := node.Bootstrap([]RaftServer{{ID: rc.NodeID, Address: node.Addr()}}); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("cluster: bootstrap: %w", err)
+		if err := node.Bootstrap([]RaftServer{{ID: cfg.Raft.NodeID, Address: node.Addr()}}); err != nil {
+			return fmt.Errorf("cluster: bootstrap: %w", err)
 		}
 	case cfg.BootstrapExpect > 0 && !node.HasState():
 		s.goLoop(s.bootstrapExpectLoop)
@@ -317,12 +334,7 @@ func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error)
 	default:
 		s.log.Info("no raft state: waiting for the cluster's leader to add this node")
 	}
-	if len(cfg.Join) > 0 {
-		s.goLoop(s.joinLoop)
-	}
-	s.goLoop(s.reconnectLoop)
-	s.goLoop(s.reconcileLoop)
-	return s, nil
+	return nil
 }
 
 // startingClusterID makes the ID of the cluster of a node that starts on
