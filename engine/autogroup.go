@@ -195,6 +195,7 @@ func (g *group) Init(rt *Runtime) error {
 		mrt := &Runtime{
 			ID:       m.ID,
 			Hostname: rt.Hostname,
+			World:    rt.World,
 			Logger:   rt.Logger.With("member", m.ID.String()),
 			Running:  func() { g.memberRunning(i, true) },
 			Event:    func() { g.memberEvent(i) },

@@ -35,6 +35,13 @@ type Config struct {
 	// they survive a crash. Empty persists nothing.
 	StateDir string
 
+	// World, if set, is the cluster-wide state handed to resources in
+	// Runtime.World.
+	World World
+	// ClusterSemaphores, if set, holds the semaphores whose tags start
+	// with "@@"; without it a graph using one is refused.
+	ClusterSemaphores ClusterSemaphores
+
 	// OnConverged, if set, is called whenever the converged state changes.
 	// It runs on the scheduler goroutine and must not block.
 	OnConverged func(Status)

@@ -63,6 +63,10 @@ type Runtime struct {
 	Hostname string
 	// Logger logs with the resource's ID attached. Never nil.
 	Logger *slog.Logger
+	// World is the cluster-wide state (Config.World); nil in an engine
+	// given none, where a resource that needs it fails Init with
+	// ErrNoWorld.
+	World World
 
 	// Running tells the engine Watch is ready. Until it is called the vertex
 	// never runs CheckApply. A second call counts as Event.

@@ -162,6 +162,7 @@ func (s *scheduler) startWatch(n *node, now time.Time) {
 	rt := &Runtime{
 		ID:       n.id,
 		Hostname: s.cfg.Hostname,
+		World:    s.cfg.World,
 		Logger:   slog.New(dampedHandler{s.log.Handler(), &n.flap.quiet}).With("resource", n.id.String()),
 		Running:  func() { s.inbox.signal(n, sigRunning) },
 		Event:    func() { s.inbox.signal(n, sigEvent) },

@@ -168,3 +168,14 @@ func (l *Lease) guard(ctx context.Context) {
 		}
 	}
 }
+
+// AcquireSlot is Acquire in the shape the engine asks for (it satisfies
+// engine.ClusterSemaphores without the engine importing this package): the
+// slot's fencing token, its Lost channel and its Release.
+func (w *World) AcquireSlot(ctx context.Context, id string, count int64) (uint64, <-chan struct{}, func(context.Context) error, error) {
+	l, err := w.Acquire(ctx, id, count)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	return l.Token(), l.Lost(), l.Release, nil
+}
