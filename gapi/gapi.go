@@ -7,6 +7,7 @@ import (
 	"context"
 
 	"github.com/graftcm/graft/engine"
+	"github.com/graftcm/graft/fsm"
 )
 
 // Declared is one graph as a source declares it: what this host runs
@@ -54,3 +55,12 @@ type Collect struct {
 type Source interface {
 	Run(ctx context.Context, out chan<- *Declared) error
 }
+
+// MaxExportData bounds an Export's Data, leaving room in the World's value
+// for the hosts it is exported to.
+const MaxExportData = fsm.MaxValueSize - 64<<10
+
+// Decoder rebuilds a resource some host exported, as the Collect whose
+// pattern selected it says: kind, name (without the @@) and data as
+// exported. Each call returns a new resource value.
+type Decoder func(kind, name string, data []byte, pattern string) (engine.Vertex, error)
