@@ -261,10 +261,12 @@ func runAgent(c *cli.Context, e *env, file string) error {
 		graphs = make(chan *engine.Graph, 1)
 		graphs <- graph
 	} else {
-		// Unbuffered, so the watcher holds the graph the engine has not
+		// Unbuffered, so the combiner holds the graph the engine has not
 		// taken yet and can replace it with a newer one.
 		graphs = make(chan *engine.Graph)
-		defer goRun(func(ctx context.Context) error { return watcher.Run(ctx, graphs) }, func(err error) {
+		defer goRun(func(ctx context.Context) error {
+			return runGraphs(ctx, watcher.Source(), cl.worlds, reg, opts.noop, log, graphs)
+		}, func(err error) {
 			watchErr <- err
 			stopEngine()
 		})()
