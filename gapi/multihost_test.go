@@ -200,8 +200,12 @@ func TestThreeHostsShareExportedFiles(t *testing.T) {
 
 		// Host 0 drops x0b: no host manages it any longer.
 		agents[0].declare(t, agents[0].graph(0, "x0b"))
+		dropped := time.Now()
 		for i, a := range agents {
 			waitFor(t, fmt.Sprintf("host %d running without x0b", i), func() bool { return !a.runs("x0b") && a.runs("x0a") })
+		}
+		if took := time.Since(dropped); took > time.Second {
+			t.Errorf("the collecting hosts swapped %v after the export was dropped, want within a second", took)
 		}
 		synctest.Wait() // every engine has swapped
 		for _, a := range agents {
