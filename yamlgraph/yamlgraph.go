@@ -20,6 +20,13 @@
 //	- name: e2                # send/recv: x1's stdout becomes f2's content
 //	  from: {kind: exec, name: x1, key: stdout}
 //	  to: {kind: file, name: f2, key: content}
+//	collect:                  # run what hosts export (see package gapi)
+//	- kind: file
+//	  pattern: /srv/in        # for file: the directory; else a name glob
+//
+// A resource named "@@name", or with the metaparameter export (['*'] or
+// host names), is exported: it is checked as any other, then left out of
+// the graph and returned in Result.Exports; an edge cannot name it.
 //
 // Unknown keys are errors, except keys that mgmt's own examples still carry
 // for parameters mgmt has since dropped; those produce a Warning, as do
