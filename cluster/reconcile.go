@@ -22,6 +22,7 @@ type leaderState struct {
 	released     map[string]bool      // failed nodes whose slots were released
 	healthySince map[string]time.Time // non-voters caught up, and since when
 	health       map[string]bool      // raft servers up at the last pass
+	exportsGone  map[string]time.Time // nodes gone for good that export, and since when
 }
 
 // reconcileLoop reconciles on every tick and membership event, and serves
@@ -59,7 +60,8 @@ type ringMember struct {
 func (s *Server) leadIn(term uint64, now time.Time) {
 	if s.lead.term != term || s.lead.failedSince == nil {
 		s.lead = leaderState{term: term, since: now, failedSince: map[string]time.Time{},
-			released: map[string]bool{}, healthySince: map[string]time.Time{}, health: map[string]bool{}}
+			released: map[string]bool{}, healthySince: map[string]time.Time{}, health: map[string]bool{},
+			exportsGone: map[string]time.Time{}}
 	}
 }
 
@@ -259,6 +261,7 @@ func (s *Server) reconcile(ctx context.Context) {
 			s.release(ctx, name, g.left)
 		}
 	}
+	s.withdrawGoneExports(ctx, inRaft, alive, now, leading)
 }
 
 // healthOf says which raft servers are up: this one, those the ring shows

@@ -74,6 +74,12 @@ type ServerConfig struct {
 	// it knows but does not see in the ring (and its seeds), so partitions
 	// heal and a restarted cluster finds itself again.
 	ReconnectInterval time.Duration
+	// ExportGrace is how long a node must be gone for good (in neither the
+	// raft configuration nor the ring: removed after DeadServerGrace, or
+	// left) before the leader withdraws the resources it exported. A node
+	// that restarts or crashes keeps them; so does one that comes back
+	// within the grace.
+	ExportGrace time.Duration
 
 	// OnOtherCluster, if set, is called when the Join seeds turn out to
 	// belong to another cluster while this node has never had a peer (see
@@ -106,8 +112,13 @@ func DefaultServerConfig() ServerConfig {
 		CatchupLag:        256,
 		ReleaseGrace:      2 * time.Second,
 		ReconnectInterval: 30 * time.Second,
+		ExportGrace:       DefaultExportGrace,
 	}
 }
+
+// DefaultExportGrace is the default ExportGrace: a node removed from the
+// cluster has its exports withdrawn a minute later.
+const DefaultExportGrace = time.Minute
 
 // TestServerConfig returns settings for in-process tests.
 func TestServerConfig() ServerConfig {
@@ -121,6 +132,7 @@ func TestServerConfig() ServerConfig {
 	c.CatchupLag = 64
 	c.ReleaseGrace = 200 * time.Millisecond
 	c.ReconnectInterval = time.Second
+	c.ExportGrace = time.Second
 	return c
 }
 
@@ -148,7 +160,7 @@ func (c ServerConfig) Validate() error {
 		v    time.Duration
 	}{{"ReconcileInterval", c.ReconcileInterval}, {"DeadServerGrace", c.DeadServerGrace},
 		{"Stabilization", c.Stabilization}, {"Gossip.ProbeInterval", c.Gossip.ProbeInterval},
-		{"ReconnectInterval", c.ReconnectInterval}} {
+		{"ReconnectInterval", c.ReconnectInterval}, {"ExportGrace", c.ExportGrace}} {
 		if d.v <= 0 {
 			bad("%s is %v, want a positive duration", d.name, d.v)
 		}

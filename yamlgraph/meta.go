@@ -35,6 +35,34 @@ func ignoredMeta() map[string]string {
 	}
 }
 
+// metaAndExport parses a resource's meta mapping, whose export key (mgmt's
+// export metaparameter) is returned apart from the engine's metaparameters.
+func (p *parser) metaAndExport(n *yaml.Node, where string) (engine.Meta, exportMeta, bool) {
+	var x exportMeta
+	if n.Kind != yaml.MappingNode {
+		m, ok := p.meta(n, where)
+		return m, x, ok
+	}
+	rest := *n
+	rest.Content = nil
+	ok := true
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := resolve(n.Content[i])
+		if k.Kind != yaml.ScalarNode || k.Value != "export" {
+			rest.Content = append(rest.Content, n.Content[i], n.Content[i+1])
+			continue
+		}
+		if x.at != nil {
+			p.l.add(k, where+": meta", "key %q given twice (first at line %d)", k.Value, x.at.Line)
+			ok = false
+			continue
+		}
+		x, ok = p.exportMeta(k, resolve(n.Content[i+1]), where+": meta: export")
+	}
+	m, good := p.meta(&rest, where)
+	return m, x, ok && good
+}
+
 // meta parses a resource's meta mapping.
 func (p *parser) meta(n *yaml.Node, where string) (engine.Meta, bool) {
 	var m engine.Meta

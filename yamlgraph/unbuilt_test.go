@@ -7,31 +7,21 @@ import (
 	"github.com/graftcm/graft/yamlgraph"
 )
 
-// Exported resources, collect and cluster-wide semaphores were refused in
-// words naming an internal part ("the cluster World"), and an edge to a
-// refused resource added a second, misleading error. Each is refused once,
-// at its line, saying it is not built yet.
+// Cluster-wide semaphores were refused in words naming an internal part
+// ("the cluster World"). They are refused once, at their line, saying they
+// are not built yet.
 func TestUnbuiltFeaturesAreRefusedInPlainWords(t *testing.T) {
 	src := `---
 graph: mygraph
 resources:
-  file:
-  - name: "@@filea"
-    path: /tmp/mgmtA/fA
-    content: |
-      i am fA, exported from host A
-    state: exists
   noop:
   - name: n
     meta:
       sema: ["@@lock:2"]
   - name: m
-collect:
-- kind: file
-  pattern: /tmp/mgmtA/
 edges:
 - from: {kind: noop, name: m}
-  to: {kind: file, name: "@@filea"}
+  to: {kind: noop, name: n}
 `
 	_, err := yamlgraph.Parse("etcd1a.yaml", []byte(src), registry())
 	if err == nil {
@@ -39,9 +29,7 @@ edges:
 	}
 	got := strings.Split(err.Error(), "\n")
 	want := []string{
-		`etcd1a.yaml:15:1: collect: collecting the resources other hosts export is not built yet`,
-		`etcd1a.yaml:5:11: file "@@filea": exporting a resource to other hosts (a name starting with @@) is not built yet`,
-		`etcd1a.yaml:13:7: noop "n": meta: sema: "@@lock:2": cluster-wide semaphores (tags starting with @@) are not built yet`,
+		`etcd1a.yaml:7:7: noop "n": meta: sema: "@@lock:2": cluster-wide semaphores (tags starting with @@) are not built yet`,
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %d errors, want %d:\n  %s", len(got), len(want), strings.Join(got, "\n  "))

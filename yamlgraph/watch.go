@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/engine"
+	"github.com/graftcm/graft/gapi"
 )
 
 // DefaultDebounce is how long a graph file must stay quiet after a change
@@ -105,6 +106,27 @@ func (w *Watcher) Graph() *engine.Graph { return w.initial.Graph }
 // out should be unbuffered; graphs already in a buffer stay there.
 // Rewriting the file with the bytes already sent sends nothing.
 func (w *Watcher) Run(ctx context.Context, out chan<- *engine.Graph) error {
+	return run(ctx, w, out, func(_ []byte, res *Result) *engine.Graph { return res.Graph })
+}
+
+// Source returns the watcher as a graph source: it sends a *gapi.Declared
+// where Run sends a graph, under the same rules. Each Declared's Build
+// parses the contents it was made from again, so that every graph it
+// returns has resources of its own. Call its Run once, instead of the
+// watcher's.
+func (w *Watcher) Source() gapi.Source { return watcherSource{w} }
+
+type watcherSource struct{ w *Watcher }
+
+func (s watcherSource) Run(ctx context.Context, out chan<- *gapi.Declared) error {
+	return run(ctx, s.w, out, func(data []byte, res *Result) *gapi.Declared {
+		return declared(s.w.cfg.Path, data, s.w.cfg.Registry, res)
+	})
+}
+
+// run is Run, sending what item makes of each new graph file's contents
+// and parse.
+func run[T any](ctx context.Context, w *Watcher, out chan<- T, item func([]byte, *Result) T) error {
 	kick := make(chan struct{}, 1)
 	cancel, err := w.cfg.Files.Watch(w.abs, func() {
 		select {
@@ -125,20 +147,22 @@ func (w *Watcher) Run(ctx context.Context, out chan<- *engine.Graph) error {
 	var (
 		waiting bool      // a change was seen and the read is due
 		first   time.Time // when the first unread change was seen
-		pending = w.initial.Graph
+		pending = item(w.data, w.initial)
+		has     = true   // pending is to be sent
 		sent    = w.data // contents of the newest graph sent or pending
 		seen    = w.data // contents last read, valid or not
 	)
 	for {
-		var send chan<- *engine.Graph
-		if pending != nil {
+		var send chan<- T
+		if has {
 			send = out
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case send <- pending:
-			pending = nil
+			var zero T
+			pending, has = zero, false
 		case <-kick:
 			now := time.Now()
 			if !waiting {
@@ -171,24 +195,29 @@ func (w *Watcher) Run(ctx context.Context, out chan<- *engine.Graph) error {
 			w.logWarnings(res.Warnings)
 			w.log.Info("graph file changed; swapping in the new graph", "file", w.cfg.Path,
 				"graph", res.Graph.Name, "resources", res.Graph.Len(), "edges", len(res.Graph.Edges()))
-			pending, sent = res.Graph, data
+			pending, has, sent = item(data, res), true, data
 		}
 	}
 }
 
 // logErrors logs each problem of a rejected edit at Error level.
 func (w *Watcher) logErrors(err error) {
+	logErrors(w.log, w.cfg.Path, err)
+}
+
+// logErrors logs each problem of a rejected edit of file at Error level.
+func logErrors(log *slog.Logger, file string, err error) {
 	errs := []error{err}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		errs = j.Unwrap()
 	}
 	for _, e := range errs {
-		attrs := []any{"file", w.cfg.Path, "err", e}
+		attrs := []any{"file", file, "err", e}
 		var pe *Error
 		if errors.As(e, &pe) {
 			attrs = append(attrs, "line", pe.Line, "column", pe.Column)
 		}
-		w.log.Error("graph file edit rejected; keeping the running graph", attrs...)
+		log.Error("graph file edit rejected; keeping the running graph", attrs...)
 	}
 }
 

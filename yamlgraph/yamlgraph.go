@@ -20,6 +20,13 @@
 //	- name: e2                # send/recv: x1's stdout becomes f2's content
 //	  from: {kind: exec, name: x1, key: stdout}
 //	  to: {kind: file, name: f2, key: content}
+//	collect:                  # run what hosts export (see package gapi)
+//	- kind: file
+//	  pattern: /srv/in        # for file: the directory; else a name glob
+//
+// A resource named "@@name", or with the metaparameter export (['*'] or
+// host names), is exported: it is checked as any other, then left out of
+// the graph and returned in Result.Exports; an edge cannot name it.
 //
 // Unknown keys are errors, except keys that mgmt's own examples still carry
 // for parameters mgmt has since dropped; those produce a Warning, as do
@@ -40,6 +47,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/graftcm/graft/engine"
+	"github.com/graftcm/graft/gapi"
 )
 
 // MaxFileSize bounds the size of a graph file.
@@ -47,7 +55,14 @@ const MaxFileSize = 16 << 20
 
 // Result is a parsed graph and the warnings its file produced.
 type Result struct {
-	Graph    *engine.Graph
+	// Graph holds the resources this host runs: exported ones are not in
+	// it.
+	Graph *engine.Graph
+	// Exports are the resources the file exports to other hosts, sorted by
+	// kind and name; each one's Data decodes with DecodeExport.
+	Exports []gapi.Export
+	// Collects are the file's collect entries, in the order given.
+	Collects []gapi.Collect
 	Warnings []Warning
 }
 
@@ -112,6 +127,8 @@ func Parse(file string, data []byte, reg *engine.Registry) (*Result, error) {
 		named:    map[engine.ID]bool{},
 		edgeAt:   map[[2]engine.ID]*yaml.Node{},
 		edgeName: map[[2]engine.ID]string{},
+		exported: map[engine.ID]*yaml.Node{},
+		exportAt: map[engine.ID]*yaml.Node{},
 	}
 	g := p.parse(data)
 	if err := p.l.err(); err != nil {
@@ -140,7 +157,10 @@ func Parse(file string, data []byte, reg *engine.Registry) (*Result, error) {
 	if err := g.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: after grouping resources: %w", file, err)
 	}
-	return &Result{Graph: g, Warnings: p.l.warns}, nil
+	slices.SortFunc(p.exports, func(a, b gapi.Export) int {
+		return cmp.Or(strings.Compare(a.Kind, b.Kind), strings.Compare(a.Name, b.Name))
+	})
+	return &Result{Graph: g, Exports: p.exports, Collects: p.collects, Warnings: p.l.warns}, nil
 }
 
 type parser struct {
@@ -153,6 +173,13 @@ type parser struct {
 	// edgeName names the first edge given between two resources, as
 	// errors do: `edge "e1"`, or `edges[3]` when it has no name.
 	edgeName map[[2]engine.ID]string
+	// exported are the exported resources by kind and name as written
+	// (with any @@), exportAt by kind and exported name; both at their
+	// names.
+	exported map[engine.ID]*yaml.Node
+	exportAt map[engine.ID]*yaml.Node
+	exports  []gapi.Export
+	collects []gapi.Collect
 }
 
 func (p *parser) parse(data []byte) *engine.Graph {
@@ -184,7 +211,7 @@ func (p *parser) parse(data []byte) *engine.Graph {
 		case "edges":
 			edges = kv.v
 		case "collect":
-			p.l.add(kv.k, "collect", "collecting the resources other hosts export is not built yet; remove collect")
+			p.collect(kv.v)
 		case "remote":
 			p.l.warn(kv.k, "remote: ignored; graft applies a graph on the host that runs it")
 		default:
@@ -229,7 +256,8 @@ func (p *parser) resources(n *yaml.Node) {
 	}
 }
 
-// resource parses, decodes and validates one resource.
+// resource parses, decodes and validates one resource. An exported one
+// is recorded as an export instead of joining the graph.
 func (p *parser) resource(kind engine.Kind, item *yaml.Node, idx int) {
 	where := fmt.Sprintf("resources.%s[%d]", kind.Name, idx)
 	if item.Kind != yaml.MappingNode {
@@ -242,7 +270,36 @@ func (p *parser) resource(kind engine.Kind, item *yaml.Node, idx int) {
 		return
 	}
 	where = fmt.Sprintf("%s %q", kind.Name, name)
+	resName, marked := strings.CutPrefix(name, "@@")
+	if marked && resName == "" {
+		p.l.add(nameNode, where, "name is empty after the @@ that exports it")
+		return
+	}
+	v, x, ok := p.decodeResource(kind, resName, item, kvs, where)
+	if !ok {
+		return
+	}
+	id := engine.ID{Kind: kind.Name, Name: name}
+	if marked || x.exported() {
+		p.addExport(kind.Name, resName, kvs, x, nameNode, where)
+		p.exported[id] = nameNode
+		return
+	}
+	if first, dup := p.defined[id]; dup {
+		p.l.add(nameNode, where, "duplicate resource (first defined at line %d)", first.Line)
+		return
+	}
+	p.defined[id] = nameNode
+	if err := p.graph.AddVertex(v); err != nil {
+		p.l.add(nameNode, where, "%v", err)
+	}
+}
 
+// decodeResource decodes and validates the parameters and metaparameters
+// kvs of a resource of kind called name (its name key is skipped). The
+// export metaparameter, which is no engine metaparameter, is returned
+// apart.
+func (p *parser) decodeResource(kind engine.Kind, name string, item *yaml.Node, kvs []pair, where string) (engine.Vertex, exportMeta, bool) {
 	res := kind.New(name)
 	allowed := paramKeys(res)
 	var legacy map[string]string
@@ -252,12 +309,15 @@ func (p *parser) resource(kind engine.Kind, item *yaml.Node, idx int) {
 	params := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 	keyAt := map[string]*yaml.Node{}
 	var meta engine.Meta
+	var x exportMeta
 	bad := false
 	for _, kv := range kvs {
 		switch {
 		case kv.key == "name":
 		case kv.key == "meta":
-			m, ok := p.meta(kv.v, where)
+			var m engine.Meta
+			var ok bool
+			m, x, ok = p.metaAndExport(kv.v, where)
 			meta, bad = m, bad || !ok
 		case contains(allowed, kv.key):
 			params.Content = append(params.Content, kv.k, kv.v)
@@ -269,11 +329,8 @@ func (p *parser) resource(kind engine.Kind, item *yaml.Node, idx int) {
 			bad = true
 		}
 	}
-	if !p.decode(params, res, where) {
-		return
-	}
-	if bad {
-		return
+	if !p.decode(params, res, where) || bad {
+		return engine.Vertex{}, x, false
 	}
 	if err := res.Validate(); err != nil {
 		at := item
@@ -281,22 +338,14 @@ func (p *parser) resource(kind engine.Kind, item *yaml.Node, idx int) {
 			at = k // the error starts with the name of the parameter at fault
 		}
 		p.l.add(at, where, "%v", err)
-		return
+		return engine.Vertex{}, x, false
 	}
 	p.warnIgnored(res, keyAt, where)
-	id := engine.ID{Kind: kind.Name, Name: name}
-	if first, dup := p.defined[id]; dup {
-		p.l.add(nameNode, where, "duplicate resource (first defined at line %d)", first.Line)
-		return
-	}
-	p.defined[id] = nameNode
-	if err := p.graph.AddVertex(engine.Vertex{ID: id, Res: res, Meta: meta}); err != nil {
-		p.l.add(nameNode, where, "%v", err)
-	}
+	return engine.Vertex{ID: engine.ID{Kind: kind.Name, Name: name}, Res: res, Meta: meta}, x, true
 }
 
 // resourceName returns a resource's name and its node, reporting a missing
-// or empty name and the names graft cannot manage yet.
+// or empty name.
 func (p *parser) resourceName(kind engine.Kind, item *yaml.Node, kvs []pair, where string) (string, *yaml.Node, bool) {
 	var nameNode *yaml.Node
 	for _, kv := range kvs {
@@ -317,11 +366,6 @@ func (p *parser) resourceName(kind engine.Kind, item *yaml.Node, kvs []pair, whe
 		return "", nil, false
 	}
 	p.named[engine.ID{Kind: kind.Name, Name: name}] = true
-	if strings.HasPrefix(name, "@@") {
-		p.l.add(nameNode, fmt.Sprintf("%s %q", kind.Name, name), "exporting a resource to other hosts "+
-			"(a name starting with @@) is not built yet; drop the @@ to manage it on this host")
-		return "", nil, false
-	}
 	return name, nameNode, true
 }
 
@@ -450,6 +494,10 @@ func (p *parser) endpoint(n *yaml.Node, where string) *endpoint {
 	}
 	if id.Kind == "" || id.Name == "" {
 		p.l.add(n, where, "want both kind and name")
+		return nil
+	}
+	if _, ok := p.exported[id]; ok {
+		p.l.add(n, where, "%s %q is exported: it does not run on this host, so no edge can reach it", id.Kind, id.Name)
 		return nil
 	}
 	if _, ok := p.defined[id]; !ok {

@@ -347,7 +347,7 @@ edges:
 resources:
   file:
   - name: "@@a"
-`, `bad.yaml:4:11: file "@@a": exporting a resource to other hosts (a name starting with @@) is not built yet`},
+`, `bad.yaml:4:5: file "@@a": path: "a" is not absolute`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := yamlgraph.Parse("bad.yaml", []byte(tc.src), registry())

@@ -26,6 +26,7 @@ type agentCluster struct {
 	e        *env
 	shutdown func()        // makes the agent stop
 	left     *leaveOutcome // how the leave went, for the API's /v1/leave
+	worlds   *worldSwitch  // the current side's World, for graph sources
 	// oneShot: the cluster lives in memory, for this run only (see
 	// isOneShot).
 	oneShot bool
@@ -74,7 +75,7 @@ func startCluster(ctx context.Context, o agentOptions, dir string, log *slog.Log
 		return nil, err
 	}
 	movesCtx, stopMoves := context.WithCancel(ctx)
-	a := &agentCluster{o: o, dir: dir, log: log, e: e, left: newLeaveOutcome(),
+	a := &agentCluster{o: o, dir: dir, log: log, e: e, left: newLeaveOutcome(), worlds: newWorldSwitch(),
 		oneShot: isOneShot(o, dir), moves: newMoveQueue(), stopMoves: stopMoves, movesDone: make(chan struct{})}
 	a.shutdown = func() {
 		stopMoves()
@@ -244,6 +245,7 @@ func (a *agentCluster) serveAPI(side *clusterSide) error {
 		attrs = append(attrs, "address", lns[1].Addr().String())
 	}
 	log.Info("local API listening", attrs...)
+	a.worlds.set(w)
 	return nil
 }
 

@@ -225,6 +225,9 @@ func (o agentOptions) serverConfig(dir string, key cluster.Token, log *slog.Logg
 	cfg.Join = o.join
 	cfg.BootstrapExpect = o.bootstrapExpect
 	cfg.Voters = o.voters
+	if o.exportGrace > 0 { // zero: options not parsed from flags (tests)
+		cfg.ExportGrace = o.exportGrace
+	}
 	cfg.Token = &key
 	cfg.Version = version()
 	return cfg

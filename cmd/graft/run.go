@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/engine"
 	"github.com/graftcm/graft/fsm"
 	"github.com/graftcm/graft/fswatch"
@@ -33,6 +34,8 @@ func runCommand(e *env) *cli.Command {
 		&cli.BoolFlag{Name: "noop", Usage: "check every resource and report what would change, changing nothing"},
 		&cli.IntFlag{Name: "sema", Usage: "at most `N` resources apply at once; 0 means no limit"},
 		&cli.StringFlag{Name: "converged-status-file", Usage: "keep `PATH` holding the converged state, \"true\" or \"false\" and a newline"},
+		&cli.DurationFlag{Name: "export-grace", Value: cluster.DefaultExportGrace, EnvVars: []string{"GRAFT_EXPORT_GRACE"},
+			Usage: "withdraw the resources a host exported once it has been gone from the cluster (removed after its dead-node grace, or left) for `DURATION`"},
 	}, append(clusterFlags(), logFlags()...)...)
 	return &cli.Command{
 		Name:      "run",
@@ -79,6 +82,7 @@ type agentOptions struct {
 	noop             bool
 	sema             int
 	statusFile       string
+	exportGrace      time.Duration
 	logFormat        logFormat // what the log is written in, whatever wraps its handler
 	clusterOptions
 }
@@ -92,6 +96,7 @@ func parseAgentOptions(c *cli.Context) (agentOptions, error) {
 		noop:          c.Bool("noop"),
 		sema:          c.Int("sema"),
 		statusFile:    c.String("converged-status-file"),
+		exportGrace:   c.Duration("export-grace"),
 	}
 	var err error
 	if o.logFormat, err = parseLogFormat(c); err != nil {
@@ -105,6 +110,9 @@ func parseAgentOptions(c *cli.Context) (agentOptions, error) {
 	os.Unsetenv("GRAFT_TOKEN")
 	if o.tmp && c.IsSet("data-dir") {
 		return o, usageError("--tmp-prefix and --data-dir both name the data dir: give one")
+	}
+	if o.exportGrace <= 0 {
+		return o, usageError("--export-grace: %v is not a positive duration", o.exportGrace)
 	}
 	if o.sema < 0 {
 		return o, usageError("--sema: %d is not a count (0 means no limit)", o.sema)
@@ -253,10 +261,12 @@ func runAgent(c *cli.Context, e *env, file string) error {
 		graphs = make(chan *engine.Graph, 1)
 		graphs <- graph
 	} else {
-		// Unbuffered, so the watcher holds the graph the engine has not
+		// Unbuffered, so the combiner holds the graph the engine has not
 		// taken yet and can replace it with a newer one.
 		graphs = make(chan *engine.Graph)
-		defer goRun(func(ctx context.Context) error { return watcher.Run(ctx, graphs) }, func(err error) {
+		defer goRun(func(ctx context.Context) error {
+			return runGraphs(ctx, watcher.Source(), cl.worlds, reg, opts.noop, log, graphs)
+		}, func(err error) {
 			watchErr <- err
 			stopEngine()
 		})()

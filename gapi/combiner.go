@@ -1,0 +1,310 @@
+package gapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/graftcm/graft/engine"
+	"github.com/graftcm/graft/fsm"
+	"github.com/graftcm/graft/world"
+)
+
+// Worlds gives the combiner the World of the moment: the agent's cluster
+// side can restart and make a new one. world.Handle satisfies it.
+type Worlds interface {
+	// Current returns the current World, nil while there is none, and a
+	// channel closed when it is replaced.
+	Current() (*world.World, <-chan struct{})
+}
+
+// Static returns the Worlds that always give w.
+func Static(w *world.World) Worlds { return static{w} }
+
+type static struct{ w *world.World }
+
+func (s static) Current() (*world.World, <-chan struct{}) { return s.w, nil }
+
+// DefaultSettle is how long the combiner lets changes of the World's
+// exports gather before it builds a new graph.
+const DefaultSettle = 100 * time.Millisecond
+
+// Config configures a Combiner.
+type Config struct {
+	// Worlds gives the World exports are published to and collected from.
+	// Nil means none: graphs run as declared, and what they export or
+	// collect is logged and ignored.
+	Worlds Worlds
+	// Decode rebuilds collected resources. Required with Worlds.
+	Decode Decoder
+	// Noop exports nothing (graft run --noop changes nothing anywhere);
+	// collecting goes on.
+	Noop bool
+	// Settle is how long changes of the World's exports gather before a
+	// new graph is built; zero means DefaultSettle.
+	Settle time.Duration
+	// RetryDelay is the longest wait between attempts to publish exports
+	// the World refused (no leader, say); zero means 10s.
+	RetryDelay time.Duration
+	// Logger receives what the combiner does; nil discards it.
+	Logger *slog.Logger
+}
+
+// Combiner turns declared graphs into the graphs the engine runs: it keeps
+// the newest Declared, publishes its exports as this host's whole export
+// set, and merges into a fresh build of it the exported resources its
+// collects select, from every host, sending a new graph whenever either
+// changes.
+type Combiner struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New checks cfg and returns a Combiner.
+func New(cfg Config) (*Combiner, error) {
+	switch {
+	case cfg.Worlds != nil && cfg.Decode == nil:
+		return nil, errors.New("gapi: Decode is nil")
+	case cfg.Settle < 0:
+		return nil, errors.New("gapi: Settle is negative")
+	case cfg.RetryDelay < 0:
+		return nil, errors.New("gapi: RetryDelay is negative")
+	}
+	if cfg.Settle == 0 {
+		cfg.Settle = DefaultSettle
+	}
+	if cfg.RetryDelay == 0 {
+		cfg.RetryDelay = 10 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Combiner{cfg: cfg, log: log}, nil
+}
+
+// RunSource runs src and the combiner on what it declares until ctx ends
+// or src fails, and returns src's error.
+func (c *Combiner) RunSource(ctx context.Context, src Source, out chan<- *engine.Graph) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	in := make(chan *Declared)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx, in, out) }()
+	err := src.Run(ctx, in)
+	cancel()
+	return errors.Join(err, <-done)
+}
+
+// Run combines the graphs declared on in and sends them on out until ctx
+// ends, then returns nil. The first graph goes as soon as the first
+// Declared arrives; then a new one whenever a newer Declared arrives or
+// the exports it collects change, within Settle. While the engine has not
+// taken a graph, a newer one replaces it: out should be unbuffered. A
+// graph that fails to build is logged and the running graph kept.
+func (c *Combiner) Run(ctx context.Context, in <-chan *Declared, out chan<- *engine.Graph) error {
+	r := &run{c: c, exports: map[string]world.Exported{}, settle: time.NewTimer(0)}
+	r.settle.Stop()
+	defer r.settle.Stop()
+	pubs := make(chan publication, 1)
+	pubDone := make(chan struct{})
+	go func() {
+		defer close(pubDone)
+		c.publisher(ctx, pubs)
+	}()
+	defer func() { <-pubDone }()
+	r.pubs = pubs
+	defer r.stopWatch()
+	var replaced <-chan struct{}
+	if c.cfg.Worlds != nil {
+		replaced = r.follow(ctx)
+	}
+	for {
+		var send chan<- *engine.Graph
+		if r.pending != nil {
+			send = out
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case d, ok := <-in:
+			if !ok { // no more declarations: collecting goes on
+				in = nil
+				continue
+			}
+			r.declare(d)
+		case <-replaced:
+			replaced = r.follow(ctx)
+		case ev, ok := <-r.events:
+			r.watched(ev, ok)
+		case <-r.settle.C:
+			r.armed = false
+			r.rebuild(false)
+		case send <- r.pending:
+			r.pending = nil
+		}
+	}
+}
+
+// run is the state of one Run, touched only by its goroutine.
+type run struct {
+	c        *Combiner
+	decl     *Declared
+	w        *world.World
+	events   <-chan world.WatchEvent
+	unwatch  context.CancelFunc
+	exports  map[string]world.Exported // every host's, by World key
+	settle   *time.Timer
+	armed    bool // settle is running
+	pubs     chan publication
+	sig      [sha256.Size]byte // of the collected resources last merged
+	built    *Declared         // the Declared last built
+	pending  *engine.Graph     // the graph not yet taken by the engine
+	warnedNW bool              // said that there is no World
+}
+
+// declare takes a newer Declared: publish its exports, build its graph.
+func (r *run) declare(d *Declared) {
+	if d == nil {
+		return
+	}
+	r.decl = d
+	r.publish()
+	r.rebuild(true)
+}
+
+// follow switches to the current World: it watches its exports (reading
+// them all first) and publishes the declared exports there. It returns the
+// channel closed when that World is replaced.
+func (r *run) follow(ctx context.Context) <-chan struct{} {
+	r.stopWatch()
+	w, replaced := r.c.cfg.Worlds.Current()
+	r.w = w
+	clear(r.exports)
+	if w != nil {
+		xs, rev, err := w.Collect(ctx, "", "")
+		if err != nil {
+			r.c.log.Warn("cannot read the World's exports", "err", err)
+		}
+		for _, x := range xs {
+			r.exports[exportKey(x)] = x
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		r.events, r.unwatch = w.WatchExports(wctx, rev), cancel
+	}
+	if r.decl != nil {
+		r.publish()
+		r.rebuild(false)
+	}
+	return replaced
+}
+
+// stopWatch stops the watch of the World's exports and waits for it.
+func (r *run) stopWatch() {
+	if r.unwatch == nil {
+		return
+	}
+	r.unwatch()
+	for range r.events {
+	}
+	r.events, r.unwatch = nil, nil
+}
+
+// watched applies a change of the World's exports.
+func (r *run) watched(ev world.WatchEvent, ok bool) {
+	if !ok { // the watch stopped: the World is closing or failed
+		r.c.log.Warn("stopped watching the World's exports")
+		r.events, r.unwatch = nil, nil
+		return
+	}
+	if ev.Resync {
+		clear(r.exports)
+		for _, kv := range ev.State {
+			if x, ok := world.ParseExportKey(kv.Key); ok {
+				x.Data = kv.Value
+				r.exports[kv.Key] = x
+			}
+		}
+	}
+	for _, e := range ev.Events {
+		x, ok := world.ParseExportKey(e.KV.Key)
+		if !ok {
+			continue
+		}
+		if e.Type == fsm.EventDelete {
+			delete(r.exports, e.KV.Key)
+			continue
+		}
+		x.Data = e.KV.Value
+		r.exports[e.KV.Key] = x
+	}
+	if !r.armed { // a steady stream of changes must not postpone the build
+		r.settle.Reset(r.c.cfg.Settle)
+		r.armed = true
+	}
+}
+
+// rebuild builds the declared graph with what it collects now, unless
+// neither changed since the last build (force: the Declared is new).
+func (r *run) rebuild(force bool) {
+	if r.decl == nil {
+		return
+	}
+	log := r.c.log.With("graph", r.decl.Name, "origin", r.decl.Origin)
+	var cs []candidate
+	switch {
+	case len(r.decl.Collects) == 0:
+	case r.w == nil:
+		if !r.warnedNW {
+			log.Warn("no World to collect from yet; running the graph without collected resources")
+			r.warnedNW = true
+		}
+	default:
+		cs = candidates(r.exports, r.decl.Collects, r.w.Host(), log)
+	}
+	sig := signature(cs)
+	if !force && r.built == r.decl && sig == r.sig {
+		return
+	}
+	g, err := merge(r.decl.Build, decodeAll(cs, r.c.cfg.Decode, log), log)
+	if err != nil {
+		log.Error("cannot build the graph; keeping the running one", "err", err)
+		return
+	}
+	r.built, r.sig, r.pending = r.decl, sig, g
+	log.Info("graph ready", "resources", g.Len(), "collected", len(cs))
+}
+
+// publish hands the declared exports to the publisher, for the current
+// World.
+func (r *run) publish() {
+	d, log := r.decl, r.c.log
+	switch {
+	case r.c.cfg.Noop:
+		if len(d.Exports) > 0 {
+			log.Info("noop: exporting nothing", "graph", d.Name, "exports", len(d.Exports))
+		}
+		return
+	case r.w == nil:
+		if len(d.Exports) > 0 {
+			log.Warn("no World to export to yet", "graph", d.Name, "exports", len(d.Exports))
+		}
+		return
+	}
+	xs, err := encodeExports(d.Exports)
+	if err != nil {
+		log.Error("cannot export the graph's resources", "graph", d.Name, "err", err)
+		return
+	}
+	select { // the newest replaces one not yet taken
+	case <-r.pubs:
+	default:
+	}
+	r.pubs <- publication{w: r.w, exports: xs}
+}
+
+func exportKey(x world.Exported) string {
+	return fsm.ExportPrefix + x.Host + "/" + x.Kind + "/" + x.Name
+}
