@@ -22,10 +22,10 @@ func TestClusterSemaphoreTagIsNotTakenForALocalOne(t *testing.T) {
 		}
 	}
 	for tag, want := range map[string]string{
-		"@@":                             "empty",
-		"@@:2":                           "empty",
-		"@@12":                           "bare number",
-		"@@x:0":                          "positive",
+		"@@":                            "empty",
+		"@@:2":                          "empty",
+		"@@12":                          "bare number",
+		"@@x:0":                         "positive",
 		"@@" + strings.Repeat("x", 257): "at most 256",
 	} {
 		if _, _, err := engine.ParseSema(tag); err == nil || !strings.Contains(err.Error(), want) {
