@@ -193,6 +193,8 @@ func TestClusterSemaphoreReleasedWhenCheckApplyEnds(t *testing.T) {
 				r := start(t, graphOfVertices(t, []engine.Vertex{
 					{ID: id("v"), Res: v, Meta: engine.Meta{Sema: []string{"@@r"}, Timeout: tc.timeout}},
 				}), func(cfg *engineConfig) { cfg.ClusterSemaphores = ws[0] })
+				openGate := sync.OnceFunc(func() { close(v.gate) })
+				t.Cleanup(openGate) // before the engine's: a failed test must not hang
 				waitFor(t, "v holding @@r", func() bool {
 					return rec.isRunning("v") && hasSlot(semaState(c.Members[0], "r"), "node0", false)
 				})
@@ -211,7 +213,7 @@ func TestClusterSemaphoreReleasedWhenCheckApplyEnds(t *testing.T) {
 				default:
 				}
 				if tc.timeout == 0 {
-					close(v.gate)
+					openGate()
 				}
 				select {
 				case err := <-next:
@@ -311,6 +313,8 @@ func TestClusterSemaphoreLostCancelsCheckApply(t *testing.T) {
 					cfg.ClusterSemaphores = ws[0]
 					cfg.Logger = slogOf(logs)
 				})
+				openGate := sync.OnceFunc(func() { close(v.gate) })
+				t.Cleanup(openGate) // before the engine's: a failed test must not hang
 				waitFor(t, "v holding @@l", func() bool { return rec.isRunning("v") })
 				<-time.After(3 * world.DefaultLeaseTimeout)
 				if !rec.isRunning("v") {
@@ -332,7 +336,7 @@ func TestClusterSemaphoreLostCancelsCheckApply(t *testing.T) {
 				}
 				c.Heal()
 				waitFor(t, "the retry", func() bool { return v.checks.Load() == 2 })
-				close(v.gate)
+				openGate()
 				if err := r.stop(); err != nil {
 					t.Fatal(err)
 				}
