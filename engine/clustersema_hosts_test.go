@@ -214,14 +214,17 @@ func TestClusterSemaphoreHolderKilledAnotherStartsWithinBound(t *testing.T) {
 	prod := cluster.DefaultServerConfig()
 	prod.GossipBind, prod.Raft.BindAddr = "127.0.0.1:0", "127.0.0.1:0"
 	for _, tc := range []struct {
-		name  string
-		cfg   *cluster.ServerConfig
-		lease time.Duration
-		d     time.Duration // the job's length: past the kill
-		bound time.Duration
+		name   string
+		cfg    *cluster.ServerConfig
+		lease  time.Duration
+		d      time.Duration // the job's length: past the kill
+		bound  time.Duration
+		leader bool // the holder is the cluster's leader
 	}{
-		{"test timings", nil, 250 * time.Millisecond, 2 * time.Second, time.Second},
-		{"production timings", &prod, world.DefaultLeaseTimeout, time.Minute, 12 * time.Second},
+		{"test timings", nil, 250 * time.Millisecond, 2 * time.Second, time.Second, false},
+		{"test timings, leader holds", nil, 250 * time.Millisecond, 2 * time.Second, time.Second, true},
+		{"production timings", &prod, world.DefaultLeaseTimeout, time.Minute, 12 * time.Second, false},
+		{"production timings, leader holds", &prod, world.DefaultLeaseTimeout, time.Minute, 12 * time.Second, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -235,7 +238,7 @@ func TestClusterSemaphoreHolderKilledAnotherStartsWithinBound(t *testing.T) {
 				var holder semaHost
 				var others []semaHost
 				for _, h := range hosts {
-					if h.slot != leader && holder.slot == nil {
+					if (h.slot == leader) == tc.leader && holder.slot == nil {
 						holder = h
 					} else {
 						others = append(others, h)
@@ -248,7 +251,7 @@ func TestClusterSemaphoreHolderKilledAnotherStartsWithinBound(t *testing.T) {
 					runs = append(runs, runJob(t, h, "@@x:1", tc.d, tl))
 				}
 				waitFor(t, "two waiters", func() bool {
-					st, _ := leader.FSM().Sema("x")
+					st, _ := others[0].slot.FSM().Sema("x")
 					return len(st.Waiters) == 2
 				})
 				<-time.After(tc.d / 4)
