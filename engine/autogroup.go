@@ -202,6 +202,7 @@ func (g *group) Init(rt *Runtime) error {
 			Refresh:  rt.Refresh,
 			Send:     func(map[string]any) error { return errors.New("send: grouped resources cannot send") },
 			Recv:     func() map[string]bool { return nil },
+			Fences:   rt.Fences, // the group's slots, the union of its members' tags
 		}
 		if err := safeInit(m.Res, mrt); err != nil {
 			for _, done := range g.members[:i] {

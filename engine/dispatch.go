@@ -79,8 +79,7 @@ func (s *scheduler) runningDescendant(n *node) *node {
 // start marks n running and returns the function that launches its
 // CheckApply on a goroutine of its own, or nil if the CheckApply failed
 // before it could start (a received value the resource rejects). The
-// goroutine takes n's semaphores in sorted order first; the scheduler
-// releases them once it has handled the result.
+// goroutine (see run) takes n's semaphores first.
 func (s *scheduler) start(n *node) func() {
 	n.running, n.dirty = true, false
 	refresh := n.refresh
@@ -106,52 +105,111 @@ func (s *scheduler) start(n *node) func() {
 			return nil
 		}
 	}
-	sems := s.semaphores(n)
+	sems, cluster := s.semaphores(n)
 	ctx, cancel := context.WithCancelCause(s.applyCtx)
 	n.applyCancel = cancel
 	semaCtx, semaCancel := s.semaCtx, context.CancelFunc(func() {})
-	if len(sems) > 0 {
+	if len(sems)+len(cluster) > 0 {
 		// Its own, so that a swap dooming n can end the wait.
 		semaCtx, semaCancel = context.WithCancel(s.semaCtx)
 		n.semaCancel = semaCancel
 	}
-	timeout := n.meta.Timeout
-	return func() {
-		go func() {
-			for _, w := range sems {
-				if err := w.Acquire(semaCtx, 1); err != nil {
-					r.notRun = true
-					break
-				}
-				r.held = append(r.held, w)
-			}
-			semaCancel()
-			if errors.Is(context.Cause(ctx), errReplaced) {
-				r.notRun = true // doomed and cancelled while it waited
-			}
-			if !r.notRun {
-				cctx, cancel := ctx, context.CancelFunc(func() {})
-				if timeout > 0 {
-					cctx, cancel = context.WithTimeoutCause(ctx, timeout,
-						fmt.Errorf("CheckApply timed out after %v", timeout))
-				}
-				r.ok, r.err = safeCheckApply(cctx, n.res, apply)
-				if r.err != nil && cctx.Err() != nil && s.applyCtx.Err() == nil {
-					r.err = fmt.Errorf("%w: %w", context.Cause(cctx), r.err)
-				}
-				cancel()
-			}
-			cancel(nil)
-			n.curRecv.Store(nil)
-			select {
-			case s.results <- r:
-			case <-s.gone: // the engine gave up waiting after Abort
-				for _, w := range r.held {
-					w.Release(1)
-				}
-			}
-		}()
+	l := launch{n: n, r: r, ctx: ctx, cancel: cancel, sems: sems, cluster: cluster,
+		semaCtx: semaCtx, semaCancel: semaCancel, timeout: n.meta.Timeout}
+	return func() { go s.run(l) }
+}
+
+// launch is what the goroutine of one CheckApply needs.
+type launch struct {
+	n      *node
+	r      result
+	ctx    context.Context // the CheckApply's; cancel ends it
+	cancel context.CancelCauseFunc
+	// sems and cluster are the semaphores to take first, in this order:
+	// the host's own, then the cluster's.
+	sems       []*semaphore.Weighted
+	cluster    []clusterSema
+	semaCtx    context.Context // ends the wait for them
+	semaCancel context.CancelFunc
+	timeout    time.Duration // Meta.Timeout
+}
+
+// run is the goroutine of one CheckApply: it takes the vertex's semaphores
+// (local ones first, then the cluster's), runs CheckApply unless the wait
+// was cut short, reports the result, and then gives back the cluster
+// slots it took (the scheduler releases the local semaphores when it
+// handles the result).
+func (s *scheduler) run(l launch) {
+	n, r := l.n, l.r
+	for _, w := range l.sems {
+		if err := w.Acquire(l.semaCtx, 1); err != nil {
+			r.notRun = true
+			break
+		}
+		r.held = append(r.held, w)
 	}
+	var slots []slot
+	if !r.notRun && len(l.cluster) > 0 {
+		var err error
+		slots, err = s.acquireSlots(l.semaCtx, l.cluster)
+		switch {
+		case err != nil && l.semaCtx.Err() != nil:
+			r.notRun = true // stopping, or doomed by a swap
+		case err != nil:
+			r.err = err
+		}
+		watchLost(l.ctx, l.cancel, slots)
+	}
+	l.semaCancel()
+	if errors.Is(context.Cause(l.ctx), errReplaced) {
+		r.notRun = true // doomed and cancelled while it waited
+	}
+	if !r.notRun && r.err == nil {
+		r.ok, r.err = s.checkApply(l, slots)
+	}
+	l.cancel(nil)
+	n.curRecv.Store(nil)
+	if len(slots) > 0 {
+		s.slotWG.Add(1) // before the result, so that Run waits for the release
+		defer s.slotWG.Done()
+	}
+	select {
+	case s.results <- r:
+	case <-s.gone: // the engine gave up waiting after Abort
+		for _, w := range r.held {
+			w.Release(1)
+		}
+	}
+	s.releaseSlots(slots)
+}
+
+// checkApply runs the vertex's CheckApply under its timeout, with the
+// fencing tokens of the cluster slots it holds. A slot lost before or
+// while it runs fails the run.
+func (s *scheduler) checkApply(l launch, slots []slot) (ok bool, err error) {
+	if cause := context.Cause(l.ctx); errors.Is(cause, ErrClusterSemaphoreLost) {
+		return false, cause
+	}
+	ctx, cancel := l.ctx, context.CancelFunc(func() {})
+	if l.timeout > 0 {
+		ctx, cancel = context.WithTimeoutCause(l.ctx, l.timeout,
+			fmt.Errorf("CheckApply timed out after %v", l.timeout))
+	}
+	defer cancel()
+	if len(slots) > 0 {
+		f := fences(slots)
+		l.n.curFences.Store(&f)
+		defer l.n.curFences.Store(nil)
+	}
+	ok, err = safeCheckApply(ctx, l.n.res, l.r.apply)
+	if err != nil && ctx.Err() != nil && s.applyCtx.Err() == nil {
+		err = fmt.Errorf("%w: %w", context.Cause(ctx), err)
+	}
+	if cause := context.Cause(l.ctx); err == nil && errors.Is(cause, ErrClusterSemaphoreLost) {
+		// It finished, but not surely while this host held the slot.
+		return false, cause
+	}
+	return ok, err
 }
 
 // receive sets the received values in n's resource, re-validates it, and
@@ -177,15 +235,16 @@ func receive(n *node, recv map[string]any) (err error) {
 }
 
 // semaphores resolves n's semaphore tags, plus the global one, to local
-// semaphores in sorted order of their ids.
-func (s *scheduler) semaphores(n *node) []*semaphore.Weighted {
+// semaphores in sorted order of their ids, and lists its cluster
+// semaphores, sorted too.
+func (s *scheduler) semaphores(n *node) ([]*semaphore.Weighted, []clusterSema) {
 	var out []*semaphore.Weighted
 	if s.global != nil {
 		out = append(out, s.global) // always first: one global order
 	}
 	tags := n.meta.Sema
 	if len(tags) == 0 {
-		return out
+		return out, nil
 	}
 	type idCount struct {
 		id    string
@@ -201,7 +260,12 @@ func (s *scheduler) semaphores(n *node) []*semaphore.Weighted {
 	}
 	slices.SortFunc(parsed, func(a, b idCount) int { return strings.Compare(a.id, b.id) })
 	parsed = slices.CompactFunc(parsed, func(a, b idCount) bool { return a.id == b.id })
+	var cluster []clusterSema
 	for _, p := range parsed {
+		if name, ok := strings.CutPrefix(p.id, clusterSemaPrefix); ok {
+			cluster = append(cluster, clusterSema{id: name, count: p.count})
+			continue
+		}
 		e := s.sems[p.id]
 		if e == nil || e.count != p.count {
 			// A new count makes a new semaphore; holders of the old one
@@ -211,7 +275,7 @@ func (s *scheduler) semaphores(n *node) []*semaphore.Weighted {
 		}
 		out = append(out, e.w)
 	}
-	return out
+	return out, cluster
 }
 
 // finish records the outcome of a CheckApply.

@@ -49,7 +49,9 @@
 // polls and rate-limited events are entries in one timer heap owned by the
 // scheduler, so they cost no goroutines and stopping interrupts them at once.
 // Semaphores ("id" or "id:count") are taken in sorted order on the CheckApply
-// goroutine, so no graph can deadlock on them.
+// goroutine, so no graph can deadlock on them: this host's first, then the
+// cluster's ("@@id", held through Config.ClusterSemaphores, whose fencing
+// tokens the CheckApply sees in Runtime.Fences; a lost slot cancels it).
 //
 // After a CheckApply that changed something, each notify edge out of the
 // vertex delivers a refresh, seen once by the child's next CheckApply. With

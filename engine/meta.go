@@ -45,10 +45,11 @@ type Meta struct {
 	Burst int
 
 	// Sema lists counting semaphores the vertex holds while its CheckApply
-	// runs: "id" (one holder at a time) or "id:count". They are taken in
-	// sorted order, so no graph can deadlock on them. They belong to this
-	// host; tags starting with "@@" (cluster-wide in mgmt's format) are
-	// refused, see ErrClusterSemaphore.
+	// runs: "id" (one holder at a time) or "id:count". A tag starting with
+	// "@@" names a semaphore the whole cluster shares (at most count
+	// holders cluster-wide, see Config.ClusterSemaphores); the others
+	// belong to this host. The host's own are taken first, then the
+	// cluster's, each in sorted order, so no graph can deadlock on them.
 	Sema []string
 
 	// Rewatch restarts a dead vertex (its Init or Watch failed) when a new
@@ -103,21 +104,21 @@ func (m Meta) Equal(o Meta) bool {
 		m.Rewatch == o.Rewatch && m.NoAutoEdge == o.NoAutoEdge && m.NoAutoGroup == o.NoAutoGroup
 }
 
-// ErrClusterSemaphore is returned for a semaphore tag starting with "@@",
-// which in mgmt's format names a semaphore shared by the whole cluster.
-// Those are not built yet, and taking one for a semaphore of this host
-// alone would only pretend to work.
-var ErrClusterSemaphore = errors.New("cluster-wide semaphores (tags starting with @@) are not built yet")
+// clusterSemaPrefix starts a semaphore tag that names a semaphore the
+// whole cluster shares (mgmt's format).
+const clusterSemaPrefix = "@@"
+
+// maxClusterSemaID is the longest id (without the @@) the cluster stores
+// for a semaphore, in bytes.
+const maxClusterSemaID = 256
 
 // ParseSema splits a semaphore tag into its id and count: "id" holds one,
 // "id:count" holds count (the integer after the last colon). The count must
 // be positive; an id made only of digits is rejected, since it reads like a
-// count that lost its id. A tag starting with "@@" is refused with
-// ErrClusterSemaphore.
+// count that lost its id. A tag starting with "@@" keeps the @@ in its id
+// (a cluster semaphore and a local one of the same name are two
+// semaphores), and its name after the @@ follows the same rules.
 func ParseSema(tag string) (id string, count int64, err error) {
-	if strings.HasPrefix(tag, "@@") {
-		return "", 0, fmt.Errorf("%q: %w; drop the @@ for a semaphore on this host", tag, ErrClusterSemaphore)
-	}
 	id, count = tag, 1
 	if i := strings.LastIndexByte(tag, ':'); i >= 0 {
 		n, perr := strconv.ParseInt(tag[i+1:], 10, 64)
@@ -126,10 +127,14 @@ func ParseSema(tag string) (id string, count int64, err error) {
 		}
 		id, count = tag[:i], n
 	}
-	if id == "" {
+	name, cluster := strings.CutPrefix(id, clusterSemaPrefix)
+	switch {
+	case name == "":
 		return "", 0, fmt.Errorf("%q: the id is empty", tag)
+	case cluster && len(name) > maxClusterSemaID:
+		return "", 0, fmt.Errorf("%q: the id after @@ is %d bytes, at most %d", tag, len(name), maxClusterSemaID)
 	}
-	if _, perr := strconv.ParseInt(id, 10, 64); perr == nil {
+	if _, perr := strconv.ParseInt(name, 10, 64); perr == nil {
 		return "", 0, fmt.Errorf("%q: the id is a bare number; write id:count", tag)
 	}
 	return id, count, nil

@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"context"
-	"errors"
 	"reflect"
 	"slices"
 	"strings"
@@ -356,15 +355,20 @@ func TestMetaValidation(t *testing.T) {
 			t.Errorf("ParseSema(%q) = %q, %d, %v", tag, id, count, err)
 		}
 	}
-	// Semaphores sharing an id must agree on the count; @@ is not built yet.
+	// Semaphores sharing an id must agree on the count, cluster ones too;
+	// "@@s" is the cluster's, another semaphore than the host's "s".
 	rec := newRecorder()
 	g := graphOfVertices(t, []engine.Vertex{
 		{ID: id("a"), Res: newFake(rec, "a"), Meta: engine.Meta{Sema: []string{"s:2"}}},
 		{ID: id("b"), Res: newFake(rec, "b"), Meta: engine.Meta{Sema: []string{"s:3"}}},
-		{ID: id("c"), Res: newFake(rec, "c"), Meta: engine.Meta{Sema: []string{"@@c"}}},
+		{ID: id("c"), Res: newFake(rec, "c"), Meta: engine.Meta{Sema: []string{"@@s:5"}}},
+		{ID: id("d"), Res: newFake(rec, "d"), Meta: engine.Meta{Sema: []string{"@@t"}}},
+		{ID: id("e"), Res: newFake(rec, "e"), Meta: engine.Meta{Sema: []string{"@@t:2"}}},
 	})
 	err := g.Validate()
-	if err == nil || !strings.Contains(err.Error(), `holds semaphore "s" with count 2`) || !errors.Is(err, engine.ErrClusterSemaphore) {
+	if err == nil || !strings.Contains(err.Error(), `holds semaphore "s" with count 2`) ||
+		!strings.Contains(err.Error(), `fake[e]: meta: sema "@@t:2": fake[d] holds semaphore "@@t" with count 1`) ||
+		strings.Contains(err.Error(), "@@s") {
 		t.Errorf("got %v", err)
 	}
 }

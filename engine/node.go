@@ -24,10 +24,11 @@ type node struct {
 	meta Meta
 
 	// Shared with other goroutines.
-	sig        atomic.Uint32                   // pending signals from Watch, see sig*
-	curRefresh atomic.Bool                     // Refresh() during the current CheckApply
-	watchErr   error                           // written by the Watch goroutine before sigWatchExit
-	curRecv    atomic.Pointer[map[string]bool] // Recv() during the current CheckApply
+	sig        atomic.Uint32                     // pending signals from Watch, see sig*
+	curRefresh atomic.Bool                       // Refresh() during the current CheckApply
+	watchErr   error                             // written by the Watch goroutine before sigWatchExit
+	curRecv    atomic.Pointer[map[string]bool]   // Recv() during the current CheckApply
+	curFences  atomic.Pointer[map[string]uint64] // Fences() during the current CheckApply
 	sendMu     sync.Mutex
 	sendBuf    map[string]any // values sent by the current CheckApply; guarded by sendMu
 

@@ -88,6 +88,14 @@ type Runtime struct {
 	// so Watch must not read a parameter that can be received after it has
 	// called Running.
 	Recv func() map[string]bool
+	// Fences returns, during CheckApply, the fencing token of each cluster
+	// semaphore slot the CheckApply runs under (meta sema tags starting
+	// with "@@"), by semaphore id without the @@; nil when it holds none.
+	// A token is larger than that of every earlier holder of the
+	// semaphore: pass it to the system the semaphore guards, so that it
+	// can refuse a holder whose slot has gone since. The map is the
+	// caller's.
+	Fences func() map[string]uint64
 }
 
 // Kind describes one kind of resource for a [Registry].

@@ -2,7 +2,9 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -21,6 +23,11 @@ type scheduler struct {
 	semaCtx     context.Context // semaphore waits; cancelled when stopping
 	semaCancel  context.CancelFunc
 	watchCtx    context.Context // parent of every Watch context
+	// slotRetry ends the retries of cluster slot releases that failed
+	// (see releaseSlots); slotWG counts the goroutines releasing slots.
+	slotRetry       context.Context
+	slotRetryCancel context.CancelFunc
+	slotWG          sync.WaitGroup
 
 	inbox   *inbox
 	results chan result
@@ -69,7 +76,7 @@ func newScheduler(ctx context.Context, e *Engine) *scheduler {
 	base := context.WithoutCancel(ctx)
 	applyCtx, applyCancel := context.WithCancel(base)
 	semaCtx, semaCancel := context.WithCancel(base)
-	return &scheduler{
+	s := &scheduler{
 		cfg:         e.cfg,
 		log:         e.log,
 		abort:       e.abort,
@@ -87,6 +94,8 @@ func newScheduler(ctx context.Context, e *Engine) *scheduler {
 		conv:        newConverger(e.cfg.ConvergedTimeout, e.cfg.OnConverged),
 		global:      globalSema(e.cfg.Sema),
 	}
+	s.slotRetry, s.slotRetryCancel = context.WithCancel(base)
+	return s
 }
 
 func globalSema(n int) *semaphore.Weighted {
@@ -99,6 +108,7 @@ func globalSema(n int) *semaphore.Weighted {
 // loop is the scheduler goroutine's body.
 func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
 	defer close(s.gone)
+	defer s.slotRetryCancel()
 	defer s.applyCancel()
 	defer s.semaCancel()
 	defer s.timers.stop()
@@ -132,6 +142,7 @@ func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
 			s.stopping, s.aborted, done, abort, graphs = true, true, nil, nil, nil
 			s.semaCancel()
 			s.applyCancel()
+			s.slotRetryCancel()
 			giveUp = time.After(s.cfg.StopTimeout)
 		case <-giveUp:
 			s.log.Error("resources ignored cancellation; stopping without them",
@@ -147,7 +158,7 @@ func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
 				s.log.Error("nil graph ignored")
 				continue
 			}
-			if err := g.Validate(); err != nil {
+			if err := errors.Join(g.Validate(), s.checkClusterSemas(g)); err != nil {
 				s.log.Error("graph rejected; keeping the running one", "graph", g.Name, "err", err)
 				continue
 			}
@@ -169,6 +180,9 @@ func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
 	}
 	s.stopAll()
 	s.state.flushNow()
+	// Cluster slots still being released get one last attempt.
+	s.slotRetryCancel()
+	s.slotWG.Wait()
 	if s.aborted {
 		return ErrAborted
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -181,6 +182,12 @@ func (s *scheduler) startWatch(n *node, now time.Time) {
 		Recv: func() map[string]bool {
 			if p := n.curRecv.Load(); p != nil {
 				return *p
+			}
+			return nil
+		},
+		Fences: func() map[string]uint64 {
+			if p := n.curFences.Load(); p != nil {
+				return maps.Clone(*p)
 			}
 			return nil
 		},

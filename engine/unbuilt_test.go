@@ -1,29 +1,68 @@
 package engine_test
 
 import (
-	"errors"
 	"strings"
 	"testing"
+	"testing/synctest"
 
 	"github.com/graftcm/graft/engine"
 )
 
-// ParseSema took "@@lock" for a semaphore of this host named "@@lock", so
-// a graph that reached it without Graph.Validate would seem to hold a
-// cluster-wide lock while holding a local one. Such tags are refused, in
-// words that say the feature is not built yet.
+// A tag starting with @@ names a semaphore of the cluster: its id keeps
+// the @@, so it is never taken for the host's semaphore of the same name,
+// and its name follows the rules of local ones.
 func TestClusterSemaphoreTagIsNotTakenForALocalOne(t *testing.T) {
-	for _, tag := range []string{"@@lock", "@@lock:2"} {
+	for tag, want := range map[string]struct {
+		id    string
+		count int64
+	}{"@@lock": {"@@lock", 1}, "@@lock:2": {"@@lock", 2}, "@@ns:db:3": {"@@ns:db", 3}} {
 		id, count, err := engine.ParseSema(tag)
-		if !errors.Is(err, engine.ErrClusterSemaphore) {
-			t.Errorf("ParseSema(%q) = %q, %d, %v; want ErrClusterSemaphore", tag, id, count, err)
-			continue
-		}
-		if msg := err.Error(); !strings.Contains(msg, "not built yet") || strings.Contains(msg, "World") {
-			t.Errorf("ParseSema(%q): %q should say not built yet, without internal names", tag, msg)
-		}
-		if err := (engine.Meta{Sema: []string{tag}}).Validate(); !errors.Is(err, engine.ErrClusterSemaphore) {
-			t.Errorf("Meta{Sema: %q}.Validate() = %v, want ErrClusterSemaphore", tag, err)
+		if err != nil || id != want.id || count != want.count {
+			t.Errorf("ParseSema(%q) = %q, %d, %v; want %q, %d", tag, id, count, err, want.id, want.count)
 		}
 	}
+	for tag, want := range map[string]string{
+		"@@":                            "empty",
+		"@@:2":                          "empty",
+		"@@12":                          "bare number",
+		"@@x:0":                         "positive",
+		"@@" + strings.Repeat("x", 257): "at most 256",
+	} {
+		if _, _, err := engine.ParseSema(tag); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseSema(%q): %v, want an error saying %q", tag, err, want)
+		}
+	}
+}
+
+// An engine with no cluster refuses a graph holding a cluster semaphore
+// when it loads, naming the vertex and the tag, and keeps running the
+// graph it has.
+func TestClusterSemaphoreNeedsACluster(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		logs := newLogCapture()
+		rec := newRecorder()
+		a := newFake(rec, "a")
+		r := start(t, graphOf(t, []*fake{a}), func(c *engineConfig) { c.Logger = slogOf(logs) })
+		synctest.Wait()
+		checks(t, map[*fake]int{a: 1})
+
+		b := newFake(rec, "b")
+		r.graphs <- graphOfVertices(t, []engine.Vertex{{ID: id("a"), Res: a},
+			{ID: id("b"), Res: b, Meta: engine.Meta{Sema: []string{"local", "@@db:2"}}}})
+		synctest.Wait()
+		if b.inits.Load() != 0 {
+			t.Fatal("a graph with a cluster semaphore was run by an engine without a cluster")
+		}
+		rejected := logs.records("graph rejected; keeping the running one")
+		if len(rejected) != 1 {
+			t.Fatalf("got %d rejections, want 1", len(rejected))
+		}
+		want := `fake[b]: meta: sema "@@db:2": ` + engine.ErrNoClusterSemaphores.Error()
+		if err := rejected[0].attrs["err"]; err != want {
+			t.Errorf("rejected with %q, want %q", err, want)
+		}
+		if err := r.stop(); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

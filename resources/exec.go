@@ -46,7 +46,9 @@ type Exec struct {
 	// agent's environment; otherwise nothing else is passed on (not even
 	// PATH, although a program named without a slash is still looked up in
 	// the agent's PATH) but GRAFT_EXEC_RUN, by which a restarted agent
-	// recognises what its killed predecessor left running.
+	// recognises what its killed predecessor left running, and, for cmd
+	// and ifcmd, GRAFT_FENCE_<ID>: the fencing token of each cluster
+	// semaphore (meta sema "@@id") the run holds (see fenceEnvName).
 	Env map[string]string `yaml:"env"`
 
 	// WatchCmd, if set, runs for as long as the resource is watched; every
@@ -315,7 +317,7 @@ func (e *Exec) reason() string {
 // checkIf runs IfCmd and reports whether Cmd should run: it should if IfCmd
 // exits zero.
 func (e *Exec) checkIf(ctx context.Context) (bool, error) {
-	out, err := e.ifCommand().run(ctx)
+	out, err := e.fenced(e.ifCommand()).run(ctx)
 	if err != nil {
 		return false, fmt.Errorf("ifcmd: %w", err)
 	}
@@ -345,7 +347,7 @@ func (e *Exec) runCmd(ctx context.Context) error {
 		attrs = append(attrs, "shell", e.Shell)
 	}
 	e.rt.Logger.Info("running cmd", attrs...)
-	out, err := e.mainCommand().run(ctx)
+	out, err := e.fenced(e.mainCommand()).run(ctx)
 	if err != nil {
 		return fmt.Errorf("cmd: %w", err)
 	}
