@@ -373,3 +373,39 @@ func TestGroupedVerticesSeeTheGroupsFences(t *testing.T) {
 		}
 	})
 }
+
+// A noop check (meta noop, or an engine in noop) changes nothing, so it
+// takes no cluster slot: a preview on one host never queues ahead of, or
+// holds up, the hosts that apply. It still sees no fencing token.
+func TestNoopCheckTakesNoClusterSlot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, ws := semaWorlds(t)
+		other, err := ws[1].Acquire(t.Context(), "db", 1) // another host holds @@db
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = other.Release(context.Background()) }) // a failed test must not leak its guard
+		rec := newRecorder()
+		v := &fenced{fake: newFake(rec, "v")}
+		calls := &slotLog{cs: ws[0]}
+		r := start(t, graphOfVertices(t, []engine.Vertex{
+			{ID: id("v"), Res: v, Meta: engine.Meta{Sema: []string{"@@db"}, Noop: true}},
+		}), func(cfg *engineConfig) { cfg.ClusterSemaphores = calls })
+		waitFor(t, "v checked", func() bool { return v.checks.Load() == 1 })
+		if got := calls.ids(); len(got) > 0 {
+			t.Errorf("a noop check asked the cluster for %v", got)
+		}
+		if st := semaState(c.Members[0], "db"); hasSlot(st, "node0", true) || hasSlot(st, "node0", false) {
+			t.Errorf("a noop check holds or waits for a slot: %+v", st)
+		}
+		if seen := v.fences(); len(seen) != 1 || len(seen[0]) != 0 {
+			t.Errorf("fences seen %v, want none", seen)
+		}
+		if err := other.Release(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.stop(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -106,6 +106,11 @@ func (s *scheduler) start(n *node) func() {
 		}
 	}
 	sems, cluster := s.semaphores(n)
+	if !apply {
+		// A noop check changes nothing: it takes no cluster slot, so a
+		// preview on one host never holds up the hosts that apply.
+		cluster = nil
+	}
 	ctx, cancel := context.WithCancelCause(s.applyCtx)
 	n.applyCancel = cancel
 	semaCtx, semaCancel := s.semaCtx, context.CancelFunc(func() {})

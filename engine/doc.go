@@ -51,7 +51,8 @@
 // Semaphores ("id" or "id:count") are taken in sorted order on the CheckApply
 // goroutine, so no graph can deadlock on them: this host's first, then the
 // cluster's ("@@id", held through Config.ClusterSemaphores, whose fencing
-// tokens the CheckApply sees in Runtime.Fences; a lost slot cancels it).
+// tokens the CheckApply sees in Runtime.Fences; a lost slot cancels it; a
+// noop check takes none).
 //
 // After a CheckApply that changed something, each notify edge out of the
 // vertex delivers a refresh, seen once by the child's next CheckApply. With
