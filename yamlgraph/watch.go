@@ -39,6 +39,9 @@ type WatchConfig struct {
 	// Debounce is the quiet period after a change before the file is read
 	// again. Zero means DefaultDebounce.
 	Debounce time.Duration
+	// Hostname is what {{ .Hostname }} expands to in a templated graph
+	// (template: true); empty means this machine's host name.
+	Hostname string
 	// Logger receives reloads, parse errors (at Error level, one record per
 	// problem) and warnings. Nil discards them.
 	Logger *slog.Logger
@@ -84,7 +87,7 @@ func Open(cfg WatchConfig) (*Watcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := Parse(cfg.Path, data, cfg.Registry)
+	res, err := ParseWith(cfg.Path, data, cfg.Registry, Options{Hostname: cfg.Hostname})
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +166,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- *engine.Graph) error {
 				w.log.Info("graph file is back to the running graph", "file", w.cfg.Path)
 				continue
 			}
-			res, err := Parse(w.cfg.Path, data, w.cfg.Registry)
+			res, err := ParseWith(w.cfg.Path, data, w.cfg.Registry, Options{Hostname: w.cfg.Hostname})
 			if err != nil {
 				w.logErrors(err)
 				continue
