@@ -32,6 +32,10 @@ const deployAttempts = 100
 // ErrNoDeploy means the deploy asked for does not exist.
 var ErrNoDeploy = errors.New("no such deploy")
 
+// ErrNewestAlready means a rollback named the newest deploy: it would
+// change nothing.
+var ErrNewestAlready = errors.New("is the newest already: nothing to roll back")
+
 // ErrDeployTooLarge means a graph is larger than MaxDeploySize.
 var ErrDeployTooLarge = fmt.Errorf("deploy larger than %d bytes", MaxDeploySize)
 
@@ -103,7 +107,7 @@ func (w *World) Rollback(ctx context.Context, n uint64) (uint64, error) {
 		return 0, err
 	}
 	if newest.Number == n {
-		return 0, fmt.Errorf("world: deploy %d is the newest already: nothing to roll back", n)
+		return 0, fmt.Errorf("world: deploy %d %w", n, ErrNewestAlready)
 	}
 	return w.deploy(ctx, Deploy{Origin: old.Origin, Graph: old.Graph, RollbackOf: n})
 }

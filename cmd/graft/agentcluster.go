@@ -26,6 +26,7 @@ type agentCluster struct {
 	e        *env
 	shutdown func()        // makes the agent stop
 	left     *leaveOutcome // how the leave went, for the API's /v1/leave
+	worlds   *worldRef     // the current side's World, for deploys and converged states
 	// oneShot: the cluster lives in memory, for this run only (see
 	// isOneShot).
 	oneShot bool
@@ -74,7 +75,7 @@ func startCluster(ctx context.Context, o agentOptions, dir string, log *slog.Log
 		return nil, err
 	}
 	movesCtx, stopMoves := context.WithCancel(ctx)
-	a := &agentCluster{o: o, dir: dir, log: log, e: e, left: newLeaveOutcome(),
+	a := &agentCluster{o: o, dir: dir, log: log, e: e, left: newLeaveOutcome(), worlds: newWorldRef(),
 		oneShot: isOneShot(o, dir), moves: newMoveQueue(), stopMoves: stopMoves, movesDone: make(chan struct{})}
 	a.shutdown = func() {
 		stopMoves()
@@ -222,7 +223,8 @@ func (a *agentCluster) serveAPI(side *clusterSide) error {
 	if err != nil {
 		return err
 	}
-	apiSrv, err := api.NewServer(api.Config{Store: w, Status: node.Status, Node: node, Host: a.o.hostname, Version: version(),
+	a.worlds.set(w, side.srv.Members)
+	apiSrv, err := api.NewServer(api.Config{Store: w, Deploys: w, Status: node.Status, Node: node, Host: a.o.hostname, Version: version(),
 		Cluster: side.srv, Join: a.join(side), OwnKey: func(key string) bool {
 			tok, err := cluster.ParseToken(key)
 			return err == nil && tok.Equal(side.key.tok)

@@ -33,6 +33,8 @@ func runCommand(e *env) *cli.Command {
 		&cli.BoolFlag{Name: "noop", Usage: "check every resource and report what would change, changing nothing"},
 		&cli.IntFlag{Name: "sema", Usage: "at most `N` resources apply at once; 0 means no limit"},
 		&cli.StringFlag{Name: "converged-status-file", Usage: "keep `PATH` holding the converged state, \"true\" or \"false\" and a newline"},
+		&cli.BoolFlag{Name: "cluster-converged", Usage: "with --converged-exit, exit only once every live host of the cluster is converged"},
+		deploysFlag(),
 	}, append(clusterFlags(), logFlags()...)...)
 	return &cli.Command{
 		Name:      "run",
@@ -58,14 +60,15 @@ func runCommand(e *env) *cli.Command {
 			Name:      "yaml",
 			Usage:     "run the graph in a YAML file (mgmt's graph format)",
 			ArgsUsage: "FILE",
+			Flags:     []cli.Flag{deploysFlag()},
 			Action: func(c *cli.Context) error {
-				file, err := oneArg(c, "graph file")
+				file, err := yamlArgs(c)
 				if err != nil {
 					return err
 				}
 				return runAgent(c, e, file)
 			},
-		}},
+		}, runEmptyCommand(e)},
 	}
 }
 
@@ -79,6 +82,8 @@ type agentOptions struct {
 	noop             bool
 	sema             int
 	statusFile       string
+	clusterConverged bool      // --cluster-converged
+	deploys          bool      // follow the World's deploys
 	logFormat        logFormat // what the log is written in, whatever wraps its handler
 	clusterOptions
 }
@@ -92,6 +97,9 @@ func parseAgentOptions(c *cli.Context) (agentOptions, error) {
 		noop:          c.Bool("noop"),
 		sema:          c.Int("sema"),
 		statusFile:    c.String("converged-status-file"),
+		// `run empty` follows deploys; the flag may be on run or on yaml.
+		clusterConverged: c.Bool("cluster-converged"),
+		deploys:          c.Bool("deploys") || c.Command.Name == "empty",
 	}
 	var err error
 	if o.logFormat, err = parseLogFormat(c); err != nil {
@@ -119,6 +127,9 @@ func parseAgentOptions(c *cli.Context) (agentOptions, error) {
 	}
 	if o.convergedExit && o.convergedTimeout < 0 {
 		return o, usageError("--converged-exit needs --converged-timeout")
+	}
+	if o.clusterConverged && !o.convergedExit {
+		return o, usageError("--cluster-converged needs --converged-exit")
 	}
 	if o.hostname == "" {
 		h, err := os.Hostname()
@@ -178,7 +189,7 @@ func runAgent(c *cli.Context, e *env, file string) error {
 	var watcher *yamlgraph.Watcher
 	if file != "" {
 		watcher, err = yamlgraph.Open(yamlgraph.WatchConfig{
-			Path: file, Registry: reg, Files: hub, Logger: log.With("component", "yamlgraph"),
+			Path: file, Registry: reg, Files: hub, Hostname: opts.hostname, Logger: log.With("component", "yamlgraph"),
 		})
 		if err != nil {
 			return err
@@ -224,14 +235,23 @@ func runAgent(c *cli.Context, e *env, file string) error {
 	defer stopEngine()
 	var final *engine.Status // written on the engine's goroutine, read after Run returns
 	cfg := opts.engineConfig(dd, log)
+	published := newConvergedPublisher(cl.worlds, log.With("component", "converged"))
+	defer goRun(published.run, nil)()
+	var clusterWait *clusterConvergence
+	if opts.clusterConverged {
+		clusterWait = newClusterConvergence(cl.worlds, stopEngine, log)
+		defer goRun(clusterWait.run, nil)()
+	}
 	cfg.OnConverged = func(s engine.Status) {
 		status.set(s.Converged)
+		published.set(s.Converged)
+		clusterWait.set(s)
 		if !s.Converged {
 			log.Info("no longer converged")
 			return
 		}
 		log.Info("converged", "failed", len(s.Failed))
-		if opts.convergedExit && final == nil {
+		if opts.convergedExit && !opts.clusterConverged && final == nil {
 			final = &s
 			stopEngine()
 		}
@@ -249,20 +269,36 @@ func runAgent(c *cli.Context, e *env, file string) error {
 	}
 	var graphs chan *engine.Graph
 	watchErr := make(chan error, 1) // the graph watcher failing stops the agent
-	if watcher == nil {
+	if watcher == nil && !opts.deploys {
 		graphs = make(chan *engine.Graph, 1)
 		graphs <- graph
 	} else {
 		// Unbuffered, so the watcher holds the graph the engine has not
 		// taken yet and can replace it with a newer one.
 		graphs = make(chan *engine.Graph)
-		defer goRun(func(ctx context.Context) error { return watcher.Run(ctx, graphs) }, func(err error) {
-			watchErr <- err
-			stopEngine()
-		})()
+		fileGraphs := graphs
+		if opts.deploys {
+			fileGraphs = nil
+			if watcher != nil {
+				fileGraphs = make(chan *engine.Graph)
+			}
+			defer followDeploys(cl.worlds, reg, opts.hostname, fileGraphs, graphs, log, func(err error) {
+				watchErr <- err
+				stopEngine()
+			})()
+		}
+		if watcher != nil {
+			defer goRun(func(ctx context.Context) error { return watcher.Run(ctx, fileGraphs) }, func(err error) {
+				watchErr <- err
+				stopEngine()
+			})()
+		}
 	}
 
 	runErr := runEngine(engCtx, eng, graphs, e.hard, log)
+	if clusterWait != nil {
+		final = clusterWait.final()
+	}
 	runErr = errors.Join(runErr, cl.failure()) // a restart of the cluster side that failed stopped the agent
 	select {
 	case err := <-watchErr:
