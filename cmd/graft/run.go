@@ -39,13 +39,15 @@ func runCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "run",
 		Usage:     "run the agent",
-		UsageText: "graft run [flags] yaml FILE",
+		UsageText: "graft run [flags] yaml FILE\n   graft run [flags] empty",
 		Description: "run starts the agent. With `yaml FILE` it converges the graph in FILE and keeps it\n" +
 			"converged, repairing drift as it happens. Edits to FILE are swapped in live; an edit\n" +
 			"that does not parse is logged and the running graph kept. The first SIGINT or SIGTERM\n" +
 			"lets running resources finish, leaves the cluster and exits 0; a second one (more\n" +
 			"than 0.1s later: GNU timeout sends two at once) cancels them and exits within\n" +
 			"seconds, without leaving.\n\n" +
+			"With `empty` it runs the cluster's newest deploy (see graft deploy) and swaps to each\n" +
+			"newer one; with --deploys, `yaml FILE` does too once the cluster has a deploy.\n\n" +
 			"The agent is a member of a cluster holding the keys `graft kv` reads and writes. With\n" +
 			"nobody to --join, a fresh data dir starts a new cluster and prints the command that\n" +
 			"joins other nodes to it. The local API listens on <data-dir>/graft.sock.",
