@@ -166,3 +166,26 @@ func hostsOf(t *testing.T, n *testNode) (map[string]string, error) {
 	}
 	return out, nil
 }
+
+// graft status answers on a restarted node whose cluster has no leader:
+// the hosts' converged states, a read that waits for a leader until the
+// node has caught up, are reported as not known rather than failing (or
+// holding up) the whole status.
+func TestStatusAnswersWithoutALeader(t *testing.T) {
+	nodes := startCluster3(t, nil, nil, nil)
+	waitUntil(t, "three voters", func() (bool, error) {
+		got, err := nodes[0].trySuffrages(t)
+		return len(got) == 3 && got["a"] == "voter" && got["b"] == "voter" && got["c"] == "voter", err
+	})
+	for _, n := range nodes {
+		if err := n.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		<-n.done
+	}
+	startTestAgent(t, nodes[0].data, "a")
+	code, stdout, stderr := graft(t, "status", "--data-dir", nodes[0].data)
+	if code != 0 || !strings.Contains(stdout, "leader:        none") || !strings.Contains(stdout, "hosts: not known") {
+		t.Errorf("status without a leader: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}

@@ -37,15 +37,22 @@ func statusCommand(e *env) *cli.Command {
 				if err != nil {
 					return err
 				}
-				hosts, err := hostStates(ctx, client)
-				if err != nil {
-					return err
-				}
+				// The hosts' states are a read that waits for the
+				// cluster's leader until this node has caught up; the
+				// rest of the status must show without one.
+				hctx, cancel := context.WithTimeout(ctx, hostsTimeout)
+				hosts, herr := hostStates(hctx, client)
+				cancel()
 				if c.Bool("json") {
-					b, err := json.MarshalIndent(struct {
+					out := struct {
 						api.Status
-						Hosts []hostState `json:"hosts"`
-					}{st, hosts}, "", "  ")
+						Hosts      []hostState `json:"hosts"`
+						HostsError string      `json:"hosts_error,omitempty"`
+					}{Status: st, Hosts: hosts}
+					if herr != nil {
+						out.HostsError = herr.Error()
+					}
+					b, err := json.MarshalIndent(out, "", "  ")
 					if err != nil {
 						return err
 					}
@@ -53,6 +60,10 @@ func statusCommand(e *env) *cli.Command {
 					return err
 				}
 				if err := printStatus(e.stdout, st, time.Now()); err != nil {
+					return err
+				}
+				if herr != nil {
+					_, err := fmt.Fprintf(e.stdout, "hosts: not known: %v\n", herr)
 					return err
 				}
 				return printHosts(e.stdout, hosts)
@@ -104,6 +115,10 @@ func printStatus(w io.Writer, st api.Status, now time.Time) error {
 	line("version", "%s", st.Version)
 	return tw.Flush()
 }
+
+// hostsTimeout bounds how long `graft status` waits for the hosts'
+// converged states.
+const hostsTimeout = 2 * time.Second
 
 // hostState is a host of the cluster as `graft status` shows it.
 type hostState struct {
