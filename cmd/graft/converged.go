@@ -86,6 +86,7 @@ func (p *convergedPublisher) follow(ctx context.Context, w *world.World, replace
 	}
 	retry := time.NewTimer(0)
 	defer retry.Stop()
+	failing := false // the last write failed: further failures log at debug
 	for {
 		select {
 		case <-ctx.Done():
@@ -107,9 +108,18 @@ func (p *convergedPublisher) follow(ctx context.Context, w *world.World, replace
 		if err == nil {
 			err = w.SetHostValue(wctx, convergedNS, []byte(want))
 		}
-		if err != nil && wctx.Err() == nil {
-			p.log.Warn("cannot publish the converged state; trying again", "converged", want, "err", err, "retry", convergedRetry)
+		switch {
+		case err != nil && wctx.Err() == nil:
+			lvl := slog.LevelWarn
+			if failing {
+				lvl = slog.LevelDebug
+			}
+			p.log.Log(wctx, lvl, "cannot publish the converged state; trying again", "converged", want, "err", err, "retry", convergedRetry)
+			failing = true
 			retry.Reset(convergedRetry)
+		case err == nil && failing:
+			p.log.Info("converged state published", "converged", want)
+			failing = false
 		}
 	}
 }
