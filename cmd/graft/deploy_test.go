@@ -189,3 +189,31 @@ func TestStatusAnswersWithoutALeader(t *testing.T) {
 		t.Errorf("status without a leader: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 }
+
+// graft check and graft deploy validate a templated graph by expanding it
+// for this host: a template naming a field that does not exist is an
+// error with the file and line, and deploy stores nothing (it does not
+// even reach for the agent).
+func TestCheckAndDeployRefuseABadTemplate(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "t.yaml")
+	src := "template: true\nresources:\n  file:\n  - name: f\n    path: /tmp/f\n    content: \"{{ .Hostnme }}\"\n"
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := file + ":6:14: resources.file[0].content: template:"
+	if code, _, stderr := graft(t, "check", file); code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("check: exit %d, stderr %q; want 1 and %q", code, stderr, want)
+	}
+	code, _, stderr := graft(t, "deploy", "yaml", "--data-dir", filepath.Join(dir, "no-agent"), file)
+	if code != 1 || !strings.Contains(stderr, want) || !strings.Contains(stderr, "nothing deployed") {
+		t.Errorf("deploy: exit %d, stderr %q; want 1, %q and nothing deployed", code, stderr, want)
+	}
+	good := strings.Replace(src, "Hostnme", "Hostname", 1)
+	if err := os.WriteFile(file, []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, stdout, stderr := graft(t, "check", file); code != 0 || !strings.Contains(stdout, "ok") {
+		t.Errorf("check of the fixed template: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
