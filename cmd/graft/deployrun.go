@@ -176,3 +176,47 @@ func followDeploys(worlds *worldRef, reg *engine.Registry, host string, fileGrap
 		stopSource()
 	}
 }
+
+// graphSources are what feeds the engine its graphs: a graph file's
+// watcher (nil: none), the World's deploys if followed, or else the
+// initial graph alone.
+type graphSources struct {
+	initial *engine.Graph
+	watcher *yamlgraph.Watcher
+	deploys bool
+	worlds  *worldRef
+	reg     *engine.Registry
+	host    string
+	log     *slog.Logger
+}
+
+// start starts the sources and returns the channel the engine takes its
+// graphs from, and the function that stops them. onErr gets a source's
+// failure.
+func (s graphSources) start(onErr func(error)) (chan *engine.Graph, func()) {
+	if s.watcher == nil && !s.deploys {
+		graphs := make(chan *engine.Graph, 1)
+		graphs <- s.initial
+		return graphs, func() {}
+	}
+	// Unbuffered, so a source holds the graph the engine has not taken
+	// yet and can replace it with a newer one.
+	graphs := make(chan *engine.Graph)
+	var stops []func()
+	fileGraphs := graphs
+	if s.deploys {
+		fileGraphs = nil
+		if s.watcher != nil {
+			fileGraphs = make(chan *engine.Graph)
+		}
+		stops = append(stops, followDeploys(s.worlds, s.reg, s.host, fileGraphs, graphs, s.log, onErr))
+	}
+	if s.watcher != nil {
+		stops = append(stops, goRun(func(ctx context.Context) error { return s.watcher.Run(ctx, fileGraphs) }, onErr))
+	}
+	return graphs, func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+}

@@ -269,33 +269,13 @@ func runAgent(c *cli.Context, e *env, file string) error {
 	if status != nil {
 		defer goRun(status.run, nil)()
 	}
-	var graphs chan *engine.Graph
-	watchErr := make(chan error, 1) // the graph watcher failing stops the agent
-	if watcher == nil && !opts.deploys {
-		graphs = make(chan *engine.Graph, 1)
-		graphs <- graph
-	} else {
-		// Unbuffered, so the watcher holds the graph the engine has not
-		// taken yet and can replace it with a newer one.
-		graphs = make(chan *engine.Graph)
-		fileGraphs := graphs
-		if opts.deploys {
-			fileGraphs = nil
-			if watcher != nil {
-				fileGraphs = make(chan *engine.Graph)
-			}
-			defer followDeploys(cl.worlds, reg, opts.hostname, fileGraphs, graphs, log, func(err error) {
-				watchErr <- err
-				stopEngine()
-			})()
-		}
-		if watcher != nil {
-			defer goRun(func(ctx context.Context) error { return watcher.Run(ctx, fileGraphs) }, func(err error) {
-				watchErr <- err
-				stopEngine()
-			})()
-		}
-	}
+	watchErr := make(chan error, 1) // a graph source failing stops the agent
+	graphs, stopGraphs := graphSources{initial: graph, watcher: watcher, deploys: opts.deploys,
+		worlds: cl.worlds, reg: reg, host: opts.hostname, log: log}.start(func(err error) {
+		watchErr <- err
+		stopEngine()
+	})
+	defer stopGraphs()
 
 	runErr := runEngine(engCtx, eng, graphs, e.hard, log)
 	if clusterWait != nil {
