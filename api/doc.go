@@ -22,6 +22,10 @@
 //	POST   /v1/join                             join the cluster through {"addrs": ["HOST:PORT"...], "token": KEY}: {"joined": N} (see JoinResult)
 //	GET    /v1/members                          the cluster's members: [MemberInfo...] (see cluster.MemberInfo)
 //	POST   /v1/leave                            leave the cluster gracefully, then stop the agent: 202 {"leaving": true}
+//	GET    /v1/deploys[?linearizable=true]      every deploy, oldest first: {"rev": N, "deploys": [DeployInfo...]}
+//	POST   /v1/deploys                          store {"origin": NAME, "graph": BASE64} as the newest deploy: {"number": N}
+//	GET    /v1/deploys/{n}[?linearizable=true]  deploy n with its graph (see Deploy); 404 if missing
+//	POST   /v1/deploys/{n}/rollback             store deploy n's graph again as the newest deploy: {"number": N}; 409 if n is the newest
 //
 // Keys are UTF-8 text, at most fsm.MaxKeySize bytes; in a path they are
 // percent-encoded (a '/' may stay as it is, but "//", "." and ".." segments

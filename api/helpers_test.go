@@ -51,6 +51,8 @@ type fixtureOpts struct {
 	fingerprint string
 	// tcp serves the API on a loopback TCP address too, for tcpClient.
 	tcp bool
+	// deploys serves the World's deploys.
+	deploys bool
 }
 
 // newFixture starts a one-node cluster (or opts.nodes), waits for its
@@ -84,7 +86,11 @@ func newFixture(t *testing.T, opts fixtureOpts) *fixture {
 	if opts.realNode {
 		opts.node = node
 	}
-	srv, err := NewServer(Config{Store: store, Status: node.Status, Node: opts.node, Host: m.ID, Version: "v-test", Timeout: opts.timeout,
+	var deploys Deployer
+	if opts.deploys {
+		deploys = w
+	}
+	srv, err := NewServer(Config{Store: store, Deploys: deploys, Status: node.Status, Node: opts.node, Host: m.ID, Version: "v-test", Timeout: opts.timeout,
 		Cluster: opts.cluster, Join: opts.join, Leave: opts.leave, KeyFingerprint: opts.fingerprint})
 	if err != nil {
 		t.Fatal(err)

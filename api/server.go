@@ -91,6 +91,9 @@ type Config struct {
 	// that also ends when the API begins to close; it may be called more
 	// than once. Nil: /v1/leave answers 501.
 	Leave func(ctx context.Context) error
+	// Deploys stores and lists deploys, for /v1/deploys. Nil: those
+	// endpoints answer 501.
+	Deploys Deployer
 	// Timeout bounds each request but watches; zero means DefaultTimeout.
 	// A write that has no leader within it fails with 503, one that
 	// timed out otherwise with 504.
@@ -142,12 +145,17 @@ func NewServer(cfg Config) (*Server, error) {
 	mux.HandleFunc("POST /v1/join", s.bounded(s.join))
 	mux.HandleFunc("GET /v1/members", s.members)
 	mux.HandleFunc("POST /v1/leave", s.leave)
+	mux.HandleFunc("GET /v1/deploys", s.bounded(s.listDeploys))
+	mux.HandleFunc("POST /v1/deploys", s.bounded(s.postDeploy))
+	mux.HandleFunc("GET /v1/deploys/{n}", s.bounded(s.getDeploy))
+	mux.HandleFunc("POST /v1/deploys/{n}/rollback", s.bounded(s.rollback))
 	// Without a method, these patterns only catch the methods the ones
 	// above do not take; "/" catches every other path. Both answer JSON
 	// rather than the mux's plain text.
 	for path, allow := range map[string]string{
 		"/v1/kv/{key...}": "GET, PUT, DELETE", "/v1/kv": "GET", "/v1/watch": "GET", "/v1/status": "GET",
 		"/v1/join": "POST", "/v1/members": "GET", "/v1/leave": "POST",
+		"/v1/deploys": "GET, POST", "/v1/deploys/{n}": "GET", "/v1/deploys/{n}/rollback": "POST",
 	} {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)

@@ -75,7 +75,7 @@ func startCombiner(t *testing.T, worlds gapi.Worlds, noop bool) *combiner {
 // declare parses src and hands it to the combiner.
 func (h *combiner) declare(t *testing.T, src string) {
 	t.Helper()
-	d, _, err := yamlgraph.Declare("graph.yaml", []byte(src), registry())
+	d, _, err := yamlgraph.Declare("graph.yaml", []byte(src), registry(), yamlgraph.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

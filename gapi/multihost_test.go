@@ -108,7 +108,7 @@ func (a *agent) graph(i int, skip ...string) string {
 
 func (a *agent) declare(t *testing.T, src string) {
 	t.Helper()
-	d, _, err := yamlgraph.Declare(a.slot.ID+".yaml", []byte(src), registry())
+	d, _, err := yamlgraph.Declare(a.slot.ID+".yaml", []byte(src), registry(), yamlgraph.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,23 +8,24 @@ import (
 // Declare parses a graph file's contents into the graph source form:
 // what this host runs (Build parses data again on every call, so each
 // graph has resources of its own), what it exports and what it collects.
-// file names it in errors and is the Declared's Origin.
-func Declare(file string, data []byte, reg *engine.Registry) (*gapi.Declared, []Warning, error) {
-	res, err := Parse(file, data, reg)
+// file names it in errors and is the Declared's Origin; o says which host
+// a templated graph is expanded for, on every Build too.
+func Declare(file string, data []byte, reg *engine.Registry, o Options) (*gapi.Declared, []Warning, error) {
+	res, err := ParseWith(file, data, reg, o)
 	if err != nil {
 		return nil, nil, err
 	}
-	return declared(file, data, reg, res), res.Warnings, nil
+	return declared(file, data, reg, o, res), res.Warnings, nil
 }
 
-// declared makes the Declared of res, the parse of data.
-func declared(file string, data []byte, reg *engine.Registry, res *Result) *gapi.Declared {
+// declared makes the Declared of res, the parse of data with o.
+func declared(file string, data []byte, reg *engine.Registry, o Options, res *Result) *gapi.Declared {
 	data = append([]byte(nil), data...)
 	return &gapi.Declared{
 		Name:   res.Graph.Name,
 		Origin: file,
 		Build: func() (*engine.Graph, error) {
-			r, err := Parse(file, data, reg)
+			r, err := ParseWith(file, data, reg, o)
 			if err != nil {
 				return nil, err
 			}

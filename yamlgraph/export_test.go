@@ -244,7 +244,7 @@ func TestDecodeExportNamesTheExportedResource(t *testing.T) {
 // Declare's Build parses again on every call: each graph has resources
 // of its own, as the engine, which owns every graph it is handed, needs.
 func TestDeclaredBuildReturnsFreshResources(t *testing.T) {
-	d, _, err := yamlgraph.Declare("shared.yaml", []byte(exportSrc), registry())
+	d, _, err := yamlgraph.Declare("shared.yaml", []byte(exportSrc), registry(), yamlgraph.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

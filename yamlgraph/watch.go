@@ -40,6 +40,9 @@ type WatchConfig struct {
 	// Debounce is the quiet period after a change before the file is read
 	// again. Zero means DefaultDebounce.
 	Debounce time.Duration
+	// Hostname is what {{ .Hostname }} expands to in a templated graph
+	// (template: true); empty means this machine's host name.
+	Hostname string
 	// Logger receives reloads, parse errors (at Error level, one record per
 	// problem) and warnings. Nil discards them.
 	Logger *slog.Logger
@@ -85,7 +88,7 @@ func Open(cfg WatchConfig) (*Watcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := Parse(cfg.Path, data, cfg.Registry)
+	res, err := ParseWith(cfg.Path, data, cfg.Registry, Options{Hostname: cfg.Hostname})
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +123,7 @@ type watcherSource struct{ w *Watcher }
 
 func (s watcherSource) Run(ctx context.Context, out chan<- *gapi.Declared) error {
 	return run(ctx, s.w, out, func(data []byte, res *Result) *gapi.Declared {
-		return declared(s.w.cfg.Path, data, s.w.cfg.Registry, res)
+		return declared(s.w.cfg.Path, data, s.w.cfg.Registry, Options{Hostname: s.w.cfg.Hostname}, res)
 	})
 }
 
@@ -187,7 +190,7 @@ func run[T any](ctx context.Context, w *Watcher, out chan<- T, item func([]byte,
 				w.log.Info("graph file is back to the running graph", "file", w.cfg.Path)
 				continue
 			}
-			res, err := Parse(w.cfg.Path, data, w.cfg.Registry)
+			res, err := ParseWith(w.cfg.Path, data, w.cfg.Registry, Options{Hostname: w.cfg.Hostname})
 			if err != nil {
 				w.logErrors(err)
 				continue

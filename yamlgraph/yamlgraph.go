@@ -120,7 +120,13 @@ func unwrapPath(err error) error {
 // Parse parses a graph file's contents. file names it in errors. Every
 // resource is validated; the graph is checked for cycles.
 func Parse(file string, data []byte, reg *engine.Registry) (*Result, error) {
+	return ParseWith(file, data, reg, Options{})
+}
+
+// ParseWith parses a graph file's contents, as Parse does, with o.
+func ParseWith(file string, data []byte, reg *engine.Registry, o Options) (*Result, error) {
 	p := &parser{
+		opts:     o,
 		l:        errList{file: file},
 		reg:      reg,
 		defined:  map[engine.ID]*yaml.Node{},
@@ -164,6 +170,7 @@ func Parse(file string, data []byte, reg *engine.Registry) (*Result, error) {
 }
 
 type parser struct {
+	opts    Options
 	l       errList
 	reg     *engine.Registry
 	graph   *engine.Graph
@@ -197,6 +204,9 @@ func (p *parser) parse(data []byte) *engine.Graph {
 		p.l.add(root, "", "want a mapping with graph, resources and edges, got %s", describe(root))
 		return nil
 	}
+	if p.templated(root) && !p.expandRoot(root) {
+		return nil
+	}
 	name := strings.TrimSuffix(filepath.Base(p.l.file), filepath.Ext(p.l.file))
 	var resources, edges *yaml.Node
 	for _, kv := range p.pairs(root, "") {
@@ -205,7 +215,7 @@ func (p *parser) parse(data []byte) *engine.Graph {
 			if s, ok := p.scalar(kv.v, "graph"); ok && s != "" {
 				name = s
 			}
-		case "comment":
+		case "comment", templateKey:
 		case "resources":
 			resources = kv.v
 		case "edges":
@@ -215,7 +225,7 @@ func (p *parser) parse(data []byte) *engine.Graph {
 		case "remote":
 			p.l.warn(kv.k, "remote: ignored; graft applies a graph on the host that runs it")
 		default:
-			p.unknownKey(kv.k, "", kv.key, []string{"collect", "comment", "edges", "graph", "resources"})
+			p.unknownKey(kv.k, "", kv.key, []string{"collect", "comment", "edges", "graph", "resources", templateKey})
 		}
 	}
 	p.graph = engine.NewGraph(name)

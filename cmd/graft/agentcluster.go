@@ -26,7 +26,7 @@ type agentCluster struct {
 	e        *env
 	shutdown func()        // makes the agent stop
 	left     *leaveOutcome // how the leave went, for the API's /v1/leave
-	worlds   *worldSwitch  // the current side's World, for graph sources
+	worlds   *worldRef     // the current side's World, for graph sources and converged states
 	// oneShot: the cluster lives in memory, for this run only (see
 	// isOneShot).
 	oneShot bool
@@ -75,7 +75,7 @@ func startCluster(ctx context.Context, o agentOptions, dir string, log *slog.Log
 		return nil, err
 	}
 	movesCtx, stopMoves := context.WithCancel(ctx)
-	a := &agentCluster{o: o, dir: dir, log: log, e: e, left: newLeaveOutcome(), worlds: newWorldSwitch(),
+	a := &agentCluster{o: o, dir: dir, log: log, e: e, left: newLeaveOutcome(), worlds: newWorldRef(),
 		oneShot: isOneShot(o, dir), moves: newMoveQueue(), stopMoves: stopMoves, movesDone: make(chan struct{})}
 	a.shutdown = func() {
 		stopMoves()
@@ -223,7 +223,7 @@ func (a *agentCluster) serveAPI(side *clusterSide) error {
 	if err != nil {
 		return err
 	}
-	apiSrv, err := api.NewServer(api.Config{Store: w, Status: node.Status, Node: node, Host: a.o.hostname, Version: version(),
+	apiSrv, err := api.NewServer(api.Config{Store: w, Deploys: w, Status: node.Status, Node: node, Host: a.o.hostname, Version: version(),
 		Cluster: side.srv, Join: a.join(side), OwnKey: func(key string) bool {
 			tok, err := cluster.ParseToken(key)
 			return err == nil && tok.Equal(side.key.tok)
@@ -245,7 +245,7 @@ func (a *agentCluster) serveAPI(side *clusterSide) error {
 		attrs = append(attrs, "address", lns[1].Addr().String())
 	}
 	log.Info("local API listening", attrs...)
-	a.worlds.set(w)
+	a.worlds.set(w, side.srv.Members)
 	return nil
 }
 

@@ -43,6 +43,7 @@ func newApp(e *env) *cli.App {
 		Commands: []*cli.Command{
 			runCommand(e),
 			checkCommand(e),
+			deployCommand(e),
 			kvCommand(e),
 			statusCommand(e),
 			joinCommand(e),

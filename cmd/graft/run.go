@@ -36,17 +36,21 @@ func runCommand(e *env) *cli.Command {
 		&cli.StringFlag{Name: "converged-status-file", Usage: "keep `PATH` holding the converged state, \"true\" or \"false\" and a newline"},
 		&cli.DurationFlag{Name: "export-grace", Value: cluster.DefaultExportGrace, EnvVars: []string{"GRAFT_EXPORT_GRACE"},
 			Usage: "withdraw the resources a host exported once it has been gone from the cluster (removed after its dead-node grace, or left) for `DURATION`"},
+		&cli.BoolFlag{Name: "cluster-converged", Usage: "with --converged-exit, exit only once every live host of the cluster is converged"},
+		deploysFlag(),
 	}, append(clusterFlags(), logFlags()...)...)
 	return &cli.Command{
 		Name:      "run",
 		Usage:     "run the agent",
-		UsageText: "graft run [flags] yaml FILE",
+		UsageText: "graft run [flags] yaml FILE\n   graft run [flags] empty",
 		Description: "run starts the agent. With `yaml FILE` it converges the graph in FILE and keeps it\n" +
 			"converged, repairing drift as it happens. Edits to FILE are swapped in live; an edit\n" +
 			"that does not parse is logged and the running graph kept. The first SIGINT or SIGTERM\n" +
 			"lets running resources finish, leaves the cluster and exits 0; a second one (more\n" +
 			"than 0.1s later: GNU timeout sends two at once) cancels them and exits within\n" +
 			"seconds, without leaving.\n\n" +
+			"With `empty` it runs the cluster's newest deploy (see graft deploy) and swaps to each\n" +
+			"newer one; with --deploys, `yaml FILE` does too once the cluster has a deploy.\n\n" +
 			"The agent is a member of a cluster holding the keys `graft kv` reads and writes. With\n" +
 			"nobody to --join, a fresh data dir starts a new cluster and prints the command that\n" +
 			"joins other nodes to it. The local API listens on <data-dir>/graft.sock.",
@@ -61,14 +65,15 @@ func runCommand(e *env) *cli.Command {
 			Name:      "yaml",
 			Usage:     "run the graph in a YAML file (mgmt's graph format)",
 			ArgsUsage: "FILE",
+			Flags:     []cli.Flag{deploysFlag()},
 			Action: func(c *cli.Context) error {
-				file, err := oneArg(c, "graph file")
+				file, err := yamlArgs(c)
 				if err != nil {
 					return err
 				}
 				return runAgent(c, e, file)
 			},
-		}},
+		}, runEmptyCommand(e)},
 	}
 }
 
@@ -83,6 +88,8 @@ type agentOptions struct {
 	sema             int
 	statusFile       string
 	exportGrace      time.Duration
+	clusterConverged bool      // --cluster-converged
+	deploys          bool      // follow the World's deploys
 	logFormat        logFormat // what the log is written in, whatever wraps its handler
 	clusterOptions
 }
@@ -97,6 +104,9 @@ func parseAgentOptions(c *cli.Context) (agentOptions, error) {
 		sema:          c.Int("sema"),
 		statusFile:    c.String("converged-status-file"),
 		exportGrace:   c.Duration("export-grace"),
+		// `run empty` follows deploys; the flag may be on run or on yaml.
+		clusterConverged: c.Bool("cluster-converged"),
+		deploys:          c.Bool("deploys") || c.Command.Name == "empty",
 	}
 	var err error
 	if o.logFormat, err = parseLogFormat(c); err != nil {
@@ -127,6 +137,9 @@ func parseAgentOptions(c *cli.Context) (agentOptions, error) {
 	}
 	if o.convergedExit && o.convergedTimeout < 0 {
 		return o, usageError("--converged-exit needs --converged-timeout")
+	}
+	if o.clusterConverged && !o.convergedExit {
+		return o, usageError("--cluster-converged needs --converged-exit")
 	}
 	if o.hostname == "" {
 		h, err := os.Hostname()
@@ -186,7 +199,7 @@ func runAgent(c *cli.Context, e *env, file string) error {
 	var watcher *yamlgraph.Watcher
 	if file != "" {
 		watcher, err = yamlgraph.Open(yamlgraph.WatchConfig{
-			Path: file, Registry: reg, Files: hub, Logger: log.With("component", "yamlgraph"),
+			Path: file, Registry: reg, Files: hub, Hostname: opts.hostname, Logger: log.With("component", "yamlgraph"),
 		})
 		if err != nil {
 			return err
@@ -232,14 +245,23 @@ func runAgent(c *cli.Context, e *env, file string) error {
 	defer stopEngine()
 	var final *engine.Status // written on the engine's goroutine, read after Run returns
 	cfg := opts.engineConfig(dd, log)
+	published := newConvergedPublisher(cl.worlds, log.With("component", "converged"))
+	defer goRun(published.run, nil)()
+	var clusterWait *clusterConvergence
+	if opts.clusterConverged {
+		clusterWait = newClusterConvergence(cl.worlds, stopEngine, log)
+		defer goRun(clusterWait.run, nil)()
+	}
 	cfg.OnConverged = func(s engine.Status) {
 		status.set(s.Converged)
+		published.set(s.Converged)
+		clusterWait.set(s)
 		if !s.Converged {
 			log.Info("no longer converged")
 			return
 		}
 		log.Info("converged", "failed", len(s.Failed))
-		if opts.convergedExit && final == nil {
+		if opts.convergedExit && !opts.clusterConverged && final == nil {
 			final = &s
 			stopEngine()
 		}
@@ -255,24 +277,18 @@ func runAgent(c *cli.Context, e *env, file string) error {
 	if status != nil {
 		defer goRun(status.run, nil)()
 	}
-	var graphs chan *engine.Graph
-	watchErr := make(chan error, 1) // the graph watcher failing stops the agent
-	if watcher == nil {
-		graphs = make(chan *engine.Graph, 1)
-		graphs <- graph
-	} else {
-		// Unbuffered, so the combiner holds the graph the engine has not
-		// taken yet and can replace it with a newer one.
-		graphs = make(chan *engine.Graph)
-		defer goRun(func(ctx context.Context) error {
-			return runGraphs(ctx, watcher.Source(), cl.worlds, reg, opts.noop, log, graphs)
-		}, func(err error) {
-			watchErr <- err
-			stopEngine()
-		})()
-	}
+	watchErr := make(chan error, 1) // a graph source failing stops the agent
+	graphs, stopGraphs := graphSources{initial: graph, watcher: watcher, deploys: opts.deploys, noop: opts.noop,
+		worlds: cl.worlds, reg: reg, host: opts.hostname, log: log}.start(func(err error) {
+		watchErr <- err
+		stopEngine()
+	})
+	defer stopGraphs()
 
 	runErr := runEngine(engCtx, eng, graphs, e.hard, log)
+	if clusterWait != nil {
+		final = clusterWait.final()
+	}
 	runErr = errors.Join(runErr, cl.failure()) // a restart of the cluster side that failed stopped the agent
 	select {
 	case err := <-watchErr:

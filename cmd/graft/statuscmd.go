@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/graftcm/graft/api"
+	"github.com/graftcm/graft/fsm"
 )
 
 func statusCommand(e *env) *cli.Command {
@@ -21,8 +24,9 @@ func statusCommand(e *env) *cli.Command {
 		Description: "status prints this host's node as the running agent sees it: its gossip address (what\n" +
 			"other nodes --join), the cluster's ID, the cluster key's fingerprint (never the key),\n" +
 			"the raft state, the leader, the term, the raft log's last, commit and applied indexes,\n" +
-			"the revision of the keys, and the cluster's raft servers. With --json it prints the\n" +
-			"API's answer.",
+			"the revision of the keys, and the cluster's raft servers; then every host of the\n" +
+			"cluster with its gossip state and whether it is converged (as it last published). With\n" +
+			"--json it prints the API's answer and the hosts.",
 		Flags: append(clientFlags(), jsonFlag()),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -33,15 +37,36 @@ func statusCommand(e *env) *cli.Command {
 				if err != nil {
 					return err
 				}
+				// The hosts' states are a read that waits for the
+				// cluster's leader until this node has caught up; the
+				// rest of the status must show without one.
+				hctx, cancel := context.WithTimeout(ctx, hostsTimeout)
+				hosts, herr := hostStates(hctx, client)
+				cancel()
 				if c.Bool("json") {
-					b, err := json.MarshalIndent(st, "", "  ")
+					out := struct {
+						api.Status
+						Hosts      []hostState `json:"hosts"`
+						HostsError string      `json:"hosts_error,omitempty"`
+					}{Status: st, Hosts: hosts}
+					if herr != nil {
+						out.HostsError = herr.Error()
+					}
+					b, err := json.MarshalIndent(out, "", "  ")
 					if err != nil {
 						return err
 					}
 					_, err = fmt.Fprintf(e.stdout, "%s\n", b)
 					return err
 				}
-				return printStatus(e.stdout, st, time.Now())
+				if err := printStatus(e.stdout, st, time.Now()); err != nil {
+					return err
+				}
+				if herr != nil {
+					_, err := fmt.Fprintf(e.stdout, "hosts: not known: %v\n", herr)
+					return err
+				}
+				return printHosts(e.stdout, hosts)
 			})
 		},
 	}
@@ -88,5 +113,80 @@ func printStatus(w io.Writer, st api.Status, now time.Time) error {
 	}
 	line("servers", "%s", strings.Join(servers, "\n\t"))
 	line("version", "%s", st.Version)
+	return tw.Flush()
+}
+
+// hostsTimeout bounds how long `graft status` waits for the hosts'
+// converged states.
+const hostsTimeout = 2 * time.Second
+
+// hostState is a host of the cluster as `graft status` shows it.
+type hostState struct {
+	Host string `json:"host"`
+	// Gossip is the member's gossip state (alive, suspect, dead, left),
+	// empty if it is not a member this node knows.
+	Gossip string `json:"gossip,omitempty"`
+	// Converged is what the host last published: "true", "false", or
+	// empty if it published nothing (or its value went with it).
+	Converged string `json:"converged,omitempty"`
+}
+
+// hostStates returns every member and every host with a published
+// converged state, sorted by name. An agent without membership has only
+// the published states.
+func hostStates(ctx context.Context, client *api.Client) ([]hostState, error) {
+	prefix := fsm.HostPrefix + convergedNS + "/"
+	kvs, _, err := client.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]*hostState{}
+	get := func(name string) *hostState {
+		if byName[name] == nil {
+			byName[name] = &hostState{Host: name}
+		}
+		return byName[name]
+	}
+	for _, kv := range kvs {
+		get(strings.TrimPrefix(kv.Key, prefix)).Converged = string(kv.Value)
+	}
+	ms, err := client.Members(ctx)
+	if err != nil && api.StatusCode(err) != http.StatusNotImplemented {
+		return nil, err
+	}
+	for _, m := range ms {
+		get(m.Name).Gossip = m.Gossip
+	}
+	out := make([]hostState, 0, len(byName))
+	for _, h := range byName {
+		out = append(out, *h)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Host < out[j].Host })
+	return out, nil
+}
+
+// printHosts prints a `hosts:` block: a host a line, with its gossip
+// state and converged state.
+func printHosts(w io.Writer, hosts []hostState) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
+	for i, h := range hosts {
+		name := ""
+		if i == 0 {
+			name = "hosts:"
+		}
+		state := "converged"
+		switch h.Converged {
+		case "true":
+		case "false":
+			state = "not converged"
+		default:
+			state = "converged state unknown"
+		}
+		gossip := h.Gossip
+		if gossip == "" {
+			gossip = "not a member"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, h.Host, gossip, state)
+	}
 	return tw.Flush()
 }

@@ -1,0 +1,244 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/graftcm/graft/world"
+)
+
+// Deployer is the part of the World that stores deploys. *world.World
+// satisfies it.
+type Deployer interface {
+	Deploy(ctx context.Context, origin string, graph []byte) (uint64, error)
+	Rollback(ctx context.Context, n uint64) (uint64, error)
+	Deploys(ctx context.Context, opts ...world.ReadOption) ([]world.Deploy, uint64, error)
+	GetDeploy(ctx context.Context, n uint64, opts ...world.ReadOption) (world.Deploy, bool, error)
+}
+
+var _ Deployer = (*world.World)(nil)
+
+// DeployInfo describes one deploy.
+type DeployInfo struct {
+	Number uint64 `json:"number"`
+	// Time is when it was made, by the deploying host's clock.
+	Time time.Time `json:"time"`
+	// Host is the host whose agent stored it.
+	Host string `json:"host"`
+	// Origin is the name of the file it came from.
+	Origin string `json:"origin"`
+	// Size is the graph's size in bytes.
+	Size int `json:"size"`
+	// RollbackOf is the deploy a rollback copied, else 0.
+	RollbackOf uint64 `json:"rollback_of,omitempty"`
+	// Current says it is the newest: the one hosts following deploys run.
+	Current bool `json:"current"`
+}
+
+// Deploy is a deploy and its graph.
+type Deploy struct {
+	DeployInfo
+	// Graph is the graph file's contents (base64 in JSON).
+	Graph []byte `json:"graph"`
+}
+
+// DeployList is the answer to a list of deploys: every deploy, oldest
+// first, and the revision they are current at.
+type DeployList struct {
+	Rev     uint64       `json:"rev"`
+	Deploys []DeployInfo `json:"deploys"`
+}
+
+// DeployRequest asks to store a graph as the newest deploy.
+type DeployRequest struct {
+	Origin string `json:"origin"`
+	Graph  []byte `json:"graph"`
+}
+
+// DeployResult is the answer to a deploy or a rollback: the number of the
+// deploy made.
+type DeployResult struct {
+	Number uint64 `json:"number"`
+}
+
+// maxDeployBody bounds a deploy request: a graph of world.MaxDeploySize
+// bytes in base64, and its origin.
+const maxDeployBody = world.MaxDeploySize/3*4 + 64<<10
+
+func deployInfo(d world.Deploy, newest uint64) DeployInfo {
+	return DeployInfo{Number: d.Number, Time: d.Time, Host: d.Host, Origin: d.Origin, Size: len(d.Graph),
+		RollbackOf: d.RollbackOf, Current: d.Number == newest}
+}
+
+// deployNumber returns the request's deploy number, checked.
+func deployNumber(r *http.Request) (uint64, error) {
+	n, err := strconv.ParseUint(r.PathValue("n"), 10, 64)
+	if err != nil || n == 0 {
+		return 0, badf("deploy number %q: want a positive integer", r.PathValue("n"))
+	}
+	return n, nil
+}
+
+// deployStatus maps the World's deploy errors to status codes, and the
+// rest as every endpoint does.
+func deployStatus(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, world.ErrNoDeploy):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, world.ErrNewestAlready):
+		writeError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, world.ErrDeployTooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
+	default:
+		fail(w, err)
+	}
+}
+
+// deployers returns the deploys served, answering 501 if there are none.
+func (s *Server) deployers(w http.ResponseWriter) (Deployer, bool) {
+	if s.cfg.Deploys == nil {
+		writeError(w, http.StatusNotImplemented, "this agent serves no deploys")
+		return nil, false
+	}
+	return s.cfg.Deploys, true
+}
+
+func (s *Server) listDeploys(w http.ResponseWriter, r *http.Request) {
+	d, ok := s.deployers(w)
+	if !ok {
+		return
+	}
+	opts, err := s.readOpts(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	ds, rev, err := d.Deploys(r.Context(), opts...)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	s.readDone(opts)
+	out := DeployList{Rev: rev, Deploys: make([]DeployInfo, len(ds))}
+	for i, x := range ds {
+		out.Deploys[i] = deployInfo(x, ds[len(ds)-1].Number)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getDeploy(w http.ResponseWriter, r *http.Request) {
+	d, ok := s.deployers(w)
+	if !ok {
+		return
+	}
+	n, err := deployNumber(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	opts, err := s.readOpts(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	ds, _, err := d.Deploys(r.Context(), opts...)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	s.readDone(opts)
+	for _, x := range ds {
+		if x.Number == n {
+			writeJSON(w, http.StatusOK, Deploy{DeployInfo: deployInfo(x, ds[len(ds)-1].Number), Graph: x.Graph})
+			return
+		}
+	}
+	writeError(w, http.StatusNotFound, fmt.Sprintf("deploy %d: %v", n, world.ErrNoDeploy))
+}
+
+func (s *Server) postDeploy(w http.ResponseWriter, r *http.Request) {
+	d, ok := s.deployers(w)
+	if !ok {
+		return
+	}
+	var req DeployRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxDeployBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("deploy request larger than %d bytes", maxDeployBody))
+			return
+		}
+		fail(w, badf("reading the deploy request: %v", err))
+		return
+	}
+	if req.Origin == "" {
+		fail(w, badf("the deploy request names no origin"))
+		return
+	}
+	n, err := d.Deploy(r.Context(), req.Origin, req.Graph)
+	if err != nil {
+		deployStatus(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, DeployResult{Number: n})
+}
+
+func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
+	d, ok := s.deployers(w)
+	if !ok {
+		return
+	}
+	n, err := deployNumber(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	m, err := d.Rollback(r.Context(), n)
+	if err != nil {
+		deployStatus(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, DeployResult{Number: m})
+}
+
+// Deploy stores graph, read from the file named origin, as the newest
+// deploy and returns its number.
+func (c *Client) Deploy(ctx context.Context, origin string, graph []byte) (uint64, error) {
+	body, err := json.Marshal(DeployRequest{Origin: origin, Graph: graph})
+	if err != nil {
+		return 0, fmt.Errorf("api: %w", err)
+	}
+	var res DeployResult
+	err = c.call(ctx, http.MethodPost, "/v1/deploys", nil, body, &res)
+	return res.Number, err
+}
+
+// Deploys returns every deploy, oldest first.
+func (c *Client) Deploys(ctx context.Context, opts ...ReadOption) (DeployList, error) {
+	var l DeployList
+	err := c.read(ctx, "/v1/deploys", opts, nil, &l)
+	return l, err
+}
+
+// GetDeploy returns deploy n and its graph; an *Error with status 404 if
+// it does not exist.
+func (c *Client) GetDeploy(ctx context.Context, n uint64, opts ...ReadOption) (Deploy, error) {
+	var d Deploy
+	err := c.read(ctx, fmt.Sprintf("/v1/deploys/%d", n), opts, nil, &d)
+	return d, err
+}
+
+// Rollback makes deploy n's graph the newest deploy again, as a new
+// deploy, and returns its number.
+func (c *Client) Rollback(ctx context.Context, n uint64) (uint64, error) {
+	var res DeployResult
+	err := c.call(ctx, http.MethodPost, fmt.Sprintf("/v1/deploys/%d/rollback", n), nil, []byte("{}"), &res)
+	return res.Number, err
+}
