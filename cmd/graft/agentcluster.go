@@ -18,8 +18,10 @@ import (
 
 // agentCluster is the agent's cluster side: the cluster server, the World
 // on it and the local API. A node that never had a peer restarts it to
-// join another cluster (see move.go); the engine runs on meanwhile.
+// join another cluster (see move.go); the engine runs on meanwhile, on
+// worlds, which each side sets to its World.
 type agentCluster struct {
+	worlds   *world.Handle
 	o        agentOptions
 	dir      string
 	log      *slog.Logger
@@ -74,7 +76,7 @@ func startCluster(ctx context.Context, o agentOptions, dir string, log *slog.Log
 		return nil, err
 	}
 	movesCtx, stopMoves := context.WithCancel(ctx)
-	a := &agentCluster{o: o, dir: dir, log: log, e: e, left: newLeaveOutcome(),
+	a := &agentCluster{worlds: world.NewHandle(), o: o, dir: dir, log: log, e: e, left: newLeaveOutcome(),
 		oneShot: isOneShot(o, dir), moves: newMoveQueue(), stopMoves: stopMoves, movesDone: make(chan struct{})}
 	a.shutdown = func() {
 		stopMoves()
@@ -215,13 +217,17 @@ func (a *agentCluster) serverConfig(key cluster.Token, seeds []string, gen uint6
 	return cfg
 }
 
-// serveAPI starts the World and the local API on the side's server.
+// serveAPI starts the World and the local API on the side's server. The
+// World is the engine's (a.worlds) until the side stops; the engine's
+// calls made while no side runs wait for the next one.
 func (a *agentCluster) serveAPI(side *clusterSide) error {
 	node, log := side.srv.Node(), a.log
 	w, err := world.New(node, a.o.hostname, log.With("component", "world"))
 	if err != nil {
 		return err
 	}
+	a.worlds.Set(w)
+	side.stops = append(side.stops, func() { a.worlds.Set(nil) })
 	apiSrv, err := api.NewServer(api.Config{Store: w, Status: node.Status, Node: node, Host: a.o.hostname, Version: version(),
 		Cluster: side.srv, Join: a.join(side), OwnKey: func(key string) bool {
 			tok, err := cluster.ParseToken(key)

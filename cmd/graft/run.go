@@ -224,6 +224,9 @@ func runAgent(c *cli.Context, e *env, file string) error {
 	defer stopEngine()
 	var final *engine.Status // written on the engine's goroutine, read after Run returns
 	cfg := opts.engineConfig(dd, log)
+	// Resources and cluster semaphores use the World of whichever cluster
+	// side runs.
+	cfg.World, cfg.ClusterSemaphores = cl.worlds, cl.worlds
 	cfg.OnConverged = func(s engine.Status) {
 		status.set(s.Converged)
 		if !s.Converged {
