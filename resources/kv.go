@@ -151,41 +151,74 @@ func (k *KV) Watch(ctx context.Context) error {
 	}
 }
 
+// kvSwapper is the World's atomic compare-and-set of a global key
+// (*world.World and its Handle offer it). With skiplessthan a kv raises
+// the key through it, so that it never lowers a value another host wrote
+// after it read the key; a World without it gets a plain write.
+type kvSwapper interface {
+	KVSwap(ctx context.Context, key string, old []byte, exists bool, value []byte) (bool, error)
+}
+
+// kvSwapTries bounds how often a skiplessthan kv reads the key again
+// because another host changed it between the read and the write.
+const kvSwapTries = 10
+
 // CheckApply brings the key to Value. Values are never logged: they may
 // be secrets received from another resource.
 func (k *KV) CheckApply(ctx context.Context, apply bool) (bool, error) {
+	for range kvSwapTries {
+		ok, done, err := k.checkApply(ctx, apply)
+		if done || err != nil {
+			return ok, err
+		}
+	}
+	return false, fmt.Errorf("set %q: other hosts changed it %d times while this one compared it; "+
+		"it is checked again at the next change", k.key(), kvSwapTries)
+}
+
+// checkApply is one try of CheckApply; done is false if the key changed
+// between its read and its write, which was not made.
+func (k *KV) checkApply(ctx context.Context, apply bool) (checkOK, done bool, err error) {
 	key := k.key()
 	cur, exists, err := k.get(ctx)
 	if err != nil {
-		return false, fmt.Errorf("read %q: %w", key, err)
+		return false, true, fmt.Errorf("read %q: %w", key, err)
 	}
 	if k.Value == nil {
 		if !exists {
-			return true, nil
+			return true, true, nil
 		}
 		if !apply {
 			k.rt.Logger.Info("would delete", "key", key, "mapped", k.Mapped)
-			return false, nil
+			return false, true, nil
 		}
 		if err := k.del(ctx); err != nil {
-			return false, fmt.Errorf("delete %q: %w", key, err)
+			return false, true, fmt.Errorf("delete %q: %w", key, err)
 		}
 		k.rt.Logger.Info("deleted", "key", key, "mapped", k.Mapped)
-		return false, nil
+		return false, true, nil
 	}
 	want := *k.Value
 	if exists && (cur == want || k.keep(cur)) {
-		return true, nil
+		return true, true, nil
 	}
 	if !apply {
 		k.rt.Logger.Info("would set", "key", key, "mapped", k.Mapped, "bytes", len(want))
-		return false, nil
+		return false, true, nil
 	}
-	if err := k.put(ctx, want); err != nil {
-		return false, fmt.Errorf("set %q: %w", key, err)
+	if sw, ok := k.rt.World.(kvSwapper); ok && k.SkipLessThan && !k.Mapped {
+		swapped, err := sw.KVSwap(ctx, key, []byte(cur), exists, []byte(want))
+		if err != nil {
+			return false, true, fmt.Errorf("set %q: %w", key, err)
+		}
+		if !swapped {
+			return false, false, nil // changed since the read: read it again
+		}
+	} else if err := k.put(ctx, want); err != nil {
+		return false, true, fmt.Errorf("set %q: %w", key, err)
 	}
 	k.rt.Logger.Info("set", "key", key, "mapped", k.Mapped, "bytes", len(want))
-	return false, nil
+	return false, true, nil
 }
 
 // keep reports whether skiplessthan leaves the stored value cur, which

@@ -14,6 +14,12 @@ import (
 	"github.com/graftcm/graft/world"
 )
 
+// The World and its Handle offer the compare-and-set skiplessthan uses.
+var (
+	_ kvSwapper = (*world.World)(nil)
+	_ kvSwapper = (*world.Handle)(nil)
+)
+
 // kvWorlds starts a cluster of n nodes (inside a synctest bubble) and
 // returns a World per node, named after it.
 func kvWorlds(t *testing.T, n int) []*world.World {
@@ -351,4 +357,57 @@ func TestKVClaims(t *testing.T) {
 	if conflict(&KV{name: "a", Key: "k", Value: strptr("1")}, &KV{name: "b", Key: "k", Value: strptr("2"), Mapped: true}) {
 		t.Error("a global and a mapped key of one name were refused")
 	}
+}
+
+// racingWorld is a host's World on which another host writes the key right
+// after each read, as long as raises lasts: between the reader's read and
+// its write.
+type racingWorld struct {
+	*world.World
+	other  *world.World
+	raises []string
+}
+
+func (r *racingWorld) KVGet(ctx context.Context, key string) ([]byte, bool, error) {
+	v, ok, err := r.World.KVGet(ctx, key)
+	if len(r.raises) > 0 {
+		if err := r.other.KVPut(ctx, key, []byte(r.raises[0])); err != nil {
+			return nil, false, err
+		}
+		r.raises = r.raises[1:]
+	}
+	return v, ok, err
+}
+
+// A skiplessthan stage never lowers a value another host raised between
+// its read and its write: it reads again and leaves the greater value. One
+// that keeps losing that race gives up with an error rather than write.
+func TestKVSkipLessThanNeverLowersARaceWinner(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ws := kvWorlds(t, 2)
+		if err := ws[0].KVPut(t.Context(), "stage", []byte("2")); err != nil {
+			t.Fatal(err)
+		}
+		k := &KV{name: "stage", Value: strptr("3"), SkipLessThan: true}
+		rt := newKV(t, ws[0], k)
+		rw := &racingWorld{World: ws[0], other: ws[1], raises: []string{"5"}}
+		rt.World = rw
+		converge(t, k, true, true)
+		if v, _ := kvValue(t, ws[1], "stage"); v != "5" {
+			t.Fatalf("stage holds %q after a race with a raise to 5, want 5", v)
+		}
+
+		rw.raises = []string{"10", "11", "12", "13", "14", "15", "16", "17", "18", "19"}
+		k.Value = strptr("100")
+		if _, err := k.CheckApply(t.Context(), true); err == nil || !strings.Contains(err.Error(), "changed it") {
+			t.Errorf("a kv that lost every race: %v, want an error saying the key kept changing", err)
+		}
+		if v, _ := kvValue(t, ws[1], "stage"); v != "19" {
+			t.Errorf("stage holds %q, want the last raise, 19", v)
+		}
+		converge(t, k, true, false) // the race over, it raises the key
+		if v, _ := kvValue(t, ws[1], "stage"); v != "100" {
+			t.Errorf("stage holds %q, want 100", v)
+		}
+	})
 }

@@ -99,6 +99,15 @@ func (h *Handle) KVDelete(ctx context.Context, key string) error {
 	return w.KVDelete(ctx, key)
 }
 
+// KVSwap is World.KVSwap on the current World.
+func (h *Handle) KVSwap(ctx context.Context, key string, old []byte, exists bool, value []byte) (bool, error) {
+	w, _, err := h.Wait(ctx)
+	if err != nil {
+		return false, err
+	}
+	return w.KVSwap(ctx, key, old, exists, value)
+}
+
 // KVWatch is World.KVWatch on the current World and on each World set
 // after it (see Handle).
 func (h *Handle) KVWatch(ctx context.Context, key string) (<-chan struct{}, error) {

@@ -69,6 +69,25 @@ func (w *World) KVWatch(ctx context.Context, key string) (<-chan struct{}, error
 	return notify(ctx, w.Watch(ctx, key, 0), func(k string) bool { return k == key }), nil
 }
 
+// KVSwap sets key to value if it still holds old (exists: if it exists
+// with that value; !exists: if it does not exist), atomically, and reports
+// whether it did. After it returns, this host's copy of the state is at
+// least as new as the cluster's when the comparison was made, so a read
+// then sees what made it fail. The kv resource's skiplessthan uses it so
+// as never to lower a value another host raised since it read it.
+func (w *World) KVSwap(ctx context.Context, key string, old []byte, exists bool, value []byte) (bool, error) {
+	if err := checkUserKey(key); err != nil {
+		return false, err
+	}
+	cmp := fsm.Compare{Target: fsm.CompareAbsent, Key: key}
+	if exists {
+		cmp = fsm.Compare{Target: fsm.CompareValue, Key: key, Value: old}
+	}
+	res, err := w.apply(ctx, fsm.Command{Op: fsm.OpTxn, Compares: []fsm.Compare{cmp},
+		Then: []fsm.Command{{Op: fsm.OpPut, Key: key, Value: value}}})
+	return res.OK, err
+}
+
 // KVHostGet returns every host's entry of the per-host key, by host name.
 func (w *World) KVHostGet(ctx context.Context, key string) (map[string][]byte, error) {
 	ns, err := KVHostNamespace(key)

@@ -189,3 +189,28 @@ func TestKVRefusesReservedAndOverlongKeys(t *testing.T) {
 		}
 	})
 }
+
+// KVSwap writes only if the key still holds what the caller read: a value,
+// or nothing; an empty value is not nothing.
+func TestKVSwapComparesWhatWasRead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, ws := worlds(t, 2)
+		ctx := t.Context()
+		swap := func(w *world.World, old string, exists bool, value string, want bool) {
+			t.Helper()
+			ok, err := w.KVSwap(ctx, "k", []byte(old), exists, []byte(value))
+			if err != nil || ok != want {
+				t.Fatalf("KVSwap(%q, %t, %q): %t %v, want %t", old, exists, value, ok, err, want)
+			}
+		}
+		swap(ws[0], "", true, "a", false) // absent is not empty
+		swap(ws[0], "", false, "", true)  // absent: set to empty
+		swap(ws[1], "", false, "b", false)
+		swap(ws[1], "", true, "b", true)
+		swap(ws[0], "", true, "c", false) // ws[0] read "" before ws[1] wrote b
+		// A failed swap leaves this host's copy new enough to see why.
+		if v, _, _ := ws[0].KVGet(ctx, "k"); string(v) != "b" {
+			t.Errorf("after a failed swap the local copy holds %q, want b", v)
+		}
+	})
+}
