@@ -3,6 +3,7 @@ package resources
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -131,4 +132,69 @@ func TestKVStagesNeverRegress(t *testing.T) {
 			t.Errorf("release/hosts: %q %v, want both hosts' entries", vals, err)
 		}
 	})
+}
+
+// In a graph file, a kv without value (or with value: null) deletes its
+// key, value: "" keeps it empty, and an unquoted number is its digits.
+func TestKVValueFromYAML(t *testing.T) {
+	res, err := yamlgraph.Parse("kv.yaml", []byte(`graph: g
+resources:
+  kv:
+  - name: absent
+  - name: "null"
+    value: null
+  - name: empty
+    value: ""
+  - name: number
+    value: 7
+    skiplessthan: true
+`), NewRegistry(Deps{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]*string{"absent": nil, "null": nil, "empty": strptr(""), "number": strptr("7")} {
+		v, ok := res.Graph.Vertex(engine.ID{Kind: "kv", Name: name})
+		if !ok {
+			t.Fatalf("no kv %s", name)
+		}
+		got := v.Res.(*KV).Value
+		if (got == nil) != (want == nil) || (got != nil && *got != *want) {
+			t.Errorf("kv %s: value %v, want %v", name, deref(got), deref(want))
+		}
+	}
+	_, err = yamlgraph.Parse("kv.yaml", []byte(`resources: {kv: [{name: k, skipcmpstyle: 3}]}`), NewRegistry(Deps{}))
+	if err == nil || !strings.Contains(err.Error(), "kv.yaml:1") || !strings.Contains(err.Error(), "skipcmpstyle") {
+		t.Errorf("a bad skipcmpstyle: %v, want an error naming the file, line and parameter", err)
+	}
+}
+
+// Comparison parameters that do nothing as given are accepted with a
+// warning at their line.
+func TestKVIgnoredParamsWarn(t *testing.T) {
+	res, err := yamlgraph.Parse("kv.yaml", []byte(`resources:
+  kv:
+  - name: a
+    skiplessthan: true
+  - name: b
+    value: x
+    skipcmpstyle: 1
+`), NewRegistry(Deps{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, w := range res.Warnings {
+		got = append(got, w.String())
+	}
+	if len(got) != 2 || !strings.HasPrefix(got[0], "kv.yaml:4:5: ") || !strings.Contains(got[0], "skiplessthan: ignored: value is absent") ||
+		!strings.HasPrefix(got[1], "kv.yaml:7:5: ") || !strings.Contains(got[1], "skipcmpstyle: ignored: skiplessthan is not set") {
+		t.Errorf("warnings %q", got)
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<absent>"
+	}
+	return strconv.Quote(*s)
 }
