@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,7 +36,8 @@ func waitKVGet(t *testing.T, data, key, want string) {
 }
 
 // A graph's kv resource sets its key in the agent's World, where `graft kv
-// get` reads it, and puts it back when `graft kv put` changes it.
+// get` reads it, and puts it back when `graft kv put` changes it; a mapped
+// kv's entry is listed under the host's name.
 func TestAgentKVResourceSetsAndRepairsItsKey(t *testing.T) {
 	dir := t.TempDir()
 	data, graph := filepath.Join(dir, "d"), filepath.Join(dir, "kv.yaml")
@@ -45,6 +47,10 @@ resources:
   - name: mode
     key: app/mode
     value: blue
+  - name: peers
+    key: app/peers
+    value: h1-addr
+    mapped: true
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -54,10 +60,18 @@ resources:
 		t.Fatalf("put: exit %d: %s", code, stderr)
 	}
 	// The agent logs each write it makes: the second is the repair.
-	a.waitFor(30*time.Second, "the kv resource to write twice", func(s string) bool {
-		return strings.Count(s, "msg=set") >= 2
+	a.waitFor(30*time.Second, "repair (a second write by kv[mode])", func(s string) bool {
+		return strings.Count(s, "msg=set resource=kv[mode] ") >= 2
 	})
 	waitKVGet(t, data, "app/mode", "blue")
+	// A mapped key's entries are listed where the README says.
+	waitUntil(t, "h1's entry of app/peers", func() (bool, error) {
+		code, stdout, stderr := graft(t, "kv", "list", "--data-dir", data, "_graft/host/kv:app%2Fpeers/")
+		if code != 0 {
+			return false, fmt.Errorf("kv list: exit %d: %s", code, stderr)
+		}
+		return strings.Contains(stdout, "_graft/host/kv:app%2Fpeers/h1") && strings.Contains(stdout, "h1-addr"), nil
+	})
 	a.stop()
 }
 
