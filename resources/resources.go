@@ -1,5 +1,5 @@
 // Package resources implements graft's resource kinds (file, exec, timer,
-// print, noop, password) and registers them by name in an engine registry.
+// print, noop, password, kv) and registers them by name in an engine registry.
 package resources
 
 import (
@@ -36,6 +36,7 @@ func NewRegistry(deps Deps) *engine.Registry {
 		{Name: "exec", New: func(name string) engine.Res { return &Exec{name: name, runs: runs} }},
 		{Name: "file", New: func(name string) engine.Res { return &File{name: name, hub: deps.Files} }},
 		{Name: "password", New: func(name string) engine.Res { return &Password{} }},
+		{Name: "kv", New: func(name string) engine.Res { return &KV{name: name} }},
 	} {
 		if err := r.Add(k); err != nil {
 			panic(err) // the list above is fixed: a duplicate is a programming error

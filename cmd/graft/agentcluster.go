@@ -18,7 +18,8 @@ import (
 
 // agentCluster is the agent's cluster side: the cluster server, the World
 // on it and the local API. A node that never had a peer restarts it to
-// join another cluster (see move.go); the engine runs on meanwhile.
+// join another cluster (see move.go); the engine runs on meanwhile, on
+// worlds, which each side sets to its World.
 type agentCluster struct {
 	o        agentOptions
 	dir      string
@@ -26,7 +27,7 @@ type agentCluster struct {
 	e        *env
 	shutdown func()        // makes the agent stop
 	left     *leaveOutcome // how the leave went, for the API's /v1/leave
-	worlds   *worldRef     // the current side's World, for graph sources and converged states
+	worlds   *worldRef     // the current side's World: for the engine, graph sources, converged states
 	// oneShot: the cluster lives in memory, for this run only (see
 	// isOneShot).
 	oneShot bool
@@ -216,7 +217,9 @@ func (a *agentCluster) serverConfig(key cluster.Token, seeds []string, gen uint6
 	return cfg
 }
 
-// serveAPI starts the World and the local API on the side's server.
+// serveAPI starts the World and the local API on the side's server. The
+// World is the engine's (a.worlds) until the side stops; the engine's
+// calls made while no side runs wait for the next one.
 func (a *agentCluster) serveAPI(side *clusterSide) error {
 	node, log := side.srv.Node(), a.log
 	w, err := world.New(node, a.o.hostname, log.With("component", "world"))
@@ -245,7 +248,10 @@ func (a *agentCluster) serveAPI(side *clusterSide) error {
 		attrs = append(attrs, "address", lns[1].Addr().String())
 	}
 	log.Info("local API listening", attrs...)
+	// The engine and the graph sources use the World of whichever side
+	// runs; while none does, their calls wait for the next.
 	a.worlds.set(w, side.srv.Members)
+	side.stops = append(side.stops, func() { a.worlds.set(nil, nil) })
 	return nil
 }
 

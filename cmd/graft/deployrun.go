@@ -15,39 +15,28 @@ import (
 	"github.com/graftcm/graft/yamlgraph"
 )
 
-// worldRef is the agent's current World and cluster membership, replaced
-// when the cluster side restarts (see move.go).
-//
-// TODO(lead): world.Handle (the kv work) is the shared form of this; once
-// it lands, hand the deploy source and the converged publisher the Handle
-// and keep only the members here.
+// worldRef is the agent's current World, through which the engine and
+// the graph sources reach whichever cluster side runs (see move.go), and
+// that side's cluster membership.
 type worldRef struct {
-	mu       sync.Mutex
-	w        *world.World
-	members  func() []cluster.MemberInfo
-	replaced chan struct{}
+	*world.Handle
+	mu      sync.Mutex
+	members func() []cluster.MemberInfo
 }
 
-func newWorldRef() *worldRef { return &worldRef{replaced: make(chan struct{})} }
+func newWorldRef() *worldRef { return &worldRef{Handle: world.NewHandle()} }
 
-// set makes w, with its side's members, the current World.
+// set makes w, with its side's members, the current World; nil while no
+// side runs.
 func (r *worldRef) set(w *world.World, members func() []cluster.MemberInfo) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	close(r.replaced)
-	r.w, r.members, r.replaced = w, members, make(chan struct{})
+	r.members = members
+	r.mu.Unlock()
+	r.Set(w)
 }
 
-// Current returns the current World (nil before the first) and a channel
-// closed when it is replaced.
-func (r *worldRef) Current() (*world.World, <-chan struct{}) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.w, r.replaced
-}
-
-// Members returns the members of the current World's cluster, nil before
-// the first.
+// Members returns the members of the current World's cluster, nil while
+// no side runs.
 func (r *worldRef) Members() []cluster.MemberInfo {
 	r.mu.Lock()
 	members := r.members

@@ -245,6 +245,9 @@ func runAgent(c *cli.Context, e *env, file string) error {
 	defer stopEngine()
 	var final *engine.Status // written on the engine's goroutine, read after Run returns
 	cfg := opts.engineConfig(dd, log)
+	// Resources and cluster semaphores use the World of whichever cluster
+	// side runs.
+	cfg.World, cfg.ClusterSemaphores = cl.worlds, cl.worlds
 	published := newConvergedPublisher(cl.worlds, log.With("component", "converged"))
 	defer goRun(published.run, nil)()
 	var clusterWait *clusterConvergence
