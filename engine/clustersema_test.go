@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"slices"
 	"strings"
@@ -406,6 +407,31 @@ func TestNoopCheckTakesNoClusterSlot(t *testing.T) {
 		}
 		if err := r.stop(); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// Abort cancels a CheckApply running under a cluster slot, and the slot
+// still goes back to the cluster: a second interrupt must not leave a
+// cluster-wide lock held until this host is declared dead.
+func TestClusterSemaphoreReleasedAfterAbort(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, ws := semaWorlds(t)
+		rec := newRecorder()
+		v := newFake(rec, "v")
+		v.gate, v.ctxAware = make(chan struct{}), true
+		r := start(t, graphOfVertices(t, []engine.Vertex{
+			{ID: id("v"), Res: v, Meta: engine.Meta{Sema: []string{"@@a"}}},
+		}), func(cfg *engineConfig) { cfg.ClusterSemaphores = ws[0] })
+		waitFor(t, "v holding @@a", func() bool {
+			return rec.isRunning("v") && hasSlot(semaState(c.Members[0], "a"), "node0", false)
+		})
+		r.eng.Abort()
+		if err := r.stop(); !errors.Is(err, engine.ErrAborted) {
+			t.Fatalf("Run after Abort: %v, want ErrAborted", err)
+		}
+		if st := semaState(c.Members[0], "a"); hasSlot(st, "node0", false) {
+			t.Errorf("after Abort, node0 still holds @@a: %+v", st)
 		}
 	})
 }
