@@ -227,3 +227,45 @@ func TestHandleSlotLostWhenTheWorldIsReplaced(t *testing.T) {
 		}
 	})
 }
+
+// A wait for a slot on a World that is replaced moves to the new World: the
+// old cluster's queue, which this host no longer takes part in, would
+// otherwise hold it until its context ends.
+func TestHandleSlotWaitMovesToTheNewWorld(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := twoWorlds(t)
+		other, err := a.Acquire(t.Context(), "job", 1) // a's only slot, held elsewhere
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Release(context.WithoutCancel(t.Context()))
+		h := world.NewHandle()
+		h.Set(a)
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		type got struct {
+			token   uint64
+			release func(context.Context) error
+			err     error
+		}
+		acquired := make(chan got, 1)
+		go func() {
+			token, _, release, err := h.AcquireSlot(ctx, "job", 1)
+			acquired <- got{token, release, err}
+		}()
+		synctest.Wait()
+		h.Set(b)
+		g := <-acquired
+		if g.err != nil {
+			t.Fatalf("a wait on a replaced World: %v, want a slot of the new one", g.err)
+		}
+		short, cancelShort := context.WithTimeout(t.Context(), time.Second)
+		defer cancelShort()
+		if l, err := b.Acquire(short, "job", 1); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("another holder of the new World's semaphore got (%v, %v), want to wait: the slot is the handle's", l, err)
+		}
+		if err := g.release(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
