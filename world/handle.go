@@ -150,7 +150,8 @@ func (h *Handle) KVHostWatch(ctx context.Context, key string) (<-chan struct{}, 
 // AcquireSlot is World.AcquireSlot on the current World, but the slot also
 // counts as lost when that World is replaced: it belongs to a cluster this
 // host no longer takes part in. A wait for a slot that the replacement
-// cuts short queues again on the new World.
+// cuts short queues again on the new World. Releasing a slot of a
+// replaced World does not fail: it is tried once, and a failure logged.
 func (h *Handle) AcquireSlot(ctx context.Context, id string, count int64) (uint64, <-chan struct{}, func(context.Context) error, error) {
 	for {
 		w, replaced, err := h.Wait(ctx)
@@ -180,7 +181,16 @@ func (h *Handle) AcquireSlot(ctx context.Context, id string, count int64) (uint6
 		var once sync.Once
 		return token, out, func(ctx context.Context) error {
 			once.Do(func() { close(done) })
-			return release(ctx)
+			err := release(ctx)
+			if err != nil && isClosed(replaced) {
+				// No retry can help: this host no longer takes part in
+				// that cluster, which frees the slot when it declares
+				// the host dead or gone.
+				w.log.Warn("could not release a semaphore slot of a cluster this host has left; "+
+					"that cluster frees it when it declares this host dead or gone", "sema", id, "token", token, "err", err)
+				return nil
+			}
+			return err
 		}, nil
 	}
 }

@@ -269,3 +269,27 @@ func TestHandleSlotWaitMovesToTheNewWorld(t *testing.T) {
 		}
 	})
 }
+
+// Releasing a slot of a World that was replaced and whose cluster node has
+// stopped since succeeds: nothing this host can do would give the slot
+// back (that cluster frees it when it declares this host gone), and an
+// error would have the engine retry it for as long as it runs.
+func TestHandleReleaseOfAReplacedWorldsSlotDoesNotFail(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ca, as := worlds(t, 1)
+		_, bs := worlds(t, 1)
+		h := world.NewHandle()
+		h.Set(as[0])
+		ctx := t.Context()
+		_, lost, release, err := h.AcquireSlot(ctx, "job", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Set(bs[0])
+		<-lost
+		ca.Close() // the old cluster side stops
+		if err := release(ctx); err != nil {
+			t.Errorf("releasing a slot of a replaced World whose node stopped: %v, want nil", err)
+		}
+	})
+}
