@@ -108,6 +108,19 @@ func watchLost(ctx context.Context, cancel context.CancelCauseFunc, held []slot)
 	}
 }
 
+// lostSlot returns the loss of the first of the slots that is lost, nil
+// if none is.
+func lostSlot(held []slot) error {
+	for _, sl := range held {
+		select {
+		case <-sl.lost:
+			return &slotLostError{id: sl.id}
+		default:
+		}
+	}
+	return nil
+}
+
 // fences maps each slot's semaphore id (without the @@) to its token.
 func fences(held []slot) map[string]uint64 {
 	m := make(map[string]uint64, len(held))

@@ -435,3 +435,42 @@ func TestClusterSemaphoreReleasedAfterAbort(t *testing.T) {
 		}
 	})
 }
+
+// oneSlot is a cluster with one slot whose loss the test controls.
+type oneSlot struct{ lost chan struct{} }
+
+func (o *oneSlot) AcquireSlot(context.Context, string, int64) (uint64, <-chan struct{}, func(context.Context) error, error) {
+	return 7, o.lost, func(context.Context) error { return nil }, nil
+}
+
+// losesSlot is a fake whose CheckApply succeeds just after its slot is
+// lost, before the engine's watch of the slot can cancel it.
+type losesSlot struct {
+	*fake
+	slot *oneSlot
+}
+
+func (l *losesSlot) CheckApply(ctx context.Context, apply bool) (bool, error) {
+	close(l.slot.lost)
+	return l.fake.CheckApply(ctx, apply)
+}
+
+// A CheckApply that returns success after its slot was lost fails all the
+// same: it did not surely run while this host held the slot.
+func TestClusterSemaphoreLostDuringASuccessfulCheckApplyFailsIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		slot := &oneSlot{lost: make(chan struct{})}
+		v := &losesSlot{fake: newFake(rec, "v"), slot: slot}
+		r := start(t, graphOfVertices(t, []engine.Vertex{
+			{ID: id("v"), Res: v, Meta: engine.Meta{Sema: []string{"@@x"}}},
+		}), func(cfg *engineConfig) { cfg.ClusterSemaphores, cfg.ConvergedTimeout = slot, 0 })
+		synctest.Wait()
+		if st, ok := r.lastStatus(); !ok || !st.Converged || !slices.Equal(st.Failed, []engine.ID{id("v")}) {
+			t.Errorf("status %+v after a CheckApply whose slot was lost, want v failed", st)
+		}
+		if err := r.stop(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
