@@ -16,7 +16,8 @@ import (
 // first Set, or after Set(nil)) waits for one until its context ends.
 // Watches started through it outlive a Set: they re-arm on the new World
 // and report one change, so that their receiver reads again. A semaphore
-// slot taken through it counts as lost when its World is replaced.
+// slot taken through it counts as lost when its World is replaced, and a
+// wait for one queues again on the new World.
 //
 // The zero value is ready to use, with no World. A Handle must not be
 // copied after first use.
