@@ -35,11 +35,13 @@ func (e *slotLostError) Error() string {
 func (e *slotLostError) Is(target error) bool { return target == ErrClusterSemaphoreLost }
 
 // Releasing a slot the cluster could not take back is tried again, with
-// a growing delay, until the engine stops; each attempt is bounded.
+// a growing delay, until the engine stops; each attempt is bounded, the
+// last one (the engine stops or aborts) more tightly.
 const (
-	slotReleaseTimeout  = 10 * time.Second
-	slotReleaseRetryMin = time.Second
-	slotReleaseRetryMax = 30 * time.Second
+	slotReleaseTimeout     = 10 * time.Second
+	slotReleaseLastTimeout = 2 * time.Second
+	slotReleaseRetryMin    = time.Second
+	slotReleaseRetryMax    = 30 * time.Second
 )
 
 // clusterSema is a cluster semaphore a vertex holds: its id without the @@
@@ -106,6 +108,19 @@ func watchLost(ctx context.Context, cancel context.CancelCauseFunc, held []slot)
 	}
 }
 
+// lostSlot returns the loss of the first of the slots that is lost, nil
+// if none is.
+func lostSlot(held []slot) error {
+	for _, sl := range held {
+		select {
+		case <-sl.lost:
+			return &slotLostError{id: sl.id}
+		default:
+		}
+	}
+	return nil
+}
+
 // fences maps each slot's semaphore id (without the @@) to its token.
 func fences(held []slot) map[string]uint64 {
 	m := make(map[string]uint64, len(held))
@@ -118,14 +133,19 @@ func fences(held []slot) map[string]uint64 {
 // releaseSlots gives the slots back. One the cluster could not take back
 // (this host cannot reach its quorum) is tried again until it can, or
 // until the engine stops (one last attempt is made then); after that the
-// cluster frees it when it declares this host dead or gone. An attempt is
-// cut short by Abort.
+// cluster frees it when it declares this host dead or gone. Abort does
+// not cancel a release (the slot would stay held until the cluster
+// declares this host dead): it makes the attempt the last.
 func (s *scheduler) releaseSlots(held []slot) {
 	delay := slotReleaseRetryMin
 	for len(held) > 0 {
 		var failed []slot
 		for _, sl := range held {
-			ctx, cancel := context.WithTimeout(s.applyCtx, slotReleaseTimeout)
+			timeout := slotReleaseTimeout
+			if s.slotRetry.Err() != nil {
+				timeout = slotReleaseLastTimeout
+			}
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(s.applyCtx), timeout)
 			err := sl.release(ctx)
 			cancel()
 			if err != nil {

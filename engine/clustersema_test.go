@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"slices"
 	"strings"
@@ -403,6 +404,70 @@ func TestNoopCheckTakesNoClusterSlot(t *testing.T) {
 		}
 		if err := other.Release(t.Context()); err != nil {
 			t.Fatal(err)
+		}
+		if err := r.stop(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// Abort cancels a CheckApply running under a cluster slot, and the slot
+// still goes back to the cluster: a second interrupt must not leave a
+// cluster-wide lock held until this host is declared dead.
+func TestClusterSemaphoreReleasedAfterAbort(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, ws := semaWorlds(t)
+		rec := newRecorder()
+		v := newFake(rec, "v")
+		v.gate, v.ctxAware = make(chan struct{}), true
+		r := start(t, graphOfVertices(t, []engine.Vertex{
+			{ID: id("v"), Res: v, Meta: engine.Meta{Sema: []string{"@@a"}}},
+		}), func(cfg *engineConfig) { cfg.ClusterSemaphores = ws[0] })
+		waitFor(t, "v holding @@a", func() bool {
+			return rec.isRunning("v") && hasSlot(semaState(c.Members[0], "a"), "node0", false)
+		})
+		r.eng.Abort()
+		if err := r.stop(); !errors.Is(err, engine.ErrAborted) {
+			t.Fatalf("Run after Abort: %v, want ErrAborted", err)
+		}
+		if st := semaState(c.Members[0], "a"); hasSlot(st, "node0", false) {
+			t.Errorf("after Abort, node0 still holds @@a: %+v", st)
+		}
+	})
+}
+
+// oneSlot is a cluster with one slot whose loss the test controls.
+type oneSlot struct{ lost chan struct{} }
+
+func (o *oneSlot) AcquireSlot(context.Context, string, int64) (uint64, <-chan struct{}, func(context.Context) error, error) {
+	return 7, o.lost, func(context.Context) error { return nil }, nil
+}
+
+// losesSlot is a fake whose CheckApply succeeds just after its slot is
+// lost, before the engine's watch of the slot can cancel it.
+type losesSlot struct {
+	*fake
+	slot *oneSlot
+}
+
+func (l *losesSlot) CheckApply(ctx context.Context, apply bool) (bool, error) {
+	close(l.slot.lost)
+	return l.fake.CheckApply(ctx, apply)
+}
+
+// A CheckApply that returns success after its slot was lost fails all the
+// same: it did not surely run while this host held the slot.
+func TestClusterSemaphoreLostDuringASuccessfulCheckApplyFailsIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		slot := &oneSlot{lost: make(chan struct{})}
+		v := &losesSlot{fake: newFake(rec, "v"), slot: slot}
+		r := start(t, graphOfVertices(t, []engine.Vertex{
+			{ID: id("v"), Res: v, Meta: engine.Meta{Sema: []string{"@@x"}}},
+		}), func(cfg *engineConfig) { cfg.ClusterSemaphores, cfg.ConvergedTimeout = slot, 0 })
+		synctest.Wait()
+		if st, ok := r.lastStatus(); !ok || !st.Converged || !slices.Equal(st.Failed, []engine.ID{id("v")}) {
+			t.Errorf("status %+v after a CheckApply whose slot was lost, want v failed", st)
 		}
 		if err := r.stop(); err != nil {
 			t.Fatal(err)

@@ -192,8 +192,8 @@ func (s *scheduler) run(l launch) {
 // fencing tokens of the cluster slots it holds. A slot lost before or
 // while it runs fails the run.
 func (s *scheduler) checkApply(l launch, slots []slot) (ok bool, err error) {
-	if cause := context.Cause(l.ctx); errors.Is(cause, ErrClusterSemaphoreLost) {
-		return false, cause
+	if err := lostSlot(slots); err != nil {
+		return false, err // lost before it could start
 	}
 	ctx, cancel := l.ctx, context.CancelFunc(func() {})
 	if l.timeout > 0 {
@@ -210,9 +210,13 @@ func (s *scheduler) checkApply(l launch, slots []slot) (ok bool, err error) {
 	if err != nil && ctx.Err() != nil && s.applyCtx.Err() == nil {
 		err = fmt.Errorf("%w: %w", context.Cause(ctx), err)
 	}
-	if cause := context.Cause(l.ctx); err == nil && errors.Is(cause, ErrClusterSemaphoreLost) {
-		// It finished, but not surely while this host held the slot.
-		return false, cause
+	if err == nil {
+		// It finished, but not surely while this host held the slot. The
+		// slots themselves are asked: watchLost may not have cancelled ctx
+		// yet.
+		if lerr := lostSlot(slots); lerr != nil {
+			return false, lerr
+		}
 	}
 	return ok, err
 }

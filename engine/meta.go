@@ -109,8 +109,12 @@ func (m Meta) Equal(o Meta) bool {
 const clusterSemaPrefix = "@@"
 
 // maxClusterSemaID is the longest id (without the @@) the cluster stores
-// for a semaphore, in bytes.
-const maxClusterSemaID = 256
+// for a semaphore, in bytes; maxClusterSemaCount the most slots it keeps
+// for one (fsm.MaxNameSize and fsm.MaxSemaCount).
+const (
+	maxClusterSemaID    = 256
+	maxClusterSemaCount = 1 << 20
+)
 
 // ParseSema splits a semaphore tag into its id and count: "id" holds one,
 // "id:count" holds count (the integer after the last colon). The count must
@@ -133,6 +137,8 @@ func ParseSema(tag string) (id string, count int64, err error) {
 		return "", 0, fmt.Errorf("%q: the id is empty", tag)
 	case cluster && len(name) > maxClusterSemaID:
 		return "", 0, fmt.Errorf("%q: the id after @@ is %d bytes, at most %d", tag, len(name), maxClusterSemaID)
+	case cluster && count > maxClusterSemaCount:
+		return "", 0, fmt.Errorf("%q: a cluster semaphore has at most %d slots", tag, maxClusterSemaCount)
 	}
 	if _, perr := strconv.ParseInt(name, 10, 64); perr == nil {
 		return "", 0, fmt.Errorf("%q: the id is a bare number; write id:count", tag)

@@ -1,11 +1,13 @@
 package engine_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"testing/synctest"
 
 	"github.com/graftcm/graft/engine"
+	"github.com/graftcm/graft/fsm"
 )
 
 // A tag starting with @@ names a semaphore of the cluster: its id keeps
@@ -65,4 +67,22 @@ func TestClusterSemaphoreNeedsACluster(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// A cluster semaphore's count above what the cluster keeps is refused when
+// the graph loads, naming the tag, rather than failing every run of the
+// resource.
+func TestClusterSemaphoreCountAboveTheClustersLimitRefusedAtLoad(t *testing.T) {
+	if _, _, err := engine.ParseSema(fmt.Sprintf("@@x:%d", fsm.MaxSemaCount)); err != nil {
+		t.Errorf("the largest count the cluster keeps: %v", err)
+	}
+	tag := fmt.Sprintf("@@x:%d", fsm.MaxSemaCount+1)
+	_, _, err := engine.ParseSema(tag)
+	want := fmt.Sprintf("%q: a cluster semaphore has at most %d slots", tag, fsm.MaxSemaCount)
+	if err == nil || err.Error() != want {
+		t.Errorf("ParseSema(%s): %v, want %q", tag, err, want)
+	}
+	if _, _, err := engine.ParseSema(tag[2:]); err != nil {
+		t.Errorf("a local semaphore has no such limit: %v", err)
+	}
 }

@@ -16,7 +16,8 @@ import (
 // first Set, or after Set(nil)) waits for one until its context ends.
 // Watches started through it outlive a Set: they re-arm on the new World
 // and report one change, so that their receiver reads again. A semaphore
-// slot taken through it counts as lost when its World is replaced.
+// slot taken through it counts as lost when its World is replaced, and a
+// wait for one queues again on the new World.
 //
 // The zero value is ready to use, with no World. A Handle must not be
 // copied after first use.
@@ -149,31 +150,74 @@ func (h *Handle) KVHostWatch(ctx context.Context, key string) (<-chan struct{}, 
 
 // AcquireSlot is World.AcquireSlot on the current World, but the slot also
 // counts as lost when that World is replaced: it belongs to a cluster this
-// host no longer takes part in.
+// host no longer takes part in. A wait for a slot that the replacement
+// cuts short queues again on the new World. Releasing a slot of a
+// replaced World does not fail: it is tried once, and a failure logged.
 func (h *Handle) AcquireSlot(ctx context.Context, id string, count int64) (uint64, <-chan struct{}, func(context.Context) error, error) {
-	w, replaced, err := h.Wait(ctx)
-	if err != nil {
-		return 0, nil, nil, err
-	}
-	token, lost, release, err := w.AcquireSlot(ctx, id, count)
-	if err != nil {
-		return 0, nil, nil, err
-	}
-	out, done := make(chan struct{}), make(chan struct{})
-	go func() { // stops when the slot is lost or released
-		select {
-		case <-lost:
-		case <-replaced:
-		case <-done:
-			return
+	for {
+		w, replaced, err := h.Wait(ctx)
+		if err != nil {
+			return 0, nil, nil, err
 		}
-		close(out)
+		token, lost, release, err := acquireUntil(ctx, w, replaced, id, count)
+		if isClosed(replaced) && ctx.Err() == nil {
+			if err == nil { // granted as the World went: give it back, best effort
+				_ = release(ctx)
+			}
+			continue
+		}
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		out, done := make(chan struct{}), make(chan struct{})
+		go func() { // stops when the slot is lost or released
+			select {
+			case <-lost:
+			case <-replaced:
+			case <-done:
+				return
+			}
+			close(out)
+		}()
+		var once sync.Once
+		return token, out, func(ctx context.Context) error {
+			once.Do(func() { close(done) })
+			err := release(ctx)
+			if err != nil && isClosed(replaced) {
+				// No retry can help: this host no longer takes part in
+				// that cluster, which frees the slot when it declares
+				// the host dead or gone.
+				w.log.Warn("could not release a semaphore slot of a cluster this host has left; "+
+					"that cluster frees it when it declares this host dead or gone", "sema", id, "token", token, "err", err)
+				return nil
+			}
+			return err
+		}, nil
+	}
+}
+
+// acquireUntil is w.AcquireSlot, whose wait ends when replaced closes.
+func acquireUntil(ctx context.Context, w *World, replaced <-chan struct{}, id string, count int64) (uint64, <-chan struct{}, func(context.Context) error, error) {
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { // ends with actx, at the latest when this returns
+		select {
+		case <-replaced:
+			cancel()
+		case <-actx.Done():
+		}
 	}()
-	var once sync.Once
-	return token, out, func(ctx context.Context) error {
-		once.Do(func() { close(done) })
-		return release(ctx)
-	}, nil
+	return w.AcquireSlot(actx, id, count)
+}
+
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // watchFunc starts a watch of key on a World.

@@ -227,3 +227,69 @@ func TestHandleSlotLostWhenTheWorldIsReplaced(t *testing.T) {
 		}
 	})
 }
+
+// A wait for a slot on a World that is replaced moves to the new World: the
+// old cluster's queue, which this host no longer takes part in, would
+// otherwise hold it until its context ends.
+func TestHandleSlotWaitMovesToTheNewWorld(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := twoWorlds(t)
+		other, err := a.Acquire(t.Context(), "job", 1) // a's only slot, held elsewhere
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Release(context.WithoutCancel(t.Context()))
+		h := world.NewHandle()
+		h.Set(a)
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		type got struct {
+			token   uint64
+			release func(context.Context) error
+			err     error
+		}
+		acquired := make(chan got, 1)
+		go func() {
+			token, _, release, err := h.AcquireSlot(ctx, "job", 1)
+			acquired <- got{token, release, err}
+		}()
+		synctest.Wait()
+		h.Set(b)
+		g := <-acquired
+		if g.err != nil {
+			t.Fatalf("a wait on a replaced World: %v, want a slot of the new one", g.err)
+		}
+		short, cancelShort := context.WithTimeout(t.Context(), time.Second)
+		defer cancelShort()
+		if l, err := b.Acquire(short, "job", 1); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("another holder of the new World's semaphore got (%v, %v), want to wait: the slot is the handle's", l, err)
+		}
+		if err := g.release(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// Releasing a slot of a World that was replaced and whose cluster node has
+// stopped since succeeds: nothing this host can do would give the slot
+// back (that cluster frees it when it declares this host gone), and an
+// error would have the engine retry it for as long as it runs.
+func TestHandleReleaseOfAReplacedWorldsSlotDoesNotFail(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ca, as := worlds(t, 1)
+		_, bs := worlds(t, 1)
+		h := world.NewHandle()
+		h.Set(as[0])
+		ctx := t.Context()
+		_, lost, release, err := h.AcquireSlot(ctx, "job", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Set(bs[0])
+		<-lost
+		ca.Close() // the old cluster side stops
+		if err := release(ctx); err != nil {
+			t.Errorf("releasing a slot of a replaced World whose node stopped: %v, want nil", err)
+		}
+	})
+}

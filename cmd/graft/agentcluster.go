@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/cluster"
@@ -251,8 +252,38 @@ func (a *agentCluster) serveAPI(side *clusterSide) error {
 	// The engine and the graph sources use the World of whichever side
 	// runs; while none does, their calls wait for the next.
 	a.worlds.set(w, side.srv.Members)
-	side.stops = append(side.stops, func() { a.worlds.set(nil, nil) })
+	side.stops = append(side.stops, func() { a.worlds.set(nil, nil) },
+		goRun(func(ctx context.Context) error { releaseStale(ctx, w, log); return nil }, nil))
 	return nil
+}
+
+// Releasing what an earlier process of this host left in the cluster (see
+// world.ReleaseStale) waits this long for a leader, then is tried again
+// after staleRetry.
+const (
+	staleWait  = time.Minute
+	staleRetry = 10 * time.Second
+)
+
+// releaseStale releases the semaphore slots that an earlier process of
+// this host, which crashed and was restarted before the cluster declared
+// it dead, left held; it tries until it can or ctx ends.
+func releaseStale(ctx context.Context, w *world.World, log *slog.Logger) {
+	for {
+		wctx, cancel := context.WithTimeout(ctx, staleWait)
+		_, err := w.ReleaseStale(wctx) // the World logs each slot it releases
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		log.Warn("could not release the semaphore slots an earlier process of this host may have left; trying again",
+			"err", err, "retry_in", staleRetry)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(staleRetry):
+		}
+	}
 }
 
 // failure is why a restart of the cluster side failed, if one did: the

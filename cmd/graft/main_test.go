@@ -21,7 +21,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv("GRAFT_TEST_BINARY") == "1" {
 		os.Exit(mainWith(testTimings))
 	}
-	goleak.VerifyTestMain(m)
+	// memberlist's Shutdown does not wait for a probe in flight, which ends
+	// within its probe interval (a second) on its own: a test that stops
+	// an in-process agent last would otherwise fail now and then. A
+	// memberlist never shut down still shows, by its other goroutines.
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"))
 }
 
 // testTimings makes the cluster leader of the agents the tests start
