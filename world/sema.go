@@ -44,6 +44,7 @@ func (l *Lease) Release(ctx context.Context) error {
 	l.stop()
 	<-l.done
 	_, err := l.w.apply(ctx, fsm.Command{Op: fsm.OpSemaRelease, Sema: l.id, Node: l.w.host, Holder: l.holder})
+	l.w.holders.drop(l.holder, err != nil)
 	return err
 }
 
@@ -62,17 +63,24 @@ func (w *World) Acquire(ctx context.Context, id string, count int64) (*Lease, er
 	// request may still have been applied (the outcome of a write cut short
 	// is unknown), and a queue place nobody waits on would be granted to
 	// nobody.
+	// A withdrawal that fails leaves the holder to ReleaseStale.
 	giveUp := func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 		defer cancel()
-		if _, err := w.apply(rctx, fsm.Command{Op: fsm.OpSemaRelease, Sema: id, Node: w.host, Holder: holder}); err != nil {
-			w.log.Warn("could not withdraw from a semaphore", "sema", id, "err", err)
+		_, err := w.apply(rctx, fsm.Command{Op: fsm.OpSemaRelease, Sema: id, Node: w.host, Holder: holder})
+		if err != nil {
+			w.log.Warn("could not withdraw from a semaphore; withdrawing once the cluster can be reached",
+				"sema", id, "err", err)
 		}
+		w.holders.drop(holder, err != nil)
 	}
+	w.holders.track(holder)
 	res, err := w.apply(ctx, fsm.Command{Op: fsm.OpSemaAcquire, Sema: id, Count: count, Node: w.host, Holder: holder})
 	if err != nil {
 		if res.Err == "" { // not refused outright: it may have been applied
 			giveUp()
+		} else {
+			w.holders.drop(holder, false)
 		}
 		return nil, fmt.Errorf("world: acquire %q: %w", id, err)
 	}

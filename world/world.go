@@ -53,12 +53,13 @@ var ErrReserved = errors.New("world: keys under " + fsm.InternalPrefix + " are g
 
 // World is one host's handle on the cluster-wide state.
 type World struct {
-	b     Backend
-	f     *fsm.FSM
-	host  string
-	log   *slog.Logger
-	nonce string        // distinguishes this process's semaphore holders
-	seq   atomic.Uint64 // numbers them
+	b       Backend
+	f       *fsm.FSM
+	host    string
+	log     *slog.Logger
+	nonce   string        // distinguishes this process's semaphore holders
+	seq     atomic.Uint64 // numbers them
+	holders *holders      // the holders this process owns
 
 	// LeaseTimeout is how long this host may go without hearing from a
 	// leader before its leases count as lost; DefaultLeaseTimeout unless
@@ -78,7 +79,7 @@ func New(b Backend, host string, log *slog.Logger) (*World, error) {
 	if _, err := rand.Read(buf[:]); err != nil {
 		return nil, fmt.Errorf("world: %w", err)
 	}
-	return &World{b: b, f: b.FSM(), host: host, log: log, nonce: hex.EncodeToString(buf[:]),
+	return &World{b: b, f: b.FSM(), host: host, log: log, nonce: hex.EncodeToString(buf[:]), holders: newHolders(),
 		LeaseTimeout: DefaultLeaseTimeout}, nil
 }
 

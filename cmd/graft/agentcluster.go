@@ -265,10 +265,24 @@ const (
 	staleRetry = 10 * time.Second
 )
 
-// releaseStale releases the semaphore slots that an earlier process of
-// this host, which crashed and was restarted before the cluster declared
-// it dead, left held; it tries until it can or ctx ends.
+// releaseStale gives back the semaphore slots and queue places of this
+// host that nothing in this process owns (see world.ReleaseStale): at
+// once, for those an earlier process that crashed and was restarted
+// before the cluster declared it dead left held, and again whenever this
+// process fails to give one back. It tries until it can, until ctx ends.
 func releaseStale(ctx context.Context, w *world.World, log *slog.Logger) {
+	for {
+		sweepStale(ctx, w, log)
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.Orphaned():
+		}
+	}
+}
+
+// sweepStale calls ReleaseStale until it succeeds or ctx ends.
+func sweepStale(ctx context.Context, w *world.World, log *slog.Logger) {
 	for {
 		wctx, cancel := context.WithTimeout(ctx, staleWait)
 		_, err := w.ReleaseStale(wctx) // the World logs each slot it releases
@@ -276,7 +290,7 @@ func releaseStale(ctx context.Context, w *world.World, log *slog.Logger) {
 		if err == nil || ctx.Err() != nil {
 			return
 		}
-		log.Warn("could not release the semaphore slots an earlier process of this host may have left; trying again",
+		log.Warn("could not give back semaphore slots this host no longer uses; trying again",
 			"err", err, "retry_in", staleRetry)
 		select {
 		case <-ctx.Done():
