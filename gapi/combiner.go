@@ -1,6 +1,7 @@
 package gapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -163,6 +164,9 @@ type run struct {
 	built    *Declared         // the Declared last built
 	pending  *engine.Graph     // the graph not yet taken by the engine
 	warnedNW bool              // said that there is no World
+	// want is this host's export set as last published to w, by World
+	// key; nil when nothing is published (noop, no World).
+	want map[string][]byte
 }
 
 // declare takes a newer Declared: publish its exports, build its graph.
@@ -228,17 +232,25 @@ func (r *run) watched(ev world.WatchEvent, ok bool) {
 			}
 		}
 	}
+	own := ev.Resync // this host's exports changed
 	for _, e := range ev.Events {
 		x, ok := world.ParseExportKey(e.KV.Key)
 		if !ok {
 			continue
 		}
+		own = own || x.Host == r.w.Host()
 		if e.Type == fsm.EventDelete {
 			delete(r.exports, e.KV.Key)
 			continue
 		}
 		x.Data = e.KV.Value
 		r.exports[e.KV.Key] = x
+	}
+	if own && r.want != nil && !r.published() {
+		// The cluster withdrew them (this host was removed from it,
+		// then came back): nothing else would publish them again.
+		r.c.log.Warn("this host's exports are not in the World as published; publishing them again")
+		r.publish()
 	}
 	if !r.armed { // a steady stream of changes must not postpone the build
 		r.settle.Reset(r.c.cfg.Settle)
@@ -281,6 +293,7 @@ func (r *run) rebuild(force bool) {
 // World.
 func (r *run) publish() {
 	d, log := r.decl, r.c.log
+	r.want = nil
 	switch {
 	case r.c.cfg.Noop:
 		if len(d.Exports) > 0 {
@@ -298,11 +311,32 @@ func (r *run) publish() {
 		log.Error("cannot export the graph's resources", "graph", d.Name, "err", err)
 		return
 	}
+	r.want = make(map[string][]byte, len(xs))
+	for _, x := range xs {
+		r.want[exportKey(world.Exported{Host: r.w.Host(), Kind: x.Kind, Name: x.Name})] = x.Data
+	}
 	select { // the newest replaces one not yet taken
 	case <-r.pubs:
 	default:
 	}
 	r.pubs <- publication{w: r.w, exports: xs}
+}
+
+// published reports whether the World's exports of this host are those
+// last published. While a publication is on its way they are not: it is
+// then published again, which changes nothing once it is in.
+func (r *run) published() bool {
+	n := 0
+	for key, x := range r.exports {
+		if x.Host != r.w.Host() {
+			continue
+		}
+		if data, ok := r.want[key]; !ok || !bytes.Equal(data, x.Data) {
+			return false
+		}
+		n++
+	}
+	return n == len(r.want)
 }
 
 func exportKey(x world.Exported) string {

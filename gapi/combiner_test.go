@@ -7,6 +7,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/graftcm/graft/cluster/clustertest"
 	"github.com/graftcm/graft/fsm"
 	"github.com/graftcm/graft/gapi"
 	"github.com/graftcm/graft/world"
@@ -226,6 +227,43 @@ collect:
 		h.await(t, "both exports", is(`file[ours]=/srv/in/ours("a") file[theirs]=/srv/in/theirs("b")`))
 		waitFor(t, "ours exported in the new World", func() bool {
 			return slices.Equal(exportsOf(t, b[1], b[0].Host()), []string{"file/ours"})
+		})
+	})
+}
+
+// A host whose exports the cluster withdrew (it was removed for being
+// gone longer than the dead-node grace, then came back, as after a long
+// partition, without restarting) publishes them again as soon as it sees
+// them go: nothing else would, since its graph did not change.
+func TestWithdrawnExportsOfALiveHostArePublishedAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := clustertest.New(t, 3)
+		ctx := t.Context()
+		leader, err := c.Leader(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := world.New(c.Members[1].Node(), c.Members[1].ID, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := startCombiner(t, gapi.Static(w), false)
+		h.declare(t, twoExports)
+		h.await(t, "the local resource", is("noop[local]"))
+		waitFor(t, "both exports in the World", func() bool {
+			return slices.Equal(exportsOf(t, w, w.Host()), []string{"file/fa", "file/fb"})
+		})
+		// What the leader does once the host has been gone for good for
+		// the export grace.
+		res, err := leader.Node().Apply(ctx, []fsm.Command{{Op: fsm.OpRemoveNode, Node: w.Host()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Members[1].Node().WaitApplied(ctx, res[0].Rev); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "both exports back in the World", func() bool {
+			return slices.Equal(exportsOf(t, w, w.Host()), []string{"file/fa", "file/fb"})
 		})
 	})
 }
