@@ -206,13 +206,16 @@ func (c *clusterConvergence) run(ctx context.Context) error {
 }
 
 // unconverged returns the live hosts that are not converged, sorted; it
-// names this one if the World cannot be read.
+// names this one if the World cannot be read. The states are read as the
+// cluster has them (a linearizable read): this node's copy may be old (it
+// restarted and has not heard from a leader, or it is cut off) and say
+// true for a host that has since stopped being converged.
 func (c *clusterConvergence) unconverged(ctx context.Context) []string {
 	w, _ := c.worlds.Current()
 	if w == nil {
 		return []string{"(no cluster yet)"}
 	}
-	vals, _, err := w.HostValues(ctx, convergedNS)
+	vals, _, err := w.HostValues(ctx, convergedNS, world.Linearizable())
 	if err != nil {
 		return []string{w.Host()}
 	}
