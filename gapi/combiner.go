@@ -140,6 +140,9 @@ func (c *Combiner) Run(ctx context.Context, in <-chan *Declared, out chan<- *eng
 			replaced = r.follow(ctx)
 		case ev, ok := <-r.events:
 			r.watched(ev, ok)
+		case <-r.caughtUp:
+			r.current, r.caughtUp = true, nil
+			r.rebuild(false)
 		case <-r.settle.C:
 			r.armed = false
 			r.rebuild(false)
@@ -151,11 +154,18 @@ func (c *Combiner) Run(ctx context.Context, in <-chan *Declared, out chan<- *eng
 
 // run is the state of one Run, touched only by its goroutine.
 type run struct {
-	c        *Combiner
-	decl     *Declared
-	w        *world.World
-	events   <-chan world.WatchEvent
-	unwatch  context.CancelFunc
+	c       *Combiner
+	decl    *Declared
+	w       *world.World
+	events  <-chan world.WatchEvent
+	unwatch context.CancelFunc
+	// current: w's local copy has been brought up to date (a
+	// linearizable read), so what it exports can be collected; before, it
+	// may be an old snapshot. caughtUp delivers it; linDone closes when
+	// the goroutine that waits for it ends.
+	current  bool
+	caughtUp <-chan struct{}
+	linDone  <-chan struct{}
 	exports  map[string]world.Exported // every host's, by World key
 	settle   *time.Timer
 	armed    bool // settle is running
@@ -197,6 +207,12 @@ func (r *run) follow(ctx context.Context) <-chan struct{} {
 		}
 		wctx, cancel := context.WithCancel(ctx)
 		r.events, r.unwatch = w.WatchExports(wctx, rev), cancel
+		caughtUp, linDone := make(chan struct{}, 1), make(chan struct{})
+		r.current, r.caughtUp, r.linDone = false, caughtUp, linDone
+		go func() {
+			defer close(linDone)
+			r.c.linearize(wctx, w, caughtUp)
+		}()
 	}
 	if r.decl != nil {
 		r.publish()
@@ -213,14 +229,38 @@ func (r *run) stopWatch() {
 	r.unwatch()
 	for range r.events {
 	}
-	r.events, r.unwatch = nil, nil
+	<-r.linDone
+	r.events, r.unwatch, r.caughtUp, r.linDone = nil, nil, nil, nil
+}
+
+// linearize brings w's local copy up to date with the cluster, trying
+// again until it can or ctx ends, and then says so on caughtUp.
+func (c *Combiner) linearize(ctx context.Context, w *world.World, caughtUp chan<- struct{}) {
+	delay := time.Duration(0)
+	for {
+		err := w.Linearize(ctx)
+		if err == nil {
+			caughtUp <- struct{}{}
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		delay = min(max(2*delay, 100*time.Millisecond), c.cfg.RetryDelay)
+		c.log.Warn("cannot reach the cluster's leader; collecting nothing until then", "retry_in", delay, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+	}
 }
 
 // watched applies a change of the World's exports.
 func (r *run) watched(ev world.WatchEvent, ok bool) {
 	if !ok { // the watch stopped: the World is closing or failed
 		r.c.log.Warn("stopped watching the World's exports")
-		r.events, r.unwatch = nil, nil
+		r.stopWatch()
 		return
 	}
 	if ev.Resync {
@@ -273,6 +313,8 @@ func (r *run) rebuild(force bool) {
 			log.Warn("no World to collect from yet; running the graph without collected resources")
 			r.warnedNW = true
 		}
+	case !r.current:
+		// The local copy may be old: collect once it is the cluster's.
 	default:
 		cs = candidates(r.exports, r.decl.Collects, r.w.Host(), log)
 	}

@@ -2,12 +2,14 @@ package gapi_test
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/graftcm/graft/cluster/clustertest"
+	"github.com/graftcm/graft/engine"
 	"github.com/graftcm/graft/fsm"
 	"github.com/graftcm/graft/gapi"
 	"github.com/graftcm/graft/world"
@@ -265,5 +267,63 @@ func TestWithdrawnExportsOfALiveHostArePublishedAgain(t *testing.T) {
 		waitFor(t, "both exports back in the World", func() bool {
 			return slices.Equal(exportsOf(t, w, w.Host()), []string{"file/fa", "file/fb"})
 		})
+	})
+}
+
+// A host whose copy of the cluster's state is old (it restarted on an old
+// snapshot, or is cut off from the leader) must not run the old exports it
+// holds: it collects nothing until its copy is the cluster's, then what
+// the hosts export now.
+func TestCollectNeverRunsAnOldCopysExports(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := clustertest.New(t, 3)
+		ctx := t.Context()
+		if _, err := c.Leader(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var ws []*world.World
+		for _, m := range c.Members {
+			w, err := world.New(m.Node(), m.ID, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ws = append(ws, w)
+		}
+		exporter := startCombiner(t, gapi.Static(ws[0]), false)
+		exporter.declare(t, `
+resources:
+  file:
+  - {name: "@@f", path: /etc/f, content: old}
+`)
+		exporter.await(t, "nothing", is(""))
+		waitFor(t, "the export in the World", func() bool { return len(exportsOf(t, ws[0], ws[0].Host())) == 1 })
+		stale := c.Members[2]
+		for stale.Node().FSM().Rev() < ws[0].Rev() {
+			time.Sleep(10 * time.Millisecond)
+		}
+		c.Partition(stale)
+		exporter.declare(t, `
+resources:
+  file:
+  - {name: "@@f", path: /etc/f, content: new}
+`)
+		waitFor(t, "the new export in the World", func() bool {
+			kv, ok, err := ws[0].Get(ctx, fsm.ExportPrefix+ws[0].Host()+"/file/f")
+			return err == nil && ok && slices.Contains(strings.Split(string(kv.Value), "\n"), "content: new")
+		})
+
+		h := startCombiner(t, gapi.Static(ws[2]), false)
+		h.declare(t, `
+resources:
+  noop:
+  - name: local
+collect:
+- {kind: file, pattern: /srv/in}
+`)
+		if g := h.await(t, "a graph", func(*engine.Graph) bool { return true }); describe(g) != "noop[local]" {
+			t.Fatalf("cut off from the cluster, ran %s, want the local resource alone", describe(g))
+		}
+		c.Heal()
+		h.await(t, "the new export", is(`file[f]=/srv/in/f("new") noop[local]`))
 	})
 }
