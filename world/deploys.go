@@ -106,12 +106,14 @@ func (w *World) Rollback(ctx context.Context, n uint64) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if !ok {
-		return 0, fmt.Errorf("world: deploy %d: %w (the newest %d are kept)", n, ErrNoDeploy, MaxDeploys)
-	}
 	newest, _, _, err := w.NewestDeploy(ctx)
-	if err != nil {
+	switch {
+	case err != nil:
 		return 0, err
+	case !ok && n < newest.Number:
+		return 0, fmt.Errorf("world: deploy %d: %w: only the newest %d are kept", n, ErrNoDeploy, MaxDeploys)
+	case !ok:
+		return 0, fmt.Errorf("world: deploy %d: %w", n, ErrNoDeploy)
 	}
 	if newest.Number == n {
 		return 0, fmt.Errorf("world: deploy %d %w", n, ErrNewestAlready)
