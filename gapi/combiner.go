@@ -145,6 +145,7 @@ func (c *Combiner) Run(ctx context.Context, in <-chan *Declared, out chan<- *eng
 			r.rebuild(false)
 		case <-r.settle.C:
 			r.armed = false
+			r.republish()
 			r.rebuild(false)
 		case send <- r.pending:
 			r.pending = nil
@@ -177,6 +178,11 @@ type run struct {
 	// want is this host's export set as last published to w, by World
 	// key; nil when nothing is published (noop, no World).
 	want map[string][]byte
+	// ownChanged: this host's exports in the World changed since
+	// republish last looked; republished is when it last published them
+	// again.
+	ownChanged  bool
+	republished time.Time
 }
 
 // declare takes a newer Declared: publish its exports, build its graph.
@@ -286,12 +292,7 @@ func (r *run) watched(ev world.WatchEvent, ok bool) {
 		x.Data = e.KV.Value
 		r.exports[e.KV.Key] = x
 	}
-	if own && r.want != nil && !r.published() {
-		// The cluster withdrew them (this host was removed from it,
-		// then came back): nothing else would publish them again.
-		r.c.log.Warn("this host's exports are not in the World as published; publishing them again")
-		r.publish()
-	}
+	r.ownChanged = r.ownChanged || own
 	if !r.armed { // a steady stream of changes must not postpone the build
 		r.settle.Reset(r.c.cfg.Settle)
 		r.armed = true
@@ -362,6 +363,30 @@ func (r *run) publish() {
 	default:
 	}
 	r.pubs <- publication{w: r.w, exports: xs}
+}
+
+// republish publishes this host's exports again if the World's changed
+// and are not those last published: the cluster withdrew them (this host
+// was removed from it, then came back), and nothing else would publish
+// them again. It does so at most once per RetryDelay, so that two agents
+// calling themselves one host (a cloned machine) do not flood the cluster
+// each putting back its own set.
+func (r *run) republish() {
+	if !r.ownChanged {
+		return
+	}
+	if r.want == nil || r.published() {
+		r.ownChanged = false
+		return
+	}
+	if wait := r.c.cfg.RetryDelay - time.Since(r.republished); !r.republished.IsZero() && wait > 0 {
+		r.settle.Reset(wait)
+		r.armed = true
+		return
+	}
+	r.ownChanged, r.republished = false, time.Now()
+	r.c.log.Warn("this host's exports are not in the World as published; publishing them again")
+	r.publish()
 }
 
 // published reports whether the World's exports of this host are those

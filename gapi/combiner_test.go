@@ -1,6 +1,7 @@
 package gapi_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -325,5 +326,37 @@ collect:
 		}
 		c.Heal()
 		h.await(t, "the new export", is(`file[f]=/srv/in/f("new") noop[local]`))
+	})
+}
+
+// Two agents that both call themselves one host (a cloned machine that
+// kept its data dir) publish different export sets: each sees its set
+// replaced by the other's. Publishing again is then held back, so the two
+// do not flood the cluster with writes.
+func TestTwoAgentsOfOneHostNameDoNotFloodTheCluster(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := clustertest.New(t, 3)
+		ctx := t.Context()
+		if _, err := c.Leader(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var ws []*world.World
+		for _, m := range c.Members[:2] {
+			w, err := world.New(m.Node(), "web", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ws = append(ws, w)
+		}
+		for i, w := range ws {
+			h := startCombiner(t, gapi.Static(w), false)
+			h.declare(t, fmt.Sprintf("resources:\n  file:\n  - {name: \"@@f%d\", path: /etc/f%d, content: x}\n", i, i))
+			h.await(t, "nothing", is(""))
+		}
+		before := ws[0].Rev()
+		time.Sleep(time.Minute) // on the bubble's clock
+		if writes := ws[0].Rev() - before; writes > 30 {
+			t.Errorf("%d revisions in a minute of two agents of one host name publishing", writes)
+		}
 	})
 }
