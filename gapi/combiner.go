@@ -1,6 +1,7 @@
 package gapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -139,8 +140,12 @@ func (c *Combiner) Run(ctx context.Context, in <-chan *Declared, out chan<- *eng
 			replaced = r.follow(ctx)
 		case ev, ok := <-r.events:
 			r.watched(ev, ok)
+		case <-r.caughtUp:
+			r.current, r.caughtUp = true, nil
+			r.rebuild(false)
 		case <-r.settle.C:
 			r.armed = false
+			r.republish()
 			r.rebuild(false)
 		case send <- r.pending:
 			r.pending = nil
@@ -150,11 +155,18 @@ func (c *Combiner) Run(ctx context.Context, in <-chan *Declared, out chan<- *eng
 
 // run is the state of one Run, touched only by its goroutine.
 type run struct {
-	c        *Combiner
-	decl     *Declared
-	w        *world.World
-	events   <-chan world.WatchEvent
-	unwatch  context.CancelFunc
+	c       *Combiner
+	decl    *Declared
+	w       *world.World
+	events  <-chan world.WatchEvent
+	unwatch context.CancelFunc
+	// current: w's local copy has been brought up to date (a
+	// linearizable read), so what it exports can be collected; before, it
+	// may be an old snapshot. caughtUp delivers it; linDone closes when
+	// the goroutine that waits for it ends.
+	current  bool
+	caughtUp <-chan struct{}
+	linDone  <-chan struct{}
 	exports  map[string]world.Exported // every host's, by World key
 	settle   *time.Timer
 	armed    bool // settle is running
@@ -163,6 +175,14 @@ type run struct {
 	built    *Declared         // the Declared last built
 	pending  *engine.Graph     // the graph not yet taken by the engine
 	warnedNW bool              // said that there is no World
+	// want is this host's export set as last published to w, by World
+	// key; nil when nothing is published (noop, no World).
+	want map[string][]byte
+	// ownChanged: this host's exports in the World changed since
+	// republish last looked; republished is when it last published them
+	// again.
+	ownChanged  bool
+	republished time.Time
 }
 
 // declare takes a newer Declared: publish its exports, build its graph.
@@ -193,6 +213,12 @@ func (r *run) follow(ctx context.Context) <-chan struct{} {
 		}
 		wctx, cancel := context.WithCancel(ctx)
 		r.events, r.unwatch = w.WatchExports(wctx, rev), cancel
+		caughtUp, linDone := make(chan struct{}, 1), make(chan struct{})
+		r.current, r.caughtUp, r.linDone = false, caughtUp, linDone
+		go func() {
+			defer close(linDone)
+			r.c.linearize(wctx, w, caughtUp)
+		}()
 	}
 	if r.decl != nil {
 		r.publish()
@@ -209,14 +235,38 @@ func (r *run) stopWatch() {
 	r.unwatch()
 	for range r.events {
 	}
-	r.events, r.unwatch = nil, nil
+	<-r.linDone
+	r.events, r.unwatch, r.caughtUp, r.linDone = nil, nil, nil, nil
+}
+
+// linearize brings w's local copy up to date with the cluster, trying
+// again until it can or ctx ends, and then says so on caughtUp.
+func (c *Combiner) linearize(ctx context.Context, w *world.World, caughtUp chan<- struct{}) {
+	delay := time.Duration(0)
+	for {
+		err := w.Linearize(ctx)
+		if err == nil {
+			caughtUp <- struct{}{}
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		delay = min(max(2*delay, 100*time.Millisecond), c.cfg.RetryDelay)
+		c.log.Warn("cannot reach the cluster's leader; collecting nothing until then", "retry_in", delay, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+	}
 }
 
 // watched applies a change of the World's exports.
 func (r *run) watched(ev world.WatchEvent, ok bool) {
 	if !ok { // the watch stopped: the World is closing or failed
 		r.c.log.Warn("stopped watching the World's exports")
-		r.events, r.unwatch = nil, nil
+		r.stopWatch()
 		return
 	}
 	if ev.Resync {
@@ -228,11 +278,13 @@ func (r *run) watched(ev world.WatchEvent, ok bool) {
 			}
 		}
 	}
+	own := ev.Resync // this host's exports changed
 	for _, e := range ev.Events {
 		x, ok := world.ParseExportKey(e.KV.Key)
 		if !ok {
 			continue
 		}
+		own = own || x.Host == r.w.Host()
 		if e.Type == fsm.EventDelete {
 			delete(r.exports, e.KV.Key)
 			continue
@@ -240,6 +292,7 @@ func (r *run) watched(ev world.WatchEvent, ok bool) {
 		x.Data = e.KV.Value
 		r.exports[e.KV.Key] = x
 	}
+	r.ownChanged = r.ownChanged || own
 	if !r.armed { // a steady stream of changes must not postpone the build
 		r.settle.Reset(r.c.cfg.Settle)
 		r.armed = true
@@ -261,6 +314,8 @@ func (r *run) rebuild(force bool) {
 			log.Warn("no World to collect from yet; running the graph without collected resources")
 			r.warnedNW = true
 		}
+	case !r.current:
+		// The local copy may be old: collect once it is the cluster's.
 	default:
 		cs = candidates(r.exports, r.decl.Collects, r.w.Host(), log)
 	}
@@ -281,6 +336,7 @@ func (r *run) rebuild(force bool) {
 // World.
 func (r *run) publish() {
 	d, log := r.decl, r.c.log
+	r.want = nil
 	switch {
 	case r.c.cfg.Noop:
 		if len(d.Exports) > 0 {
@@ -298,11 +354,56 @@ func (r *run) publish() {
 		log.Error("cannot export the graph's resources", "graph", d.Name, "err", err)
 		return
 	}
+	r.want = make(map[string][]byte, len(xs))
+	for _, x := range xs {
+		r.want[exportKey(world.Exported{Host: r.w.Host(), Kind: x.Kind, Name: x.Name})] = x.Data
+	}
 	select { // the newest replaces one not yet taken
 	case <-r.pubs:
 	default:
 	}
 	r.pubs <- publication{w: r.w, exports: xs}
+}
+
+// republish publishes this host's exports again if the World's changed
+// and are not those last published: the cluster withdrew them (this host
+// was removed from it, then came back), and nothing else would publish
+// them again. It does so at most once per RetryDelay, so that two agents
+// calling themselves one host (a cloned machine) do not flood the cluster
+// each putting back its own set.
+func (r *run) republish() {
+	if !r.ownChanged {
+		return
+	}
+	if r.want == nil || r.published() {
+		r.ownChanged = false
+		return
+	}
+	if wait := r.c.cfg.RetryDelay - time.Since(r.republished); !r.republished.IsZero() && wait > 0 {
+		r.settle.Reset(wait)
+		r.armed = true
+		return
+	}
+	r.ownChanged, r.republished = false, time.Now()
+	r.c.log.Warn("this host's exports are not in the World as published; publishing them again")
+	r.publish()
+}
+
+// published reports whether the World's exports of this host are those
+// last published. While a publication is on its way they are not: it is
+// then published again, which changes nothing once it is in.
+func (r *run) published() bool {
+	n := 0
+	for key, x := range r.exports {
+		if x.Host != r.w.Host() {
+			continue
+		}
+		if data, ok := r.want[key]; !ok || !bytes.Equal(data, x.Data) {
+			return false
+		}
+		n++
+	}
+	return n == len(r.want)
 }
 
 func exportKey(x world.Exported) string {

@@ -1,12 +1,16 @@
 package gapi_test
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/graftcm/graft/cluster/clustertest"
+	"github.com/graftcm/graft/engine"
 	"github.com/graftcm/graft/fsm"
 	"github.com/graftcm/graft/gapi"
 	"github.com/graftcm/graft/world"
@@ -227,5 +231,132 @@ collect:
 		waitFor(t, "ours exported in the new World", func() bool {
 			return slices.Equal(exportsOf(t, b[1], b[0].Host()), []string{"file/ours"})
 		})
+	})
+}
+
+// A host whose exports the cluster withdrew (it was removed for being
+// gone longer than the dead-node grace, then came back, as after a long
+// partition, without restarting) publishes them again as soon as it sees
+// them go: nothing else would, since its graph did not change.
+func TestWithdrawnExportsOfALiveHostArePublishedAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := clustertest.New(t, 3)
+		ctx := t.Context()
+		leader, err := c.Leader(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := world.New(c.Members[1].Node(), c.Members[1].ID, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := startCombiner(t, gapi.Static(w), false)
+		h.declare(t, twoExports)
+		h.await(t, "the local resource", is("noop[local]"))
+		waitFor(t, "both exports in the World", func() bool {
+			return slices.Equal(exportsOf(t, w, w.Host()), []string{"file/fa", "file/fb"})
+		})
+		// What the leader does once the host has been gone for good for
+		// the export grace.
+		res, err := leader.Node().Apply(ctx, []fsm.Command{{Op: fsm.OpRemoveNode, Node: w.Host()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Members[1].Node().WaitApplied(ctx, res[0].Rev); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "both exports back in the World", func() bool {
+			return slices.Equal(exportsOf(t, w, w.Host()), []string{"file/fa", "file/fb"})
+		})
+	})
+}
+
+// A host whose copy of the cluster's state is old (it restarted on an old
+// snapshot, or is cut off from the leader) must not run the old exports it
+// holds: it collects nothing until its copy is the cluster's, then what
+// the hosts export now.
+func TestCollectNeverRunsAnOldCopysExports(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := clustertest.New(t, 3)
+		ctx := t.Context()
+		if _, err := c.Leader(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var ws []*world.World
+		for _, m := range c.Members {
+			w, err := world.New(m.Node(), m.ID, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ws = append(ws, w)
+		}
+		exporter := startCombiner(t, gapi.Static(ws[0]), false)
+		exporter.declare(t, `
+resources:
+  file:
+  - {name: "@@f", path: /etc/f, content: old}
+`)
+		exporter.await(t, "nothing", is(""))
+		waitFor(t, "the export in the World", func() bool { return len(exportsOf(t, ws[0], ws[0].Host())) == 1 })
+		stale := c.Members[2]
+		for stale.Node().FSM().Rev() < ws[0].Rev() {
+			time.Sleep(10 * time.Millisecond)
+		}
+		c.Partition(stale)
+		exporter.declare(t, `
+resources:
+  file:
+  - {name: "@@f", path: /etc/f, content: new}
+`)
+		waitFor(t, "the new export in the World", func() bool {
+			kv, ok, err := ws[0].Get(ctx, fsm.ExportPrefix+ws[0].Host()+"/file/f")
+			return err == nil && ok && slices.Contains(strings.Split(string(kv.Value), "\n"), "content: new")
+		})
+
+		h := startCombiner(t, gapi.Static(ws[2]), false)
+		h.declare(t, `
+resources:
+  noop:
+  - name: local
+collect:
+- {kind: file, pattern: /srv/in}
+`)
+		if g := h.await(t, "a graph", func(*engine.Graph) bool { return true }); describe(g) != "noop[local]" {
+			t.Fatalf("cut off from the cluster, ran %s, want the local resource alone", describe(g))
+		}
+		c.Heal()
+		h.await(t, "the new export", is(`file[f]=/srv/in/f("new") noop[local]`))
+	})
+}
+
+// Two agents that both call themselves one host (a cloned machine that
+// kept its data dir) publish different export sets: each sees its set
+// replaced by the other's. Publishing again is then held back, so the two
+// do not flood the cluster with writes.
+func TestTwoAgentsOfOneHostNameDoNotFloodTheCluster(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := clustertest.New(t, 3)
+		ctx := t.Context()
+		if _, err := c.Leader(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var ws []*world.World
+		for _, m := range c.Members[:2] {
+			w, err := world.New(m.Node(), "web", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ws = append(ws, w)
+		}
+		for i, w := range ws {
+			h := startCombiner(t, gapi.Static(w), false)
+			h.declare(t, fmt.Sprintf("resources:\n  file:\n  - {name: \"@@f%d\", path: /etc/f%d, content: x}\n", i, i))
+			h.await(t, "nothing", is(""))
+		}
+		before := ws[0].Rev()
+		time.Sleep(time.Minute) // on the bubble's clock
+		if writes := ws[0].Rev() - before; writes > 30 {
+			t.Errorf("%d revisions in a minute of two agents of one host name publishing", writes)
+		}
 	})
 }

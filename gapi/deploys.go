@@ -53,6 +53,7 @@ func (s *DeploySource) Run(ctx context.Context, out chan<- *Declared) error {
 		// A new World (another cluster, maybe) has deploys of its own.
 		f.sent = 0
 		f.fellBack = false
+		f.current = false
 	}
 	return nil
 }
@@ -65,6 +66,9 @@ type deployFollower struct {
 	pending  *Declared // declared, not taken yet
 	sent     uint64    // the deploy last declared (pending or taken)
 	fellBack bool      // the fallback was declared since
+	// current: the World's local copy has been brought up to date once
+	// (a linearizable read): before, it may be an old snapshot.
+	current bool
 }
 
 // wait offers the pending declaration until until closes or ctx ends.
@@ -120,7 +124,18 @@ func (f *deployFollower) follow(ctx context.Context, w *world.World, replaced <-
 
 // check declares the newest deploy if it is newer than the one declared,
 // or the fallback if there is none.
+//
+// The first read on a World waits until its local copy is the cluster's:
+// a restarted node's copy is its last snapshot, which may hold an old
+// deploy, and running that (and publishing its exports) would take the
+// host, and the hosts collecting from it, back in time.
 func (f *deployFollower) check(ctx context.Context, w *world.World) error {
+	if !f.current {
+		if err := w.Linearize(ctx); err != nil {
+			return fmt.Errorf("waiting for the cluster's newest deploy: %w", err)
+		}
+		f.current = true
+	}
 	d, ok, _, err := w.NewestDeploy(ctx)
 	switch {
 	case err != nil:

@@ -120,3 +120,59 @@ func TestDeploySourceDeclaresTheNewestDeploy(t *testing.T) {
 		}
 	})
 }
+
+// A host whose copy of the cluster's state is old (it restarted on an old
+// snapshot, or is cut off from the leader) must not run the old newest
+// deploy it holds, nor publish that deploy's exports: it declares nothing
+// until its copy is the cluster's, then the cluster's newest deploy.
+func TestDeploySourceNeverDeclaresAnOldCopysDeploy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := clustertest.New(t, 3)
+		ctx := t.Context()
+		if _, err := c.Leader(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var ws []*world.World
+		for _, m := range c.Members {
+			w, err := world.New(m.Node(), m.ID, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ws = append(ws, w)
+		}
+		if _, err := ws[0].Deploy(ctx, "f.yaml", []byte("old")); err != nil {
+			t.Fatal(err)
+		}
+		stale := c.Members[2]
+		for stale.Node().FSM().Rev() < ws[0].Rev() {
+			time.Sleep(10 * time.Millisecond)
+		}
+		c.Partition(stale)
+		if _, err := ws[0].Deploy(ctx, "f.yaml", []byte("new")); err != nil {
+			t.Fatal(err)
+		}
+		src := &gapi.DeploySource{Worlds: gapi.Static(ws[2]), Declare: declare}
+		out := make(chan *gapi.Declared)
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- src.Run(rctx, out) }()
+		select {
+		case d := <-out:
+			t.Fatalf("declared %q from a copy cut off from the cluster", d.Name)
+		case <-time.After(30 * time.Second):
+		}
+		c.Heal()
+		select {
+		case d := <-out:
+			if d.Name != "new" {
+				t.Errorf("declared %q, want the cluster's newest deploy", d.Name)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("nothing declared within a minute of the partition healing")
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+}

@@ -18,6 +18,12 @@
 //     manages), is left out and logged; the rest of the graph runs.
 //   - A collected resource that goes away stops being managed; what it
 //     made on disk stays, as in mgmt.
+//   - Nothing is collected from a World until its local copy has been
+//     brought up to date with the cluster once (a linearizable read): a
+//     restarted node's copy is an old snapshot.
+//   - This host's exports, withdrawn by the cluster while the process
+//     lives on (it was removed, then came back), are published again, at
+//     most once per RetryDelay.
 //
 // Exports outlive the process: stopping the combiner withdraws nothing
 // (the cluster withdraws the exports of a host gone for good, after its

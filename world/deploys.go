@@ -22,6 +22,12 @@ const DeployPrefix = fsm.InternalPrefix + "deploy/"
 // host and time) gets the remaining 64 KiB.
 const MaxDeploySize = fsm.MaxValueSize - 64<<10
 
+// MaxDeploys is how many deploys the cluster keeps: storing one more
+// deletes the oldest. Every deploy lives in every node's memory and
+// snapshots, so the history cannot grow for ever; a hundred deploys
+// leave room for any rollback a person makes.
+const MaxDeploys = 100
+
 // maxOrigin bounds a deploy's origin (a file name).
 const maxOrigin = 1 << 10
 
@@ -42,6 +48,7 @@ var ErrDeployTooLarge = fmt.Errorf("deploy larger than %d bytes", MaxDeploySize)
 // Deploy is a graph stored in the World for every host that follows
 // deploys to run. Deploys are numbered from 1 in the order they were made
 // and never change: a rollback is a new deploy with an older one's graph.
+// The newest MaxDeploys are kept.
 type Deploy struct {
 	Number uint64 `msgpack:"-"`
 	// Time is when it was made, by the clock of the host that made it.
@@ -99,12 +106,14 @@ func (w *World) Rollback(ctx context.Context, n uint64) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if !ok {
-		return 0, fmt.Errorf("world: deploy %d: %w", n, ErrNoDeploy)
-	}
 	newest, _, _, err := w.NewestDeploy(ctx)
-	if err != nil {
+	switch {
+	case err != nil:
 		return 0, err
+	case !ok && n < newest.Number:
+		return 0, fmt.Errorf("world: deploy %d: %w: only the newest %d are kept", n, ErrNoDeploy, MaxDeploys)
+	case !ok:
+		return 0, fmt.Errorf("world: deploy %d: %w", n, ErrNoDeploy)
 	}
 	if newest.Number == n {
 		return 0, fmt.Errorf("world: deploy %d %w", n, ErrNewestAlready)
@@ -128,14 +137,18 @@ func (w *World) deploy(ctx context.Context, d Deploy) (uint64, error) {
 		return 0, fmt.Errorf("world: encoding the deploy: %w", err)
 	}
 	for range deployAttempts {
-		last, err := w.lastDeployNumber()
+		first, last, err := w.deployRange()
 		if err != nil {
 			return 0, err
 		}
 		key := DeployKey(last + 1)
+		then := []fsm.Command{{Op: fsm.OpPut, Key: key, Value: value}}
+		// The oldest go, so that MaxDeploys are kept with this one.
+		for n := first; n != 0 && n+MaxDeploys <= last+1 && len(then) < maxPrune; n++ {
+			then = append(then, fsm.Command{Op: fsm.OpDelete, Key: DeployKey(n)})
+		}
 		res, err := w.apply(ctx, fsm.Command{Op: fsm.OpTxn,
-			Compares: []fsm.Compare{{Target: fsm.CompareAbsent, Key: key}},
-			Then:     []fsm.Command{{Op: fsm.OpPut, Key: key, Value: value}}})
+			Compares: []fsm.Compare{{Target: fsm.CompareAbsent, Key: key}}, Then: then})
 		if err != nil {
 			return 0, fmt.Errorf("world: storing deploy %d: %w", last+1, err)
 		}
@@ -148,19 +161,29 @@ func (w *World) deploy(ctx context.Context, d Deploy) (uint64, error) {
 	return 0, fmt.Errorf("world: no free deploy number after %d attempts: too many deployers at once", deployAttempts)
 }
 
-// lastDeployNumber returns the number of the newest deploy in the local
-// state, 0 if there is none.
-func (w *World) lastDeployNumber() (uint64, error) {
+// maxPrune bounds the operations of one deploy's transaction: the put
+// and the deletes of the oldest deploys.
+const maxPrune = fsm.MaxTxnOps - 1
+
+// deployRange returns the numbers of the oldest and the newest deploys in
+// the local state, 0 and 0 if there is none.
+func (w *World) deployRange() (first, last uint64, err error) {
 	kvs, _ := w.f.List(DeployPrefix, 0)
 	if len(kvs) == 0 {
-		return 0, nil
+		return 0, 0, nil
 	}
-	key := kvs[len(kvs)-1].Key
-	n, err := strconv.ParseUint(strings.TrimPrefix(key, DeployPrefix), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("world: %q is not a deploy's key", key)
+	number := func(key string) (uint64, error) {
+		n, err := strconv.ParseUint(strings.TrimPrefix(key, DeployPrefix), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("world: %q is not a deploy's key", key)
+		}
+		return n, nil
 	}
-	return n, nil
+	if first, err = number(kvs[0].Key); err != nil {
+		return 0, 0, err
+	}
+	last, err = number(kvs[len(kvs)-1].Key)
+	return first, last, err
 }
 
 // Deploys returns every deploy, oldest first, and the revision they are

@@ -133,3 +133,39 @@ func TestDeployLargerThanTheLimitIsRefused(t *testing.T) {
 		}
 	})
 }
+
+// The cluster keeps the newest MaxDeploys deploys, not every deploy ever
+// made (each lives in every node's memory and snapshots): the oldest goes
+// as a new one is stored, numbers go on from the newest, and a rollback to
+// a deploy no longer kept is refused as no such deploy.
+func TestDeployHistoryKeepsTheNewestMaxDeploys(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, ws := worlds(t, 1)
+		ctx := t.Context()
+		const extra = 3
+		for i := range world.MaxDeploys + extra {
+			n, err := ws[0].Deploy(ctx, "g.yaml", []byte(fmt.Sprintf("graph: g%d\n", i+1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != uint64(i+1) {
+				t.Fatalf("deploy %d numbered %d", i+1, n)
+			}
+		}
+		ds, _, err := ws[0].Deploys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) != world.MaxDeploys || ds[0].Number != extra+1 || ds[len(ds)-1].Number != world.MaxDeploys+extra {
+			t.Fatalf("%d deploys kept, %d to %d; want %d, %d to %d", len(ds), ds[0].Number, ds[len(ds)-1].Number,
+				world.MaxDeploys, extra+1, world.MaxDeploys+extra)
+		}
+		if _, err := ws[0].Rollback(ctx, 1); !errors.Is(err, world.ErrNoDeploy) {
+			t.Errorf("rollback to a deploy no longer kept: %v, want ErrNoDeploy", err)
+		}
+		n, err := ws[0].Rollback(ctx, extra+1)
+		if err != nil || n != world.MaxDeploys+extra+1 {
+			t.Errorf("rollback to the oldest deploy kept: deploy %d, %v", n, err)
+		}
+	})
+}

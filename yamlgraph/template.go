@@ -65,7 +65,7 @@ func (p *parser) templated(root *yaml.Node) bool {
 // (mapping keys are left as they are), naming the value's path in errors.
 // Aliases are not followed: the node they stand for is expanded where it
 // is defined, once.
-func (p *parser) expand(n *yaml.Node, path string, data TemplateData) {
+func (p *parser) expand(n *yaml.Node, path string, e *expansion) {
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -73,11 +73,11 @@ func (p *parser) expand(n *yaml.Node, path string, data TemplateData) {
 			if path == "" && k == templateKey {
 				continue
 			}
-			p.expand(n.Content[i+1], joinPath(path, k), data)
+			p.expand(n.Content[i+1], joinPath(path, k), e)
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
-			p.expand(c, fmt.Sprintf("%s[%d]", path, i), data)
+			p.expand(c, fmt.Sprintf("%s[%d]", path, i), e)
 		}
 	case yaml.ScalarNode:
 		if n.ShortTag() != "!!str" || !strings.Contains(n.Value, "{{") {
@@ -88,13 +88,30 @@ func (p *parser) expand(n *yaml.Node, path string, data TemplateData) {
 			p.l.add(n, path, "%v", err)
 			return
 		}
-		var b strings.Builder
-		if err := t.Execute(&b, data); err != nil {
+		e.b.Reset()
+		if err := t.Execute(e, e.data); err != nil {
 			p.l.add(n, path, "%v", err)
 			return
 		}
-		n.Value = b.String()
+		n.Value = e.b.String()
 	}
+}
+
+// expansion is where a graph's templates are expanded: their output, all
+// told, is bounded as a graph file is, so that a small file cannot expand
+// into more than a host can hold.
+type expansion struct {
+	data TemplateData
+	left int // bytes the templates may still write
+	b    strings.Builder
+}
+
+func (e *expansion) Write(b []byte) (int, error) {
+	if len(b) > e.left {
+		return 0, fmt.Errorf("the graph's templates expand to more than %d bytes", MaxFileSize)
+	}
+	e.left -= len(b)
+	return e.b.Write(b)
 }
 
 func joinPath(path, key string) string {
@@ -125,6 +142,6 @@ func (p *parser) expandRoot(root *yaml.Node) bool {
 		return false
 	}
 	before := len(p.l.errs)
-	p.expand(root, "", data)
+	p.expand(root, "", &expansion{data: data, left: MaxFileSize})
 	return len(p.l.errs) == before
 }

@@ -101,3 +101,16 @@ func TestTemplateErrorsNameFileLineAndParameter(t *testing.T) {
 		}
 	}
 }
+
+// A template's output is bounded as a graph file is: a small deploy that
+// expands into gigabytes (a range over a large number) is an error naming
+// the parameter, on every host, before it takes the host's memory.
+func TestTemplateExpandingPastTheFileLimitIsRefused(t *testing.T) {
+	src := "template: true\nresources:\n  file:\n  - name: f\n    path: /tmp/f\n" +
+		"    content: \"{{ range 2000 }}{{ printf \\\"%010000d\\\" 0 }}{{ end }}\"\n"
+	_, err := yamlgraph.ParseWith("t.yaml", []byte(src), registry(), yamlgraph.Options{Hostname: "h"})
+	want := "t.yaml:6:14: resources.file[0].content: "
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "bytes") {
+		t.Errorf("error %v, want one containing %q and the limit in bytes", err, want)
+	}
+}

@@ -206,13 +206,26 @@ func (c *clusterConvergence) run(ctx context.Context) error {
 }
 
 // unconverged returns the live hosts that are not converged, sorted; it
-// names this one if the World cannot be read.
+// names this one if the World cannot be read. This node's copy of the
+// states may be old (it restarted and has not heard from a leader, or it
+// is cut off) and say true for a host that has since stopped being
+// converged: an answer of none is confirmed by a linearizable read, which
+// costs the leader a round only when the wait may end.
 func (c *clusterConvergence) unconverged(ctx context.Context) []string {
 	w, _ := c.worlds.Current()
 	if w == nil {
 		return []string{"(no cluster yet)"}
 	}
-	vals, _, err := w.HostValues(ctx, convergedNS)
+	out := c.unconvergedIn(ctx, w)
+	if len(out) == 0 {
+		out = c.unconvergedIn(ctx, w, world.Linearizable())
+	}
+	return out
+}
+
+// unconvergedIn is unconverged on w, read with opts.
+func (c *clusterConvergence) unconvergedIn(ctx context.Context, w *world.World, opts ...world.ReadOption) []string {
+	vals, _, err := w.HostValues(ctx, convergedNS, opts...)
 	if err != nil {
 		return []string{w.Host()}
 	}

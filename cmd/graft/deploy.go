@@ -24,7 +24,7 @@ func deployCommand(e *env) *cli.Command {
 		Usage: "store graphs in the cluster for every host that follows deploys to run",
 		Description: "deploy stores a graph in the cluster as a numbered deploy. Every host running\n" +
 			"`graft run empty` (or `graft run --deploys`) runs the newest deploy, and swaps to a\n" +
-			"newer one as soon as it is stored. Deploys are kept: `deploy list` shows them and\n" +
+			"newer one as soon as it is stored. The newest 100 are kept: `deploy list` shows them and\n" +
 			"`deploy rollback N` makes deploy N's graph the newest again, as a new deploy.",
 		Subcommands: []*cli.Command{deployYAMLCommand(e), deployListCommand(e), deployRollbackCommand(e)},
 	}

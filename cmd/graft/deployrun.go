@@ -52,9 +52,14 @@ func (r *worldRef) Members() []cluster.MemberInfo {
 // expanded for it), anew on every Build, with its exports and collects.
 func declareDeploy(reg *engine.Registry, host string) func(world.Deploy) (*gapi.Declared, error) {
 	return func(d world.Deploy) (*gapi.Declared, error) {
-		origin := fmt.Sprintf("deploy %d (%s)", d.Number, d.Origin)
-		decl, _, err := yamlgraph.Declare(origin, d.Graph, reg, yamlgraph.Options{Hostname: host})
-		return decl, err
+		// Read as the file it was deployed from, so that it is named as
+		// that file run with run yaml is; the logs name the deploy.
+		decl, _, err := yamlgraph.Declare(d.Origin, d.Graph, reg, yamlgraph.Options{Hostname: host})
+		if err != nil {
+			return nil, fmt.Errorf("deploy %d: %w", d.Number, err)
+		}
+		decl.Origin = fmt.Sprintf("deploy %d (%s)", d.Number, d.Origin)
+		return decl, nil
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"testing/synctest"
 
 	"github.com/graftcm/graft/gapi"
+	"github.com/graftcm/graft/resources"
+	"github.com/graftcm/graft/world"
 )
 
 // With a graph file and --deploys, the file's graph runs until a deploy is
@@ -36,4 +38,23 @@ func TestDeployReplacesTheFilesGraph(t *testing.T) {
 		default:
 		}
 	})
+}
+
+// A deployed graph without a graph key is named after its file, as the
+// same file run with graft run yaml is (not "deploy 3 (web"), and its
+// origin in the logs names the deploy.
+func TestDeployedGraphIsNamedAfterItsFile(t *testing.T) {
+	reg := resources.NewRegistry(resources.Deps{})
+	d := world.Deploy{Number: 3, Origin: "web.yaml", Graph: []byte("resources:\n  noop:\n  - name: n\n")}
+	decl, err := declareDeploy(reg, "h")(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if decl.Name != "web" || decl.Origin != "deploy 3 (web.yaml)" {
+		t.Errorf("declared graph %q from %q, want web from deploy 3 (web.yaml)", decl.Name, decl.Origin)
+	}
+	g, err := decl.Build()
+	if err != nil || g.Name != "web" {
+		t.Errorf("built graph %v, %v; want web", g, err)
+	}
 }

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clustertest"
+	"github.com/graftcm/graft/engine"
+	"github.com/graftcm/graft/world"
+)
+
+// A host cut off from the cluster's leader reads an old copy of the
+// converged states: --cluster-converged must not take that copy's "true"
+// for a host that has since stopped being converged (as after a restart,
+// before the node hears from a leader), and exits only once the states it
+// reads are the cluster's.
+func TestClusterConvergedDoesNotExitOnAStaleCopy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := clustertest.New(t, 3)
+		ctx := t.Context()
+		if _, err := c.Leader(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var ws []*world.World
+		var members []cluster.MemberInfo
+		for _, m := range c.Members {
+			w, err := world.New(m.Node(), m.ID, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ws = append(ws, w)
+			members = append(members, cluster.MemberInfo{Name: m.ID, Gossip: "alive"})
+		}
+		set := func(w *world.World, v string) {
+			t.Helper()
+			if err := w.SetHostValue(ctx, convergedNS, []byte(v)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, w := range ws {
+			set(w, "true")
+		}
+		stale := c.Members[2]
+		for stale.Node().FSM().Rev() < ws[0].Rev() {
+			time.Sleep(10 * time.Millisecond)
+		}
+		c.Partition(stale)
+		set(ws[1], "false") // the stale copy still says true
+
+		ref := newWorldRef()
+		ref.set(ws[2], func() []cluster.MemberInfo { return members })
+		var stopped atomic.Bool
+		cc := newClusterConvergence(ref, func() { stopped.Store(true) }, slog.New(slog.DiscardHandler))
+		cc.set(engine.Status{Converged: true})
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- cc.run(rctx) }()
+		time.Sleep(30 * time.Second)
+		if stopped.Load() {
+			t.Fatal("exited on the stale copy's converged states")
+		}
+		c.Heal()
+		set(ws[1], "true")
+		for !stopped.Load() {
+			time.Sleep(100 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
