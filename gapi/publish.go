@@ -2,6 +2,7 @@ package gapi
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/graftcm/graft/fsm"
@@ -22,6 +23,7 @@ func (c *Combiner) publisher(ctx context.Context, pubs <-chan publication) {
 		cur   *publication
 		delay time.Duration
 		retry <-chan time.Time
+		none  bool // the last set published was empty
 	)
 	for {
 		select {
@@ -37,8 +39,12 @@ func (c *Combiner) publisher(ctx context.Context, pubs <-chan publication) {
 		}
 		err := cur.w.Export(ctx, cur.exports)
 		if err == nil {
-			c.log.Info("exports published", "exports", len(cur.exports))
-			cur = nil
+			level := slog.LevelInfo
+			if len(cur.exports) == 0 && none {
+				level = slog.LevelDebug // a graph that exports nothing, again
+			}
+			c.log.Log(ctx, level, "exports published", "exports", len(cur.exports))
+			none, cur = len(cur.exports) == 0, nil
 			continue
 		}
 		if ctx.Err() != nil {
