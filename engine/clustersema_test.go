@@ -15,27 +15,14 @@ import (
 	"github.com/graftcm/graft/engine"
 	"github.com/graftcm/graft/fsm"
 	"github.com/graftcm/graft/world"
+	"github.com/graftcm/graft/world/worldtest"
 )
 
 // semaWorlds starts a cluster of three in-memory nodes and returns a World
 // per node, named after its node (node0, node1, node2).
 func semaWorlds(t *testing.T) (*clustertest.Cluster, []*world.World) {
 	t.Helper()
-	c := clustertest.New(t, 3)
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	if _, err := c.Leader(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var ws []*world.World
-	for _, m := range c.Members {
-		w, err := world.New(m.Node(), m.ID, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ws = append(ws, w)
-	}
-	return c, ws
+	return worldtest.New(t, 3)
 }
 
 // waitFor lets fake time pass until cond holds, failing after a minute of

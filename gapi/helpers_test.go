@@ -12,11 +12,11 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/graftcm/graft/cluster/clustertest"
 	"github.com/graftcm/graft/engine"
 	"github.com/graftcm/graft/gapi"
 	"github.com/graftcm/graft/resources"
 	"github.com/graftcm/graft/world"
+	"github.com/graftcm/graft/world/worldtest"
 	"github.com/graftcm/graft/yamlgraph"
 )
 
@@ -28,20 +28,7 @@ func registry() *engine.Registry { return resources.NewRegistry(resources.Deps{}
 // after its node.
 func worlds(t *testing.T, n int) []*world.World {
 	t.Helper()
-	c := clustertest.New(t, n)
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	if _, err := c.Leader(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var ws []*world.World
-	for _, m := range c.Members {
-		w, err := world.New(m.Node(), m.ID, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ws = append(ws, w)
-	}
+	_, ws := worldtest.New(t, n)
 	return ws
 }
 

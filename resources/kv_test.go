@@ -8,10 +8,10 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/graftcm/graft/cluster/clustertest"
 	"github.com/graftcm/graft/engine"
 	"github.com/graftcm/graft/fsm"
 	"github.com/graftcm/graft/world"
+	"github.com/graftcm/graft/world/worldtest"
 )
 
 // The World and its Handle offer the compare-and-set skiplessthan uses.
@@ -24,20 +24,7 @@ var (
 // returns a World per node, named after it.
 func kvWorlds(t *testing.T, n int) []*world.World {
 	t.Helper()
-	c := clustertest.New(t, n)
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	if _, err := c.Leader(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var ws []*world.World
-	for _, m := range c.Members {
-		w, err := world.New(m.Node(), m.ID, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ws = append(ws, w)
-	}
+	_, ws := worldtest.New(t, n)
 	return ws
 }
 

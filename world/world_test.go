@@ -14,6 +14,7 @@ import (
 	"github.com/graftcm/graft/cluster/clustertest"
 	"github.com/graftcm/graft/fsm"
 	"github.com/graftcm/graft/world"
+	"github.com/graftcm/graft/world/worldtest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -22,21 +23,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // after its node.
 func worlds(t *testing.T, n int, opts ...clustertest.Option) (*clustertest.Cluster, []*world.World) {
 	t.Helper()
-	c := clustertest.New(t, n, opts...)
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	if _, err := c.Leader(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var ws []*world.World
-	for _, m := range c.Members {
-		w, err := world.New(m.Node(), m.ID, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ws = append(ws, w)
-	}
-	return c, ws
+	return worldtest.New(t, n, opts...)
 }
 
 func TestKeysAcrossNodes(t *testing.T) {
