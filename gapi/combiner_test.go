@@ -14,6 +14,7 @@ import (
 	"github.com/graftcm/graft/fsm"
 	"github.com/graftcm/graft/gapi"
 	"github.com/graftcm/graft/world"
+	"github.com/graftcm/graft/world/worldtest"
 )
 
 const twoExports = `
@@ -277,19 +278,8 @@ func TestWithdrawnExportsOfALiveHostArePublishedAgain(t *testing.T) {
 // the hosts export now.
 func TestCollectNeverRunsAnOldCopysExports(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := clustertest.New(t, 3)
+		c, ws := worldtest.New(t, 3)
 		ctx := t.Context()
-		if _, err := c.Leader(ctx); err != nil {
-			t.Fatal(err)
-		}
-		var ws []*world.World
-		for _, m := range c.Members {
-			w, err := world.New(m.Node(), m.ID, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ws = append(ws, w)
-		}
 		exporter := startCombiner(t, gapi.Static(ws[0]), false)
 		exporter.declare(t, `
 resources:

@@ -12,6 +12,7 @@ import (
 	"github.com/graftcm/graft/engine"
 	"github.com/graftcm/graft/gapi"
 	"github.com/graftcm/graft/world"
+	"github.com/graftcm/graft/world/worldtest"
 )
 
 // oneWorld starts a one-node cluster and returns its World.
@@ -127,19 +128,8 @@ func TestDeploySourceDeclaresTheNewestDeploy(t *testing.T) {
 // until its copy is the cluster's, then the cluster's newest deploy.
 func TestDeploySourceNeverDeclaresAnOldCopysDeploy(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := clustertest.New(t, 3)
+		c, ws := worldtest.New(t, 3)
 		ctx := t.Context()
-		if _, err := c.Leader(ctx); err != nil {
-			t.Fatal(err)
-		}
-		var ws []*world.World
-		for _, m := range c.Members {
-			w, err := world.New(m.Node(), m.ID, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ws = append(ws, w)
-		}
 		if _, err := ws[0].Deploy(ctx, "f.yaml", []byte("old")); err != nil {
 			t.Fatal(err)
 		}

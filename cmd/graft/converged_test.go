@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/cluster"
-	"github.com/graftcm/graft/cluster/clustertest"
 	"github.com/graftcm/graft/engine"
 	"github.com/graftcm/graft/world"
+	"github.com/graftcm/graft/world/worldtest"
 )
 
 // A host cut off from the cluster's leader reads an old copy of the
@@ -21,19 +21,10 @@ import (
 // reads are the cluster's.
 func TestClusterConvergedDoesNotExitOnAStaleCopy(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := clustertest.New(t, 3)
+		c, ws := worldtest.New(t, 3)
 		ctx := t.Context()
-		if _, err := c.Leader(ctx); err != nil {
-			t.Fatal(err)
-		}
-		var ws []*world.World
 		var members []cluster.MemberInfo
 		for _, m := range c.Members {
-			w, err := world.New(m.Node(), m.ID, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ws = append(ws, w)
 			members = append(members, cluster.MemberInfo{Name: m.ID, Gossip: "alive"})
 		}
 		set := func(w *world.World, v string) {
