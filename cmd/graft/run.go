@@ -186,25 +186,9 @@ func runAgent(c *cli.Context, e *env, file string) error {
 		return err
 	}
 	defer hub.Close()
-	// exec records its running commands under the data dir, so that a
-	// restart after a crash kills what the crashed agent left running. A
-	// temporary data dir is new on every run: there is nothing to find.
-	execDir := ""
-	if !opts.tmp {
-		execDir = filepath.Join(opts.dataDir, "exec")
-	}
-	reg := resources.NewRegistry(resources.Deps{Files: hub, ExecStateDir: execDir})
-
-	graph := engine.NewGraph("empty")
-	var watcher *yamlgraph.Watcher
-	if file != "" {
-		watcher, err = yamlgraph.Open(yamlgraph.WatchConfig{
-			Path: file, Registry: reg, Files: hub, Hostname: opts.hostname, Logger: log.With("component", "yamlgraph"),
-		})
-		if err != nil {
-			return err
-		}
-		graph = watcher.Graph()
+	reg, watcher, graph, err := openGraph(opts, file, hub, log)
+	if err != nil {
+		return err
 	}
 
 	dd, err := openDataDir(opts.dataDir, opts.tmp)
@@ -243,32 +227,13 @@ func runAgent(c *cli.Context, e *env, file string) error {
 
 	engCtx, stopEngine := context.WithCancel(agentCtx)
 	defer stopEngine()
-	var final *engine.Status // written on the engine's goroutine, read after Run returns
 	cfg := opts.engineConfig(dd, log)
 	// Resources and cluster semaphores use the World of whichever cluster
 	// side runs.
 	cfg.World, cfg.ClusterSemaphores = cl.worlds, cl.worlds
-	published := newConvergedPublisher(cl.worlds, log.With("component", "converged"))
-	defer goRun(published.run, nil)()
-	var clusterWait *clusterConvergence
-	if opts.clusterConverged {
-		clusterWait = newClusterConvergence(cl.worlds, stopEngine, log)
-		defer goRun(clusterWait.run, nil)()
-	}
-	cfg.OnConverged = func(s engine.Status) {
-		status.set(s.Converged)
-		published.set(s.Converged)
-		clusterWait.set(s)
-		if !s.Converged {
-			log.Info("no longer converged")
-			return
-		}
-		log.Info("converged", "failed", len(s.Failed))
-		if opts.convergedExit && !opts.clusterConverged && final == nil {
-			final = &s
-			stopEngine()
-		}
-	}
+	conv := newConvergence(opts, status, cl.worlds, stopEngine, log)
+	defer conv.start()()
+	cfg.OnConverged = conv.changed
 	eng, err := engine.New(cfg)
 	if err != nil {
 		return err
@@ -289,21 +254,111 @@ func runAgent(c *cli.Context, e *env, file string) error {
 	defer stopGraphs()
 
 	runErr := runEngine(engCtx, eng, graphs, e.hard, log)
-	if clusterWait != nil {
-		final = clusterWait.final()
-	}
-	runErr = errors.Join(runErr, cl.failure()) // a restart of the cluster side that failed stopped the agent
-	select {
-	case err := <-watchErr:
-		runErr = errors.Join(runErr, err)
-	default:
-	}
+	final := conv.result()
+	// A restart of the cluster side that failed, or a graph source that
+	// failed, stopped the agent.
+	runErr = errors.Join(runErr, cl.failure(), received(watchErr))
 	leave = runErr == nil && !isClosed(e.hard)
 	if err := agentResult(runErr, final, opts.noop); err != nil {
 		return err
 	}
 	stopped = true
 	return nil
+}
+
+// received returns the error waiting in ch, if one is.
+func received(ch <-chan error) error {
+	select {
+	case err := <-ch:
+		return err
+	default:
+		return nil
+	}
+}
+
+// openGraph makes the agent's resource registry and, given a graph file,
+// the watcher that keeps its graph current; without one the graph is
+// empty.
+func openGraph(opts agentOptions, file string, hub *fswatch.Hub, log *slog.Logger) (*engine.Registry, *yamlgraph.Watcher, *engine.Graph, error) {
+	// exec records its running commands under the data dir, so that a
+	// restart after a crash kills what the crashed agent left running. A
+	// temporary data dir is new on every run: there is nothing to find.
+	execDir := ""
+	if !opts.tmp {
+		execDir = filepath.Join(opts.dataDir, "exec")
+	}
+	reg := resources.NewRegistry(resources.Deps{Files: hub, ExecStateDir: execDir})
+	if file == "" {
+		return reg, nil, engine.NewGraph("empty"), nil
+	}
+	watcher, err := yamlgraph.Open(yamlgraph.WatchConfig{
+		Path: file, Registry: reg, Files: hub, Hostname: opts.hostname, Logger: log.With("component", "yamlgraph"),
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return reg, watcher, watcher.Graph(), nil
+}
+
+// convergence hands the engine's converged state to the status file, to
+// the cluster (this host's converged value) and to --converged-exit, alone
+// or with --cluster-converged.
+type convergence struct {
+	opts        agentOptions
+	status      *statusFile // nil: no status file
+	published   *convergedPublisher
+	clusterWait *clusterConvergence // nil without --cluster-converged
+	stopEngine  func()
+	log         *slog.Logger
+	final       *engine.Status // written on the engine's goroutine, read after Run returns
+}
+
+func newConvergence(opts agentOptions, status *statusFile, worlds *worldRef, stopEngine func(), log *slog.Logger) *convergence {
+	c := &convergence{opts: opts, status: status, stopEngine: stopEngine, log: log,
+		published: newConvergedPublisher(worlds, log.With("component", "converged"))}
+	if opts.clusterConverged {
+		c.clusterWait = newClusterConvergence(worlds, stopEngine, log)
+	}
+	return c
+}
+
+// start starts publishing and, with --cluster-converged, waiting for the
+// cluster; the function returned stops both.
+func (c *convergence) start() (stop func()) {
+	stopPub := goRun(c.published.run, nil)
+	stopWait := func() {}
+	if c.clusterWait != nil {
+		stopWait = goRun(c.clusterWait.run, nil)
+	}
+	return func() {
+		stopWait()
+		stopPub()
+	}
+}
+
+// changed is the engine's OnConverged: it runs on the engine's goroutine.
+func (c *convergence) changed(s engine.Status) {
+	c.status.set(s.Converged)
+	c.published.set(s.Converged)
+	c.clusterWait.set(s)
+	if !s.Converged {
+		c.log.Info("no longer converged")
+		return
+	}
+	c.log.Info("converged", "failed", len(s.Failed))
+	if c.opts.convergedExit && !c.opts.clusterConverged && c.final == nil {
+		c.final = &s
+		c.stopEngine()
+	}
+}
+
+// result is the converged state --converged-exit stopped the agent on, if
+// it did, once the engine has returned.
+func (c *convergence) result() *engine.Status {
+	if c.clusterWait != nil {
+		return c.clusterWait.final()
+	}
+	return c.final
 }
 
 // agentResult maps how the engine stopped to the command's error: nil, an
