@@ -55,12 +55,13 @@ func (f *File) watchTrees(ctx context.Context) error {
 	defer w.Close()
 	roots := f.treeRoots()
 	rescan := make(chan struct{}, 1)
+	// A root that appears is watched before the event is reported, so a
+	// change made inside it after the event is never missed.
 	poke := func() {
 		select {
 		case rescan <- struct{}{}:
 		default:
 		}
-		f.rt.Event()
 	}
 	for _, r := range roots {
 		cancel, err := f.hub.Watch(r.path, poke) // a root that appears or goes
@@ -104,6 +105,7 @@ func (f *File) watchTrees(ctx context.Context) error {
 			if err := addRoots(w, roots); err != nil {
 				return err
 			}
+			f.rt.Event()
 		}
 	}
 }
