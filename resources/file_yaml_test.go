@@ -97,8 +97,8 @@ var mgmtFileExamples = map[string]struct {
 	src      string
 	warnings int
 }{
-	"file0.yaml": {"---\ngraph: mygraph\nresources:\n  file:\n  - name: file0\n    path: \"/tmp/mgmt/f1\"\n    content: |\n      i am f0\n    state: exists\nedges: []\n", 0},
-	"file4.yaml": {"---\ngraph: mygraph\nresources:\n  file:\n  - name: file1\n    path: \"/tmp/mgmt/hello\"\n    content: |\n      i am a file\n    state: exists\nedges: []\n", 0},
+	"file0.yaml":     {"---\ngraph: mygraph\nresources:\n  file:\n  - name: file0\n    path: \"/tmp/mgmt/f1\"\n    content: |\n      i am f0\n    state: exists\nedges: []\n", 0},
+	"file4.yaml":     {"---\ngraph: mygraph\nresources:\n  file:\n  - name: file1\n    path: \"/tmp/mgmt/hello\"\n    content: |\n      i am a file\n    state: exists\nedges: []\n", 0},
 	"deep-dirs.yaml": {"---\ngraph: mygraph\nresources:\n  file:\n  - name: file1\n    path: \"/tmp/mgmt/a/b/c/f1\"\n    content: |\n      i am f1\n    state: exists\n", 0},
 	"file1.yaml": {`---
 graph: mygraph
