@@ -54,24 +54,41 @@ type File struct {
 	// declares as a file. Without it graft refuses, naming the path.
 	Force bool `yaml:"force"`
 
-	name string
-	hub  *fswatch.Hub
-	rt   *engine.Runtime
-	mode modeSpec
+	// Dirname and Basename override the directory part (ending in /) and
+	// the last element of the path, as mgmt's collect uses them.
+	Dirname  string `yaml:"dirname"`
+	Basename string `yaml:"basename"`
+	// Source is an absolute path copied to the path: a file, or with a
+	// trailing / a directory tree (which needs Recurse). With Symlink it
+	// is instead the target the link points to.
+	Source string `yaml:"source"`
+	// Fragments are absolute paths whose contents, concatenated in order,
+	// are the file's content; one ending in / stands for the regular files
+	// directly in that directory, in name order.
+	Fragments []string `yaml:"fragments"`
+	// Recurse copies a source directory tree, and is needed by Purge.
+	Recurse bool `yaml:"recurse"`
+	// Purge removes every entry under the directory that neither the
+	// source nor another file resource of the graph accounts for.
+	Purge bool `yaml:"purge"`
+	// Symlink makes the path a symbolic link to Source.
+	Symlink bool `yaml:"symlink"`
+
+	name    string
+	hub     *fswatch.Hub
+	managed *managedPaths
+	rt      *engine.Runtime
+	mode    modeSpec
+	want    *string // the content CheckApply is bringing about, if managed
 }
 
-func (f *File) path() string {
-	if f.Path != "" {
-		return f.Path
-	}
-	return f.name
-}
+func (f *File) path() string { return f.fullPath() }
 
 func (f *File) isDir() bool { return strings.HasSuffix(f.path(), "/") }
 
 // wantExists reports whether the file must exist.
 func (f *File) wantExists() bool {
-	return f.State == stateExists || (f.State == "" && f.Content != nil)
+	return f.State == stateExists || (f.State == "" && (f.Content != nil || f.Source != "" || len(f.Fragments) > 0))
 }
 
 // Validate checks the parameters. It accepts what mgmt's file resource
@@ -103,6 +120,9 @@ func (f *File) Validate() error {
 	}
 	if f.isDir() && f.Content != nil {
 		return fmt.Errorf("content: %q is a directory (it ends in /) and cannot have content", p)
+	}
+	if err := f.validateSources(); err != nil {
+		return err
 	}
 	_, err := parseMode(f.Mode)
 	return err
@@ -143,6 +163,9 @@ func removeAll(p string) error {
 // each with the reason. mgmt accepts them, and so does graft, which ignores
 // them; the graph loader warns about each one.
 func (f *File) IgnoredParams() map[string]string {
+	if f.Symlink && f.State != stateAbsent && f.Mode != "" {
+		return map[string]string{"mode": "a symlink has no mode of its own; its target's is not managed"}
+	}
 	if f.State != stateAbsent {
 		return nil
 	}
@@ -164,6 +187,7 @@ func (f *File) IgnoredParams() map[string]string {
 // Init keeps the runtime and parses the mode.
 func (f *File) Init(rt *engine.Runtime) error {
 	f.rt = rt
+	f.managed.add(f)
 	m, err := parseMode(f.Mode)
 	if err != nil {
 		return err
@@ -172,8 +196,11 @@ func (f *File) Init(rt *engine.Runtime) error {
 	return nil
 }
 
-// Cleanup does nothing.
-func (f *File) Cleanup() error { return nil }
+// Cleanup withdraws the path from those that purges keep.
+func (f *File) Cleanup() error {
+	f.managed.remove(f)
+	return nil
+}
 
 // Watch reports every change to the path or to a missing parent of it.
 func (f *File) Watch(ctx context.Context) error {
@@ -185,6 +212,16 @@ func (f *File) Watch(ctx context.Context) error {
 		return err
 	}
 	defer cancel()
+	if f.watchesTrees() {
+		return f.watchTrees(ctx)
+	}
+	for _, p := range f.inputFiles() {
+		cancel, err := f.hub.Watch(p, f.rt.Event)
+		if err != nil {
+			return err
+		}
+		defer cancel()
+	}
 	f.rt.Running()
 	<-ctx.Done()
 	return nil
@@ -194,6 +231,14 @@ func (f *File) Watch(ctx context.Context) error {
 // changes nothing and logs, in one line, what it would change.
 func (f *File) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	p := filepath.Clean(f.path())
+	if f.Symlink {
+		return f.checkSymlink(p, apply)
+	}
+	want, err := f.content()
+	if err != nil {
+		return false, err
+	}
+	f.want = want
 	fi, err := os.Lstat(p)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, err
@@ -209,6 +254,9 @@ func (f *File) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	if exists && !f.rightType(fi) && !f.Force {
 		return false, &forceError{fmt.Sprintf("%s is a %s but the graph declares a %s; set force: true to replace it",
 			p, describe(fi), f.kindName())}
+	}
+	if f.Source != "" || f.Purge {
+		return f.checkTree(ctx, p, fi, exists, apply)
 	}
 	if !apply {
 		return f.preview(p, fi, exists)
@@ -227,8 +275,8 @@ func (f *File) CheckApply(ctx context.Context, apply bool) (bool, error) {
 			return false, err
 		}
 		checkOK = false
-	} else if f.Content != nil {
-		same, err := sameContent(p, fi.Size(), *f.Content)
+	} else if f.want != nil {
+		same, err := sameContent(p, fi.Size(), *f.want)
 		if err != nil {
 			return false, err
 		}
@@ -337,8 +385,8 @@ func (f *File) create(p string) error {
 // file gets the managed mode, or the old file's, or 0644.
 func (f *File) replace(p string, old fs.FileInfo) error {
 	content := ""
-	if f.Content != nil {
-		content = *f.Content
+	if f.want != nil {
+		content = *f.want
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".graft-*")
 	if err != nil {
@@ -509,9 +557,17 @@ func (f *File) Provides() []string {
 	return []string{self}
 }
 
-// Requires names the parent directories of the path: a file resource that
-// manages one of them is applied first.
+// Requires names the parent directories of the path, the source and the
+// fragments: a file resource that manages one of them is applied first.
 func (f *File) Requires() []string {
 	_, parents := engine.PathUIDs(f.path())
+	var inputs []string
+	if f.Source != "" && filepath.IsAbs(f.Source) {
+		inputs = append(inputs, f.Source)
+	}
+	for _, p := range append(inputs, f.Fragments...) {
+		self, _ := engine.PathUIDs(p)
+		parents = append(parents, self)
+	}
 	return parents
 }

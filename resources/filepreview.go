@@ -26,23 +26,39 @@ func (f *File) preview(p string, fi fs.FileInfo, exists bool) (bool, error) {
 		return false, nil
 	}
 	var changes []any
-	if f.Content != nil {
-		same, err := sameContent(p, fi.Size(), *f.Content)
+	if f.want != nil {
+		same, err := sameContent(p, fi.Size(), *f.want)
 		if err != nil {
 			return false, err
 		}
 		if !same {
-			sum, err := contentChange(p, fi.Size(), *f.Content)
+			sum, err := contentChange(p, fi.Size(), *f.want)
 			if err != nil {
 				return false, err
 			}
 			changes = append(changes, "content", sum)
 		}
 	}
-	d, err := f.diffAttrs(fi)
+	attrs, err := f.attrChanges(fi)
 	if err != nil {
 		return false, err
 	}
+	changes = append(changes, attrs...)
+	if len(changes) == 0 {
+		return true, nil
+	}
+	f.rt.Logger.Info("would change", append([]any{"path", p, "action", "update"}, changes...)...)
+	return false, nil
+}
+
+// attrChanges describes, as log attributes, how fi's mode and ownership
+// differ from the declared ones.
+func (f *File) attrChanges(fi fs.FileInfo) ([]any, error) {
+	d, err := f.diffAttrs(fi)
+	if err != nil {
+		return nil, err
+	}
+	var changes []any
 	if d.mode {
 		changes = append(changes, "mode", octal(d.from)+" -> "+octal(d.to))
 	}
@@ -52,19 +68,15 @@ func (f *File) preview(p string, fi fs.FileInfo, exists bool) (bool, error) {
 	if d.gid != -1 {
 		changes = append(changes, "group", strconv.FormatUint(uint64(d.curGID), 10)+" -> "+strconv.Itoa(d.gid))
 	}
-	if len(changes) == 0 {
-		return true, nil
-	}
-	f.rt.Logger.Info("would change", append([]any{"path", p, "action", "update"}, changes...)...)
-	return false, nil
+	return changes, nil
 }
 
 // created describes, as log attributes, the file or directory that
 // applying would create.
 func (f *File) created() []any {
 	attrs := []any{"kind", f.kindName()}
-	if f.Content != nil {
-		attrs = append(attrs, "content", fmt.Sprintf("%d bytes, %d lines", len(*f.Content), countLines([]byte(*f.Content))))
+	if f.want != nil {
+		attrs = append(attrs, "content", fmt.Sprintf("%d bytes, %d lines", len(*f.want), countLines([]byte(*f.want))))
 	}
 	if f.mode.set {
 		def := fs.FileMode(0o644)

@@ -29,12 +29,13 @@ func NewRegistry(deps Deps) *engine.Registry {
 	if deps.ExecStateDir != "" {
 		runs = newExecRuns(deps.ExecStateDir)
 	}
+	managed := newManagedPaths() // what file purges keep
 	for _, k := range []engine.Kind{
 		{Name: "noop", New: func(name string) engine.Res { return &Noop{name: name} }},
 		{Name: "print", New: func(name string) engine.Res { return &Print{name: name} }},
 		{Name: "timer", New: func(name string) engine.Res { return &Timer{} }},
 		{Name: "exec", New: func(name string) engine.Res { return &Exec{name: name, runs: runs} }},
-		{Name: "file", New: func(name string) engine.Res { return &File{name: name, hub: deps.Files} }},
+		{Name: "file", New: func(name string) engine.Res { return &File{name: name, hub: deps.Files, managed: managed} }},
 		{Name: "password", New: func(name string) engine.Res { return &Password{} }},
 		{Name: "kv", New: func(name string) engine.Res { return &KV{name: name} }},
 	} {

@@ -66,13 +66,23 @@ func decodeExport(reg *engine.Registry, kindName, name string, data []byte, patt
 
 // setFileDir points a file resource's path (its name when it has none)
 // into dir, keeping its base name and any trailing slash.
+// An exported file with a dirname override gets the directory as its
+// dirname instead, since that override wins over the path's directory.
 func setFileDir(m *yaml.Node, name, dir string) {
 	var at *yaml.Node
 	old := name
 	for i := 0; i+1 < len(m.Content); i += 2 {
-		if k := resolve(m.Content[i]); k.Kind == yaml.ScalarNode && k.Value == "path" {
+		k := resolve(m.Content[i])
+		if k.Kind != yaml.ScalarNode {
+			continue
+		}
+		switch k.Value {
+		case "path":
 			at = resolve(m.Content[i+1])
 			old = at.Value
+		case "dirname":
+			*resolve(m.Content[i+1]) = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: strings.TrimSuffix(dir, "/") + "/"}
+			return
 		}
 	}
 	p := path.Join(dir, path.Base(old))
