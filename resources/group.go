@@ -80,7 +80,7 @@ func (g *Group) CheckApply(ctx context.Context, apply bool) (bool, error) {
 			return false, fmt.Errorf("gid: %s belongs to group %q", gid, other.name)
 		}
 		if cur == nil || cur.gid != *g.GID {
-			args = []string{"--gid", gid}
+			args = []string{"-g", gid}
 			changes = "gid " + gid
 			if cur != nil {
 				changes = "gid " + idString(cur.gid) + " -> " + gid

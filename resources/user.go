@@ -223,17 +223,17 @@ func (u *User) diff(db *accounts, cur *passwdEntry, apply bool) (*userDiff, erro
 	if u.UID != nil && (cur == nil || cur.uid != *u.UID) {
 		var args []string
 		if u.AllowDuplicateUID {
-			args = append(args, "--non-unique")
+			args = append(args, "-o")
 		}
 		d.add(fieldChange("uid", cur, func(e *passwdEntry) string { return idString(e.uid) }, idString(*u.UID)),
-			append(args, "--uid", idString(*u.UID))...)
+			append(args, "-u", idString(*u.UID))...)
 	}
 	if err := u.diffPrimary(db, cur, d); err != nil {
 		return nil, err
 	}
 	if u.HomeDir != nil && (cur == nil || cur.home != *u.HomeDir) {
 		d.add(fieldChange("homedir", cur, func(e *passwdEntry) string { return e.home }, *u.HomeDir),
-			"--home-dir", *u.HomeDir)
+			"-d", *u.HomeDir)
 	}
 	if u.Groups != nil {
 		for _, g := range u.Groups {
@@ -250,7 +250,7 @@ func (u *User) diff(db *accounts, cur *passwdEntry, apply bool) (*userDiff, erro
 		}
 		if !slices.Equal(want, have) && (cur != nil || len(want) > 0) {
 			d.add(fieldChange("groups", cur, func(*passwdEntry) string { return "[" + strings.Join(have, " ") + "]" },
-				"["+strings.Join(want, " ")+"]"), "--groups", strings.Join(u.Groups, ","))
+				"["+strings.Join(want, " ")+"]"), "-G", strings.Join(u.Groups, ","))
 		}
 	}
 	return d, nil
@@ -278,7 +278,7 @@ func (u *User) diffPrimary(db *accounts, cur *passwdEntry, d *userDiff) error {
 	if cur != nil && cur.gid == want {
 		return nil
 	}
-	d.add(fieldChange("gid", cur, func(e *passwdEntry) string { return idString(e.gid) }, idString(want)), "--gid", arg)
+	d.add(fieldChange("gid", cur, func(e *passwdEntry) string { return idString(e.gid) }, idString(want)), "-g", arg)
 	return nil
 }
 

@@ -266,6 +266,9 @@ func (s *shadowTools) run(ctx context.Context, tool string, args ...string) erro
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
 		msg := strings.TrimSpace(out.String())
+		if lines := strings.SplitN(msg, "\n", 4); len(lines) > 3 {
+			msg = strings.Join(lines[:3], "\n") + "\n..." // a usage text
+		}
 		if msg == "" {
 			return fmt.Errorf("%s %s: %w", tool, strings.Join(args, " "), err)
 		}
