@@ -38,7 +38,7 @@ func (g *Group) Validate() error {
 	default:
 		return fmt.Errorf("state: %q is not one of exists or absent", g.State)
 	}
-	return checkID("gid", g.GID)
+	return checkAccountID("gid", g.GID)
 }
 
 // Init keeps the runtime.
@@ -52,7 +52,7 @@ func (g *Group) Cleanup() error { return nil }
 
 // Watch reports every change of the group files.
 func (g *Group) Watch(ctx context.Context) error {
-	if err := watchFiles(ctx, g.hub, g.rt, groupPath, gshadowPath); err != nil {
+	if err := watchAccountFiles(ctx, g.hub, g.rt, groupPath, gshadowPath); err != nil {
 		return fmt.Errorf("group: %w", err)
 	}
 	return nil
@@ -75,7 +75,7 @@ func (g *Group) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	var args []string
 	changes := ""
 	if g.GID != nil {
-		gid := idString(*g.GID)
+		gid := fmtAccountID(*g.GID)
 		if other := db.groupByGID(*g.GID); other != nil && other.name != g.name {
 			return false, fmt.Errorf("gid: %s belongs to group %q", gid, other.name)
 		}
@@ -83,7 +83,7 @@ func (g *Group) CheckApply(ctx context.Context, apply bool) (bool, error) {
 			args = []string{"-g", gid}
 			changes = "gid " + gid
 			if cur != nil {
-				changes = "gid " + idString(cur.gid) + " -> " + gid
+				changes = "gid " + fmtAccountID(cur.gid) + " -> " + gid
 			}
 		}
 	}
@@ -118,7 +118,7 @@ func (g *Group) change(ctx context.Context, apply bool, action, changes, tool st
 func (g *Group) Provides() []string {
 	out := []string{"group:" + g.name}
 	if g.GID != nil {
-		out = append(out, "gid:"+idString(*g.GID))
+		out = append(out, "gid:"+fmtAccountID(*g.GID))
 	}
 	return out
 }
@@ -127,7 +127,7 @@ func (g *Group) Provides() []string {
 func (g *Group) Requires() []string {
 	out := []string{"leaving-group:" + g.name}
 	if g.GID != nil {
-		out = append(out, "leaving-gid:"+idString(*g.GID))
+		out = append(out, "leaving-gid:"+fmtAccountID(*g.GID))
 	}
 	return out
 }
@@ -137,7 +137,7 @@ func (g *Group) Requires() []string {
 func (g *Group) Claims() []engine.Claim {
 	c := []engine.Claim{{Space: "group", Name: g.name}}
 	if !g.absent() && g.GID != nil {
-		c = append(c, engine.Claim{Space: "gid", Name: idString(*g.GID)})
+		c = append(c, engine.Claim{Space: "gid", Name: fmtAccountID(*g.GID)})
 	}
 	return c
 }

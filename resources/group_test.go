@@ -9,17 +9,17 @@ import (
 // changed by groupmod put back, and is removed when declared absent; with
 // apply off nothing changes and the change is logged.
 func TestGroupCreatedGIDRepairedAndRemoved(t *testing.T) {
-	needRoot(t)
-	name := throwaway(t, "gg")
-	ids := freeIDs(t, 2)
-	g := &Group{name: name, GID: u32(ids[0])}
+	needRootForAccounts(t)
+	name := throwawayAccount(t, "gg")
+	ids := freeAccountIDs(t, 2)
+	g := &Group{name: name, GID: idPtr(ids[0])}
 	logs := initGroup(t, g)
 
 	before := accountFiles(t)
 	converge(t, g, false, false)
 	sameAccountFiles(t, before, "noop on a missing group")
 	rec := only(t, logs.take(), "would change")
-	if rec.attrs["action"] != "create" || rec.attrs["changes"] != "gid "+idString(ids[0]) {
+	if rec.attrs["action"] != "create" || rec.attrs["changes"] != "gid "+fmtAccountID(ids[0]) {
 		t.Errorf("logged %v, want action create and changes gid %d", rec.attrs, ids[0])
 	}
 
@@ -31,13 +31,13 @@ func TestGroupCreatedGIDRepairedAndRemoved(t *testing.T) {
 	converge(t, g, true, true)
 	sameAccountFiles(t, before, "second run")
 
-	shadow(t, "groupmod", "-g", idString(ids[1]), name)
+	runShadowTool(t, "groupmod", "-g", fmtAccountID(ids[1]), name)
 	before = accountFiles(t)
 	logs.take()
 	converge(t, g, false, false)
 	sameAccountFiles(t, before, "noop on a drifted group")
 	rec = only(t, logs.take(), "would change")
-	if want := "gid " + idString(ids[1]) + " -> " + idString(ids[0]); rec.attrs["changes"] != want {
+	if want := "gid " + fmtAccountID(ids[1]) + " -> " + fmtAccountID(ids[0]); rec.attrs["changes"] != want {
 		t.Errorf("logged changes %q, want %q", rec.attrs["changes"], want)
 	}
 	converge(t, g, true, false)
@@ -57,10 +57,10 @@ func TestGroupCreatedGIDRepairedAndRemoved(t *testing.T) {
 // A GID another group holds is refused, naming that group, and nothing is
 // created.
 func TestGroupGIDHeldByAnotherGroupIsRefused(t *testing.T) {
-	needRoot(t)
-	holder, name := throwaway(t, "hg"), throwaway(t, "hh")
-	gid := freeIDs(t, 1)[0]
-	shadow(t, "groupadd", "-g", idString(gid), holder)
+	needRootForAccounts(t)
+	holder, name := throwawayAccount(t, "hg"), throwawayAccount(t, "hh")
+	gid := freeAccountIDs(t, 1)[0]
+	runShadowTool(t, "groupadd", "-g", fmtAccountID(gid), holder)
 	g := &Group{name: name, GID: &gid}
 	initGroup(t, g)
 	_, err := g.CheckApply(t.Context(), true)

@@ -56,10 +56,10 @@ func (u *User) Validate() error {
 	default:
 		return fmt.Errorf("state: %q is not one of exists or absent", u.State)
 	}
-	if err := checkID("uid", u.UID); err != nil {
+	if err := checkAccountID("uid", u.UID); err != nil {
 		return err
 	}
-	if err := checkID("gid", u.GID); err != nil {
+	if err := checkAccountID("gid", u.GID); err != nil {
 		return err
 	}
 	if u.GID != nil && u.Group != nil {
@@ -127,7 +127,7 @@ func (u *User) Cleanup() error { return nil }
 
 // Watch reports every change of the account files.
 func (u *User) Watch(ctx context.Context) error {
-	if err := watchFiles(ctx, u.hub, u.rt, passwdPath, groupPath, shadowPath, gshadowPath); err != nil {
+	if err := watchAccountFiles(ctx, u.hub, u.rt, passwdPath, groupPath, shadowPath, gshadowPath); err != nil {
 		return fmt.Errorf("user: %w", err)
 	}
 	return nil
@@ -225,8 +225,8 @@ func (u *User) diff(db *accounts, cur *passwdEntry, apply bool) (*userDiff, erro
 		if u.AllowDuplicateUID {
 			args = append(args, "-o")
 		}
-		d.add(fieldChange("uid", cur, func(e *passwdEntry) string { return idString(e.uid) }, idString(*u.UID)),
-			append(args, "-u", idString(*u.UID))...)
+		d.add(fieldChange("uid", cur, func(e *passwdEntry) string { return fmtAccountID(e.uid) }, fmtAccountID(*u.UID)),
+			append(args, "-u", fmtAccountID(*u.UID))...)
 	}
 	if err := u.diffPrimary(db, cur, d); err != nil {
 		return nil, err
@@ -262,7 +262,7 @@ func (u *User) diffPrimary(db *accounts, cur *passwdEntry, d *userDiff) error {
 	var arg string
 	switch {
 	case u.GID != nil:
-		want, arg = *u.GID, idString(*u.GID)
+		want, arg = *u.GID, fmtAccountID(*u.GID)
 		if db.groupByGID(want) == nil {
 			return d.missing("gid", "a group of gid "+arg)
 		}
@@ -278,7 +278,7 @@ func (u *User) diffPrimary(db *accounts, cur *passwdEntry, d *userDiff) error {
 	if cur != nil && cur.gid == want {
 		return nil
 	}
-	d.add(fieldChange("gid", cur, func(e *passwdEntry) string { return idString(e.gid) }, idString(want)), "-g", arg)
+	d.add(fieldChange("gid", cur, func(e *passwdEntry) string { return fmtAccountID(e.gid) }, fmtAccountID(want)), "-g", arg)
 	return nil
 }
 
@@ -330,7 +330,7 @@ func (u *User) groupUIDs(prefix string) []string {
 func (u *User) Claims() []engine.Claim {
 	c := []engine.Claim{{Space: "user", Name: u.name}}
 	if !u.absent() && u.UID != nil && !u.AllowDuplicateUID {
-		c = append(c, engine.Claim{Space: "uid", Name: idString(*u.UID)})
+		c = append(c, engine.Claim{Space: "uid", Name: fmtAccountID(*u.UID)})
 	}
 	return c
 }

@@ -32,9 +32,9 @@ const (
 // (useradd, usermod, userdel, groupadd, groupmod or groupdel).
 var ErrNoShadowTool = errors.New("shadow tool not found")
 
-// noID is (uid_t)-1, which the kernel and the shadow tools take to mean
+// noAccountID is (uid_t)-1, which the kernel and the shadow tools take to mean
 // "no id": it cannot be given to an account.
-const noID = 1<<32 - 1
+const noAccountID = 1<<32 - 1
 
 // maxAccountName is the longest user or group name the shadow tools accept
 // on common systems.
@@ -67,10 +67,10 @@ func checkAccountName(field, kind, name string) error {
 	return nil
 }
 
-// checkID refuses the one id no account can have.
-func checkID(field string, id *uint32) error {
-	if id != nil && *id == noID {
-		return fmt.Errorf("%s: %d is reserved (it means no id); want 0 to %d", field, *id, noID-1)
+// checkAccountID refuses the one id no account can have.
+func checkAccountID(field string, id *uint32) error {
+	if id != nil && *id == noAccountID {
+		return fmt.Errorf("%s: %d is reserved (it means no id); want 0 to %d", field, *id, noAccountID-1)
 	}
 	return nil
 }
@@ -101,7 +101,7 @@ type accounts struct {
 func readAccounts() (*accounts, error) {
 	a := &accounts{}
 	err := readColonFile(passwdPath, 7, func(f []string) error {
-		uid, gid, err := parseIDs(f[2], f[3])
+		uid, gid, err := parseAccountIDs(f[2], f[3])
 		if err != nil {
 			return err
 		}
@@ -112,7 +112,7 @@ func readAccounts() (*accounts, error) {
 		return nil, err
 	}
 	err = readColonFile(groupPath, 4, func(f []string) error {
-		gid, _, err := parseIDs(f[2], "0")
+		gid, _, err := parseAccountIDs(f[2], "0")
 		if err != nil {
 			return err
 		}
@@ -155,7 +155,7 @@ func readColonFile(path string, n int, line func([]string) error) error {
 	return sc.Err()
 }
 
-func parseIDs(a, b string) (uint32, uint32, error) {
+func parseAccountIDs(a, b string) (uint32, uint32, error) {
 	x, err := strconv.ParseUint(a, 10, 32)
 	if err != nil {
 		return 0, 0, fmt.Errorf("id %q is not a number", a)
@@ -277,9 +277,9 @@ func (s *shadowTools) run(ctx context.Context, tool string, args ...string) erro
 	return nil
 }
 
-// watchFiles reports, until ctx is done, every change to the given account
+// watchAccountFiles reports, until ctx is done, every change to the given account
 // files through the shared file watcher.
-func watchFiles(ctx context.Context, hub *fswatch.Hub, rt *engine.Runtime, paths ...string) error {
+func watchAccountFiles(ctx context.Context, hub *fswatch.Hub, rt *engine.Runtime, paths ...string) error {
 	if hub == nil {
 		return errors.New("no file watcher configured")
 	}
@@ -295,5 +295,5 @@ func watchFiles(ctx context.Context, hub *fswatch.Hub, rt *engine.Runtime, paths
 	return nil
 }
 
-// idString formats an optional id for logs.
-func idString(id uint32) string { return strconv.FormatUint(uint64(id), 10) }
+// fmtAccountID formats a user or group id in decimal.
+func fmtAccountID(id uint32) string { return strconv.FormatUint(uint64(id), 10) }

@@ -13,32 +13,32 @@ import (
 	"github.com/graftcm/graft/fswatch"
 )
 
-// needRoot skips a test that changes the host's accounts when not root.
-func needRoot(t *testing.T) {
+// needRootForAccounts skips a test that changes the host's accounts when not root.
+func needRootForAccounts(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("not root: this test creates and removes real users and groups")
 	}
 }
 
-// throwaway returns a name for a user or a group that no account on the
+// throwawayAccount returns a name for a user or a group that no account on the
 // host has, unique to this test process, and removes the user and the
 // group of that name when the test ends, failed or not. Names registered
 // later are removed first, so register groups before the users in them.
-func throwaway(t *testing.T, tag string) string {
+func throwawayAccount(t *testing.T, tag string) string {
 	t.Helper()
 	name := fmt.Sprintf("graft%s%d", tag, os.Getpid())
 	db := accountsNow(t)
 	if db.user(name) != nil || db.group(name) != nil {
 		t.Fatalf("%s is already an account on this host: refusing to touch it", name)
 	}
-	removeAtEnd(t, name)
+	removeAccountAtEnd(t, name)
 	return name
 }
 
-// removeAtEnd removes the user and the group called name when the test
+// removeAccountAtEnd removes the user and the group called name when the test
 // ends. The caller has made sure that neither existed before the test.
-func removeAtEnd(t *testing.T, name string) {
+func removeAccountAtEnd(t *testing.T, name string) {
 	t.Helper()
 	t.Cleanup(func() {
 		for _, kind := range []struct {
@@ -63,8 +63,8 @@ func removeAtEnd(t *testing.T, name string) {
 	})
 }
 
-// freeIDs returns n ids that no user and no group of the host has.
-func freeIDs(t *testing.T, n int) []uint32 {
+// freeAccountIDs returns n ids that no user and no group of the host has.
+func freeAccountIDs(t *testing.T, n int) []uint32 {
 	t.Helper()
 	db := accountsNow(t)
 	var out []uint32
@@ -88,9 +88,9 @@ func accountsNow(t *testing.T) *accounts {
 	return db
 }
 
-// shadow runs a shadow tool as another process would, failing the test if
+// runShadowTool runs a shadow tool as another process would, failing the test if
 // it fails.
-func shadow(t *testing.T, tool string, args ...string) {
+func runShadowTool(t *testing.T, tool string, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(tool, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s %v: %v: %s", tool, args, err, out)
@@ -158,8 +158,8 @@ func initGroup(t *testing.T, g *Group) *logRecorder {
 	return logs
 }
 
-// startHub runs a file watcher until the test ends.
-func startHub(t *testing.T) *fswatch.Hub {
+// accountsHub runs a file watcher until the test ends.
+func accountsHub(t *testing.T) *fswatch.Hub {
 	t.Helper()
 	hub, err := fswatch.New(nil)
 	if err != nil {
@@ -188,7 +188,7 @@ func waitAccounts(t *testing.T, what string, ok func(*accounts) bool) {
 	}
 }
 
-func u32(n uint32) *uint32 { return &n }
+func idPtr(n uint32) *uint32 { return &n }
 
 func sortedMemberOf(db *accounts, user string) []string {
 	return slices.Sorted(slices.Values(db.memberOf(user)))

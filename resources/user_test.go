@@ -12,13 +12,13 @@ import (
 // With apply off, a missing user and a drifted one are reported, in one
 // line each, and not one account file changes.
 func TestUserNoopChangesNothingAndSaysWhatWouldChange(t *testing.T) {
-	needRoot(t)
-	grp := throwaway(t, "ng")
-	name := throwaway(t, "nu")
-	ids := freeIDs(t, 3)
-	shadow(t, "groupadd", "--gid", idString(ids[0]), grp)
+	needRootForAccounts(t)
+	grp := throwawayAccount(t, "ng")
+	name := throwawayAccount(t, "nu")
+	ids := freeAccountIDs(t, 3)
+	runShadowTool(t, "groupadd", "--gid", fmtAccountID(ids[0]), grp)
 	home := "/nonexistent/" + name
-	u := &User{name: name, UID: u32(ids[1]), Group: &grp, Groups: []string{grp}, HomeDir: &home}
+	u := &User{name: name, UID: idPtr(ids[1]), Group: &grp, Groups: []string{grp}, HomeDir: &home}
 	logs := initUser(t, u)
 
 	before := accountFiles(t)
@@ -28,13 +28,13 @@ func TestUserNoopChangesNothingAndSaysWhatWouldChange(t *testing.T) {
 	if rec.attrs["action"] != "create" {
 		t.Errorf("logged action %q, want create", rec.attrs["action"])
 	}
-	for _, want := range []string{"uid " + idString(ids[1]), "gid " + idString(ids[0]), "homedir " + home, "groups [" + grp + "]"} {
+	for _, want := range []string{"uid " + fmtAccountID(ids[1]), "gid " + fmtAccountID(ids[0]), "homedir " + home, "groups [" + grp + "]"} {
 		if !strings.Contains(rec.attrs["changes"], want) {
 			t.Errorf("logged changes %q, want them to say %q", rec.attrs["changes"], want)
 		}
 	}
 
-	shadow(t, "useradd", "--uid", idString(ids[2]), "--gid", grp, name)
+	runShadowTool(t, "useradd", "--uid", fmtAccountID(ids[2]), "--gid", grp, name)
 	before = accountFiles(t)
 	converge(t, u, false, false)
 	sameAccountFiles(t, before, "noop on a drifted user")
@@ -42,7 +42,7 @@ func TestUserNoopChangesNothingAndSaysWhatWouldChange(t *testing.T) {
 	if rec.attrs["action"] != "modify" {
 		t.Errorf("logged action %q, want modify", rec.attrs["action"])
 	}
-	if want := "uid " + idString(ids[2]) + " -> " + idString(ids[1]); !strings.Contains(rec.attrs["changes"], want) {
+	if want := "uid " + fmtAccountID(ids[2]) + " -> " + fmtAccountID(ids[1]); !strings.Contains(rec.attrs["changes"], want) {
 		t.Errorf("logged changes %q, want them to say %q", rec.attrs["changes"], want)
 	}
 	if strings.Contains(rec.attrs["changes"], "gid") {
@@ -53,14 +53,14 @@ func TestUserNoopChangesNothingAndSaysWhatWouldChange(t *testing.T) {
 // Applying creates the user as declared; a second run finds it in state and
 // rewrites nothing.
 func TestUserApplyCreatesItAndASecondRunChangesNothing(t *testing.T) {
-	needRoot(t)
-	primary, extra := throwaway(t, "ag"), throwaway(t, "ah")
-	name := throwaway(t, "au")
-	ids := freeIDs(t, 2)
-	shadow(t, "groupadd", "--gid", idString(ids[0]), primary)
-	shadow(t, "groupadd", extra)
+	needRootForAccounts(t)
+	primary, extra := throwawayAccount(t, "ag"), throwawayAccount(t, "ah")
+	name := throwawayAccount(t, "au")
+	ids := freeAccountIDs(t, 2)
+	runShadowTool(t, "groupadd", "--gid", fmtAccountID(ids[0]), primary)
+	runShadowTool(t, "groupadd", extra)
 	home := "/nonexistent/" + name
-	u := &User{name: name, UID: u32(ids[1]), Group: &primary, Groups: []string{extra}, HomeDir: &home}
+	u := &User{name: name, UID: idPtr(ids[1]), Group: &primary, Groups: []string{extra}, HomeDir: &home}
 	initUser(t, u)
 
 	converge(t, u, true, false)
@@ -83,15 +83,15 @@ func TestUserApplyCreatesItAndASecondRunChangesNothing(t *testing.T) {
 // Each field changed behind graft's back (by usermod, as an admin would)
 // is put back by the next run, and only then is the user in state.
 func TestUserDriftInUIDGIDGroupsAndHomeIsRepaired(t *testing.T) {
-	needRoot(t)
-	primary, other, extra := throwaway(t, "dg"), throwaway(t, "dh"), throwaway(t, "di")
-	name := throwaway(t, "du")
-	ids := freeIDs(t, 3)
-	shadow(t, "groupadd", "--gid", idString(ids[0]), primary)
-	shadow(t, "groupadd", other)
-	shadow(t, "groupadd", extra)
+	needRootForAccounts(t)
+	primary, other, extra := throwawayAccount(t, "dg"), throwawayAccount(t, "dh"), throwawayAccount(t, "di")
+	name := throwawayAccount(t, "du")
+	ids := freeAccountIDs(t, 3)
+	runShadowTool(t, "groupadd", "--gid", fmtAccountID(ids[0]), primary)
+	runShadowTool(t, "groupadd", other)
+	runShadowTool(t, "groupadd", extra)
 	home := "/nonexistent/" + name
-	u := &User{name: name, UID: u32(ids[1]), GID: u32(ids[0]), Groups: []string{extra}, HomeDir: &home}
+	u := &User{name: name, UID: idPtr(ids[1]), GID: idPtr(ids[0]), Groups: []string{extra}, HomeDir: &home}
 	initUser(t, u)
 	converge(t, u, true, false)
 
@@ -99,13 +99,13 @@ func TestUserDriftInUIDGIDGroupsAndHomeIsRepaired(t *testing.T) {
 		what string
 		args []string
 	}{
-		{"uid", []string{"--uid", idString(ids[2])}},
+		{"uid", []string{"--uid", fmtAccountID(ids[2])}},
 		{"gid", []string{"--gid", other}},
 		{"groups", []string{"--groups", other}},
 		{"groups emptied", []string{"--groups", ""}},
 		{"home", []string{"--home", "/elsewhere"}},
 	} {
-		shadow(t, "usermod", append(drift.args, name)...)
+		runShadowTool(t, "usermod", append(drift.args, name)...)
 		converge(t, u, true, false)
 		db := accountsNow(t)
 		e := db.user(name)
@@ -121,9 +121,9 @@ func TestUserDriftInUIDGIDGroupsAndHomeIsRepaired(t *testing.T) {
 
 // State absent removes an existing user; then it is in state.
 func TestUserAbsentRemovesIt(t *testing.T) {
-	needRoot(t)
-	name := throwaway(t, "xu")
-	shadow(t, "useradd", name)
+	needRootForAccounts(t)
+	name := throwawayAccount(t, "xu")
+	runShadowTool(t, "useradd", name)
 	u := &User{name: name, State: "absent"}
 	initUser(t, u)
 	converge(t, u, true, false)
@@ -136,10 +136,10 @@ func TestUserAbsentRemovesIt(t *testing.T) {
 // A UID another user holds is refused, naming that user, unless duplicates
 // are allowed.
 func TestUserUIDHeldByAnotherUserIsRefusedUnlessDuplicatesAreAllowed(t *testing.T) {
-	needRoot(t)
-	holder, name := throwaway(t, "hu"), throwaway(t, "hv")
-	uid := freeIDs(t, 1)[0]
-	shadow(t, "useradd", "--uid", idString(uid), holder)
+	needRootForAccounts(t)
+	holder, name := throwawayAccount(t, "hu"), throwawayAccount(t, "hv")
+	uid := freeAccountIDs(t, 1)[0]
+	runShadowTool(t, "useradd", "--uid", fmtAccountID(uid), holder)
 	u := &User{name: name, UID: &uid}
 	initUser(t, u)
 	_, err := u.CheckApply(t.Context(), true)
@@ -162,10 +162,10 @@ func TestUserUIDHeldByAnotherUserIsRefusedUnlessDuplicatesAreAllowed(t *testing.
 // was deleted with groupdel: the engine runs with no polling, so only the
 // watches can bring them back.
 func TestUserDeletedWithUserdelIsSeenByWatchAndPutBack(t *testing.T) {
-	needRoot(t)
-	primary, extra := throwaway(t, "wg"), throwaway(t, "wh")
-	name := throwaway(t, "wu")
-	hub := startHub(t)
+	needRootForAccounts(t)
+	primary, extra := throwawayAccount(t, "wg"), throwawayAccount(t, "wh")
+	name := throwawayAccount(t, "wu")
+	hub := accountsHub(t)
 	tools := newShadowTools()
 	g := engine.NewGraph("t")
 	addVertex(t, g, "group", primary, &Group{name: primary, hub: hub, tools: tools}, engine.Meta{})
@@ -181,10 +181,10 @@ func TestUserDeletedWithUserdelIsSeenByWatchAndPutBack(t *testing.T) {
 	}
 	waitAccounts(t, "the user was never created", inState)
 
-	shadow(t, "userdel", name)
+	runShadowTool(t, "userdel", name)
 	waitAccounts(t, "the user deleted with userdel was not put back", inState)
 
-	shadow(t, "groupdel", extra)
+	runShadowTool(t, "groupdel", extra)
 	waitAccounts(t, "the group deleted with groupdel and the user's membership were not put back", inState)
 }
 

@@ -53,8 +53,8 @@ resources:
 `
 )
 
-// check loads a graph as graft check does, wanting no error and no warning.
-func check(t *testing.T, file, src string) *yamlgraph.Result {
+// checkAccountsYAML loads a graph as graft check does, wanting no error and no warning.
+func checkAccountsYAML(t *testing.T, file, src string) *yamlgraph.Result {
 	t.Helper()
 	res, err := yamlgraph.Parse(file, []byte(src), NewRegistry(Deps{}))
 	if err != nil {
@@ -69,7 +69,7 @@ func check(t *testing.T, file, src string) *yamlgraph.Result {
 // mgmt's user and group examples load as graft check loads them.
 func TestMgmtUserAndGroupExamplesPassCheck(t *testing.T) {
 	for file, src := range map[string]string{"user1.yaml": mgmtUser1, "group1.yaml": mgmtGroup1, "autoedges4.yaml": mgmtAutoedges4} {
-		check(t, file, src)
+		checkAccountsYAML(t, file, src)
 	}
 }
 
@@ -78,7 +78,7 @@ func TestMgmtUserAndGroupExamplesPassCheck(t *testing.T) {
 // the group is not removed while it is still the user's). mgmt's
 // autoedges4 example shows both.
 func TestUserDependsOnTheGroupsItNames(t *testing.T) {
-	res := check(t, "autoedges4.yaml", mgmtAutoedges4)
+	res := checkAccountsYAML(t, "autoedges4.yaml", mgmtAutoedges4)
 	var got []string
 	for _, e := range res.Graph.Edges() {
 		got = append(got, e.From.String()+" -> "+e.To.String())
@@ -109,9 +109,9 @@ func TestTwoUsersOnOneUIDOrTwoGroupsOnOneGIDConflict(t *testing.T) {
 			t.Errorf("%s: err = %v, want a conflict saying %q", tc.name, err, tc.want)
 		}
 	}
-	check(t, "dup.yaml", "resources:\n  user:\n  - name: a\n    uid: 1500\n    allowduplicateuid: true\n"+
+	checkAccountsYAML(t, "dup.yaml", "resources:\n  user:\n  - name: a\n    uid: 1500\n    allowduplicateuid: true\n"+
 		"  - name: b\n    uid: 1500\n    allowduplicateuid: true\n")
-	check(t, "absent.yaml", "resources:\n  group:\n  - name: a\n    gid: 1500\n  - name: b\n    gid: 1500\n    state: absent\n")
+	checkAccountsYAML(t, "absent.yaml", "resources:\n  group:\n  - name: a\n    gid: 1500\n  - name: b\n    gid: 1500\n    state: absent\n")
 	// One resource per name is all a graph can hold: the name claims
 	// guard against two vertices on one account all the same.
 	u, g := &User{name: "a"}, &Group{name: "a"}
@@ -135,9 +135,9 @@ func TestUserAndGroupValidateNameTheField(t *testing.T) {
 		{&User{name: "_svc-x.y$"}, ""},
 		{&User{name: strings.Repeat("a", 33)}, "name: "},
 		{&User{name: "a", State: "present"}, `state: "present" is not one of exists or absent`},
-		{&User{name: "a", UID: u32(noID)}, "uid: 4294967295 is reserved"},
-		{&User{name: "a", GID: u32(noID)}, "gid: 4294967295 is reserved"},
-		{&User{name: "a", GID: u32(5), Group: strptr("g")}, `gid: given with group "g"`},
+		{&User{name: "a", UID: idPtr(noAccountID)}, "uid: 4294967295 is reserved"},
+		{&User{name: "a", GID: idPtr(noAccountID)}, "gid: 4294967295 is reserved"},
+		{&User{name: "a", GID: idPtr(5), Group: strptr("g")}, `gid: given with group "g"`},
 		{&User{name: "a", Group: strptr("a:b")}, `group: "a:b" is not a valid group name`},
 		{&User{name: "a", Groups: []string{"x", "x"}}, `groups: "x" is listed twice`},
 		{&User{name: "a", Groups: []string{"x", ""}}, "groups: the group name is empty"},
@@ -145,7 +145,7 @@ func TestUserAndGroupValidateNameTheField(t *testing.T) {
 		{&User{name: "a", HomeDir: strptr("/home/a:b")}, "homedir: "},
 		{&Group{name: "9lives"}, `name: "9lives" is not a valid group name`},
 		{&Group{name: "g", State: "gone"}, `state: "gone"`},
-		{&Group{name: "g", GID: u32(noID)}, "gid: 4294967295 is reserved"},
+		{&Group{name: "g", GID: idPtr(noAccountID)}, "gid: 4294967295 is reserved"},
 	} {
 		err := tc.res.Validate()
 		switch {
@@ -182,7 +182,7 @@ func TestAbsentUserWarnsAboutTheParametersItIgnores(t *testing.T) {
 // ids are free: the group is created with GID 10000, the user with UID 1002
 // in group 100.
 func TestMgmtUserAndGroupExamplesRun(t *testing.T) {
-	needRoot(t)
+	needRootForAccounts(t)
 	db := accountsNow(t)
 	switch {
 	case db.group("testgroup") != nil || db.groupByGID(10000) != nil:
@@ -194,9 +194,9 @@ func TestMgmtUserAndGroupExamplesRun(t *testing.T) {
 	case db.group("testuser") != nil:
 		t.Skip("user1.yaml cannot run here: a group named testuser exists")
 	}
-	removeAtEnd(t, "testgroup")
-	removeAtEnd(t, "testuser")
-	reg := NewRegistry(Deps{Files: startHub(t)})
+	removeAccountAtEnd(t, "testgroup")
+	removeAccountAtEnd(t, "testuser")
+	reg := NewRegistry(Deps{Files: accountsHub(t)})
 	for _, src := range []string{mgmtGroup1, mgmtUser1} {
 		res, err := yamlgraph.Parse("example.yaml", []byte(src), reg)
 		if err != nil {
