@@ -152,7 +152,7 @@ func (u *User) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		u.rt.Logger.Info("removing user", "user", u.name)
 		return false, u.tools.run(ctx, "userdel", u.name)
 	}
-	if err := u.checkUID(db); err != nil {
+	if err := u.checkUID(db, cur); err != nil {
 		return false, err
 	}
 	d, err := u.diff(db, cur, apply)
@@ -174,10 +174,10 @@ func (u *User) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	return false, u.tools.run(ctx, tool, append(d.args, u.name)...)
 }
 
-// checkUID refuses a UID that another user holds, unless duplicates are
-// allowed.
-func (u *User) checkUID(db *accounts) error {
-	if u.UID == nil || u.AllowDuplicateUID {
+// checkUID refuses to give the user a UID that another user holds, unless
+// duplicates are allowed. A user that has its UID already keeps it.
+func (u *User) checkUID(db *accounts, cur *passwdEntry) error {
+	if u.UID == nil || u.AllowDuplicateUID || (cur != nil && cur.uid == *u.UID) {
 		return nil
 	}
 	if other := db.userByUID(*u.UID); other != nil && other.name != u.name {

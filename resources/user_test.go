@@ -134,7 +134,7 @@ func TestUserAbsentRemovesIt(t *testing.T) {
 }
 
 // A UID another user holds is refused, naming that user, unless duplicates
-// are allowed.
+// are allowed; a user that already has it keeps it.
 func TestUserUIDHeldByAnotherUserIsRefusedUnlessDuplicatesAreAllowed(t *testing.T) {
 	needRootForAccounts(t)
 	holder, name := throwawayAccount(t, "hu"), throwawayAccount(t, "hv")
@@ -154,6 +154,10 @@ func TestUserUIDHeldByAnotherUserIsRefusedUnlessDuplicatesAreAllowed(t *testing.
 	if e := accountsNow(t).user(name); e == nil || e.uid != uid {
 		t.Fatalf("with allowduplicateuid: entry %+v, want uid %d", e, uid)
 	}
+	converge(t, u, true, true)
+	// A user that holds its UID already is in state without the flag: it
+	// is given nothing that another user holds.
+	u.AllowDuplicateUID = false
 	converge(t, u, true, true)
 }
 
