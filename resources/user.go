@@ -200,7 +200,7 @@ func (d *userDiff) missing(field, what string) error {
 	if d.apply {
 		return fmt.Errorf("%s: %s does not exist", field, what)
 	}
-	d.changes = append(d.changes, field+" "+what+", which does not exist yet")
+	d.changes = append(d.changes, field+" "+what+" (not existing yet)")
 	return nil
 }
 
@@ -236,24 +236,40 @@ func (u *User) diff(db *accounts, cur *passwdEntry, apply bool) (*userDiff, erro
 			"-d", *u.HomeDir)
 	}
 	if u.Groups != nil {
-		for _, g := range u.Groups {
-			if db.group(g) == nil {
-				if err := d.missing("groups", strconv.Quote(g)); err != nil {
-					return nil, err
-				}
-			}
-		}
-		want := slices.Sorted(slices.Values(u.Groups))
-		var have []string
-		if cur != nil {
-			have = slices.Sorted(slices.Values(db.memberOf(u.name)))
-		}
-		if !slices.Equal(want, have) && (cur != nil || len(want) > 0) {
-			d.add(fieldChange("groups", cur, func(*passwdEntry) string { return "[" + strings.Join(have, " ") + "]" },
-				"["+strings.Join(want, " ")+"]"), "-G", strings.Join(u.Groups, ","))
+		if err := u.diffGroups(db, cur, d); err != nil {
+			return nil, err
 		}
 	}
 	return d, nil
+}
+
+// diffGroups adds the change of supplementary groups, if any. A group that
+// does not exist is an error with apply, and noted in the change without.
+func (u *User) diffGroups(db *accounts, cur *passwdEntry, d *userDiff) error {
+	var missing []string
+	for _, g := range u.Groups {
+		if db.group(g) == nil {
+			missing = append(missing, g)
+		}
+	}
+	if len(missing) > 0 && d.apply {
+		return fmt.Errorf("groups: group %q does not exist", missing[0])
+	}
+	want := slices.Sorted(slices.Values(u.Groups))
+	var have []string
+	if cur != nil {
+		have = slices.Sorted(slices.Values(db.memberOf(u.name)))
+	}
+	if slices.Equal(want, have) || (cur == nil && len(want) == 0) {
+		return nil
+	}
+	change := fieldChange("groups", cur, func(*passwdEntry) string { return "[" + strings.Join(have, " ") + "]" },
+		"["+strings.Join(want, " ")+"]")
+	if len(missing) > 0 {
+		change += " (" + strings.Join(missing, " ") + " not existing yet)"
+	}
+	d.add(change, "-G", strings.Join(u.Groups, ","))
+	return nil
 }
 
 // diffPrimary adds the change of primary group, if any.

@@ -2,6 +2,8 @@ package resources
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -212,5 +214,37 @@ func TestUserAndGroupWithoutShadowToolsFailClearly(t *testing.T) {
 	_, err = g.CheckApply(t.Context(), true)
 	if !errors.Is(err, ErrNoShadowTool) || !strings.Contains(err.Error(), "groupadd") {
 		t.Errorf("group: err = %v, want ErrNoShadowTool naming groupadd", err)
+	}
+}
+
+// A group the user names that does not exist is, with apply off, a change
+// (a group resource that only checked would have created it); applied, it
+// is an error on the field that names it, and nothing runs.
+func TestUserNamingAMissingGroupIsAChangeInNoopAndAnErrorWhenApplied(t *testing.T) {
+	missing := fmt.Sprintf("graftmg%d", os.Getpid())
+	name := fmt.Sprintf("graftmu%d", os.Getpid())
+	if db := accountsNow(t); db.group(missing) != nil || db.user(name) != nil {
+		t.Skipf("%s or %s is an account on this host", missing, name)
+	}
+	for _, tc := range []struct {
+		u         *User
+		field     string
+		wantNoted string
+	}{
+		{&User{name: name, Group: &missing}, "group: ", `group "` + missing + `" (not existing yet)`},
+		{&User{name: name, Groups: []string{missing}}, "groups: ", "groups [" + missing + "] (" + missing + " not existing yet)"},
+	} {
+		logs := initUser(t, tc.u)
+		converge(t, tc.u, false, false)
+		if got := only(t, logs.take(), "would change").attrs["changes"]; !strings.Contains(got, tc.wantNoted) {
+			t.Errorf("noop logged changes %q, want them to say %q", got, tc.wantNoted)
+		}
+		_, err := tc.u.CheckApply(t.Context(), true)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.field) || !strings.Contains(err.Error(), missing+`" does not exist`) {
+			t.Errorf("applied: err = %v, want an error on %s saying %s does not exist", err, tc.field, missing)
+		}
+	}
+	if accountsNow(t).user(name) != nil {
+		t.Fatal("the user was created")
 	}
 }
