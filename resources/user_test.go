@@ -226,6 +226,7 @@ func TestUserNamingAMissingGroupIsAChangeInNoopAndAnErrorWhenApplied(t *testing.
 	if db := accountsNow(t); db.group(missing) != nil || db.user(name) != nil {
 		t.Skipf("%s or %s is an account on this host", missing, name)
 	}
+	removeAccountAtEnd(t, name) // should a broken version create it
 	for _, tc := range []struct {
 		u         *User
 		field     string
