@@ -25,6 +25,7 @@ type Deps struct {
 // package, wired to deps.
 func NewRegistry(deps Deps) *engine.Registry {
 	r := engine.NewRegistry()
+	tools := newShadowTools()
 	var runs *execRuns
 	if deps.ExecStateDir != "" {
 		runs = newExecRuns(deps.ExecStateDir)
@@ -38,6 +39,8 @@ func NewRegistry(deps Deps) *engine.Registry {
 		{Name: "file", New: func(name string) engine.Res { return &File{name: name, hub: deps.Files, managed: managed} }},
 		{Name: "password", New: func(name string) engine.Res { return &Password{} }},
 		{Name: "kv", New: func(name string) engine.Res { return &KV{name: name} }},
+		{Name: "user", New: func(name string) engine.Res { return &User{name: name, hub: deps.Files, tools: tools} }},
+		{Name: "group", New: func(name string) engine.Res { return &Group{name: name, hub: deps.Files, tools: tools} }},
 	} {
 		if err := r.Add(k); err != nil {
 			panic(err) // the list above is fixed: a duplicate is a programming error
