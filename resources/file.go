@@ -510,8 +510,9 @@ func (f *File) Provides() []string {
 }
 
 // Requires names the parent directories of the path: a file resource that
-// manages one of them is applied first.
+// manages one of them is applied first. It names the path itself too, so
+// that a pkg resource whose package owns the path is applied first.
 func (f *File) Requires() []string {
-	_, parents := engine.PathUIDs(f.path())
-	return parents
+	self, parents := engine.PathUIDs(f.path())
+	return append(parents, self)
 }

@@ -87,7 +87,8 @@ func testPkgName(t *testing.T, suffix string) string {
 }
 
 // add builds a package with one file, /usr/share/<name>/version, holding
-// the version, plus extra files (path -> content), and publishes it.
+// the version, plus extra files (path -> content; a path ending in "/" is
+// an empty directory), and publishes it.
 // depends, if set, is its Depends field.
 func (r *aptRepo) add(name, version, depends string, extra map[string]string) {
 	r.t.Helper()
@@ -99,6 +100,9 @@ func (r *aptRepo) add(name, version, depends string, extra map[string]string) {
 	for p, c := range files {
 		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755); err != nil {
 			r.t.Fatal(err)
+		}
+		if strings.HasSuffix(p, "/") {
+			continue // an empty directory
 		}
 		if err := os.WriteFile(filepath.Join(root, p), []byte(c), 0o644); err != nil {
 			r.t.Fatal(err)
