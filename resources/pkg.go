@@ -163,11 +163,7 @@ func (p *Pkg) GroupKey() string {
 }
 
 func (p *Pkg) checkApply(ctx context.Context, apply bool, pkgs []*Pkg) (bool, error) {
-	names := make([]string, len(pkgs))
-	for i, m := range pkgs {
-		names[i] = m.name
-	}
-	st, err := p.be.query(ctx, names)
+	st, err := p.status(ctx, pkgs)
 	if err != nil {
 		return false, err
 	}
@@ -178,7 +174,7 @@ func (p *Pkg) checkApply(ctx context.Context, apply bool, pkgs []*Pkg) (bool, er
 		if err := p.be.refresh(ctx, p.rt.Logger); err != nil {
 			return false, err
 		}
-		if st, err = p.be.query(ctx, names); err != nil {
+		if st, err = p.status(ctx, pkgs); err != nil {
 			return false, err
 		}
 		tx, missing = planPkgs(st, pkgs)
@@ -195,6 +191,40 @@ func (p *Pkg) checkApply(ctx context.Context, apply bool, pkgs []*Pkg) (bool, er
 		return false, nil
 	}
 	return false, p.be.apply(ctx, tx, p.rt.Logger)
+}
+
+// status asks the package database for the installed version of each
+// package, and the lists for the candidate version of those that may have
+// to be installed: a package in its state costs one dpkg-query.
+func (p *Pkg) status(ctx context.Context, pkgs []*Pkg) (map[string]pkgStatus, error) {
+	names := make([]string, len(pkgs))
+	for i, m := range pkgs {
+		names[i] = m.name
+	}
+	inst, err := p.be.installed(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	var need []string
+	for _, m := range pkgs {
+		v := inst[m.name]
+		switch {
+		case m.State == pkgUninstalled, m.State == pkgInstalled && v != "", m.isVersion() && v == m.State:
+		default:
+			need = append(need, m.name)
+		}
+	}
+	var cands map[string]string
+	if len(need) > 0 {
+		if cands, err = p.be.candidates(ctx, need); err != nil {
+			return nil, err
+		}
+	}
+	st := make(map[string]pkgStatus, len(pkgs))
+	for _, m := range pkgs {
+		st[m.name] = pkgStatus{installed: inst[m.name], candidate: cands[m.name]}
+	}
+	return st, nil
 }
 
 // planPkgs works out the transaction that brings pkgs to their states, and

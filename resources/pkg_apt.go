@@ -75,24 +75,29 @@ func queryCmd(ctx context.Context, okCodes []int, prog string, args ...string) (
 	return stdout.Bytes(), nil
 }
 
-func (b *aptBackend) query(ctx context.Context, names []string) (map[string]pkgStatus, error) {
-	st := make(map[string]pkgStatus, len(names))
+func (b *aptBackend) installed(ctx context.Context, names []string) (map[string]string, error) {
 	// Exit code 1 means some names are unknown to dpkg: not installed.
 	out, err := queryCmd(ctx, []int{1}, "dpkg-query", append([]string{"--admindir=" + b.admin, "-W",
 		"-f=${Package}\t${db:Status-Status}\t${Version}\n", "--"}, names...)...)
 	if err != nil {
 		return nil, err
 	}
+	versions := make(map[string]string, len(names))
 	for line := range strings.Lines(string(out)) {
 		f := strings.Split(strings.TrimSuffix(line, "\n"), "\t")
 		if len(f) == 3 && f[1] == "installed" {
-			st[f[0]] = pkgStatus{installed: f[2]}
+			versions[f[0]] = f[2]
 		}
 	}
-	out, err = queryCmd(ctx, nil, "apt-cache", append([]string{"policy"}, names...)...)
+	return versions, nil
+}
+
+func (b *aptBackend) candidates(ctx context.Context, names []string) (map[string]string, error) {
+	out, err := queryCmd(ctx, nil, "apt-cache", append([]string{"policy"}, names...)...)
 	if err != nil {
 		return nil, err
 	}
+	versions := make(map[string]string, len(names))
 	var cur string
 	for line := range strings.Lines(string(out)) {
 		line = strings.TrimRight(line, "\n")
@@ -101,12 +106,10 @@ func (b *aptBackend) query(ctx context.Context, names []string) (map[string]pkgS
 			continue
 		}
 		if c, ok := strings.CutPrefix(strings.TrimSpace(line), "Candidate: "); ok && cur != "" && c != "(none)" {
-			s := st[cur]
-			s.candidate = c
-			st[cur] = s
+			versions[cur] = c
 		}
 	}
-	return st, nil
+	return versions, nil
 }
 
 // aptBase are the options of every apt-get run that changes the host: no

@@ -41,9 +41,12 @@ type pkgBackend interface {
 	// take for an option.
 	validName(name string) error
 	validVersion(version string) error
-	// query reports each named package's status. Packages the database
-	// and lists know nothing about get a zero pkgStatus.
-	query(ctx context.Context, names []string) (map[string]pkgStatus, error)
+	// installed reports the installed version of each named package that
+	// is installed.
+	installed(ctx context.Context, names []string) (map[string]string, error)
+	// candidates reports the version the package manager would install
+	// for each named package its lists know.
+	candidates(ctx context.Context, names []string) (map[string]string, error)
 	// refresh updates the package lists from the configured sources.
 	refresh(ctx context.Context, log *slog.Logger) error
 	// apply runs the transaction: one command for the installs, one for
