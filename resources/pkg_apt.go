@@ -182,7 +182,10 @@ func (b *aptBackend) checkRemoval(ctx context.Context, names []string, log *slog
 	var extra []string
 	for line := range strings.Lines(string(out)) {
 		f := strings.Fields(line)
-		if len(f) >= 2 && f[0] == "Remv" && !slices.Contains(names, f[1]) {
+		if len(f) < 2 || f[0] != "Remv" {
+			continue
+		}
+		if name, _, _ := strings.Cut(f[1], ":"); !slices.Contains(names, name) { // drop an :arch
 			extra = append(extra, f[1])
 		}
 	}
