@@ -57,7 +57,7 @@ func TestPkgGroupAppliesInOneAptTransaction(t *testing.T) {
 		r.add(n, "1.0", "", nil)
 	}
 	r.update()
-	r.run("apt-get", "install", "-y", "-q", c)
+	r.install(c)
 	log := aptCallLog(t)
 
 	g := engine.NewGraph("t")
@@ -126,7 +126,7 @@ func TestPkgOwnedFilesDependOnThePackage(t *testing.T) {
 	if got := edges(); len(got) != 0 {
 		t.Errorf("before the package is installed: edges %q, want none", got)
 	}
-	r.run("apt-get", "install", "-y", "-q", name)
+	r.install(name)
 	want := []string{
 		"pkg[" + name + "] -> file[/usr/share/" + name + "/conf.d/local.conf]",
 		"pkg[" + name + "] -> file[/usr/share/" + name + "/version]",

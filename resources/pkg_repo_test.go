@@ -79,8 +79,8 @@ func testPkgName(t *testing.T, suffix string) string {
 	t.Helper()
 	name := fmt.Sprintf("graft-test-%d-%s", os.Getpid(), suffix)
 	t.Cleanup(func() {
-		if out, err := exec.Command("dpkg", "--purge", name).CombinedOutput(); err != nil {
-			t.Errorf("cleanup: dpkg --purge %s: %v\n%s", name, err, out)
+		if err := dpkgWaitingForLock("--purge", name); err != nil {
+			t.Errorf("cleanup: %v", err)
 		}
 	})
 	return name
@@ -135,6 +135,12 @@ func (r *aptRepo) scan() {
 	r.write("repo/Packages", string(out))
 }
 
+// install installs name with apt-get, as an administrator would.
+func (r *aptRepo) install(name string) {
+	r.t.Helper()
+	r.run("apt-get", "install", "-y", "-q", "-o", "DPkg::Lock::Timeout=300", name)
+}
+
 // update fetches the repository's index into the test's lists, as apt's
 // daily timer would.
 func (r *aptRepo) update() { r.t.Helper(); r.run("apt-get", "update", "-q") }
@@ -164,18 +170,26 @@ func waitInstalled(t *testing.T, name, version string) {
 	}
 }
 
-// dpkgRemove removes name with dpkg -r, as another administrator would,
-// waiting for dpkg's lock if an apt run still holds it.
+// dpkgRemove removes name with dpkg -r, as another administrator would.
 func dpkgRemove(t *testing.T, name string) {
 	t.Helper()
+	if err := dpkgWaitingForLock("-r", name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dpkgWaitingForLock runs dpkg with args, again while another dpkg or apt
+// run (of graft, or of another test) holds dpkg's lock, for up to a
+// minute.
+func dpkgWaitingForLock(args ...string) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		out, err := exec.Command("dpkg", "-r", name).CombinedOutput()
+		out, err := exec.Command("dpkg", args...).CombinedOutput()
 		switch {
 		case err == nil:
-			return
+			return nil
 		case !strings.Contains(string(out), "lock") || time.Now().After(deadline):
-			t.Fatalf("dpkg -r %s: %v\n%s", name, err, out)
+			return fmt.Errorf("dpkg %s: %w\n%s", strings.Join(args, " "), err, out)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -87,7 +87,7 @@ func TestPkgUninstalledRemoves(t *testing.T) {
 	name := testPkgName(t, "rm")
 	r.add(name, "1.0", "", nil)
 	r.update()
-	r.run("apt-get", "install", "-y", "-q", name)
+	r.install(name)
 
 	p := newPkg(name, nil)
 	p.State = pkgUninstalled
@@ -112,7 +112,7 @@ func TestPkgRefusesARemovalThatTakesDependents(t *testing.T) {
 	r.add(base, "1.0", "", nil)
 	r.add(user, "1.0", base, nil)
 	r.update()
-	r.run("apt-get", "install", "-y", "-q", user)
+	r.install(user)
 
 	p := newPkg(base, nil)
 	p.State = pkgUninstalled
