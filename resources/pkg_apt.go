@@ -85,7 +85,14 @@ func (b *aptBackend) installed(ctx context.Context, names []string) (map[string]
 	versions := make(map[string]string, len(names))
 	for line := range strings.Lines(string(out)) {
 		f := strings.Split(strings.TrimSuffix(line, "\n"), "\t")
-		if len(f) == 3 && f[1] == "installed" {
+		if len(f) != 3 {
+			continue
+		}
+		// A package whose triggers are still to run is installed; one
+		// left half-installed or half-configured by a failed run is not,
+		// and installing it again is what repairs it.
+		switch f[1] {
+		case "installed", "triggers-pending", "triggers-awaited":
 			versions[f[0]] = f[2]
 		}
 	}
