@@ -16,6 +16,15 @@ type Grouper interface {
 	GroupKey() string
 }
 
+// GroupApplier is implemented by groupable resources that check and apply
+// a whole group at once (pkg: one package transaction for all its
+// members). A group whose first member is a GroupApplier calls its
+// CheckApplyGroup with every member, the first included, instead of each
+// member's CheckApply.
+type GroupApplier interface {
+	CheckApplyGroup(ctx context.Context, apply bool, members []Res) (checkOK bool, err error)
+}
+
 // AutoGroup returns g with groupable vertices merged: vertices with the
 // same GroupKey and metaparameters (semaphores apart) and no path between
 // them become one vertex that runs each member in turn. Edges to and from
@@ -277,8 +286,15 @@ func (g *group) Watch(ctx context.Context) error {
 }
 
 // CheckApply runs each member's CheckApply in order, all of them even if one
-// fails.
+// fails, or the first member's CheckApplyGroup if it has one.
 func (g *group) CheckApply(ctx context.Context, apply bool) (bool, error) {
+	if ga, ok := g.members[0].Res.(GroupApplier); ok {
+		members := make([]Res, len(g.members))
+		for i, m := range g.members {
+			members[i] = m.Res
+		}
+		return ga.CheckApplyGroup(ctx, apply, members)
+	}
 	allOK := true
 	var errs []error
 	for _, m := range g.members {

@@ -558,16 +558,19 @@ func (f *File) Provides() []string {
 }
 
 // Requires names the parent directories of the path, the source and the
-// fragments: a file resource that manages one of them is applied first.
+// fragments: a file resource that manages one of them is applied first. It
+// names the path itself too, so that a pkg resource whose package owns the
+// path is applied first.
 func (f *File) Requires() []string {
-	_, parents := engine.PathUIDs(f.path())
+	self, parents := engine.PathUIDs(f.path())
+	reqs := append(parents, self)
 	var inputs []string
 	if f.Source != "" && filepath.IsAbs(f.Source) {
 		inputs = append(inputs, f.Source)
 	}
 	for _, p := range append(inputs, f.Fragments...) {
-		self, _ := engine.PathUIDs(p)
-		parents = append(parents, self)
+		src, _ := engine.PathUIDs(p)
+		reqs = append(reqs, src)
 	}
-	return parents
+	return reqs
 }

@@ -1,5 +1,5 @@
 // Package resources implements graft's resource kinds (file, exec, timer,
-// print, noop, password, kv) and registers them by name in an engine registry.
+// print, noop, password, kv, pkg) and registers them by name in an engine registry.
 package resources
 
 import (
@@ -41,6 +41,7 @@ func NewRegistry(deps Deps) *engine.Registry {
 		{Name: "kv", New: func(name string) engine.Res { return &KV{name: name} }},
 		{Name: "user", New: func(name string) engine.Res { return &User{name: name, hub: deps.Files, tools: tools} }},
 		{Name: "group", New: func(name string) engine.Res { return &Group{name: name, hub: deps.Files, tools: tools} }},
+		{Name: "pkg", New: func(name string) engine.Res { return newPkg(name, deps.Files) }},
 	} {
 		if err := r.Add(k); err != nil {
 			panic(err) // the list above is fixed: a duplicate is a programming error

@@ -1,0 +1,209 @@
+package resources
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/graftcm/graft/engine"
+	"github.com/graftcm/graft/yamlgraph"
+)
+
+// aptCallLog puts an apt-get first in PATH that records its arguments, one
+// line per run, and runs the real one; it returns the log's path.
+func aptCallLog(t *testing.T) string {
+	t.Helper()
+	real, err := filepath.Abs("/usr/bin/apt-get")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	log := filepath.Join(dir, "calls")
+	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %q\nexec %q \"$@\"\n", log, real)
+	if err := os.WriteFile(filepath.Join(dir, "apt-get"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	return log
+}
+
+// aptRuns returns the recorded apt-get runs that change the host (not
+// simulations) whose command is verb.
+func aptRuns(t *testing.T, log, verb string) []string {
+	t.Helper()
+	b, err := os.ReadFile(log)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var runs []string
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if slices.Contains(f, verb) && !slices.Contains(f, "-s") {
+			runs = append(runs, strings.TrimSpace(line))
+		}
+	}
+	return runs
+}
+
+// The pkg resources of one graph group into one vertex whose CheckApply
+// runs one apt-get for all installs and one for all removals.
+func TestPkgGroupAppliesInOneAptTransaction(t *testing.T) {
+	r := newAptRepo(t)
+	a, b, c := testPkgName(t, "ga"), testPkgName(t, "gb"), testPkgName(t, "gc")
+	for _, n := range []string{a, b, c} {
+		r.add(n, "1.0", "", nil)
+	}
+	r.update()
+	r.install(c)
+	log := aptCallLog(t)
+
+	g := engine.NewGraph("t")
+	for name, state := range map[string]string{a: pkgInstalled, b: pkgNewest, c: pkgUninstalled} {
+		p := newPkg(name, nil)
+		p.State = state
+		addVertex(t, g, "pkg", name, p, engine.Meta{})
+	}
+	grouped := engine.AutoGroup(g)
+	if grouped.Len() != 1 {
+		t.Fatalf("autogroup left %d vertices, want 1", grouped.Len())
+	}
+	res := grouped.Vertices()[0].Res
+	if err := res.Init(&newTestRuntime("pkg", a).Runtime); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, res, true, false)
+	if installedVersion(t, a) != "1.0" || installedVersion(t, b) != "1.0" || installedVersion(t, c) != "" {
+		t.Fatalf("after the group's apply: %s=%q %s=%q %s=%q", a, installedVersion(t, a), b,
+			installedVersion(t, b), c, installedVersion(t, c))
+	}
+	installs, removes := aptRuns(t, log, "install"), aptRuns(t, log, "remove")
+	if len(installs) != 1 || !strings.HasSuffix(installs[0], "install "+a+" "+b) {
+		t.Errorf("apt-get install runs: %q, want one for %s and %s", installs, a, b)
+	}
+	if len(removes) != 1 || !strings.HasSuffix(removes[0], "remove "+c) {
+		t.Errorf("apt-get remove runs: %q, want one for %s", removes, c)
+	}
+	converge(t, res, true, true)
+}
+
+// A file that an installed package owns, or that lies in a directory the
+// package ships empty, depends on the package; other files do not, and
+// nothing depends on a package that is not installed.
+func TestPkgOwnedFilesDependOnThePackage(t *testing.T) {
+	r := newAptRepo(t)
+	name := testPkgName(t, "edge")
+	r.add(name, "1.0", "", map[string]string{
+		"/usr/share/" + name + "/conf.d/":          "",
+		"/lib/systemd/system/" + name + ".service": "[Service]\nExecStart=/bin/true\n",
+	})
+	r.update()
+	graph := fmt.Sprintf(`resources:
+  pkg:
+  - name: %[1]s
+  file:
+  - name: /usr/share/%[1]s/version
+    content: "mine\n"
+  - name: /usr/share/%[1]s/conf.d/local.conf
+    content: "local\n"
+  - name: /usr/share/%[1]s-other/x
+    content: "x\n"
+`, name)
+	edges := func() []string {
+		res, err := yamlgraph.Parse("edges.yaml", []byte(graph), NewRegistry(Deps{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range res.Graph.Edges() {
+			out = append(out, e.From.String()+" -> "+e.To.String())
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got := edges(); len(got) != 0 {
+		t.Errorf("before the package is installed: edges %q, want none", got)
+	}
+	r.install(name)
+	want := []string{
+		"pkg[" + name + "] -> file[/usr/share/" + name + "/conf.d/local.conf]",
+		"pkg[" + name + "] -> file[/usr/share/" + name + "/version]",
+	}
+	if got := edges(); !slices.Equal(got, want) {
+		t.Errorf("edges %q, want %q", got, want)
+	}
+	if got := newPkg(name, nil).Provides(); !slices.Contains(got, "svc:"+name) || slices.Contains(got, "path:/usr/share") {
+		t.Errorf("Provides() = %q, want svc:%s and not the shared /usr/share", got, name)
+	}
+}
+
+// mgmt's shipped examples that use pkg (examples/yaml/autoedges5.yaml,
+// autogroup1.yaml and autogroup2.yaml) load as graft check loads them,
+// and group as mgmt groups them.
+func TestPkgMgmtExamplesLoadAndGroup(t *testing.T) {
+	const autoedges5 = "---\ngraph: mygraph\nresources:\n  pkg:\n  - name: httpd\n    meta:\n      autoedge: true\n" +
+		"      noop: true\n    state: installed\n  exec:\n  - name: pkg10\n    cmd: /usr/bin/apachectl status\n" +
+		"    shell: ''\n    timeout: 0\n    watchcmd: ''\n    watchshell: ''\n    ifcmd: ''\n    ifshell: ''\n" +
+		"    pollint: 0\n    state: present\nedges: []\n"
+	group := func(first string) string {
+		return "---\ngraph: mygraph\nresources:\n  pkg:\n" + first +
+			"  - name: powertop\n    meta:\n      autogroup: true\n    state: installed\n" +
+			"  - name: sl\n    meta:\n      autogroup: true\n    state: installed\n" +
+			"  - name: cowsay\n    meta:\n      autogroup: true\n    state: installed\nedges: []\n"
+	}
+	autogroup1 := group("  - name: drbd-utils\n    meta:\n      autogroup: false\n    state: installed\n")
+	for _, tc := range []struct {
+		file, src        string
+		pkgs, afterGroup int
+	}{
+		{"autoedges5.yaml", autoedges5, 1, 2},
+		{"autogroup1.yaml", autogroup1, 4, 2},
+		{"autogroup2.yaml", group(""), 3, 1},
+	} {
+		res, err := yamlgraph.Parse(tc.file, []byte(tc.src), NewRegistry(Deps{}))
+		if err != nil {
+			t.Errorf("%s: %v", tc.file, err)
+			continue
+		}
+		// The loader groups as the engine will: count the members.
+		n := 0
+		for _, v := range res.Graph.Vertices() {
+			if grp, ok := v.Res.(interface{ Members() []engine.ID }); ok {
+				n += len(grp.Members())
+			} else if v.ID.Kind == "pkg" {
+				n++
+			}
+		}
+		if n != tc.pkgs {
+			t.Errorf("%s: %d pkg resources, want %d", tc.file, n, tc.pkgs)
+		}
+		if got := res.Graph.Len(); got != tc.afterGroup {
+			t.Errorf("%s: %d vertices after autogrouping, want %d", tc.file, got, tc.afterGroup)
+		}
+	}
+}
+
+// allownonfree and allowunsupported mean nothing to apt, and allowdowngrade
+// nothing without a version: the loader accepts them and warns at each.
+func TestPkgWarnsAboutParamsAptIgnores(t *testing.T) {
+	src := "resources:\n  pkg:\n  - name: cowsay\n    allownonfree: true\n    allowunsupported: false\n" +
+		"    allowdowngrade: true\n  - name: sl\n    state: \"1.0\"\n    allowdowngrade: true\n"
+	res, err := yamlgraph.Parse("w.yaml", []byte(src), NewRegistry(Deps{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, w := range res.Warnings {
+		got = append(got, w.String())
+	}
+	for i, key := range []string{"allownonfree", "allowunsupported", "allowdowngrade"} {
+		if len(got) <= i || !strings.Contains(got[i], fmt.Sprintf("w.yaml:%d:", 4+i)) || !strings.Contains(got[i], key) {
+			t.Errorf("warnings %q: want one at line %d for %s", got, 4+i, key)
+		}
+	}
+	if len(got) != 3 {
+		t.Errorf("warnings %q, want 3 (none for the allowdowngrade of a version)", got)
+	}
+}
