@@ -572,5 +572,26 @@ func (f *File) Requires() []string {
 		src, _ := engine.PathUIDs(p)
 		reqs = append(reqs, src)
 	}
-	return reqs
+	return append(reqs, ownerUIDs(f.Owner, f.Group)...)
+}
+
+// ownerUIDs names the user and group a file is owned by, by name or by id,
+// so that the user and group resources that make them are applied first.
+func ownerUIDs(owner, group string) []string {
+	var out []string
+	if owner != "" {
+		if id, err := strconv.ParseUint(owner, 10, 32); err == nil {
+			out = append(out, "uid:"+fmtAccountID(uint32(id)))
+		} else {
+			out = append(out, "user:"+owner)
+		}
+	}
+	if group != "" {
+		if id, err := strconv.ParseUint(group, 10, 32); err == nil {
+			out = append(out, "gid:"+fmtAccountID(uint32(id)))
+		} else {
+			out = append(out, "group:"+group)
+		}
+	}
+	return out
 }

@@ -307,11 +307,17 @@ func fieldChange(field string, cur *passwdEntry, get func(*passwdEntry) string, 
 	return field + " " + get(cur) + " -> " + want
 }
 
-// Provides names what a removed user must go before: the groups it names,
-// so that a group is not removed while it is still the user's.
+// Provides names, for an existing user, the user itself ("user:NAME", and
+// "uid:N" with a uid), so that a file it owns is applied after it; for a
+// removed user, what it must go before: the groups it names, so that a
+// group is not removed while it is still the user's.
 func (u *User) Provides() []string {
 	if !u.absent() {
-		return nil
+		out := []string{"user:" + u.name}
+		if u.UID != nil {
+			out = append(out, "uid:"+fmtAccountID(*u.UID))
+		}
+		return out
 	}
 	return u.groupUIDs("leaving-")
 }

@@ -213,3 +213,48 @@ func TestMgmtUserAndGroupExamplesRun(t *testing.T) {
 		return u != nil && u.uid == 1002 && u.gid == 100
 	})
 }
+
+// A file owned by a user or group that the graph creates is applied after
+// them: before, it ran first and failed on an unknown owner. Owners given
+// by id match the user's or group's declared id.
+func TestFileOwnedByAUserOrGroupOfTheGraphRunsAfterThem(t *testing.T) {
+	src := `---
+resources:
+  user:
+  - name: alice
+    uid: 1500
+  group:
+  - name: staff
+    gid: 1600
+  file:
+  - name: /srv/a
+    content: a
+    owner: alice
+    group: staff
+  - name: /srv/b
+    content: b
+    owner: "01500"
+    group: "1600"
+`
+	res, err := yamlgraph.Parse("owners.yaml", []byte(src), NewRegistry(Deps{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, skipped := engine.AutoEdges(res.Graph); len(skipped) > 0 {
+		t.Fatal(skipped)
+	}
+	var got []string
+	for _, e := range res.Graph.Edges() {
+		got = append(got, e.From.String()+" -> "+e.To.String())
+	}
+	slices.Sort(got)
+	want := []string{
+		"group[staff] -> file[/srv/a]",
+		"group[staff] -> file[/srv/b]",
+		"user[alice] -> file[/srv/a]",
+		"user[alice] -> file[/srv/b]",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("edges\n  %v\nwant\n  %v", got, want)
+	}
+}
