@@ -1,5 +1,6 @@
 // Package resources implements graft's resource kinds (file, exec, timer,
-// print, noop, password, kv, pkg) and registers them by name in an engine registry.
+// print, noop, password, kv, pkg, user, group, hostname, msg) and registers
+// them by name in an engine registry.
 package resources
 
 import (
