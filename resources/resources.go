@@ -37,6 +37,7 @@ func NewRegistry(deps Deps) *engine.Registry {
 		{Name: "file", New: func(name string) engine.Res { return &File{name: name, hub: deps.Files} }},
 		{Name: "password", New: func(name string) engine.Res { return &Password{} }},
 		{Name: "kv", New: func(name string) engine.Res { return &KV{name: name} }},
+		{Name: "hostname", New: func(name string) engine.Res { return &Hostname{name: name, hub: deps.Files} }},
 	} {
 		if err := r.Add(k); err != nil {
 			panic(err) // the list above is fixed: a duplicate is a programming error
