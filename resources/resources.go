@@ -38,6 +38,7 @@ func NewRegistry(deps Deps) *engine.Registry {
 		{Name: "password", New: func(name string) engine.Res { return &Password{} }},
 		{Name: "kv", New: func(name string) engine.Res { return &KV{name: name} }},
 		{Name: "hostname", New: func(name string) engine.Res { return &Hostname{name: name, hub: deps.Files} }},
+		{Name: "msg", New: func(name string) engine.Res { return &Msg{name: name} }},
 	} {
 		if err := r.Add(k); err != nil {
 			panic(err) // the list above is fixed: a duplicate is a programming error
