@@ -208,10 +208,29 @@ func readStaticName() (string, error) {
 }
 
 func writeStaticName(name string) error {
-	if err := atomicfile.Write(staticNameFile, []byte(name+"\n"), 0o644, true); err != nil {
+	if err := writeHostFile(staticNameFile, []byte(name+"\n")); err != nil {
 		return fmt.Errorf("static name: %w", err)
 	}
 	return nil
+}
+
+// writeHostFile replaces one of the host's name files atomically, keeping
+// its mode. A file that is a mount point (containers bind-mount
+// /etc/hostname) cannot be renamed over: it is rewritten in place.
+func writeHostFile(path string, data []byte) error {
+	err := atomicfile.Write(path, data, fileMode(path, 0o644), true)
+	if !errors.Is(err, syscall.EBUSY) {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	return errors.Join(err, f.Close())
 }
 
 // readKernelName returns the kernel's host name, as uname reports it.

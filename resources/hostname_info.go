@@ -3,8 +3,6 @@ package resources
 import (
 	"fmt"
 	"strings"
-
-	"github.com/graftcm/graft/atomicfile"
 )
 
 // readPrettyName returns PRETTY_HOSTNAME from /etc/machine-info (the last
@@ -50,8 +48,7 @@ func writePrettyName(name string) error {
 	if !done {
 		out.WriteString(assign)
 	}
-	mode := fileMode(machineInfoFile, 0o644)
-	if err := atomicfile.Write(machineInfoFile, []byte(out.String()), mode, true); err != nil {
+	if err := writeHostFile(machineInfoFile, []byte(out.String())); err != nil {
 		return fmt.Errorf("pretty name: %w", err)
 	}
 	return nil

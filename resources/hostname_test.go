@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -278,4 +279,33 @@ func TestHostnameMachineInfoQuotingRoundTrips(t *testing.T) {
 			t.Errorf("%s reads as %q, want %q", in, got, want)
 		}
 	}
+}
+
+// In a container /etc/hostname is often a bind mount, which no file can be
+// renamed over: the name is then written into it in place, and its mode
+// is kept.
+func TestHostnameWritesABindMountedHostnameFileInPlace(t *testing.T) {
+	if !inUTSSandbox(t) {
+		runInUTSSandbox(t)
+		return
+	}
+	src := "/etc/hostname.outside"
+	if err := os.WriteFile(src, []byte("container-id\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(staticNameFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount(src, staticNameFile, "", syscall.MS_BIND, ""); err != nil {
+		t.Fatalf("bind mount: %v", err)
+	}
+	h, _ := newHostname(t, &Hostname{StaticHostname: "app"})
+	converge(t, h, true, false)
+	if got := readFile(t, src); got != "app\n" {
+		t.Errorf("the mounted file holds %q, want app", got)
+	}
+	if fi, _ := statT(t, staticNameFile); fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v, want 0640 kept", fi.Mode().Perm())
+	}
+	converge(t, h, true, true)
 }
