@@ -152,21 +152,34 @@ func (h *Hostname) Watch(ctx context.Context) error {
 
 // hostNamePart is one of the names: how to read it and how to set it.
 type hostNamePart struct {
-	attr  string // the name's attribute value in logs
-	want  string
-	read  func() (string, error)
-	write func(string) error
+	attr   string // the name's attribute value in logs
+	want   string
+	read   func() (string, error)
+	write  func(string) error
+	setter string // hostnamed's method that sets it; "" for none
 }
 
 // CheckApply brings each managed name to its declared value, logging each
-// change (with apply false, each change it would make).
-func (h *Hostname) CheckApply(_ context.Context, apply bool) (bool, error) {
+// change (with apply false, each change it would make). The static and
+// pretty names are set through systemd-hostnamed where it runs on the
+// system bus, so that it validates them and tells its listeners, and are
+// written to their files otherwise. The kernel's name is always set with
+// sethostname: hostnamed keeps it equal to a set static name and would
+// refuse a different transient one.
+func (h *Hostname) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	w := h.want()
 	checkOK := true
+	var hn *hostnamed
+	dialed := false
+	defer func() {
+		if hn != nil {
+			hn.close()
+		}
+	}()
 	for _, p := range []hostNamePart{
-		{"static", w.static, readStaticName, writeStaticName},
-		{"transient", w.transient, readKernelName, writeKernelName},
-		{"pretty", w.pretty, readPrettyName, writePrettyName},
+		{"static", w.static, readStaticName, writeStaticName, "SetStaticHostname"},
+		{"transient", w.transient, readKernelName, writeKernelName, ""},
+		{"pretty", w.pretty, readPrettyName, writePrettyName, "SetPrettyHostname"},
 	} {
 		if p.want == "" {
 			continue
@@ -183,12 +196,30 @@ func (h *Hostname) CheckApply(_ context.Context, apply bool) (bool, error) {
 			h.rt.Logger.Info("would change", "name", p.attr, "from", cur, "to", p.want)
 			continue
 		}
-		h.rt.Logger.Info("changing", "name", p.attr, "from", cur, "to", p.want)
+		if p.setter != "" && !dialed {
+			hn, dialed = dialHostnamed(ctx, h.rt.Logger), true
+		}
+		if p.setter != "" && hn != nil {
+			h.rt.Logger.Info("changing", "name", p.attr, "from", cur, "to", p.want, "via", "hostnamed")
+			if err := hn.set(ctx, p.setter, p.want); err != nil {
+				return false, fmt.Errorf("%s name: systemd-hostnamed: %w", p.attr, err)
+			}
+			continue
+		}
+		h.rt.Logger.Info("changing", "name", p.attr, "from", cur, "to", p.want, "via", viaOf(p.setter))
 		if err := p.write(p.want); err != nil {
 			return false, err
 		}
 	}
 	return checkOK, nil
+}
+
+// viaOf names, for logs, how graft itself sets a name.
+func viaOf(setter string) string {
+	if setter == "" {
+		return "sethostname"
+	}
+	return "file"
 }
 
 // readStaticName returns the first line of /etc/hostname that is neither

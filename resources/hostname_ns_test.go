@@ -16,8 +16,9 @@ const utsSandboxEnv = "GRAFT_TEST_UTS_SANDBOX"
 
 // inUTSSandbox reports whether this process is the copy of test t that
 // runInUTSSandbox runs. If so, the process has a UTS namespace of its own
-// (its host name is its own) and a mount namespace in which it mounts an
-// empty tmpfs over /etc, so that /etc/hostname and /etc/machine-info are
+// (its host name is its own) and a mount namespace in which it mounts a
+// tmpfs over /etc (holding only copies of passwd, group and
+// nsswitch.conf), so that /etc/hostname and /etc/machine-info are
 // its own too.
 func inUTSSandbox(t *testing.T) bool {
 	t.Helper()
@@ -27,8 +28,20 @@ func inUTSSandbox(t *testing.T) bool {
 	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
 		t.Fatalf("make mounts private: %v", err)
 	}
+	// The user and group databases stay: dbus-daemon needs them.
+	keep := map[string][]byte{}
+	for _, name := range []string{"passwd", "group", "nsswitch.conf"} {
+		if b, err := os.ReadFile("/etc/" + name); err == nil {
+			keep[name] = b
+		}
+	}
 	if err := syscall.Mount("tmpfs", "/etc", "tmpfs", 0, "mode=0755"); err != nil {
 		t.Fatalf("mount a tmpfs over /etc: %v", err)
+	}
+	for name, b := range keep {
+		if err := os.WriteFile("/etc/"+name, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := syscall.Sethostname([]byte("sandbox")); err != nil {
 		t.Fatalf("sethostname: %v", err)
@@ -44,7 +57,9 @@ func runInUTSSandbox(t *testing.T) {
 	t.Helper()
 	cmd := exec.CommandContext(t.Context(), os.Args[0],
 		"-test.run=^"+regexp.QuoteMeta(t.Name())+"$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), utsSandboxEnv+"="+t.Name())
+	// No system bus: a hostnamed of this machine must never be asked to
+	// change its names. Tests that want one start their own.
+	cmd.Env = append(os.Environ(), utsSandboxEnv+"="+t.Name(), "DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/graft-test-no-bus")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUTS | syscall.CLONE_NEWNS}
 	if os.Getuid() != 0 {
 		cmd.SysProcAttr.Cloneflags |= syscall.CLONE_NEWUSER
