@@ -2,6 +2,7 @@ package resources
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graftcm/graft/engine"
 	"github.com/graftcm/graft/fswatch"
 )
 
@@ -308,4 +310,43 @@ func TestHostnameWritesABindMountedHostnameFileInPlace(t *testing.T) {
 		t.Errorf("mode %v, want 0640 kept", fi.Mode().Perm())
 	}
 	converge(t, h, true, true)
+}
+
+// Two resources managing one name are refused when the graph loads: two
+// hostname resources, or a hostname and a file on the name's file. Names
+// one does not manage are free for the other.
+func TestHostnameClaimsConflictWithFilesAndOtherHostnames(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		other    engine.Vertex
+		conflict bool
+	}{
+		{"file on /etc/hostname", engine.Vertex{ID: engine.ID{Kind: "file", Name: "f"}, Res: &File{Path: "/etc/hostname", Content: strptr("x\n")}}, true},
+		{"file on /etc/machine-info", engine.Vertex{ID: engine.ID{Kind: "file", Name: "f"}, Res: &File{Path: "/etc/machine-info", Content: strptr("")}}, true},
+		{"second hostname, kernel name only", engine.Vertex{ID: engine.ID{Kind: "hostname", Name: "b"}, Res: &Hostname{TransientHostname: "b"}}, true},
+		{"file elsewhere in /etc", engine.Vertex{ID: engine.ID{Kind: "file", Name: "f"}, Res: &File{Path: "/etc/hosts", Content: strptr("")}}, false},
+	} {
+		g := engine.NewGraph("g")
+		for _, v := range []engine.Vertex{{ID: engine.ID{Kind: "hostname", Name: "a"}, Res: &Hostname{Hostname: "a"}}, tc.other} {
+			if err := g.AddVertex(v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := g.Validate()
+		if got := errors.Is(err, engine.ErrConflict); got != tc.conflict {
+			t.Errorf("%s: Validate: %v, want a conflict: %t", tc.name, err, tc.conflict)
+		}
+	}
+	g := engine.NewGraph("g")
+	for _, v := range []engine.Vertex{
+		{ID: engine.ID{Kind: "hostname", Name: "a"}, Res: &Hostname{StaticHostname: "a"}},
+		{ID: engine.ID{Kind: "hostname", Name: "b"}, Res: &Hostname{PrettyHostname: "B"}},
+	} {
+		if err := g.AddVertex(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := g.Validate(); err != nil {
+		t.Errorf("static and pretty names in two resources: %v", err)
+	}
 }
