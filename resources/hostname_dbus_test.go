@@ -30,8 +30,8 @@ const busConfig = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Con
 </busconfig>
 `
 
-// startDaemon starts a command that runs until the test ends.
-func startDaemon(t *testing.T, env []string, name string, args ...string) {
+// startBusDaemon starts a command that runs until the test ends.
+func startBusDaemon(t *testing.T, env []string, name string, args ...string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, name, args...)
@@ -100,7 +100,7 @@ func TestHostnameGoesThroughHostnamedWhereItRuns(t *testing.T) {
 	}
 	addr := "unix:path=" + socket
 	t.Setenv("DBUS_SYSTEM_BUS_ADDRESS", addr)
-	startDaemon(t, nil, busDaemon, "--config-file="+conf, "--nofork", "--nopidfile")
+	startBusDaemon(t, nil, busDaemon, "--config-file="+conf, "--nofork", "--nopidfile")
 	var conn *dbus.Conn
 	waitUntilHolds(t, "the test's bus to answer", func() bool {
 		conn, err = dbus.Connect(addr)
@@ -117,7 +117,7 @@ func TestHostnameGoesThroughHostnamedWhereItRuns(t *testing.T) {
 		t.Errorf("without hostnamed: via %q, want file", r.attrs["via"])
 	}
 
-	startDaemon(t, []string{"DBUS_SYSTEM_BUS_ADDRESS=" + addr}, daemonPath)
+	startBusDaemon(t, []string{"DBUS_SYSTEM_BUS_ADDRESS=" + addr}, daemonPath)
 	waitUntilHolds(t, "hostnamed to own its name", func() bool {
 		var has bool
 		err := conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, hostnamedName).Store(&has)

@@ -75,7 +75,7 @@ func TestHostnameMgmtExampleSetsAllNamesAndKeepsThem(t *testing.T) {
 		return
 	}
 	const want = "test.hostname.example.com"
-	res, err := yamlgraph.Parse("hostname.yaml", []byte(mgmtHostnameYAML), NewRegistry(Deps{Files: startHub(t)}))
+	res, err := yamlgraph.Parse("hostname.yaml", []byte(mgmtHostnameYAML), NewRegistry(Deps{Files: hostnameHub(t)}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +93,6 @@ func TestHostnameMgmtExampleSetsAllNamesAndKeepsThem(t *testing.T) {
 	if got := prettyName(t); got != want {
 		t.Errorf("pretty name %q", got)
 	}
-	run(t, "hostname", "intruder")
+	runOther(t, "hostname", "intruder")
 	waitUntilHolds(t, "the kernel name to be put back", func() bool { return kernelName(t) == want })
 }

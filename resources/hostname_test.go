@@ -15,8 +15,8 @@ import (
 	"github.com/graftcm/graft/fswatch"
 )
 
-// startHub runs a file watcher hub until the test ends.
-func startHub(t *testing.T) *fswatch.Hub {
+// hostnameHub runs a file watcher hub until the test ends.
+func hostnameHub(t *testing.T) *fswatch.Hub {
 	t.Helper()
 	hub, err := fswatch.New(nil)
 	if err != nil {
@@ -29,9 +29,9 @@ func startHub(t *testing.T) *fswatch.Hub {
 	return hub
 }
 
-// startWatch runs r's Watch until the test ends and waits until it is
+// watchHostname runs h's Watch until the test ends and waits until it is
 // running.
-func startWatch(t *testing.T, h *Hostname, rt *testRuntime) {
+func watchHostname(t *testing.T, h *Hostname, rt *testRuntime) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -51,8 +51,8 @@ func startWatch(t *testing.T, h *Hostname, rt *testRuntime) {
 	}
 }
 
-// waitEvent waits until the resource reports an event.
-func waitEvent(t *testing.T, rt *testRuntime, what string) {
+// waitHostnameEvent waits until the resource reports an event.
+func waitHostnameEvent(t *testing.T, rt *testRuntime, what string) {
 	t.Helper()
 	select {
 	case <-rt.eventCh:
@@ -91,7 +91,9 @@ func prettyName(t *testing.T) string {
 	return n
 }
 
-func run(t *testing.T, name string, args ...string) {
+// runOther runs a command as another process would, failing the test if
+// it fails.
+func runOther(t *testing.T, name string, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
@@ -201,7 +203,7 @@ func TestHostnameWatchSeesDriftByAnotherProcessAndRepairs(t *testing.T) {
 		runInUTSSandbox(t)
 		return
 	}
-	hub := startHub(t)
+	hub := hostnameHub(t)
 	for _, tc := range []struct {
 		name  string
 		drift []string
@@ -219,14 +221,14 @@ func TestHostnameWatchSeesDriftByAnotherProcessAndRepairs(t *testing.T) {
 
 			h, rt := newHostname(t, &Hostname{Hostname: "keeper"})
 			h.hub = hub
-			startWatch(t, h, rt)
+			watchHostname(t, h, rt)
 			converge(t, h, true, true)
 
-			run(t, tc.drift[0], tc.drift[1:]...)
+			runOther(t, tc.drift[0], tc.drift[1:]...)
 			if got := tc.check(); got != "intruder" {
 				t.Fatalf("the drift did not happen: %q", got)
 			}
-			waitEvent(t, rt, strings.Join(tc.drift, " "))
+			waitHostnameEvent(t, rt, strings.Join(tc.drift, " "))
 			converge(t, h, true, false)
 			if got := tc.check(); got != "keeper" {
 				t.Errorf("after repair the name is %q, want keeper", got)
