@@ -43,6 +43,8 @@ func NewRegistry(deps Deps) *engine.Registry {
 		{Name: "user", New: func(name string) engine.Res { return &User{name: name, hub: deps.Files, tools: tools} }},
 		{Name: "group", New: func(name string) engine.Res { return &Group{name: name, hub: deps.Files, tools: tools} }},
 		{Name: "pkg", New: func(name string) engine.Res { return newPkg(name, deps.Files) }},
+		{Name: "hostname", New: func(name string) engine.Res { return &Hostname{name: name, hub: deps.Files} }},
+		{Name: "msg", New: func(name string) engine.Res { return &Msg{name: name} }},
 	} {
 		if err := r.Add(k); err != nil {
 			panic(err) // the list above is fixed: a duplicate is a programming error
