@@ -1,8 +1,10 @@
 package engine_test
 
 import (
+	"context"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"testing/synctest"
 
@@ -177,6 +179,58 @@ func TestGroupRunsMembersAndSwapsBothWays(t *testing.T) {
 		}
 		if st, _ := r.lastStatus(); !st.Converged || len(st.Failed) != 0 {
 			t.Errorf("status %+v", st)
+		}
+	})
+}
+
+// batcher is a groupable fake that applies its whole group at once.
+type batcher struct {
+	*groupable
+	mu    sync.Mutex
+	calls [][]string // the members of each CheckApplyGroup
+}
+
+func (b *batcher) CheckApplyGroup(ctx context.Context, apply bool, members []engine.Res) (bool, error) {
+	var names []string
+	for _, m := range members {
+		names = append(names, m.(*batcher).name)
+	}
+	b.mu.Lock()
+	b.calls = append(b.calls, names)
+	b.mu.Unlock()
+	return true, nil
+}
+
+// A group whose first member applies groups (pkg: one package transaction)
+// gets one CheckApplyGroup with every member instead of each member's
+// CheckApply.
+func TestGroupApplierAppliesTheWholeGroupAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		var vs []engine.Vertex
+		var bs []*batcher
+		for _, n := range []string{"a", "b", "c"} {
+			b := &batcher{groupable: &groupable{fake: newFake(rec, n), key: "k"}}
+			bs = append(bs, b)
+			vs = append(vs, engine.Vertex{ID: id(n), Res: b})
+		}
+		g := engine.AutoGroup(graphOfVertices(t, vs))
+		if g.Len() != 1 {
+			t.Fatalf("%d vertices, want one group", g.Len())
+		}
+		r := start(t, g, nil)
+		synctest.Wait()
+		bs[0].mu.Lock()
+		calls := slices.Clone(bs[0].calls)
+		bs[0].mu.Unlock()
+		if len(calls) != 1 || !slices.Equal(calls[0], []string{"a", "b", "c"}) {
+			t.Errorf("CheckApplyGroup calls %v, want one with a, b and c", calls)
+		}
+		for _, b := range bs {
+			checks(t, map[*fake]int{b.fake: 0})
+		}
+		if err := r.stop(); err != nil {
+			t.Fatal(err)
 		}
 	})
 }
