@@ -37,8 +37,8 @@ func (s *Server) Leave(ctx context.Context) error {
 	s.leaving.Store(true)
 	if peers == 0 {
 		s.log.Info("no other node is up: nobody to tell of the leave")
-	} else if err := s.updateMeta(); err != nil {
-		s.log.Warn("could not tell the ring this node is leaving; some may take it for dead", "err", err)
+	} else {
+		s.announceLeaving()
 	}
 	switch {
 	case voters > 0:
@@ -150,5 +150,35 @@ func (s *Server) requestLeave(ctx context.Context, id string) error {
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// maxLeavePushes bounds the peers a leaving node tells of its leave
+// directly; the others rely on gossip alone.
+const maxLeavePushes = 64
+
+// announceLeaving gossips this node's leaving metadata, then pushes it to
+// the peers up in the ring (at most maxLeavePushes) by a push/pull
+// exchange each: gossip is best effort, and a peer that has not got the
+// update when the node goes takes it for dead, not left.
+func (s *Server) announceLeaving() {
+	if err := s.updateMeta(); err != nil {
+		s.log.Warn("could not tell the ring this node is leaving; some may take it for dead", "err", err)
+		return
+	}
+	ring := s.ringView()
+	delete(ring, s.cfg.Raft.NodeID)
+	addrs := make([]string, 0, min(len(ring), maxLeavePushes))
+	for _, name := range sortedKeys(ring) {
+		if len(addrs) == maxLeavePushes {
+			break
+		}
+		if a := ring[name].addr; a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	if n, err := s.ml.Join(addrs); err != nil {
+		s.log.Warn("could not tell every peer directly that this node is leaving; those left to gossip may take it for dead",
+			"told", n, "peers", len(addrs), "err", err)
 	}
 }
