@@ -21,6 +21,9 @@ type tree struct {
 	apply bool
 	ok    bool
 	keep  keepSet
+
+	root     *os.Root // the open root directory of a tree, once there is one
+	rootPath string
 }
 
 // checkTree is CheckApply for a path with Source (not a symlink) or Purge.
@@ -41,6 +44,7 @@ func (f *File) checkTree(ctx context.Context, p string, fi fs.FileInfo, exists, 
 		return true, nil // a purge of a directory that is not there
 	}
 	t := &tree{f: f, ctx: ctx, apply: apply, ok: true}
+	defer t.close()
 	if f.Purge {
 		t.keep = f.managed.keep(p, f)
 	}
@@ -96,7 +100,7 @@ func (t *tree) clear(dst string, fi fs.FileInfo, want string) (bool, error) {
 	if !t.change("replacing", dst, "replace", "was", describe(fi), "kind", want) {
 		return false, nil
 	}
-	return true, removeAll(dst)
+	return true, t.removeAll(dst)
 }
 
 // dir brings the directory dst in line with the source directory src (""
@@ -117,11 +121,16 @@ func (t *tree) dir(src, dst string, fi fs.FileInfo, exists bool) error {
 		if !t.change("creating directory", dst, "create", "kind", "directory", "from", src) {
 			return nil // nothing under it to compare with
 		}
-		if err := os.MkdirAll(dst, mode); err != nil {
+		if err := t.mkdirAll(dst, mode); err != nil {
 			return err
 		}
 	} else if src != "" && dst != filepath.Clean(t.f.path()) {
 		if err := t.perm(src, dst, fi); err != nil {
+			return err
+		}
+	}
+	if t.root == nil {
+		if err := t.openRoot(dst); err != nil {
 			return err
 		}
 	}
@@ -162,7 +171,7 @@ func (t *tree) entries(src, dst string) error {
 	if !t.f.Purge {
 		return nil
 	}
-	dstEntries, err := os.ReadDir(dst)
+	dstEntries, err := t.readDir(dst)
 	if err != nil {
 		return err
 	}
@@ -179,7 +188,7 @@ func (t *tree) entries(src, dst string) error {
 
 // entry brings dst in line with the source entry s of the given type.
 func (t *tree) entry(s, dst string, typ fs.FileMode) error {
-	fi, err := os.Lstat(dst)
+	fi, err := t.lstat(dst)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
@@ -212,7 +221,7 @@ func (t *tree) purge(q string, typ fs.FileMode) error {
 	if !t.change("removing", q, "remove", "was", typeName(typ)) {
 		return nil
 	}
-	return removeAll(q) // removes a symlink itself, never what it points to
+	return t.removeAll(q) // removes a symlink itself, never what it points to
 }
 
 func typeName(typ fs.FileMode) string {
@@ -234,7 +243,7 @@ func (t *tree) link(s, dst string, fi fs.FileInfo, exists bool) error {
 		return err
 	}
 	if exists && fi.Mode()&fs.ModeSymlink != 0 {
-		if cur, err := os.Readlink(dst); err == nil && cur == target {
+		if cur, err := t.readlink(dst); err == nil && cur == target {
 			return nil
 		}
 	} else if exists {
@@ -245,7 +254,7 @@ func (t *tree) link(s, dst string, fi fs.FileInfo, exists bool) error {
 	if !t.change("linking", dst, "link", "target", target) {
 		return nil
 	}
-	return replaceSymlink(target, dst)
+	return t.symlink(target, dst)
 }
 
 // copyFile brings dst to the content of the source file s: for an entry
@@ -265,7 +274,7 @@ func (t *tree) copyFile(s, dst string, fi fs.FileInfo, exists, root bool) error 
 		exists = false
 	}
 	if exists {
-		same, err := sameFiles(s, dst, sfi.Size(), fi.Size())
+		same, err := t.sameFiles(s, dst, sfi.Size(), fi.Size())
 		if err != nil {
 			return err
 		}
@@ -287,12 +296,12 @@ func (t *tree) copyFile(s, dst string, fi fs.FileInfo, exists, root bool) error 
 		return nil
 	}
 	if !exists {
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		if err := t.mkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return err
 		}
 		fi = nil
 	}
-	return writeCopy(s, dst, mode, fi)
+	return t.writeCopy(s, dst, mode, fi)
 }
 
 // perm brings the permission bits of dst, inside a tree, to those of the
@@ -309,7 +318,7 @@ func (t *tree) perm(s string, dst string, fi fs.FileInfo) error {
 	if !t.change("changing mode", dst, "update", "mode", octal(cur)+" -> "+octal(want)) {
 		return nil
 	}
-	return os.Chmod(dst, want)
+	return t.chmod(dst, want)
 }
 
 // writeCopy copies the file s to a temporary file beside dst, with mode
@@ -344,7 +353,7 @@ func writeCopy(s, dst string, mode fs.FileMode, old fs.FileInfo) error {
 }
 
 // sameFiles reports whether the files a and b have the same bytes.
-func sameFiles(a, b string, sizeA, sizeB int64) (bool, error) {
+func (t *tree) sameFiles(a, b string, sizeA, sizeB int64) (bool, error) {
 	if sizeA != sizeB {
 		return false, nil
 	}
@@ -353,7 +362,7 @@ func sameFiles(a, b string, sizeA, sizeB int64) (bool, error) {
 		return false, err
 	}
 	defer fa.Close()
-	fb, err := os.Open(b)
+	fb, err := t.open(b)
 	if err != nil {
 		return false, err
 	}

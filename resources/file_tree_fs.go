@@ -1,0 +1,179 @@
+package resources
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// The tree's operations below its root go through an os.Root opened on
+// the root directory: each path is resolved from that open directory, one
+// element at a time, and never leaves it, so a directory of the tree
+// swapped for a symlink (by another process, between a check and a
+// change) cannot make a copy write, or a purge remove, outside the tree.
+// The root itself is the declared path, handled by path like every file.
+
+// openRoot opens the tree's root directory dst, and checks that what it
+// opened is the directory found by Lstat (not a symlink put there since).
+func (t *tree) openRoot(dst string) error {
+	r, err := os.OpenRoot(dst)
+	if err != nil {
+		return err
+	}
+	opened, err := r.Stat(".")
+	if err == nil {
+		var fi fs.FileInfo
+		if fi, err = os.Lstat(dst); err == nil && !os.SameFile(opened, fi) {
+			err = fmt.Errorf("%s changed while it was opened", dst)
+		}
+	}
+	if err != nil {
+		r.Close()
+		return err
+	}
+	t.root, t.rootPath = r, dst
+	return nil
+}
+
+func (t *tree) close() {
+	if t.root != nil {
+		t.root.Close()
+	}
+}
+
+// rel returns p relative to the tree's root, or "" when p is not below it
+// (or there is no open root): such a p is handled by path.
+func (t *tree) rel(p string) string {
+	if t.root == nil || !within(p, t.rootPath) {
+		return ""
+	}
+	r, err := filepath.Rel(t.rootPath, p)
+	if err != nil {
+		return ""
+	}
+	return r
+}
+
+func (t *tree) lstat(p string) (fs.FileInfo, error) {
+	if r := t.rel(p); r != "" {
+		return t.root.Lstat(r)
+	}
+	return os.Lstat(p)
+}
+
+func (t *tree) readDir(p string) ([]fs.DirEntry, error) {
+	r := t.rel(p)
+	if r == "" {
+		return os.ReadDir(p)
+	}
+	d, err := t.root.Open(r)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.ReadDir(-1)
+}
+
+func (t *tree) removeAll(p string) error {
+	if r := t.rel(p); r != "" {
+		return t.root.RemoveAll(r)
+	}
+	return removeAll(p)
+}
+
+func (t *tree) mkdirAll(p string, mode fs.FileMode) error {
+	if r := t.rel(p); r != "" {
+		return t.root.MkdirAll(r, mode)
+	}
+	return os.MkdirAll(p, mode)
+}
+
+func (t *tree) chmod(p string, mode fs.FileMode) error {
+	if r := t.rel(p); r != "" {
+		return t.root.Chmod(r, mode)
+	}
+	return os.Chmod(p, mode)
+}
+
+func (t *tree) readlink(p string) (string, error) {
+	if r := t.rel(p); r != "" {
+		return t.root.Readlink(r)
+	}
+	return os.Readlink(p)
+}
+
+// open opens the file p to read, never through a final symlink.
+func (t *tree) open(p string) (*os.File, error) {
+	if r := t.rel(p); r != "" {
+		return t.root.OpenFile(r, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	}
+	return os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+}
+
+// tmpName returns a fresh name beside p for a file to rename over it.
+func tmpName(p, kind string) string {
+	return filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".graft-"+kind+"-"+rand.Text()[:10])
+}
+
+// symlink makes p a symlink to target, atomically replacing what is there.
+func (t *tree) symlink(target, p string) error {
+	r := t.rel(p)
+	if r == "" {
+		return replaceSymlink(target, p)
+	}
+	tmp := tmpName(r, "link")
+	if err := t.root.Symlink(target, tmp); err != nil {
+		return err
+	}
+	if err := t.root.Rename(tmp, r); err != nil {
+		_ = t.root.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// writeCopy copies the file s to a temporary file beside dst, with mode
+// and the owner of old (if any), and renames it over dst.
+func (t *tree) writeCopy(s, dst string, mode fs.FileMode, old fs.FileInfo) error {
+	r := t.rel(dst)
+	if r == "" {
+		return writeCopy(s, dst, mode, old)
+	}
+	in, err := os.Open(s)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := tmpName(r, "copy")
+	out, err := t.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	defer t.root.Remove(tmp) // no-op once renamed
+	_, werr := io.Copy(out, in)
+	if err := errors.Join(werr, out.Chmod(mode), chownLike(out, old), out.Close()); err != nil {
+		return err
+	}
+	return t.root.Rename(tmp, r)
+}
+
+// chownLike gives f the owner and group of old, if there is an old file
+// and the process may.
+func chownLike(f *os.File, old fs.FileInfo) error {
+	if old == nil {
+		return nil
+	}
+	st, ok := old.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	if err := f.Chown(int(st.Uid), int(st.Gid)); err != nil && !errors.Is(err, fs.ErrPermission) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,65 @@
+package resources
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestFileTreeNeverWritesOrRemovesThroughADirectorySwappedForASymlink races
+// a copy with purge against another process that keeps swapping a
+// directory of the destination for a symlink out of the tree, and back:
+// whatever the timing, nothing outside the tree is written or removed.
+func TestFileTreeNeverWritesOrRemovesThroughADirectorySwappedForASymlink(t *testing.T) {
+	dir := t.TempDir()
+	src, dst, outside := filepath.Join(dir, "src")+"/", filepath.Join(dir, "dst")+"/", filepath.Join(dir, "outside")
+	write(t, filepath.Join(src, "sub", "passwd"), "EVIL", 0o644)
+	write(t, filepath.Join(outside, "passwd"), "P", 0o644)
+	write(t, filepath.Join(outside, "precious"), "P", 0o644)
+	f := newFile(t, &File{Path: dst, Source: src, Recurse: true, Purge: true, Force: true})
+	converge(t, f, true, false)
+
+	sub, saved := filepath.Join(dst, "sub"), filepath.Join(dir, "saved")
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ctx.Err() == nil; i++ {
+			_ = os.RemoveAll(saved)
+			_ = os.Rename(sub, saved)
+			_ = os.Symlink(outside, sub)
+			if i%2 == 0 {
+				continue // leave the symlink for a while
+			}
+			_ = os.Remove(sub)
+			_ = os.Mkdir(sub, 0o755)
+		}
+	})
+	deadline := time.Now().Add(3 * time.Second)
+	for n := 0; n < 2000 && time.Now().Before(deadline); n++ {
+		_, _ = f.CheckApply(t.Context(), true) // errors are expected: the tree changes under it
+		if readFile(t, filepath.Join(outside, "passwd")) != "P" {
+			break
+		}
+		if _, err := os.Stat(filepath.Join(outside, "precious")); err != nil {
+			break
+		}
+	}
+	cancel()
+	wg.Wait()
+	if got := readFile(t, filepath.Join(outside, "passwd")); got != "P" {
+		t.Errorf("the copy wrote through the symlink, out of the tree: outside/passwd is %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(outside, "precious")); err != nil {
+		t.Errorf("the purge removed through the symlink, out of the tree: %v", err)
+	}
+	entries, err := os.ReadDir(outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 2 {
+		t.Errorf("outside holds %d entries, want its 2 own: %v", len(entries), entries)
+	}
+}
