@@ -39,6 +39,9 @@ func (f *File) checkTree(ctx context.Context, p string, fi fs.FileInfo, exists, 
 		if sfi.IsDir() != f.sourceIsDir() || (!sfi.IsDir() && !sfi.Mode().IsRegular()) {
 			return false, fmt.Errorf("source: %s is a %s but the graph declares a %s", src, describe(sfi), f.kindName())
 		}
+		if err := checkResolvedOverlap(src, p); err != nil {
+			return false, err
+		}
 	}
 	if !exists && !f.wantExists() {
 		return true, nil // a purge of a directory that is not there

@@ -177,3 +177,39 @@ func chownLike(f *os.File, old fs.FileInfo) error {
 	}
 	return nil
 }
+
+// checkResolvedOverlap refuses a source and a path that overlap once their
+// symlinks are resolved (Validate has refused a lexical overlap): a copy
+// into itself never ends, and a purge of the path would remove the source.
+func checkResolvedOverlap(src, dst string) error {
+	rs, err := filepath.EvalSymlinks(src)
+	if err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	rd, err := resolveExisting(dst)
+	if err != nil {
+		return err
+	}
+	if rs == rd || within(rs, rd) || within(rd, rs) {
+		return fmt.Errorf("source: %s (%s once its symlinks are resolved) and path %s (%s) overlap; "+
+			"a copy into or out of itself never ends, and a purge would remove the source", src, rs, dst, rd)
+	}
+	return nil
+}
+
+// resolveExisting resolves the symlinks of the longest existing prefix of
+// p and appends the rest.
+func resolveExisting(p string) (string, error) {
+	rest := ""
+	for {
+		r, err := filepath.EvalSymlinks(p)
+		if err == nil {
+			return filepath.Join(r, rest), nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) || p == filepath.Dir(p) {
+			return "", err
+		}
+		rest = filepath.Join(filepath.Base(p), rest)
+		p = filepath.Dir(p)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -62,4 +63,27 @@ func TestFileTreeNeverWritesOrRemovesThroughADirectorySwappedForASymlink(t *test
 	if len(entries) != 2 {
 		t.Errorf("outside holds %d entries, want its 2 own: %v", len(entries), entries)
 	}
+}
+
+// TestFileSourceLinkedIntoThePathIsRefusedNotPurged declares a source that
+// lexically lies apart from the path, but is a symlink into it: the copy
+// would purge the source itself.
+func TestFileSourceLinkedIntoThePathIsRefusedNotPurged(t *testing.T) {
+	dir := t.TempDir()
+	dst := filepath.Join(dir, "dst") + "/"
+	write(t, filepath.Join(dst, "sub", "data"), "D", 0o644)
+	if err := os.Symlink(filepath.Join(dst, "sub"), filepath.Join(dir, "src")); err != nil {
+		t.Fatal(err)
+	}
+	f := newFile(t, &File{Path: dst, Source: filepath.Join(dir, "src") + "/", Recurse: true, Purge: true})
+	for _, apply := range []bool{false, true} {
+		_, err := f.CheckApply(t.Context(), apply)
+		if err == nil || !strings.Contains(err.Error(), "overlap") {
+			t.Errorf("CheckApply(apply=%t): err %v, want one saying source and path overlap", apply, err)
+		}
+	}
+	if got := readFile(t, filepath.Join(dst, "sub", "data")); got != "D" {
+		t.Errorf("source content: %q", got)
+	}
+	mustNotExist(t, filepath.Join(dst, "data"))
 }
