@@ -3,20 +3,26 @@ package resources
 import (
 	"path/filepath"
 	"sync"
+	"weak"
 )
 
 // managedPaths are the paths of the file resources of one registry that
-// have been initialised and not yet cleaned up: the paths that a purge
-// keeps. The engine initialises every vertex of a graph before it runs any
-// of them, so a purge never runs before the graph's other files are known.
-// A registry shared by several engines keeps their files all, which only
-// makes a purge keep more.
+// have been validated (as a graph is loaded) or initialised, and not yet
+// cleaned up: the paths that a purge keeps. Counting them from Validate,
+// not only from Init, matters in a graph swap: the engine cleans up a
+// replaced resource before it initialises its replacement, while a kept
+// purge may be running. A resource that is validated but never runs (its
+// graph refused later) is kept until it is garbage, hence the weak
+// pointers. A registry shared by several engines keeps their files all,
+// which only makes a purge keep more.
 type managedPaths struct {
 	mu    sync.Mutex
-	paths map[*File]string
+	paths map[weak.Pointer[File]]string
 }
 
-func newManagedPaths() *managedPaths { return &managedPaths{paths: map[*File]string{}} }
+func newManagedPaths() *managedPaths {
+	return &managedPaths{paths: map[weak.Pointer[File]]string{}}
+}
 
 func (m *managedPaths) add(f *File) {
 	if m == nil {
@@ -24,7 +30,7 @@ func (m *managedPaths) add(f *File) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.paths[f] = filepath.Clean(f.path())
+	m.paths[weak.Make(f)] = filepath.Clean(f.path())
 }
 
 func (m *managedPaths) remove(f *File) {
@@ -33,7 +39,7 @@ func (m *managedPaths) remove(f *File) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.paths, f)
+	delete(m.paths, weak.Make(f))
 }
 
 // keepSet is what a purge of one directory keeps: the paths other file
@@ -51,7 +57,12 @@ func (m *managedPaths) keep(dir string, self *File) keepSet {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for f, p := range m.paths {
+	for wf, p := range m.paths {
+		f := wf.Value()
+		if f == nil {
+			delete(m.paths, wf) // garbage: never ran, or its graph was dropped
+			continue
+		}
 		if f == self || !within(p, dir) {
 			continue
 		}
