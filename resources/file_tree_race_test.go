@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
 )
 
 // TestFileTreeNeverWritesOrRemovesThroughADirectorySwappedForASymlink races
@@ -86,4 +88,36 @@ func TestFileSourceLinkedIntoThePathIsRefusedNotPurged(t *testing.T) {
 		t.Errorf("source content: %q", got)
 	}
 	mustNotExist(t, filepath.Join(dst, "data"))
+}
+
+// TestFileWatchNeverFollowsASymlinkCreatedInATree creates, in a watched
+// tree, a symlink to a directory outside it (as a copied source symlink
+// is): the watcher must not walk and watch what the link points to, which
+// for a link to / would be every directory of the host.
+func TestFileWatchNeverFollowsASymlinkCreatedInATree(t *testing.T) {
+	dir := t.TempDir()
+	tree, outside := filepath.Join(dir, "tree"), filepath.Join(dir, "outside")
+	write(t, filepath.Join(outside, "deep", "f"), "x", 0o644)
+	write(t, filepath.Join(tree, "f"), "x", 0o644)
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	roots := []treeRoot{{tree, true}}
+	if err := addRoots(w, roots); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(tree, "link")
+	if err := os.Symlink(outside, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := addCreated(w, roots, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range w.WatchList() {
+		if p != tree {
+			t.Errorf("watching %s, beyond the tree %s", p, tree)
+		}
+	}
 }
