@@ -288,7 +288,11 @@ func (t *tree) copyFile(s, dst string, fi fs.FileInfo, exists, root bool) error 
 			return t.perm(s, dst, fi)
 		}
 	}
-	mode := permBits(sfi.Mode())
+	uid, gid := os.Geteuid(), os.Getegid() // a new file's owner
+	if exists {
+		uid, gid = ownerOf(fi)
+	}
+	mode := copyPerm(sfi, uid, gid)
 	if exists && root {
 		mode = permBits(fi.Mode())
 	}
@@ -314,7 +318,8 @@ func (t *tree) perm(s string, dst string, fi fs.FileInfo) error {
 	if err != nil {
 		return err
 	}
-	want, cur := permBits(sfi.Mode()), permBits(fi.Mode())
+	uid, gid := ownerOf(fi)
+	want, cur := copyPerm(sfi, uid, gid), permBits(fi.Mode())
 	if want == cur {
 		return nil
 	}
@@ -342,15 +347,16 @@ func writeCopy(s, dst string, mode fs.FileMode, old fs.FileInfo) error {
 	if err := errors.Join(werr, cerr); err != nil {
 		return err
 	}
-	if err := os.Chmod(tmp.Name(), mode); err != nil {
-		return err
-	}
+	// Owner first: a chown clears setuid and setgid, even root's.
 	if old != nil {
 		if st, ok := old.Sys().(*syscall.Stat_t); ok {
 			if err := os.Lchown(tmp.Name(), int(st.Uid), int(st.Gid)); err != nil && !errors.Is(err, fs.ErrPermission) {
 				return err
 			}
 		}
+	}
+	if err := os.Chmod(tmp.Name(), mode); err != nil {
+		return err
 	}
 	return os.Rename(tmp.Name(), dst)
 }
@@ -386,4 +392,32 @@ func (t *tree) sameFiles(a, b string, sizeA, sizeB int64) (bool, error) {
 			return false, err
 		}
 	}
+}
+
+// copyPerm returns the permission bits a copy of the source entry sfi
+// owned by uid and gid gets: the source's, except that a regular file
+// loses setuid unless it keeps the source's owner, and setgid unless it
+// keeps the source's group. Else a setuid program of an ordinary user,
+// copied by graft as root, would run as root.
+func copyPerm(sfi fs.FileInfo, uid, gid int) fs.FileMode {
+	m := permBits(sfi.Mode())
+	if !sfi.Mode().IsRegular() {
+		return m
+	}
+	su, sg := ownerOf(sfi)
+	if su != uid {
+		m &^= fs.ModeSetuid
+	}
+	if sg != gid {
+		m &^= fs.ModeSetgid
+	}
+	return m
+}
+
+// ownerOf returns the owner and group of fi, or -1 for each if unknown.
+func ownerOf(fi fs.FileInfo) (uid, gid int) {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid), int(st.Gid)
+	}
+	return -1, -1
 }

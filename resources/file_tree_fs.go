@@ -156,7 +156,8 @@ func (t *tree) writeCopy(s, dst string, mode fs.FileMode, old fs.FileInfo) error
 	}
 	defer t.root.Remove(tmp) // no-op once renamed
 	_, werr := io.Copy(out, in)
-	if err := errors.Join(werr, out.Chmod(mode), chownLike(out, old), out.Close()); err != nil {
+	// Owner first: a chown clears setuid and setgid, even root's.
+	if err := errors.Join(werr, chownLike(out, old), out.Chmod(mode), out.Close()); err != nil {
 		return err
 	}
 	return t.root.Rename(tmp, r)
