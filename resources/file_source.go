@@ -24,6 +24,8 @@ type tree struct {
 
 	root     *os.Root // the open root directory of a tree, once there is one
 	rootPath string
+	src      *os.Root // the open source directory of a tree copy, once there is one
+	srcPath  string
 }
 
 // checkTree is CheckApply for a path with Source (not a symlink) or Purge.
@@ -137,6 +139,11 @@ func (t *tree) dir(src, dst string, fi fs.FileInfo, exists bool) error {
 			return err
 		}
 	}
+	if src != "" && t.src == nil {
+		if err := t.openSource(src); err != nil {
+			return fmt.Errorf("source: %w", err)
+		}
+	}
 	return t.entries(src, dst)
 }
 
@@ -145,7 +152,7 @@ func (t *tree) dir(src, dst string, fi fs.FileInfo, exists bool) error {
 func (t *tree) dirMode(src, dst string) fs.FileMode {
 	mode := fs.FileMode(0o755)
 	if src != "" {
-		if sfi, err := os.Stat(src); err == nil {
+		if sfi, err := t.sstat(src); err == nil {
 			mode = permBits(sfi.Mode())
 		}
 	}
@@ -160,7 +167,7 @@ func (t *tree) entries(src, dst string) error {
 	var srcEntries []fs.DirEntry
 	if src != "" {
 		var err error
-		if srcEntries, err = os.ReadDir(src); err != nil {
+		if srcEntries, err = t.sreadDir(src); err != nil {
 			return fmt.Errorf("source: %w", err)
 		}
 	}
@@ -241,7 +248,7 @@ func typeName(typ fs.FileMode) string {
 
 // link makes dst a symlink with the target of the source symlink s.
 func (t *tree) link(s, dst string, fi fs.FileInfo, exists bool) error {
-	target, err := os.Readlink(s)
+	target, err := t.sreadlink(s)
 	if err != nil {
 		return err
 	}
@@ -265,7 +272,7 @@ func (t *tree) link(s, dst string, fi fs.FileInfo, exists bool) error {
 // mode (fixed afterwards). With no source (a purge of a missing root)
 // there is nothing to copy.
 func (t *tree) copyFile(s, dst string, fi fs.FileInfo, exists, root bool) error {
-	sfi, err := os.Stat(s)
+	sfi, err := t.sstat(s)
 	if err != nil {
 		return fmt.Errorf("source: %w", err)
 	}
@@ -314,7 +321,7 @@ func (t *tree) copyFile(s, dst string, fi fs.FileInfo, exists, root bool) error 
 // perm brings the permission bits of dst, inside a tree, to those of the
 // source entry s.
 func (t *tree) perm(s string, dst string, fi fs.FileInfo) error {
-	sfi, err := os.Stat(s)
+	sfi, err := t.sstat(s)
 	if err != nil {
 		return err
 	}
@@ -366,7 +373,7 @@ func (t *tree) sameFiles(a, b string, sizeA, sizeB int64) (bool, error) {
 	if sizeA != sizeB {
 		return false, nil
 	}
-	fa, err := os.Open(a)
+	fa, err := t.sopen(a)
 	if err != nil {
 		return false, err
 	}

@@ -44,6 +44,73 @@ func (t *tree) close() {
 	if t.root != nil {
 		t.root.Close()
 	}
+	if t.src != nil {
+		t.src.Close()
+	}
+}
+
+// openSource opens the source directory src (the graph names it: a
+// symlink there is followed). The source's entries are then read through
+// it, never through a symlink below it, even one swapped in for a
+// directory since it was listed.
+func (t *tree) openSource(src string) error {
+	r, err := os.OpenRoot(src)
+	if err != nil {
+		return err
+	}
+	t.src, t.srcPath = r, src
+	return nil
+}
+
+// srel returns p relative to the open source directory, or "" when p is
+// not below it (or none is open): such a p is read by path.
+func (t *tree) srel(p string) string {
+	if t.src == nil || !within(p, t.srcPath) {
+		return ""
+	}
+	r, err := filepath.Rel(t.srcPath, p)
+	if err != nil {
+		return ""
+	}
+	return r
+}
+
+// sstat returns the FileInfo of the source entry p, never following a
+// symlink below the source directory.
+func (t *tree) sstat(p string) (fs.FileInfo, error) {
+	if r := t.srel(p); r != "" {
+		return t.src.Lstat(r)
+	}
+	return os.Stat(p)
+}
+
+func (t *tree) sreadDir(p string) ([]fs.DirEntry, error) {
+	r := t.srel(p)
+	if r == "" {
+		return os.ReadDir(p)
+	}
+	d, err := t.src.OpenFile(r, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.ReadDir(-1)
+}
+
+func (t *tree) sreadlink(p string) (string, error) {
+	if r := t.srel(p); r != "" {
+		return t.src.Readlink(r)
+	}
+	return os.Readlink(p)
+}
+
+// sopen opens the source file p to read, never through a symlink below
+// the source directory.
+func (t *tree) sopen(p string) (*os.File, error) {
+	if r := t.srel(p); r != "" {
+		return t.src.OpenFile(r, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	}
+	return os.Open(p)
 }
 
 // rel returns p relative to the tree's root, or "" when p is not below it
@@ -144,7 +211,7 @@ func (t *tree) writeCopy(s, dst string, mode fs.FileMode, old fs.FileInfo) error
 	if r == "" {
 		return writeCopy(s, dst, mode, old)
 	}
-	in, err := os.Open(s)
+	in, err := t.sopen(s)
 	if err != nil {
 		return err
 	}

@@ -121,3 +121,45 @@ func TestFileWatchNeverFollowsASymlinkCreatedInATree(t *testing.T) {
 		}
 	}
 }
+
+// TestFileTreeNeverCopiesThroughASourceDirectorySwappedForASymlink races a
+// copy against another process that keeps swapping a directory of the
+// source for a symlink to a directory outside it: the copy may copy the
+// link, never what is outside.
+func TestFileTreeNeverCopiesThroughASourceDirectorySwappedForASymlink(t *testing.T) {
+	dir := t.TempDir()
+	src, dst, outside := filepath.Join(dir, "src")+"/", filepath.Join(dir, "dst")+"/", filepath.Join(dir, "outside")
+	write(t, filepath.Join(src, "sub", "f"), "F", 0o644)
+	write(t, filepath.Join(outside, "secret"), "S", 0o600)
+	f := newFile(t, &File{Path: dst, Source: src, Recurse: true, Purge: true, Force: true})
+	converge(t, f, true, false)
+
+	sub, saved := filepath.Join(src, "sub"), filepath.Join(dir, "saved")
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ctx.Err() == nil; i++ {
+			_ = os.Rename(sub, saved)
+			_ = os.Symlink(outside, sub)
+			_ = os.Remove(sub)
+			_ = os.Rename(saved, sub)
+		}
+	})
+	leaked := func() bool { // a copied link dst/sub -> outside is fine: look in a real dst/sub only
+		d, err := os.Lstat(filepath.Join(dst, "sub"))
+		if err != nil || !d.IsDir() {
+			return false
+		}
+		fi, err := os.Lstat(filepath.Join(dst, "sub", "secret"))
+		return err == nil && fi.Mode().IsRegular()
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) && !leaked() {
+		_, _ = f.CheckApply(t.Context(), true) // errors are expected: the tree changes under it
+	}
+	cancel()
+	wg.Wait()
+	if leaked() {
+		t.Error("the copy read through the symlink: dst/sub/secret is a copy of outside/secret")
+	}
+}
