@@ -339,7 +339,7 @@ func (t *tree) perm(s string, dst string, fi fs.FileInfo) error {
 // writeCopy copies the file s to a temporary file beside dst, with mode
 // and the owner of old (if any), and renames it over dst.
 func writeCopy(s, dst string, mode fs.FileMode, old fs.FileInfo) error {
-	in, err := os.Open(s)
+	in, err := regularOnly(os.OpenFile(s, os.O_RDONLY|syscall.O_NONBLOCK, 0))
 	if err != nil {
 		return err
 	}

@@ -108,9 +108,26 @@ func (t *tree) sreadlink(p string) (string, error) {
 // the source directory.
 func (t *tree) sopen(p string) (*os.File, error) {
 	if r := t.srel(p); r != "" {
-		return t.src.OpenFile(r, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		return regularOnly(t.src.OpenFile(r, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0))
 	}
-	return os.Open(p)
+	return regularOnly(os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0))
+}
+
+// regularOnly passes on f, opened without blocking, if it is a regular
+// file: a FIFO swapped in since it was listed would block the read.
+func regularOnly(f *os.File, err error) (*os.File, error) {
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is a %s, not a regular file", f.Name(), describe(fi))
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // rel returns p relative to the tree's root, or "" when p is not below it
@@ -177,9 +194,9 @@ func (t *tree) readlink(p string) (string, error) {
 // open opens the file p to read, never through a final symlink.
 func (t *tree) open(p string) (*os.File, error) {
 	if r := t.rel(p); r != "" {
-		return t.root.OpenFile(r, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		return regularOnly(t.root.OpenFile(r, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0))
 	}
-	return os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	return regularOnly(os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0))
 }
 
 // tmpName returns a fresh name beside p for a file to rename over it.
