@@ -1,8 +1,12 @@
 package resources
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"weak"
 )
 
@@ -72,4 +76,49 @@ func (m *managedPaths) keep(dir string, self *File) keepSet {
 		}
 	}
 	return k
+}
+
+// ErrMountPoint is wrapped by the error of a purge that would have removed
+// a directory holding a mount point.
+var ErrMountPoint = errors.New("purge: a mount point is never removed")
+
+// checkNoMount refuses the removal of the directory q (below the open root
+// of the tree) if it or a directory below it is on another file system
+// than the tree's root: a mount point, whose files a removal would wipe.
+// What is mounted after the check is not seen.
+func (t *tree) checkNoMount(q string) error {
+	r := t.rel(q)
+	if r == "" {
+		return nil
+	}
+	top, err := t.root.Stat(".")
+	if err != nil {
+		return err
+	}
+	dev, _ := devOf(top)
+	return fs.WalkDir(t.root.FS(), r, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return ignoreGone(err)
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return ignoreGone(err)
+		}
+		if pd, ok := devOf(fi); ok && pd != dev {
+			return fmt.Errorf("%w: %s holds one, %s; declare it as a file resource to keep it, or unmount it",
+				ErrMountPoint, q, filepath.Join(t.rootPath, p))
+		}
+		return nil
+	})
+}
+
+func devOf(fi fs.FileInfo) (uint64, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return uint64(st.Dev), true
 }

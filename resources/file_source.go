@@ -185,15 +185,21 @@ func (t *tree) entries(src, dst string) error {
 	if err != nil {
 		return err
 	}
+	var refused error
 	for _, e := range dstEntries {
 		if inSource[e.Name()] {
 			continue
 		}
-		if err := t.purge(filepath.Join(dst, e.Name()), e.Type()); err != nil {
+		err := t.purge(filepath.Join(dst, e.Name()), e.Type())
+		if errors.Is(err, ErrMountPoint) {
+			refused = errors.Join(refused, err) // the other entries are still purged
+			continue
+		}
+		if err != nil {
 			return err
 		}
 	}
-	return nil
+	return refused
 }
 
 // entry brings dst in line with the source entry s of the given type.
@@ -227,6 +233,11 @@ func (t *tree) purge(q string, typ fs.FileMode) error {
 	}
 	if filepath.Clean(q) == "/" || !within(q, t.f.path()) {
 		return fmt.Errorf("purge: refusing to remove %s", q) // never reached: the last line of defence
+	}
+	if typ.IsDir() {
+		if err := t.checkNoMount(q); err != nil {
+			return err
+		}
 	}
 	if !t.change("removing", q, "remove", "was", typeName(typ)) {
 		return nil
