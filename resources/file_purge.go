@@ -78,9 +78,9 @@ func (m *managedPaths) keep(dir string, self *File) keepSet {
 	return k
 }
 
-// ErrMountPoint is wrapped by the error of a purge that would have removed
-// a directory holding a mount point.
-var ErrMountPoint = errors.New("purge: a mount point is never removed")
+// ErrMountPoint is wrapped by the error of a purge, or a copy with force,
+// that would have removed a directory holding a mount point.
+var ErrMountPoint = errors.New("a directory holding a mount point is never removed")
 
 // checkNoMount refuses the removal of the directory q (below the open root
 // of the tree) if it or a directory below it is on another file system
@@ -108,7 +108,7 @@ func (t *tree) checkNoMount(q string) error {
 			return ignoreGone(err)
 		}
 		if pd, ok := devOf(fi); ok && pd != dev {
-			return fmt.Errorf("%w: %s holds one, %s; declare it as a file resource to keep it, or unmount it",
+			return fmt.Errorf("%w: %s holds the mount point %s; declare it as a file resource to keep it, or unmount it",
 				ErrMountPoint, q, filepath.Join(t.rootPath, p))
 		}
 		return nil

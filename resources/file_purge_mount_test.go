@@ -39,4 +39,15 @@ func TestFilePurgeNeverRemovesAcrossAMountPoint(t *testing.T) {
 		t.Errorf("mounted file: %q", got)
 	}
 	mustNotExist(t, filepath.Join(root, "junk"))
+
+	// Nor does force, to replace the directory by a file of the source.
+	src := filepath.Join(dir, "src") + "/"
+	write(t, filepath.Join(src, "data"), "a file", 0o644)
+	c := newFile(t, &File{Path: root, Source: src, Recurse: true, Force: true})
+	if _, err := c.CheckApply(t.Context(), true); !errors.Is(err, ErrMountPoint) {
+		t.Errorf("copy with force: %v, want ErrMountPoint", err)
+	}
+	if got := readFile(t, filepath.Join(mnt, "precious")); got != "P" {
+		t.Errorf("mounted file after the copy: %q", got)
+	}
 }

@@ -102,6 +102,11 @@ func (t *tree) clear(dst string, fi fs.FileInfo, want string) (bool, error) {
 		return false, &forceError{fmt.Sprintf("%s is a %s but the source makes it a %s; set force: true to replace it",
 			dst, describe(fi), want)}
 	}
+	if fi.IsDir() {
+		if err := t.checkNoMount(dst); err != nil {
+			return false, err
+		}
+	}
 	if !t.change("replacing", dst, "replace", "was", describe(fi), "kind", want) {
 		return false, nil
 	}
