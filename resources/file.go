@@ -124,8 +124,11 @@ func (f *File) Validate() error {
 	if err := f.validateSources(); err != nil {
 		return err
 	}
-	_, err := parseMode(f.Mode)
-	return err
+	if _, err := parseMode(f.Mode); err != nil {
+		return err
+	}
+	f.managed.add(f) // kept by purges from now: see managedPaths
+	return nil
 }
 
 // checkLastElement refuses a path whose last element is "." or "..": it

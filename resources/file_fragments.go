@@ -2,9 +2,11 @@ package resources
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // content returns the content the file must hold: Content, or the
@@ -31,12 +33,7 @@ func (f *File) content() (*string, error) {
 // directly is followed if it is a symlink, since the graph names it.
 func appendFragment(b *strings.Builder, frag string) error {
 	if !strings.HasSuffix(frag, "/") {
-		data, err := os.ReadFile(frag)
-		if err != nil {
-			return err
-		}
-		b.Write(data)
-		return nil
+		return readFragment(b, frag, 0)
 	}
 	entries, err := os.ReadDir(frag) // sorted by name
 	if err != nil {
@@ -46,13 +43,32 @@ func appendFragment(b *strings.Builder, frag string) error {
 		if !e.Type().IsRegular() {
 			continue
 		}
-		data, err := os.ReadFile(filepath.Join(frag, e.Name()))
-		if err != nil {
+		// Not followed if it became a symlink since it was listed.
+		if err := readFragment(b, filepath.Join(frag, e.Name()), syscall.O_NOFOLLOW); err != nil {
 			return err
 		}
-		b.Write(data)
 	}
 	return nil
+}
+
+// readFragment appends the regular file p. It opens p without blocking and
+// refuses anything else: a FIFO would hold the resource until a writer
+// came, and a device could be endless.
+func readFragment(b *strings.Builder, p string, flags int) error {
+	fd, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK|flags, 0)
+	if err != nil {
+		return err
+	}
+	defer fd.Close()
+	fi, err := fd.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is a %s, not a regular file", p, describe(fi))
+	}
+	_, err = io.Copy(b, fd)
+	return err
 }
 
 // inputFiles are the single paths the file is built from, watched besides

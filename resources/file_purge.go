@@ -1,22 +1,32 @@
 package resources
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"path/filepath"
 	"sync"
+	"syscall"
+	"weak"
 )
 
 // managedPaths are the paths of the file resources of one registry that
-// have been initialised and not yet cleaned up: the paths that a purge
-// keeps. The engine initialises every vertex of a graph before it runs any
-// of them, so a purge never runs before the graph's other files are known.
-// A registry shared by several engines keeps their files all, which only
-// makes a purge keep more.
+// have been validated (as a graph is loaded) or initialised, and not yet
+// cleaned up: the paths that a purge keeps. Counting them from Validate,
+// not only from Init, matters in a graph swap: the engine cleans up a
+// replaced resource before it initialises its replacement, while a kept
+// purge may be running. A resource that is validated but never runs (its
+// graph refused later) is kept until it is garbage, hence the weak
+// pointers. A registry shared by several engines keeps their files all,
+// which only makes a purge keep more.
 type managedPaths struct {
 	mu    sync.Mutex
-	paths map[*File]string
+	paths map[weak.Pointer[File]]string
 }
 
-func newManagedPaths() *managedPaths { return &managedPaths{paths: map[*File]string{}} }
+func newManagedPaths() *managedPaths {
+	return &managedPaths{paths: map[weak.Pointer[File]]string{}}
+}
 
 func (m *managedPaths) add(f *File) {
 	if m == nil {
@@ -24,7 +34,7 @@ func (m *managedPaths) add(f *File) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.paths[f] = filepath.Clean(f.path())
+	m.paths[weak.Make(f)] = filepath.Clean(f.path())
 }
 
 func (m *managedPaths) remove(f *File) {
@@ -33,7 +43,7 @@ func (m *managedPaths) remove(f *File) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.paths, f)
+	delete(m.paths, weak.Make(f))
 }
 
 // keepSet is what a purge of one directory keeps: the paths other file
@@ -51,7 +61,12 @@ func (m *managedPaths) keep(dir string, self *File) keepSet {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for f, p := range m.paths {
+	for wf, p := range m.paths {
+		f := wf.Value()
+		if f == nil {
+			delete(m.paths, wf) // garbage: never ran, or its graph was dropped
+			continue
+		}
 		if f == self || !within(p, dir) {
 			continue
 		}
@@ -61,4 +76,49 @@ func (m *managedPaths) keep(dir string, self *File) keepSet {
 		}
 	}
 	return k
+}
+
+// ErrMountPoint is wrapped by the error of a purge, or a copy with force,
+// that would have removed a directory holding a mount point.
+var ErrMountPoint = errors.New("a directory holding a mount point is never removed")
+
+// checkNoMount refuses the removal of the directory q (below the open root
+// of the tree) if it or a directory below it is on another file system
+// than the tree's root: a mount point, whose files a removal would wipe.
+// What is mounted after the check is not seen.
+func (t *tree) checkNoMount(q string) error {
+	r := t.rel(q)
+	if r == "" {
+		return nil
+	}
+	top, err := t.root.Stat(".")
+	if err != nil {
+		return err
+	}
+	dev, _ := devOf(top)
+	return fs.WalkDir(t.root.FS(), r, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return ignoreGone(err)
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return ignoreGone(err)
+		}
+		if pd, ok := devOf(fi); ok && pd != dev {
+			return fmt.Errorf("%w: %s holds the mount point %s; declare it as a file resource to keep it, or unmount it",
+				ErrMountPoint, q, filepath.Join(t.rootPath, p))
+		}
+		return nil
+	})
+}
+
+func devOf(fi fs.FileInfo) (uint64, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, false
+	}
+	return uint64(st.Dev), true
 }

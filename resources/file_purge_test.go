@@ -137,3 +137,51 @@ func TestFileClaimsOfPurgeAndCopiedTree(t *testing.T) {
 		t.Errorf("symlink with a managed file under it: %v, want a conflict", err)
 	}
 }
+
+// TestFilePurgeKeepsAFileWhoseResourceIsReplacedInAGraphSwap follows the
+// engine's order when a graph swap changes a file resource's parameters:
+// the new graph is loaded (and validated), the old resource cleaned up,
+// then the new one initialised; a purge running in between (a kept vertex
+// runs on during the swap) must not remove the file.
+func TestFilePurgeKeepsAFileWhoseResourceIsReplacedInAGraphSwap(t *testing.T) {
+	dir := t.TempDir()
+	root, conf := filepath.Join(dir, "d")+"/", filepath.Join(dir, "d", "conf")
+	write(t, conf, "settings the graph does not manage", 0o600)
+	reg := NewRegistry(Deps{})
+	mk := func(name string, set func(*File)) *File {
+		k, ok := reg.Lookup("file")
+		if !ok {
+			t.Fatal("no file kind")
+		}
+		f := k.New(name).(*File)
+		set(f)
+		if err := f.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	old := mk(conf, func(f *File) { f.State, f.Mode = stateExists, "0600" })
+	if err := old.Init(&newTestRuntime("file", conf).Runtime); err != nil {
+		t.Fatal(err)
+	}
+	purge := mk(root, func(f *File) { f.Recurse, f.Purge = true, true })
+	if err := purge.Init(&newTestRuntime("file", root).Runtime); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, purge, true, true)
+
+	next := mk(conf, func(f *File) { f.State, f.Mode = stateExists, "0640" }) // the new graph's
+	if err := old.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := purge.CheckApply(t.Context(), true); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, conf); got != "settings the graph does not manage" {
+		t.Errorf("conf holds %q", got)
+	}
+	if err := next.Init(&newTestRuntime("file", conf).Runtime); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, purge, true, true)
+}

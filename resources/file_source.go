@@ -21,6 +21,11 @@ type tree struct {
 	apply bool
 	ok    bool
 	keep  keepSet
+
+	root     *os.Root // the open root directory of a tree, once there is one
+	rootPath string
+	src      *os.Root // the open source directory of a tree copy, once there is one
+	srcPath  string
 }
 
 // checkTree is CheckApply for a path with Source (not a symlink) or Purge.
@@ -36,11 +41,15 @@ func (f *File) checkTree(ctx context.Context, p string, fi fs.FileInfo, exists, 
 		if sfi.IsDir() != f.sourceIsDir() || (!sfi.IsDir() && !sfi.Mode().IsRegular()) {
 			return false, fmt.Errorf("source: %s is a %s but the graph declares a %s", src, describe(sfi), f.kindName())
 		}
+		if err := checkResolvedOverlap(src, p); err != nil {
+			return false, err
+		}
 	}
 	if !exists && !f.wantExists() {
 		return true, nil // a purge of a directory that is not there
 	}
 	t := &tree{f: f, ctx: ctx, apply: apply, ok: true}
+	defer t.close()
 	if f.Purge {
 		t.keep = f.managed.keep(p, f)
 	}
@@ -93,10 +102,15 @@ func (t *tree) clear(dst string, fi fs.FileInfo, want string) (bool, error) {
 		return false, &forceError{fmt.Sprintf("%s is a %s but the source makes it a %s; set force: true to replace it",
 			dst, describe(fi), want)}
 	}
+	if fi.IsDir() {
+		if err := t.checkNoMount(dst); err != nil {
+			return false, err
+		}
+	}
 	if !t.change("replacing", dst, "replace", "was", describe(fi), "kind", want) {
 		return false, nil
 	}
-	return true, removeAll(dst)
+	return true, t.removeAll(dst)
 }
 
 // dir brings the directory dst in line with the source directory src (""
@@ -117,12 +131,22 @@ func (t *tree) dir(src, dst string, fi fs.FileInfo, exists bool) error {
 		if !t.change("creating directory", dst, "create", "kind", "directory", "from", src) {
 			return nil // nothing under it to compare with
 		}
-		if err := os.MkdirAll(dst, mode); err != nil {
+		if err := t.mkdirAll(dst, mode); err != nil {
 			return err
 		}
 	} else if src != "" && dst != filepath.Clean(t.f.path()) {
 		if err := t.perm(src, dst, fi); err != nil {
 			return err
+		}
+	}
+	if t.root == nil {
+		if err := t.openRoot(dst); err != nil {
+			return err
+		}
+	}
+	if src != "" && t.src == nil {
+		if err := t.openSource(src); err != nil {
+			return fmt.Errorf("source: %w", err)
 		}
 	}
 	return t.entries(src, dst)
@@ -133,7 +157,7 @@ func (t *tree) dir(src, dst string, fi fs.FileInfo, exists bool) error {
 func (t *tree) dirMode(src, dst string) fs.FileMode {
 	mode := fs.FileMode(0o755)
 	if src != "" {
-		if sfi, err := os.Stat(src); err == nil {
+		if sfi, err := t.sstat(src); err == nil {
 			mode = permBits(sfi.Mode())
 		}
 	}
@@ -148,7 +172,7 @@ func (t *tree) entries(src, dst string) error {
 	var srcEntries []fs.DirEntry
 	if src != "" {
 		var err error
-		if srcEntries, err = os.ReadDir(src); err != nil {
+		if srcEntries, err = t.sreadDir(src); err != nil {
 			return fmt.Errorf("source: %w", err)
 		}
 	}
@@ -162,24 +186,30 @@ func (t *tree) entries(src, dst string) error {
 	if !t.f.Purge {
 		return nil
 	}
-	dstEntries, err := os.ReadDir(dst)
+	dstEntries, err := t.readDir(dst)
 	if err != nil {
 		return err
 	}
+	var refused error
 	for _, e := range dstEntries {
 		if inSource[e.Name()] {
 			continue
 		}
-		if err := t.purge(filepath.Join(dst, e.Name()), e.Type()); err != nil {
+		err := t.purge(filepath.Join(dst, e.Name()), e.Type())
+		if errors.Is(err, ErrMountPoint) {
+			refused = errors.Join(refused, err) // the other entries are still purged
+			continue
+		}
+		if err != nil {
 			return err
 		}
 	}
-	return nil
+	return refused
 }
 
 // entry brings dst in line with the source entry s of the given type.
 func (t *tree) entry(s, dst string, typ fs.FileMode) error {
-	fi, err := os.Lstat(dst)
+	fi, err := t.lstat(dst)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
@@ -209,10 +239,15 @@ func (t *tree) purge(q string, typ fs.FileMode) error {
 	if filepath.Clean(q) == "/" || !within(q, t.f.path()) {
 		return fmt.Errorf("purge: refusing to remove %s", q) // never reached: the last line of defence
 	}
+	if typ.IsDir() {
+		if err := t.checkNoMount(q); err != nil {
+			return err
+		}
+	}
 	if !t.change("removing", q, "remove", "was", typeName(typ)) {
 		return nil
 	}
-	return removeAll(q) // removes a symlink itself, never what it points to
+	return t.removeAll(q) // removes a symlink itself, never what it points to
 }
 
 func typeName(typ fs.FileMode) string {
@@ -229,12 +264,12 @@ func typeName(typ fs.FileMode) string {
 
 // link makes dst a symlink with the target of the source symlink s.
 func (t *tree) link(s, dst string, fi fs.FileInfo, exists bool) error {
-	target, err := os.Readlink(s)
+	target, err := t.sreadlink(s)
 	if err != nil {
 		return err
 	}
 	if exists && fi.Mode()&fs.ModeSymlink != 0 {
-		if cur, err := os.Readlink(dst); err == nil && cur == target {
+		if cur, err := t.readlink(dst); err == nil && cur == target {
 			return nil
 		}
 	} else if exists {
@@ -245,7 +280,7 @@ func (t *tree) link(s, dst string, fi fs.FileInfo, exists bool) error {
 	if !t.change("linking", dst, "link", "target", target) {
 		return nil
 	}
-	return replaceSymlink(target, dst)
+	return t.symlink(target, dst)
 }
 
 // copyFile brings dst to the content of the source file s: for an entry
@@ -253,7 +288,7 @@ func (t *tree) link(s, dst string, fi fs.FileInfo, exists bool) error {
 // mode (fixed afterwards). With no source (a purge of a missing root)
 // there is nothing to copy.
 func (t *tree) copyFile(s, dst string, fi fs.FileInfo, exists, root bool) error {
-	sfi, err := os.Stat(s)
+	sfi, err := t.sstat(s)
 	if err != nil {
 		return fmt.Errorf("source: %w", err)
 	}
@@ -265,7 +300,7 @@ func (t *tree) copyFile(s, dst string, fi fs.FileInfo, exists, root bool) error 
 		exists = false
 	}
 	if exists {
-		same, err := sameFiles(s, dst, sfi.Size(), fi.Size())
+		same, err := t.sameFiles(s, dst, sfi.Size(), fi.Size())
 		if err != nil {
 			return err
 		}
@@ -276,7 +311,11 @@ func (t *tree) copyFile(s, dst string, fi fs.FileInfo, exists, root bool) error 
 			return t.perm(s, dst, fi)
 		}
 	}
-	mode := permBits(sfi.Mode())
+	uid, gid := os.Geteuid(), os.Getegid() // a new file's owner
+	if exists {
+		uid, gid = ownerOf(fi)
+	}
+	mode := copyPerm(sfi, uid, gid)
 	if exists && root {
 		mode = permBits(fi.Mode())
 	}
@@ -287,35 +326,36 @@ func (t *tree) copyFile(s, dst string, fi fs.FileInfo, exists, root bool) error 
 		return nil
 	}
 	if !exists {
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		if err := t.mkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return err
 		}
 		fi = nil
 	}
-	return writeCopy(s, dst, mode, fi)
+	return t.writeCopy(s, dst, mode, fi)
 }
 
 // perm brings the permission bits of dst, inside a tree, to those of the
 // source entry s.
 func (t *tree) perm(s string, dst string, fi fs.FileInfo) error {
-	sfi, err := os.Stat(s)
+	sfi, err := t.sstat(s)
 	if err != nil {
 		return err
 	}
-	want, cur := permBits(sfi.Mode()), permBits(fi.Mode())
+	uid, gid := ownerOf(fi)
+	want, cur := copyPerm(sfi, uid, gid), permBits(fi.Mode())
 	if want == cur {
 		return nil
 	}
 	if !t.change("changing mode", dst, "update", "mode", octal(cur)+" -> "+octal(want)) {
 		return nil
 	}
-	return os.Chmod(dst, want)
+	return t.chmod(dst, want)
 }
 
 // writeCopy copies the file s to a temporary file beside dst, with mode
 // and the owner of old (if any), and renames it over dst.
 func writeCopy(s, dst string, mode fs.FileMode, old fs.FileInfo) error {
-	in, err := os.Open(s)
+	in, err := regularOnly(os.OpenFile(s, os.O_RDONLY|syscall.O_NONBLOCK, 0))
 	if err != nil {
 		return err
 	}
@@ -330,9 +370,7 @@ func writeCopy(s, dst string, mode fs.FileMode, old fs.FileInfo) error {
 	if err := errors.Join(werr, cerr); err != nil {
 		return err
 	}
-	if err := os.Chmod(tmp.Name(), mode); err != nil {
-		return err
-	}
+	// Owner first: a chown clears setuid and setgid, even root's.
 	if old != nil {
 		if st, ok := old.Sys().(*syscall.Stat_t); ok {
 			if err := os.Lchown(tmp.Name(), int(st.Uid), int(st.Gid)); err != nil && !errors.Is(err, fs.ErrPermission) {
@@ -340,20 +378,23 @@ func writeCopy(s, dst string, mode fs.FileMode, old fs.FileInfo) error {
 			}
 		}
 	}
+	if err := os.Chmod(tmp.Name(), mode); err != nil {
+		return err
+	}
 	return os.Rename(tmp.Name(), dst)
 }
 
 // sameFiles reports whether the files a and b have the same bytes.
-func sameFiles(a, b string, sizeA, sizeB int64) (bool, error) {
+func (t *tree) sameFiles(a, b string, sizeA, sizeB int64) (bool, error) {
 	if sizeA != sizeB {
 		return false, nil
 	}
-	fa, err := os.Open(a)
+	fa, err := t.sopen(a)
 	if err != nil {
 		return false, err
 	}
 	defer fa.Close()
-	fb, err := os.Open(b)
+	fb, err := t.open(b)
 	if err != nil {
 		return false, err
 	}
@@ -374,4 +415,32 @@ func sameFiles(a, b string, sizeA, sizeB int64) (bool, error) {
 			return false, err
 		}
 	}
+}
+
+// copyPerm returns the permission bits a copy of the source entry sfi
+// owned by uid and gid gets: the source's, except that a regular file
+// loses setuid unless it keeps the source's owner, and setgid unless it
+// keeps the source's group. Else a setuid program of an ordinary user,
+// copied by graft as root, would run as root.
+func copyPerm(sfi fs.FileInfo, uid, gid int) fs.FileMode {
+	m := permBits(sfi.Mode())
+	if !sfi.Mode().IsRegular() {
+		return m
+	}
+	su, sg := ownerOf(sfi)
+	if su != uid {
+		m &^= fs.ModeSetuid
+	}
+	if sg != gid {
+		m &^= fs.ModeSetgid
+	}
+	return m
+}
+
+// ownerOf returns the owner and group of fi, or -1 for each if unknown.
+func ownerOf(fi fs.FileInfo) (uid, gid int) {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid), int(st.Gid)
+	}
+	return -1, -1
 }

@@ -122,12 +122,24 @@ func addRoots(w *fsnotify.Watcher, roots []treeRoot) error {
 }
 
 // addCreated watches p, just created, if it is a directory inside a
-// recursive root (a directory renamed in comes with its subtree).
+// recursive root (a directory renamed in comes with its subtree); never a
+// symlink, which would lead the walk out of the tree.
 func addCreated(w *fsnotify.Watcher, roots []treeRoot, p string) error {
 	for _, r := range roots {
-		if r.recursive && within(p, r.path) {
-			return addTree(w, p, true)
+		if !r.recursive || !within(p, r.path) {
+			continue
 		}
+		// Walked from p itself, not p+"/": a p that is a symlink (even one
+		// swapped in since the event) is an entry, not followed.
+		return filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return ignoreGone(err)
+			}
+			if !d.IsDir() {
+				return nil
+			}
+			return ignoreGone(w.Add(q))
+		})
 	}
 	return nil
 }

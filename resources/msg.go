@@ -136,7 +136,7 @@ func (m *Msg) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		if socket == "" {
 			socket = defaultJournalSocket
 		}
-		if err := journalSend(socket, m.Body, num, m.Fields); err != nil {
+		if err := journalSend(ctx, socket, m.Body, num, m.Fields); err != nil {
 			return false, err
 		}
 	}

@@ -1,6 +1,7 @@
 package resources
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,7 +12,11 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
+
+// journalTimeout bounds the wait for a journal whose queue is full.
+const journalTimeout = 10 * time.Second
 
 // ErrNoJournal is wrapped by the error of a msg resource with journal: true
 // on a host where no systemd journal listens.
@@ -21,7 +26,7 @@ var ErrNoJournal = errors.New("no systemd journal listens on this host")
 // journald's native protocol: the fields MESSAGE, PRIORITY and then fields
 // in name order. An entry too large for one datagram is passed as a file
 // descriptor, as the protocol provides.
-func journalSend(socket, body string, priority int, fields map[string]string) error {
+func journalSend(ctx context.Context, socket, body string, priority int, fields map[string]string) error {
 	var b []byte
 	add := func(k, v string) {
 		if !strings.Contains(v, "\n") {
@@ -50,9 +55,18 @@ func journalSend(socket, body string, priority int, fields map[string]string) er
 		return fmt.Errorf("journal: %w", err)
 	}
 	defer conn.Close()
+	// A journal that does not read (its queue full) blocks a send: give up
+	// after journalTimeout, or sooner when ctx ends.
+	if err := conn.SetWriteDeadline(time.Now().Add(journalTimeout)); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetWriteDeadline(time.Now()) })
+	defer stop()
 	to := &net.UnixAddr{Name: socket, Net: "unixgram"}
 	_, _, err = conn.WriteMsgUnix(b, nil, to)
 	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Errorf("journal: %s takes no message (its queue is full: is journald hung?): %w", socket, err)
 	case errors.Is(err, syscall.EMSGSIZE) || errors.Is(err, syscall.ENOBUFS):
 		return journalSendFile(conn, to, b)
 	case errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT):

@@ -253,6 +253,10 @@ func (s *shadowTools) find(tool string) (string, error) {
 }
 
 // run runs tool with args, returning its output in the error if it fails.
+// A cancelled ctx stops a tool from starting; once started, it runs to its
+// end: killed halfway, a tool can leave an account in passwd without its
+// shadow or group entries. The tools take well under a second, and give
+// up on a held lock by themselves.
 func (s *shadowTools) run(ctx context.Context, tool string, args ...string) error {
 	path, err := s.find(tool)
 	if err != nil {
@@ -260,7 +264,10 @@ func (s *shadowTools) run(ctx context.Context, tool string, args ...string) erro
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cmd := exec.CommandContext(ctx, path, args...)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s not started: %w", tool, context.Cause(ctx))
+	}
+	cmd := exec.Command(path, args...)
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
