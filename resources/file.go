@@ -154,10 +154,14 @@ func checkLastElement(p string) error {
 
 // removeAll removes p with everything under it, but never /: Validate
 // refuses every declaration that could lead here with /, and this is the
-// last line of defence.
+// last line of defence. Nor a directory that is, or holds, a mount point
+// (see noMountIn).
 func removeAll(p string) error {
 	if filepath.Clean(p) == "/" {
 		return errors.New("refusing to remove /")
+	}
+	if err := noMountIn(p); err != nil {
+		return err
 	}
 	return os.RemoveAll(p)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -78,8 +79,9 @@ func (m *managedPaths) keep(dir string, self *File) keepSet {
 	return k
 }
 
-// ErrMountPoint is wrapped by the error of a purge, or a copy with force,
-// that would have removed a directory holding a mount point.
+// ErrMountPoint is wrapped by the error of a purge, a copy with force, or
+// any removal with force (state absent, a path of another type replaced),
+// that would have removed a directory that is or holds a mount point.
 var ErrMountPoint = errors.New("a directory holding a mount point is never removed")
 
 // checkNoMount refuses the removal of the directory q (below the open root
@@ -110,6 +112,42 @@ func (t *tree) checkNoMount(q string) error {
 		if pd, ok := devOf(fi); ok && pd != dev {
 			return fmt.Errorf("%w: %s holds the mount point %s; declare it as a file resource to keep it, or unmount it",
 				ErrMountPoint, q, filepath.Join(t.rootPath, p))
+		}
+		return nil
+	})
+}
+
+// noMountIn refuses the removal of the directory p if it, or a directory
+// below it, is a mount point: removing it would wipe the mounted file
+// system. Symlinks are not followed. What is mounted after the check is
+// not seen.
+func noMountIn(p string) error {
+	fi, err := os.Lstat(p)
+	if err != nil || !fi.IsDir() {
+		return nil // nothing to walk; the removal reports a missing path
+	}
+	dev, ok := devOf(fi)
+	if !ok {
+		return nil
+	}
+	if parent, err := os.Lstat(filepath.Dir(filepath.Clean(p))); err == nil {
+		if pd, ok := devOf(parent); ok && pd != dev {
+			return fmt.Errorf("%w: %s is a mount point; unmount it first", ErrMountPoint, p)
+		}
+	}
+	return filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return ignoreGone(err)
+		}
+		if !d.IsDir() || q == p {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return ignoreGone(err)
+		}
+		if qd, ok := devOf(fi); ok && qd != dev {
+			return fmt.Errorf("%w: %s holds the mount point %s; unmount it first", ErrMountPoint, p, q)
 		}
 		return nil
 	})

@@ -51,3 +51,39 @@ func TestFilePurgeNeverRemovesAcrossAMountPoint(t *testing.T) {
 		t.Errorf("mounted file after the copy: %q", got)
 	}
 }
+
+// TestFileAbsentWithForceNeverWipesAMountedFileSystem: state absent with
+// force removed a directory with everything under it, a file system
+// mounted below it (or on it) included. It now fails naming the mount
+// point and removes nothing.
+func TestFileAbsentWithForceNeverWipesAMountedFileSystem(t *testing.T) {
+	for _, tc := range []struct{ name, below string }{
+		{"mount below the path", "data/disk"},
+		{"mount on the path", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "d")
+			mnt := filepath.Join(dir, tc.below)
+			if err := os.MkdirAll(mnt, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := syscall.Mount("graft-test", mnt, "tmpfs", 0, "size=1m"); err != nil {
+				if errors.Is(err, syscall.EPERM) {
+					t.Skip("needs the right to mount a tmpfs (CAP_SYS_ADMIN)")
+				}
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = syscall.Unmount(mnt, syscall.MNT_DETACH) })
+			write(t, filepath.Join(mnt, "precious"), "P", 0o644)
+
+			f := newFile(t, &File{Path: dir + "/", State: "absent", Force: true})
+			_, err := f.CheckApply(t.Context(), true)
+			if !errors.Is(err, ErrMountPoint) || !strings.Contains(err.Error(), mnt) {
+				t.Errorf("CheckApply: %v, want ErrMountPoint naming %s", err, mnt)
+			}
+			if got := readFile(t, filepath.Join(mnt, "precious")); got != "P" {
+				t.Errorf("mounted file: %q", got)
+			}
+		})
+	}
+}
