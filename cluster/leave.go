@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/raft"
 )
@@ -177,8 +178,21 @@ func (s *Server) announceLeaving() {
 			addrs = append(addrs, a)
 		}
 	}
-	if n, err := s.ml.Join(addrs); err != nil {
+	// One exchange per peer, all at once: an unreachable peer costs its
+	// TCP timeout, not every peer's in turn, so the leave waits at most
+	// one TCPTimeout here.
+	var wg sync.WaitGroup
+	errs := make([]error, len(addrs))
+	for i, a := range addrs {
+		wg.Go(func() {
+			if _, err := s.ml.Join([]string{a}); err != nil {
+				errs[i] = err
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
 		s.log.Warn("could not tell every peer directly that this node is leaving; those left to gossip may take it for dead",
-			"told", n, "peers", len(addrs), "err", err)
+			"peers", len(addrs), "err", err)
 	}
 }
