@@ -289,9 +289,7 @@ resources:
 		exporter.await(t, "nothing", is(""))
 		waitFor(t, "the export in the World", func() bool { return len(exportsOf(t, ws[0], ws[0].Host())) == 1 })
 		stale := c.Members[2]
-		for stale.Node().FSM().Rev() < ws[0].Rev() {
-			time.Sleep(10 * time.Millisecond)
-		}
+		worldtest.WaitRev(stale, ws[0].Rev())
 		c.Partition(stale)
 		exporter.declare(t, `
 resources:

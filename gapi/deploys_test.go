@@ -134,9 +134,7 @@ func TestDeploySourceNeverDeclaresAnOldCopysDeploy(t *testing.T) {
 			t.Fatal(err)
 		}
 		stale := c.Members[2]
-		for stale.Node().FSM().Rev() < ws[0].Rev() {
-			time.Sleep(10 * time.Millisecond)
-		}
+		worldtest.WaitRev(stale, ws[0].Rev())
 		c.Partition(stale)
 		if _, err := ws[0].Deploy(ctx, "f.yaml", []byte("new")); err != nil {
 			t.Fatal(err)

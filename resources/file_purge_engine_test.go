@@ -68,14 +68,8 @@ resources:
 // waitGone waits for p to be removed.
 func waitGone(t *testing.T, p string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s still exists", p)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	eventually(t, 10*time.Second, p+" removed", func() bool {
+		_, err := os.Lstat(p)
+		return errors.Is(err, os.ErrNotExist)
+	})
 }

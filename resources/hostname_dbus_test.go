@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 )
@@ -102,7 +103,7 @@ func TestHostnameGoesThroughHostnamedWhereItRuns(t *testing.T) {
 	t.Setenv("DBUS_SYSTEM_BUS_ADDRESS", addr)
 	startBusDaemon(t, nil, busDaemon, "--config-file="+conf, "--nofork", "--nopidfile")
 	var conn *dbus.Conn
-	waitUntilHolds(t, "the test's bus to answer", func() bool {
+	eventually(t, time.Minute, "the test's bus to answer", func() bool {
 		conn, err = dbus.Connect(addr)
 		return err == nil
 	})
@@ -118,7 +119,7 @@ func TestHostnameGoesThroughHostnamedWhereItRuns(t *testing.T) {
 	}
 
 	startBusDaemon(t, []string{"DBUS_SYSTEM_BUS_ADDRESS=" + addr}, daemonPath)
-	waitUntilHolds(t, "hostnamed to own its name", func() bool {
+	eventually(t, time.Minute, "hostnamed to own its name", func() bool {
 		var has bool
 		err := conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, hostnamedName).Store(&has)
 		return err == nil && has
@@ -152,7 +153,7 @@ func TestHostnameGoesThroughHostnamedWhereItRuns(t *testing.T) {
 		t.Errorf("kernel name %q, want kernel-only", n)
 	}
 	var told []string
-	waitUntilHolds(t, "hostnamed to signal the static and pretty names", func() bool {
+	eventually(t, time.Minute, "hostnamed to signal the static and pretty names", func() bool {
 		told = append(told, hostnamedProperties(signals)...)
 		return slices.Contains(told, "StaticHostname") && slices.Contains(told, "PrettyHostname")
 	})

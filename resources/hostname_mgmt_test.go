@@ -54,18 +54,6 @@ func runMgmtExample(t *testing.T, res *yamlgraph.Result, log *slog.Logger) <-cha
 	return converged
 }
 
-// waitUntilHolds polls cond until it holds, failing the test after a minute.
-func waitUntilHolds(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition, with a deadline
-	}
-}
-
 // mgmt's hostname example runs with its documented meaning: hostname alone
 // sets all three names, and the engine puts the kernel's name back when
 // another process changes it.
@@ -94,5 +82,5 @@ func TestHostnameMgmtExampleSetsAllNamesAndKeepsThem(t *testing.T) {
 		t.Errorf("pretty name %q", got)
 	}
 	runOther(t, "hostname", "intruder")
-	waitUntilHolds(t, "the kernel name to be put back", func() bool { return kernelName(t) == want })
+	eventually(t, time.Minute, "the kernel name to be put back", func() bool { return kernelName(t) == want })
 }

@@ -161,13 +161,9 @@ func installedVersion(t *testing.T, name string) string {
 // installed).
 func waitInstalled(t *testing.T, name, version string) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for installedVersion(t, name) != version {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s is at %q, want %q", name, installedVersion(t, name), version)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	eventually(t, 60*time.Second, fmt.Sprintf("%s at version %q", name, version), func() bool {
+		return installedVersion(t, name) == version
+	})
 }
 
 // dpkgRemove removes name with dpkg -r, as another administrator would.
@@ -182,17 +178,16 @@ func dpkgRemove(t *testing.T, name string) {
 // run (of graft, or of another test) holds dpkg's lock, for up to a
 // minute.
 func dpkgWaitingForLock(args ...string) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		out, err := exec.Command("dpkg", args...).CombinedOutput()
-		switch {
-		case err == nil:
-			return nil
-		case !strings.Contains(string(out), "lock") || time.Now().After(deadline):
-			return fmt.Errorf("dpkg %s: %w\n%s", strings.Join(args, " "), err, out)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var err error
+	var out []byte
+	poll(60*time.Second, func() bool {
+		out, err = exec.Command("dpkg", args...).CombinedOutput()
+		return err == nil || !strings.Contains(string(out), "lock")
+	})
+	if err != nil {
+		return fmt.Errorf("dpkg %s: %w\n%s", strings.Join(args, " "), err, out)
 	}
+	return nil
 }
 
 // newTestPkg validates and initialises a pkg resource, logging into logs.

@@ -176,16 +176,10 @@ func accountsHub(t *testing.T) *fswatch.Hub {
 // generous deadline (the machine is shared and loaded).
 func waitAccounts(t *testing.T, what string, ok func(*accounts) bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if db, err := readAccounts(); err == nil && ok(db) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30s: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	eventually(t, 30*time.Second, what, func() bool {
+		db, err := readAccounts()
+		return err == nil && ok(db)
+	})
 }
 
 func idPtr(n uint32) *uint32 { return &n }

@@ -43,14 +43,8 @@ func TestShadowToolRunsToItsEndWhenCancelled(t *testing.T) {
 
 func waitExists(t *testing.T, p string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(p); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never appeared", p)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, 10*time.Second, p+" created", func() bool {
+		_, err := os.Stat(p)
+		return err == nil
+	})
 }

@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -37,28 +37,30 @@ func TestClusterConvergedDoesNotExitOnAStaleCopy(t *testing.T) {
 			set(w, "true")
 		}
 		stale := c.Members[2]
-		for stale.Node().FSM().Rev() < ws[0].Rev() {
-			time.Sleep(10 * time.Millisecond)
-		}
+		worldtest.WaitRev(stale, ws[0].Rev())
 		c.Partition(stale)
 		set(ws[1], "false") // the stale copy still says true
 
 		ref := newWorldRef()
 		ref.set(ws[2], func() []cluster.MemberInfo { return members })
-		var stopped atomic.Bool
-		cc := newClusterConvergence(ref, func() { stopped.Store(true) }, slog.New(slog.DiscardHandler))
+		stopped := make(chan struct{})
+		cc := newClusterConvergence(ref, sync.OnceFunc(func() { close(stopped) }), slog.New(slog.DiscardHandler))
 		cc.set(engine.Status{Converged: true})
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- cc.run(rctx) }()
 		time.Sleep(30 * time.Second)
-		if stopped.Load() {
+		select {
+		case <-stopped:
 			t.Fatal("exited on the stale copy's converged states")
+		default:
 		}
 		c.Heal()
 		set(ws[1], "true")
-		for !stopped.Load() {
-			time.Sleep(100 * time.Millisecond)
+		select {
+		case <-stopped:
+		case <-time.After(time.Minute): // on the bubble's clock
+			t.Fatal("did not exit once every host was converged")
 		}
 		cancel()
 		if err := <-done; err != nil {

@@ -32,3 +32,16 @@ func New(t testing.TB, n int, opts ...clustertest.Option) (*clustertest.Cluster,
 	}
 	return c, ws
 }
+
+// WaitRev returns once m's copy of the state has reached revision rev,
+// waking on each change of it rather than polling.
+func WaitRev(m *clustertest.Member, rev uint64) {
+	f := m.FSM()
+	for {
+		changed := f.Changed()
+		if f.Rev() >= rev {
+			return
+		}
+		<-changed
+	}
+}
