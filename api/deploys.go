@@ -108,22 +108,32 @@ func (s *Server) deployers(w http.ResponseWriter) (Deployer, bool) {
 	return s.cfg.Deploys, true
 }
 
-func (s *Server) listDeploys(w http.ResponseWriter, r *http.Request) {
+// readDeploys reads the deploys as the request's read options say,
+// answering the request itself if it cannot.
+func (s *Server) readDeploys(w http.ResponseWriter, r *http.Request) ([]world.Deploy, uint64, bool) {
 	d, ok := s.deployers(w)
 	if !ok {
-		return
+		return nil, 0, false
 	}
 	opts, err := s.readOpts(r)
 	if err != nil {
 		fail(w, err)
-		return
+		return nil, 0, false
 	}
 	ds, rev, err := d.Deploys(r.Context(), opts...)
 	if err != nil {
 		fail(w, err)
-		return
+		return nil, 0, false
 	}
 	s.readDone(opts)
+	return ds, rev, true
+}
+
+func (s *Server) listDeploys(w http.ResponseWriter, r *http.Request) {
+	ds, rev, ok := s.readDeploys(w, r)
+	if !ok {
+		return
+	}
 	out := DeployList{Rev: rev, Deploys: make([]DeployInfo, len(ds))}
 	for i, x := range ds {
 		out.Deploys[i] = deployInfo(x, ds[len(ds)-1].Number)
@@ -132,8 +142,7 @@ func (s *Server) listDeploys(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getDeploy(w http.ResponseWriter, r *http.Request) {
-	d, ok := s.deployers(w)
-	if !ok {
+	if _, ok := s.deployers(w); !ok {
 		return
 	}
 	n, err := deployNumber(r)
@@ -141,17 +150,10 @@ func (s *Server) getDeploy(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	opts, err := s.readOpts(r)
-	if err != nil {
-		fail(w, err)
+	ds, _, ok := s.readDeploys(w, r)
+	if !ok {
 		return
 	}
-	ds, _, err := d.Deploys(r.Context(), opts...)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	s.readDone(opts)
 	for _, x := range ds {
 		if x.Number == n {
 			writeJSON(w, http.StatusOK, Deploy{DeployInfo: deployInfo(x, ds[len(ds)-1].Number), Graph: x.Graph})
