@@ -44,7 +44,7 @@ func TestMembersCommand(t *testing.T) {
 		t.Errorf("members: exit %d, stderr %q, stdout\n%s", code, stderr, stdout)
 	}
 	code, stdout, stderr = graft(t, "members", "--api", sock, "--json")
-	var got []api.MemberInfo
+	var got []cluster.MemberInfo
 	if err := json.Unmarshal([]byte(stdout), &got); code != 0 || err != nil {
 		t.Fatalf("members --json: exit %d, %v, stderr %q, stdout %q", code, err, stderr, stdout)
 	}
