@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.buildVersion=$(VERSION)
 EXAMPLE ?= examples/hello.yaml
 
-.PHONY: all build run test lint vet fmt-check race-engine bench fuzz help
+.PHONY: all build run test lint vet imports fmt-check race-engine bench fuzz help
 
 all: build
 
@@ -22,8 +22,8 @@ run: build
 test: lint
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-## lint: gofmt and go vet
-lint: fmt-check vet
+## lint: gofmt, go vet, and the import arrows of DESIGN.md (internal/importcheck)
+lint: fmt-check vet imports
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -31,6 +31,9 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+
+imports:
+	$(GO) run ./internal/importcheck
 
 ## race-engine: the engine's tests 20 times over under -race
 race-engine:

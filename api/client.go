@@ -181,7 +181,7 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 // readError turns a failure's response into an *Error.
 func readError(resp *http.Response) error {
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var eb errorBody
+	var eb ErrorBody
 	if json.Unmarshal(raw, &eb) != nil || eb.Error == "" {
 		eb.Error = strings.TrimSpace(resp.Status + ": " + strings.TrimSpace(string(raw)))
 	}
@@ -318,7 +318,7 @@ func (w *Watch) Contact() *Contact { return w.contact }
 
 // next reads one object of the stream.
 func (w *Watch) next() (WatchEvent, error) {
-	var o streamObject
+	var o StreamObject
 	err := w.dec.Decode(&o)
 	switch {
 	case w.ctx.Err() != nil:

@@ -20,18 +20,18 @@
 //	GET    /v1/watch?prefix=P[&rev=N]           a stream of watch objects, one JSON object a line
 //	GET    /v1/status                           the node and cluster as this node sees them
 //	POST   /v1/join                             join the cluster through {"addrs": ["HOST:PORT"...], "token": KEY}: {"joined": N} (see JoinResult)
-//	GET    /v1/members                          the cluster's members: [MemberInfo...] (see cluster.MemberInfo)
+//	GET    /v1/members                          the cluster's members: [MemberInfo...] (see MemberInfo)
 //	POST   /v1/leave                            leave the cluster gracefully, then stop the agent: 202 {"leaving": true}
 //	GET    /v1/deploys[?linearizable=true]      every deploy, oldest first: {"rev": N, "deploys": [DeployInfo...]}
 //	POST   /v1/deploys                          store {"origin": NAME, "graph": BASE64} as the newest deploy: {"number": N}
 //	GET    /v1/deploys/{n}[?linearizable=true]  deploy n with its graph (see Deploy); 404 if missing
 //	POST   /v1/deploys/{n}/rollback             store deploy n's graph again as the newest deploy: {"number": N}; 409 if n is the newest
 //
-// Keys are UTF-8 text, at most fsm.MaxKeySize bytes; in a path they are
+// Keys are UTF-8 text, at most 4 KiB (fsm.MaxKeySize); in a path they are
 // percent-encoded (a '/' may stay as it is, but "//", "." and ".." segments
 // must be encoded, since they are cleaned away otherwise: Client encodes every
 // key whole). Keys under "_graft/" are graft's own: they can be read but not
-// written. A value is at most fsm.MaxValueSize bytes (413 beyond). Putting
+// written. A value is at most 1 MiB (fsm.MaxValueSize; 413 beyond). Putting
 // a key's current value again makes no new revision and no watch event: the
 // answer is the current revision.
 //

@@ -86,7 +86,7 @@ func ListenTCP(addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("api: address %q: %w", addr, err)
 	}
 	refuse := fmt.Errorf("api: address %q is %w: the local API has no authentication, so it listens only on 127.0.0.1, [::1] or localhost", addr, ErrNotLoopback)
-	if !isLoopbackHost(host) {
+	if !IsLoopbackHost(host) {
 		return nil, refuse
 	}
 	ln, err := net.Listen("tcp", addr)
@@ -100,9 +100,9 @@ func ListenTCP(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
-// isLoopbackHost reports whether host (with or without a port) is
+// IsLoopbackHost reports whether host (with or without a port) is
 // "localhost" or a loopback IP address.
-func isLoopbackHost(host string) bool {
+func IsLoopbackHost(host string) bool {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}

@@ -7,10 +7,6 @@ import (
 	"fmt"
 	"time"
 	"unicode/utf8"
-
-	"github.com/graftcm/graft/cluster"
-	"github.com/graftcm/graft/fsm"
-	"github.com/graftcm/graft/world"
 )
 
 // KV is a key and its value as the API carries it; see the package
@@ -76,18 +72,6 @@ func (kv *KV) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-func fromFSM(kv fsm.KV) KV {
-	return KV{Key: kv.Key, Value: kv.Value, CreateRev: kv.CreateRev, ModRev: kv.ModRev, Version: kv.Version, Owner: kv.Owner}
-}
-
-func fromFSMList(kvs []fsm.KV) []KV {
-	out := make([]KV, len(kvs))
-	for i, kv := range kvs {
-		out[i] = fromFSM(kv)
-	}
-	return out
-}
-
 // EventType says whether an event put or deleted a key: "put" or "delete".
 type EventType string
 
@@ -121,9 +105,9 @@ type WatchEvent struct {
 	State  []KV `json:"state,omitempty"`
 }
 
-// streamObject is a line of a watch stream: a WatchEvent or, last, an
+// StreamObject is a line of a watch stream: a WatchEvent or, last, an
 // error. The first object also carries the leader contact.
-type streamObject struct {
+type StreamObject struct {
 	WatchEvent
 	*Contact
 	Error string `json:"error,omitempty"`
@@ -167,31 +151,41 @@ func (c Contact) Stale(limit time.Duration) bool {
 	return !ok || d > limit
 }
 
-// getAnswer is the body of a get: the KV object and the leader contact.
-type getAnswer struct {
+// GetAnswer is the body of a get: the KV object with the leader contact's
+// fields beside its own.
+type GetAnswer struct {
+	KV      KV
+	Contact *Contact
+}
+
+// getAnswerJSON is GetAnswer's wire form.
+type getAnswerJSON struct {
 	kvJSON
 	*Contact
 }
 
-// listAnswer is the body of a list: a List and the leader contact.
-type listAnswer struct {
-	List
-	*Contact
+// MarshalJSON writes the KV object with the contact's fields at its top
+// level.
+func (a GetAnswer) MarshalJSON() ([]byte, error) {
+	return json.Marshal(getAnswerJSON{kvJSON: a.KV.wire(), Contact: a.Contact})
 }
 
-func fromWorld(ev world.WatchEvent) WatchEvent {
-	out := WatchEvent{Rev: ev.Rev, Resync: ev.Resync}
-	if ev.Resync {
-		out.State = fromFSMList(ev.State)
+// UnmarshalJSON reads what MarshalJSON writes.
+func (a *GetAnswer) UnmarshalJSON(data []byte) error {
+	var c struct {
+		*Contact
 	}
-	for _, e := range ev.Events {
-		t := EventPut
-		if e.Type == fsm.EventDelete {
-			t = EventDelete
-		}
-		out.Events = append(out.Events, Event{Type: t, KV: fromFSM(e.KV)})
+	if err := json.Unmarshal(data, &c); err != nil {
+		return err
 	}
-	return out
+	a.Contact = c.Contact
+	return a.KV.UnmarshalJSON(data)
+}
+
+// ListAnswer is the body of a list: a List and the leader contact.
+type ListAnswer struct {
+	List
+	*Contact
 }
 
 // Status is the agent's view of itself and its cluster: the raft node's
@@ -208,7 +202,54 @@ type Status struct {
 	// KeyFingerprint names the cluster key without revealing it: nodes of
 	// one cluster show the same.
 	KeyFingerprint string `json:"key_fingerprint,omitempty"`
-	cluster.Status
+	RaftStatus
+}
+
+// RaftStatus is the raft node's view of itself and the cluster.
+type RaftStatus struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	// State is Leader, Follower, Candidate or Shutdown.
+	State      string `json:"state"`
+	Leader     string `json:"leader"`
+	LeaderAddr string `json:"leader_address"`
+	Term       uint64 `json:"term"`
+	// LastIndex, CommitIndex and AppliedIndex are the node's raft log
+	// positions; Revision is the World's revision it has applied.
+	LastIndex    uint64 `json:"last_index"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+	Revision     uint64 `json:"revision"`
+	// LastContact is when a follower last heard from the leader; zero on
+	// the leader.
+	LastContact time.Time    `json:"last_contact,omitzero"`
+	Servers     []RaftServer `json:"servers"`
+}
+
+// RaftServer is one server of the raft configuration.
+type RaftServer struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	// Suffrage is "voter" or "nonvoter".
+	Suffrage string `json:"suffrage"`
+}
+
+// MemberInfo is one node of the cluster as the answering node sees it.
+type MemberInfo struct {
+	Name string `json:"name"`
+	// GossipAddr and RaftAddr are the node's gossip and cluster ports.
+	GossipAddr string `json:"gossip_address"`
+	RaftAddr   string `json:"raft_address,omitempty"`
+	// Gossip is alive, suspect, dead or left.
+	Gossip string `json:"gossip"`
+	// Role is leader, voter, nonvoter, or none (not in raft yet, or
+	// removed).
+	Role string `json:"role"`
+	// LastContact is when the node last answered the leader (known on the
+	// leader), or, for the leader seen from a follower, when it last
+	// contacted this node. Zero when unknown.
+	LastContact time.Time `json:"last_contact,omitzero"`
+	Version     string    `json:"version,omitempty"`
 }
 
 // List is the answer to a list: the keys, sorted, and the revision they
@@ -224,8 +265,8 @@ type Write struct {
 	Rev uint64 `json:"rev"`
 }
 
-// errorBody is the JSON body of every failure.
-type errorBody struct {
+// ErrorBody is the JSON body of every failure.
+type ErrorBody struct {
 	Error string `json:"error"`
 }
 

@@ -9,7 +9,7 @@ import (
 	"github.com/graftcm/graft/cluster"
 )
 
-// FakeCluster is an api.Cluster that records joins and answers with set
+// FakeCluster is a server.Cluster (package api/server) that records joins and answers with set
 // values.
 type FakeCluster struct {
 	JoinErr error                // what Join returns, if set
@@ -42,7 +42,7 @@ func (c *FakeCluster) Members() []cluster.MemberInfo { return c.Nodes }
 func (c *FakeCluster) ClusterID() string             { return "c1d" }
 func (c *FakeCluster) GossipAddr() string            { return "10.0.0.1:7946" }
 
-// FakeNode is an api.Node with set answers: caught up, never in touch with
+// FakeNode is a server.Node with set answers: caught up, never in touch with
 // a leader and knowing none, until told otherwise.
 type FakeNode struct {
 	mu      sync.Mutex

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/graftcm/graft/api"
+	apiserver "github.com/graftcm/graft/api/server"
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/fsm"
 	"github.com/graftcm/graft/world"
@@ -227,7 +227,7 @@ func (a *agentCluster) serveAPI(side *clusterSide) error {
 	if err != nil {
 		return err
 	}
-	apiSrv, err := api.NewServer(api.Config{Store: w, Deploys: w, Status: node.Status, Node: node, Host: a.o.hostname, Version: version(),
+	apiSrv, err := apiserver.NewServer(apiserver.Config{Store: w, Deploys: w, Status: node.Status, Node: node, Host: a.o.hostname, Version: version(),
 		Cluster: side.srv, Join: a.join(side), OwnKey: func(key string) bool {
 			tok, err := cluster.ParseToken(key)
 			return err == nil && tok.Equal(side.key.tok)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/api"
+	apiserver "github.com/graftcm/graft/api/server"
 	"github.com/graftcm/graft/cluster/clustertest"
 	"github.com/graftcm/graft/world"
 )
@@ -27,7 +28,7 @@ func testAPI(t *testing.T) (string, *world.World) {
 // testAPIWith is testAPI with mod adjusting the API's configuration; it
 // also returns the function that stops the API (which the test's end
 // calls too).
-func testAPIWith(t *testing.T, mod func(*api.Config)) (sock string, w *world.World, stop func()) {
+func testAPIWith(t *testing.T, mod func(*apiserver.Config)) (sock string, w *world.World, stop func()) {
 	t.Helper()
 	sock = filepath.Join(t.TempDir(), apiSocket)
 	ln, err := api.ListenUnix(sock)
@@ -41,7 +42,7 @@ func testAPIWith(t *testing.T, mod func(*api.Config)) (sock string, w *world.Wor
 // serveTestAPI serves on ln, until the test ends, the local API of a
 // one-node in-process cluster, mod adjusting its configuration. It returns
 // the World behind it and the function that stops it.
-func serveTestAPI(t *testing.T, ln net.Listener, mod func(*api.Config)) (*world.World, func()) {
+func serveTestAPI(t *testing.T, ln net.Listener, mod func(*apiserver.Config)) (*world.World, func()) {
 	t.Helper()
 	c := clustertest.New(t, 1)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
@@ -54,11 +55,11 @@ func serveTestAPI(t *testing.T, ln net.Listener, mod func(*api.Config)) (*world.
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := api.Config{Store: w, Status: node.Status, Host: "node0", Version: "v-test"}
+	cfg := apiserver.Config{Store: w, Status: node.Status, Host: "node0", Version: "v-test"}
 	if mod != nil {
 		mod(&cfg)
 	}
-	srv, err := api.NewServer(cfg)
+	srv, err := apiserver.NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/cluster"
 )
 
@@ -37,7 +38,7 @@ func startNode(t *testing.T, name string, args ...string) *testNode {
 }
 
 // members runs `graft members --json` against the node.
-func (n *testNode) members(t *testing.T) map[string]cluster.MemberInfo {
+func (n *testNode) members(t *testing.T) map[string]api.MemberInfo {
 	t.Helper()
 	ms, err := n.tryMembers(t)
 	if err != nil {
@@ -48,17 +49,17 @@ func (n *testNode) members(t *testing.T) map[string]cluster.MemberInfo {
 
 // tryMembers runs `graft members --json` against the node, and fails if
 // it does not answer.
-func (n *testNode) tryMembers(t *testing.T) (map[string]cluster.MemberInfo, error) {
+func (n *testNode) tryMembers(t *testing.T) (map[string]api.MemberInfo, error) {
 	t.Helper()
 	code, stdout, stderr := graft(t, "members", "--json", "--data-dir", n.data)
 	if code != 0 {
 		return nil, fmt.Errorf("members on %s: exit %d: %s", n.name, code, stderr)
 	}
-	var ms []cluster.MemberInfo
+	var ms []api.MemberInfo
 	if err := json.Unmarshal([]byte(stdout), &ms); err != nil {
 		return nil, fmt.Errorf("members --json on %s: %w: %q", n.name, err, stdout)
 	}
-	out := map[string]cluster.MemberInfo{}
+	out := map[string]api.MemberInfo{}
 	for _, m := range ms {
 		out[m.Name] = m
 	}

@@ -8,13 +8,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/api/apitest"
+	apiserver "github.com/graftcm/graft/api/server"
 )
 
 func TestJoinCommand(t *testing.T) {
 	fc := &apitest.FakeCluster{}
-	sock, _, _ := testAPIWith(t, func(c *api.Config) { c.Cluster = fc })
+	sock, _, _ := testAPIWith(t, func(c *apiserver.Config) { c.Cluster = fc })
 	code, stdout, stderr := graft(t, "join", "--api", sock, "10.0.0.2:7946", "10.0.0.3:7946")
 	if code != 0 || stdout != "joined the cluster: 2 node(s) answered\n" {
 		t.Errorf("join: exit %d, stdout %q, stderr %q", code, stdout, stderr)

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/api/apitest"
+	apiserver "github.com/graftcm/graft/api/server"
 )
 
 func TestKVGet(t *testing.T) {
@@ -97,7 +97,7 @@ func TestKVGetOnATerminalEndsTheLastLine(t *testing.T) {
 // with a warning on stderr saying how long; stdout holds the value alone.
 func TestKVGetWarnsOnStderrWhenNodeLostItsLeader(t *testing.T) {
 	node := &apitest.FakeNode{}
-	sock, w, _ := testAPIWith(t, func(c *api.Config) { c.Node = node })
+	sock, w, _ := testAPIWith(t, func(c *apiserver.Config) { c.Node = node })
 	if _, err := w.Put(t.Context(), "k", []byte("v")); err != nil {
 		t.Fatal(err)
 	}

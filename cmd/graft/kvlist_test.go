@@ -10,6 +10,7 @@ import (
 
 	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/api/apitest"
+	apiserver "github.com/graftcm/graft/api/server"
 )
 
 func TestKVList(t *testing.T) {
@@ -47,7 +48,7 @@ func TestKVList(t *testing.T) {
 // while; --json carries the contact as the API's answer does.
 func TestKVListWarnsOnStderrWhenNodeLostItsLeader(t *testing.T) {
 	node := &apitest.FakeNode{}
-	sock, w, _ := testAPIWith(t, func(c *api.Config) { c.Node = node })
+	sock, w, _ := testAPIWith(t, func(c *apiserver.Config) { c.Node = node })
 	if _, err := w.Put(t.Context(), "k", []byte("v")); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/api/apitest"
+	apiserver "github.com/graftcm/graft/api/server"
 )
 
 // startWatch runs `graft kv watch args...` in-process until the returned
@@ -104,7 +105,7 @@ func TestPrintWatchEventResync(t *testing.T) {
 // stderr.
 func TestKVWatchFutureRevisionAndStaleNode(t *testing.T) {
 	node := &apitest.FakeNode{}
-	sock, w, _ := testAPIWith(t, func(c *api.Config) { c.Node = node })
+	sock, w, _ := testAPIWith(t, func(c *apiserver.Config) { c.Node = node })
 	rev, err := w.Put(t.Context(), "k", []byte("v"))
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/graftcm/graft/api"
+	apiserver "github.com/graftcm/graft/api/server"
 )
 
 // graft leave returns once the agent has left and its API has stopped
@@ -14,7 +14,7 @@ import (
 func TestLeaveCommandWaitsForTheAgentToStop(t *testing.T) {
 	var stop func()
 	asked := make(chan struct{}, 1)
-	sock, _, stop := testAPIWith(t, func(c *api.Config) {
+	sock, _, stop := testAPIWith(t, func(c *apiserver.Config) {
 		c.Leave = func(context.Context) error {
 			asked <- struct{}{}
 			go stop() // the agent stops after answering
@@ -35,7 +35,7 @@ func TestLeaveCommandWaitsForTheAgentToStop(t *testing.T) {
 // graft leave printed "has left and stopped" and exited 0 when the
 // leader refused the leave: it says why and exits 1.
 func TestLeaveCommandReportsARefusedLeave(t *testing.T) {
-	sock, _, _ := testAPIWith(t, func(c *api.Config) {
+	sock, _, _ := testAPIWith(t, func(c *apiserver.Config) {
 		c.Leave = func(context.Context) error {
 			return errors.New("cluster: leave of h1: removing it would leave the voters without a quorum")
 		}
@@ -49,7 +49,7 @@ func TestLeaveCommandReportsARefusedLeave(t *testing.T) {
 // An agent that takes the request but does not leave within --wait is
 // reported.
 func TestLeaveCommandGivesUpWaiting(t *testing.T) {
-	sock, _, _ := testAPIWith(t, func(c *api.Config) {
+	sock, _, _ := testAPIWith(t, func(c *apiserver.Config) {
 		c.Leave = func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
 	})
 	code, _, stderr := graft(t, "leave", "--api", sock, "--wait", "300ms")

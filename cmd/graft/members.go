@@ -11,7 +11,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/graftcm/graft/api"
-	"github.com/graftcm/graft/cluster"
 )
 
 func membersCommand(e *env) *cli.Command {
@@ -48,7 +47,7 @@ func membersCommand(e *env) *cli.Command {
 }
 
 // printMembers prints the members as an aligned table.
-func printMembers(w io.Writer, ms []cluster.MemberInfo, now time.Time) error {
+func printMembers(w io.Writer, ms []api.MemberInfo, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tGOSSIP\tRAFT\tSTATE\tROLE\tLAST CONTACT")
 	for _, m := range ms {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/api/apitest"
+	apiserver "github.com/graftcm/graft/api/server"
 	"github.com/graftcm/graft/cluster"
 )
 
@@ -16,7 +17,7 @@ import (
 func TestPrintMembers(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	var b bytes.Buffer
-	err := printMembers(&b, []cluster.MemberInfo{
+	err := printMembers(&b, []api.MemberInfo{
 		{Name: "a", GossipAddr: "10.0.0.1:7946", RaftAddr: "10.0.0.1:7947", Gossip: "alive", Role: "leader"},
 		{Name: "b", GossipAddr: "10.0.0.2:7946", RaftAddr: "10.0.0.2:7947", Gossip: "alive", Role: "nonvoter", LastContact: now.Add(-1500 * time.Millisecond)},
 		{Name: "c", RaftAddr: "10.0.0.3:7947", Gossip: "left", Role: "none"},
@@ -37,7 +38,7 @@ func TestMembersCommand(t *testing.T) {
 		{Name: "b", GossipAddr: "10.0.0.2:7946", RaftAddr: "10.0.0.2:7947", Gossip: "suspect", Role: "voter",
 			LastContact: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)},
 	}}
-	sock, _, _ := testAPIWith(t, func(c *api.Config) { c.Cluster = fc })
+	sock, _, _ := testAPIWith(t, func(c *apiserver.Config) { c.Cluster = fc })
 	code, stdout, stderr := graft(t, "members", "--api", sock)
 	if code != 0 || !bytes.Contains([]byte(stdout), []byte("b     10.0.0.2:7946  10.0.0.2:7947  suspect  voter   ")) {
 		t.Errorf("members: exit %d, stderr %q, stdout\n%s", code, stderr, stdout)

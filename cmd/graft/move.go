@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/graftcm/graft/api"
+	apiserver "github.com/graftcm/graft/api/server"
 	"github.com/graftcm/graft/cluster"
 )
 
@@ -192,7 +193,7 @@ func (a *agentCluster) otherCluster(gen uint64, seeds []string) func(*cluster.Ot
 // one-node cluster set aside when the addresses belong to another cluster
 // (over the unix socket only). A node that had peers refuses both, saying
 // how to move it; so does a one-shot run, whose cluster lives in memory.
-func (a *agentCluster) join(side *clusterSide) api.JoinFunc {
+func (a *agentCluster) join(side *clusterSide) apiserver.JoinFunc {
 	return func(ctx context.Context, req api.JoinRequest) (api.JoinResult, error) {
 		if a.oneShot {
 			return api.JoinResult{}, fmt.Errorf("%w: this agent runs a cluster of its own in memory, for this run "+

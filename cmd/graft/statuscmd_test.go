@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/api"
-	"github.com/graftcm/graft/cluster"
 )
 
 func TestStatusCommand(t *testing.T) {
@@ -41,10 +40,10 @@ func TestStatusCommand(t *testing.T) {
 func TestPrintStatusFollower(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	var b bytes.Buffer
-	err := printStatus(&b, api.Status{Version: "v1", GossipAddr: "10.0.0.2:7946", ClusterID: "c1d", KeyFingerprint: "9dd8e404", Status: cluster.Status{
+	err := printStatus(&b, api.Status{Version: "v1", GossipAddr: "10.0.0.2:7946", ClusterID: "c1d", KeyFingerprint: "9dd8e404", RaftStatus: api.RaftStatus{
 		ID: "b", Address: "10.0.0.2:7947", State: "Follower", Leader: "a", LeaderAddr: "10.0.0.1:7947",
 		Term: 4, LastIndex: 10, CommitIndex: 9, AppliedIndex: 8, Revision: 7, LastContact: now.Add(-150 * time.Millisecond),
-		Servers: []cluster.RaftServer{{ID: "a", Address: "10.0.0.1:7947", Suffrage: "voter"}, {ID: "b", Address: "10.0.0.2:7947", Suffrage: "nonvoter"}},
+		Servers: []api.RaftServer{{ID: "a", Address: "10.0.0.1:7947", Suffrage: "voter"}, {ID: "b", Address: "10.0.0.2:7947", Suffrage: "nonvoter"}},
 	}}, now)
 	want := `node:          b (10.0.0.2:7947)
 gossip:        10.0.0.2:7946

@@ -1,4 +1,4 @@
-package api
+package server
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/api/apitest"
 	"github.com/graftcm/graft/cluster"
 )
@@ -36,13 +37,13 @@ func TestJoin(t *testing.T) {
 	}
 	fc.JoinErr = errors.New("no installed keys could decrypt the message")
 	_, err = f.client.Join(t.Context(), []string{"10.0.0.9:7946"})
-	if StatusCode(err) != http.StatusBadGateway || !strings.Contains(err.Error(), "could decrypt") {
-		t.Errorf("a failed join: %v (status %d), want 502 with the reason", err, StatusCode(err))
+	if api.StatusCode(err) != http.StatusBadGateway || !strings.Contains(err.Error(), "could decrypt") {
+		t.Errorf("a failed join: %v (status %d), want 502 with the reason", err, api.StatusCode(err))
 	}
 }
 
-// Members are served as the cluster lists them, in cluster.MemberInfo's
-// JSON form.
+// Members are served as the cluster lists them, in api.MemberInfo's JSON
+// form.
 func TestMembers(t *testing.T) {
 	contact := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	fc := &apitest.FakeCluster{Nodes: []cluster.MemberInfo{
@@ -51,8 +52,12 @@ func TestMembers(t *testing.T) {
 	}}
 	f := newFixture(t, fixtureOpts{cluster: fc})
 	ms, err := f.client.Members(t.Context())
-	if err != nil || !reflect.DeepEqual(ms, fc.Nodes) {
-		t.Errorf("members: %+v, %v; want %+v", ms, err, fc.Nodes)
+	want := []api.MemberInfo{
+		{Name: "a", GossipAddr: "10.0.0.1:7946", RaftAddr: "10.0.0.1:7947", Gossip: "alive", Role: "leader"},
+		{Name: "b", RaftAddr: "10.0.0.2:7947", Gossip: "left", Role: "none", LastContact: contact},
+	}
+	if err != nil || !reflect.DeepEqual(ms, want) {
+		t.Errorf("members: %+v, %v; want %+v", ms, err, want)
 	}
 	_, _, body := rawRequest(t, f, "GET", "/v1/members", nil)
 	for _, want := range []string{`"gossip_address":"10.0.0.1:7946"`, `"raft_address":"10.0.0.2:7947"`, `"gossip":"left"`, `"role":"leader"`, `"last_contact":"2026-01-01T12:00:00Z"`} {
@@ -126,7 +131,7 @@ func TestAnAPIThatClosesDoesNotWaitForALeaveWaitingOnTheAgent(t *testing.T) {
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("the API took %v to close, waiting for the leave", took.Round(100*time.Millisecond))
 	}
-	if err := <-done; !errors.Is(err, ErrLeaveFailed) || !strings.Contains(err.Error(), "closed") {
+	if err := <-done; !errors.Is(err, api.ErrLeaveFailed) || !strings.Contains(err.Error(), "closed") {
 		t.Errorf("leave: %v, want ErrLeaveFailed saying the API closed", err)
 	}
 }
@@ -150,7 +155,7 @@ func TestALeaveFailureIsNotMaskedByTheAPIClosing(t *testing.T) {
 	if err := f.stop(); err != nil {
 		t.Errorf("serve: %v", err)
 	}
-	if err := <-done; !errors.Is(err, ErrLeaveFailed) || !strings.Contains(err.Error(), "took longer than 10s") {
+	if err := <-done; !errors.Is(err, api.ErrLeaveFailed) || !strings.Contains(err.Error(), "took longer than 10s") {
 		t.Errorf("leave: %v, want ErrLeaveFailed with the agent's reason", err)
 	}
 }
@@ -162,7 +167,7 @@ func TestLeaveThatFailsSaysWhy(t *testing.T) {
 		return errors.New("removing it would leave the voters without a quorum")
 	}})
 	err := f.client.Leave(t.Context(), nil)
-	if !errors.Is(err, ErrLeaveFailed) || !strings.Contains(err.Error(), "without a quorum") {
+	if !errors.Is(err, api.ErrLeaveFailed) || !strings.Contains(err.Error(), "without a quorum") {
 		t.Errorf("leave: %v, want ErrLeaveFailed with the reason", err)
 	}
 }
@@ -171,13 +176,13 @@ func TestLeaveThatFailsSaysWhy(t *testing.T) {
 // status has no cluster fields.
 func TestMembershipNotServed(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
-	if _, err := f.client.Join(t.Context(), []string{"x:1"}); StatusCode(err) != http.StatusNotImplemented {
+	if _, err := f.client.Join(t.Context(), []string{"x:1"}); api.StatusCode(err) != http.StatusNotImplemented {
 		t.Errorf("join: %v, want 501", err)
 	}
-	if _, err := f.client.Members(t.Context()); StatusCode(err) != http.StatusNotImplemented {
+	if _, err := f.client.Members(t.Context()); api.StatusCode(err) != http.StatusNotImplemented {
 		t.Errorf("members: %v, want 501", err)
 	}
-	if err := f.client.Leave(t.Context(), nil); StatusCode(err) != http.StatusNotImplemented {
+	if err := f.client.Leave(t.Context(), nil); api.StatusCode(err) != http.StatusNotImplemented {
 		t.Errorf("leave: %v, want 501", err)
 	}
 	_, _, body := rawRequest(t, f, "GET", "/v1/status", nil)
@@ -217,7 +222,7 @@ func TestCrossSiteRequestsRefused(t *testing.T) {
 		}
 		req.Header.Set("Sec-Fetch-Site", "cross-site")
 		req.Header.Set("Origin", "https://evil.example")
-		resp, err := f.client.hc.Do(req)
+		resp, err := f.raw.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package api
+package server
 
 import (
 	"context"
@@ -10,16 +10,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/fsm"
 	"github.com/graftcm/graft/world"
 )
 
 // nextEvent returns the watch's next event, failing the test on an error
 // or after a while.
-func nextEvent(t *testing.T, w *Watch) WatchEvent {
+func nextEvent(t *testing.T, w *api.Watch) api.WatchEvent {
 	t.Helper()
 	type result struct {
-		ev  WatchEvent
+		ev  api.WatchEvent
 		err error
 	}
 	ch := make(chan result, 1)
@@ -42,10 +43,10 @@ func nextEvent(t *testing.T, w *Watch) WatchEvent {
 }
 
 // describe renders an event's changes as "put k=v@rev" and "delete k@rev".
-func describe(ev WatchEvent) string {
+func describe(ev api.WatchEvent) string {
 	var parts []string
 	for _, e := range ev.Events {
-		if e.Type == EventPut {
+		if e.Type == api.EventPut {
 			parts = append(parts, fmt.Sprintf("put %s=%s@%d", e.KV.Key, e.KV.Value, e.KV.ModRev))
 		} else {
 			parts = append(parts, fmt.Sprintf("delete %s@%d", e.KV.Key, e.KV.ModRev))
@@ -82,7 +83,7 @@ func TestWatchStreamsChangesInOrder(t *testing.T) {
 			t.Fatalf("unexpected %+v", ev)
 		}
 		for _, e := range ev.Events {
-			got = append(got, describe(WatchEvent{Events: []Event{e}}))
+			got = append(got, describe(api.WatchEvent{Events: []api.Event{e}}))
 		}
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -154,7 +155,7 @@ func TestWatchEndsWhenServerStops(t *testing.T) {
 		t.Errorf("Serve took %v to stop with a watch open", d)
 	}
 	for _, err := range w.Events() {
-		if !errors.Is(err, ErrWatchEnded) || !strings.Contains(err.Error(), "stopping") {
+		if !errors.Is(err, api.ErrWatchEnded) || !strings.Contains(err.Error(), "stopping") {
 			t.Errorf("watch ended with %v, want ErrWatchEnded saying the agent is stopping", err)
 		}
 		break
@@ -214,8 +215,8 @@ func TestWatchFromFutureRevisionIs400(t *testing.T) {
 	}
 	_, err = f.client.Watch(ctx, "", rev+100)
 	want := fmt.Sprintf("required revision %d is a future revision: the current revision is %d", rev+100, rev)
-	if StatusCode(err) != 400 || !strings.Contains(err.Error(), want) {
-		t.Errorf("watch from rev %d at rev %d: %v (status %d), want 400 %q", rev+100, rev, err, StatusCode(err), want)
+	if api.StatusCode(err) != 400 || !strings.Contains(err.Error(), want) {
+		t.Errorf("watch from rev %d at rev %d: %v (status %d), want 400 %q", rev+100, rev, err, api.StatusCode(err), want)
 	}
 	w, err := f.client.Watch(ctx, "", rev)
 	if err != nil {

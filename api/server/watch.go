@@ -1,4 +1,4 @@
-package api
+package server
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+
+	"github.com/graftcm/graft/api"
 )
 
 // watch streams the changes under a prefix; see the package documentation.
@@ -43,10 +45,10 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	enc := json.NewEncoder(w)
-	send := func(o streamObject) bool {
+	send := func(o api.StreamObject) bool {
 		return enc.Encode(o) == nil && rc.Flush() == nil
 	}
-	if !send(streamObject{WatchEvent: WatchEvent{Start: true, Rev: from}, Contact: c}) {
+	if !send(api.StreamObject{WatchEvent: api.WatchEvent{Start: true, Rev: from}, Contact: c}) {
 		return
 	}
 	for {
@@ -54,15 +56,15 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		case ev, ok := <-evs:
 			if !ok {
 				if ctx.Err() == nil {
-					send(streamObject{Error: "the agent ended the watch"})
+					send(api.StreamObject{Error: "the agent ended the watch"})
 				}
 				return
 			}
-			if !send(streamObject{WatchEvent: fromWorld(ev)}) {
+			if !send(api.StreamObject{WatchEvent: fromWorld(ev)}) {
 				return
 			}
 		case <-s.stopping:
-			send(streamObject{Error: "the agent is stopping"})
+			send(api.StreamObject{Error: "the agent is stopping"})
 			return
 		case <-ctx.Done():
 			return // the client went away

@@ -1,9 +1,9 @@
-package api
+package server
 
 import (
 	"context"
 	"net"
-	"os"
+	"net/http"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/cluster/clustertest"
 	"github.com/graftcm/graft/world"
 )
@@ -18,20 +19,19 @@ import (
 // TestMain doubles, with foreignServeEnv set, as a server that answers on
 // a unix socket as an agent would (see serveAs).
 func TestMain(m *testing.M) {
-	if sock := os.Getenv(foreignServeEnv); sock != "" {
-		os.Exit(serveImpostor(sock))
-	}
 	goleak.VerifyTestMain(m)
 }
 
 // fixture is an API server on a unix socket, in front of the World of the
 // first member of an in-process cluster, and a client of it.
 type fixture struct {
-	cluster   *clustertest.Cluster
-	world     *world.World
-	sock      string
-	client    *Client
-	tcpClient *Client      // over TCP, with fixtureOpts.tcp
+	cluster *clustertest.Cluster
+	world   *world.World
+	sock    string
+	client  *api.Client
+	// raw sends hand-made requests over the socket.
+	raw       *http.Client
+	tcpClient *api.Client  // over TCP, with fixtureOpts.tcp
 	stop      func() error // stops the server; returns Serve's error
 }
 
@@ -96,29 +96,31 @@ func newFixture(t *testing.T, opts fixtureOpts) *fixture {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(t.TempDir(), "graft.sock")
-	ln, err := ListenUnix(sock)
+	ln, err := api.ListenUnix(sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := NewClient(sock)
+	client, err := api.NewClient(sock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	lns := []net.Listener{ln}
-	var tcpClient *Client
+	var tcpClient *api.Client
 	if opts.tcp {
-		tln, err := ListenTCP("127.0.0.1:0")
+		tln, err := api.ListenTCP("127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		lns = append(lns, tln)
-		if tcpClient, err = NewClient("http://" + tln.Addr().String()); err != nil {
+		if tcpClient, err = api.NewClient("http://" + tln.Addr().String()); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { tcpClient.Close() })
 	}
-	f := &fixture{cluster: c, world: w, sock: sock, client: client, tcpClient: tcpClient, stop: serve(t, srv, lns...)}
-	t.Cleanup(func() { client.Close() })
+	rawTr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return api.DialUnix(ctx, sock) }}
+	f := &fixture{cluster: c, world: w, sock: sock, client: client, raw: &http.Client{Transport: rawTr}, tcpClient: tcpClient,
+		stop: serve(t, srv, lns...)}
+	t.Cleanup(func() { client.Close(); rawTr.CloseIdleConnections() })
 	return f
 }
 

@@ -1,8 +1,10 @@
-package api
+package server
 
 import (
 	"net/http"
 	"testing"
+
+	"github.com/graftcm/graft/api"
 )
 
 // A deploy through the API is stored and listed with its number, origin,
@@ -27,7 +29,7 @@ func TestDeploysThroughTheAPI(t *testing.T) {
 		t.Fatalf("list: %+v, %v", l, err)
 	}
 	for i, d := range l.Deploys {
-		want := DeployInfo{Number: uint64(i + 1), Host: f.world.Host(), Origin: "g.yaml", Size: 11, Current: i == 2, Time: d.Time}
+		want := api.DeployInfo{Number: uint64(i + 1), Host: f.world.Host(), Origin: "g.yaml", Size: 11, Current: i == 2, Time: d.Time}
 		if i == 2 {
 			want.RollbackOf = 1
 		}
@@ -39,16 +41,16 @@ func TestDeploysThroughTheAPI(t *testing.T) {
 	if err != nil || string(d.Graph) != "graph: one\n" || !d.Current {
 		t.Errorf("deploy 3: %+v, %v", d, err)
 	}
-	if _, err := f.client.GetDeploy(ctx, 7); StatusCode(err) != http.StatusNotFound {
+	if _, err := f.client.GetDeploy(ctx, 7); api.StatusCode(err) != http.StatusNotFound {
 		t.Errorf("get of a missing deploy: %v, want 404", err)
 	}
-	if _, err := f.client.Rollback(ctx, 7); StatusCode(err) != http.StatusNotFound {
+	if _, err := f.client.Rollback(ctx, 7); api.StatusCode(err) != http.StatusNotFound {
 		t.Errorf("rollback to a missing deploy: %v, want 404", err)
 	}
-	if _, err := f.client.Rollback(ctx, 3); StatusCode(err) != http.StatusConflict {
+	if _, err := f.client.Rollback(ctx, 3); api.StatusCode(err) != http.StatusConflict {
 		t.Errorf("rollback to the newest deploy: %v, want 409", err)
 	}
-	if _, err := f.client.Rollback(ctx, 0); StatusCode(err) != http.StatusBadRequest {
+	if _, err := f.client.Rollback(ctx, 0); api.StatusCode(err) != http.StatusBadRequest {
 		t.Errorf("rollback to deploy 0: %v, want 400", err)
 	}
 }
@@ -56,7 +58,7 @@ func TestDeploysThroughTheAPI(t *testing.T) {
 // An agent not given deploys answers 501.
 func TestDeploysNotServedWithoutADeployer(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
-	if _, err := f.client.Deploys(t.Context()); StatusCode(err) != http.StatusNotImplemented {
+	if _, err := f.client.Deploys(t.Context()); api.StatusCode(err) != http.StatusNotImplemented {
 		t.Errorf("list: %v, want 501", err)
 	}
 }

@@ -1,4 +1,4 @@
-package api
+package server
 
 import (
 	"bufio"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/api/apitest"
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/fsm"
@@ -50,7 +51,7 @@ func (s *noLeaderStore) List(ctx context.Context, prefix string, opts ...world.R
 // checkContact checks a reported contact: last heard from a leader at
 // least ago and at most ago plus elapsed before the read (-1: never), and
 // whether a leader is known.
-func checkContact(t *testing.T, what string, c *Contact, ago, elapsed time.Duration, never, known bool) {
+func checkContact(t *testing.T, what string, c *api.Contact, ago, elapsed time.Duration, never, known bool) {
 	t.Helper()
 	switch {
 	case c == nil:
@@ -74,7 +75,7 @@ func firstLine(t *testing.T, f *fixture, path string) (int, http.Header, string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := f.client.hc.Do(req)
+	resp, err := f.raw.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,19 +100,19 @@ func TestLocalReadsAnswerAtOnceWithoutLeaderOnceCaughtUp(t *testing.T) {
 	set := time.Now()
 	node.SetLeader(set.Add(-ago), "")
 
-	var info ReadInfo
-	kv, ok, err := f.client.Get(ctx, "k", ReportInfo(&info))
+	var info api.ReadInfo
+	kv, ok, err := f.client.Get(ctx, "k", api.ReportInfo(&info))
 	if err != nil || !ok || string(kv.Value) != "v" {
 		t.Fatalf("local get without a leader: %+v, %t, %v", kv, ok, err)
 	}
 	checkContact(t, "get", info.Contact, ago, time.Since(set), false, false)
-	info = ReadInfo{}
-	if _, ok, err := f.client.Get(ctx, "missing", ReportInfo(&info)); ok || err != nil {
+	info = api.ReadInfo{}
+	if _, ok, err := f.client.Get(ctx, "missing", api.ReportInfo(&info)); ok || err != nil {
 		t.Fatalf("get of a missing key: %t, %v", ok, err)
 	}
 	checkContact(t, "get of a missing key", info.Contact, ago, time.Since(set), false, false)
-	info = ReadInfo{}
-	kvs, _, err := f.client.List(ctx, "", ReportInfo(&info))
+	info = api.ReadInfo{}
+	kvs, _, err := f.client.List(ctx, "", api.ReportInfo(&info))
 	if err != nil || len(kvs) != 1 {
 		t.Fatalf("local list without a leader: %v, %v", kvs, err)
 	}
@@ -136,9 +137,9 @@ func TestLocalReadsAnswerAtOnceWithoutLeaderOnceCaughtUp(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &body); err != nil || code != 200 {
 			t.Fatalf("GET %s: %d %q: %v", path, code, line, err)
 		}
-		ms, err := strconv.ParseInt(h.Get(HeaderLastContact), 10, 64)
-		if err != nil || ms < ago.Milliseconds() || h.Get(HeaderKnownLeader) != "false" {
-			t.Errorf("GET %s: headers %s=%q %s=%q", path, HeaderLastContact, h.Get(HeaderLastContact), HeaderKnownLeader, h.Get(HeaderKnownLeader))
+		ms, err := strconv.ParseInt(h.Get(api.HeaderLastContact), 10, 64)
+		if err != nil || ms < ago.Milliseconds() || h.Get(api.HeaderKnownLeader) != "false" {
+			t.Errorf("GET %s: headers %s=%q %s=%q", path, api.HeaderLastContact, h.Get(api.HeaderLastContact), api.HeaderKnownLeader, h.Get(api.HeaderKnownLeader))
 		}
 		if body.LastContactMS == nil || *body.LastContactMS < ago.Milliseconds() || body.KnownLeader == nil || *body.KnownLeader {
 			t.Errorf("GET %s: body %s lacks the contact", path, line)
@@ -147,13 +148,13 @@ func TestLocalReadsAnswerAtOnceWithoutLeaderOnceCaughtUp(t *testing.T) {
 
 	// Never in touch, and on the leader.
 	node.SetLeader(time.Time{}, "")
-	info = ReadInfo{}
-	f.client.Get(ctx, "k", ReportInfo(&info))
+	info = api.ReadInfo{}
+	f.client.Get(ctx, "k", api.ReportInfo(&info))
 	checkContact(t, "get, never in touch", info.Contact, 0, 0, true, false)
 	set = time.Now()
 	node.SetLeader(set, "node0")
-	info = ReadInfo{}
-	f.client.Get(ctx, "k", ReportInfo(&info))
+	info = api.ReadInfo{}
+	f.client.Get(ctx, "k", api.ReportInfo(&info))
 	checkContact(t, "get on the leader", info.Contact, 0, time.Since(set), false, true)
 }
 
@@ -169,11 +170,11 @@ func TestReadsAreLinearizableUntilTheNodeCaughtUp(t *testing.T) {
 	if _, err := f.world.Put(ctx, "k", []byte("v")); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := f.client.Get(ctx, "k"); StatusCode(err) != http.StatusServiceUnavailable {
-		t.Errorf("get before the node caught up: %v (status %d), want 503", err, StatusCode(err))
+	if _, _, err := f.client.Get(ctx, "k"); api.StatusCode(err) != http.StatusServiceUnavailable {
+		t.Errorf("get before the node caught up: %v (status %d), want 503", err, api.StatusCode(err))
 	}
-	if _, err := f.client.Watch(ctx, "", 0); StatusCode(err) != http.StatusServiceUnavailable {
-		t.Errorf("watch from now before the node caught up: %v (status %d), want 503", err, StatusCode(err))
+	if _, err := f.client.Watch(ctx, "", 0); api.StatusCode(err) != http.StatusServiceUnavailable {
+		t.Errorf("watch from now before the node caught up: %v (status %d), want 503", err, api.StatusCode(err))
 	}
 	node.SetCaughtUp(true)
 	if kv, ok, err := f.client.Get(ctx, "k"); err != nil || !ok || string(kv.Value) != "v" {
@@ -198,8 +199,8 @@ func TestLocalReadsWorkAfterQuorumLossBeforeAnyLinearizableRead(t *testing.T) {
 		id, _ := node.Leader()
 		return id == "" && !node.IsLeader()
 	})
-	var info ReadInfo
-	if kv, ok, err := f.client.Get(ctx, "before", ReportInfo(&info)); err != nil || !ok || string(kv.Value) != "1" {
+	var info api.ReadInfo
+	if kv, ok, err := f.client.Get(ctx, "before", api.ReportInfo(&info)); err != nil || !ok || string(kv.Value) != "1" {
 		t.Fatalf("local get without a quorum: %+v, %t, %v", kv, ok, err)
 	}
 	if c := info.Contact; c == nil || c.KnownLeader || c.LastContactMS < 0 {

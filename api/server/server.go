@@ -1,4 +1,4 @@
-package api
+package server
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/fsm"
 	"github.com/graftcm/graft/world"
@@ -280,7 +281,7 @@ func (s *Server) logged(h http.Handler) http.Handler {
 // 127.0.0.1 cannot reach the API. Unix socket requests pass.
 func loopbackHostOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, tcp := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); tcp && !isLoopbackHost(r.Host) {
+		if _, tcp := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); tcp && !api.IsLoopbackHost(r.Host) {
 			writeError(w, http.StatusForbidden, fmt.Sprintf("host %q is not a loopback address; the local API answers requests for 127.0.0.1, [::1] or localhost only", r.Host))
 			return
 		}
@@ -299,7 +300,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, errorBody{Error: msg})
+	writeJSON(w, code, api.ErrorBody{Error: msg})
 }
 
 // fail answers with err, mapped to a status code.
@@ -394,11 +395,11 @@ func (s *Server) barrier(ctx context.Context) error {
 
 // contact returns how recently the node heard from a leader, nil without
 // a Node. Taken as a read begins, it bounds how old the state read is.
-func (s *Server) contact() *Contact {
+func (s *Server) contact() *api.Contact {
 	if s.cfg.Node == nil {
 		return nil
 	}
-	c := &Contact{LastContactMS: -1}
+	c := &api.Contact{LastContactMS: -1}
 	if t := s.cfg.Node.LeaderContact(); !t.IsZero() {
 		c.LastContactMS = max(0, time.Since(t).Milliseconds())
 	}
@@ -408,12 +409,12 @@ func (s *Server) contact() *Contact {
 }
 
 // setContact reports c in the answer's headers (none if c is nil).
-func setContact(w http.ResponseWriter, c *Contact) {
+func setContact(w http.ResponseWriter, c *api.Contact) {
 	if c == nil {
 		return
 	}
-	w.Header().Set(HeaderLastContact, strconv.FormatInt(c.LastContactMS, 10))
-	w.Header().Set(HeaderKnownLeader, strconv.FormatBool(c.KnownLeader))
+	w.Header().Set(api.HeaderLastContact, strconv.FormatInt(c.LastContactMS, 10))
+	w.Header().Set(api.HeaderKnownLeader, strconv.FormatBool(c.KnownLeader))
 }
 
 func (s *Server) get(w http.ResponseWriter, r *http.Request) {
@@ -439,7 +440,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	case !ok:
 		writeError(w, http.StatusNotFound, fmt.Sprintf("key %q not found", k))
 	default:
-		writeJSON(w, http.StatusOK, getAnswer{kvJSON: fromFSM(kv).wire(), Contact: c})
+		writeJSON(w, http.StatusOK, api.GetAnswer{KV: fromFSM(kv), Contact: c})
 	}
 }
 
@@ -464,7 +465,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, Write{Rev: rev})
+	writeJSON(w, http.StatusOK, api.Write{Rev: rev})
 }
 
 func (s *Server) del(w http.ResponseWriter, r *http.Request) {
@@ -478,7 +479,7 @@ func (s *Server) del(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, Write{Rev: rev})
+	writeJSON(w, http.StatusOK, api.Write{Rev: rev})
 }
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
@@ -495,11 +496,12 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.readDone(opts)
-	writeJSON(w, http.StatusOK, listAnswer{List: List{Rev: rev, KVs: fromFSMList(kvs)}, Contact: c})
+	writeJSON(w, http.StatusOK, api.ListAnswer{List: api.List{Rev: rev, KVs: fromFSMList(kvs)}, Contact: c})
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	st := Status{Host: s.cfg.Host, Version: s.cfg.Version, KeyFingerprint: s.cfg.KeyFingerprint, Status: s.cfg.Status()}
+	st := api.Status{Host: s.cfg.Host, Version: s.cfg.Version, KeyFingerprint: s.cfg.KeyFingerprint,
+		RaftStatus: fromStatus(s.cfg.Status())}
 	if s.cfg.Cluster != nil {
 		st.ClusterID, st.GossipAddr = s.cfg.Cluster.ClusterID(), s.cfg.Cluster.GossipAddr()
 	}

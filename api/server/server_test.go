@@ -1,4 +1,4 @@
-package api
+package server
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/fsm"
 	"github.com/graftcm/graft/world"
@@ -95,7 +96,7 @@ func TestListByPrefixAndLinearizable(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	kvs, _, err := f.client.List(ctx, "app/", Linearizable())
+	kvs, _, err := f.client.List(ctx, "app/", api.Linearizable())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +111,7 @@ func TestListByPrefixAndLinearizable(t *testing.T) {
 	if err != nil || len(kvs) != 0 {
 		t.Errorf("list of an empty prefix: %v, %v", kvs, err)
 	}
-	kv, ok, err := f.client.Get(ctx, "apple", Linearizable())
+	kv, ok, err := f.client.Get(ctx, "apple", api.Linearizable())
 	if err != nil || !ok || string(kv.Value) != "apple" {
 		t.Errorf("linearizable get: %+v, %v, %v", kv, ok, err)
 	}
@@ -124,7 +125,7 @@ func rawRequest(t *testing.T, f *fixture, method, path string, body io.Reader) (
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := f.client.hc.Do(req)
+	resp, err := f.raw.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +164,7 @@ func TestErrorsAreJSONWithStatus(t *testing.T) {
 	}
 	for _, tc := range cases {
 		code, ctype, body := rawRequest(t, f, tc.method, tc.path, tc.body)
-		var eb errorBody
+		var eb api.ErrorBody
 		if err := json.Unmarshal([]byte(body), &eb); err != nil || ctype != "application/json" {
 			t.Errorf("%s %.40s: body %q (%s) is not a JSON error: %v", tc.method, tc.path, body, ctype, err)
 			continue
@@ -178,8 +179,8 @@ func TestErrorsAreJSONWithStatus(t *testing.T) {
 	}
 	// The client reports the status and the message.
 	_, err := f.client.Put(t.Context(), "_graft/x", []byte("v"))
-	if StatusCode(err) != 400 || !strings.Contains(err.Error(), "_graft/") {
-		t.Errorf("client put of a reserved key: %v (status %d)", err, StatusCode(err))
+	if api.StatusCode(err) != 400 || !strings.Contains(err.Error(), "_graft/") {
+		t.Errorf("client put of a reserved key: %v (status %d)", err, api.StatusCode(err))
 	}
 }
 
@@ -191,7 +192,7 @@ func TestStatusReportsLeaderHostAndVersion(t *testing.T) {
 	// Raft records an entry as applied after handing it to the FSM, which
 	// may apply it, and answer the write, first: for a moment the revision
 	// can be ahead of raft's applied index.
-	var st Status
+	var st api.Status
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var err error
@@ -244,12 +245,12 @@ func TestNoLeaderIs503(t *testing.T) {
 		return id == "" && !node.IsLeader()
 	})
 	_, err := f.client.Put(ctx, "k", []byte("v"))
-	if StatusCode(err) != http.StatusServiceUnavailable || !strings.Contains(err.Error(), "no leader") {
-		t.Errorf("put without a leader: %v (status %d), want 503", err, StatusCode(err))
+	if api.StatusCode(err) != http.StatusServiceUnavailable || !strings.Contains(err.Error(), "no leader") {
+		t.Errorf("put without a leader: %v (status %d), want 503", err, api.StatusCode(err))
 	}
-	_, _, err = f.client.Get(ctx, "before", Linearizable())
-	if StatusCode(err) != http.StatusServiceUnavailable {
-		t.Errorf("linearizable get without a leader: %v (status %d), want 503", err, StatusCode(err))
+	_, _, err = f.client.Get(ctx, "before", api.Linearizable())
+	if api.StatusCode(err) != http.StatusServiceUnavailable {
+		t.Errorf("linearizable get without a leader: %v (status %d), want 503", err, api.StatusCode(err))
 	}
 	if kv, ok, err := f.client.Get(ctx, "before"); err != nil || !ok || string(kv.Value) != "1" {
 		t.Errorf("local get without a leader: %+v, %v, %v", kv, ok, err)
@@ -299,13 +300,13 @@ func TestTCPRequestsMustNameLoopbackHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := ListenTCP("127.0.0.1:0")
+	ln, err := api.ListenTCP("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	serve(t, srv, ln)
 	addr := ln.Addr().String()
-	c, err := NewClient("http://" + addr)
+	c, err := api.NewClient("http://" + addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,13 +314,16 @@ func TestTCPRequestsMustNameLoopbackHost(t *testing.T) {
 	if _, err := c.Put(t.Context(), "k", []byte("v")); err != nil {
 		t.Fatalf("put over TCP: %v", err)
 	}
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr}
 	for host, want := range map[string]int{
 		addr: 200, "localhost:1": 200, "[::1]:80": 200, "127.0.0.2": 200,
 		"evil.example:80": 403, "evil.example": 403, "10.0.0.1:80": 403,
 	} {
 		req, _ := http.NewRequestWithContext(t.Context(), "GET", "http://"+addr+"/v1/kv/k", nil)
 		req.Host = host
-		resp, err := c.hc.Do(req)
+		resp, err := hc.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -340,7 +344,7 @@ func TestServeStopsAndRemovesSocket(t *testing.T) {
 		t.Error("the socket still answers after Serve returned")
 	}
 	_, err := f.client.Status(t.Context())
-	if !errors.Is(err, ErrNoAgent) || !strings.Contains(err.Error(), f.sock) {
+	if !errors.Is(err, api.ErrNoAgent) || !strings.Contains(err.Error(), f.sock) {
 		t.Errorf("client of a stopped server: %v, want ErrNoAgent naming %s", err, f.sock)
 	}
 }
@@ -367,7 +371,7 @@ func TestReadsAreLinearizableUntilCaughtUp(t *testing.T) {
 	ctx := t.Context()
 	f.client.Get(ctx, "k")
 	f.client.Get(ctx, "k")
-	f.client.Get(ctx, "k", Linearizable())
+	f.client.Get(ctx, "k", api.Linearizable())
 	spy.mu.Lock()
 	defer spy.mu.Unlock()
 	if fmt.Sprint(spy.opts) != "[1 0 1]" {
