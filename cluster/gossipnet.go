@@ -130,7 +130,7 @@ func newGossipNet(cfg gossipNetConfig) (*gossipNet, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("gossip transport: %w", err)
+		return nil, fmt.Errorf("gossip transport: %w", classifyGossipError(err))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &gossipNet{NetTransport: nt, cfg: cfg, streams: make(chan net.Conn), ctx: ctx, cancel: cancel,
@@ -364,6 +364,7 @@ func createMemberlist(c *memberlist.Config) (*memberlist.Memberlist, error) {
 		if t, ok := c.Transport.(*gossipNet); ok {
 			t.Shutdown()
 		}
+		err = classifyGossipError(err)
 	}
 	return ml, err
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -46,7 +45,7 @@ func (r *restartable) start() {
 			r.srv = s
 			return
 		}
-		if !errors.Is(err, syscall.EADDRINUSE) && !strings.Contains(err.Error(), "address already in use") || time.Now().After(deadline) {
+		if !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
 			r.t.Fatalf("starting %s: %v", r.cfg.Raft.NodeID, err)
 		}
 		<-time.After(50 * time.Millisecond)

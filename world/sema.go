@@ -2,6 +2,7 @@ package world
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -77,7 +78,7 @@ func (w *World) Acquire(ctx context.Context, id string, count int64) (*Lease, er
 	w.holders.track(holder)
 	res, err := w.apply(ctx, fsm.Command{Op: fsm.OpSemaAcquire, Sema: id, Count: count, Node: w.host, Holder: holder})
 	if err != nil {
-		if res.Err == "" { // not refused outright: it may have been applied
+		if !errors.Is(err, ErrRefused) { // not refused outright: it may have been applied
 			giveUp()
 		} else {
 			w.holders.drop(holder, false)

@@ -51,6 +51,26 @@ const DefaultLeaseTimeout = 2 * time.Second
 // only graft itself changes, through the World's typed calls.
 var ErrReserved = errors.New("world: keys under " + fsm.InternalPrefix + " are graft's own")
 
+// ErrRefused is matched by the error of a command the state machine
+// refused as invalid (a semaphore asked for with another count than it
+// has, an export set naming one resource twice, a key too large...): it
+// changed nothing, on any replica, and asking again changes nothing
+// either. The error's message says what was wrong (see RefusedError).
+var ErrRefused = errors.New("world: the state machine refused the command")
+
+// RefusedError is the error of a command the state machine refused; it
+// matches ErrRefused.
+type RefusedError struct {
+	// Reason is the state machine's explanation, the same on every
+	// replica.
+	Reason string
+}
+
+func (e *RefusedError) Error() string { return "world: refused: " + e.Reason }
+
+// Is makes a RefusedError match ErrRefused.
+func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
+
 // World is one host's handle on the cluster-wide state.
 type World struct {
 	b       Backend
@@ -119,7 +139,7 @@ func (w *World) apply(ctx context.Context, cmd fsm.Command) (fsm.Result, error) 
 		return fsm.Result{}, fmt.Errorf("world: %d results for one command", len(res))
 	}
 	if res[0].Err != "" {
-		return res[0], errors.New(res[0].Err)
+		return res[0], &RefusedError{Reason: res[0].Err}
 	}
 	if err := w.b.WaitApplied(ctx, res[0].Rev); err != nil {
 		return res[0], err

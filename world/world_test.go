@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -222,8 +223,10 @@ func TestSemaphores(t *testing.T) {
 		if l1.Token() <= l0.Token() {
 			t.Errorf("tokens %d then %d: not increasing", l0.Token(), l1.Token())
 		}
-		if _, err := ws[2].Acquire(ctx, "db", 3); err == nil {
-			t.Error("a different count for a live semaphore was accepted")
+		_, err = ws[2].Acquire(ctx, "db", 3)
+		var refused *world.RefusedError
+		if !errors.Is(err, world.ErrRefused) || !errors.As(err, &refused) || !strings.Contains(refused.Reason, "count 2, not 3") {
+			t.Errorf("a different count for a live semaphore: %v, want world.ErrRefused saying the count", err)
 		}
 
 		// A waiter that gives up leaves the queue.

@@ -319,7 +319,7 @@ func badf(format string, args ...any) error { return badRequest{fmt.Errorf(forma
 func statusFor(err error) int {
 	var bad badRequest
 	switch {
-	case errors.As(err, &bad), errors.Is(err, world.ErrReserved):
+	case errors.As(err, &bad), errors.Is(err, world.ErrReserved), errors.Is(err, world.ErrRefused):
 		return http.StatusBadRequest
 	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrLeaderUnreachable), errors.Is(err, cluster.ErrClosed):
 		return http.StatusServiceUnavailable

@@ -280,6 +280,7 @@ func TestStatusFor(t *testing.T) {
 	}{
 		{badf("bad"), 400},
 		{world.ErrReserved, 400},
+		{fmt.Errorf("put: %w", &world.RefusedError{Reason: "key too large"}), 400},
 		{fmt.Errorf("%w: %w", cluster.ErrNoLeader, context.DeadlineExceeded), 503},
 		{cluster.ErrClosed, 503},
 		{fmt.Errorf("%w: %w", cluster.ErrAmbiguous, context.Canceled), 504},

@@ -237,12 +237,11 @@ func (o agentOptions) serverConfig(dir string, key cluster.Token, log *slog.Logg
 // start.
 func startError(err error) error {
 	switch {
+	case errors.Is(err, cluster.ErrGossipPortInUse):
+		return fmt.Errorf("%w (is another graft agent running? give this one another port with --gossip-addr)", err)
 	case errors.Is(err, syscall.EADDRINUSE):
 		return fmt.Errorf("%w (is another graft agent running? give this one another port with --cluster-addr)", err)
-	// memberlist flattens its errors to text, so only the text tells.
-	case strings.Contains(err.Error(), "address already in use"):
-		return fmt.Errorf("%w (is another graft agent running? give this one another port with --gossip-addr)", err)
-	case strings.Contains(err.Error(), "no private IP address found"):
+	case errors.Is(err, cluster.ErrNoAdvertiseAddr):
 		return fmt.Errorf("%w (name the address other nodes reach this one at with --advertise-addr)", err)
 	}
 	return err

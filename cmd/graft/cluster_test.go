@@ -262,6 +262,22 @@ func TestClusterPortInUse(t *testing.T) {
 	}
 }
 
+// A gossip port in use is told from a cluster port in use (memberlist's
+// error is text only; the cluster package classifies it), and the hint
+// names the gossip flag.
+func TestGossipPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	code, _, stderr := graft(t, "run", "--tmp-prefix", "--cluster-addr", "127.0.0.1:0", "--gossip-addr", ln.Addr().String())
+	if code != 1 || !strings.Contains(stderr, "address already in use") || !strings.Contains(stderr, "--gossip-addr") ||
+		strings.Contains(stderr, "--cluster-addr") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
+
 // Bad cluster flags are usage errors, and a bad key is never echoed.
 func TestClusterFlagsAreChecked(t *testing.T) {
 	for _, tc := range []struct {
