@@ -106,6 +106,33 @@ func TestConfig() Config {
 	return c
 }
 
+// raftTimingRules reports what hashicorp/raft would refuse only once the
+// node starts, after its ports are bound: timeouts below raft's minimums,
+// an election timeout shorter than the heartbeat timeout, a leader lease
+// longer than it.
+func (c Config) raftTimingRules(bad func(string, ...any)) {
+	for _, d := range []struct {
+		name     string
+		v, least time.Duration
+	}{
+		{"HeartbeatTimeout", c.HeartbeatTimeout, 5 * time.Millisecond},
+		{"ElectionTimeout", c.ElectionTimeout, 5 * time.Millisecond},
+		{"LeaderLeaseTimeout", c.LeaderLeaseTimeout, 5 * time.Millisecond},
+		{"CommitTimeout", c.CommitTimeout, time.Millisecond},
+		{"SnapshotInterval", c.SnapshotInterval, 5 * time.Millisecond},
+	} {
+		if d.v > 0 && d.v < d.least {
+			bad("%s is %v, want at least %v (raft's minimum)", d.name, d.v, d.least)
+		}
+	}
+	if c.ElectionTimeout < c.HeartbeatTimeout {
+		bad("ElectionTimeout %v is shorter than HeartbeatTimeout %v", c.ElectionTimeout, c.HeartbeatTimeout)
+	}
+	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
+		bad("LeaderLeaseTimeout %v is longer than HeartbeatTimeout %v", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	}
+}
+
 // Validate checks the configuration; errors name the field and value.
 func (c Config) Validate() error {
 	var errs []error
@@ -129,9 +156,7 @@ func (c Config) Validate() error {
 			bad("%s is %v, want a positive duration", d.name, d.v)
 		}
 	}
-	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
-		bad("LeaderLeaseTimeout %v is longer than HeartbeatTimeout %v", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
-	}
+	c.raftTimingRules(bad)
 	if c.MaxAppendEntries < 1 || c.MaxAppendEntries > 1024 {
 		bad("MaxAppendEntries is %d, want 1 to 1024", c.MaxAppendEntries)
 	}

@@ -104,6 +104,43 @@ func TestTCPClusterForwardsWrites(t *testing.T) {
 	}
 }
 
+// Every timing raft would refuse once the node starts (after its ports
+// are bound) is refused by Validate first, with the field named.
+func TestConfigValidateRefusesWhatRaftRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		field string
+		set   func(*cluster.Config)
+	}{
+		{"ElectionTimeout", func(c *cluster.Config) { c.ElectionTimeout = c.HeartbeatTimeout / 2 }},
+		{"HeartbeatTimeout", func(c *cluster.Config) {
+			c.HeartbeatTimeout, c.LeaderLeaseTimeout = 2*time.Millisecond, time.Millisecond
+		}},
+		{"CommitTimeout", func(c *cluster.Config) { c.CommitTimeout = 500 * time.Microsecond }},
+		{"LeaderLeaseTimeout", func(c *cluster.Config) { c.LeaderLeaseTimeout = 2 * c.HeartbeatTimeout }},
+		{"SnapshotInterval", func(c *cluster.Config) { c.SnapshotInterval = time.Millisecond }},
+	} {
+		cfg := cluster.TestConfig()
+		cfg.NodeID = "a"
+		tc.set(&cfg)
+		rc := raft.DefaultConfig()
+		rc.LocalID = "a"
+		rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout
+		rc.CommitTimeout, rc.SnapshotInterval = cfg.CommitTimeout, cfg.SnapshotInterval
+		if raft.ValidateConfig(rc) == nil {
+			t.Errorf("%s: raft accepts the config; the case tests nothing", tc.field)
+		}
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("%s: Validate says %v, want an error naming it", tc.field, err)
+		}
+	}
+	for name, cfg := range map[string]cluster.Config{"DefaultConfig": cluster.DefaultConfig(), "TestConfig": cluster.TestConfig()} {
+		cfg.NodeID = "a"
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("%s is refused: %v", name, err)
+		}
+	}
+}
+
 // Bad configurations are refused with the field named.
 func TestConfigValidate(t *testing.T) {
 	cfg := cluster.DefaultConfig()

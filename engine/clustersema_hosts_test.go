@@ -145,11 +145,10 @@ func semaFleet(t *testing.T, cfg *cluster.ServerConfig, lease time.Duration) (*c
 	})
 	var hosts []semaHost
 	for _, s := range f.Slots {
-		w, err := world.New(s.Server().Node(), s.ID, nil)
+		w, err := world.New(s.Server().Node(), s.ID, nil, world.WithLeaseTimeout(lease))
 		if err != nil {
 			t.Fatal(err)
 		}
-		w.LeaseTimeout = lease
 		hosts = append(hosts, semaHost{slot: s, w: w})
 	}
 	return f, hosts
@@ -209,7 +208,7 @@ func TestClusterSemaphoreRunsNeverOverlap(t *testing.T) {
 // The holder of @@x:1 dies (its cluster server is killed mid-run): another
 // host starts within the bound README documents, and not before the dead
 // holder's run was cancelled, its slot lost once it had no word from a
-// leader for its World's LeaseTimeout.
+// leader for its World's lease timeout.
 func TestClusterSemaphoreHolderKilledAnotherStartsWithinBound(t *testing.T) {
 	prod := cluster.DefaultServerConfig()
 	prod.GossipBind, prod.Raft.BindAddr = "127.0.0.1:0", "127.0.0.1:0"

@@ -36,7 +36,7 @@ func (l *Lease) Token() uint64 { return l.token }
 
 // Lost is closed if the slot may be gone without Release: the cluster
 // released it (it declared this host dead), or this host has not heard from
-// a leader for the World's LeaseTimeout and so cannot know that the cluster
+// a leader for the World's lease timeout (WithLeaseTimeout) and so cannot know that the cluster
 // has not. Stop using what the slot guards when it closes.
 func (l *Lease) Lost() <-chan struct{} { return l.lost }
 
@@ -144,10 +144,10 @@ func (w *World) waitGrant(ctx context.Context, id, holder string) (uint64, error
 }
 
 // guard closes Lost if the slot disappears while the lease is held, or if
-// this host stops hearing from a leader for LeaseTimeout.
+// this host stops hearing from a leader for the lease timeout.
 func (l *Lease) guard(ctx context.Context) {
 	defer close(l.done)
-	timeout := l.w.LeaseTimeout
+	timeout := l.w.leaseTimeout
 	tick := time.NewTicker(max(timeout/4, time.Millisecond))
 	defer tick.Stop()
 	lose := func(why string) {

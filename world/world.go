@@ -80,15 +80,22 @@ type World struct {
 	nonce   string        // distinguishes this process's semaphore holders
 	seq     atomic.Uint64 // numbers them
 	holders *holders      // the holders this process owns
-
-	// LeaseTimeout is how long this host may go without hearing from a
-	// leader before its leases count as lost; DefaultLeaseTimeout unless
-	// changed before the first Acquire.
-	LeaseTimeout time.Duration
+	// leaseTimeout is how long this host may go without hearing from a
+	// leader before its leases count as lost.
+	leaseTimeout time.Duration
 }
 
+// Option changes how New makes a World.
+type Option func(*World)
+
+// WithLeaseTimeout sets how long the host may go without hearing from the
+// cluster's leader before it treats its semaphore slots as lost
+// (DefaultLeaseTimeout if not given): shorter than the time the cluster
+// takes to release a silent host's slots.
+func WithLeaseTimeout(d time.Duration) Option { return func(w *World) { w.leaseTimeout = d } }
+
 // New returns the World of host, on backend b. Logger may be nil.
-func New(b Backend, host string, log *slog.Logger) (*World, error) {
+func New(b Backend, host string, log *slog.Logger, opts ...Option) (*World, error) {
 	if host == "" || strings.ContainsAny(host, "/ \t\n") || len(host) > fsm.MaxNameSize {
 		return nil, fmt.Errorf("world: host name %q: want 1 to %d characters, no slashes or spaces", host, fsm.MaxNameSize)
 	}
@@ -99,8 +106,15 @@ func New(b Backend, host string, log *slog.Logger) (*World, error) {
 	if _, err := rand.Read(buf[:]); err != nil {
 		return nil, fmt.Errorf("world: %w", err)
 	}
-	return &World{b: b, f: b.FSM(), host: host, log: log, nonce: hex.EncodeToString(buf[:]), holders: newHolders(),
-		LeaseTimeout: DefaultLeaseTimeout}, nil
+	w := &World{b: b, f: b.FSM(), host: host, log: log, nonce: hex.EncodeToString(buf[:]), holders: newHolders(),
+		leaseTimeout: DefaultLeaseTimeout}
+	for _, o := range opts {
+		o(w)
+	}
+	if w.leaseTimeout <= 0 {
+		return nil, fmt.Errorf("world: lease timeout %v: want a positive duration", w.leaseTimeout)
+	}
+	return w, nil
 }
 
 // Host returns the name of the host this World belongs to.
