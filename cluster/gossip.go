@@ -53,17 +53,36 @@ func decodeMeta(b []byte) (Meta, bool) {
 }
 
 // GossipConfig tunes failure detection. The figures trade the time to
-// declare a crashed node dead against false alarms on a loaded network: a
-// node is probed every ProbeInterval, an unanswered probe makes it suspect,
-// and a suspect that does not refute within SuspicionMult probe intervals
-// (scaled by log10 of the cluster size) is dead.
+// declare a crashed node dead against false alarms on a loaded network. N
+// is the number of nodes in the ring; memberlist's own constants are noted
+// where a formula uses them.
 type GossipConfig struct {
-	ProbeInterval    time.Duration
-	ProbeTimeout     time.Duration
-	SuspicionMult    int
-	GossipInterval   time.Duration
+	// ProbeInterval is how often this node probes one other node, picked
+	// round-robin over a shuffled list: every node is probed about once per
+	// N intervals by each of the others, so a crashed node gets its first
+	// failed probe within about ProbeInterval.
+	ProbeInterval time.Duration
+	// ProbeTimeout is how long a probe waits for the direct ack before it
+	// asks 3 other nodes to probe indirectly (and tries TCP); it must
+	// exceed the network's worst round trip, and be under ProbeInterval.
+	ProbeTimeout time.Duration
+	// SuspicionMult sets how long a suspect has to refute before it is
+	// declared dead: SuspicionMult * max(1, log10(N)) * ProbeInterval, cut
+	// down from 6 times that as other nodes confirm the suspicion. A
+	// crashed node is thus dead after about ProbeInterval + that timeout.
+	SuspicionMult int
+	// GossipInterval is how often this node sends queued updates (joins,
+	// suspicions, deaths, metadata) to 3 random nodes; an update reaches
+	// everyone in about log(N) intervals, and is retransmitted
+	// 4 * ceil(log10(N+1)) times.
+	GossipInterval time.Duration
+	// PushPullInterval is how often this node syncs its whole member list
+	// with one random node over TCP, repairing anything gossip lost; above
+	// 32 nodes memberlist stretches it by ceil(log2(N) - log2(32)) + 1.
 	PushPullInterval time.Duration
-	TCPTimeout       time.Duration
+	// TCPTimeout bounds each TCP exchange: a push/pull, a join, the TCP
+	// fallback of a probe.
+	TCPTimeout time.Duration
 	// DeadNodeReclaimTime is how long a node must have been dead before
 	// it may come back from another address (its IP changed).
 	DeadNodeReclaimTime time.Duration
@@ -93,18 +112,27 @@ func LANGossip() GossipConfig {
 	}
 }
 
-// TestGossip is for in-process tests.
+// TestGossip is for in-process tests: the LAN tuning ten times faster
+// (a crashed node is dead in about 0.3 s), with a suspect given 2 probe
+// intervals instead of 4, and the slow repairs (push/pull, reclaiming a
+// dead node's name, gossip to the dead) thirty times faster, so tests of
+// restarts and address changes do not wait out LAN-scale periods.
 func TestGossip() GossipConfig {
-	return GossipConfig{
-		ProbeInterval:       100 * time.Millisecond,
-		ProbeTimeout:        50 * time.Millisecond,
-		SuspicionMult:       2,
-		GossipInterval:      20 * time.Millisecond,
-		PushPullInterval:    time.Second,
-		TCPTimeout:          time.Second,
-		DeadNodeReclaimTime: time.Second,
-		GossipToTheDeadTime: time.Second,
+	c := LANGossip().scaled(10)
+	c.SuspicionMult = 2
+	c.PushPullInterval /= 3
+	c.DeadNodeReclaimTime /= 3
+	c.GossipToTheDeadTime /= 3
+	return c
+}
+
+// scaled returns c with every duration divided by f.
+func (c GossipConfig) scaled(f time.Duration) GossipConfig {
+	for _, d := range []*time.Duration{&c.ProbeInterval, &c.ProbeTimeout, &c.GossipInterval, &c.PushPullInterval,
+		&c.TCPTimeout, &c.DeadNodeReclaimTime, &c.GossipToTheDeadTime} {
+		*d /= f
 	}
+	return c
 }
 
 // memberDelegate answers memberlist's callbacks for a Server.
