@@ -67,27 +67,27 @@ type Meta struct {
 func (m Meta) Validate() error {
 	var errs []error
 	if m.Retry < -1 {
-		errs = append(errs, fmt.Errorf("retry: %d is not a count (or -1 for ever)", m.Retry))
+		errs = append(errs, ParamErrorf("retry", "%d is not a count (or -1 for ever)", m.Retry))
 	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
 	}{{"delay", m.Delay}, {"timeout", m.Timeout}, {"poll", m.Poll}} {
 		if d.v < 0 {
-			errs = append(errs, fmt.Errorf("%s: %v is negative", d.name, d.v))
+			errs = append(errs, ParamErrorf(d.name, "%v is negative", d.v))
 		}
 	}
 	if m.limited() {
 		if m.Limit < 0 || math.IsNaN(float64(m.Limit)) {
-			errs = append(errs, fmt.Errorf("limit: %v events per second is not a rate", float64(m.Limit)))
+			errs = append(errs, ParamErrorf("limit", "%v events per second is not a rate", float64(m.Limit)))
 		}
 		if m.Burst <= 0 {
-			errs = append(errs, fmt.Errorf("burst: must be at least 1 when limit is set (got %d)", m.Burst))
+			errs = append(errs, ParamErrorf("burst", "must be at least 1 when limit is set (got %d)", m.Burst))
 		}
 	}
 	for _, tag := range m.Sema {
 		if _, _, err := ParseSema(tag); err != nil {
-			errs = append(errs, fmt.Errorf("sema: %w", err))
+			errs = append(errs, ParamErrorf("sema", "%w", err))
 		}
 	}
 	return errors.Join(errs...)

@@ -134,7 +134,7 @@ func (e *Exec) command(line string, args []string, shell, dir string) command {
 func (e *Exec) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+		errs = append(errs, engine.ParamErrorf(field, format, args...))
 	}
 
 	line := e.cmdLine()
@@ -149,7 +149,7 @@ func (e *Exec) Validate() error {
 		}
 	default:
 		if _, err := e.mainCommand().argv(); err != nil {
-			errs = append(errs, fmt.Errorf("cmd: %w", err))
+			errs = append(errs, engine.ParamErrorf("cmd", "%w", err))
 		}
 	}
 	for _, c := range []struct {
@@ -163,7 +163,7 @@ func (e *Exec) Validate() error {
 			continue
 		}
 		if _, err := c.cmd.argv(); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", c.field, err))
+			errs = append(errs, engine.ParamErrorf(c.field, "%w", err))
 		}
 	}
 	if e.Creates != "" && !filepath.IsAbs(e.Creates) {

@@ -98,12 +98,12 @@ func (f *File) wantExists() bool {
 func (f *File) Validate() error {
 	p := f.path()
 	if !filepath.IsAbs(p) {
-		return fmt.Errorf("path: %q is not absolute", p)
+		return engine.ParamErrorf("path", "%q is not absolute", p)
 	}
 	switch f.State {
 	case "", stateExists, stateAbsent:
 	default:
-		return fmt.Errorf("state: %q is not one of exists, absent or empty", f.State)
+		return engine.ParamErrorf("state", "%q is not one of exists, absent or empty", f.State)
 	}
 	if err := checkLastElement(p); err != nil {
 		return err
@@ -113,13 +113,13 @@ func (f *File) Validate() error {
 	if filepath.Clean(p) == "/" {
 		switch {
 		case f.State == stateAbsent:
-			return errors.New("state: refusing to remove /")
+			return engine.ParamErrorf("state", "refusing to remove /")
 		case f.Force:
-			return errors.New("force: / is never removed or replaced; remove force")
+			return engine.ParamErrorf("force", "/ is never removed or replaced; remove force")
 		}
 	}
 	if f.isDir() && f.Content != nil {
-		return fmt.Errorf("content: %q is a directory (it ends in /) and cannot have content", p)
+		return engine.ParamErrorf("content", "%q is a directory (it ends in /) and cannot have content", p)
 	}
 	if err := f.validateSources(); err != nil {
 		return err
@@ -146,9 +146,9 @@ func checkLastElement(p string) error {
 	}
 	clean := filepath.Clean(p)
 	if clean == "/" {
-		return fmt.Errorf("path: %q ends in %q; write the path plainly: \"/\"", p, last)
+		return engine.ParamErrorf("path", "%q ends in %q; write the path plainly: \"/\"", p, last)
 	}
-	return fmt.Errorf("path: %q ends in %q; write the path plainly: %q for a directory, %q for a file",
+	return engine.ParamErrorf("path", "%q ends in %q; write the path plainly: %q for a directory, %q for a file",
 		p, last, clean+"/", clean)
 }
 

@@ -2,9 +2,10 @@ package resources
 
 import (
 	"errors"
-	"fmt"
 	"path/filepath"
 	"strings"
+
+	"github.com/graftcm/graft/engine"
 )
 
 // fullPath is the declared path with the Dirname and Basename overrides
@@ -46,13 +47,13 @@ func (f *File) sourceIsDir() bool { return strings.HasSuffix(f.Source, "/") }
 // beyond them, a purge of / and a source inside the path it is copied to.
 func (f *File) validateSources() error {
 	if f.Dirname != "" && !strings.HasPrefix(f.Dirname, "/") {
-		return fmt.Errorf("dirname: %q is not absolute", f.Dirname)
+		return engine.ParamErrorf("dirname", "%q is not absolute", f.Dirname)
 	}
 	if f.Dirname != "" && !strings.HasSuffix(f.Dirname, "/") {
-		return fmt.Errorf("dirname: %q must end in /", f.Dirname)
+		return engine.ParamErrorf("dirname", "%q must end in /", f.Dirname)
 	}
 	if strings.HasPrefix(f.Basename, "/") {
-		return fmt.Errorf("basename: %q must not start with /", f.Basename)
+		return engine.ParamErrorf("basename", "%q must not start with /", f.Basename)
 	}
 	if err := f.validateExclusive(); err != nil {
 		return err
@@ -66,11 +67,11 @@ func (f *File) validateSources() error {
 	if f.Purge {
 		switch {
 		case !f.isDir():
-			return fmt.Errorf("purge: %q is not a directory (it does not end in /)", f.path())
+			return engine.ParamErrorf("purge", "%q is not a directory (it does not end in /)", f.path())
 		case !f.Recurse:
-			return errors.New("purge: needs recurse: true")
+			return engine.ParamErrorf("purge", "needs recurse: true")
 		case filepath.Clean(f.path()) == "/":
-			return errors.New("purge: refusing to purge /")
+			return engine.ParamErrorf("purge", "refusing to purge /")
 		}
 	}
 	return f.validateFragments()
@@ -88,13 +89,13 @@ func (f *File) validateExclusive() error {
 		return errors.New("content, source, fragments: set at most one of them")
 	}
 	if f.State == stateAbsent && f.Source != "" && !f.Symlink {
-		return errors.New("source: cannot copy to a path declared absent; remove source or state")
+		return engine.ParamErrorf("source", "cannot copy to a path declared absent; remove source or state")
 	}
 	if f.State == stateAbsent && len(f.Fragments) > 0 {
-		return errors.New("fragments: cannot build a path declared absent; remove fragments or state")
+		return engine.ParamErrorf("fragments", "cannot build a path declared absent; remove fragments or state")
 	}
 	if f.Purge && (f.Content != nil || len(f.Fragments) > 0) {
-		return errors.New("purge: cannot be combined with content or fragments")
+		return engine.ParamErrorf("purge", "cannot be combined with content or fragments")
 	}
 	return nil
 }
@@ -102,13 +103,13 @@ func (f *File) validateExclusive() error {
 func (f *File) validateSymlink() error {
 	switch {
 	case f.Source == "" && f.State != stateAbsent:
-		return errors.New("symlink: needs source, the target the link points to")
+		return engine.ParamErrorf("symlink", "needs source, the target the link points to")
 	case f.isDir():
-		return fmt.Errorf("symlink: %q ends in / but a symlink is not a directory", f.path())
+		return engine.ParamErrorf("symlink", "%q ends in / but a symlink is not a directory", f.path())
 	case f.Content != nil || len(f.Fragments) > 0:
-		return errors.New("symlink: cannot be combined with content or fragments")
+		return engine.ParamErrorf("symlink", "cannot be combined with content or fragments")
 	case f.Recurse || f.Purge:
-		return errors.New("symlink: cannot be combined with recurse or purge")
+		return engine.ParamErrorf("symlink", "cannot be combined with recurse or purge")
 	}
 	return nil
 }
@@ -118,20 +119,20 @@ func (f *File) validateSource() error {
 		return nil
 	}
 	if !filepath.IsAbs(f.Source) {
-		return fmt.Errorf("source: %q is not absolute", f.Source)
+		return engine.ParamErrorf("source", "%q is not absolute", f.Source)
 	}
 	if f.isDir() != f.sourceIsDir() {
-		return fmt.Errorf("source: %q and path %q must both be directories (ending in /) or both files", f.Source, f.path())
+		return engine.ParamErrorf("source", "%q and path %q must both be directories (ending in /) or both files", f.Source, f.path())
 	}
 	if f.sourceIsDir() && !f.Recurse {
-		return errors.New("source: copying a directory needs recurse: true")
+		return engine.ParamErrorf("source", "copying a directory needs recurse: true")
 	}
 	if !f.sourceIsDir() && f.Recurse {
-		return errors.New("recurse: cannot recurse when copying a single file")
+		return engine.ParamErrorf("recurse", "cannot recurse when copying a single file")
 	}
 	src, dst := filepath.Clean(f.Source), filepath.Clean(f.path())
 	if src == dst || within(dst, src) || within(src, dst) {
-		return fmt.Errorf("source: %q and path %q overlap; a copy into or out of itself never ends", f.Source, f.path())
+		return engine.ParamErrorf("source", "%q and path %q overlap; a copy into or out of itself never ends", f.Source, f.path())
 	}
 	return nil
 }
@@ -139,14 +140,14 @@ func (f *File) validateSource() error {
 func (f *File) validateFragments() error {
 	for i, frag := range f.Fragments {
 		if !filepath.IsAbs(frag) {
-			return fmt.Errorf("fragments[%d]: %q is not absolute", i, frag)
+			return engine.ParamErrorf("fragments", "entry %d, %q, is not absolute", i+1, frag)
 		}
 		if c := filepath.Clean(frag); c == filepath.Clean(f.path()) || within(f.path(), c) {
-			return fmt.Errorf("fragments[%d]: %q holds the path %q itself", i, frag, f.path())
+			return engine.ParamErrorf("fragments", "entry %d, %q, holds the path %q itself", i+1, frag, f.path())
 		}
 	}
 	if len(f.Fragments) > 0 && f.isDir() {
-		return fmt.Errorf("fragments: %q is a directory (it ends in /) and cannot have content", f.path())
+		return engine.ParamErrorf("fragments", "%q is a directory (it ends in /) and cannot have content", f.path())
 	}
 	return nil
 }

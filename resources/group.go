@@ -36,7 +36,7 @@ func (g *Group) Validate() error {
 	switch g.State {
 	case "", stateExists, stateAbsent:
 	default:
-		return fmt.Errorf("state: %q is not one of exists or absent", g.State)
+		return engine.ParamErrorf("state", "%q is not one of exists or absent", g.State)
 	}
 	return checkAccountID("gid", g.GID)
 }

@@ -67,7 +67,7 @@ func (h *Hostname) want() hostNames {
 // and resolvers accept, and a pretty name of one line.
 func (h *Hostname) Validate() error {
 	if h.Hostname == "" && h.PrettyHostname == "" && h.StaticHostname == "" && h.TransientHostname == "" {
-		return errors.New("hostname: set at least one of hostname, pretty_hostname, static_hostname and transient_hostname")
+		return engine.ParamErrorf("hostname", "set at least one of hostname, pretty_hostname, static_hostname and transient_hostname")
 	}
 	from := func(explicit, key string) string {
 		if explicit != "" {
@@ -83,7 +83,7 @@ func (h *Hostname) Validate() error {
 		return err
 	}
 	if !utf8.ValidString(w.pretty) || strings.ContainsFunc(w.pretty, unicode.IsControl) {
-		return fmt.Errorf("%s: %q is not one line of UTF-8 text", from(h.PrettyHostname, "pretty_hostname"), w.pretty)
+		return engine.ParamErrorf(from(h.PrettyHostname, "pretty_hostname"), "%q is not one line of UTF-8 text", w.pretty)
 	}
 	return nil
 }
@@ -96,7 +96,7 @@ func checkHostname(key, name string) error {
 		return nil
 	}
 	if len(name) > maxHostnameLen {
-		return fmt.Errorf("%s: %q is %d bytes long; a host name has at most %d", key, name, len(name), maxHostnameLen)
+		return engine.ParamErrorf(key, "%q is %d bytes long; a host name has at most %d", name, len(name), maxHostnameLen)
 	}
 	for label := range strings.SplitSeq(name, ".") {
 		bad := label == "" || strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") ||
@@ -104,7 +104,7 @@ func checkHostname(key, name string) error {
 				return r > unicode.MaxASCII || !(r == '-' || unicode.IsLetter(r) || unicode.IsDigit(r))
 			})
 		if bad {
-			return fmt.Errorf("%s: %q is not a host name: want dot-separated labels of letters, digits and inner hyphens", key, name)
+			return engine.ParamErrorf(key, "%q is not a host name: want dot-separated labels of letters, digits and inner hyphens", name)
 		}
 	}
 	return nil

@@ -2,7 +2,6 @@ package resources
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -59,21 +58,21 @@ func (k *KV) Validate() error {
 	key := k.key()
 	switch {
 	case key == "":
-		return errors.New("key: empty")
+		return engine.ParamErrorf("key", "empty")
 	case strings.HasPrefix(key, kvReservedPrefix):
-		return fmt.Errorf("key: %q: keys under %q are graft's own", key, kvReservedPrefix)
+		return engine.ParamErrorf("key", "%q: keys under %q are graft's own", key, kvReservedPrefix)
 	}
 	switch k.SkipCmpStyle {
 	case kvCmpInt:
 		if k.SkipLessThan && k.Value != nil {
 			if _, err := strconv.ParseInt(*k.Value, 10, 64); err != nil {
-				return fmt.Errorf("value: %q is not an integer, which skiplessthan with skipcmpstyle 0 compares; "+
+				return engine.ParamErrorf("value", "%q is not an integer, which skiplessthan with skipcmpstyle 0 compares; "+
 					"use skipcmpstyle 1 to compare strings", *k.Value)
 			}
 		}
 	case kvCmpString:
 	default:
-		return fmt.Errorf("skipcmpstyle: %d is not 0 (integers) or 1 (strings)", k.SkipCmpStyle)
+		return engine.ParamErrorf("skipcmpstyle", "%d is not 0 (integers) or 1 (strings)", k.SkipCmpStyle)
 	}
 	return nil
 }

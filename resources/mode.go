@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+
+	"github.com/graftcm/graft/engine"
 )
 
 // modeSpec is a parsed file mode: either an absolute octal mode or a list of
@@ -34,7 +36,7 @@ func parseMode(s string) (modeSpec, error) {
 	if s[0] >= '0' && s[0] <= '7' {
 		v, err := strconv.ParseUint(s, 8, 32)
 		if err != nil || v > 0o7777 {
-			return modeSpec{}, fmt.Errorf("mode %q: want an octal mode up to 7777 or symbolic clauses like u=rw,go=r", s)
+			return modeSpec{}, engine.ParamErrorf("mode", "%q: want an octal mode up to 7777 or symbolic clauses like u=rw,go=r", s)
 		}
 		return modeSpec{set: true, octal: true, abs: unixToFileMode(uint32(v))}, nil
 	}
@@ -42,7 +44,7 @@ func parseMode(s string) (modeSpec, error) {
 	for clause := range strings.SplitSeq(s, ",") {
 		c, err := parseClause(clause)
 		if err != nil {
-			return modeSpec{}, fmt.Errorf("mode %q: %w", s, err)
+			return modeSpec{}, engine.ParamErrorf("mode", "%q: %w", s, err)
 		}
 		spec.clauses = append(spec.clauses, c)
 	}

@@ -2,7 +2,6 @@ package resources
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
@@ -75,22 +74,22 @@ func (m *Msg) priority() string {
 // with journal both are refused here rather than when the message is sent.
 func (m *Msg) Validate() error {
 	if _, _, ok := msgPriority(m.priority()); !ok {
-		return fmt.Errorf("priority: %q is not one of %s", m.Priority, strings.Join(strings.Fields(msgPriorityNames), ", "))
+		return engine.ParamErrorf("priority", "%q is not one of %s", m.Priority, strings.Join(strings.Fields(msgPriorityNames), ", "))
 	}
 	for _, k := range slices.Sorted(maps.Keys(m.Fields)) {
 		if k == "" || strings.HasPrefix(k, "_") || strings.ContainsFunc(k, func(r rune) bool {
 			return !(r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
 		}) {
-			return fmt.Errorf("fields: %q: want letters, digits and underscores, not starting with an underscore", k)
+			return engine.ParamErrorf("fields", "%q: want letters, digits and underscores, not starting with an underscore", k)
 		}
 		if !m.Journal {
 			continue
 		}
 		if k != strings.ToUpper(k) {
-			return fmt.Errorf("fields: %q: the journal takes upper-case field names only", k)
+			return engine.ParamErrorf("fields", "%q: the journal takes upper-case field names only", k)
 		}
 		if k == "MESSAGE" || k == "PRIORITY" {
-			return fmt.Errorf("fields: %q is set from body and priority", k)
+			return engine.ParamErrorf("fields", "%q is set from body and priority", k)
 		}
 	}
 	return nil

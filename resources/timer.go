@@ -2,7 +2,6 @@ package resources
 
 import (
 	"context"
-	"errors"
 	"sync/atomic"
 	"time"
 
@@ -25,7 +24,7 @@ type Timer struct {
 // Validate requires a positive interval.
 func (t *Timer) Validate() error {
 	if t.Interval == 0 {
-		return errors.New("interval: must be at least 1 second")
+		return engine.ParamErrorf("interval", "must be at least 1 second")
 	}
 	return nil
 }

@@ -54,7 +54,7 @@ func (u *User) Validate() error {
 	switch u.State {
 	case "", stateExists, stateAbsent:
 	default:
-		return fmt.Errorf("state: %q is not one of exists or absent", u.State)
+		return engine.ParamErrorf("state", "%q is not one of exists or absent", u.State)
 	}
 	if err := checkAccountID("uid", u.UID); err != nil {
 		return err
@@ -63,7 +63,7 @@ func (u *User) Validate() error {
 		return err
 	}
 	if u.GID != nil && u.Group != nil {
-		return fmt.Errorf("gid: given with group %q; name the primary group by gid or by group, not both", *u.Group)
+		return engine.ParamErrorf("gid", "given with group %q; name the primary group by gid or by group, not both", *u.Group)
 	}
 	if u.Group != nil {
 		if err := checkAccountName("group", "group", *u.Group); err != nil {
@@ -76,17 +76,17 @@ func (u *User) Validate() error {
 			return err
 		}
 		if seen[g] {
-			return fmt.Errorf("groups: %q is listed twice", g)
+			return engine.ParamErrorf("groups", "%q is listed twice", g)
 		}
 		seen[g] = true
 	}
 	if u.HomeDir != nil {
 		h := *u.HomeDir
 		if !filepath.IsAbs(h) {
-			return fmt.Errorf("homedir: %q is not an absolute path", h)
+			return engine.ParamErrorf("homedir", "%q is not an absolute path", h)
 		}
 		if strings.ContainsAny(h, ":\n") {
-			return fmt.Errorf("homedir: %q holds a colon or a newline, which /etc/passwd cannot hold", h)
+			return engine.ParamErrorf("homedir", "%q holds a colon or a newline, which /etc/passwd cannot hold", h)
 		}
 	}
 	return nil

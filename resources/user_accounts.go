@@ -48,21 +48,21 @@ const maxAccountName = 32
 func checkAccountName(field, kind, name string) error {
 	const want = "want 1 to 32 characters: a lower-case letter or _, then lower-case letters, digits, _, - or ., and at most a final $"
 	if name == "" {
-		return fmt.Errorf("%s: the %s name is empty; %s", field, kind, want)
+		return engine.ParamErrorf(field, "the %s name is empty; %s", kind, want)
 	}
 	if len(name) > maxAccountName {
-		return fmt.Errorf("%s: %q is not a valid %s name: it is %d characters long; %s", field, name, kind, len(name), want)
+		return engine.ParamErrorf(field, "%q is not a valid %s name: it is %d characters long; %s", name, kind, len(name), want)
 	}
 	body := strings.TrimSuffix(name, "$")
 	for i, c := range body {
 		ok := c == '_' || (c >= 'a' && c <= 'z') ||
 			(i > 0 && (c == '-' || c == '.' || (c >= '0' && c <= '9')))
 		if !ok {
-			return fmt.Errorf("%s: %q is not a valid %s name: %q at position %d; %s", field, name, kind, c, i+1, want)
+			return engine.ParamErrorf(field, "%q is not a valid %s name: %q at position %d; %s", name, kind, c, i+1, want)
 		}
 	}
 	if body == "" {
-		return fmt.Errorf("%s: %q is not a valid %s name; %s", field, name, kind, want)
+		return engine.ParamErrorf(field, "%q is not a valid %s name; %s", name, kind, want)
 	}
 	return nil
 }
@@ -70,7 +70,7 @@ func checkAccountName(field, kind, name string) error {
 // checkAccountID refuses the one id no account can have.
 func checkAccountID(field string, id *uint32) error {
 	if id != nil && *id == noAccountID {
-		return fmt.Errorf("%s: %d is reserved (it means no id); want 0 to %d", field, *id, noAccountID-1)
+		return engine.ParamErrorf(field, "%d is reserved (it means no id); want 0 to %d", *id, noAccountID-1)
 	}
 	return nil
 }

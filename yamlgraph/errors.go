@@ -21,7 +21,8 @@ type Error struct {
 	Where string
 	Msg   string
 	// Err is the error behind Msg, when there is one, for errors.Is and
-	// errors.As: engine.ErrConflict for two resources managing one thing.
+	// errors.As: engine.ErrConflict for two resources managing one thing,
+	// an *engine.ParamError for a parameter a resource refused.
 	Err error
 }
 
@@ -72,6 +73,18 @@ func (l *errList) add(n *yaml.Node, where, format string, args ...any) {
 		return
 	}
 	e := &Error{File: l.file, Where: where, Msg: fmt.Sprintf(format, args...)}
+	if n != nil {
+		e.Line, e.Column = n.Line, n.Column
+	}
+	l.errs = append(l.errs, e)
+}
+
+// addErr adds err, kept for errors.Is and errors.As, located at n.
+func (l *errList) addErr(n *yaml.Node, where string, err error) {
+	if len(l.errs) >= maxErrors {
+		return
+	}
+	e := &Error{File: l.file, Where: where, Msg: err.Error(), Err: err}
 	if n != nil {
 		e.Line, e.Column = n.Line, n.Column
 	}

@@ -153,7 +153,7 @@ resources:
   - name: "@@f"
     path: /tmp/f
     mode: bad
-`, `bad.yaml:6:5: file "@@f": mode "bad"`},
+`, `bad.yaml:6:5: file "@@f": mode: "bad"`},
 		{"collect unknown kind", `
 collect:
 - kind: nosuch

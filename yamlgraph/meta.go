@@ -100,11 +100,7 @@ func (p *parser) meta(n *yaml.Node, where string) (engine.Meta, bool) {
 	}
 	m = y.toMeta()
 	if err := m.Validate(); err != nil {
-		at := n
-		if k := keyAt[leadingWord(err.Error())]; k != nil {
-			at = k
-		}
-		p.l.add(at, where, "%v", err)
+		p.validateError(err, n, keyAt, where)
 		return m, false
 	}
 	return m, true

@@ -343,11 +343,7 @@ func (p *parser) decodeResource(kind engine.Kind, name string, item *yaml.Node, 
 		return engine.Vertex{}, x, false
 	}
 	if err := res.Validate(); err != nil {
-		at := item
-		if k := keyAt[leadingWord(err.Error())]; k != nil {
-			at = k // the error starts with the name of the parameter at fault
-		}
-		p.l.add(at, where, "%v", err)
+		p.validateError(err, item, keyAt, where)
 		return engine.Vertex{}, x, false
 	}
 	p.warnIgnored(res, keyAt, where)
@@ -581,13 +577,20 @@ func (p *parser) cycleError(c *engine.CycleError) error {
 		Msg: fmt.Sprintf("%v (edges at lines %s)", c, strings.Join(lines, ", "))}
 }
 
-// leadingWord returns the run of key characters an error message starts with.
-func leadingWord(s string) string {
-	i := strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_')
-	})
-	if i < 0 {
-		return s
+// validateError reports what a resource's Validate returned: each
+// engine.ParamError (several may come joined) at the key of its
+// parameter, anything else at the resource.
+func (p *parser) validateError(err error, item *yaml.Node, keyAt map[string]*yaml.Node, where string) {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
 	}
-	return s[:i]
+	for _, e := range errs {
+		at := item
+		var pe *engine.ParamError
+		if errors.As(e, &pe) && keyAt[pe.Param] != nil {
+			at = keyAt[pe.Param]
+		}
+		p.l.addErr(at, where, e)
+	}
 }

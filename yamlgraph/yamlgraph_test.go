@@ -264,7 +264,7 @@ resources:
   file:
   - name: /tmp/a
     mode: "u=rwz"
-`, `bad.yaml:5:5: file "/tmp/a": mode "u=rwz": clause "u=rwz": unknown permission 'z'`},
+`, `bad.yaml:5:5: file "/tmp/a": mode: "u=rwz": clause "u=rwz": unknown permission 'z'`},
 		{"unknown meta", `
 resources:
   noop:
