@@ -149,8 +149,8 @@ func (p *Pkg) CheckApply(ctx context.Context, apply bool) (bool, error) {
 }
 
 // CheckApplyGroup brings every package of an automatic group to its state
-// in one transaction: one apt-get run for the installs, one for the
-// removals.
+// in one transaction: one apt-get (or dnf) run for the installs, one for
+// the removals.
 func (p *Pkg) CheckApplyGroup(ctx context.Context, apply bool, members []engine.Res) (bool, error) {
 	pkgs := make([]*Pkg, 0, len(members))
 	for _, m := range members {

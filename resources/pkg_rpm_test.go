@@ -72,7 +72,7 @@ func TestRPMPkgRemovedByRpmIsReinstalled(t *testing.T) {
 	runGraph(t, g)
 	r.waitVersion(name, "1.0-1")
 	for range 2 {
-		r.run("rpm", "--root", r.root, "-e", name)
+		r.erase(name)
 		r.waitVersion(name, "1.0-1")
 	}
 }

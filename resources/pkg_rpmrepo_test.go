@@ -156,6 +156,24 @@ func (r *rpmRepo) dnf(args ...string) {
 // dnf's makecache timer would.
 func (r *rpmRepo) refresh() { r.t.Helper(); r.dnf("--refresh", "makecache") }
 
+// erase removes name with rpm -e, as another administrator would; again
+// while a dnf run (of graft) still holds rpm's transaction lock, which
+// rpm -e does not wait for, for up to a minute.
+func (r *rpmRepo) erase(name string) {
+	r.t.Helper()
+	var err error
+	var out []byte
+	poll(60*time.Second, func() bool {
+		cmd := exec.Command("rpm", "--root", r.root, "-e", "--", name)
+		cmd.Env = rpmEnv()
+		out, err = cmd.CombinedOutput()
+		return err == nil || !strings.Contains(string(out), "transaction lock")
+	})
+	if err != nil {
+		r.t.Fatalf("rpm -e %s: %v\n%s", name, err, out)
+	}
+}
+
 // version asks rpm for the installed version-release of name, "" if it
 // is not installed.
 func (r *rpmRepo) version(name string) string {
