@@ -319,12 +319,13 @@ func (b *rpmBackend) installSpecs(ctx context.Context, tx pkgTx) ([]string, erro
 			return nil, err
 		}
 		for i, s := range tx.install {
-			if specs[i] == "" {
-				specs[i] = s + "-" + cands[s]
-				if cands[s] == "" {
-					return nil, fmt.Errorf("%w: %s", ErrNoSuchPackage, s)
-				}
+			if specs[i] != "" {
+				continue
 			}
+			if cands[s] == "" {
+				return nil, fmt.Errorf("%w: %s", ErrNoSuchPackage, s)
+			}
+			specs[i] = s + "-" + cands[s]
 		}
 	}
 	return specs, nil
