@@ -23,23 +23,25 @@ const (
 var ErrNoSuchPackage = errors.New("no such package in the package lists")
 
 // Pkg keeps a package installed, uninstalled, at the newest version or at a
-// given version, through the host's package manager (dpkg and apt on
-// Debian and Ubuntu). The resource name is the package name.
+// given version, through the host's package manager: dpkg and apt on
+// Debian and Ubuntu, rpm and dnf on Fedora and RHEL. The resource name is
+// the package name.
 type Pkg struct {
 	// State is "installed" (the default: any version will do),
 	// "uninstalled", "newest" (the candidate version of the package
 	// lists) or a version to hold the package at.
 	State string `yaml:"state"`
 	// AllowDowngrade lets a version state install a version older than
-	// the installed one; without it apt refuses to downgrade.
+	// the installed one; without it graft refuses to downgrade.
 	AllowDowngrade bool `yaml:"allowdowngrade"`
-	// AllowUntrusted installs packages apt cannot authenticate (apt-get
-	// --allow-unauthenticated); without it apt refuses them.
+	// AllowUntrusted installs packages that cannot be authenticated
+	// (apt-get --allow-unauthenticated, dnf --nogpgcheck); without it the
+	// package manager refuses them.
 	AllowUntrusted bool `yaml:"allowuntrusted"`
 	// AllowNonFree and AllowUnsupported are mgmt's PackageKit search
-	// filters. apt has no such filters (what it may install is what the
-	// configured sources offer), so on Debian they are accepted and
-	// ignored with a warning.
+	// filters. Neither apt nor dnf has such filters (what they may
+	// install is what the configured sources offer), so they are accepted
+	// and ignored with a warning.
 	AllowNonFree     bool `yaml:"allownonfree"`
 	AllowUnsupported bool `yaml:"allowunsupported"`
 
@@ -87,9 +89,9 @@ func (p *Pkg) Validate() error {
 // those a graph sets.
 func (p *Pkg) IgnoredParams() map[string]string {
 	ignored := map[string]string{
-		"allownonfree": "apt has no free-software filter: it installs what the configured sources " +
-			"(their main, contrib and non-free components) offer",
-		"allowunsupported": "apt has no notion of supported packages: it installs what the configured sources offer",
+		"allownonfree": "apt and dnf have no free-software filter: they install what the configured sources " +
+			"(apt's main, contrib and non-free components, dnf's repositories) offer",
+		"allowunsupported": "apt and dnf have no notion of supported packages: they install what the configured sources offer",
 	}
 	if !p.isVersion() {
 		ignored["allowdowngrade"] = "only a version state can downgrade a package"
@@ -97,13 +99,16 @@ func (p *Pkg) IgnoredParams() map[string]string {
 	return ignored
 }
 
-// Init chooses the host's package manager and checks the name and version
-// against its rules.
+// Init chooses the host's package manager (unless a test chose one) and
+// checks the name and version against its rules.
 func (p *Pkg) Init(rt *engine.Runtime) error {
 	p.rt = rt
-	be, err := detectBackend()
-	if err != nil {
-		return err
+	be := p.be
+	if be == nil {
+		var err error
+		if be, err = detectBackend(); err != nil {
+			return err
+		}
 	}
 	if err := be.validName(p.name); err != nil {
 		return fmt.Errorf("name: %w", err)
@@ -120,9 +125,10 @@ func (p *Pkg) Init(rt *engine.Runtime) error {
 // Cleanup does nothing.
 func (p *Pkg) Cleanup() error { return nil }
 
-// Watch reports every change of the package database: dpkg replaces its
-// status file (by rename) at each step of every install or removal,
-// whoever runs it.
+// Watch reports every change of the package database, whoever makes it:
+// dpkg replaces its status file (by rename) at each step of every install
+// or removal, and rpm writes its database file at the end of each
+// transaction.
 func (p *Pkg) Watch(ctx context.Context) error {
 	if p.hub == nil {
 		return errors.New("pkg: no file watcher configured")
@@ -143,8 +149,8 @@ func (p *Pkg) CheckApply(ctx context.Context, apply bool) (bool, error) {
 }
 
 // CheckApplyGroup brings every package of an automatic group to its state
-// in one transaction: one apt-get run for the installs, one for the
-// removals.
+// in one transaction: one apt-get (or dnf) run for the installs, one for
+// the removals.
 func (p *Pkg) CheckApplyGroup(ctx context.Context, apply bool, members []engine.Res) (bool, error) {
 	pkgs := make([]*Pkg, 0, len(members))
 	for _, m := range members {

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 )
 
@@ -81,14 +83,21 @@ func hostHas(progs ...string) bool {
 	return true
 }
 
-// detectBackend chooses the backend by what the host has. Only the Debian
-// backend exists; a host with rpm and dnf is told so by name.
-func detectBackend() (pkgBackend, error) {
+// detectBackend chooses the backend by what the host has: dpkg and apt
+// when dpkg's status file exists and apt-get, apt-cache and dpkg-query are
+// in PATH; else rpm and dnf when both are in PATH.
+func detectBackend() (pkgBackend, error) { return pickBackend("/var/lib/dpkg", "/") }
+
+// pickBackend is detectBackend with dpkg's database directory and the root
+// rpm and dnf install under.
+func pickBackend(dpkgAdmin, root string) (pkgBackend, error) {
+	_, statusErr := os.Stat(filepath.Join(dpkgAdmin, "status"))
 	switch {
-	case hostHas("dpkg-query", "apt-get", "apt-cache"):
-		return &aptBackend{admin: "/var/lib/dpkg"}, nil
+	case statusErr == nil && hostHas("dpkg-query", "apt-get", "apt-cache"):
+		return &aptBackend{admin: dpkgAdmin}, nil
 	case hostHas("rpm", "dnf"):
-		return nil, fmt.Errorf("%w: rpm and dnf are present, but graft's rpm/dnf backend is not written yet", ErrNoPackageManager)
+		return newRPMBackend(root)
 	}
-	return nil, ErrNoPackageManager
+	return nil, fmt.Errorf("%w: found neither %s with apt-get, apt-cache and dpkg-query, nor rpm with dnf, in PATH",
+		ErrNoPackageManager, filepath.Join(dpkgAdmin, "status"))
 }
