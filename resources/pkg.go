@@ -67,19 +67,19 @@ func (p *Pkg) isVersion() bool {
 // package manager accepts. Init checks them against the host's.
 func (p *Pkg) Validate() error {
 	if strings.HasPrefix(p.name, "/") {
-		return fmt.Errorf("name: %q is a path: installing a package file is not supported; "+
+		return engine.ParamErrorf("name", "%q is a path: installing a package file is not supported; "+
 			"publish it in a repository the package manager knows and name the package", p.name)
 	}
 	if !pkgNameSafe.MatchString(p.name) {
-		return fmt.Errorf("name: %q is not a package name (letters, digits, '.', '_', '+', '-', starting with a letter or digit)", p.name)
+		return engine.ParamErrorf("name", "%q is not a package name (letters, digits, '.', '_', '+', '-', starting with a letter or digit)", p.name)
 	}
 	switch {
 	case p.State == "":
-		return errors.New("state: empty; want installed, uninstalled, newest or a version")
+		return engine.ParamErrorf("state", "empty; want installed, uninstalled, newest or a version")
 	case p.State == "latest":
-		return errors.New(`state: "latest" is not a state; did you mean newest?`)
+		return engine.ParamErrorf("state", `"latest" is not a state; did you mean newest?`)
 	case p.isVersion() && !pkgVersionSafe.MatchString(p.State):
-		return fmt.Errorf("state: %q is not installed, uninstalled, newest or a version (a version starts with a digit)", p.State)
+		return engine.ParamErrorf("state", "%q is not installed, uninstalled, newest or a version (a version starts with a digit)", p.State)
 	}
 	return nil
 }
