@@ -32,4 +32,14 @@
 // Reads are served by the local FSM. Linearize makes a read linearizable: it
 // asks the leader for its commit index (the leader first confirms with a
 // quorum that it still leads) and waits until the local FSM has applied it.
+//
+// # Membership
+//
+// A Server runs a node in a gossip ring (memberlist) and, while it leads,
+// makes the raft configuration follow the ring: plan decides a pass from a
+// view taken at its start (raft's servers, the ring, the departures, the
+// servers' progress, the time, what earlier passes remembered, the
+// configuration), and execute carries the actions out while the node still
+// leads in the term the pass began in. The bootstrap-expect decision is
+// decideExpect, on the ring alone. Each loop has its own wake channel.
 package cluster

@@ -2,8 +2,6 @@ package cluster
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -327,86 +325,4 @@ func (s *Server) reconnectLoop(ctx context.Context) {
 			reconnect = false // only remember the new member
 		}
 	}
-}
-
-// bootstrapExpectLoop bootstraps once exactly BootstrapExpect fresh servers
-// of this cluster (this one included), all expecting that many, see each
-// other, every one of them names the same set, and none of the ring
-// belongs to a cluster already. Each node gossips a hash of the set it sees
-// and bootstraps only when all of the set gossip the same hash, so nodes
-// that see different sets (more servers than expected, or one that came
-// and went) never bootstrap two clusters. Once more servers than expected
-// have been seen it never bootstraps.
-func (s *Server) bootstrapExpectLoop(ctx context.Context) {
-	tick := time.NewTicker(s.cfg.ReconcileInterval)
-	defer tick.Stop()
-	tooMany := false
-	for {
-		if s.node.HasState() || s.ClusterID() != "" || s.node.raft.LastIndex() > 0 {
-			return
-		}
-		var fresh []RaftServer
-		sets := map[string]string{}
-		existing := ""
-		for name, e := range s.ringView() {
-			meta := e.meta
-			if meta.Cluster != s.cfg.ClusterName {
-				continue
-			}
-			if meta.ClusterID != "" {
-				existing = name
-				continue
-			}
-			if meta.Expect == s.cfg.BootstrapExpect {
-				fresh = append(fresh, RaftServer{ID: name, Address: meta.RaftAddr})
-				sets[name] = meta.ExpectSet
-			}
-		}
-		switch {
-		case existing != "":
-			s.log.Info("the ring holds a bootstrapped cluster; waiting to be added to it", "seen", existing)
-			return
-		case len(fresh) > s.cfg.BootstrapExpect && !tooMany:
-			tooMany = true
-			s.log.Error("more servers than --bootstrap-expect see each other: not bootstrapping; make the count agree and start them afresh",
-				"expect", s.cfg.BootstrapExpect, "seen", len(fresh))
-		case len(fresh) == s.cfg.BootstrapExpect && !tooMany:
-			slices.SortFunc(fresh, func(a, b RaftServer) int { return strings.Compare(a.ID, b.ID) })
-			hash := setHash(fresh)
-			if p := s.expectSet.Load(); p == nil || *p != hash {
-				s.expectSet.Store(&hash)
-				if err := s.updateMeta(); err != nil {
-					s.log.Warn("could not gossip the bootstrap set", "err", err)
-				}
-			}
-			agreed := true
-			for _, srv := range fresh {
-				if srv.ID != s.cfg.Raft.NodeID && sets[srv.ID] != hash {
-					agreed = false
-				}
-			}
-			if agreed {
-				s.log.Info("the expected servers see each other and agree: bootstrapping", "servers", fresh)
-				if err := s.node.Bootstrap(fresh); err != nil {
-					s.log.Error("bootstrap failed", "err", err)
-				}
-				return
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		case <-s.wake:
-		}
-	}
-}
-
-// setHash names a set of servers.
-func setHash(servers []RaftServer) string {
-	h := sha256.New()
-	for _, s := range servers {
-		h.Write([]byte(s.ID + "\x00" + s.Address + "\x00"))
-	}
-	return hex.EncodeToString(h.Sum(nil)[:8])
 }

@@ -13,18 +13,6 @@ import (
 	"github.com/graftcm/graft/fsm"
 )
 
-// leaderState is what the reconciler remembers while this node leads. It is
-// touched only by the reconcile goroutine.
-type leaderState struct {
-	term         uint64
-	since        time.Time            // when this node began leading in term
-	failedSince  map[string]time.Time // nodes that failed, and since when
-	released     map[string]bool      // failed nodes whose slots were released
-	healthySince map[string]time.Time // non-voters caught up, and since when
-	health       map[string]bool      // raft servers up at the last pass
-	exportsGone  map[string]time.Time // nodes gone for good that export, and since when
-}
-
 // reconcileLoop reconciles on every tick and membership event, and serves
 // graceful leaves (which need the reconciler's view of health).
 func (s *Server) reconcileLoop(ctx context.Context) {
@@ -42,7 +30,7 @@ func (s *Server) reconcileLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-		case <-s.wake:
+		case <-s.reconcileWake:
 		case req := <-s.leaveReqs:
 			req.done <- s.handleLeave(req.ctx, req.id)
 		}
@@ -58,222 +46,110 @@ type ringMember struct {
 // leadIn starts the reconciler's leader state afresh when this node leads
 // in a term it had not led in yet.
 func (s *Server) leadIn(term uint64, now time.Time) {
-	if s.lead.term != term || s.lead.failedSince == nil {
-		s.lead = leaderState{term: term, since: now, failedSince: map[string]time.Time{},
-			released: map[string]bool{}, healthySince: map[string]time.Time{}, health: map[string]bool{},
-			exportsGone: map[string]time.Time{}}
-	}
+	s.lead = s.lead.in(term, now)
 }
 
-// reconcile makes the raft configuration follow the cluster. On the leader:
-//
-//   - a server alive in the ring but not in raft joins as a non-voter (and
-//     a server whose cluster address changed is updated, this one too),
-//     unless it is of another cluster, or started on raft state of its own
-//     and does not say it is of this one;
-//   - a non-voter that has stayed caught up for Stabilization is promoted
-//     while fewer voters are up than wanted: the largest odd number up to
-//     Voters that the servers up allow;
-//   - a server is up if the ring shows it or it answers the leader's
-//     progress call. One that is down has failed once memberlist reported
-//     it dead (or left), or once it has been down for DeadServerGrace
-//     while this node led (a new leader whose ring has not converged acts
-//     on nobody meanwhile). A failed node's semaphore slots and ephemeral
-//     keys are released after ReleaseGrace (at once if it left); it is
-//     removed from raft after DeadServerGrace (at once if it left), but
-//     never when the voters up would not be a quorum of the new
-//     configuration.
-//
-// Every change is made only while this node still leads in the term the
-// pass began in.
+// reconcile makes the raft configuration follow the cluster (see plan):
+// it takes a view of the cluster, plans, and executes the plan. Every
+// change is made only while this node still leads in the term the pass
+// began in.
 func (s *Server) reconcile(ctx context.Context) {
 	term := s.node.raft.CurrentTerm()
 	now := time.Now()
-	s.leadIn(term, now)
 	leading := func() bool { return s.node.IsLeader() && s.node.raft.CurrentTerm() == term }
 	if s.ClusterID() == "" {
 		s.writeClusterID(ctx)
 	}
-	f := s.node.raft.GetConfiguration()
-	if f.Error() != nil {
+	v, ok := s.gather(ctx, term, now)
+	if !ok {
+		s.leadIn(term, now)
 		return
 	}
-	servers := f.Configuration().Servers
-	self := s.cfg.Raft.NodeID
+	s.lead = execute(v, leading, func(a action) bool { return s.do(ctx, a) })
+}
 
+// gather takes the view a pass plans on. It probes the other raft servers
+// for their progress. It fails when the raft configuration cannot be read.
+func (s *Server) gather(ctx context.Context, term uint64, now time.Time) (view, bool) {
+	f := s.node.raft.GetConfiguration()
+	if f.Error() != nil {
+		return view{}, false
+	}
+	servers := f.Configuration().Servers
 	alive := s.aliveMembers()
 	s.goneMu.Lock()
 	gone, departed := maps.Clone(s.gone), maps.Clone(s.departed)
 	s.goneMu.Unlock()
-
 	progress := s.probe(ctx, servers)
-	health := healthOf(self, servers, alive, progress)
-	s.lead.health = health
-
-	// Join new servers as non-voters; follow address changes.
-	inRaft := map[string]raft.Server{}
-	for _, srv := range servers {
-		inRaft[string(srv.ID)] = srv
-	}
-	for _, name := range sortedKeys(alive) {
-		m := alive[name]
-		srv, ok := inRaft[name]
-		switch {
-		case !leading():
-			return
-		case !ok && (!departed[name].IsZero() || m.meta.Leaving):
-			// Leaving: it asked to be removed and has not left the ring yet.
-		case !ok && m.meta.ClusterID != "" && m.meta.ClusterID != s.ClusterID():
-			// Of another cluster (the ring let it in before either knew).
-		case !ok && m.meta.State && (m.meta.ClusterID == "" || s.ClusterID() == ""):
-			// Started on raft state of a cluster it (or this node) cannot
-			// name: it may be another cluster's, whose log raft would
-			// take for this one's.
-		case !ok:
-			s.log.Info("adding a server as a non-voter", "server", name, "address", m.meta.RaftAddr)
-			s.change(s.node.raft.AddNonvoter(raft.ServerID(name), raft.ServerAddress(m.meta.RaftAddr), 0, s.cfg.Raft.ApplyTimeout))
-		case string(srv.Address) != m.meta.RaftAddr:
-			// This node too: restarted on another address, it would
-			// keep its old one in raft (and in graft status) for good.
-			s.log.Info("a server's cluster address changed", "server", name, "from", srv.Address, "to", m.meta.RaftAddr)
-			if srv.Suffrage == raft.Voter {
-				s.change(s.node.raft.AddVoter(srv.ID, raft.ServerAddress(m.meta.RaftAddr), 0, s.cfg.Raft.ApplyTimeout))
-			} else {
-				s.change(s.node.raft.AddNonvoter(srv.ID, raft.ServerAddress(m.meta.RaftAddr), 0, s.cfg.Raft.ApplyTimeout))
-			}
-		}
-	}
-
-	// Promote caught-up non-voters while voters are short.
-	// answering counts the voters that answered just now: only they make
-	// a removal safe (the ring takes seconds to notice a death).
-	upServers, upVoters, voters, answering := 0, 0, 0, 0
-	for _, srv := range servers {
-		if srv.Suffrage == raft.Voter {
-			voters++
-			if id := string(srv.ID); id == self || progress[id] != nil {
-				answering++
-			}
-		}
-		if health[string(srv.ID)] {
-			upServers++
-			if srv.Suffrage == raft.Voter {
-				upVoters++
-			}
-		}
-	}
-	want := min(s.cfg.Voters, upServers)
-	if want%2 == 0 {
-		want--
-	}
-	leaderLast := s.node.raft.LastIndex()
-	for _, srv := range servers {
-		id := string(srv.ID)
-		if srv.Suffrage == raft.Voter || id == self {
-			continue
-		}
-		p := progress[id]
-		if !health[id] || p == nil || p.Index+s.cfg.CatchupLag < leaderLast {
-			delete(s.lead.healthySince, id)
-			continue
-		}
-		if _, ok := s.lead.healthySince[id]; !ok {
-			s.lead.healthySince[id] = now
-		}
-		if upVoters >= want || now.Sub(s.lead.healthySince[id]) < s.cfg.Stabilization {
-			continue
-		}
-		if !leading() {
-			return
-		}
-		s.log.Info("promoting a caught-up non-voter", "server", id, "voters_up", upVoters, "want", want)
-		if s.change(s.node.raft.AddVoter(srv.ID, srv.Address, 0, s.cfg.Raft.ApplyTimeout)) {
-			upVoters++
-			voters++
-			answering++
-		}
-	}
-
-	// Failed servers: release what they held; remove them when safe.
-	for _, srv := range servers {
-		id := string(srv.ID)
-		if health[id] {
-			delete(s.lead.failedSince, id)
-			delete(s.lead.released, id)
-			continue
-		}
-		g, reported := gone[id]
-		left := reported && g.left || !departed[id].IsZero()
-		if _, ok := s.lead.failedSince[id]; !ok {
-			switch {
-			case reported:
-				s.lead.failedSince[id] = g.at
-			case now.Sub(s.lead.since) >= s.cfg.DeadServerGrace:
-				// Down, never reported dead, after a full grace as leader.
-				s.lead.failedSince[id] = now.Add(-s.cfg.DeadServerGrace)
-			default:
-				continue
-			}
-		}
-		failedFor := now.Sub(s.lead.failedSince[id])
-		if !s.lead.released[id] && (left || failedFor >= s.cfg.ReleaseGrace) {
-			if !leading() {
-				return
-			}
-			s.release(ctx, id, left)
-		}
-		if !left && failedFor < s.cfg.DeadServerGrace {
-			continue
-		}
-		if srv.Suffrage == raft.Voter {
-			if newVoters := voters - 1; answering < newVoters/2+1 {
-				s.log.Warn("not removing a failed voter: the voters up would not be a quorum",
-					"server", id, "voters", voters, "answering", answering)
-				continue
-			}
-		}
-		if !leading() {
-			return
-		}
-		s.log.Info("removing a server that is gone", "server", id, "graceful", left, "failed_for", failedFor.Round(time.Millisecond))
-		if s.change(s.node.raft.RemoveServer(srv.ID, 0, s.cfg.Raft.ApplyTimeout)) {
-			delete(s.lead.failedSince, id)
-			if srv.Suffrage == raft.Voter {
-				voters--
-			}
-		}
-	}
-
-	// Nodes reported gone that raft no longer (or never) had may still hold
-	// slots and ephemeral keys: release them too, once.
-	for _, name := range sortedKeys(gone) {
-		g := gone[name]
-		if _, in := inRaft[name]; in || s.lead.released[name] {
-			continue
-		}
-		if _, up := alive[name]; up {
-			continue
-		}
-		if g.left || now.Sub(g.at) >= s.cfg.ReleaseGrace {
-			if !leading() {
-				return
-			}
-			s.release(ctx, name, g.left)
-		}
-	}
-	s.withdrawGoneExports(ctx, inRaft, alive, now, leading)
+	return view{leader: true, term: term, now: now, self: s.cfg.Raft.NodeID, clusterID: s.ClusterID(),
+		servers: servers, lastIndex: s.node.raft.LastIndex(), progress: progress, alive: alive,
+		gone: gone, departed: departed, exporting: exportingNodes(s.node.FSM()), lead: s.lead,
+		cfg: s.cfg.planConfig()}, true
 }
 
-// healthOf says which raft servers are up: this one, those the ring shows
-// alive, and those that answered the leader's progress call.
-func healthOf(self string, servers []raft.Server, alive map[string]ringMember, progress map[string]*Response) map[string]bool {
-	health := map[string]bool{}
-	for _, srv := range servers {
-		id := string(srv.ID)
-		_, inRing := alive[id]
-		health[id] = id == self || inRing || progress[id] != nil
+// execute carries out plan(v) in order, each action only while leading()
+// holds: the pass ends at the first action it does not. do performs an
+// action and reports whether it succeeded. When a promotion or a removal
+// fails, the rest of the pass is planned anew without it (the decisions
+// after it counted on it), from the action after it on: the plan before
+// it does not depend on it. execute returns the state to remember.
+func execute(v view, leading func() bool, do func(action) bool) leaderState {
+	p := plan(v)
+	var done []action
+	for i := 0; i < len(p.actions); i++ {
+		a := p.actions[i]
+		if !leading() {
+			break
+		}
+		switch {
+		case do(a):
+			done = append(done, a)
+		case a.counted():
+			v.failed = maps.Clone(v.failed)
+			if v.failed == nil {
+				v.failed = map[actionKey]bool{}
+			}
+			v.failed[a.key()] = true
+			p = plan(v)
+			i-- // the failed action is not in the new plan: the next one is at i
+		}
 	}
-	return health
+	for _, a := range done {
+		recordDone(p.lead, a)
+	}
+	return p.lead
+}
+
+// do performs one action of a pass, logging it as the old, inline
+// reconciler did, and reports whether it succeeded.
+func (s *Server) do(ctx context.Context, a action) bool {
+	timeout := s.cfg.Raft.ApplyTimeout
+	id, addr := raft.ServerID(a.server), raft.ServerAddress(a.addr)
+	switch a.kind {
+	case actNote:
+		s.log.Log(ctx, a.level(), a.reason, a.attrs...)
+		return true
+	case actRelease:
+		return s.release(ctx, a)
+	case actWithdraw:
+		return s.withdrawExports(ctx, a)
+	}
+	s.log.Info(a.reason, a.attrs...)
+	switch a.kind {
+	case actAddNonvoter:
+		return s.change(s.node.raft.AddNonvoter(id, addr, 0, timeout))
+	case actReaddress:
+		if a.voter {
+			return s.change(s.node.raft.AddVoter(id, addr, 0, timeout))
+		}
+		return s.change(s.node.raft.AddNonvoter(id, addr, 0, timeout))
+	case actPromote:
+		return s.change(s.node.raft.AddVoter(id, addr, 0, timeout))
+	case actRemove:
+		return s.change(s.node.raft.RemoveServer(id, 0, timeout))
+	}
+	s.log.Error("unknown reconcile action", "action", a.kind.String(), "server", a.server)
+	return false
 }
 
 // aliveMembers is the ring's members of this cluster.
@@ -289,9 +165,9 @@ func (s *Server) aliveMembers() map[string]ringMember {
 
 // probe asks every other raft server for its progress, all at once, each
 // bounded by a heartbeat timeout. Servers that do not answer are absent
-// from the result.
-func (s *Server) probe(ctx context.Context, servers []raft.Server) map[string]*Response {
-	out := map[string]*Response{}
+// from the result; those that do map to their last log index.
+func (s *Server) probe(ctx context.Context, servers []raft.Server) map[string]uint64 {
+	out := map[string]uint64{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	now := time.Now()
@@ -307,7 +183,7 @@ func (s *Server) probe(ctx context.Context, servers []raft.Server) map[string]*R
 				return
 			}
 			mu.Lock()
-			out[string(srv.ID)] = resp
+			out[string(srv.ID)] = resp.Index
 			mu.Unlock()
 		})
 	}
@@ -330,21 +206,17 @@ func (s *Server) change(f raft.IndexFuture) bool {
 }
 
 // release releases the semaphore slots and ephemeral keys of a node that
-// failed or left, through this leader only: an ex-leader's stale view is
-// never forwarded.
-func (s *Server) release(ctx context.Context, name string, left bool) {
+// failed or left (a, an actRelease), through this leader only: an
+// ex-leader's stale view is never forwarded. It reports whether it did.
+func (s *Server) release(ctx context.Context, a action) bool {
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.Raft.ApplyTimeout)
 	defer cancel()
-	if _, err := s.node.applyAsLeader(cctx, []fsm.Command{{Op: fsm.OpExpireNode, Node: name}}); err != nil {
-		s.log.Warn("could not release a gone node's semaphore slots and ephemeral keys", "server", name, "graceful", left, "err", err)
-		return
+	if _, err := s.node.applyAsLeader(cctx, []fsm.Command{{Op: fsm.OpExpireNode, Node: a.server}}); err != nil {
+		s.log.Warn("could not release a gone node's semaphore slots and ephemeral keys", "server", a.server, "graceful", a.left, "err", err)
+		return false
 	}
-	s.lead.released[name] = true
-	if left {
-		s.log.Info("released the semaphore slots and ephemeral keys of a node that left", "server", name)
-	} else {
-		s.log.Info("released a failed node's semaphore slots and ephemeral keys", "server", name)
-	}
+	s.log.Info(a.reason, a.attrs...)
+	return true
 }
 
 // handleLeave removes a server that leaves gracefully, unless the voters

@@ -182,7 +182,7 @@ type ServerDeps struct {
 
 // Server is a raft node that manages its own membership: it joins a
 // gossip ring, bootstraps only when that is safe, and, while it leads,
-// reconciles the raft configuration with the ring (see reconcile).
+// reconciles the raft configuration with the ring (see plan).
 type Server struct {
 	cfg  ServerConfig
 	log  *slog.Logger
@@ -200,10 +200,13 @@ type Server struct {
 	expectSet  atomic.Pointer[string]            // bootstrap-expect: the set this node would bootstrap
 	gossipAddr string
 	peers      PeerStore
-	wake       chan struct{}
-	peersWake  chan struct{} // the ring grew: remember its members now
-	joinWake   chan struct{} // another node joined the ring: the join loop may stop
-	leaveReqs  chan leaveReq // graceful leaves for the reconcile goroutine
+	// Each loop has a wake channel of its own: a kick wakes every loop
+	// that waits for one (a shared channel of capacity 1 would wake one).
+	reconcileWake chan struct{} // the ring changed: reconcile now
+	expectWake    chan struct{} // the ring changed: look at the bootstrap set now
+	peersWake     chan struct{} // the ring grew: remember its members now
+	joinWake      chan struct{} // another node joined the ring: the join loop may stop
+	leaveReqs     chan leaveReq // graceful leaves for the reconcile goroutine
 
 	// The ring as memberlist's events reported it. memberlist's own
 	// Members() hands out nodes it keeps changing, so it is not read.
@@ -275,12 +278,11 @@ func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error)
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, log: log.With("node", rc.NodeID), node: node, wake: make(chan struct{}, 1),
-		metaTurn:  make(chan struct{}, 1),
-		peersWake: make(chan struct{}, 1), joinWake: make(chan struct{}, 1),
+	s := &Server{cfg: cfg, log: log.With("node", rc.NodeID), node: node, metaTurn: make(chan struct{}, 1),
 		leaveReqs: make(chan leaveReq), ring: map[string]ringEntry{}, gone: map[string]goneNode{},
 		departed: map[string]time.Time{}, addrs: map[string]string{}, contact: map[string]time.Time{},
 		peers: deps.Peers, refusalLog: newLogLimiter(time.Now), ctx: ctx, cancel: cancel}
+	s.makeWakes()
 	if s.peers == nil && rc.DataDir != "" && !rc.InMemory {
 		s.peers = filePeers(filepath.Join(rc.DataDir, peersFile))
 	}
@@ -441,6 +443,13 @@ func (s *Server) updateMeta() error {
 	return s.ml.UpdateNode(s.cfg.Gossip.TCPTimeout)
 }
 
+// makeWakes makes the loops' wake channels: one for each loop, so that
+// a kick one loop has not taken yet is not taken by another.
+func (s *Server) makeWakes() {
+	s.reconcileWake, s.expectWake = make(chan struct{}, 1), make(chan struct{}, 1)
+	s.peersWake, s.joinWake = make(chan struct{}, 1), make(chan struct{}, 1)
+}
+
 // kickPeers wakes the reconnect loop to save the peers it knows.
 func (s *Server) kickPeers() {
 	select {
@@ -449,11 +458,14 @@ func (s *Server) kickPeers() {
 	}
 }
 
-// kick wakes the reconciler.
+// kick wakes the reconciler and the bootstrap-expect loop, each on its
+// own channel: a kick pending for one is not taken by the other.
 func (s *Server) kick() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	for _, wake := range []chan struct{}{s.reconcileWake, s.expectWake} {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
