@@ -122,7 +122,9 @@ func (p *Pkg) Cleanup() error { return nil }
 
 // Watch reports every change of the package database: dpkg replaces its
 // status file (by rename) at each step of every install or removal,
-// whoever runs it.
+// whoever runs it. Unless the state is uninstalled it also reports a
+// refresh of the package lists (apt-get update, by anyone), once, after
+// the refresh ends.
 func (p *Pkg) Watch(ctx context.Context) error {
 	if p.hub == nil {
 		return errors.New("pkg: no file watcher configured")
@@ -132,8 +134,13 @@ func (p *Pkg) Watch(ctx context.Context) error {
 		return err
 	}
 	defer cancel()
+	lists, refreshing, cancelLists, err := p.watchLists(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancelLists()
 	p.rt.Running()
-	<-ctx.Done()
+	afterRefreshes(ctx, lists, refreshing, listsQuiet, p.rt.Event)
 	return nil
 }
 
