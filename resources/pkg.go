@@ -43,10 +43,11 @@ type Pkg struct {
 	AllowNonFree     bool `yaml:"allownonfree"`
 	AllowUnsupported bool `yaml:"allowunsupported"`
 
-	name string
-	hub  *fswatch.Hub
-	rt   *engine.Runtime
-	be   pkgBackend
+	name  string
+	hub   *fswatch.Hub
+	rt    *engine.Runtime
+	be    pkgBackend
+	lists pkgListsState
 }
 
 func newPkg(name string, hub *fswatch.Hub) *Pkg {
@@ -140,7 +141,7 @@ func (p *Pkg) Watch(ctx context.Context) error {
 	}
 	defer cancelLists()
 	p.rt.Running()
-	afterRefreshes(ctx, lists, refreshing, listsQuiet, p.rt.Event)
+	afterRefreshes(ctx, lists, refreshing, listsQuiet, p.listsEvent)
 	return nil
 }
 
@@ -170,6 +171,8 @@ func (p *Pkg) GroupKey() string {
 }
 
 func (p *Pkg) checkApply(ctx context.Context, apply bool, pkgs []*Pkg) (bool, error) {
+	lists := p.listsPrint()
+	defer func() { listsChecked(pkgs, lists) }()
 	st, err := p.status(ctx, pkgs)
 	if err != nil {
 		return false, err
@@ -178,7 +181,9 @@ func (p *Pkg) checkApply(ctx context.Context, apply bool, pkgs []*Pkg) (bool, er
 	if len(missing) > 0 && apply {
 		// A host's lists may be stale or never fetched: refresh them once
 		// before deciding that a package does not exist.
-		if err := p.be.refresh(ctx, p.rt.Logger); err != nil {
+		err := p.be.refresh(ctx, p.rt.Logger)
+		lists = p.listsPrint() // the check's own refresh is no news to it
+		if err != nil {
 			return false, err
 		}
 		if st, err = p.status(ctx, pkgs); err != nil {

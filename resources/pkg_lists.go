@@ -3,10 +3,12 @@ package resources
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -80,6 +82,7 @@ func (p *Pkg) watchLists(ctx context.Context) (kick <-chan struct{}, refreshing 
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("package lists: %w", err)
 	}
+	p.lists.watched.Store(&lists)
 	ch := make(chan struct{}, 1)
 	cancel, err = p.hub.WatchDir(lists.dir, func(name string) {
 		if slices.Contains(lists.ignore, name) {
@@ -94,6 +97,61 @@ func (p *Pkg) watchLists(ctx context.Context) (kick <-chan struct{}, refreshing 
 		return nil, nil, nil, err
 	}
 	return ch, func() bool { return lockHeld(lists.lock) }, cancel, nil
+}
+
+// pkgListsState is what a pkg resource knows of the package lists.
+type pkgListsState struct {
+	// watched is the lists directory Watch follows; nil if none.
+	watched atomic.Pointer[pkgListsDir]
+	// checked is the fingerprint of the lists the last check used.
+	checked atomic.Uint64
+}
+
+// listsPrint returns a fingerprint of the package lists Watch follows
+// (each entry's name, size, modification time and inode), 0 if it follows
+// none.
+func (p *Pkg) listsPrint() uint64 {
+	lists := p.lists.watched.Load()
+	if lists == nil {
+		return 0
+	}
+	entries, err := os.ReadDir(lists.dir)
+	if err != nil {
+		return 1 // unreadable lists: a change if they were readable before
+	}
+	h := fnv.New64a()
+	for _, e := range entries {
+		if slices.Contains(lists.ignore, e.Name()) {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue // gone meanwhile
+		}
+		var ino uint64
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			ino = st.Ino
+		}
+		fmt.Fprintf(h, "%s\x00%d %d %d\n", e.Name(), fi.Size(), fi.ModTime().UnixNano(), ino)
+	}
+	return h.Sum64()
+}
+
+// listsChecked records the lists a check of pkgs used.
+func listsChecked(pkgs []*Pkg, print uint64) {
+	for _, p := range pkgs {
+		p.lists.checked.Store(print)
+	}
+}
+
+// listsEvent reports a refresh of the lists, unless the lists are those
+// the last check used: a refresh the check ran itself (of a package the
+// lists lacked) would otherwise wake it again, and it would refresh again,
+// for ever.
+func (p *Pkg) listsEvent() {
+	if p.listsPrint() != p.lists.checked.Load() {
+		p.rt.Event()
+	}
 }
 
 // afterRefreshes calls event once for each burst of kicks: when no kick

@@ -2,6 +2,7 @@ package resources
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -39,28 +40,39 @@ func TestPkgNewestUpgradesWhenAnotherProcessRefreshesTheLists(t *testing.T) {
 	waitInstalled(t, name, "2.0")
 }
 
-// watchNewest starts the Watch of a pkg in state newest until the test
-// ends, and waits until it runs.
+// watchListsOf runs the lists half of p's Watch until the test ends: the
+// events rt counts are the lists' alone, not dpkg's (which other tests on
+// the machine change at any time).
+func watchListsOf(t *testing.T, p *Pkg) *testRuntime {
+	t.Helper()
+	rt := newTestPkg(t, p, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	kick, refreshing, stop, err := p.watchLists(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kick == nil {
+		t.Fatalf("state %s: the lists are not watched", p.State)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		afterRefreshes(ctx, kick, refreshing, listsQuiet, p.listsEvent)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		stop()
+	})
+	return rt
+}
+
+// watchNewest watches the lists for a pkg in state newest.
 func watchNewest(t *testing.T, name string) *testRuntime {
 	t.Helper()
 	p := newPkg(name, runHub(t))
 	p.State = pkgNewest
-	rt := newTestPkg(t, p, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Watch(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Watch: %v", err)
-		}
-	})
-	select {
-	case <-rt.runningCh:
-	case <-time.After(30 * time.Second):
-		t.Fatal("Watch never said it was running")
-	}
-	return rt
+	return watchListsOf(t, p)
 }
 
 // waitEvent waits for the next event of rt.
@@ -75,7 +87,7 @@ func waitEvent(t *testing.T, rt *testRuntime, what string) {
 
 // Each apt-get update by another process is one event of a pkg's Watch,
 // not one per list it rewrites.
-func TestPkgWatchReportsEachListsRefreshOnce(t *testing.T) {
+func TestPkgListsWatchReportsEachRefreshOnce(t *testing.T) {
 	r := newAptRepo(t)
 	name := testPkgName(t, "once")
 	r.add(name, "1.0", "", nil)
@@ -94,7 +106,7 @@ func TestPkgWatchReportsEachListsRefreshOnce(t *testing.T) {
 // While apt-get update still holds its lock (here in a Post-Invoke hook
 // that waits for the test, after the lists were rewritten), the lists'
 // changes are not reported: the resource checks once the refresh is over.
-func TestPkgWatchWaitsForARunningRefreshToEnd(t *testing.T) {
+func TestPkgListsWatchWaitsForARunningRefreshToEnd(t *testing.T) {
 	r := newAptRepo(t)
 	name := testPkgName(t, "lock")
 	r.add(name, "1.0", "", nil)
@@ -140,6 +152,31 @@ func TestPkgWatchWaitsForARunningRefreshToEnd(t *testing.T) {
 	if n := rt.events.Load(); n != 1 {
 		t.Errorf("%d events, want 1", n)
 	}
+}
+
+// A pkg whose package no list has runs apt-get update once and fails. Its
+// own refresh rewrites the lists, but must not wake it: that would refresh
+// again, fail again, and so on for ever. A refresh by another process
+// still does.
+func TestPkgOwnRefreshDoesNotWakeItself(t *testing.T) {
+	r := newAptRepo(t)
+	name := testPkgName(t, "own")
+	r.add(name+"-other", "1.0", "", nil)
+	r.update()
+	p := newPkg(name, runHub(t))
+	rt := watchListsOf(t, p)
+	if _, err := p.CheckApply(t.Context(), true); !errors.Is(err, ErrNoSuchPackage) {
+		t.Fatalf("CheckApply: %v, want ErrNoSuchPackage", err)
+	}
+	// Bounded: a wake by its own refresh would come listsQuiet after it.
+	select {
+	case <-rt.eventCh:
+		t.Fatal("the resource's own apt-get update woke it")
+	case <-time.After(6 * listsQuiet):
+	}
+	r.add(name+"-other", "2.0", "", nil)
+	r.update()
+	waitEvent(t, rt, "another process's refresh")
 }
 
 // A refresh that rewrites its lists one after another, holding its lock
