@@ -35,13 +35,16 @@ type Hub struct {
 	closed bool
 	dirs   map[string]*dir // watched directory -> subscriptions anchored there
 	subs   map[*sub]struct{}
+	dsubs  map[*dirSub]struct{} // WatchDir subscriptions
 }
 
 // dir is a watched directory and the subscriptions anchored in it, keyed by
 // the name of the entry each one waits on.
 type dir struct {
-	byName map[string]map[*sub]struct{}
-	n      int
+	byName  map[string]map[*sub]struct{}
+	entries map[*dirSub]struct{} // told of every entry of the directory
+	id      fileID               // the directory watched, once entries is used
+	n       int
 }
 
 type sub struct {
@@ -62,7 +65,7 @@ func New(log *slog.Logger) (*Hub, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fswatch: %w", initLimit(err))
 	}
-	return &Hub{log: log, w: w, dirs: map[string]*dir{}, subs: map[*sub]struct{}{}}, nil
+	return &Hub{log: log, w: w, dirs: map[string]*dir{}, subs: map[*sub]struct{}{}, dsubs: map[*dirSub]struct{}{}}, nil
 }
 
 // Run dispatches events until ctx is done, then closes the hub. Subscribers
@@ -131,11 +134,15 @@ func (h *Hub) Watch(path string, notify func()) (cancel func(), err error) {
 // handle routes one event to the subscriptions it may concern.
 func (h *Hub) handle(ev fsnotify.Event) {
 	var wake []*sub
+	var entries []dirWake
 	h.mu.Lock()
 	parent, name := filepath.Dir(ev.Name), filepath.Base(ev.Name)
 	if d := h.dirs[parent]; d != nil {
 		for s := range d.byName[name] {
 			wake = append(wake, s)
+		}
+		for ds := range d.entries {
+			entries = append(entries, dirWake{ds, name})
 		}
 	}
 	// The watched directory itself went away or moved.
@@ -147,6 +154,11 @@ func (h *Hub) handle(ev fsnotify.Event) {
 				s.anchor = ""
 				wake = append(wake, s)
 			}
+		}
+		for ds := range d.entries {
+			ds.attached = false
+			h.placeDir(ds)
+			entries = append(entries, dirWake{ds, ""})
 		}
 	}
 	structural := ev.Has(fsnotify.Create | fsnotify.Remove | fsnotify.Rename)
@@ -161,6 +173,9 @@ func (h *Hub) handle(ev fsnotify.Event) {
 	for _, s := range wake {
 		s.notify()
 	}
+	for _, e := range entries {
+		e.ds.notify(e.name)
+	}
 }
 
 // rescanAll re-places and notifies every subscription.
@@ -173,9 +188,17 @@ func (h *Hub) rescanAll() {
 			h.log.Warn("cannot watch path", "path", s.target, "err", err)
 		}
 	}
+	dirs := make([]*dirSub, 0, len(h.dsubs))
+	for ds := range h.dsubs {
+		dirs = append(dirs, ds)
+		h.placeDir(ds)
+	}
 	h.mu.Unlock()
 	for _, s := range all {
 		s.notify()
+	}
+	for _, ds := range dirs {
+		ds.notify("")
 	}
 }
 
@@ -224,7 +247,7 @@ func (h *Hub) attach(s *sub, anchor, name string) error {
 		if err := h.w.Add(anchor); err != nil {
 			return err
 		}
-		d = &dir{byName: map[string]map[*sub]struct{}{}}
+		d = &dir{byName: map[string]map[*sub]struct{}{}, entries: map[*dirSub]struct{}{}}
 		h.dirs[anchor] = d
 	}
 	set := d.byName[name]

@@ -10,16 +10,6 @@ import (
 	"github.com/graftcm/graft/yamlgraph"
 )
 
-// mgmtHostnameYAML is mgmt's examples/yaml/hostname.yaml, as it is.
-const mgmtHostnameYAML = `---
-graph: mygraph
-resources:
-  hostname:
-  - name: Hostname Watcher @ TestHost
-    hostname: test.hostname.example.com
-edges: []
-`
-
 // runMgmtExample runs a parsed graph on an engine of its own, without a World,
 // logging to log, until the test ends; it returns a channel that receives
 // each time the engine converges.
@@ -63,7 +53,7 @@ func TestHostnameMgmtExampleSetsAllNamesAndKeepsThem(t *testing.T) {
 		return
 	}
 	const want = "test.hostname.example.com"
-	res, err := yamlgraph.Parse("hostname.yaml", []byte(mgmtHostnameYAML), NewRegistry(Deps{Files: hostnameHub(t)}))
+	res, err := yamlgraph.Parse("hostname.yaml", mgmtExample(t, "hostname.yaml"), NewRegistry(Deps{Files: hostnameHub(t)}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,17 +13,6 @@ import (
 	"github.com/graftcm/graft/yamlgraph"
 )
 
-// mgmtKV1 is mgmt's examples/yaml/kv1.yaml, as it is.
-const mgmtKV1 = `---
-graph: mygraph
-resources:
-  kv:
-  - name: kv1
-    key: "hello"
-    value: "world"
-edges: []
-`
-
 // runYAML parses a graph and runs it on host w's engine until the test
 // ends; it returns a channel that receives each time the engine converges.
 func runYAML(t *testing.T, w *world.World, res *yamlgraph.Result) <-chan struct{} {
@@ -73,7 +62,7 @@ func waitConverged(t *testing.T, ch <-chan struct{}) {
 func TestKVMgmtExampleRuns(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := kvWorlds(t, 1)[0]
-		res, err := yamlgraph.Parse("kv1.yaml", []byte(mgmtKV1), NewRegistry(Deps{}))
+		res, err := yamlgraph.Parse("kv1.yaml", mgmtExample(t, "kv1.yaml"), NewRegistry(Deps{}))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,34 +7,12 @@ import (
 	"github.com/graftcm/graft/yamlgraph"
 )
 
-// mgmtMsg1YAML is mgmt's examples/yaml/msg1.yaml, as it is.
-const mgmtMsg1YAML = `---
-graph: mygraph
-comment: timer example
-resources:
-  timer:
-  - name: timer1
-    interval: 30
-  msg:
-  - name: msg1
-    body: mgmt logged this message
-    journal: true
-edges:
-- name: e1
-  from:
-    kind: timer
-    name: timer1
-  to:
-    kind: msg
-    name: msg1
-`
-
 // mgmt's msg example runs with its documented meaning: the message reaches
 // the journal (here a socket the test listens on in journald's place). Its
 // edge from the timer has no notify, so graft warns that the ticks reach
 // nothing (mgmt's msg too logs only on a refresh).
 func TestMsgMgmtExampleSendsToTheJournal(t *testing.T) {
-	res, err := yamlgraph.Parse("msg1.yaml", []byte(mgmtMsg1YAML), NewRegistry(Deps{}))
+	res, err := yamlgraph.Parse("msg1.yaml", mgmtExample(t, "msg1.yaml"), NewRegistry(Deps{}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,10 +45,11 @@ type Pkg struct {
 	AllowNonFree     bool `yaml:"allownonfree"`
 	AllowUnsupported bool `yaml:"allowunsupported"`
 
-	name string
-	hub  *fswatch.Hub
-	rt   *engine.Runtime
-	be   pkgBackend
+	name  string
+	hub   *fswatch.Hub
+	rt    *engine.Runtime
+	be    pkgBackend
+	lists pkgListsState
 }
 
 func newPkg(name string, hub *fswatch.Hub) *Pkg {
@@ -128,7 +129,9 @@ func (p *Pkg) Cleanup() error { return nil }
 // Watch reports every change of the package database, whoever makes it:
 // dpkg replaces its status file (by rename) at each step of every install
 // or removal, and rpm writes its database file at the end of each
-// transaction.
+// transaction. Unless the state is uninstalled it also reports a refresh
+// of the package lists (apt-get update, by anyone), once, after the
+// refresh ends, where the backend knows where its lists are.
 func (p *Pkg) Watch(ctx context.Context) error {
 	if p.hub == nil {
 		return errors.New("pkg: no file watcher configured")
@@ -138,8 +141,13 @@ func (p *Pkg) Watch(ctx context.Context) error {
 		return err
 	}
 	defer cancel()
+	lists, refreshing, cancelLists, err := p.watchLists(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancelLists()
 	p.rt.Running()
-	<-ctx.Done()
+	afterRefreshes(ctx, lists, refreshing, listsQuiet, p.listsEvent)
 	return nil
 }
 
@@ -169,6 +177,8 @@ func (p *Pkg) GroupKey() string {
 }
 
 func (p *Pkg) checkApply(ctx context.Context, apply bool, pkgs []*Pkg) (bool, error) {
+	lists := p.listsPrint()
+	defer func() { listsChecked(pkgs, lists) }()
 	st, err := p.status(ctx, pkgs)
 	if err != nil {
 		return false, err
@@ -177,7 +187,9 @@ func (p *Pkg) checkApply(ctx context.Context, apply bool, pkgs []*Pkg) (bool, er
 	if len(missing) > 0 && apply {
 		// A host's lists may be stale or never fetched: refresh them once
 		// before deciding that a package does not exist.
-		if err := p.be.refresh(ctx, p.rt.Logger); err != nil {
+		err := p.be.refresh(ctx, p.rt.Logger)
+		lists = p.listsPrint() // the check's own refresh is no news to it
+		if err != nil {
 			return false, err
 		}
 		if st, err = p.status(ctx, pkgs); err != nil {

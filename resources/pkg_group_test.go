@@ -140,29 +140,21 @@ func TestPkgOwnedFilesDependOnThePackage(t *testing.T) {
 }
 
 // mgmt's shipped examples that use pkg (examples/yaml/autoedges5.yaml,
-// autogroup1.yaml and autogroup2.yaml) load as graft check loads them,
-// and group as mgmt groups them.
+// autogroup1.yaml and autogroup2.yaml, and pkg1.yaml and pkg2.yaml from
+// before mgmt moved them) load as graft check loads them, and group as
+// mgmt groups them.
 func TestPkgMgmtExamplesLoadAndGroup(t *testing.T) {
-	const autoedges5 = "---\ngraph: mygraph\nresources:\n  pkg:\n  - name: httpd\n    meta:\n      autoedge: true\n" +
-		"      noop: true\n    state: installed\n  exec:\n  - name: pkg10\n    cmd: /usr/bin/apachectl status\n" +
-		"    shell: ''\n    timeout: 0\n    watchcmd: ''\n    watchshell: ''\n    ifcmd: ''\n    ifshell: ''\n" +
-		"    pollint: 0\n    state: present\nedges: []\n"
-	group := func(first string) string {
-		return "---\ngraph: mygraph\nresources:\n  pkg:\n" + first +
-			"  - name: powertop\n    meta:\n      autogroup: true\n    state: installed\n" +
-			"  - name: sl\n    meta:\n      autogroup: true\n    state: installed\n" +
-			"  - name: cowsay\n    meta:\n      autogroup: true\n    state: installed\nedges: []\n"
-	}
-	autogroup1 := group("  - name: drbd-utils\n    meta:\n      autogroup: false\n    state: installed\n")
 	for _, tc := range []struct {
-		file, src        string
+		file             string
 		pkgs, afterGroup int
 	}{
-		{"autoedges5.yaml", autoedges5, 1, 2},
-		{"autogroup1.yaml", autogroup1, 4, 2},
-		{"autogroup2.yaml", group(""), 3, 1},
+		{"autoedges5.yaml", 1, 2},
+		{"autogroup1.yaml", 4, 2},
+		{"autogroup2.yaml", 3, 1},
+		{"pre-yaml/pkg1.yaml", 1, 1},
+		{"pre-yaml/pkg2.yaml", 1, 1},
 	} {
-		res, err := yamlgraph.Parse(tc.file, []byte(tc.src), NewRegistry(Deps{}))
+		res, err := yamlgraph.Parse(tc.file, mgmtExample(t, tc.file), NewRegistry(Deps{}))
 		if err != nil {
 			t.Errorf("%s: %v", tc.file, err)
 			continue

@@ -10,49 +10,6 @@ import (
 	"github.com/graftcm/graft/yamlgraph"
 )
 
-// mgmt's examples that use user and group, as mgmt ships them.
-const (
-	mgmtUser1 = `---
-graph: mygraph
-resources:
-  user:
-  - name: testuser
-    uid: 1002
-    gid: 100
-    state: exists
-edges: []
-`
-	mgmtGroup1 = `---
-graph: mygraph
-resources:
-  group:
-  - name: testgroup
-    state: exists
-    gid: 10000
-edges: []
-`
-	mgmtAutoedges4 = `---
-graph: mygraph
-resources:
-  user:
-  - name: edgeuser
-    state: absent
-    gid: 10000
-  - name: edgeuser2
-    state: exists
-    group: edgegroup
-    groups: [edgegroup2, edgegroup3]
-  group:
-  - name: edgegroup
-    state: exists
-    gid: 10000
-  - name: edgegroup2
-    state: exists
-  - name: edgegroup3
-    state: exists
-`
-)
-
 // checkAccountsYAML loads a graph as graft check does, wanting no error and no warning.
 func checkAccountsYAML(t *testing.T, file, src string) *yamlgraph.Result {
 	t.Helper()
@@ -68,8 +25,8 @@ func checkAccountsYAML(t *testing.T, file, src string) *yamlgraph.Result {
 
 // mgmt's user and group examples load as graft check loads them.
 func TestMgmtUserAndGroupExamplesPassCheck(t *testing.T) {
-	for file, src := range map[string]string{"user1.yaml": mgmtUser1, "group1.yaml": mgmtGroup1, "autoedges4.yaml": mgmtAutoedges4} {
-		checkAccountsYAML(t, file, src)
+	for _, file := range []string{"pre-yaml/user1.yaml", "pre-yaml/group1.yaml", "pre-yaml/autoedges4.yaml"} {
+		checkAccountsYAML(t, file, string(mgmtExample(t, file)))
 	}
 }
 
@@ -78,7 +35,7 @@ func TestMgmtUserAndGroupExamplesPassCheck(t *testing.T) {
 // the group is not removed while it is still the user's). mgmt's
 // autoedges4 example shows both.
 func TestUserDependsOnTheGroupsItNames(t *testing.T) {
-	res := checkAccountsYAML(t, "autoedges4.yaml", mgmtAutoedges4)
+	res := checkAccountsYAML(t, "autoedges4.yaml", string(mgmtExample(t, "pre-yaml/autoedges4.yaml")))
 	var got []string
 	for _, e := range res.Graph.Edges() {
 		got = append(got, e.From.String()+" -> "+e.To.String())
@@ -197,8 +154,8 @@ func TestMgmtUserAndGroupExamplesRun(t *testing.T) {
 	removeAccountAtEnd(t, "testgroup")
 	removeAccountAtEnd(t, "testuser")
 	reg := NewRegistry(Deps{Files: accountsHub(t)})
-	for _, src := range []string{mgmtGroup1, mgmtUser1} {
-		res, err := yamlgraph.Parse("example.yaml", []byte(src), reg)
+	for _, file := range []string{"pre-yaml/group1.yaml", "pre-yaml/user1.yaml"} {
+		res, err := yamlgraph.Parse(file, mgmtExample(t, file), reg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,35 +10,8 @@ import (
 // check; the msg example with its warning that the timer's ticks reach
 // nothing (its edge has no notify).
 func TestCheckAcceptsMgmtHostnameAndMsgExamples(t *testing.T) {
-	dir := t.TempDir()
-	hostname := writeGraph(t, dir, "hostname.yaml", `---
-graph: mygraph
-resources:
-  hostname:
-  - name: Hostname Watcher @ TestHost
-    hostname: test.hostname.example.com
-edges: []
-`)
-	msg := writeGraph(t, dir, "msg1.yaml", `---
-graph: mygraph
-comment: timer example
-resources:
-  timer:
-  - name: timer1
-    interval: 30
-  msg:
-  - name: msg1
-    body: mgmt logged this message
-    journal: true
-edges:
-- name: e1
-  from:
-    kind: timer
-    name: timer1
-  to:
-    kind: msg
-    name: msg1
-`)
+	hostname := filepath.Join(mgmtExamplesDir, "hostname.yaml")
+	msg := filepath.Join(mgmtExamplesDir, "msg1.yaml")
 	code, stdout, stderr := graft(t, "check", hostname, msg)
 	if code != 0 || strings.Count(stdout, ": ok") != 2 {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
@@ -47,7 +20,7 @@ edges:
 		t.Errorf("warnings about hostname.yaml: %q", stderr)
 	}
 
-	bad := writeGraph(t, dir, "bad.yaml", "resources:\n  hostname:\n  - name: h\n    static_hostname: \"no spaces\"\n  msg:\n  - name: m\n    priority: loud\n")
+	bad := writeGraph(t, t.TempDir(), "bad.yaml", "resources:\n  hostname:\n  - name: h\n    static_hostname: \"no spaces\"\n  msg:\n  - name: m\n    priority: loud\n")
 	code, _, stderr = graft(t, "check", bad)
 	for _, want := range []string{"bad.yaml:4:5: hostname \"h\": static_hostname:", "bad.yaml:7:5: msg \"m\": priority:"} {
 		if code != 1 || !strings.Contains(stderr, want) {
