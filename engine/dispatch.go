@@ -287,16 +287,16 @@ func (s *scheduler) semaphores(n *node) ([]*semaphore.Weighted, []clusterSema) {
 	return out, cluster
 }
 
-// finish records the outcome of a CheckApply.
+// finish records the outcome of a CheckApply. The steps, in order: the
+// vertex stops counting as running; a removed vertex's result goes to
+// finishAbandoned; a cancellation for a swap counts as not run; the
+// received and sent values are settled (settleValues); the outcome is
+// acted on (outcome); what a successful run consumed is recorded
+// (settleConsumed); then its blockers are recounted, its semaphores
+// released and the ancestors that waited for it may go (wakeWaiters).
 func (s *scheduler) finish(r result) {
 	n := r.n
-	if n.doomed && !n.abandoned {
-		s.doomedRunning--
-	}
-	n.running, n.abandoned = false, false
-	n.applyCancel, n.semaCancel = nil, nil
-	n.curRefresh.Store(false)
-	s.running--
+	s.endRun(n)
 	if n.removed {
 		s.finishAbandoned(r)
 		return
@@ -308,30 +308,69 @@ func (s *scheduler) finish(r result) {
 		r.err, r.notRun = nil, true
 	}
 	now := time.Now()
+	s.settleValues(n, r, n.takeSent())
+	s.outcome(n, r, now)
+	s.settleConsumed(n, r)
+	s.update(n)
+	for _, w := range r.held {
+		w.Release(1)
+	}
+	s.wakeWaiters(n)
+}
+
+// endRun marks n as no longer running, keeping doomedRunning (the doomed
+// vertices the planned swap waits for) and the count of running
+// vertices in step, and drops what only the run needed.
+func (s *scheduler) endRun(n *node) {
+	if n.doomed && !n.abandoned {
+		s.doomedRunning--
+	}
+	n.running, n.abandoned = false, false
+	n.applyCancel, n.semaCancel = nil, nil
+	n.curRefresh.Store(false)
+	s.running--
+}
+
+// takeSent returns the values the ended CheckApply sent, and empties the
+// buffer for the next one.
+func (n *node) takeSent() map[string]any {
 	n.sendMu.Lock()
+	defer n.sendMu.Unlock()
 	sent := n.sendBuf
 	n.sendBuf = nil
-	n.sendMu.Unlock()
+	return sent
+}
+
+// settleValues settles the values of a run. One that did not apply (it
+// failed or did not run) sets its received values again next time, unless
+// newer ones arrived meanwhile, and its sent values are dropped. One that
+// applied holds its received values, and its sent values are recorded
+// (for receivers added later, see resendLastValues) and delivered.
+func (s *scheduler) settleValues(n *node, r result, sent map[string]any) {
 	if r.err != nil || r.notRun {
-		// Not applied: set the received values again next time, unless
-		// newer ones arrived meanwhile.
 		for k, v := range r.recv {
 			if _, newer := n.recvPending[k]; !newer {
 				n.recvPending = setKey(n.recvPending, k, v)
 			}
 		}
-	} else {
-		for k, v := range r.recv {
-			n.recvLast = setKey(n.recvLast, k, v)
-		}
-		for k, v := range sent {
-			n.lastSent = setKey(n.lastSent, k, v)
-		}
-		s.send(n, sent)
+		return
 	}
-	s.outcome(n, r, now)
+	for k, v := range r.recv {
+		n.recvLast = setKey(n.recvLast, k, v)
+	}
+	for k, v := range sent {
+		n.lastSent = setKey(n.lastSent, k, v)
+	}
+	s.send(n, sent)
+}
+
+// settleConsumed records what the run consumed. A noop run only looked,
+// so the refresh it saw is still due. A successful run that applied
+// consumed its refresh (the persisted one too, unless a new one came)
+// and, with RetryReset, gives back the retry budget. The record that its
+// CheckApply was in flight goes in every case.
+func (s *scheduler) settleConsumed(n *node, r result) {
 	if r.refresh && !r.apply {
-		// A noop run only looked: the refresh is still due.
 		n.refresh = true
 	}
 	if r.err == nil && !r.notRun {
@@ -346,11 +385,11 @@ func (s *scheduler) finish(r result) {
 		s.state.setInflight(n.ids(), false)
 		n.inflight = false
 	}
-	s.update(n)
-	for _, w := range r.held {
-		w.Release(1)
-	}
-	// Ancestors that waited for this vertex may go now.
+}
+
+// wakeWaiters queues the ancestors that were deferred until n finished
+// (see dispatch), if they may run now.
+func (s *scheduler) wakeWaiters(n *node) {
 	for i, w := range n.waiters {
 		n.waiters[i] = nil
 		w.queued = false
