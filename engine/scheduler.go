@@ -105,7 +105,10 @@ func globalSema(n int) *semaphore.Weighted {
 	return semaphore.NewWeighted(int64(n))
 }
 
-// loop is the scheduler goroutine's body.
+// loop is the scheduler goroutine's body: each round it applies a planned
+// swap that no longer waits, dispatches the ready vertices, flushes the
+// state file and checks convergence, then waits for the next thing to
+// happen. It stops once stopping and nothing runs.
 func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
 	defer close(s.gone)
 	defer s.slotRetryCancel()
@@ -130,19 +133,11 @@ func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
 
 		select {
 		case <-done:
-			if s.running > 0 {
-				s.log.Info("stopping: waiting for running resources", "running", s.runningNames())
-			}
-			s.disarmSwapTimer()
-			s.stopping, done, graphs = true, nil, nil
-			s.semaCancel()
+			s.beginStop()
+			done, graphs = nil, nil
 		case <-abort:
-			s.log.Warn("aborting: cancelling running resources", "running", s.runningNames())
-			s.disarmSwapTimer()
-			s.stopping, s.aborted, done, abort, graphs = true, true, nil, nil, nil
-			s.semaCancel()
-			s.applyCancel()
-			s.slotRetryCancel()
+			s.beginAbort()
+			done, abort, graphs = nil, nil, nil
 			giveUp = time.After(s.cfg.StopTimeout)
 		case <-giveUp:
 			s.log.Error("resources ignored cancellation; stopping without them",
@@ -154,15 +149,7 @@ func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
 				graphs = nil
 				continue
 			}
-			if g == nil {
-				s.log.Error("nil graph ignored")
-				continue
-			}
-			if err := errors.Join(g.Validate(), s.checkClusterSemas(g)); err != nil {
-				s.log.Error("graph rejected; keeping the running one", "graph", g.Name, "err", err)
-				continue
-			}
-			s.planSwap(g, time.Now())
+			s.takeGraph(g)
 		case <-s.swapTimerC():
 			s.swapTimer = nil
 			s.swapTimeout(time.Now())
@@ -178,9 +165,51 @@ func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
 			s.state.flushNow()
 		}
 	}
+	return s.shutdown()
+}
+
+// beginStop starts a graceful stop (Run's context ended): no new
+// CheckApply or swap, waits for semaphores end, running CheckApply calls
+// finish.
+func (s *scheduler) beginStop() {
+	if s.running > 0 {
+		s.log.Info("stopping: waiting for running resources", "running", s.runningNames())
+	}
+	s.disarmSwapTimer()
+	s.stopping = true
+	s.semaCancel()
+}
+
+// beginAbort starts an abort: as beginStop, and the running CheckApply
+// calls and the retries of cluster slot releases are cancelled too.
+func (s *scheduler) beginAbort() {
+	s.log.Warn("aborting: cancelling running resources", "running", s.runningNames())
+	s.disarmSwapTimer()
+	s.stopping, s.aborted = true, true
+	s.semaCancel()
+	s.applyCancel()
+	s.slotRetryCancel()
+}
+
+// takeGraph plans a swap to g, or rejects g (logging why) and keeps the
+// running graph.
+func (s *scheduler) takeGraph(g *Graph) {
+	if g == nil {
+		s.log.Error("nil graph ignored")
+		return
+	}
+	if err := errors.Join(g.Validate(), s.checkClusterSemas(g)); err != nil {
+		s.log.Error("graph rejected; keeping the running one", "graph", g.Name, "err", err)
+		return
+	}
+	s.planSwap(g, time.Now())
+}
+
+// shutdown stops every vertex once nothing runs, writes the state file,
+// and gives the cluster slots still being released one last attempt.
+func (s *scheduler) shutdown() error {
 	s.stopAll()
 	s.state.flushNow()
-	// Cluster slots still being released get one last attempt.
 	s.slotRetryCancel()
 	s.slotWG.Wait()
 	if s.aborted {
