@@ -6,18 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
-	"slices"
-	"strings"
 	"time"
 
 	"golang.org/x/sync/semaphore"
 )
-
-// semEntry is a local counting semaphore.
-type semEntry struct {
-	count int64
-	w     *semaphore.Weighted
-}
 
 // dispatch starts a CheckApply for every ready vertex, unless the engine is
 // stopping; vertices a planned swap replaces or removes are never ready. A
@@ -105,20 +97,10 @@ func (s *scheduler) start(n *node) func() {
 			return nil
 		}
 	}
-	sems, cluster := s.semaphores(n)
-	if !apply {
-		// A noop check changes nothing: it takes no cluster slot, so a
-		// preview on one host never holds up the hosts that apply.
-		cluster = nil
-	}
+	sems, cluster := s.semaphores(n, apply)
 	ctx, cancel := context.WithCancelCause(s.applyCtx)
 	n.applyCancel = cancel
-	semaCtx, semaCancel := s.semaCtx, context.CancelFunc(func() {})
-	if len(sems)+len(cluster) > 0 {
-		// Its own, so that a swap dooming n can end the wait.
-		semaCtx, semaCancel = context.WithCancel(s.semaCtx)
-		n.semaCancel = semaCancel
-	}
+	semaCtx, semaCancel := s.semaWait(n, len(sems)+len(cluster))
 	l := launch{n: n, r: r, ctx: ctx, cancel: cancel, sems: sems, cluster: cluster,
 		semaCtx: semaCtx, semaCancel: semaCancel, timeout: n.meta.Timeout}
 	return func() { go s.run(l) }
@@ -146,26 +128,7 @@ type launch struct {
 // handles the result).
 func (s *scheduler) run(l launch) {
 	n, r := l.n, l.r
-	for _, w := range l.sems {
-		if err := w.Acquire(l.semaCtx, 1); err != nil {
-			r.notRun = true
-			break
-		}
-		r.held = append(r.held, w)
-	}
-	var slots []slot
-	if !r.notRun && len(l.cluster) > 0 {
-		var err error
-		slots, err = s.acquireSlots(l.semaCtx, l.cluster)
-		switch {
-		case err != nil && l.semaCtx.Err() != nil:
-			r.notRun = true // stopping, or doomed by a swap
-		case err != nil:
-			r.err = err
-		}
-		watchLost(l.ctx, l.cancel, slots)
-	}
-	l.semaCancel()
+	slots := s.takeSemaphores(l, &r)
 	if errors.Is(context.Cause(l.ctx), errReplaced) {
 		r.notRun = true // doomed and cancelled while it waited
 	}
@@ -181,9 +144,7 @@ func (s *scheduler) run(l launch) {
 	select {
 	case s.results <- r:
 	case <-s.gone: // the engine gave up waiting after Abort
-		for _, w := range r.held {
-			w.Release(1)
-		}
+		release(r.held)
 	}
 	s.releaseSlots(slots)
 }
@@ -243,50 +204,6 @@ func receive(n *node, recv map[string]any) (err error) {
 	return nil
 }
 
-// semaphores resolves n's semaphore tags, plus the global one, to local
-// semaphores in sorted order of their ids, and lists its cluster
-// semaphores, sorted too.
-func (s *scheduler) semaphores(n *node) ([]*semaphore.Weighted, []clusterSema) {
-	var out []*semaphore.Weighted
-	if s.global != nil {
-		out = append(out, s.global) // always first: one global order
-	}
-	tags := n.meta.Sema
-	if len(tags) == 0 {
-		return out, nil
-	}
-	type idCount struct {
-		id    string
-		count int64
-	}
-	parsed := make([]idCount, 0, len(tags))
-	for _, tag := range tags {
-		id, count, err := ParseSema(tag)
-		if err != nil {
-			continue // graphs are validated before they get here
-		}
-		parsed = append(parsed, idCount{id, count})
-	}
-	slices.SortFunc(parsed, func(a, b idCount) int { return strings.Compare(a.id, b.id) })
-	parsed = slices.CompactFunc(parsed, func(a, b idCount) bool { return a.id == b.id })
-	var cluster []clusterSema
-	for _, p := range parsed {
-		if name, ok := strings.CutPrefix(p.id, clusterSemaPrefix); ok {
-			cluster = append(cluster, clusterSema{id: name, count: p.count})
-			continue
-		}
-		e := s.sems[p.id]
-		if e == nil || e.count != p.count {
-			// A new count makes a new semaphore; holders of the old one
-			// release the old one.
-			e = &semEntry{count: p.count, w: semaphore.NewWeighted(p.count)}
-			s.sems[p.id] = e
-		}
-		out = append(out, e.w)
-	}
-	return out, cluster
-}
-
 // finish records the outcome of a CheckApply. The steps, in order: the
 // vertex stops counting as running; a removed vertex's result goes to
 // finishAbandoned; a cancellation for a swap counts as not run; the
@@ -312,9 +229,7 @@ func (s *scheduler) finish(r result) {
 	s.outcome(n, r, now)
 	s.settleConsumed(n, r)
 	s.update(n)
-	for _, w := range r.held {
-		w.Release(1)
-	}
+	release(r.held)
 	s.wakeWaiters(n)
 }
 
@@ -441,9 +356,7 @@ func (s *scheduler) outcome(n *node, r result, now time.Time) {
 // whose Cleanup the swap put off, is cleaned up.
 func (s *scheduler) finishAbandoned(r result) {
 	n := r.n
-	for _, w := range r.held {
-		w.Release(1)
-	}
+	release(r.held)
 	if r.err != nil {
 		s.log.Warn("a resource left behind by a graph swap failed", "resource", n.id.String(), "err", r.err)
 	} else {

@@ -98,13 +98,6 @@ func newScheduler(ctx context.Context, e *Engine) *scheduler {
 	return s
 }
 
-func globalSema(n int) *semaphore.Weighted {
-	if n <= 0 {
-		return nil
-	}
-	return semaphore.NewWeighted(int64(n))
-}
-
 // loop is the scheduler goroutine's body: each round it applies a planned
 // swap that no longer waits, dispatches the ready vertices, flushes the
 // state file and checks convergence, then waits for the next thing to
