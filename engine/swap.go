@@ -69,7 +69,7 @@ func (s *scheduler) diff(g *Graph, received map[ID][]string) (next map[ID]*node,
 			next[v.ID] = old
 			continue
 		}
-		n := &node{id: v.ID, res: v.Res, meta: v.Meta, dirty: true}
+		n := &node{id: v.ID, res: v.Res, meta: v.Meta, applyState: applyState{dirty: true}}
 		if ok {
 			if old.running {
 				n.predecessor = old // abandoned: n waits for its CheckApply
