@@ -17,6 +17,9 @@ type scheduler struct {
 	cfg Config
 	log *slog.Logger
 
+	// Lifetimes: the contexts the goroutines the scheduler starts run
+	// under, and how stopping and aborting end them (see beginStop,
+	// beginAbort, shutdown).
 	abort       <-chan struct{}
 	applyCtx    context.Context // parent of every CheckApply context
 	applyCancel context.CancelFunc
@@ -29,11 +32,14 @@ type scheduler struct {
 	slotRetryCancel context.CancelFunc
 	slotWG          sync.WaitGroup
 
+	// What wakes the scheduler, apart from new graphs: Watch signals,
+	// CheckApply results, timers; and the state file it keeps.
 	inbox   *inbox
 	results chan result
 	timers  timerQueue
 	state   *stateStore // persisted refreshes; nil without Config.StateDir
 
+	// The running graph and its counts.
 	nodes     map[ID]*node
 	ready     []*node // candidates to dispatch; re-checked on pop
 	running   int     // CheckApply calls in flight
@@ -41,10 +47,12 @@ type scheduler struct {
 	waiting   int     // vertices waiting on a retry, restart or rate limit
 	epoch     uint64  // for marks in descendant searches
 
+	// Retries and semaphores, which outlive the vertices that use them.
 	retryUsed map[ID]int           // CheckApply retries used, by kind and name
 	sems      map[string]*semEntry // local semaphores by id
 	global    *semaphore.Weighted  // Config.Sema, nil if off
 
+	// Graph swaps (see plan.go and swap.go) and the scheduler's own life.
 	plan          *swapPlan   // newest graph not yet swapped in; see plan.go
 	doomedRunning int         // running CheckApply calls the plan waits for
 	swapTimer     *time.Timer // the plan's next step, if it waits
@@ -53,8 +61,9 @@ type scheduler struct {
 	aborted       bool
 	gone          chan struct{} // closed when loop returns
 
-	conv converger
+	conv converger // convergence: when the graph is idle long enough
 
+	// Buffers reused from round to round, to spare allocations.
 	signalBuf []*node
 	timerBuf  []timerEntry
 	work      []*node
