@@ -76,12 +76,13 @@
 //	                         dispatch.go:settleConsumed (the refresh it saw stays due)
 //	                         sema.go:semaphores (takes no cluster slot)
 //	            tests        TestNoopPassesApplyFalse, TestNoopSendsNoRefresh,
-//	                         TestNoopRunKeepsPersistedRefresh, TestNoopCheckTakesNoClusterSlot,
-//	                         TestNoopConvergedStatusListsWhatWouldChange
+//	                         TestNoopRunKeepsPersistedRefresh, TestNoopRunLeavesTheRefreshForTheFirstRealRun,
+//	                         TestNoopCheckTakesNoClusterSlot, TestNoopConvergedStatusListsWhatWouldChange
 //	retry       Retry        dispatch.go:failed (CheckApply), scheduler.go:watchExited (Watch)
 //	                         swap.go:retire (a removed ID's counter goes)
 //	            tests        TestRetryCountsAndDelay, TestRetrySucceedsThenDescendantsRun,
-//	                         TestRetryCounterKeptAcrossSwap, TestWatchRetry
+//	                         TestRetryCounterKeptAcrossSwap, TestRetryBudgetRefilledWhenVertexLeavesAndReturns,
+//	                         TestWatchRetry
 //	retryreset  RetryReset   dispatch.go:settleConsumed
 //	            tests        TestRetryCounterKeptAcrossSwap
 //	delay       Delay        dispatch.go:failed, scheduler.go:watchExited (set the timer)
@@ -108,7 +109,7 @@
 //	autoedge    NoAutoEdge   autoedge.go:AutoEdges
 //	            tests        TestAutoEdges
 //	autogroup   NoAutoGroup  autogroup.go:groupBuckets
-//	            tests        TestAutoGroupMerges, TestGroupRunsMembersAndSwapsBothWays
+//	            tests        TestAutoGroupMerges, TestNoAutoGroupOnEveryVertexKeepsThemApart
 //
 // The YAML keys are parsed by the YAML frontend, which also reads export
 // (a World feature, not the engine's) and accepts mgmt's realize and reset
