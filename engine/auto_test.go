@@ -234,3 +234,16 @@ func TestGroupApplierAppliesTheWholeGroupAtOnce(t *testing.T) {
 		}
 	})
 }
+
+// NoAutoGroup keeps vertices apart even when every candidate has it, so
+// that their metaparameters match.
+func TestNoAutoGroupOnEveryVertexKeepsThemApart(t *testing.T) {
+	rec := newRecorder()
+	mk := func(name string) engine.Vertex {
+		return engine.Vertex{ID: id(name), Res: &groupable{fake: newFake(rec, name), key: "k"},
+			Meta: engine.Meta{NoAutoGroup: true}}
+	}
+	if n := engine.AutoGroup(graphOfVertices(t, []engine.Vertex{mk("a"), mk("b")})).Len(); n != 2 {
+		t.Errorf("%d vertices after AutoGroup, want 2: vertices with NoAutoGroup were grouped", n)
+	}
+}

@@ -47,14 +47,26 @@ func AutoGroup(g *Graph) *Graph {
 	if !ok {
 		return g // cyclic: Validate will say so
 	}
+	groupOf, merged := g.groups(g.groupBuckets(depth))
+	if len(merged) == 0 {
+		return g
+	}
+	return g.regrouped(groupOf, merged)
+}
+
+// groupBuckets sorts the vertices that may be grouped into buckets of
+// vertices that may merge: the same kind, depth, GroupKey and
+// metaparameters (semaphores apart). It returns the buckets, each a list
+// of indexes into g.vertices, in the order of their first vertex.
+func (g *Graph) groupBuckets(depth []int) [][]int {
 	keyed := map[ID]bool{}
 	for _, e := range g.edges {
 		if len(e.Keys) > 0 {
 			keyed[e.From], keyed[e.To] = true, true
 		}
 	}
-	buckets := map[string][]int{}
-	var order []string
+	index := map[string]int{}
+	var buckets [][]int
 	for i, v := range g.vertices {
 		gr, ok := v.Res.(Grouper)
 		if !ok || v.Meta.NoAutoGroup || keyed[v.ID] {
@@ -67,15 +79,23 @@ func AutoGroup(g *Graph) *Graph {
 		m := v.Meta
 		m.Sema = nil
 		b := fmt.Sprintf("%s\x00%d\x00%s\x00%#v", v.ID.Kind, depth[i], key, m)
-		if _, seen := buckets[b]; !seen {
-			order = append(order, b)
+		j, seen := index[b]
+		if !seen {
+			j = len(buckets)
+			index[b] = j
+			buckets = append(buckets, nil)
 		}
-		buckets[b] = append(buckets[b], i)
+		buckets[j] = append(buckets[j], i)
 	}
-	groupOf := map[ID]ID{}
-	merged := map[ID]*group{}
-	for _, b := range order {
-		members := buckets[b]
+	return buckets
+}
+
+// groups makes a group of each bucket with two vertices or more. It
+// returns, for each grouped vertex, the ID of its group (its first member
+// in sorted order), and each group by that ID.
+func (g *Graph) groups(buckets [][]int) (groupOf map[ID]ID, merged map[ID]*group) {
+	groupOf, merged = map[ID]ID{}, map[ID]*group{}
+	for _, members := range buckets {
 		if len(members) < 2 {
 			continue
 		}
@@ -90,10 +110,15 @@ func AutoGroup(g *Graph) *Graph {
 		}
 		merged[gid] = grp
 	}
-	if len(merged) == 0 {
-		return g
-	}
+	return groupOf, merged
+}
 
+// regrouped returns a copy of g with each group in place of its members:
+// the group takes the place of its first member in g's order, with that
+// member's metaparameters and the union of every member's semaphores.
+// Edges to and from members become edges of the group; duplicates merge,
+// keeping notify.
+func (g *Graph) regrouped(groupOf map[ID]ID, merged map[ID]*group) *Graph {
 	out := NewGraph(g.Name)
 	for _, v := range g.vertices {
 		gid, grouped := groupOf[v.ID]

@@ -6,18 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
-	"slices"
-	"strings"
 	"time"
 
 	"golang.org/x/sync/semaphore"
 )
-
-// semEntry is a local counting semaphore.
-type semEntry struct {
-	count int64
-	w     *semaphore.Weighted
-}
 
 // dispatch starts a CheckApply for every ready vertex, unless the engine is
 // stopping; vertices a planned swap replaces or removes are never ready. A
@@ -105,20 +97,10 @@ func (s *scheduler) start(n *node) func() {
 			return nil
 		}
 	}
-	sems, cluster := s.semaphores(n)
-	if !apply {
-		// A noop check changes nothing: it takes no cluster slot, so a
-		// preview on one host never holds up the hosts that apply.
-		cluster = nil
-	}
+	sems, cluster := s.semaphores(n, apply)
 	ctx, cancel := context.WithCancelCause(s.applyCtx)
 	n.applyCancel = cancel
-	semaCtx, semaCancel := s.semaCtx, context.CancelFunc(func() {})
-	if len(sems)+len(cluster) > 0 {
-		// Its own, so that a swap dooming n can end the wait.
-		semaCtx, semaCancel = context.WithCancel(s.semaCtx)
-		n.semaCancel = semaCancel
-	}
+	semaCtx, semaCancel := s.semaWait(n, len(sems)+len(cluster))
 	l := launch{n: n, r: r, ctx: ctx, cancel: cancel, sems: sems, cluster: cluster,
 		semaCtx: semaCtx, semaCancel: semaCancel, timeout: n.meta.Timeout}
 	return func() { go s.run(l) }
@@ -146,26 +128,7 @@ type launch struct {
 // handles the result).
 func (s *scheduler) run(l launch) {
 	n, r := l.n, l.r
-	for _, w := range l.sems {
-		if err := w.Acquire(l.semaCtx, 1); err != nil {
-			r.notRun = true
-			break
-		}
-		r.held = append(r.held, w)
-	}
-	var slots []slot
-	if !r.notRun && len(l.cluster) > 0 {
-		var err error
-		slots, err = s.acquireSlots(l.semaCtx, l.cluster)
-		switch {
-		case err != nil && l.semaCtx.Err() != nil:
-			r.notRun = true // stopping, or doomed by a swap
-		case err != nil:
-			r.err = err
-		}
-		watchLost(l.ctx, l.cancel, slots)
-	}
-	l.semaCancel()
+	slots := s.takeSemaphores(l, &r)
 	if errors.Is(context.Cause(l.ctx), errReplaced) {
 		r.notRun = true // doomed and cancelled while it waited
 	}
@@ -181,9 +144,7 @@ func (s *scheduler) run(l launch) {
 	select {
 	case s.results <- r:
 	case <-s.gone: // the engine gave up waiting after Abort
-		for _, w := range r.held {
-			w.Release(1)
-		}
+		release(r.held)
 	}
 	s.releaseSlots(slots)
 }
@@ -243,60 +204,16 @@ func receive(n *node, recv map[string]any) (err error) {
 	return nil
 }
 
-// semaphores resolves n's semaphore tags, plus the global one, to local
-// semaphores in sorted order of their ids, and lists its cluster
-// semaphores, sorted too.
-func (s *scheduler) semaphores(n *node) ([]*semaphore.Weighted, []clusterSema) {
-	var out []*semaphore.Weighted
-	if s.global != nil {
-		out = append(out, s.global) // always first: one global order
-	}
-	tags := n.meta.Sema
-	if len(tags) == 0 {
-		return out, nil
-	}
-	type idCount struct {
-		id    string
-		count int64
-	}
-	parsed := make([]idCount, 0, len(tags))
-	for _, tag := range tags {
-		id, count, err := ParseSema(tag)
-		if err != nil {
-			continue // graphs are validated before they get here
-		}
-		parsed = append(parsed, idCount{id, count})
-	}
-	slices.SortFunc(parsed, func(a, b idCount) int { return strings.Compare(a.id, b.id) })
-	parsed = slices.CompactFunc(parsed, func(a, b idCount) bool { return a.id == b.id })
-	var cluster []clusterSema
-	for _, p := range parsed {
-		if name, ok := strings.CutPrefix(p.id, clusterSemaPrefix); ok {
-			cluster = append(cluster, clusterSema{id: name, count: p.count})
-			continue
-		}
-		e := s.sems[p.id]
-		if e == nil || e.count != p.count {
-			// A new count makes a new semaphore; holders of the old one
-			// release the old one.
-			e = &semEntry{count: p.count, w: semaphore.NewWeighted(p.count)}
-			s.sems[p.id] = e
-		}
-		out = append(out, e.w)
-	}
-	return out, cluster
-}
-
-// finish records the outcome of a CheckApply.
+// finish records the outcome of a CheckApply. The steps, in order: the
+// vertex stops counting as running; a removed vertex's result goes to
+// finishAbandoned; a cancellation for a swap counts as not run; the
+// received and sent values are settled (settleValues); the outcome is
+// acted on (outcome); what a successful run consumed is recorded
+// (settleConsumed); then its blockers are recounted, its semaphores
+// released and the ancestors that waited for it may go (wakeWaiters).
 func (s *scheduler) finish(r result) {
 	n := r.n
-	if n.doomed && !n.abandoned {
-		s.doomedRunning--
-	}
-	n.running, n.abandoned = false, false
-	n.applyCancel, n.semaCancel = nil, nil
-	n.curRefresh.Store(false)
-	s.running--
+	s.endRun(n)
 	if n.removed {
 		s.finishAbandoned(r)
 		return
@@ -308,30 +225,67 @@ func (s *scheduler) finish(r result) {
 		r.err, r.notRun = nil, true
 	}
 	now := time.Now()
+	s.settleValues(n, r, n.takeSent())
+	s.outcome(n, r, now)
+	s.settleConsumed(n, r)
+	s.update(n)
+	release(r.held)
+	s.wakeWaiters(n)
+}
+
+// endRun marks n as no longer running, keeping doomedRunning (the doomed
+// vertices the planned swap waits for) and the count of running
+// vertices in step, and drops what only the run needed.
+func (s *scheduler) endRun(n *node) {
+	if n.doomed && !n.abandoned {
+		s.doomedRunning--
+	}
+	n.running, n.abandoned = false, false
+	n.applyCancel, n.semaCancel = nil, nil
+	n.curRefresh.Store(false)
+	s.running--
+}
+
+// takeSent returns the values the ended CheckApply sent, and empties the
+// buffer for the next one.
+func (n *node) takeSent() map[string]any {
 	n.sendMu.Lock()
+	defer n.sendMu.Unlock()
 	sent := n.sendBuf
 	n.sendBuf = nil
-	n.sendMu.Unlock()
+	return sent
+}
+
+// settleValues settles the values of a run. One that did not apply (it
+// failed or did not run) sets its received values again next time, unless
+// newer ones arrived meanwhile, and its sent values are dropped. One that
+// applied holds its received values, and its sent values are recorded
+// (for receivers added later, see resendLastValues) and delivered.
+func (s *scheduler) settleValues(n *node, r result, sent map[string]any) {
 	if r.err != nil || r.notRun {
-		// Not applied: set the received values again next time, unless
-		// newer ones arrived meanwhile.
 		for k, v := range r.recv {
 			if _, newer := n.recvPending[k]; !newer {
 				n.recvPending = setKey(n.recvPending, k, v)
 			}
 		}
-	} else {
-		for k, v := range r.recv {
-			n.recvLast = setKey(n.recvLast, k, v)
-		}
-		for k, v := range sent {
-			n.lastSent = setKey(n.lastSent, k, v)
-		}
-		s.send(n, sent)
+		return
 	}
-	s.outcome(n, r, now)
+	for k, v := range r.recv {
+		n.recvLast = setKey(n.recvLast, k, v)
+	}
+	for k, v := range sent {
+		n.lastSent = setKey(n.lastSent, k, v)
+	}
+	s.send(n, sent)
+}
+
+// settleConsumed records what the run consumed. A noop run only looked,
+// so the refresh it saw is still due. A successful run that applied
+// consumed its refresh (the persisted one too, unless a new one came)
+// and, with RetryReset, gives back the retry budget. The record that its
+// CheckApply was in flight goes in every case.
+func (s *scheduler) settleConsumed(n *node, r result) {
 	if r.refresh && !r.apply {
-		// A noop run only looked: the refresh is still due.
 		n.refresh = true
 	}
 	if r.err == nil && !r.notRun {
@@ -346,11 +300,11 @@ func (s *scheduler) finish(r result) {
 		s.state.setInflight(n.ids(), false)
 		n.inflight = false
 	}
-	s.update(n)
-	for _, w := range r.held {
-		w.Release(1)
-	}
-	// Ancestors that waited for this vertex may go now.
+}
+
+// wakeWaiters queues the ancestors that were deferred until n finished
+// (see dispatch), if they may run now.
+func (s *scheduler) wakeWaiters(n *node) {
 	for i, w := range n.waiters {
 		n.waiters[i] = nil
 		w.queued = false
@@ -402,9 +356,7 @@ func (s *scheduler) outcome(n *node, r result, now time.Time) {
 // whose Cleanup the swap put off, is cleaned up.
 func (s *scheduler) finishAbandoned(r result) {
 	n := r.n
-	for _, w := range r.held {
-		w.Release(1)
-	}
+	release(r.held)
 	if r.err != nil {
 		s.log.Warn("a resource left behind by a graph swap failed", "resource", n.id.String(), "err", r.err)
 	} else {

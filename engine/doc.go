@@ -64,4 +64,54 @@
 //
 // [AutoEdges] and [AutoGroup] are graph transformations a frontend applies
 // before handing a graph to the engine.
+//
+// # Where each metaparameter lives
+//
+// Each metaparameter (its YAML key, then the [Meta] field), the
+// file:function that implements it, and the tests that pin it (checked by
+// TestDocMetaparamTableNamesRealFunctionsAndTests):
+//
+//	noop        Noop         dispatch.go:start (CheckApply with apply false, also with Config.Noop)
+//	                         dispatch.go:outcome (no refresh delivered; listed as would change)
+//	                         dispatch.go:settleConsumed (the refresh it saw stays due)
+//	                         sema.go:semaphores (takes no cluster slot)
+//	            tests        TestNoopPassesApplyFalse, TestNoopSendsNoRefresh,
+//	                         TestNoopRunKeepsPersistedRefresh, TestNoopRunLeavesTheRefreshForTheFirstRealRun,
+//	                         TestNoopCheckTakesNoClusterSlot, TestNoopConvergedStatusListsWhatWouldChange
+//	retry       Retry        dispatch.go:failed (CheckApply), scheduler.go:watchExited (Watch)
+//	                         swap.go:retire (a removed ID's counter goes)
+//	            tests        TestRetryCountsAndDelay, TestRetrySucceedsThenDescendantsRun,
+//	                         TestRetryCounterKeptAcrossSwap, TestRetryBudgetRefilledWhenVertexLeavesAndReturns,
+//	                         TestWatchRetry
+//	retryreset  RetryReset   dispatch.go:settleConsumed
+//	            tests        TestRetryCounterKeptAcrossSwap
+//	delay       Delay        dispatch.go:failed, scheduler.go:watchExited (set the timer)
+//	                         scheduler.go:handleTimers (the retry or restart when it fires)
+//	            tests        TestRetryCountsAndDelay, TestWatchRetry, TestStopLandsInsideWaits
+//	timeout     Timeout      dispatch.go:checkApply
+//	            tests        TestTimeoutCancelsCheckApply
+//	poll        Poll         swap.go:startWatch (a timer instead of Watch)
+//	                         scheduler.go:handleTimers (timerPoll)
+//	            tests        TestPollReplacesWatch
+//	limit       Limit        swap.go:startWatch (the limiter), scheduler.go:event (holds an event)
+//	burst       Burst        scheduler.go:handleTimers (timerLimit), meta.go:Meta.Validate
+//	            tests        TestRateLimit, TestStopLandsInsideWaits, TestMetaValidation
+//	sema        Sema         sema.go:ParseSema, sema.go:semaphores, sema.go:takeSemaphores
+//	                         clustersema.go:acquireSlots, clustersema.go:checkClusterSemas (@@)
+//	                         autogroup.go:regrouped (a group holds the union)
+//	            tests        TestSemaphoreCapsConcurrency, TestSemaphoresInOppositeOrderNeverDeadlock,
+//	                         TestClusterSemaphoresTakenAfterLocalOnesInSortedOrder,
+//	                         TestClusterSemaphoreNeedsACluster, TestGroupedVerticesSeeTheGroupsFences
+//	(none)      Config.Sema  sema.go:globalSema, sema.go:semaphores (taken first)
+//	            tests        TestGlobalSemaphore
+//	rewatch     Rewatch      plan.go:keeps
+//	            tests        TestDeadVertexRestartedByChangeOrRewatch, TestVertexDyingWhileSwapWaitsIsRewatched
+//	autoedge    NoAutoEdge   autoedge.go:AutoEdges
+//	            tests        TestAutoEdges
+//	autogroup   NoAutoGroup  autogroup.go:groupBuckets
+//	            tests        TestAutoGroupMerges, TestNoAutoGroupOnEveryVertexKeepsThemApart
+//
+// The YAML keys are parsed by the YAML frontend, which also reads export
+// (a World feature, not the engine's) and accepts mgmt's realize and reset
+// with a warning: the engine has neither.
 package engine

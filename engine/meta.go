@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -102,46 +100,4 @@ func (m Meta) Equal(o Meta) bool {
 		m.Delay == o.Delay && m.Timeout == o.Timeout && m.Poll == o.Poll &&
 		m.Limit == o.Limit && m.Burst == o.Burst && slices.Equal(m.Sema, o.Sema) &&
 		m.Rewatch == o.Rewatch && m.NoAutoEdge == o.NoAutoEdge && m.NoAutoGroup == o.NoAutoGroup
-}
-
-// clusterSemaPrefix starts a semaphore tag that names a semaphore the
-// whole cluster shares (mgmt's format).
-const clusterSemaPrefix = "@@"
-
-// maxClusterSemaID is the longest id (without the @@) the cluster stores
-// for a semaphore, in bytes; maxClusterSemaCount the most slots it keeps
-// for one (fsm.MaxNameSize and fsm.MaxSemaCount).
-const (
-	maxClusterSemaID    = 256
-	maxClusterSemaCount = 1 << 20
-)
-
-// ParseSema splits a semaphore tag into its id and count: "id" holds one,
-// "id:count" holds count (the integer after the last colon). The count must
-// be positive; an id made only of digits is rejected, since it reads like a
-// count that lost its id. A tag starting with "@@" keeps the @@ in its id
-// (a cluster semaphore and a local one of the same name are two
-// semaphores), and its name after the @@ follows the same rules.
-func ParseSema(tag string) (id string, count int64, err error) {
-	id, count = tag, 1
-	if i := strings.LastIndexByte(tag, ':'); i >= 0 {
-		n, perr := strconv.ParseInt(tag[i+1:], 10, 64)
-		if perr != nil || n < 1 {
-			return "", 0, fmt.Errorf("%q: the count after the last colon must be a positive integer", tag)
-		}
-		id, count = tag[:i], n
-	}
-	name, cluster := strings.CutPrefix(id, clusterSemaPrefix)
-	switch {
-	case name == "":
-		return "", 0, fmt.Errorf("%q: the id is empty", tag)
-	case cluster && len(name) > maxClusterSemaID:
-		return "", 0, fmt.Errorf("%q: the id after @@ is %d bytes, at most %d", tag, len(name), maxClusterSemaID)
-	case cluster && count > maxClusterSemaCount:
-		return "", 0, fmt.Errorf("%q: a cluster semaphore has at most %d slots", tag, maxClusterSemaCount)
-	}
-	if _, perr := strconv.ParseInt(name, 10, 64); perr == nil {
-		return "", 0, fmt.Errorf("%q: the id is a bare number; write id:count", tag)
-	}
-	return id, count, nil
 }

@@ -397,3 +397,26 @@ func TestMetaEqualCoversEveryField(t *testing.T) {
 		}
 	}
 }
+
+// The CheckApply retry budget belongs to a kind and name while it is in the
+// graph: a vertex removed and later added back starts with the whole
+// budget again.
+func TestRetryBudgetRefilledWhenVertexLeavesAndReturns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		m := engine.Meta{Retry: 1, Delay: time.Second}
+		a, other := newFake(rec, "a"), newFake(rec, "other")
+		a.result = fails
+		r := start(t, graphOfVertices(t, append(withMeta(m, a), vtx("other", other))), nil)
+		advance(time.Minute)
+		checks(t, map[*fake]int{a: 2}) // ran, retried once, failed
+
+		r.graphs <- graphOfVertices(t, []engine.Vertex{vtx("other", other)})
+		synctest.Wait()
+		a2 := newFake(rec, "a")
+		a2.result = fails
+		r.graphs <- graphOfVertices(t, append(withMeta(m, a2), vtx("other", other)))
+		advance(time.Minute)
+		checks(t, map[*fake]int{a2: 2})
+	})
+}

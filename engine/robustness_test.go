@@ -325,3 +325,32 @@ func TestEmptyGraph(t *testing.T) {
 		}
 	})
 }
+
+// A noop run only looks, so a refresh it saw stays due: the first real run
+// of the vertex, once noop is turned off, gets it.
+func TestNoopRunLeavesTheRefreshForTheFirstRealRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		a, b := newFake(rec, "a"), newFake(rec, "b")
+		a.result = changes
+		graph := func(b *fake, noop bool) *engine.Graph {
+			g := graphOfVertices(t, []engine.Vertex{vtx("a", a), engineVertex(b, noop)})
+			if err := g.AddEdge(engine.Edge{From: id("a"), To: id("b"), Notify: true}); err != nil {
+				t.Fatal(err)
+			}
+			return g
+		}
+		r := start(t, graph(b, true), nil)
+		synctest.Wait()
+		if got := b.refreshLog(); !slices.Equal(got, []bool{true}) {
+			t.Fatalf("noop run of b saw refreshes %v, want [true]", got)
+		}
+		b2 := newFake(rec, "b")
+		r.graphs <- graph(b2, false)
+		synctest.Wait()
+		checks(t, map[*fake]int{a: 1})
+		if got := b2.refreshLog(); !slices.Equal(got, []bool{true}) {
+			t.Errorf("first real run of b saw refreshes %v, want [true]", got)
+		}
+	})
+}

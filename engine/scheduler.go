@@ -17,6 +17,9 @@ type scheduler struct {
 	cfg Config
 	log *slog.Logger
 
+	// Lifetimes: the contexts the goroutines the scheduler starts run
+	// under, and how stopping and aborting end them (see beginStop,
+	// beginAbort, shutdown).
 	abort       <-chan struct{}
 	applyCtx    context.Context // parent of every CheckApply context
 	applyCancel context.CancelFunc
@@ -29,11 +32,14 @@ type scheduler struct {
 	slotRetryCancel context.CancelFunc
 	slotWG          sync.WaitGroup
 
+	// What wakes the scheduler, apart from new graphs: Watch signals,
+	// CheckApply results, timers; and the state file it keeps.
 	inbox   *inbox
 	results chan result
 	timers  timerQueue
 	state   *stateStore // persisted refreshes; nil without Config.StateDir
 
+	// The running graph and its counts.
 	nodes     map[ID]*node
 	ready     []*node // candidates to dispatch; re-checked on pop
 	running   int     // CheckApply calls in flight
@@ -41,10 +47,12 @@ type scheduler struct {
 	waiting   int     // vertices waiting on a retry, restart or rate limit
 	epoch     uint64  // for marks in descendant searches
 
+	// Retries and semaphores, which outlive the vertices that use them.
 	retryUsed map[ID]int           // CheckApply retries used, by kind and name
 	sems      map[string]*semEntry // local semaphores by id
 	global    *semaphore.Weighted  // Config.Sema, nil if off
 
+	// Graph swaps (see plan.go and swap.go) and the scheduler's own life.
 	plan          *swapPlan   // newest graph not yet swapped in; see plan.go
 	doomedRunning int         // running CheckApply calls the plan waits for
 	swapTimer     *time.Timer // the plan's next step, if it waits
@@ -53,8 +61,9 @@ type scheduler struct {
 	aborted       bool
 	gone          chan struct{} // closed when loop returns
 
-	conv converger
+	conv converger // convergence: when the graph is idle long enough
 
+	// Buffers reused from round to round, to spare allocations.
 	signalBuf []*node
 	timerBuf  []timerEntry
 	work      []*node
@@ -98,14 +107,10 @@ func newScheduler(ctx context.Context, e *Engine) *scheduler {
 	return s
 }
 
-func globalSema(n int) *semaphore.Weighted {
-	if n <= 0 {
-		return nil
-	}
-	return semaphore.NewWeighted(int64(n))
-}
-
-// loop is the scheduler goroutine's body.
+// loop is the scheduler goroutine's body: each round it applies a planned
+// swap that no longer waits, dispatches the ready vertices, flushes the
+// state file and checks convergence, then waits for the next thing to
+// happen. It stops once stopping and nothing runs.
 func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
 	defer close(s.gone)
 	defer s.slotRetryCancel()
@@ -130,19 +135,11 @@ func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
 
 		select {
 		case <-done:
-			if s.running > 0 {
-				s.log.Info("stopping: waiting for running resources", "running", s.runningNames())
-			}
-			s.disarmSwapTimer()
-			s.stopping, done, graphs = true, nil, nil
-			s.semaCancel()
+			s.beginStop()
+			done, graphs = nil, nil
 		case <-abort:
-			s.log.Warn("aborting: cancelling running resources", "running", s.runningNames())
-			s.disarmSwapTimer()
-			s.stopping, s.aborted, done, abort, graphs = true, true, nil, nil, nil
-			s.semaCancel()
-			s.applyCancel()
-			s.slotRetryCancel()
+			s.beginAbort()
+			done, abort, graphs = nil, nil, nil
 			giveUp = time.After(s.cfg.StopTimeout)
 		case <-giveUp:
 			s.log.Error("resources ignored cancellation; stopping without them",
@@ -154,15 +151,7 @@ func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
 				graphs = nil
 				continue
 			}
-			if g == nil {
-				s.log.Error("nil graph ignored")
-				continue
-			}
-			if err := errors.Join(g.Validate(), s.checkClusterSemas(g)); err != nil {
-				s.log.Error("graph rejected; keeping the running one", "graph", g.Name, "err", err)
-				continue
-			}
-			s.planSwap(g, time.Now())
+			s.takeGraph(g)
 		case <-s.swapTimerC():
 			s.swapTimer = nil
 			s.swapTimeout(time.Now())
@@ -178,9 +167,51 @@ func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
 			s.state.flushNow()
 		}
 	}
+	return s.shutdown()
+}
+
+// beginStop starts a graceful stop (Run's context ended): no new
+// CheckApply or swap, waits for semaphores end, running CheckApply calls
+// finish.
+func (s *scheduler) beginStop() {
+	if s.running > 0 {
+		s.log.Info("stopping: waiting for running resources", "running", s.runningNames())
+	}
+	s.disarmSwapTimer()
+	s.stopping = true
+	s.semaCancel()
+}
+
+// beginAbort starts an abort: as beginStop, and the running CheckApply
+// calls and the retries of cluster slot releases are cancelled too.
+func (s *scheduler) beginAbort() {
+	s.log.Warn("aborting: cancelling running resources", "running", s.runningNames())
+	s.disarmSwapTimer()
+	s.stopping, s.aborted = true, true
+	s.semaCancel()
+	s.applyCancel()
+	s.slotRetryCancel()
+}
+
+// takeGraph plans a swap to g, or rejects g (logging why) and keeps the
+// running graph.
+func (s *scheduler) takeGraph(g *Graph) {
+	if g == nil {
+		s.log.Error("nil graph ignored")
+		return
+	}
+	if err := errors.Join(g.Validate(), s.checkClusterSemas(g)); err != nil {
+		s.log.Error("graph rejected; keeping the running one", "graph", g.Name, "err", err)
+		return
+	}
+	s.planSwap(g, time.Now())
+}
+
+// shutdown stops every vertex once nothing runs, writes the state file,
+// and gives the cluster slots still being released one last attempt.
+func (s *scheduler) shutdown() error {
 	s.stopAll()
 	s.state.flushNow()
-	// Cluster slots still being released get one last attempt.
 	s.slotRetryCancel()
 	s.slotWG.Wait()
 	if s.aborted {

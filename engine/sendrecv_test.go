@@ -180,3 +180,79 @@ func TestSendRecvErrorsAtLoad(t *testing.T) {
 		}
 	}
 }
+
+// silentSender is a sender whose CheckApply sends nothing.
+type silentSender struct{ *sender }
+
+func (s *silentSender) CheckApply(ctx context.Context, apply bool) (bool, error) {
+	return s.fake.CheckApply(ctx, apply)
+}
+
+// A receiver replaced because a parameter of its own changed keeps the
+// value it received, for a parameter the new graph still receives: its
+// replacement has it set before its first CheckApply, even when the new
+// sender sends nothing.
+func TestReplacedReceiverKeepsTheValueItReceived(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		s := &sender{fake: newFake(rec, "s"), next: "one"}
+		r := &receiver{fake: newFake(rec, "r")}
+		run := start(t, sendGraph(t, s, r), nil)
+		synctest.Wait()
+		if got := r.log(); !slices.Equal(got, []string{"one (changed)"}) {
+			t.Fatalf("receiver saw %q", got)
+		}
+		s2 := &silentSender{&sender{fake: newFake(rec, "s")}}
+		r2 := &receiver{fake: newFake(rec, "r"), Size: 1}
+		g := graphOfVertices(t, []engine.Vertex{vtx("s", s2), vtx("r", r2)})
+		if err := g.AddEdge(engine.Edge{From: id("s"), To: id("r"),
+			Keys: []engine.KeyMap{{Send: "out", Recv: "value"}}}); err != nil {
+			t.Fatal(err)
+		}
+		run.graphs <- g
+		synctest.Wait()
+		checks(t, map[*fake]int{s2.fake: 1})
+		if got := r2.log(); !slices.Equal(got, []string{"one (changed)"}) {
+			t.Errorf("replacement receiver saw %q, want the value its predecessor received", got)
+		}
+	})
+}
+
+// A received value that a failed CheckApply did not apply is set again on
+// the next run, unless a newer one arrived meanwhile: then the newer one
+// is set.
+func TestNewerReceivedValueWinsOverOneAFailedRunDidNotApply(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		s1 := &sender{fake: newFake(rec, "s1"), next: "old"}
+		s2 := &sender{fake: newFake(rec, "s2"), next: "new"}
+		r := &receiver{fake: newFake(rec, "r")}
+		r.gate = make(chan struct{})
+		r.result = func(n int) (bool, error) {
+			if n == 1 {
+				return false, errScripted
+			}
+			return true, nil
+		}
+		graph := func(from string) *engine.Graph {
+			g := graphOfVertices(t, []engine.Vertex{vtx("s1", s1), vtx("s2", s2), vtx("r", r)})
+			if err := g.AddEdge(engine.Edge{From: id(from), To: id("r"),
+				Keys: []engine.KeyMap{{Send: "out", Recv: "value"}}}); err != nil {
+				t.Fatal(err)
+			}
+			return g
+		}
+		run := start(t, graph("s1"), nil)
+		synctest.Wait() // r runs with "old" and waits at its gate
+		// The edge moves to s2: the swap keeps r (running) and offers it
+		// s2's last value, "new", while its run with "old" is in flight.
+		run.graphs <- graph("s2")
+		synctest.Wait()
+		close(r.gate) // the run with "old" fails
+		synctest.Wait()
+		want := []string{"old (changed)", "new (changed)"}
+		if got := r.log(); !slices.Equal(got, want) {
+			t.Errorf("receiver saw %q, want %q", got, want)
+		}
+	})
+}

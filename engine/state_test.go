@@ -97,3 +97,26 @@ func TestCorruptStateFileMovedAside(t *testing.T) {
 		t.Errorf("corrupt file not moved aside: %v", err)
 	}
 }
+
+// A refresh pending on a vertex that leaves the graph goes with it: added
+// back later, the vertex does not get it.
+func TestRefreshOfAVertexThatLeftTheGraphIsForgotten(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		a, b := newFake(rec, "a"), newFake(rec, "b")
+		a.result = changes
+		b.hold = make(chan struct{}) // never running, so its refresh stays pending
+		r := start(t, graphOf(t, []*fake{a, b}, "a=>b"), func(c *engineConfig) { c.StateDir = dir })
+		synctest.Wait()
+		checks(t, map[*fake]int{a: 1, b: 0})
+		r.graphs <- graphOf(t, []*fake{a})
+		synctest.Wait()
+		b2 := newFake(rec, "b")
+		r.graphs <- graphOf(t, []*fake{a, b2}, "a=>b")
+		synctest.Wait()
+		if got := b2.refreshLog(); !slices.Equal(got, []bool{false}) {
+			t.Errorf("b added back saw refreshes %v, want [false]", got)
+		}
+	})
+}

@@ -16,47 +16,95 @@ import (
 // swap replaces the running graph with the planned one. It runs when no
 // vertex the plan replaces or removes has a CheckApply the swap waits for;
 // kept vertices may be running. Kept vertices keep their resource, Watch
-// and state; the others are stopped or started.
+// and state; the others are stopped or started. The steps, in order: diff
+// the new graph against the running one, stop the removed vertices, rewire
+// the edges, start the added vertices with the refreshes and received
+// values they carry over, and recount the blockers.
 func (s *scheduler) swap(p *swapPlan) {
-	g, received := p.g, p.received
-	next := make(map[ID]*node, g.Len())
-	// IDs in the new graph, members of groups included.
-	inNext := map[ID]bool{}
+	g := p.g
+	inNext := graphIDs(g)
+	next, added := s.diff(g, p.received)
+	removed := p.doomed
+	s.retire(removed, inNext)
+	rewire(g, next)
+	s.nodes = next
+	s.ready = s.ready[:0]
+	s.state.prune(func(id ID) bool { return inNext[id] })
+	now := time.Now() // after stopping the removed vertices, which may take a while
+	s.startAdded(added, removed, now)
+	s.deliverMissedRefreshes(added)
+	resendLastValues(next)
+	s.recountBlockers(g, next)
+	s.hasGraph = true
+	s.conv.changed(now)
+	s.log.Info("graph swapped in", "graph", g.Name, "vertices", g.Len(),
+		"added", len(added), "removed", len(removed), "kept", g.Len()-len(added))
+}
+
+// graphIDs returns the IDs in g, members of groups included: the IDs whose
+// persisted state and retry counters outlive the swap.
+func graphIDs(g *Graph) map[ID]bool {
+	ids := map[ID]bool{}
 	for _, v := range g.Vertices() {
-		inNext[v.ID] = true
+		ids[v.ID] = true
 		if grp, ok := v.Res.(*group); ok {
 			for _, id := range grp.Members() {
-				inNext[id] = true
+				ids[id] = true
 			}
 		}
 	}
-	var added []*node
-	removed := p.doomed
+	return ids
+}
+
+// diff maps each vertex of g to its node: the running one if the plan did
+// not doom it (a kept vertex keeps its node, state and Watch), else a new,
+// dirty node (added), which takes over the replaced node's pending refresh
+// and received values (see carryOver). A replacement of a vertex whose
+// CheckApply the swap abandoned waits for that call (predecessor).
+func (s *scheduler) diff(g *Graph, received map[ID][]string) (next map[ID]*node, added []*node) {
+	next = make(map[ID]*node, g.Len())
 	for _, v := range g.Vertices() {
 		old, ok := s.nodes[v.ID]
 		if ok && !old.doomed {
 			next[v.ID] = old
 			continue
 		}
-		n := &node{id: v.ID, res: v.Res, meta: v.Meta, dirty: true}
-		if ok && old.running {
-			n.predecessor = old // abandoned: n waits for its CheckApply
-		}
+		n := &node{id: v.ID, res: v.Res, meta: v.Meta, applyState: applyState{dirty: true}}
 		if ok {
-			n.refresh = old.refresh // a pending refresh outlives a change of parameters
-			// So do received values, for the parameters still received.
-			for _, k := range received[v.ID] {
-				if val, has := old.recvPending[k]; has {
-					n.recvPending = setKey(n.recvPending, k, val)
-				} else if val, has := old.recvLast[k]; has {
-					n.recvPending = setKey(n.recvPending, k, val)
-				}
+			if old.running {
+				n.predecessor = old // abandoned: n waits for its CheckApply
 			}
+			carryOver(n, old, received[v.ID])
 		}
 		next[v.ID] = n
 		added = append(added, n)
 	}
+	return next, added
+}
 
+// carryOver gives the replacement n of old what old had not consumed yet:
+// a pending refresh outlives a change of parameters, and so do received
+// values, for the parameters the new graph still receives (pending ones
+// first, else the ones old held), so n gets them set before its first
+// CheckApply.
+func carryOver(n, old *node, received []string) {
+	n.refresh = old.refresh
+	for _, k := range received {
+		if val, has := old.recvPending[k]; has {
+			n.recvPending = setKey(n.recvPending, k, val)
+		} else if val, has := old.recvLast[k]; has {
+			n.recvPending = setKey(n.recvPending, k, val)
+		}
+	}
+}
+
+// retire stops the removed (doomed) vertices and takes them out of every
+// count: it stops their Watch and cleans them up (see stop), marks them
+// removed so their late signals and results are ignored, makes their
+// timers stale and drops their waits from the count of waiting vertices.
+// The persisted state and retry counters of the IDs not in the new graph
+// (inNext) are forgotten; those of replaced vertices are kept.
+func (s *scheduler) retire(removed []*node, inNext map[ID]bool) {
 	s.stop(removed)
 	for _, n := range removed {
 		n.removed = true
@@ -74,12 +122,16 @@ func (s *scheduler) swap(p *swapPlan) {
 			}
 		}
 	}
+}
 
-	// Rebuild the edges of every vertex in the new graph.
+// rewire rebuilds the edges of every node of the new graph from g's
+// edges, and resets what depends on them (blocker counts, busy bits, the
+// ready queue and the deferred ancestors), which recountBlockers rebuilds.
+func rewire(g *Graph, next map[ID]*node) {
 	for _, n := range next {
 		n.parents, n.children, n.notify, n.sends = n.parents[:0], n.children[:0], n.notify[:0], n.sends[:0]
 		n.blockers, n.busy, n.queued = 0, false, false
-		clear(n.waiters) // the ready queue is rebuilt below
+		clear(n.waiters) // the ready queue is rebuilt by recountBlockers
 		n.waiters = n.waiters[:0]
 	}
 	for _, e := range g.Edges() {
@@ -93,19 +145,20 @@ func (s *scheduler) swap(p *swapPlan) {
 			from.sends = append(from.sends, sendEdge{to: to, KeyMap: k})
 		}
 	}
-	s.nodes = next
-	s.ready = s.ready[:0]
+}
 
-	s.state.prune(func(id ID) bool { return inNext[id] })
-	// A refresh pending on a vertex that was regrouped (or ungrouped) goes
-	// with its members.
+// startAdded counts each added vertex as unstarted, gives it the
+// refreshes pending for the IDs it stands for, and starts its Watch. A
+// refresh pending on a removed vertex goes with its members to whichever
+// added vertex now holds them (a vertex regrouped or ungrouped keeps it),
+// and so does one persisted in the state file.
+func (s *scheduler) startAdded(added, removed []*node, now time.Time) {
 	oldByMember := map[ID]*node{}
 	for _, n := range removed {
 		for _, id := range n.ids() {
 			oldByMember[id] = n
 		}
 	}
-	now := time.Now() // after stopping the removed vertices, which may take a while
 	for _, n := range added {
 		s.unstarted++
 		for _, id := range n.ids() {
@@ -118,8 +171,12 @@ func (s *scheduler) swap(p *swapPlan) {
 		}
 		s.startWatch(n, now)
 	}
-	// Vertices whose CheckApply was in flight when the agent died may have
-	// changed something: their notify children get the refresh they missed.
+}
+
+// deliverMissedRefreshes gives the notify children of each added vertex
+// whose CheckApply was in flight when the agent died the refresh they
+// missed: that CheckApply may have changed something.
+func (s *scheduler) deliverMissedRefreshes(added []*node) {
 	for _, n := range added {
 		if s.state.takeInflight(n.ids()) {
 			for _, c := range n.notify {
@@ -128,8 +185,12 @@ func (s *scheduler) swap(p *swapPlan) {
 			}
 		}
 	}
-	// Receivers get what their senders last sent, if they lack it: a new
-	// receiver of a kept sender, or an edge moved to another sender.
+}
+
+// resendLastValues offers each receiver what its senders last sent, if it
+// lacks it: a new receiver of a kept sender, or an edge moved to another
+// sender. A receiver that holds the value already gets nothing (see offer).
+func resendLastValues(next map[ID]*node) {
 	for _, n := range next {
 		for _, e := range n.sends {
 			if v, ok := n.lastSent[e.Send]; ok {
@@ -137,8 +198,12 @@ func (s *scheduler) swap(p *swapPlan) {
 			}
 		}
 	}
+}
 
-	// Recompute busy bits and blocker counts in topological order.
+// recountBlockers recomputes every vertex's busy bit and count of busy
+// parents in topological order, so each parent is settled before its
+// children count it, and queues the vertices that may run.
+func (s *scheduler) recountBlockers(g *Graph, next map[ID]*node) {
 	for _, n := range topoOrder(g, next) {
 		for _, p := range n.parents {
 			if p.busy {
@@ -151,10 +216,6 @@ func (s *scheduler) swap(p *swapPlan) {
 			s.ready = append(s.ready, n)
 		}
 	}
-	s.hasGraph = true
-	s.conv.changed(now)
-	s.log.Info("graph swapped in", "graph", g.Name, "vertices", g.Len(),
-		"added", len(added), "removed", len(removed), "kept", g.Len()-len(added))
 }
 
 // startWatch initialises n's resource and starts its Watch goroutine, or
