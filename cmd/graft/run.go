@@ -190,35 +190,49 @@ func runAgent(c *cli.Context, e *env, file string) error {
 	if err != nil {
 		return err
 	}
-
 	dd, err := openDataDir(opts.dataDir, opts.tmp)
 	if err != nil {
 		return err
 	}
 	defer dd.Close()
-	var status *statusFile
+	a := &agentSetup{log: log, opts: opts, hub: hub, reg: reg, watcher: watcher, graph: graph, dd: dd}
 	if opts.statusFile != "" {
-		if status, err = newStatusFile(opts.statusFile, log); err != nil {
+		if a.status, err = newStatusFile(opts.statusFile, log); err != nil {
 			return err
 		}
 	}
 	log.Info("starting", "version", version(), "hostname", opts.hostname, "data_dir", dd.path,
 		"graph", graph.Name, "resources", graph.Len(), "noop", opts.noop, "sema", opts.sema)
-	// Logged last, once the cluster side has stopped too.
-	stopped := false
-	defer func() {
-		if stopped {
-			log.Info("stopped")
-		}
-	}()
-	// The agent stops on the first interrupt or when asked to leave
-	// through the local API.
-	agentCtx, stopAgent := context.WithCancel(c.Context)
+	if err := a.run(c.Context, e); err != nil {
+		return err
+	}
+	log.Info("stopped") // once the cluster side has stopped too
+	return nil
+}
+
+// agentSetup is what runAgent opened before the agent starts: the log, the
+// options, the file watcher, the graph and its watcher, the data dir and
+// the status file.
+type agentSetup struct {
+	log     *slog.Logger
+	opts    agentOptions
+	hub     *fswatch.Hub
+	reg     *engine.Registry
+	watcher *yamlgraph.Watcher
+	graph   *engine.Graph
+	dd      *dataDir
+	status  *statusFile // nil without --status-file
+}
+
+// run runs the agent until it stops: the cluster server, the World and
+// the local API start before the engine and stop after it (deferred
+// first, so run last). An orderly stop leaves the cluster first; an abort
+// or a failure does not. The agent stops on the first interrupt or when
+// asked to leave through the local API.
+func (a *agentSetup) run(ctx context.Context, e *env) error {
+	agentCtx, stopAgent := context.WithCancel(ctx)
 	defer stopAgent()
-	// The cluster server, the World and the local API start before the
-	// engine and stop after it (deferred first, so run last). An orderly
-	// stop leaves the cluster first; an abort or a failure does not.
-	cl, err := startCluster(agentCtx, opts, dd.path, log, e, stopAgent)
+	cl, err := startCluster(agentCtx, a.opts, a.dd.path, a.log, e, stopAgent)
 	if err != nil {
 		return err
 	}
@@ -227,11 +241,11 @@ func runAgent(c *cli.Context, e *env, file string) error {
 
 	engCtx, stopEngine := context.WithCancel(agentCtx)
 	defer stopEngine()
-	cfg := opts.engineConfig(dd, log)
+	cfg := a.opts.engineConfig(a.dd, a.log)
 	// Resources and cluster semaphores use the World of whichever cluster
 	// side runs.
 	cfg.World, cfg.ClusterSemaphores = cl.worlds, cl.worlds
-	conv := newConvergence(opts, status, cl.worlds, stopEngine, log)
+	conv := newConvergence(a.opts, a.status, cl.worlds, stopEngine, a.log)
 	defer conv.start()()
 	cfg.OnConverged = conv.changed
 	eng, err := engine.New(cfg)
@@ -241,29 +255,25 @@ func runAgent(c *cli.Context, e *env, file string) error {
 
 	// Background goroutines, stopped in reverse order of starting by the
 	// deferred calls: graph watcher, status writer, then the hub.
-	defer goRun(hub.Run, func(err error) { log.Error("file watcher stopped", "err", err) })()
-	if status != nil {
-		defer goRun(status.run, nil)()
+	defer goRun(a.hub.Run, func(err error) { a.log.Error("file watcher stopped", "err", err) })()
+	if a.status != nil {
+		defer goRun(a.status.run, nil)()
 	}
 	watchErr := make(chan error, 1) // a graph source failing stops the agent
-	graphs, stopGraphs := graphSources{initial: graph, watcher: watcher, deploys: opts.deploys, noop: opts.noop,
-		worlds: cl.worlds, reg: reg, host: opts.hostname, log: log}.start(func(err error) {
+	graphs, stopGraphs := graphSources{initial: a.graph, watcher: a.watcher, deploys: a.opts.deploys,
+		noop: a.opts.noop, worlds: cl.worlds, reg: a.reg, host: a.opts.hostname, log: a.log}.start(func(err error) {
 		watchErr <- err
 		stopEngine()
 	})
 	defer stopGraphs()
 
-	runErr := runEngine(engCtx, eng, graphs, e.hard, log)
+	runErr := runEngine(engCtx, eng, graphs, e.hard, a.log)
 	final := conv.result()
 	// A restart of the cluster side that failed, or a graph source that
 	// failed, stopped the agent.
 	runErr = errors.Join(runErr, cl.failure(), received(watchErr))
 	leave = runErr == nil && !isClosed(e.hard)
-	if err := agentResult(runErr, final, opts.noop); err != nil {
-		return err
-	}
-	stopped = true
-	return nil
+	return agentResult(runErr, final, a.opts.noop)
 }
 
 // received returns the error waiting in ch, if one is.
