@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clusterkey"
 	"github.com/graftcm/graft/fsm"
 )
 
@@ -19,7 +20,7 @@ func TestGossipPortInUseMatchesItsSentinel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	tok, err := cluster.GenerateToken()
+	tok, err := clusterkey.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/graftcm/graft/cluster/clusterkey"
 )
 
 // The cluster port under a flood of idle connections, each opened and then
@@ -21,7 +23,7 @@ import (
 // muxTLS is a server's and a client's TLS for one cluster key, or none.
 type muxTLS struct{ server, client *tls.Config }
 
-func keyedTLS(t *testing.T, tok Token, nodeID string) muxTLS {
+func keyedTLS(t *testing.T, tok clusterkey.Token, nodeID string) muxTLS {
 	server, client := clusterTLS(t, tok, nodeID)
 	return muxTLS{server, client}
 }
@@ -254,7 +256,7 @@ func memberHandshake(t *testing.T, addr, from string, client *tls.Config) {
 // stalledDial dials from a mux whose TLS client stops before sending its
 // certificate, until release is called, so the dial sits in one of the
 // server's handshake slots. It returns once the dial is stalled there.
-func stalledDial(t *testing.T, tok Token, addr string) (release func() error) {
+func stalledDial(t *testing.T, tok clusterkey.Token, addr string) (release func() error) {
 	t.Helper()
 	keys := keyedTLS(t, tok, "stalled")
 	cert := keys.client.Certificates[0]

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clusterkey"
 	"github.com/graftcm/graft/fsm"
 )
 
@@ -21,7 +22,7 @@ type restartable struct {
 	srv *cluster.Server
 }
 
-func startRestartable(t *testing.T, id string, tok *cluster.Token, join []string) *restartable {
+func startRestartable(t *testing.T, id string, tok *clusterkey.Token, join []string) *restartable {
 	t.Helper()
 	cfg := cluster.TestServerConfig()
 	cfg.Raft.NodeID, cfg.Raft.DataDir = id, t.TempDir()
@@ -88,7 +89,7 @@ func TestRestartLoopWithBigSnapshotNeverCrashes(t *testing.T) {
 	if testing.Short() {
 		restarts = 5
 	}
-	tok, err := cluster.GenerateToken()
+	tok, err := clusterkey.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}

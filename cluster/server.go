@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/graftcm/graft/cluster/clusterkey"
 	"github.com/graftcm/graft/fsm"
 )
 
@@ -52,7 +53,7 @@ type ServerConfig struct {
 	Voters int
 	// Token keys the cluster: it encrypts gossip and, with Open, wraps the
 	// cluster port in mutual TLS. Nil runs without either (tests only).
-	Token *Token
+	Token *clusterkey.Token
 	// Version is graft's version, gossiped for information.
 	Version string
 

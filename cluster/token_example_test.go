@@ -5,12 +5,13 @@ import (
 	"log"
 
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clusterkey"
 )
 
 // The first node generates the key; every node derives its cluster-port
 // TLS from it.
-func ExampleToken_ClusterTLS() {
-	tok, err := cluster.GenerateToken()
+func ExampleConfig_clusterKey() {
+	tok, err := clusterkey.Generate()
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -25,19 +26,4 @@ func ExampleToken_ClusterTLS() {
 	// Output:
 	// <nil>
 	// 32 byte gossip key
-}
-
-// Operators compare fingerprints, never keys; a mangled key is refused
-// without being echoed.
-func ExampleParseToken() {
-	tok, err := cluster.ParseToken("graft1_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8")
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println("fingerprint", tok.Fingerprint())
-	_, err = cluster.ParseToken("graft1_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh")
-	fmt.Println(err)
-	// Output:
-	// fingerprint 9dd8e404
-	// invalid cluster key: 42 characters after "graft1_", want 43
 }

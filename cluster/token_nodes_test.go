@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graftcm/graft/cluster/clusterkey"
 	"github.com/graftcm/graft/fsm"
 	"github.com/hashicorp/raft"
 )
@@ -94,7 +95,7 @@ func containsAll(s string, parts []string) bool {
 }
 
 // openKeyedNode starts a node on loopback whose cluster port is keyed by tok.
-func openKeyedNode(t *testing.T, id string, tok Token, bootstrap bool, logs *logRecorder, edit func(*Config)) *Node {
+func openKeyedNode(t *testing.T, id string, tok clusterkey.Token, bootstrap bool, logs *logRecorder, edit func(*Config)) *Node {
 	t.Helper()
 	cfg := TestConfig()
 	cfg.NodeID, cfg.DataDir, cfg.Bootstrap = id, t.TempDir(), bootstrap

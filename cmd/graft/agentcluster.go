@@ -13,6 +13,7 @@ import (
 
 	apiserver "github.com/graftcm/graft/api/server"
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clusterkey"
 	"github.com/graftcm/graft/fsm"
 	"github.com/graftcm/graft/world"
 )
@@ -89,7 +90,7 @@ func startCluster(ctx context.Context, o agentOptions, dir string, log *slog.Log
 	}
 	var key clusterKey
 	if a.oneShot {
-		tok, err := cluster.GenerateToken()
+		tok, err := clusterkey.Generate()
 		if err != nil {
 			return fail(err)
 		}
@@ -202,7 +203,7 @@ func (a *agentCluster) startSide(key clusterKey, seeds []string) (_ *clusterSide
 // the options', with key and seeds. A one-shot run keeps raft's state in
 // memory and, unless an address flag says otherwise, binds loopback ports
 // the system picks.
-func (a *agentCluster) serverConfig(key cluster.Token, seeds []string, gen uint64) cluster.ServerConfig {
+func (a *agentCluster) serverConfig(key clusterkey.Token, seeds []string, gen uint64) cluster.ServerConfig {
 	cfg := a.o.serverConfig(a.dir, key, a.log)
 	cfg.Join = seeds
 	cfg.OnOtherCluster = a.otherCluster(gen, seeds)
@@ -229,7 +230,7 @@ func (a *agentCluster) serveAPI(side *clusterSide) error {
 	}
 	apiSrv, err := apiserver.NewServer(apiserver.Config{Store: w, Deploys: w, Status: node.Status, Node: node, Host: a.o.hostname, Version: version(),
 		Cluster: side.srv, Join: a.join(side), OwnKey: func(key string) bool {
-			tok, err := cluster.ParseToken(key)
+			tok, err := clusterkey.Parse(key)
 			return err == nil && tok.Equal(side.key.tok)
 		}, KeyFingerprint: side.key.tok.Fingerprint(), Leave: func(ctx context.Context) error {
 			a.shutdown()

@@ -20,6 +20,7 @@ import (
 	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/atomicfile"
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clusterkey"
 )
 
 const (
@@ -75,7 +76,7 @@ type clusterOptions struct {
 	bootstrapExpect int
 	voters          int
 	clusterName     string
-	token           *cluster.Token // nil: from the data dir, or a new one
+	token           *clusterkey.Token // nil: from the data dir, or a new one
 	apiAddr         string
 	// addrsSet: an address flag was given (--cluster-addr, --gossip-addr
 	// or --advertise-addr), which a one-shot run then binds too.
@@ -150,7 +151,7 @@ func parseClusterOptions(c *cli.Context) (clusterOptions, error) {
 		return o, usageError("--cluster-name is empty")
 	}
 	if text := c.String("token"); text != "" {
-		tok, err := cluster.ParseToken(text) // its errors never hold the text
+		tok, err := clusterkey.Parse(text) // its errors never hold the text
 		if err != nil {
 			return o, usageError("--token (or GRAFT_TOKEN): %v", err)
 		}
@@ -208,7 +209,7 @@ func checkNodeID(dir, host string) error {
 }
 
 // serverConfig is the cluster server's configuration the options ask for.
-func (o agentOptions) serverConfig(dir string, key cluster.Token, log *slog.Logger) cluster.ServerConfig {
+func (o agentOptions) serverConfig(dir string, key clusterkey.Token, log *slog.Logger) cluster.ServerConfig {
 	cfg := cluster.DefaultServerConfig()
 	cfg.Raft.NodeID = o.hostname
 	cfg.Raft.DataDir = dir

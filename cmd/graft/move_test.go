@@ -15,6 +15,7 @@ import (
 
 	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clusterkey"
 	"github.com/graftcm/graft/fsm"
 )
 
@@ -263,7 +264,7 @@ func TestANodeRestartedAfterItsClusterWasSetAsideJoinsTheSeeds(t *testing.T) {
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := cluster.WriteTokenFile(filepath.Join(data, tokenFile), mustParse(t, key)); err != nil {
+	if err := clusterkey.WriteFile(filepath.Join(data, tokenFile), mustParse(t, key)); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(data, nodeIDFile), []byte("b\n"), 0o600); err != nil {
@@ -486,7 +487,7 @@ func TestARestartQueuedAsTheAgentStopsIsNotMade(t *testing.T) {
 func TestAKeyRefusalCitesTheRaftConfigurationItRestsOn(t *testing.T) {
 	dir := t.TempDir()
 	held := newToken(t)
-	if err := cluster.WriteTokenFile(filepath.Join(dir, tokenFile), held); err != nil {
+	if err := clusterkey.WriteFile(filepath.Join(dir, tokenFile), held); err != nil {
 		t.Fatal(err)
 	}
 	cfg := cluster.TestServerConfig()

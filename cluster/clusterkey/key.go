@@ -1,4 +1,7 @@
-package cluster
+// Package clusterkey owns the cluster key: its text form and token file,
+// and what every node derives from it (the gossip key, the certificate
+// authority and the node certificates of the cluster port's mutual TLS).
+package clusterkey
 
 import (
 	"crypto/ed25519"
@@ -45,8 +48,8 @@ const (
 // vouches for membership of the cluster, not for a host.
 const clusterServerName = "graft-cluster"
 
-// ErrInvalidToken is wrapped by every ParseToken error.
-var ErrInvalidToken = errors.New("invalid cluster key")
+// ErrInvalid is wrapped by every Parse error.
+var ErrInvalid = errors.New("invalid cluster key")
 
 // A Token is the cluster key: 32 random bytes that key everything between
 // nodes. Gossip is encrypted with a key derived from it (GossipKey) and the
@@ -58,14 +61,14 @@ var ErrInvalidToken = errors.New("invalid cluster key")
 // command: log Fingerprint instead. A Token logged through slog shows only
 // its fingerprint, and %#v hides the secret too.
 //
-// The zero Token keys nothing; IsZero reports it. GenerateToken,
-// ParseToken and LoadOrCreateToken never return it.
+// The zero Token keys nothing; IsZero reports it. Generate,
+// Parse and LoadOrCreate never return it.
 type Token struct {
 	secret [tokenSize]byte
 }
 
-// GenerateToken returns a new random token.
-func GenerateToken() (Token, error) {
+// Generate returns a new random token.
+func Generate() (Token, error) {
 	var t Token
 	if _, err := rand.Read(t.secret[:]); err != nil {
 		return Token{}, fmt.Errorf("cluster key: %w", err)
@@ -73,34 +76,34 @@ func GenerateToken() (Token, error) {
 	return t, nil
 }
 
-// ParseToken parses a token's text form (see String), ignoring surrounding
-// white space. Its errors wrap ErrInvalidToken and never contain the text.
-func ParseToken(s string) (Token, error) {
+// Parse parses a token's text form (see String), ignoring surrounding
+// white space. Its errors wrap ErrInvalid and never contain the text.
+func Parse(s string) (Token, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return Token{}, fmt.Errorf("%w: it is empty", ErrInvalidToken)
+		return Token{}, fmt.Errorf("%w: it is empty", ErrInvalid)
 	}
 	body, ok := strings.CutPrefix(s, tokenPrefix)
 	if !ok {
-		return Token{}, fmt.Errorf("%w: it does not start with %q", ErrInvalidToken, tokenPrefix)
+		return Token{}, fmt.Errorf("%w: it does not start with %q", ErrInvalid, tokenPrefix)
 	}
 	if len(body) != tokenTextLen {
-		return Token{}, fmt.Errorf("%w: %d characters after %q, want %d", ErrInvalidToken, len(body), tokenPrefix, tokenTextLen)
+		return Token{}, fmt.Errorf("%w: %d characters after %q, want %d", ErrInvalid, len(body), tokenPrefix, tokenTextLen)
 	}
 	var t Token
 	n, err := base64.RawURLEncoding.Strict().Decode(t.secret[:], []byte(body))
 	if err != nil || n != tokenSize {
 		// The decoder's error gives only an offset; keep even that out.
-		return Token{}, fmt.Errorf("%w: not unpadded base64url (A-Z, a-z, 0-9, - and _) after %q", ErrInvalidToken, tokenPrefix)
+		return Token{}, fmt.Errorf("%w: not unpadded base64url (A-Z, a-z, 0-9, - and _) after %q", ErrInvalid, tokenPrefix)
 	}
 	if t.IsZero() {
-		return Token{}, fmt.Errorf("%w: it is all zeros", ErrInvalidToken)
+		return Token{}, fmt.Errorf("%w: it is all zeros", ErrInvalid)
 	}
 	return t, nil
 }
 
 // Secret returns the token's text form, "graft1_" and the secret in
-// unpadded base64url, which ParseToken reads back. Write it only where the
+// unpadded base64url, which Parse reads back. Write it only where the
 // secret belongs. The zero Token's is "".
 func (t Token) Secret() string {
 	if t.IsZero() {
@@ -146,7 +149,7 @@ func (t Token) LogValue() slog.Value {
 
 // GoString keeps the secret out of %#v.
 func (t Token) GoString() string {
-	return fmt.Sprintf("cluster.Token{fingerprint: %q}", t.Fingerprint())
+	return fmt.Sprintf("clusterkey.Token{fingerprint: %q}", t.Fingerprint())
 }
 
 // GossipKey returns the 32-byte AES-256 key that encrypts gossip, for
@@ -154,7 +157,7 @@ func (t Token) GoString() string {
 // panics on the zero Token, whose key every unkeyed node would share.
 func (t Token) GossipKey() []byte {
 	if t.IsZero() {
-		panic("cluster: GossipKey of the zero Token")
+		panic("clusterkey: GossipKey of the zero Token")
 	}
 	return t.derive(infoGossip, 32)
 }
@@ -163,7 +166,7 @@ func (t Token) GossipKey() []byte {
 func (t Token) derive(info string, n int) []byte {
 	k, err := hkdf.Key(sha256.New, t.secret[:], nil, info, n)
 	if err != nil {
-		panic("cluster: hkdf: " + err.Error()) // only for n > 255*32
+		panic("clusterkey: hkdf: " + err.Error()) // only for n > 255*32
 	}
 	return k
 }
@@ -306,22 +309,22 @@ func nodeCert(ca *x509.Certificate, caKey ed25519.PrivateKey, nodeID string, now
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
 }
 
-// LoadOrCreateToken reads the token file at path or, if there is none,
+// LoadOrCreate reads the token file at path or, if there is none,
 // generates a token and writes it there (creating the directory, 0700 if
 // new), reporting created. The file holds the text form and a newline, and
 // is created with mode 0600 atomically: a concurrent reader or creator sees
 // no file or the whole token, never a part. An existing file that group or
 // others may read or write is refused, as is one that does not parse.
-func LoadOrCreateToken(path string) (tok Token, created bool, err error) {
+func LoadOrCreate(path string) (tok Token, created bool, err error) {
 	tok, err = loadToken(path)
 	if !errors.Is(err, fs.ErrNotExist) {
 		return tok, false, err
 	}
-	tok, err = GenerateToken()
+	tok, err = Generate()
 	if err != nil {
 		return Token{}, false, err
 	}
-	err = WriteTokenFile(path, tok)
+	err = WriteFile(path, tok)
 	if errors.Is(err, fs.ErrExist) { // another process made it first: use theirs
 		tok, err = loadToken(path)
 		return tok, false, err
@@ -356,18 +359,18 @@ func loadToken(path string) (Token, error) {
 	if err != nil {
 		return Token{}, fmt.Errorf("cluster key: reading %s: %w", path, err)
 	}
-	tok, err := ParseToken(string(text))
+	tok, err := Parse(string(text))
 	if err != nil {
 		return Token{}, fmt.Errorf("cluster key: token file %s: %w", path, err)
 	}
 	return tok, nil
 }
 
-// WriteTokenFile writes tok to path (mode 0600) atomically, refusing to
+// WriteFile writes tok to path (mode 0600) atomically, refusing to
 // replace an existing file: it writes a temporary file beside path and
 // links it into place, which fails with fs.ErrExist if path exists. Where
 // the file system has no hard links, it renames instead.
-func WriteTokenFile(path string, tok Token) error {
+func WriteFile(path string, tok Token) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("cluster key: %w", err)

@@ -1,4 +1,4 @@
-package cluster
+package clusterkey
 
 import (
 	"bytes"
@@ -21,7 +21,7 @@ import (
 
 func newToken(t *testing.T) Token {
 	t.Helper()
-	tok, err := GenerateToken()
+	tok, err := Generate()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,15 +44,15 @@ func TestTokenRoundTrip(t *testing.T) {
 		if !strings.HasPrefix(s, "graft1_") || len(s) != len("graft1_")+43 {
 			t.Fatalf("Secret() = %q, want graft1_ and 43 characters", s)
 		}
-		got, err := ParseToken(s)
+		got, err := Parse(s)
 		if err != nil {
-			t.Fatalf("ParseToken(Secret()): %v", err)
+			t.Fatalf("Parse(Secret()): %v", err)
 		}
 		if !got.Equal(tok) || got != tok {
-			t.Fatal("ParseToken(Secret()) is another token")
+			t.Fatal("Parse(Secret()) is another token")
 		}
-		if got, err := ParseToken("  " + s + "\n"); err != nil || !got.Equal(tok) {
-			t.Fatalf("ParseToken with surrounding space: %v", err)
+		if got, err := Parse("  " + s + "\n"); err != nil || !got.Equal(tok) {
+			t.Fatalf("Parse with surrounding space: %v", err)
 		}
 	}
 	if got, want := fixedToken().Secret(), "graft1_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"; got != want {
@@ -79,12 +79,12 @@ func TestParseTokenErrors(t *testing.T) {
 		{"all zeros", "graft1_" + strings.Repeat("A", 43), "all zeros"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseToken(tc.in)
+			_, err := Parse(tc.in)
 			if err == nil {
 				t.Fatal("accepted")
 			}
-			if !errors.Is(err, ErrInvalidToken) {
-				t.Errorf("error %q does not wrap ErrInvalidToken", err)
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error %q does not wrap ErrInvalid", err)
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q does not say %q", err, tc.want)
@@ -164,7 +164,7 @@ func TestTokenDerivations(t *testing.T) {
 	if n := len(a.GossipKey()); n != 32 {
 		t.Errorf("gossip key of %d bytes, want 32 (AES-256)", n)
 	}
-	if again, err := ParseToken(a.Secret()); err != nil || again.Fingerprint() != a.Fingerprint() {
+	if again, err := Parse(a.Secret()); err != nil || again.Fingerprint() != a.Fingerprint() {
 		t.Error("one token has two fingerprints")
 	}
 	if a.Fingerprint() == b.Fingerprint() {
@@ -199,6 +199,10 @@ func TestTokenKnownAnswers(t *testing.T) {
 		}
 	}
 }
+
+// plaintextRPC is what a node without the cluster key sends first: the
+// cluster port's RPC connection kind ('P') and a one-byte RPC frame.
+var plaintextRPC = []byte{'P', 0, 0, 0, 1, 0x80}
 
 // tlsExchange connects a client to a server over loopback: a TLS handshake,
 // then the client sends a byte that the server echoes, so each side learns
@@ -255,7 +259,7 @@ func tlsExchange(t *testing.T, server, client *tls.Config) (serverErr, clientErr
 			rw = tc
 		}
 		if client == nil {
-			if _, err := c.Write([]byte{connRPC, 0, 0, 0, 1, 0x80}); err != nil {
+			if _, err := c.Write(plaintextRPC); err != nil {
 				return err
 			}
 		} else if _, err := rw.Write([]byte{'x'}); err != nil {
@@ -295,7 +299,7 @@ func TestClusterTLSSameToken(t *testing.T) {
 		t.Errorf("server sees peer certificates %v, want one for node client", st.PeerCertificates)
 	}
 	// A token read back from its text keys the same cluster.
-	again, err := ParseToken(tok.Secret())
+	again, err := Parse(tok.Secret())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,9 +369,9 @@ func TestClusterTLSRefusesOthers(t *testing.T) {
 func TestLoadOrCreateToken(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "new", "cluster.key")
-	tok, created, err := LoadOrCreateToken(path)
+	tok, created, err := LoadOrCreate(path)
 	if err != nil || !created {
-		t.Fatalf("LoadOrCreateToken = %v, %v; want created", created, err)
+		t.Fatalf("LoadOrCreate = %v, %v; want created", created, err)
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -387,7 +391,7 @@ func TestLoadOrCreateToken(t *testing.T) {
 		t.Errorf("temporary files left: %v", leftovers)
 	}
 
-	again, created, err := LoadOrCreateToken(path)
+	again, created, err := LoadOrCreate(path)
 	if err != nil || created {
 		t.Fatalf("reload = %v, %v; want loaded", created, err)
 	}
@@ -399,7 +403,7 @@ func TestLoadOrCreateToken(t *testing.T) {
 		if err := os.Chmod(path, perm); err != nil {
 			t.Fatal(err)
 		}
-		_, _, err := LoadOrCreateToken(path)
+		_, _, err := LoadOrCreate(path)
 		if err == nil {
 			t.Fatalf("mode %04o accepted", perm)
 		}
@@ -413,7 +417,7 @@ func TestLoadOrCreateToken(t *testing.T) {
 	if err := os.Chmod(path, 0o400); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := LoadOrCreateToken(path); err != nil {
+	if _, _, err := LoadOrCreate(path); err != nil {
 		t.Errorf("read-only 0400 file refused: %v", err)
 	}
 }
@@ -434,7 +438,7 @@ func TestLoadOrCreateTokenRefusesBadFiles(t *testing.T) {
 		{write("truncated", "graft1_"+secret[:30]+"\n"), "30 characters"},
 		{dir, "not a regular file"},
 	} {
-		_, created, err := LoadOrCreateToken(tc.path)
+		_, created, err := LoadOrCreate(tc.path)
 		if err == nil || created {
 			t.Errorf("%s: created %v, err %v; want an error", tc.path, created, err)
 			continue
@@ -458,7 +462,7 @@ func TestLoadOrCreateTokenConcurrent(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			var err error
-			toks[i], created[i], err = LoadOrCreateToken(path)
+			toks[i], created[i], err = LoadOrCreate(path)
 			if err != nil {
 				t.Error(err)
 			}
