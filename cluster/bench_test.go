@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/fsm"
 )
@@ -36,7 +34,7 @@ func benchCluster(b *testing.B, n int) []*cluster.Node {
 			}
 			continue
 		}
-		if err := nodes[0].Raft().AddVoter(raft.ServerID(node.ID()), raft.ServerAddress(node.Addr()), 0, 10*time.Second).Error(); err != nil {
+		if err := nodes[0].AddVoter(node.ID(), node.Addr(), 10*time.Second); err != nil {
 			b.Fatal(err)
 		}
 	}

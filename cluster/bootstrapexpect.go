@@ -96,7 +96,7 @@ func (s *Server) bootstrapExpectLoop(ctx context.Context) {
 	defer tick.Stop()
 	tooMany := false
 	for {
-		if s.node.HasState() || s.ClusterID() != "" || s.node.raft.LastIndex() > 0 {
+		if s.node.HasState() || s.ClusterID() != "" || s.node.LastIndex() > 0 {
 			return
 		}
 		ring := map[string]Meta{}

@@ -1,6 +1,11 @@
 package cluster
 
-import "sync/atomic"
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+)
 
 // caughtUp records whether the FSM has applied what the raft log held when
 // the node started. A restarted node's FSM holds only its last snapshot:
@@ -35,4 +40,21 @@ func (n *Node) CaughtUp() bool {
 	}
 	n.caught.done.Store(true)
 	return true
+}
+
+// LogCaughtUp logs once this node's copy of the state holds every write
+// the cluster committed before it started (until then, local reads may
+// miss recent writes), trying until ctx ends or the node closes.
+func (n *Node) LogCaughtUp(ctx context.Context, log *slog.Logger) {
+	for {
+		err := n.Linearize(ctx)
+		switch {
+		case err == nil:
+			log.Info("local state caught up with the cluster", "revision", n.fsm.Rev())
+			return
+		case ctx.Err() != nil, errors.Is(err, ErrClosed):
+			return
+		}
+		log.Debug("not caught up with the cluster yet", "err", err)
+	}
 }

@@ -42,4 +42,8 @@
 // configuration), and execute carries the actions out while the node still
 // leads in the term the pass began in. The bootstrap-expect decision is
 // decideExpect, on the ring alone. Each loop has its own wake channel.
+// The Server reads and changes the raft configuration only through the
+// Node's narrow surface (Configuration, AddNonvoter, AddVoter,
+// RemoveServer, TransferLeadership, Term, LastIndex): nothing outside the
+// node touches raft itself.
 package cluster

@@ -13,7 +13,6 @@ import (
 
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/cluster/clusterkey"
-	"github.com/graftcm/graft/fsm"
 )
 
 // startKeyedServer starts a server on loopback with real, encrypted
@@ -25,7 +24,7 @@ func startKeyedServer(t *testing.T, id string, tok clusterkey.Token, join []stri
 	cfg.Token, cfg.Join = &tok, join
 	// Production's: memberlist gives a stream this long to be read.
 	cfg.Gossip.TCPTimeout = cluster.LANGossip().TCPTimeout
-	s, err := cluster.StartServer(cfg, fsm.New(fsm.Options{}), cluster.ServerDeps{})
+	s, err := cluster.StartServer(cfg, cluster.ServerDeps{})
 	if err != nil {
 		t.Fatal(err)
 	}

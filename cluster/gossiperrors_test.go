@@ -8,7 +8,6 @@ import (
 
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/cluster/clusterkey"
-	"github.com/graftcm/graft/fsm"
 )
 
 // memberlist flattens its errors to text; a taken gossip port still comes
@@ -28,7 +27,7 @@ func TestGossipPortInUseMatchesItsSentinel(t *testing.T) {
 	cfg.Token = &tok
 	cfg.Raft.NodeID, cfg.Raft.DataDir = "a", t.TempDir()
 	cfg.GossipBind = ln.Addr().String()
-	s, err := cluster.StartServer(cfg, fsm.New(fsm.Options{}), cluster.ServerDeps{})
+	s, err := cluster.StartServer(cfg, cluster.ServerDeps{})
 	if err == nil {
 		s.Close()
 		t.Fatal("started on a gossip port in use")

@@ -41,12 +41,12 @@ func TestReadHistoryTellsFromTheDataDirWhetherANodeHadPeers(t *testing.T) {
 	cfg.Raft.NodeID, cfg.Raft.DataDir, cfg.Insecure = "a", dir, true
 	cfg.Raft.TrailingLogs = 1
 	cfg.DeadServerGrace = time.Hour // the ghosts below stay in raft
-	srv, err := cluster.StartServer(cfg, fsm.New(fsm.Options{}), cluster.ServerDeps{})
+	srv, err := cluster.StartServer(cfg, cluster.ServerDeps{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 20*time.Second, "a leads", srv.Node().IsLeader)
-	r := srv.Node().Raft()
+	r := cluster.RaftOf(srv.Node())
 	if err := r.AddNonvoter("ghost", "127.0.0.1:1", 0, 0).Error(); err != nil {
 		t.Fatal(err)
 	}
@@ -75,12 +75,12 @@ func TestReadHistoryTellsFromTheDataDirWhetherANodeHadPeers(t *testing.T) {
 	// that followed is gone: another data dir whose log was compacted.
 	dir2 := t.TempDir()
 	cfg.Raft.DataDir = dir2
-	srv, err = cluster.StartServer(cfg, fsm.New(fsm.Options{}), cluster.ServerDeps{})
+	srv, err = cluster.StartServer(cfg, cluster.ServerDeps{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 20*time.Second, "a leads", srv.Node().IsLeader)
-	r = srv.Node().Raft()
+	r = cluster.RaftOf(srv.Node())
 	if err := r.AddNonvoter("ghost", "127.0.0.1:1", 0, 0).Error(); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -103,5 +104,36 @@ func (n *Node) onLeaderBeyond(term uint64, addr string, fn func()) (stop func())
 	return func() {
 		close(quit)
 		<-done
+	}
+}
+
+// LogLeadership logs every change of the cluster's leader as this node
+// sees it, until ctx ends or the node closes.
+func (n *Node) LogLeadership(ctx context.Context, log *slog.Logger) {
+	last, started := "", false
+	for {
+		// Wait for the change after this read: the leader is read from
+		// raft each time, so a change between two wakes loses nothing.
+		changed := n.leaderChanged.wait()
+		if id, addr := n.Leader(); id != last || !started {
+			switch {
+			case id == n.ID():
+				log.Info("this node is the cluster leader", "term", n.Term())
+			case id != "":
+				log.Info("cluster leader", "leader", id, "leader_addr", addr)
+			case started:
+				log.Warn("lost the cluster leader; waiting for a new one")
+			default:
+				log.Info("waiting for a cluster leader")
+			}
+			last, started = id, true
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.ctx.Done():
+			return
+		case <-changed:
+		}
 	}
 }

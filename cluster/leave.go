@@ -27,13 +27,21 @@ type leaveReq struct {
 // Leave waits for no one who is not there: with no other voter up in the
 // ring, no leader can take this node out of raft (it keeps its seat, and
 // a leader removes it later as a node that left), and with nobody up at
-// all there is nobody to tell. Close the server afterwards.
+// all there is nobody to tell. A node alone in its raft configuration
+// with nobody up in its ring has nothing to leave: Leave returns nil at
+// once. Close the server afterwards.
 func (s *Server) Leave(ctx context.Context) error {
 	if s.ctx.Err() != nil {
 		return ErrClosed
 	}
 	id := s.cfg.Raft.NodeID
 	peers, voters := s.upInRing()
+	if peers == 0 && !s.inRaftWithOthers() {
+		s.log.Info("this node is its cluster's only server: nothing to leave")
+		return nil
+	}
+	s.warnSoleVoter()
+	s.log.Info("leaving the cluster")
 	var errs []error
 	s.leaving.Store(true)
 	if peers == 0 {
@@ -44,7 +52,7 @@ func (s *Server) Leave(ctx context.Context) error {
 	switch {
 	case voters > 0:
 		if s.node.IsLeader() {
-			if err := s.node.raft.LeadershipTransfer().Error(); err != nil {
+			if err := s.node.TransferLeadership(); err != nil {
 				s.log.Warn("leadership transfer before leaving failed", "err", err)
 			}
 		}
@@ -57,7 +65,31 @@ func (s *Server) Leave(ctx context.Context) error {
 	if err := s.ml.Leave(s.cfg.Gossip.TCPTimeout); err != nil {
 		errs = append(errs, fmt.Errorf("cluster: gossip leave: %w", err))
 	}
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	s.log.Info("left the cluster")
+	return nil
+}
+
+// warnSoleVoter warns, before a leave, when this node is the only voter
+// of its configuration: the others cannot elect a leader without it.
+func (s *Server) warnSoleVoter() {
+	servers, err := s.node.Configuration()
+	if err != nil {
+		return
+	}
+	voters, self := 0, false
+	for _, srv := range servers {
+		if srv.Suffrage == raft.Voter {
+			voters++
+			self = self || string(srv.ID) == s.cfg.Raft.NodeID
+		}
+	}
+	if voters == 1 && self {
+		s.log.Warn("this node is the cluster's only voter: the other servers cannot elect a leader without it "+
+			"until it comes back", "servers", len(servers))
+	}
 }
 
 // upInRing counts the other nodes alive in this node's ring, and those of
@@ -65,11 +97,11 @@ func (s *Server) Leave(ctx context.Context) error {
 func (s *Server) upInRing() (peers, voters int) {
 	ring := s.ringView()
 	delete(ring, s.cfg.Raft.NodeID)
-	f := s.node.raft.GetConfiguration()
-	if f.Error() != nil {
+	servers, err := s.node.Configuration()
+	if err != nil {
 		return len(ring), 0
 	}
-	for _, srv := range f.Configuration().Servers {
+	for _, srv := range servers {
 		if _, up := ring[string(srv.ID)]; up && srv.Suffrage == raft.Voter {
 			voters++
 		}
@@ -80,11 +112,11 @@ func (s *Server) upInRing() (peers, voters int) {
 // inRaftWithOthers reports whether this node's raft configuration holds
 // another server.
 func (s *Server) inRaftWithOthers() bool {
-	f := s.node.raft.GetConfiguration()
-	if f.Error() != nil {
+	servers, err := s.node.Configuration()
+	if err != nil {
 		return false
 	}
-	for _, srv := range f.Configuration().Servers {
+	for _, srv := range servers {
 		if string(srv.ID) != s.cfg.Raft.NodeID {
 			return true
 		}

@@ -22,11 +22,11 @@ import (
 // non-voters, sorted.
 func roles(t *testing.T, srv *cluster.Server) (voters, nonvoters []string) {
 	t.Helper()
-	f := srv.Node().Raft().GetConfiguration()
-	if err := f.Error(); err != nil {
+	servers, err := srv.Node().Configuration()
+	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range f.Configuration().Servers {
+	for _, s := range servers {
 		if s.Suffrage == raft.Voter {
 			voters = append(voters, string(s.ID))
 		} else {

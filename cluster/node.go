@@ -335,9 +335,6 @@ func (n *Node) ID() string { return n.cfg.NodeID }
 // Addr returns the address peers reach this node at.
 func (n *Node) Addr() string { return string(n.trans.LocalAddr()) }
 
-// Raft returns the raft instance, for membership management.
-func (n *Node) Raft() *raft.Raft { return n.raft }
-
 // IsLeader reports whether this node leads the cluster.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 

@@ -54,9 +54,9 @@ func (s *Server) leadIn(term uint64, now time.Time) {
 // change is made only while this node still leads in the term the pass
 // began in.
 func (s *Server) reconcile(ctx context.Context) {
-	term := s.node.raft.CurrentTerm()
+	term := s.node.Term()
 	now := time.Now()
-	leading := func() bool { return s.node.IsLeader() && s.node.raft.CurrentTerm() == term }
+	leading := func() bool { return s.node.IsLeader() && s.node.Term() == term }
 	if s.ClusterID() == "" {
 		s.writeClusterID(ctx)
 	}
@@ -71,18 +71,17 @@ func (s *Server) reconcile(ctx context.Context) {
 // gather takes the view a pass plans on. It probes the other raft servers
 // for their progress. It fails when the raft configuration cannot be read.
 func (s *Server) gather(ctx context.Context, term uint64, now time.Time) (view, bool) {
-	f := s.node.raft.GetConfiguration()
-	if f.Error() != nil {
+	servers, err := s.node.Configuration()
+	if err != nil {
 		return view{}, false
 	}
-	servers := f.Configuration().Servers
 	alive := s.aliveMembers()
 	s.goneMu.Lock()
 	gone, departed := maps.Clone(s.gone), maps.Clone(s.departed)
 	s.goneMu.Unlock()
 	progress := s.probe(ctx, servers)
 	return view{leader: true, term: term, now: now, self: s.cfg.Raft.NodeID, clusterID: s.ClusterID(),
-		servers: servers, lastIndex: s.node.raft.LastIndex(), progress: progress, alive: alive,
+		servers: servers, lastIndex: s.node.LastIndex(), progress: progress, alive: alive,
 		gone: gone, departed: departed, exporting: exportingNodes(s.node.FSM()), lead: s.lead,
 		cfg: s.cfg.planConfig()}, true
 }
@@ -124,7 +123,7 @@ func execute(v view, leading func() bool, do func(action) bool) leaderState {
 // reconciler did, and reports whether it succeeded.
 func (s *Server) do(ctx context.Context, a action) bool {
 	timeout := s.cfg.Raft.ApplyTimeout
-	id, addr := raft.ServerID(a.server), raft.ServerAddress(a.addr)
+	id, addr := a.server, a.addr
 	switch a.kind {
 	case actNote:
 		s.log.Log(ctx, a.level(), a.reason, a.attrs...)
@@ -137,16 +136,16 @@ func (s *Server) do(ctx context.Context, a action) bool {
 	s.log.Info(a.reason, a.attrs...)
 	switch a.kind {
 	case actAddNonvoter:
-		return s.change(s.node.raft.AddNonvoter(id, addr, 0, timeout))
+		return s.change(s.node.AddNonvoter(id, addr, timeout))
 	case actReaddress:
 		if a.voter {
-			return s.change(s.node.raft.AddVoter(id, addr, 0, timeout))
+			return s.change(s.node.AddVoter(id, addr, timeout))
 		}
-		return s.change(s.node.raft.AddNonvoter(id, addr, 0, timeout))
+		return s.change(s.node.AddNonvoter(id, addr, timeout))
 	case actPromote:
-		return s.change(s.node.raft.AddVoter(id, addr, 0, timeout))
+		return s.change(s.node.AddVoter(id, addr, timeout))
 	case actRemove:
-		return s.change(s.node.raft.RemoveServer(id, 0, timeout))
+		return s.change(s.node.RemoveServer(id, timeout))
 	}
 	s.log.Error("unknown reconcile action", "action", a.kind.String(), "server", a.server)
 	return false
@@ -196,9 +195,9 @@ func (s *Server) probe(ctx context.Context, servers []raft.Server) map[string]ui
 	return out
 }
 
-// change waits for a configuration change and logs a failure.
-func (s *Server) change(f raft.IndexFuture) bool {
-	if err := f.Error(); err != nil {
+// change logs a configuration change's failure and reports success.
+func (s *Server) change(err error) bool {
+	if err != nil {
 		s.log.Warn("raft configuration change failed", "err", err)
 		return false
 	}
@@ -230,11 +229,10 @@ func (s *Server) handleLeave(ctx context.Context, id string) error {
 	if !s.node.IsLeader() {
 		return fmt.Errorf("not the leader")
 	}
-	f := s.node.raft.GetConfiguration()
-	if err := f.Error(); err != nil {
+	servers, err := s.node.Configuration()
+	if err != nil {
 		return err
 	}
-	servers := f.Configuration().Servers
 	health := healthOf(s.cfg.Raft.NodeID, servers, nil, s.probe(ctx, servers))
 	voters, upVoters, member := 0, 0, false
 	for _, srv := range servers {
@@ -268,9 +266,9 @@ func (s *Server) handleLeave(ctx context.Context, id string) error {
 	}
 	// Released: once it is gone from the ring, the reconciler need not
 	// release it again.
-	s.leadIn(s.node.raft.CurrentTerm(), time.Now())
+	s.leadIn(s.node.Term(), time.Now())
 	s.lead.released[id] = true
-	if err := s.node.raft.RemoveServer(raft.ServerID(id), 0, s.cfg.Raft.ApplyTimeout).Error(); err != nil {
+	if err := s.node.RemoveServer(id, s.cfg.Raft.ApplyTimeout); err != nil {
 		return err
 	}
 	s.log.Info("a server left gracefully", "server", id)
@@ -281,12 +279,12 @@ func (s *Server) handleLeave(ctx context.Context, id string) error {
 // pruneGone forgets nodes gone (or departed) for an hour that raft no
 // longer has.
 func (s *Server) pruneGone(now time.Time) {
-	f := s.node.raft.GetConfiguration()
-	if f.Error() != nil {
+	servers, err := s.node.Configuration()
+	if err != nil {
 		return
 	}
 	inRaft := map[string]bool{}
-	for _, srv := range f.Configuration().Servers {
+	for _, srv := range servers {
 		inRaft[string(srv.ID)] = true
 	}
 	s.goneMu.Lock()
@@ -318,7 +316,7 @@ func (s *Server) writeClusterID(ctx context.Context) {
 		s.log.Warn("could not record the cluster ID", "err", err)
 		return
 	}
-	if err := s.node.WaitApplied(cctx, s.node.raft.LastIndex()); err == nil {
+	if err := s.node.WaitApplied(cctx, s.node.LastIndex()); err == nil {
 		s.loadClusterID()
 	}
 }

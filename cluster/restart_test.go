@@ -41,7 +41,7 @@ func (r *restartable) start() {
 	// back soon (tests bind port 0 for moments), so try again a while.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		s, err := cluster.StartServer(r.cfg, fsm.New(fsm.Options{}), cluster.ServerDeps{})
+		s, err := cluster.StartServer(r.cfg, cluster.ServerDeps{})
 		if err == nil {
 			r.srv = s
 			return
@@ -108,7 +108,7 @@ func TestRestartLoopWithBigSnapshotNeverCrashes(t *testing.T) {
 	if err := c.srv.Node().Linearize(slow(t)); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.srv.Node().Raft().Snapshot().Error(); err != nil {
+	if err := cluster.RaftOf(c.srv.Node()).Snapshot().Error(); err != nil {
 		t.Fatalf("snapshot on c: %v", err)
 	}
 

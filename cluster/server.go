@@ -169,8 +169,13 @@ func (c ServerConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// ServerDeps lets tests replace the network and the stores.
+// ServerDeps lets tests replace the state machine, the network and the
+// stores; the zero ServerDeps is the production set.
 type ServerDeps struct {
+	// FSM, if set, is the state machine Open replicates; if not, the
+	// server makes a new one, logging to the configured logger. With Raft
+	// set, Raft.FSM is the state machine instead.
+	FSM *fsm.FSM
 	// Raft, if set, is passed to New instead of opening the production
 	// stack with Open.
 	Raft *Deps
@@ -249,8 +254,9 @@ type goneNode struct {
 	meta Meta
 }
 
-// StartServer starts a raft node and joins the gossip ring.
-func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error) {
+// StartServer starts a raft node, replicating a new state machine (or
+// deps' own), and joins the gossip ring.
+func StartServer(cfg ServerConfig, deps ServerDeps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -272,6 +278,10 @@ func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error)
 			if rc.ServerTLS, rc.ClientTLS, err = cfg.Token.ClusterTLS(rc.NodeID); err != nil {
 				return nil, err
 			}
+		}
+		f := deps.FSM
+		if f == nil {
+			f = fsm.New(fsm.Options{Logger: log.With("component", "fsm")})
 		}
 		node, err = Open(rc, f)
 	}

@@ -34,7 +34,7 @@ func TestServersOverLoopback(t *testing.T) {
 		cfg := cluster.TestServerConfig()
 		cfg.Raft.NodeID, cfg.Raft.DataDir = id, t.TempDir()
 		cfg.Token, cfg.Join = &tok, join
-		s, err := cluster.StartServer(cfg, fsm.New(fsm.Options{}), cluster.ServerDeps{})
+		s, err := cluster.StartServer(cfg, cluster.ServerDeps{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -78,7 +78,7 @@ func TestTCPClusterForwardsWrites(t *testing.T) {
 	c := openNode(t, "c", t.TempDir(), false)
 	defer c.Close()
 	for _, n := range []*cluster.Node{b, c} {
-		if err := a.Raft().AddVoter(raft.ServerID(n.ID()), raft.ServerAddress(n.Addr()), 0, 10*time.Second).Error(); err != nil {
+		if err := a.AddVoter(n.ID(), n.Addr(), 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}

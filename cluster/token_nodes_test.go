@@ -132,7 +132,7 @@ func TestClusterTLSNodes(t *testing.T) {
 	if err := a.Linearize(ctx); err != nil { // a leads once it answers
 		t.Fatal(err)
 	}
-	if err := a.Raft().AddVoter(raft.ServerID(b.ID()), raft.ServerAddress(b.Addr()), 0, 10*time.Second).Error(); err != nil {
+	if err := a.raft.AddVoter(raft.ServerID(b.ID()), raft.ServerAddress(b.Addr()), 0, 10*time.Second).Error(); err != nil {
 		t.Fatalf("adding b: %v", err)
 	}
 	if _, err := b.Apply(ctx, putCmd("from-b", "1")); err != nil {
@@ -148,7 +148,7 @@ func TestClusterTLSNodes(t *testing.T) {
 	// c holds another key. Adding it commits (a and b are a quorum of
 	// three) or times out, but c never gets a byte of the log.
 	c := openKeyedNode(t, "c", other, false, cLogs, func(cfg *Config) { cfg.ForwardTimeout = 300 * time.Millisecond })
-	err := a.Raft().AddVoter(raft.ServerID(c.ID()), raft.ServerAddress(c.Addr()), 0, time.Second).Error()
+	err := a.raft.AddVoter(raft.ServerID(c.ID()), raft.ServerAddress(c.Addr()), 0, time.Second).Error()
 	t.Logf("AddVoter(c): %v", err)
 	// a's raft fails to reach c: its client refuses c's certificate...
 	line := aLogs.wait(t, 10*time.Second, "TLS handshake with "+c.Addr(), "certificate signed by unknown authority")
@@ -156,7 +156,7 @@ func TestClusterTLSNodes(t *testing.T) {
 	// ...and c's cluster port logs the refusal.
 	line = cLogs.wait(t, 10*time.Second, "TLS handshake failed", "bad certificate")
 	t.Logf("c logs: %s", line)
-	if idx := c.Raft().LastIndex(); idx != 0 {
+	if idx := c.raft.LastIndex(); idx != 0 {
 		t.Errorf("c has log index %d, want 0", idx)
 	}
 	if kvs, _ := c.FSM().List("", 0); len(kvs) != 0 {

@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/fsm"
 )
@@ -56,17 +54,17 @@ func New(t testing.TB, n int, opts ...Option) *Cluster {
 	if testing.Verbose() && c.cfg.Logger == nil {
 		c.cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	var servers []raft.Server
+	var servers []cluster.RaftServer
 	for i := range n {
 		m := &Member{host: c.net.add(fmt.Sprintf("node%d", i)), c: c}
 		c.Members = append(c.Members, m)
-		servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(m.ID), Address: m.addr})
+		servers = append(servers, cluster.RaftServer{ID: m.ID, Address: string(m.addr)})
 	}
 	c.net.connect()
 	for _, m := range c.Members {
 		m.start()
 	}
-	if err := c.Members[0].Node().Raft().BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
+	if err := c.Members[0].Node().Bootstrap(servers); err != nil {
 		t.Fatalf("clustertest: bootstrap: %v", err)
 	}
 	t.Cleanup(c.Close)

@@ -69,7 +69,7 @@ func (f *Fleet) Start(s *Slot, mod func(*cluster.ServerConfig)) *cluster.Server 
 		mod(&cfg)
 	}
 	fs := fsm.New(fsm.Options{Logger: cfg.Raft.Logger})
-	srv, err := cluster.StartServer(cfg, fs, cluster.ServerDeps{
+	srv, err := cluster.StartServer(cfg, cluster.ServerDeps{
 		Raft:            s.deps(fs),
 		GossipTransport: f.gossip.transport(s.ID),
 		Peers:           s.peers,

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/urfave/cli/v2"
 
 	"github.com/graftcm/graft/api"
@@ -260,29 +258,6 @@ func checkAdvertised(clusterAddr, gossipAddr string, log *slog.Logger) {
 	}
 }
 
-// alone reports whether the node's raft configuration holds no other
-// server.
-func alone(st cluster.Status) bool {
-	for _, s := range st.Servers {
-		if s.ID != st.ID {
-			return false
-		}
-	}
-	return true
-}
-
-// soleVoter reports whether the node is the only voter of its configuration.
-func soleVoter(st cluster.Status) bool {
-	voters, self := 0, false
-	for _, s := range st.Servers {
-		if s.Suffrage == "voter" {
-			voters++
-			self = self || s.ID == st.ID
-		}
-	}
-	return voters == 1 && self
-}
-
 // openAPI opens the local API's listeners: the unix socket in dir and, if
 // tcpAddr is set, a loopback TCP address.
 func openAPI(dir, tcpAddr string) ([]net.Listener, error) {
@@ -302,56 +277,4 @@ func openAPI(dir, tcpAddr string) ([]net.Listener, error) {
 		return nil, err
 	}
 	return []net.Listener{sock, tcp}, nil
-}
-
-// logLeadership logs every change of the cluster's leader as this node
-// sees it, until ctx ends.
-func logLeadership(ctx context.Context, n *cluster.Node, log *slog.Logger) {
-	ch := make(chan raft.Observation, 16)
-	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
-		_, ok := o.Data.(raft.LeaderObservation)
-		return ok
-	})
-	n.Raft().RegisterObserver(obs)
-	defer n.Raft().DeregisterObserver(obs)
-	// Observations only wake the loop; the leader is read from the node,
-	// so one dropped when the channel is full loses nothing.
-	last, started := "", false
-	for {
-		if id, addr := n.Leader(); id != last || !started {
-			switch {
-			case id == n.ID():
-				log.Info("this node is the cluster leader", "term", n.Raft().CurrentTerm())
-			case id != "":
-				log.Info("cluster leader", "leader", id, "leader_addr", addr)
-			case started:
-				log.Warn("lost the cluster leader; waiting for a new one")
-			default:
-				log.Info("waiting for a cluster leader")
-			}
-			last, started = id, true
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-ch:
-		}
-	}
-}
-
-// logCaughtUp logs once this node's copy of the state holds every write the
-// cluster committed before the agent started (until then, local reads may
-// miss recent writes), trying until ctx ends.
-func logCaughtUp(ctx context.Context, n *cluster.Node, log *slog.Logger) {
-	for {
-		err := n.Linearize(ctx)
-		switch {
-		case err == nil:
-			log.Info("local state caught up with the cluster", "revision", n.FSM().Rev())
-			return
-		case ctx.Err() != nil, errors.Is(err, cluster.ErrClosed):
-			return
-		}
-		log.Debug("not caught up with the cluster yet", "err", err)
-	}
 }

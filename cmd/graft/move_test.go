@@ -16,7 +16,6 @@ import (
 	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/cluster/clusterkey"
-	"github.com/graftcm/graft/fsm"
 )
 
 // inProcess is an agent's cluster side run in the test's process, so a
@@ -493,12 +492,12 @@ func TestAKeyRefusalCitesTheRaftConfigurationItRestsOn(t *testing.T) {
 	cfg := cluster.TestServerConfig()
 	cfg.Raft.NodeID, cfg.Raft.DataDir, cfg.Token = "b", dir, &held
 	cfg.DeadServerGrace = time.Hour // the server added below stays in raft
-	srv, err := cluster.StartServer(cfg, fsm.New(fsm.Options{}), cluster.ServerDeps{})
+	srv, err := cluster.StartServer(cfg, cluster.ServerDeps{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "b leads", func() (bool, error) { return srv.Node().IsLeader(), nil })
-	if err := srv.Node().Raft().AddNonvoter("c", "127.0.0.1:9", 0, 0).Error(); err != nil {
+	if err := srv.Node().AddNonvoter("c", "127.0.0.1:9", 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Close(); err != nil {
