@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/graftcm/graft/cluster/transport"
 	"github.com/graftcm/graft/fsm"
 )
 
@@ -48,7 +49,7 @@ func (n *Node) Apply(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, err
 		}
 		if n.IsLeader() {
 			res, err := n.applyLocal(ctx, cmds)
-			if err == nil || !isNotSent(err) {
+			if err == nil || !transport.NotSent(err) {
 				return res, err
 			}
 			// Not applied: safe to try again wherever the leader is now.
@@ -57,7 +58,7 @@ func (n *Node) Apply(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, err
 			switch {
 			case err == nil:
 				return res, nil
-			case isNotSent(err):
+			case transport.NotSent(err):
 				// Not applied (the leader was unreachable, not the leader
 				// any more, or its term moved on): safe to retry.
 				unreached = fmt.Errorf("leader %s at %s: %w", id, addr, err)
@@ -92,11 +93,11 @@ func (n *Node) applyLocal(ctx context.Context, cmds []fsm.Command) ([]fsm.Result
 	case err == nil && len(res) == len(fenced) && res[0].OK:
 		return res[1:], nil
 	case err == nil && len(res) == len(fenced):
-		return nil, Unreachable(errFenced)
+		return nil, transport.Unreachable(errFenced)
 	case err == nil:
 		return nil, fmt.Errorf("cluster: %d results for %d commands", len(res), len(fenced))
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout):
-		return nil, Unreachable(err) // never appended
+		return nil, transport.Unreachable(err) // never appended
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return nil, ErrClosed
 	case ctx.Err() != nil:
@@ -133,72 +134,23 @@ func mapRaftErr(err error) error {
 	return err
 }
 
-// HandleRPC answers a forwarding RPC from another node. A node that is
-// still starting (the cluster port serves before raft exists) or already
-// stopping does nothing and answers codeNotReady.
-func (n *Node) HandleRPC(ctx context.Context, req *Request) *Response {
-	select {
-	case <-n.ready:
-	default:
-		return &Response{Code: codeNotReady, Err: "the node is starting"}
-	}
-	if !n.work.enter() {
-		return &Response{Code: codeNotReady, Err: "the node is stopping"}
-	}
-	defer n.work.exit()
-	if req.Op == rpcStats {
-		return &Response{Code: codeOK, Index: n.raft.LastIndex(), Applied: n.fsm.Applied(), Term: n.raft.CurrentTerm()}
-	}
-	if !n.IsLeader() {
-		_, addr := n.Leader()
-		return &Response{Code: codeNotLeader, Leader: addr}
-	}
-	switch req.Op {
-	case rpcApply:
-		return n.handleApply(ctx, req)
-	case rpcReadIndex:
-		idx, term, err := n.leaderReadIndex()
-		if err != nil {
-			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-				return &Response{Code: codeNotLeader}
-			}
-			return &Response{Code: codeFailed, Err: err.Error()}
-		}
-		return &Response{Code: codeOK, Index: idx, Term: term}
-	case rpcLeave:
-		fn := n.onLeave.Load()
-		if fn == nil {
-			return &Response{Code: codeFailed, Err: "this node does not manage membership"}
-		}
-		if err := (*fn)(ctx, req.ID); err != nil {
-			code := codeFailed
-			if errors.Is(err, errLeaveRefused) {
-				code = codeRefused
-			}
-			return &Response{Code: code, Err: err.Error()}
-		}
-		return &Response{Code: codeOK}
-	}
-	return &Response{Code: codeFailed, Err: fmt.Sprintf("unknown rpc op %d", req.Op)}
-}
-
 // handleApply applies a forwarded batch on the leader. A batch fenced for
 // another term than this leader's is refused at once (the fence would
 // keep it from applying anyway), with the term, so the sender can fence
 // its next attempt right.
-func (n *Node) handleApply(ctx context.Context, req *Request) *Response {
+func (n *Node) handleApply(ctx context.Context, req *transport.Request) *transport.Response {
 	cmds, err := fsm.DecodeBatch(req.Data)
 	if err != nil {
-		return &Response{Code: codeFailed, Err: err.Error()}
+		return &transport.Response{Code: transport.CodeFailed, Err: err.Error()}
 	}
 	for i := 1; i < len(cmds); i++ {
 		if cmds[i].Op == fsm.OpFence {
-			return &Response{Code: codeFailed, Err: fmt.Sprintf("command %d: a forwarded batch has one fence, first", i)}
+			return &transport.Response{Code: transport.CodeFailed, Err: fmt.Sprintf("command %d: a forwarded batch has one fence, first", i)}
 		}
 	}
 	term := n.raft.CurrentTerm()
 	if len(cmds) > 0 && cmds[0].Op == fsm.OpFence && cmds[0].Term != term {
-		return &Response{Code: codeNotLeader, Term: term}
+		return &transport.Response{Code: transport.CodeNotLeader, Term: term}
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
 	defer cancel()
@@ -206,12 +158,12 @@ func (n *Node) handleApply(ctx context.Context, req *Request) *Response {
 	switch {
 	case errors.Is(err, raft.ErrNotLeader):
 		_, addr := n.Leader()
-		return &Response{Code: codeNotLeader, Leader: addr, Term: n.raft.CurrentTerm()}
+		return &transport.Response{Code: transport.CodeNotLeader, Leader: addr, Term: n.raft.CurrentTerm()}
 	case err != nil:
 		// It may have been appended: only the log will tell.
-		return &Response{Code: codeUnknown, Err: mapRaftErr(err).Error()}
+		return &transport.Response{Code: transport.CodeUnknown, Err: mapRaftErr(err).Error()}
 	}
-	return &Response{Code: codeOK, Results: res}
+	return &transport.Response{Code: transport.CodeOK, Results: res}
 }
 
 // Linearize returns once this node's FSM reflects every write committed
@@ -239,8 +191,8 @@ func (n *Node) Linearize(ctx context.Context) error {
 				return n.waitApplied(ctx, idx)
 			}
 		} else if _, addr := n.Leader(); addr != "" {
-			resp, err := n.rpc.Call(ctx, addr, &Request{Op: rpcReadIndex})
-			if err == nil && resp.Code == codeOK {
+			resp, err := n.rpc.Call(ctx, addr, &transport.Request{Op: transport.OpReadIndex})
+			if err == nil && resp.Code == transport.CodeOK {
 				return n.waitApplied(ctx, resp.Index)
 			}
 		}
@@ -338,23 +290,6 @@ func (b *backoff) sleep(ctx context.Context) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-// Unreachable marks an error for a write that was not applied: the request
-// never left this node (the peer could not be reached), or it is known
-// not to have been applied (see forwarder). Retrying cannot apply it
-// twice. RPCNet implementations wrap their "not sent" errors with it.
-func Unreachable(err error) error { return &notSentError{err: err} }
-
-// notSentError marks a call that failed before the request left this node.
-type notSentError struct{ err error }
-
-func (e *notSentError) Error() string { return "not sent: " + e.err.Error() }
-func (e *notSentError) Unwrap() error { return e.err }
-
-func isNotSent(err error) bool {
-	var ns *notSentError
-	return errors.As(err, &ns)
 }
 
 // batcher turns concurrent writes on the leader into as few log entries as

@@ -3,9 +3,12 @@
 // node (followers forward them to the leader) and serves linearizable reads.
 //
 // One TCP port carries everything between nodes: the first byte of each
-// connection says whether it is raft's traffic or graft's forwarding RPC.
-// In tests, raft's in-memory transport and an in-memory RPC network stand in
-// for it (package clustertest).
+// connection says whether it is raft's traffic or graft's forwarding RPC
+// (package transport, where the node and the server each register the
+// handlers of their own RPC operations). In tests, raft's in-memory
+// transport and an in-memory RPC network stand in for it (package
+// clustertest). The cluster key and what is derived from it are package
+// clusterkey's.
 //
 // # Writes
 //

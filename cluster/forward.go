@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/graftcm/graft/cluster/transport"
 	"github.com/graftcm/graft/fsm"
 )
 
@@ -68,7 +69,7 @@ func (f *forwarder) forward(ctx context.Context, addr string, cmds []fsm.Command
 		return res.res, res.err
 	case <-ctx.Done():
 		if f.unqueue(r) {
-			return nil, Unreachable(ctx.Err())
+			return nil, transport.Unreachable(ctx.Err())
 		}
 		// The write may still be applied by the RPC in flight.
 		return nil, fmt.Errorf("%w: %w", ErrAmbiguous, ctx.Err())
@@ -126,7 +127,7 @@ func (f *forwarder) start(batch []*fwdReq) {
 	})
 	if !ok { // the node is closing: nothing was sent
 		for _, r := range batch {
-			r.done <- fwdResult{err: Unreachable(ErrClosed)}
+			r.done <- fwdResult{err: transport.Unreachable(ErrClosed)}
 		}
 		f.mu.Lock()
 		f.inflight--
@@ -146,7 +147,7 @@ func (f *forwarder) send(batch []*fwdReq) {
 	if _, leader := n.Leader(); leader != addr {
 		// Queued for a leader that is no longer this node's: not sent.
 		for _, r := range batch {
-			r.done <- fwdResult{err: Unreachable(fmt.Errorf("the leader is no longer %s", addr))}
+			r.done <- fwdResult{err: transport.Unreachable(fmt.Errorf("the leader is no longer %s", addr))}
 		}
 		return
 	}
@@ -199,21 +200,21 @@ func (f *forwarder) call(ctx context.Context, addr string, term uint64, data []b
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer n.onLeaderBeyond(term, addr, cancel)()
-	resp, err := n.rpc.Call(ctx, addr, &Request{Op: rpcApply, Data: data})
+	resp, err := n.rpc.Call(ctx, addr, &transport.Request{Op: transport.OpApply, Data: data})
 	switch {
-	case err != nil && isNotSent(err):
+	case err != nil && transport.NotSent(err):
 		return nil, err
 	case err != nil:
 		return nil, fmt.Errorf("%w: forwarding to leader %s: %w", errOutcomeUnknown, addr, err)
-	case resp.Code == codeOK && len(resp.Results) > 0 && resp.Results[0].OK:
+	case resp.Code == transport.CodeOK && len(resp.Results) > 0 && resp.Results[0].OK:
 		return resp.Results[1:], nil
-	case resp.Code == codeOK:
+	case resp.Code == transport.CodeOK:
 		n.noteTerm(resp.Term)
-		return nil, Unreachable(errFenced)
-	case resp.Code == codeNotLeader, resp.Code == codeNotReady:
+		return nil, transport.Unreachable(errFenced)
+	case resp.Code == transport.CodeNotLeader, resp.Code == transport.CodeNotReady:
 		n.noteTerm(resp.Term)
-		return nil, Unreachable(fmt.Errorf("%s is not the leader in term %d", addr, term))
-	case resp.Code == codeUnknown:
+		return nil, transport.Unreachable(fmt.Errorf("%s is not the leader in term %d", addr, term))
+	case resp.Code == transport.CodeUnknown:
 		return nil, fmt.Errorf("%w: leader %s: %s", errOutcomeUnknown, addr, resp.Err)
 	}
 	return nil, fmt.Errorf("cluster: leader %s: %s", addr, resp.Err)
@@ -245,7 +246,7 @@ func (n *Node) resolve(ctx context.Context, term uint64, addr string, outcome <-
 		if q.Applied {
 			return q.Results, nil
 		}
-		return nil, Unreachable(errFenced)
+		return nil, transport.Unreachable(errFenced)
 	}
 	wait := newBackoff()
 	for {
@@ -256,7 +257,7 @@ func (n *Node) resolve(ctx context.Context, term uint64, addr string, outcome <-
 		default:
 		}
 		if n.otherLeaderIn(term, addr) {
-			return nil, Unreachable(fmt.Errorf("%w, and another node leads its term", cause))
+			return nil, transport.Unreachable(fmt.Errorf("%w, and another node leads its term", cause))
 		}
 		if idx, ok := n.laterReadIndex(ctx, term); ok && n.waitApplied(ctx, idx) == nil {
 			select {
@@ -265,7 +266,7 @@ func (n *Node) resolve(ctx context.Context, term uint64, addr string, outcome <-
 			default:
 			}
 			if n.reqs.restores.Load() == restores {
-				return nil, Unreachable(fmt.Errorf("%w, and it was never applied", cause))
+				return nil, transport.Unreachable(fmt.Errorf("%w, and it was never applied", cause))
 			}
 			return nil, fmt.Errorf("%w: %w (a snapshot replaced the log meanwhile)", ErrAmbiguous, cause)
 		}
@@ -295,8 +296,8 @@ func (n *Node) laterReadIndex(ctx context.Context, term uint64) (uint64, bool) {
 	if addr == "" {
 		return 0, false
 	}
-	resp, err := n.rpc.Call(ctx, addr, &Request{Op: rpcReadIndex})
-	if err != nil || resp.Code != codeOK {
+	resp, err := n.rpc.Call(ctx, addr, &transport.Request{Op: transport.OpReadIndex})
+	if err != nil || resp.Code != transport.CodeOK {
 		return 0, false
 	}
 	return resp.Index, resp.Term > term

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/graftcm/graft/cluster/internal/loglimit"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -32,7 +33,7 @@ type hclogAdapter struct {
 	name  string
 	args  []any
 	level hclog.Level
-	notes *logLimiter // shared by the adapter's With and Named copies
+	notes *loglimit.Limiter // shared by the adapter's With and Named copies
 }
 
 func newHclog(l *slog.Logger, name string) hclog.Logger {
@@ -41,9 +42,7 @@ func newHclog(l *slog.Logger, name string) hclog.Logger {
 
 // newHclogAt is newHclog whose rate limit reads the time from now.
 func newHclogAt(l *slog.Logger, name string, now func() time.Time) *hclogAdapter {
-	notes := newLogLimiter(now)
-	notes.span, notes.maxSources = raftLogWindow, raftLogPeers
-	return &hclogAdapter{log: l, name: name, level: hclog.Debug, notes: notes}
+	return &hclogAdapter{log: l, name: name, level: hclog.Debug, notes: loglimit.NewSized(now, raftLogWindow, raftLogPeers)}
 }
 
 func (h *hclogAdapter) slogLevel(level hclog.Level) slog.Level {
@@ -77,12 +76,12 @@ func (h *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	}
 	lvl := h.slogLevel(level)
 	if lvl >= slog.LevelWarn && h.notes != nil {
-		ok, suppressed := h.notes.allow(h.name+": "+msg, peerOf(all))
+		ok, suppressed := h.notes.Allow(h.name+": "+msg, peerOf(all))
 		if !ok {
 			return
 		}
 		if suppressed > 0 {
-			all = append(all, logKeySuppressed, suppressed)
+			all = append(all, loglimit.KeySuppressed, suppressed)
 		}
 	}
 	h.log.Log(context.Background(), lvl, msg, all...)

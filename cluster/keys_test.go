@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"crypto/tls"
 	"testing"
 
 	"github.com/graftcm/graft/cluster/clusterkey"
@@ -14,13 +13,4 @@ func newToken(t *testing.T) clusterkey.Token {
 		t.Fatal(err)
 	}
 	return tok
-}
-
-func clusterTLS(t *testing.T, tok clusterkey.Token, nodeID string) (server, client *tls.Config) {
-	t.Helper()
-	server, client, err := tok.ClusterTLS(nodeID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return server, client
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/graftcm/graft/cluster/transport"
 	"github.com/hashicorp/raft"
 )
 
@@ -134,14 +135,14 @@ func (s *Server) removeSelf(ctx context.Context, id string) error {
 				return err
 			}
 		} else if _, addr := s.node.Leader(); addr != "" {
-			resp, err := s.node.rpc.Call(ctx, addr, &Request{Op: rpcLeave, ID: id})
+			resp, err := s.node.rpc.Call(ctx, addr, &transport.Request{Op: transport.OpLeave, ID: id})
 			switch {
-			case err == nil && resp.Code == codeOK:
+			case err == nil && resp.Code == transport.CodeOK:
 				s.log.Info("left the raft cluster")
 				return nil
-			case err == nil && resp.Code == codeRefused:
+			case err == nil && resp.Code == transport.CodeRefused:
 				return fmt.Errorf("cluster: the leader refused the leave: %s", strings.TrimPrefix(resp.Err, "cluster: "))
-			case err == nil && resp.Code == codeFailed:
+			case err == nil && resp.Code == transport.CodeFailed:
 				// Leadership moving, a configuration change timing out:
 				// ask again.
 				s.log.Debug("the leader could not take the leave yet", "err", resp.Err)
@@ -160,13 +161,26 @@ func (s *Server) removeSelf(ctx context.Context, id string) error {
 // quorum.
 var errLeaveRefused = errors.New("removing it would leave the voters without a quorum")
 
-// removeLeaving is the leader's side of a graceful leave (the rpcLeave
+// removeLeaving is the leader's side of a graceful leave (the transport.OpLeave
 // handler): the reconcile goroutine, which holds the health view, decides.
 func (s *Server) removeLeaving(ctx context.Context, id string) error {
 	if !s.node.IsLeader() {
 		return errors.New("not the leader")
 	}
 	return s.requestLeave(ctx, id)
+}
+
+// serveLeave answers a leaving node's transport.OpLeave on the leader
+// (see removeLeaving).
+func (s *Server) serveLeave(ctx context.Context, req *transport.Request) *transport.Response {
+	if err := s.removeLeaving(ctx, req.ID); err != nil {
+		code := transport.CodeFailed
+		if errors.Is(err, errLeaveRefused) {
+			code = transport.CodeRefused
+		}
+		return &transport.Response{Code: code, Err: err.Error()}
+	}
+	return &transport.Response{Code: transport.CodeOK}
 }
 
 func (s *Server) requestLeave(ctx context.Context, id string) error {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/graftcm/graft/cluster/transport"
 	"github.com/graftcm/graft/fsm"
 )
 
@@ -49,8 +50,8 @@ func (p *pausableLogs) StoreLog(l *raft.Log) error { return p.StoreLogs([]*raft.
 // noRPC is an RPC network that reaches nobody.
 type noRPC struct{}
 
-func (noRPC) Call(context.Context, string, *Request) (*Response, error) {
-	return nil, Unreachable(errors.New("no network"))
+func (noRPC) Call(context.Context, string, *transport.Request) (*transport.Response, error) {
+	return nil, transport.Unreachable(errors.New("no network"))
 }
 
 // soloNode starts a one-node cluster on in-memory stores whose log writes
@@ -125,9 +126,9 @@ func TestRPCBeforeRaftStartsAnswersNotReady(t *testing.T) {
 	cfg.NodeID = "starting"
 	n := newNode(cfg) // as Open has it while raft starts
 	defer n.cancel()
-	for _, op := range []uint8{rpcStats, rpcApply, rpcReadIndex, rpcLeave} {
-		resp := n.HandleRPC(t.Context(), &Request{Op: op})
-		if resp.Code != codeNotReady {
+	for _, op := range []uint8{transport.OpStats, transport.OpApply, transport.OpReadIndex, transport.OpLeave} {
+		resp := n.HandleRPC(t.Context(), &transport.Request{Op: op})
+		if resp.Code != transport.CodeNotReady {
 			t.Errorf("op %d on a node without raft: code %d (%s), want not ready", op, resp.Code, resp.Err)
 		}
 	}
@@ -141,7 +142,7 @@ func TestRPCWhileClosingAnswersNotReady(t *testing.T) {
 		if err := n.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if resp := n.HandleRPC(t.Context(), &Request{Op: rpcStats}); resp.Code != codeNotReady {
+		if resp := n.HandleRPC(t.Context(), &transport.Request{Op: transport.OpStats}); resp.Code != transport.CodeNotReady {
 			t.Errorf("stats on a closed node: code %d, want not ready", resp.Code)
 		}
 		if _, err := n.Apply(t.Context(), []fsm.Command{{Op: fsm.OpPut, Key: "k"}}); !errors.Is(err, ErrClosed) {
@@ -165,8 +166,8 @@ func TestStaleFenceIsRefusedWithTheTerm(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp := n.HandleRPC(t.Context(), &Request{Op: rpcApply, Data: data})
-		if resp.Code != codeNotLeader || resp.Term != term {
+		resp := n.HandleRPC(t.Context(), &transport.Request{Op: transport.OpApply, Data: data})
+		if resp.Code != transport.CodeNotLeader || resp.Term != term {
 			t.Errorf("stale fence: %+v, want not leader with term %d", resp, term)
 		}
 		if _, ok := n.fsm.Get("stale"); ok {

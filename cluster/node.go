@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
+	"github.com/graftcm/graft/cluster/transport"
 	"github.com/graftcm/graft/fsm"
 )
 
@@ -43,7 +44,7 @@ type Deps struct {
 	LogStore      raft.LogStore
 	StableStore   raft.StableStore
 	SnapshotStore raft.SnapshotStore
-	RPC           RPCNet
+	RPC           transport.Net
 }
 
 // Node is one member of the raft group.
@@ -57,19 +58,19 @@ type Node struct {
 	// (see storedClusterID).
 	stable raft.StableStore
 	trans  raft.Transport
-	rpc    RPCNet
+	rpc    transport.Net
 	batch  *batcher
 	fwd    *forwarder
 
-	mux    *mux    // nil unless built by Open
-	tcpRPC *tcpRPC // nil unless built by Open
+	mux    *transport.Mux  // nil unless built by Open
+	pool   *transport.Pool // nil unless built by Open
 	stores []io.Closer
 
-	termReady atomic.Uint64 // a term in which this leader has applied its own entry
-	hasState  bool          // raft state existed when the node started
-	holdsLog  bool          // and held log entries or a snapshot (see startedOnLog)
-	caught    caughtUp      // whether the FSM has applied the log it started with; see CaughtUp
-	onLeave   atomic.Pointer[func(ctx context.Context, id string) error]
+	termReady atomic.Uint64      // a term in which this leader has applied its own entry
+	hasState  bool               // raft state existed when the node started
+	holdsLog  bool               // and held log entries or a snapshot (see startedOnLog)
+	caught    caughtUp           // whether the FSM has applied the log it started with; see CaughtUp
+	handlers  transport.Handlers // answer the RPCs of other nodes (see HandleRPC)
 
 	// ready is closed once start has built raft and the batcher: the
 	// cluster port serves (raft needs it to start) before they exist, and
@@ -116,6 +117,7 @@ func newNode(cfg Config) *Node {
 	n := &Node{cfg: cfg, log: log.With("node", cfg.NodeID), ctx: ctx, cancel: cancel, ready: make(chan struct{}),
 		reqs: newRequests()}
 	n.fwd = &forwarder{n: n}
+	n.serveOwn()
 	return n
 }
 
@@ -146,10 +148,10 @@ func Open(cfg Config, f *fsm.FSM) (*Node, error) {
 	}
 	n := newNode(cfg)
 	n.fsm = f
-	n.mux = newMux(ln, adv, cfg.ServerTLS, cfg.ClientTLS, n.log, n.serveConn, 0)
+	n.mux = transport.NewMux(ln, adv, cfg.ServerTLS, cfg.ClientTLS, n.log, n.serveConn, 0)
 	fail := func(err error) (*Node, error) {
 		n.cancel()
-		n.mux.close()
+		n.mux.Close()
 		n.work.close() // RPC connections the port served meanwhile
 		for _, c := range n.stores {
 			c.Close()
@@ -161,15 +163,13 @@ func Open(cfg Config, f *fsm.FSM) (*Node, error) {
 		return fail(err)
 	}
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  raftLayer{n.mux},
+		Stream:  n.mux.StreamLayer(),
 		MaxPool: 4,
 		Timeout: 10 * time.Second,
 		Logger:  newHclog(n.log, "transport"),
 	})
-	n.tcpRPC = newTCPRPC(func(ctx context.Context, addr string, timeout time.Duration) (net.Conn, error) {
-		return n.mux.dial(ctx, addr, connRPC, timeout)
-	}, 5*time.Second)
-	n.rpc = n.tcpRPC
+	n.pool = transport.NewPool(n.mux.DialRPC, 5*time.Second)
+	n.rpc = n.pool
 	if err := n.start(Deps{FSM: f, Transport: n.trans, LogStore: store, StableStore: store, SnapshotStore: snaps, RPC: n.rpc}); err != nil {
 		n.trans.(io.Closer).Close()
 		return fail(err)
@@ -298,7 +298,7 @@ func (n *Node) start(deps Deps) error {
 
 // serveConn serves one RPC connection accepted on the cluster port.
 func (n *Node) serveConn(c net.Conn) {
-	if !n.work.goRun(func() { serveRPCConn(n.ctx, c, n.HandleRPC) }) {
+	if !n.work.goRun(func() { transport.ServeConn(n.ctx, c, n.HandleRPC) }) {
 		c.Close() // closing
 	}
 }
@@ -370,8 +370,8 @@ func (n *Node) Close() error {
 			if c, ok := n.trans.(io.Closer); ok {
 				errs = append(errs, c.Close())
 			}
-			errs = append(errs, n.mux.close())
-			n.tcpRPC.close()
+			errs = append(errs, n.mux.Close())
+			n.pool.Close()
 		}
 		for _, c := range n.stores {
 			errs = append(errs, c.Close())

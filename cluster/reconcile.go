@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/graftcm/graft/cluster/transport"
 	"github.com/graftcm/graft/fsm"
 )
 
@@ -177,8 +178,8 @@ func (s *Server) probe(ctx context.Context, servers []raft.Server) map[string]ui
 		wg.Go(func() {
 			cctx, cancel := context.WithTimeout(ctx, s.cfg.Raft.HeartbeatTimeout)
 			defer cancel()
-			resp, err := s.node.rpc.Call(cctx, string(srv.Address), &Request{Op: rpcStats})
-			if err != nil || resp.Code != codeOK {
+			resp, err := s.node.rpc.Call(cctx, string(srv.Address), &transport.Request{Op: transport.OpStats})
+			if err != nil || resp.Code != transport.CodeOK {
 				return
 			}
 			mu.Lock()

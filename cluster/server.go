@@ -16,6 +16,8 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/graftcm/graft/cluster/clusterkey"
+	"github.com/graftcm/graft/cluster/internal/loglimit"
+	"github.com/graftcm/graft/cluster/transport"
 	"github.com/graftcm/graft/fsm"
 )
 
@@ -200,7 +202,7 @@ type Server struct {
 	refusal    atomic.Pointer[OtherClusterError] // the last merge refused for another cluster
 	refusals   atomic.Uint64                     // how many were refused
 	idWaits    atomic.Uint64                     // merges refused until a cluster ID is known
-	refusalLog *logLimiter                       // rate-limits the log lines of refused merges
+	refusalLog *loglimit.Limiter                 // rate-limits the log lines of refused merges
 	leaving    atomic.Bool                       // Leave has begun: gossiped in Meta
 	metaTurn   chan struct{}                     // one updateMeta at a time
 	expectSet  atomic.Pointer[string]            // bootstrap-expect: the set this node would bootstrap
@@ -292,7 +294,7 @@ func StartServer(cfg ServerConfig, deps ServerDeps) (*Server, error) {
 	s := &Server{cfg: cfg, log: log.With("node", rc.NodeID), node: node, metaTurn: make(chan struct{}, 1),
 		leaveReqs: make(chan leaveReq), ring: map[string]ringEntry{}, gone: map[string]goneNode{},
 		departed: map[string]time.Time{}, addrs: map[string]string{}, contact: map[string]time.Time{},
-		peers: deps.Peers, refusalLog: newLogLimiter(time.Now), ctx: ctx, cancel: cancel}
+		peers: deps.Peers, refusalLog: loglimit.New(time.Now), ctx: ctx, cancel: cancel}
 	s.makeWakes()
 	if s.peers == nil && rc.DataDir != "" && !rc.InMemory {
 		s.peers = filePeers(filepath.Join(rc.DataDir, peersFile))
@@ -313,8 +315,7 @@ func StartServer(cfg ServerConfig, deps ServerDeps) (*Server, error) {
 	}
 	// memberlist keeps changing its local node: read the address once.
 	s.gossipAddr = s.ml.LocalNode().Address()
-	onLeave := s.removeLeaving
-	node.onLeave.Store(&onLeave)
+	node.HandleAsLeader(transport.OpLeave, s.serveLeave)
 
 	if err := s.begin(remembered, rerr); err != nil {
 		s.Close()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/cluster/clusterkey"
+	"github.com/graftcm/graft/cluster/transport"
 	"github.com/graftcm/graft/fsm"
 	"github.com/hashicorp/raft"
 )
@@ -172,11 +173,11 @@ func TestClusterTLSNodes(t *testing.T) {
 	}
 	callCtx, callCancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer callCancel()
-	resp, err := c.rpc.Call(callCtx, a.Addr(), &Request{Op: rpcApply, Data: data})
+	resp, err := c.rpc.Call(callCtx, a.Addr(), &transport.Request{Op: transport.OpApply, Data: data})
 	if err == nil {
 		t.Fatalf("c forwarded a write to a: %+v", resp)
 	}
-	if !isNotSent(err) || !strings.Contains(err.Error(), "certificate signed by unknown authority") {
+	if !transport.NotSent(err) || !strings.Contains(err.Error(), "certificate signed by unknown authority") {
 		t.Errorf("forwarding from c: %v, want a not-sent TLS verification error", err)
 	}
 	t.Logf("c forwarding to a: %v", err)
@@ -190,7 +191,7 @@ func TestClusterTLSNodes(t *testing.T) {
 	}
 	defer raw.Close()
 	_ = raw.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := raw.Write([]byte{connRPC, 0, 0, 0, 1, 0x80}); err != nil {
+	if _, err := raw.Write([]byte{transport.ConnRPC, 0, 0, 0, 1, 0x80}); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := raw.Read(make([]byte, 64)); err == nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/transport"
 	"github.com/graftcm/graft/fsm"
 )
 
@@ -166,7 +167,7 @@ func (h *host) renew() {
 // rpcView is one host's view of the in-memory RPC network.
 type rpcView struct{ from *host }
 
-func (v *rpcView) Call(ctx context.Context, addr string, req *cluster.Request) (*cluster.Response, error) {
+func (v *rpcView) Call(ctx context.Context, addr string, req *transport.Request) (*transport.Response, error) {
 	n := v.from.net
 	n.mu.Lock()
 	var target *cluster.Node
@@ -186,10 +187,10 @@ func (v *rpcView) Call(ctx context.Context, addr string, req *cluster.Request) (
 		return nil, fmt.Errorf("clustertest: %s does not answer: %w", addr, ctx.Err())
 	}
 	if target == nil {
-		return nil, cluster.Unreachable(fmt.Errorf("clustertest: %s unreachable from %s", addr, v.from.ID))
+		return nil, transport.Unreachable(fmt.Errorf("clustertest: %s unreachable from %s", addr, v.from.ID))
 	}
 	if mute == muteRefuse {
-		return nil, cluster.Unreachable(fmt.Errorf("clustertest: %s refused the connection: too many connections handshaking from this address", addr))
+		return nil, transport.Unreachable(fmt.Errorf("clustertest: %s refused the connection: too many connections handshaking from this address", addr))
 	}
 	resp := target.HandleRPC(ctx, req)
 	if mute == muteAnswers {

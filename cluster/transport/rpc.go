@@ -1,4 +1,4 @@
-package cluster
+package transport
 
 import (
 	"bufio"
@@ -16,22 +16,24 @@ import (
 	"github.com/graftcm/graft/fsm"
 )
 
-// RPC operations between nodes.
+// RPC operations between nodes. Each is answered by the handler its owner
+// registers (see Handlers): the raft node the first three, the membership
+// server OpLeave.
 const (
-	rpcApply     uint8 = iota + 1 // apply an encoded batch on the leader
-	rpcReadIndex                  // the leader's commit index, leadership confirmed
-	rpcStats                      // the receiver's raft progress (any node answers)
-	rpcLeave                      // the sender leaves: the leader removes it now
+	OpApply     uint8 = iota + 1 // apply an encoded batch on the leader
+	OpReadIndex                  // the leader's commit index, leadership confirmed
+	OpStats                      // the receiver's raft progress (any node answers)
+	OpLeave                      // the sender leaves: the leader removes it now
 )
 
-// Error codes of RPC responses.
+// Codes of RPC responses.
 const (
-	codeOK        uint8 = iota
-	codeNotLeader       // the receiver is not the leader: ask again elsewhere
-	codeFailed          // the request failed; Err says why
-	codeNotReady        // the receiver is starting or stopping: nothing was done, ask again
-	codeUnknown         // the write may have been appended: its outcome is in the log
-	codeRefused         // rpcLeave: the leader refuses for good (the quorum would be lost)
+	CodeOK        uint8 = iota
+	CodeNotLeader       // the receiver is not the leader: ask again elsewhere
+	CodeFailed          // the request failed; Err says why
+	CodeNotReady        // the receiver is starting or stopping: nothing was done, ask again
+	CodeUnknown         // the write may have been appended: its outcome is in the log
+	CodeRefused         // OpLeave: the leader refuses for good (the quorum would be lost)
 )
 
 // maxFrame bounds one RPC frame: an encoded batch and some room.
@@ -40,8 +42,8 @@ const maxFrame = fsm.MaxEntrySize + 64<<10
 // Request is a forwarding RPC.
 type Request struct {
 	Op   uint8  `msgpack:"o"`
-	Data []byte `msgpack:"d,omitempty"`  // rpcApply: an fsm.EncodeBatch batch
-	ID   string `msgpack:"id,omitempty"` // rpcLeave: the node leaving
+	Data []byte `msgpack:"d,omitempty"`  // OpApply: an fsm.EncodeBatch batch
+	ID   string `msgpack:"id,omitempty"` // OpLeave: the node leaving
 }
 
 // Response answers a Request.
@@ -50,15 +52,65 @@ type Response struct {
 	Err     string       `msgpack:"e,omitempty"`
 	Results []fsm.Result `msgpack:"r,omitempty"`
 	Index   uint64       `msgpack:"i,omitempty"`
-	Leader  string       `msgpack:"l,omitempty"` // a hint with codeNotLeader
-	Term    uint64       `msgpack:"t,omitempty"` // rpcStats, rpcReadIndex; the leader's with codeNotLeader
-	Applied uint64       `msgpack:"a,omitempty"` // rpcStats
+	Leader  string       `msgpack:"l,omitempty"` // a hint with CodeNotLeader
+	Term    uint64       `msgpack:"t,omitempty"` // OpStats, OpReadIndex; the leader's with CodeNotLeader
+	Applied uint64       `msgpack:"a,omitempty"` // OpStats
 }
 
-// RPCNet carries forwarding RPCs to other nodes. The TCP implementation
-// dials the peer's cluster port; tests use an in-memory one.
-type RPCNet interface {
+// Net carries forwarding RPCs to other nodes. The TCP implementation
+// (Pool) dials the peer's cluster port; tests use an in-memory one.
+type Net interface {
 	Call(ctx context.Context, addr string, req *Request) (*Response, error)
+}
+
+// Unreachable marks an error for a write that was not applied: the request
+// never left this node (the peer could not be reached), or it is known
+// not to have been applied (see the raft node's forwarder). Retrying
+// cannot apply it twice. Net implementations wrap their "not sent" errors
+// with it.
+func Unreachable(err error) error { return &notSentError{err: err} }
+
+// notSentError marks a call that failed before the request left this node.
+type notSentError struct{ err error }
+
+func (e *notSentError) Error() string { return "not sent: " + e.err.Error() }
+func (e *notSentError) Unwrap() error { return e.err }
+
+// NotSent reports whether err is marked Unreachable.
+func NotSent(err error) bool {
+	var ns *notSentError
+	return errors.As(err, &ns)
+}
+
+// Handler answers one operation's requests.
+type Handler func(ctx context.Context, req *Request) *Response
+
+// Handlers routes each request to the handler registered for its Op. Its
+// zero value routes nothing; it is safe for concurrent use.
+type Handlers struct {
+	mu   sync.RWMutex
+	byOp map[uint8]Handler
+}
+
+// Handle registers h for op, replacing any handler op had.
+func (hs *Handlers) Handle(op uint8, h Handler) {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	if hs.byOp == nil {
+		hs.byOp = map[uint8]Handler{}
+	}
+	hs.byOp[op] = h
+}
+
+// Serve answers req with its op's handler, or fails it if op has none.
+func (hs *Handlers) Serve(ctx context.Context, req *Request) *Response {
+	hs.mu.RLock()
+	h := hs.byOp[req.Op]
+	hs.mu.RUnlock()
+	if h == nil {
+		return &Response{Code: CodeFailed, Err: fmt.Sprintf("unknown rpc op %d", req.Op)}
+	}
+	return h(ctx, req)
 }
 
 // writeFrame writes a length-prefixed msgpack frame.
@@ -100,9 +152,9 @@ func readFrame(r io.Reader, v any) error {
 // rpcIdleTimeout closes server connections with no request for this long.
 const rpcIdleTimeout = 5 * time.Minute
 
-// serveRPCConn answers requests on one connection until it closes, the
+// ServeConn answers requests on one connection until it closes, the
 // peer goes idle, or ctx ends.
-func serveRPCConn(ctx context.Context, c net.Conn, handle func(context.Context, *Request) *Response) {
+func ServeConn(ctx context.Context, c net.Conn, handle func(context.Context, *Request) *Response) {
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
@@ -122,9 +174,9 @@ func serveRPCConn(ctx context.Context, c net.Conn, handle func(context.Context, 
 	}
 }
 
-// tcpRPC is the RPCNet over the cluster port, keeping a few idle
+// Pool is the Net over the cluster port, keeping a few idle
 // connections per peer for reuse.
-type tcpRPC struct {
+type Pool struct {
 	dial    func(ctx context.Context, addr string, timeout time.Duration) (net.Conn, error)
 	timeout time.Duration // dial timeout
 
@@ -145,14 +197,16 @@ const (
 	maxIdleTime = time.Minute
 )
 
-func newTCPRPC(dial func(context.Context, string, time.Duration) (net.Conn, error), timeout time.Duration) *tcpRPC {
-	return &tcpRPC{dial: dial, timeout: timeout, idle: map[string][]idleConn{}}
+// NewPool returns a Pool that connects to peers with dial, bounding each
+// dial by timeout.
+func NewPool(dial func(context.Context, string, time.Duration) (net.Conn, error), timeout time.Duration) *Pool {
+	return &Pool{dial: dial, timeout: timeout, idle: map[string][]idleConn{}}
 }
 
 // Call sends req to addr and waits for the response. A failure after the
 // request was written is ambiguous for an apply (it may have been applied);
 // such errors are returned as they are, never retried here.
-func (t *tcpRPC) Call(ctx context.Context, addr string, req *Request) (*Response, error) {
+func (t *Pool) Call(ctx context.Context, addr string, req *Request) (*Response, error) {
 	c, err := t.get(ctx, addr)
 	if err != nil {
 		return nil, Unreachable(err)
@@ -166,7 +220,7 @@ func (t *tcpRPC) Call(ctx context.Context, addr string, req *Request) (*Response
 	return resp, nil
 }
 
-func (t *tcpRPC) roundTrip(ctx context.Context, c net.Conn, req *Request) (*Response, error) {
+func (t *Pool) roundTrip(ctx context.Context, c net.Conn, req *Request) (*Response, error) {
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
 	defer stop()
 	if dl, ok := ctx.Deadline(); ok {
@@ -191,7 +245,7 @@ func (t *tcpRPC) roundTrip(ctx context.Context, c net.Conn, req *Request) (*Resp
 // get returns a pooled connection that is still open, or a new one. A
 // pooled connection the peer has closed (it restarted, say) would make the
 // next request ambiguous, so each is probed first.
-func (t *tcpRPC) get(ctx context.Context, addr string) (net.Conn, error) {
+func (t *Pool) get(ctx context.Context, addr string) (net.Conn, error) {
 	for {
 		t.mu.Lock()
 		if t.closed {
@@ -224,7 +278,7 @@ func open(c net.Conn) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-func (t *tcpRPC) put(addr string, c net.Conn) {
+func (t *Pool) put(addr string, c net.Conn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed || len(t.idle[addr]) >= maxIdlePerPeer {
@@ -234,7 +288,8 @@ func (t *tcpRPC) put(addr string, c net.Conn) {
 	t.idle[addr] = append(t.idle[addr], idleConn{c: c, since: time.Now()})
 }
 
-func (t *tcpRPC) close() {
+// Close closes the pooled connections; later calls fail.
+func (t *Pool) Close() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.closed = true

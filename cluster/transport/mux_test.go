@@ -1,4 +1,4 @@
-package cluster
+package transport
 
 import (
 	"context"
@@ -30,7 +30,7 @@ func keyedTLS(t *testing.T, tok clusterkey.Token, nodeID string) muxTLS {
 
 // startMux serves a cluster port on 127.0.0.1 whose raft and RPC
 // connections each echo one byte.
-func startMux(t *testing.T, keys muxTLS, logs *logRecorder) *mux {
+func startMux(t *testing.T, keys muxTLS, logs *logRecorder) *Mux {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -39,7 +39,7 @@ func startMux(t *testing.T, keys muxTLS, logs *logRecorder) *mux {
 	if logs == nil {
 		logs = newLogRecorder()
 	}
-	m := newMux(ln, ln.Addr(), keys.server, keys.client, slog.New(logs), echoOnce, testHandshakeTimeout)
+	m := NewMux(ln, ln.Addr(), keys.server, keys.client, slog.New(logs), echoOnce, testHandshakeTimeout)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -52,7 +52,7 @@ func startMux(t *testing.T, keys muxTLS, logs *logRecorder) *mux {
 		}
 	}()
 	t.Cleanup(func() {
-		m.close()
+		m.Close()
 		<-done
 	})
 	return m
@@ -77,10 +77,10 @@ const (
 )
 
 // dialEcho dials addr from m as kind and checks the connection works.
-func dialEcho(t *testing.T, m *mux, addr string, kind byte) time.Duration {
+func dialEcho(t *testing.T, m *Mux, addr string, kind byte) time.Duration {
 	t.Helper()
 	start := time.Now()
-	c, err := m.dial(context.Background(), addr, kind, dialTimeout)
+	c, err := m.Dial(context.Background(), addr, kind, dialTimeout)
 	took := time.Since(start)
 	if err != nil {
 		t.Fatalf("dial %q after %v: %v", kind, took, err)
@@ -112,7 +112,7 @@ func muxCases(t *testing.T) []muxCase {
 }
 
 // handshaking reports the handshakes m has in progress from ip, and in all.
-func handshaking(m *mux, ip string) (fromIP, total int) {
+func handshaking(m *Mux, ip string) (fromIP, total int) {
 	m.adm.mu.Lock()
 	defer m.adm.mu.Unlock()
 	return m.adm.perIP[ip], len(m.adm.pending)
@@ -120,7 +120,7 @@ func handshaking(m *mux, ip string) (fromIP, total int) {
 
 // waitSpoken waits until m holds want handshakes from ip whose peers have
 // sent something.
-func waitSpoken(t *testing.T, m *mux, ip string, want int) {
+func waitSpoken(t *testing.T, m *Mux, ip string, want int) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -192,7 +192,7 @@ func (f *flood) open(from string, n int) {
 // fill floods from the loopback address from until m holds want
 // handshakes from it. Connections that expire meanwhile are replaced;
 // extra ones only flood harder.
-func (f *flood) fill(m *mux, from string, want int) {
+func (f *flood) fill(m *Mux, from string, want int) {
 	f.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -245,7 +245,7 @@ func memberHandshake(t *testing.T, addr, from string, client *tls.Config) {
 		c = tls.Client(c, client)
 	}
 	var ack [1]byte
-	if _, err := c.Write([]byte{connRPC}); err != nil {
+	if _, err := c.Write([]byte{ConnRPC}); err != nil {
 		t.Fatalf("member at %s: %v", from, err)
 	}
 	if _, err := io.ReadFull(c, ack[:]); err != nil || ack[0] != connAck {
@@ -271,7 +271,7 @@ func stalledDial(t *testing.T, tok clusterkey.Token, addr string) (release func(
 	m := startMux(t, keys, nil)
 	res := make(chan error, 1)
 	go func() {
-		c, err := m.dial(context.Background(), addr, connRPC, 10*time.Second)
+		c, err := m.Dial(context.Background(), addr, ConnRPC, 10*time.Second)
 		if err == nil {
 			c.Close()
 		}
@@ -314,7 +314,7 @@ func TestIdleHandshakesFromPeerAddressDoNotStarveDials(t *testing.T) {
 			f := newFlood(t, addr)
 			var slowest time.Duration
 			for range 5 {
-				for _, kind := range []byte{connRaft, connRPC} {
+				for _, kind := range []byte{ConnRaft, ConnRPC} {
 					f.fill(server, "127.0.0.1", maxPendingPerIP)
 					slowest = max(slowest, dialEcho(t, client, addr, kind))
 				}
@@ -372,7 +372,7 @@ func TestDialRefusedForLoadNamesTheCause(t *testing.T) {
 				memberHandshake(t, addr, loopback(i), tc.client.client)
 				f.fill(server, loopback(i), maxPendingPerIP)
 			}
-			_, err := client.dial(context.Background(), addr, connRPC, dialTimeout)
+			_, err := client.Dial(context.Background(), addr, ConnRPC, dialTimeout)
 			t.Logf("dial from an unknown address: %v", err)
 			want := "peer " + addr + " refused the connection: too many connections handshaking"
 			if err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, errBusy) {
@@ -392,7 +392,7 @@ func TestUnknownFloodDoesNotStarveKnownMember(t *testing.T) {
 	server := startMux(t, keyedTLS(t, tok, "server"), nil)
 	client := startMux(t, keyedTLS(t, tok, "client"), nil)
 	addr := server.advertise.String()
-	dialEcho(t, client, addr, connRPC) // the server now knows 127.0.0.1
+	dialEcho(t, client, addr, ConnRPC) // the server now knows 127.0.0.1
 
 	f := newFlood(t, addr)
 	const perFlood = maxPendingHandshakes/maxPendingPerIP + 1 // addresses
@@ -403,7 +403,7 @@ func TestUnknownFloodDoesNotStarveKnownMember(t *testing.T) {
 	if _, total := handshaking(server, ""); total != maxPendingHandshakes {
 		t.Fatalf("%d handshakes in progress, want %d", total, maxPendingHandshakes)
 	}
-	for _, kind := range []byte{connRaft, connRPC} {
+	for _, kind := range []byte{ConnRaft, ConnRPC} {
 		t.Logf("member dial %q through the flood: %v", kind, dialEcho(t, client, addr, kind))
 	}
 	// The first took the slot of the oldest unknown handshake, and freed
@@ -460,7 +460,7 @@ func TestChurningFloodFromPeerAddressDoesNotStarveDials(t *testing.T) {
 	server := startMux(t, keyedTLS(t, tok, "server"), nil)
 	client := startMux(t, keyedTLS(t, tok, "client"), nil)
 	addr := server.ln.Addr().String()
-	dialEcho(t, client, addr, connRPC) // the peer's address is known
+	dialEcho(t, client, addr, ConnRPC) // the peer's address is known
 	stop := make(chan struct{})
 	var churn sync.WaitGroup
 	churn.Go(func() {
@@ -491,9 +491,9 @@ func TestChurningFloodFromPeerAddressDoesNotStarveDials(t *testing.T) {
 		churn.Wait()
 	}()
 	for i := range 10 {
-		kind := connRaft
+		kind := ConnRaft
 		if i%2 == 1 {
-			kind = connRPC
+			kind = ConnRPC
 		}
 		dialEcho(t, client, addr, kind)
 	}

@@ -1,4 +1,8 @@
-package cluster
+// Package transport owns the cluster port between nodes: the first-byte
+// mux that carries raft's traffic and graft's RPC on one TLS port, its
+// admission of handshakes under load, and the RPC's framing, connection
+// pool and routing of requests to the handlers their owners register.
+package transport
 
 import (
 	"context"
@@ -13,14 +17,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/graftcm/graft/cluster/internal/loglimit"
 	"github.com/hashicorp/raft"
 )
 
 // Connection kinds: the first byte a client writes on a connection to the
 // cluster port (after the TLS handshake, when TLS is on).
 const (
-	connRaft byte = 'R'
-	connRPC  byte = 'P'
+	ConnRaft byte = 'R'
+	ConnRPC  byte = 'P'
 	// connAck is the server's answer once it has accepted a connection:
 	// until the client reads it, nothing it sends can have been received,
 	// so a refusal (a TLS certificate the server rejects, say) is known
@@ -44,10 +49,10 @@ const (
 // errMuxClosed is returned by Accept once the mux is closed.
 var errMuxClosed = errors.New("cluster port closed")
 
-// mux serves the cluster port: it accepts connections, optionally wraps
+// Mux serves the cluster port: it accepts connections, optionally wraps
 // them in TLS, reads their kind byte and hands raft connections to raft's
 // stream layer and RPC connections to the RPC server.
-type mux struct {
+type Mux struct {
 	ln        net.Listener
 	advertise net.Addr
 	serverTLS *tls.Config
@@ -68,13 +73,13 @@ type mux struct {
 	connMu sync.Mutex
 	conns  map[*trackedConn]struct{}
 
-	notes *logLimiter // rate-limits the log of refused connections
+	notes *loglimit.Limiter // rate-limits the log of refused connections
 }
 
 // trackedConn is a connection the mux closes when it closes.
 type trackedConn struct {
 	net.Conn
-	m    *mux
+	m    *Mux
 	once sync.Once
 }
 
@@ -90,7 +95,7 @@ func (c *trackedConn) Close() error {
 }
 
 // track registers c, or closes it if the mux is already closed.
-func (m *mux) track(c net.Conn) (net.Conn, bool) {
+func (m *Mux) track(c net.Conn) (net.Conn, bool) {
 	tc := &trackedConn{Conn: c, m: m}
 	m.connMu.Lock()
 	defer m.connMu.Unlock()
@@ -102,28 +107,28 @@ func (m *mux) track(c net.Conn) (net.Conn, bool) {
 	return tc, true
 }
 
-// newMux serves the cluster port on ln. hsTimeout bounds each
+// NewMux serves the cluster port on ln. hsTimeout bounds each
 // connection's handshake (0: handshakeTimeout).
-func newMux(ln net.Listener, advertise net.Addr, serverTLS, clientTLS *tls.Config, log *slog.Logger, onRPC func(net.Conn),
-	hsTimeout time.Duration) *mux {
+func NewMux(ln net.Listener, advertise net.Addr, serverTLS, clientTLS *tls.Config, log *slog.Logger, onRPC func(net.Conn),
+	hsTimeout time.Duration) *Mux {
 	if hsTimeout <= 0 {
 		hsTimeout = handshakeTimeout
 	}
-	m := &mux{
+	m := &Mux{
 		ln: ln, advertise: advertise, serverTLS: serverTLS, clientTLS: clientTLS, log: log, onRPC: onRPC,
 		hsTimeout: hsTimeout,
 		raftConns: make(chan net.Conn),
 		closed:    make(chan struct{}),
 		adm:       newAdmission(),
 		conns:     map[*trackedConn]struct{}{},
-		notes:     newLogLimiter(time.Now),
+		notes:     loglimit.New(time.Now),
 	}
 	m.wg.Add(1)
 	go m.acceptLoop()
 	return m
 }
 
-func (m *mux) acceptLoop() {
+func (m *Mux) acceptLoop() {
 	defer m.wg.Done()
 	for {
 		c, err := m.ln.Accept()
@@ -140,12 +145,12 @@ func (m *mux) acceptLoop() {
 			m.log.Error("cluster port: accept failed; no longer accepting", "err", err)
 			return
 		}
-		m.admit(&pendingConn{Conn: c, ip: remoteIP(c)})
+		m.admit(&pendingConn{Conn: c, ip: RemoteIP(c)})
 	}
 }
 
 // admit gives p a handshake slot and starts its handshake, or refuses it.
-func (m *mux) admit(p *pendingConn) {
+func (m *Mux) admit(p *pendingConn) {
 	victim, why, ok := m.adm.admit(p)
 	switch {
 	case !ok && why.err == nil: // closing
@@ -166,8 +171,9 @@ func (m *mux) admit(p *pendingConn) {
 	go m.handshake(p)
 }
 
-// remoteIP is the connection's remote IP, as text.
-func remoteIP(c net.Conn) string {
+// RemoteIP is the connection's remote IP, as text: what the cluster and
+// gossip ports count connections and log lines by.
+func RemoteIP(c net.Conn) string {
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		return a.IP.String()
 	}
@@ -175,25 +181,25 @@ func remoteIP(c net.Conn) string {
 }
 
 // note logs a refused or closed connection, rate-limited as the gossip
-// port's lines are (see logLimiter): each message at most once per
+// port's lines are (see loglimit.Limiter): each message at most once per
 // address (or once in all, unless perAddr) per window, and for a handful
 // of addresses per window, however many a flood comes from. The messages
 // are constants, so they are few; the error is an attribute.
-func (m *mux) note(msg, ip string, perAddr bool, err error) {
+func (m *Mux) note(msg, ip string, perAddr bool, err error) {
 	source := ""
 	if perAddr {
 		source = ip
 	}
-	ok, suppressed := m.notes.allow(noteReason(msg, err), source)
+	ok, suppressed := m.notes.Allow(noteReason(msg, err), source)
 	if !ok {
 		return
 	}
-	args := []any{logKeyRemote, ip}
+	args := []any{loglimit.KeyRemote, ip}
 	if err != nil {
 		args = append(args, "err", err)
 	}
 	if suppressed > 0 {
-		args = append(args, logKeySuppressed, suppressed)
+		args = append(args, loglimit.KeySuppressed, suppressed)
 	}
 	m.log.Warn("cluster port: "+msg, args...)
 }
@@ -212,12 +218,12 @@ func noteReason(msg string, err error) string {
 	if errors.As(err, &op) && op.Err != nil {
 		cause = op.Err
 	}
-	return truncateText(msg+"\x00"+cause.Error(), gossipLogMaxReason+len(msg))
+	return loglimit.Truncate(msg+"\x00"+cause.Error(), loglimit.MaxReason+len(msg))
 }
 
 // handshake runs the server side of a connection's handshake and routes
 // the connection.
-func (m *mux) handshake(p *pendingConn) {
+func (m *Mux) handshake(p *pendingConn) {
 	defer m.wg.Done()
 	c, kind, err := m.greet(p)
 	// Free the slot before answering: once answered, the connection is the
@@ -242,20 +248,20 @@ func (m *mux) handshake(p *pendingConn) {
 		return
 	}
 	switch kind {
-	case connRaft:
+	case ConnRaft:
 		select {
 		case m.raftConns <- c:
 		case <-m.closed:
 			c.Close()
 		}
-	case connRPC:
+	case ConnRPC:
 		m.onRPC(c)
 	}
 }
 
 // greet reads a new connection's TLS handshake and kind, remembering its
 // address as known once it has authenticated.
-func (m *mux) greet(p *pendingConn) (net.Conn, byte, error) {
+func (m *Mux) greet(p *pendingConn) (net.Conn, byte, error) {
 	_ = p.SetDeadline(time.Now().Add(m.hsTimeout))
 	// An eviction before that deadline was set would be undone by it:
 	// evicted is set before evict moves the deadline, so checking it
@@ -279,7 +285,7 @@ func (m *mux) greet(p *pendingConn) (net.Conn, byte, error) {
 	if _, err := c.Read(kind[:]); err != nil {
 		return nil, 0, err
 	}
-	if kind[0] != connRaft && kind[0] != connRPC {
+	if kind[0] != ConnRaft && kind[0] != ConnRPC {
 		err := fmt.Errorf("unknown connection kind %q", kind[0])
 		m.note("refusing a connection", p.ip, true, err)
 		return nil, 0, err
@@ -290,13 +296,13 @@ func (m *mux) greet(p *pendingConn) (net.Conn, byte, error) {
 	return c, kind[0], nil
 }
 
-// dial connects to a peer's cluster port as the given kind. Its errors
+// Dial connects to a peer's cluster port as the given kind. Its errors
 // all mean the peer received nothing of ours past the kind byte (it had
 // not answered, so it had not handed the connection on), and they say why
 // when they can tell: a peer that closed the connection for load says so
 // before closing, and only a certificate refused, either way, points at
 // the cluster key.
-func (m *mux) dial(ctx context.Context, addr string, kind byte, timeout time.Duration) (net.Conn, error) {
+func (m *Mux) Dial(ctx context.Context, addr string, kind byte, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var d net.Dialer
@@ -315,7 +321,7 @@ func (m *mux) dial(ctx context.Context, addr string, kind byte, timeout time.Dur
 		raw.Close()
 		return nil, err
 	}
-	m.adm.authenticated(remoteIP(raw))
+	m.adm.authenticated(RemoteIP(raw))
 	tc, ok := m.track(c)
 	if !ok {
 		return nil, errMuxClosed
@@ -325,7 +331,7 @@ func (m *mux) dial(ctx context.Context, addr string, kind byte, timeout time.Dur
 
 // hello runs the client side of the handshake on raw: TLS, the kind byte
 // and the peer's answer, all before deadline.
-func (m *mux) hello(raw net.Conn, addr string, kind byte, deadline time.Time) (net.Conn, error) {
+func (m *Mux) hello(raw net.Conn, addr string, kind byte, deadline time.Time) (net.Conn, error) {
 	_ = raw.SetDeadline(deadline)
 	c := raw
 	if m.clientTLS != nil {
@@ -414,9 +420,9 @@ func dialError(addr, what string, err error) error {
 	return fmt.Errorf("%s%s: %w", what, hint, err)
 }
 
-// close stops accepting, waits for the handshakes in progress and closes
+// Close stops accepting, waits for the handshakes in progress and closes
 // every connection it handed out.
-func (m *mux) close() error {
+func (m *Mux) Close() error {
 	var err error
 	m.closeOnce.Do(func() {
 		close(m.closed)
@@ -437,8 +443,17 @@ func (m *mux) close() error {
 	return err
 }
 
+// StreamLayer is raft's view of the mux: the raft connections it accepts,
+// and dials of raft connections to peers.
+func (m *Mux) StreamLayer() raft.StreamLayer { return raftLayer{m} }
+
+// DialRPC connects to a peer's cluster port for RPC (see Dial).
+func (m *Mux) DialRPC(ctx context.Context, addr string, timeout time.Duration) (net.Conn, error) {
+	return m.Dial(ctx, addr, ConnRPC, timeout)
+}
+
 // raftLayer is raft's view of the mux.
-type raftLayer struct{ m *mux }
+type raftLayer struct{ m *Mux }
 
 var _ raft.StreamLayer = raftLayer{}
 
@@ -457,5 +472,5 @@ func (l raftLayer) Close() error { return nil }
 func (l raftLayer) Addr() net.Addr { return l.m.advertise }
 
 func (l raftLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return l.m.dial(context.Background(), string(addr), connRaft, timeout)
+	return l.m.Dial(context.Background(), string(addr), ConnRaft, timeout)
 }
