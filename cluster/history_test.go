@@ -46,17 +46,17 @@ func TestReadHistoryTellsFromTheDataDirWhetherANodeHadPeers(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 20*time.Second, "a leads", srv.Node().IsLeader)
-	r := cluster.RaftOf(srv.Node())
-	if err := r.AddNonvoter("ghost", "127.0.0.1:1", 0, 0).Error(); err != nil {
+	r := srv.Node()
+	if err := r.AddNonvoter("ghost", "127.0.0.1:1", 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Snapshot().Error(); err != nil {
+	if err := r.Snapshot(); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.RemoveServer("ghost", 0, 0).Error(); err != nil {
+	if err := r.RemoveServer("ghost", 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.AddNonvoter("ghost2", "127.0.0.1:2", 0, 0).Error(); err != nil {
+	if err := r.AddNonvoter("ghost2", "127.0.0.1:2", 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Close(); err != nil {
@@ -80,8 +80,8 @@ func TestReadHistoryTellsFromTheDataDirWhetherANodeHadPeers(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 20*time.Second, "a leads", srv.Node().IsLeader)
-	r = cluster.RaftOf(srv.Node())
-	if err := r.AddNonvoter("ghost", "127.0.0.1:1", 0, 0).Error(); err != nil {
+	r = srv.Node()
+	if err := r.AddNonvoter("ghost", "127.0.0.1:1", 0); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 4 {
@@ -89,7 +89,7 @@ func TestReadHistoryTellsFromTheDataDirWhetherANodeHadPeers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := r.Snapshot().Error(); err != nil {
+	if err := r.Snapshot(); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Close(); err != nil {

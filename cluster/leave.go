@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/graftcm/graft/cluster/internal/backoff"
+	"github.com/graftcm/graft/cluster/raftnode"
 	"github.com/graftcm/graft/cluster/transport"
 	"github.com/hashicorp/raft"
 )
@@ -33,7 +35,7 @@ type leaveReq struct {
 // once. Close the server afterwards.
 func (s *Server) Leave(ctx context.Context) error {
 	if s.ctx.Err() != nil {
-		return ErrClosed
+		return raftnode.ErrClosed
 	}
 	id := s.cfg.Raft.NodeID
 	peers, voters := s.upInRing()
@@ -128,14 +130,14 @@ func (s *Server) inRaftWithOthers() bool {
 // removeSelf gets id out of raft: through the leader, or, if this node
 // still leads (the transfer failed), by itself.
 func (s *Server) removeSelf(ctx context.Context, id string) error {
-	wait := newBackoff()
+	wait := backoff.New()
 	for {
 		if s.node.IsLeader() {
 			if err := s.requestLeave(ctx, id); err == nil || errors.Is(err, errLeaveRefused) {
 				return err
 			}
 		} else if _, addr := s.node.Leader(); addr != "" {
-			resp, err := s.node.rpc.Call(ctx, addr, &transport.Request{Op: transport.OpLeave, ID: id})
+			resp, err := s.node.Call(ctx, addr, &transport.Request{Op: transport.OpLeave, ID: id})
 			switch {
 			case err == nil && resp.Code == transport.CodeOK:
 				s.log.Info("left the raft cluster")
@@ -149,9 +151,9 @@ func (s *Server) removeSelf(ctx context.Context, id string) error {
 			}
 		}
 		if s.ctx.Err() != nil {
-			return ErrClosed
+			return raftnode.ErrClosed
 		}
-		if err := wait.sleep(ctx); err != nil {
+		if err := wait.Sleep(ctx); err != nil {
 			return fmt.Errorf("cluster: leave: no leader took the request: %w", err)
 		}
 	}
@@ -190,7 +192,7 @@ func (s *Server) requestLeave(ctx context.Context, id string) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-s.ctx.Done():
-		return ErrClosed
+		return raftnode.ErrClosed
 	}
 	select {
 	case err := <-req.done:

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/graftcm/graft/cluster/raftnode"
 	"github.com/graftcm/graft/cluster/transport"
 	"github.com/graftcm/graft/fsm"
 )
@@ -178,7 +179,7 @@ func (s *Server) probe(ctx context.Context, servers []raft.Server) map[string]ui
 		wg.Go(func() {
 			cctx, cancel := context.WithTimeout(ctx, s.cfg.Raft.HeartbeatTimeout)
 			defer cancel()
-			resp, err := s.node.rpc.Call(cctx, string(srv.Address), &transport.Request{Op: transport.OpStats})
+			resp, err := s.node.Call(cctx, string(srv.Address), &transport.Request{Op: transport.OpStats})
 			if err != nil || resp.Code != transport.CodeOK {
 				return
 			}
@@ -211,7 +212,7 @@ func (s *Server) change(err error) bool {
 func (s *Server) release(ctx context.Context, a action) bool {
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.Raft.ApplyTimeout)
 	defer cancel()
-	if _, err := s.node.applyAsLeader(cctx, []fsm.Command{{Op: fsm.OpExpireNode, Node: a.server}}); err != nil {
+	if _, err := s.node.ApplyAsLeader(cctx, []fsm.Command{{Op: fsm.OpExpireNode, Node: a.server}}); err != nil {
 		s.log.Warn("could not release a gone node's semaphore slots and ephemeral keys", "server", a.server, "graceful", a.left, "err", err)
 		return false
 	}
@@ -262,7 +263,7 @@ func (s *Server) handleLeave(ctx context.Context, id string) error {
 	s.goneMu.Lock()
 	s.departed[id] = time.Now() // until it leaves the ring, do not add it back
 	s.goneMu.Unlock()
-	if _, err := s.node.applyAsLeader(ctx, []fsm.Command{{Op: fsm.OpExpireNode, Node: id}}); err != nil {
+	if _, err := s.node.ApplyAsLeader(ctx, []fsm.Command{{Op: fsm.OpExpireNode, Node: id}}); err != nil {
 		return err
 	}
 	// Released: once it is gone from the ring, the reconciler need not
@@ -310,9 +311,9 @@ func (s *Server) writeClusterID(ctx context.Context) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.Raft.ApplyTimeout)
 	defer cancel()
-	_, err = s.node.applyAsLeader(cctx, []fsm.Command{{Op: fsm.OpTxn,
-		Compares: []fsm.Compare{{Target: fsm.CompareAbsent, Key: clusterIDKey}},
-		Then:     []fsm.Command{{Op: fsm.OpPut, Key: clusterIDKey, Value: []byte(id)}}}})
+	_, err = s.node.ApplyAsLeader(cctx, []fsm.Command{{Op: fsm.OpTxn,
+		Compares: []fsm.Compare{{Target: fsm.CompareAbsent, Key: raftnode.ClusterIDKey}},
+		Then:     []fsm.Command{{Op: fsm.OpPut, Key: raftnode.ClusterIDKey, Value: []byte(id)}}}})
 	if err != nil {
 		s.log.Warn("could not record the cluster ID", "err", err)
 		return

@@ -11,6 +11,7 @@ import (
 
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/cluster/clusterkey"
+	"github.com/graftcm/graft/cluster/raftnode"
 	"github.com/graftcm/graft/fsm"
 )
 
@@ -69,7 +70,7 @@ func slow(t *testing.T) context.Context {
 	return ctx
 }
 
-func voters(n *cluster.Node) int {
+func voters(n *raftnode.Node) int {
 	v := 0
 	for _, s := range n.Status().Servers {
 		if s.Suffrage == "voter" {
@@ -108,7 +109,7 @@ func TestRestartLoopWithBigSnapshotNeverCrashes(t *testing.T) {
 	if err := c.srv.Node().Linearize(slow(t)); err != nil {
 		t.Fatal(err)
 	}
-	if err := cluster.RaftOf(c.srv.Node()).Snapshot().Error(); err != nil {
+	if err := c.srv.Node().Snapshot(); err != nil {
 		t.Fatalf("snapshot on c: %v", err)
 	}
 

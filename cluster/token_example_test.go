@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"log"
 
-	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/cluster/clusterkey"
+	"github.com/graftcm/graft/cluster/raftnode"
 )
 
 // The first node generates the key; every node derives its cluster-port
@@ -15,7 +15,7 @@ func ExampleConfig_clusterKey() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	cfg := cluster.DefaultConfig()
+	cfg := raftnode.DefaultConfig()
 	cfg.NodeID = "web1"
 	cfg.ServerTLS, cfg.ClientTLS, err = tok.ClusterTLS(cfg.NodeID)
 	if err != nil {

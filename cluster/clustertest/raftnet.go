@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/raftnode"
 	"github.com/graftcm/graft/cluster/transport"
 	"github.com/graftcm/graft/fsm"
 )
@@ -45,7 +46,7 @@ type host struct {
 	snaps *raft.InmemSnapshotStore
 
 	// Guarded by net.mu.
-	node *cluster.Node   // nil while down
+	node *raftnode.Node  // nil while down
 	srv  *cluster.Server // the server node belongs to, if a Fleet's
 	fsm  *fsm.FSM
 }
@@ -110,20 +111,20 @@ func (n *raftNet) group(h *host) int {
 }
 
 // deps is what a node started on h runs on, with f as its state machine.
-func (h *host) deps(f *fsm.FSM) *cluster.Deps {
-	return &cluster.Deps{FSM: f, Transport: h.trans, LogStore: h.store, StableStore: h.store,
+func (h *host) deps(f *fsm.FSM) *raftnode.Deps {
+	return &raftnode.Deps{FSM: f, Transport: h.trans, LogStore: h.store, StableStore: h.store,
 		SnapshotStore: h.snaps, RPC: &rpcView{from: h}}
 }
 
 // up records what runs on h: a node, or a server and its node.
-func (h *host) up(node *cluster.Node, srv *cluster.Server, f *fsm.FSM) {
+func (h *host) up(node *raftnode.Node, srv *cluster.Server, f *fsm.FSM) {
 	h.net.mu.Lock()
 	h.node, h.srv, h.fsm = node, srv, f
 	h.net.mu.Unlock()
 }
 
 // Node returns the running node, or nil if the host is down.
-func (h *host) Node() *cluster.Node {
+func (h *host) Node() *raftnode.Node {
 	h.net.mu.Lock()
 	defer h.net.mu.Unlock()
 	return h.node
@@ -170,7 +171,7 @@ type rpcView struct{ from *host }
 func (v *rpcView) Call(ctx context.Context, addr string, req *transport.Request) (*transport.Response, error) {
 	n := v.from.net
 	n.mu.Lock()
-	var target *cluster.Node
+	var target *raftnode.Node
 	mute := muteNone
 	for _, h := range n.hosts {
 		if string(h.addr) != addr {

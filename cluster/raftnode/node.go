@@ -1,4 +1,4 @@
-package cluster
+package raftnode
 
 import (
 	"context"
@@ -68,7 +68,7 @@ type Node struct {
 
 	termReady atomic.Uint64      // a term in which this leader has applied its own entry
 	hasState  bool               // raft state existed when the node started
-	holdsLog  bool               // and held log entries or a snapshot (see startedOnLog)
+	holdsLog  bool               // and held log entries or a snapshot (see StartedOnLog)
 	caught    caughtUp           // whether the FSM has applied the log it started with; see CaughtUp
 	handlers  transport.Handlers // answer the RPCs of other nodes (see HandleRPC)
 
@@ -307,13 +307,13 @@ func (n *Node) serveConn(c net.Conn) {
 // it belongs to a cluster already and must never bootstrap.
 func (n *Node) HasState() bool { return n.hasState }
 
-// startedOnLog reports whether the node started on raft state that holds
+// StartedOnLog reports whether the node started on raft state that holds
 // log entries or a snapshot: a cluster's history, which another
 // cluster's raft would take for its own. A fresh node killed as a leader
 // first reached it keeps raft's term (and vote) only: raft counts that as
 // state, so the node never bootstraps, but it holds nothing of a
 // cluster, and joins as a fresh node does.
-func (n *Node) startedOnLog() bool { return n.holdsLog }
+func (n *Node) StartedOnLog() bool { return n.holdsLog }
 
 // Bootstrap starts a new cluster whose voters are servers (ID and address
 // each). Every server must be given the same list; a node that has raft

@@ -1,4 +1,4 @@
-package cluster
+package raftnode
 
 import (
 	"context"
@@ -64,4 +64,11 @@ func (n *Node) serveReadIndex(context.Context, *transport.Request) *transport.Re
 		return &transport.Response{Code: transport.CodeFailed, Err: err.Error()}
 	}
 	return &transport.Response{Code: transport.CodeOK, Index: idx, Term: term}
+}
+
+// Call sends req to the node at addr over the cluster's RPC and waits for
+// its answer (see transport.Net): the membership server's way to ask
+// other nodes for their progress, or the leader to take a leave.
+func (n *Node) Call(ctx context.Context, addr string, req *transport.Request) (*transport.Response, error) {
+	return n.rpc.Call(ctx, addr, req)
 }

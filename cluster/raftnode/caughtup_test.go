@@ -1,4 +1,4 @@
-package cluster_test
+package raftnode_test
 
 import (
 	"fmt"
@@ -6,8 +6,8 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/cluster/clustertest"
+	"github.com/graftcm/graft/cluster/raftnode"
 	"github.com/graftcm/graft/fsm"
 )
 
@@ -89,7 +89,7 @@ func TestCaughtUpWhenTheLogEndsWithRaftsOwnEntries(t *testing.T) {
 		restartAll()
 		linearizeAll(t, c)
 		for _, m := range c.Members {
-			r := cluster.RaftOf(m.Node())
+			r := raftnode.RaftOf(m.Node())
 			eventually(t, time.Minute, m.ID+" applied its whole log", func() bool { return r.AppliedIndex() == r.LastIndex() })
 			if m.FSM().Applied() >= r.LastIndex() {
 				t.Fatalf("%s: the FSM applied %d, the log ends at %d: no raft entries at its end", m.ID, m.FSM().Applied(), r.LastIndex())
@@ -113,7 +113,7 @@ func TestCaughtUpWhenUncommittedEntriesWereReplaced(t *testing.T) {
 		apply(t, old, "k", "v")
 		linearizeAll(t, c)
 		c.Partition(old)
-		r := cluster.RaftOf(old.Node())
+		r := raftnode.RaftOf(old.Node())
 		before := r.LastIndex()
 		for i := range 3 {
 			data, err := fsm.EncodeBatch(put(fmt.Sprintf("lost%d", i), "x"))
@@ -131,7 +131,7 @@ func TestCaughtUpWhenUncommittedEntriesWereReplaced(t *testing.T) {
 		c.Heal()
 		c.Restart(old)
 		eventually(t, time.Minute, "the old leader caught up", old.Node().CaughtUp)
-		if got, lim := cluster.RaftOf(old.Node()).LastIndex(), before+3; got >= lim {
+		if got, lim := raftnode.RaftOf(old.Node()).LastIndex(), before+3; got >= lim {
 			t.Fatalf("the old leader's log ends at %d, not before %d: its entries were not replaced", got, lim)
 		}
 		if _, ok := old.FSM().Get("lost0"); ok || nl.FSM().Rev() != old.FSM().Rev() {

@@ -1,4 +1,4 @@
-package cluster
+package raftnode
 
 import (
 	"cmp"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/graftcm/graft/cluster/internal/backoff"
 	"github.com/graftcm/graft/cluster/transport"
 	"github.com/graftcm/graft/fsm"
 )
@@ -41,7 +42,7 @@ func (n *Node) Apply(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, err
 		ctx, cancel = context.WithTimeout(ctx, n.cfg.ForwardTimeout)
 		defer cancel()
 	}
-	wait := newBackoff()
+	wait := backoff.New()
 	var unreached error // why the last forwarding attempt was not applied
 	for {
 		if n.ctx.Err() != nil {
@@ -66,7 +67,7 @@ func (n *Node) Apply(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, err
 				return nil, err
 			}
 		}
-		if err := wait.sleep(ctx); err != nil {
+		if err := wait.Sleep(ctx); err != nil {
 			if unreached != nil {
 				return nil, fmt.Errorf("%w: %w; last attempt: %w", ErrLeaderUnreachable, err, unreached)
 			}
@@ -180,7 +181,7 @@ func (n *Node) Linearize(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, n.cfg.ForwardTimeout)
 		defer cancel()
 	}
-	wait := newBackoff()
+	wait := backoff.New()
 	for {
 		if n.ctx.Err() != nil {
 			return ErrClosed
@@ -196,7 +197,7 @@ func (n *Node) Linearize(ctx context.Context) error {
 				return n.waitApplied(ctx, resp.Index)
 			}
 		}
-		if err := wait.sleep(ctx); err != nil {
+		if err := wait.Sleep(ctx); err != nil {
 			return fmt.Errorf("%w: %w", ErrNoLeader, err)
 		}
 	}
@@ -267,29 +268,6 @@ func (n *Node) onlyRaftEntries(from, to uint64) bool {
 		}
 	}
 	return true
-}
-
-// backoff paces retries while a leader is elected: 5ms doubling to 100ms.
-type backoff struct{ d time.Duration }
-
-func newBackoff() *backoff { return &backoff{d: 5 * time.Millisecond} }
-
-// next returns the pause to make now and lengthens the next one.
-func (b *backoff) next() time.Duration {
-	d := b.d
-	b.d = min(2*b.d, 100*time.Millisecond)
-	return d
-}
-
-func (b *backoff) sleep(ctx context.Context) error {
-	t := time.NewTimer(b.next())
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // batcher turns concurrent writes on the leader into as few log entries as
@@ -464,10 +442,10 @@ func (b *batcher) drain(err error) {
 	}
 }
 
-// applyAsLeader applies commands only if this node leads: used by the
+// ApplyAsLeader applies commands only if this node leads: used by the
 // reconciler, whose decisions must never reach the log after it lost the
 // leadership they were made under.
-func (n *Node) applyAsLeader(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, error) {
+func (n *Node) ApplyAsLeader(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, error) {
 	if !n.IsLeader() {
 		return nil, raft.ErrNotLeader
 	}

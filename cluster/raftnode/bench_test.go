@@ -1,4 +1,4 @@
-package cluster_test
+package raftnode_test
 
 import (
 	"context"
@@ -8,20 +8,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/raftnode"
 	"github.com/graftcm/graft/fsm"
 )
 
 // benchCluster starts n nodes with the production stack (TCP on loopback,
 // boltdb, file snapshots) and production timings.
-func benchCluster(b *testing.B, n int) []*cluster.Node {
+func benchCluster(b *testing.B, n int) []*raftnode.Node {
 	b.Helper()
-	var nodes []*cluster.Node
+	var nodes []*raftnode.Node
 	for i := range n {
-		cfg := cluster.DefaultConfig()
+		cfg := raftnode.DefaultConfig()
 		cfg.BindAddr = "127.0.0.1:0"
 		cfg.NodeID, cfg.DataDir, cfg.Bootstrap = fmt.Sprintf("n%d", i), b.TempDir(), i == 0
-		node, err := cluster.Open(cfg, fsm.New(fsm.Options{}))
+		node, err := raftnode.Open(cfg, fsm.New(fsm.Options{}))
 		if err != nil {
 			b.Fatal(err)
 		}

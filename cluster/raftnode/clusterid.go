@@ -1,4 +1,4 @@
-package cluster
+package raftnode
 
 import (
 	"errors"
@@ -12,14 +12,18 @@ import (
 
 // A node that restarts on raft state must know its cluster's ID from the
 // start: until it does, it joins nobody and nobody lets it in (see
-// compatible), since a node of another cluster would take it for a fresh
-// one and add it, log and all, to its raft. The state machine has the ID
+// package cluster's compatible), since a node of another cluster would
+// take it for a fresh one and add it, log and all, to its raft. The state machine has the ID
 // only once raft has replayed the log, which takes a leader, so the ID is
 // also kept beside raft's state (see storedClusterID): as soon as the
 // state machine holds it (idKeeper), and, for a data dir whose node was
 // killed before that or written by a graft that kept it only on a timer,
-// read back at start from the state itself (recoverClusterID), and kept
+// read back at start from the state itself (RecoverClusterID), and kept
 // once applied.
+
+// ClusterIDKey holds the cluster's ID in the state machine, written once by
+// the first leader.
+const ClusterIDKey = fsm.InternalPrefix + "cluster-id"
 
 // idKeeper keeps the cluster ID in raft's stable store as soon as the
 // state machine holds it. It is used on raft's FSM goroutine only (and by
@@ -32,7 +36,7 @@ type idKeeper struct {
 
 // keep stores the ID f holds, if it holds one the store does not.
 func (k *idKeeper) keep(f *fsm.FSM) {
-	kv, ok := f.Get(clusterIDKey)
+	kv, ok := f.Get(ClusterIDKey)
 	if !ok || len(kv.Value) == 0 || string(kv.Value) == k.kept {
 		return
 	}
@@ -43,7 +47,7 @@ func (k *idKeeper) keep(f *fsm.FSM) {
 	k.kept = string(kv.Value)
 }
 
-// recoverClusterID returns the cluster ID of a node that started on raft
+// RecoverClusterID returns the cluster ID of a node that started on raft
 // state, reading it from that state if it was not kept beside it: from
 // the state machine, which holds the snapshot raft restored (the idKeeper
 // kept it then), or else from the log. It returns "" if neither holds it
@@ -52,11 +56,11 @@ func (k *idKeeper) keep(f *fsm.FSM) {
 // entry that wrote it may never have been committed, and only the
 // idKeeper, which keeps what the state machine applies, writes the ID
 // kept.
-func (n *Node) recoverClusterID() (string, error) {
+func (n *Node) RecoverClusterID() (string, error) {
 	if id := n.storedClusterID(); id != "" {
 		return id, nil
 	}
-	if kv, ok := n.fsm.Get(clusterIDKey); ok && len(kv.Value) > 0 {
+	if kv, ok := n.fsm.Get(ClusterIDKey); ok && len(kv.Value) > 0 {
 		return string(kv.Value), nil
 	}
 	id, err := clusterIDInLog(n.logs)
@@ -102,7 +106,7 @@ func clusterIDInLog(logs raft.LogStore) (string, error) {
 }
 
 // clusterIDInEntry returns the cluster ID the log entry data, appended in
-// term, writes, if it writes one: a put of clusterIDKey, alone or as a
+// term, writes, if it writes one: a put of ClusterIDKey, alone or as a
 // transaction's, that no fence of another term guards.
 func clusterIDInEntry(data []byte, term uint64) string {
 	cmds, err := fsm.DecodeBatch(data)
@@ -115,15 +119,52 @@ func clusterIDInEntry(data []byte, term uint64) string {
 		case c.Op == fsm.OpFence:
 			fenced = c.Term != term
 		case fenced:
-		case c.Op == fsm.OpPut && c.Key == clusterIDKey:
+		case c.Op == fsm.OpPut && c.Key == ClusterIDKey:
 			return string(c.Value)
 		case c.Op == fsm.OpTxn:
 			for _, t := range c.Then {
-				if t.Op == fsm.OpPut && t.Key == clusterIDKey {
+				if t.Op == fsm.OpPut && t.Key == ClusterIDKey {
 					return string(t.Value)
 				}
 			}
 		}
 	}
 	return ""
+}
+
+// clusterIDStableKey keeps the cluster ID in raft's stable store (beside
+// raft's own keys), so that a node restarting on its state gossips its
+// cluster's ID from the start: the state machine has it only once raft
+// has replayed the log, and meanwhile a node of another cluster would take
+// the node for a fresh one and add it to raft.
+const clusterIDStableKey = "graft-cluster-id"
+
+// storedClusterID returns the cluster ID kept in the stable store, "" if
+// none.
+func (n *Node) storedClusterID() string {
+	b, err := n.stable.Get([]byte(clusterIDStableKey))
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// stateKeyStableKey keeps, beside raft's state, the fingerprint of the
+// cluster key the state was made under (see RecordStateKey).
+const stateKeyStableKey = "graft-state-key-fingerprint"
+
+// RecordStateKey records, beside raft's state, the fingerprint of the
+// cluster key the state is made under.
+func (n *Node) RecordStateKey(fingerprint string) error {
+	return n.stable.Set([]byte(stateKeyStableKey), []byte(fingerprint))
+}
+
+// StateKeyFingerprint returns the fingerprint RecordStateKey recorded, ""
+// if none.
+func (n *Node) StateKeyFingerprint() string {
+	b, err := n.stable.Get([]byte(stateKeyStableKey))
+	if err != nil {
+		return ""
+	}
+	return string(b)
 }

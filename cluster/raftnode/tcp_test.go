@@ -1,4 +1,4 @@
-package cluster_test
+package raftnode_test
 
 import (
 	"context"
@@ -9,23 +9,23 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/raftnode"
 	"github.com/graftcm/graft/fsm"
 )
 
 // openNode starts a node with the production stack on loopback.
-func openNode(t *testing.T, id, dir string, bootstrap bool) *cluster.Node {
+func openNode(t *testing.T, id, dir string, bootstrap bool) *raftnode.Node {
 	t.Helper()
-	cfg := cluster.TestConfig()
+	cfg := raftnode.TestConfig()
 	cfg.NodeID, cfg.DataDir, cfg.Bootstrap = id, dir, bootstrap
-	n, err := cluster.Open(cfg, fsm.New(fsm.Options{}))
+	n, err := raftnode.Open(cfg, fsm.New(fsm.Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return n
 }
 
-func waitLeader(t *testing.T, nodes ...*cluster.Node) *cluster.Node {
+func waitLeader(t *testing.T, nodes ...*raftnode.Node) *raftnode.Node {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
@@ -77,19 +77,19 @@ func TestTCPClusterForwardsWrites(t *testing.T) {
 	defer b.Close()
 	c := openNode(t, "c", t.TempDir(), false)
 	defer c.Close()
-	for _, n := range []*cluster.Node{b, c} {
+	for _, n := range []*raftnode.Node{b, c} {
 		if err := a.AddVoter(n.ID(), n.Addr(), 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	for i, n := range []*cluster.Node{b, c, a} {
+	for i, n := range []*raftnode.Node{b, c, a} {
 		if _, err := n.Apply(ctx, put(fmt.Sprintf("from-%s", n.ID()), fmt.Sprint(i))); err != nil {
 			t.Fatalf("write on %s: %v", n.ID(), err)
 		}
 	}
-	for _, n := range []*cluster.Node{a, b, c} {
+	for _, n := range []*raftnode.Node{a, b, c} {
 		if err := n.Linearize(ctx); err != nil {
 			t.Fatalf("%s: Linearize: %v", n.ID(), err)
 		}
@@ -109,17 +109,17 @@ func TestTCPClusterForwardsWrites(t *testing.T) {
 func TestConfigValidateRefusesWhatRaftRefuses(t *testing.T) {
 	for _, tc := range []struct {
 		field string
-		set   func(*cluster.Config)
+		set   func(*raftnode.Config)
 	}{
-		{"ElectionTimeout", func(c *cluster.Config) { c.ElectionTimeout = c.HeartbeatTimeout / 2 }},
-		{"HeartbeatTimeout", func(c *cluster.Config) {
+		{"ElectionTimeout", func(c *raftnode.Config) { c.ElectionTimeout = c.HeartbeatTimeout / 2 }},
+		{"HeartbeatTimeout", func(c *raftnode.Config) {
 			c.HeartbeatTimeout, c.LeaderLeaseTimeout = 2*time.Millisecond, time.Millisecond
 		}},
-		{"CommitTimeout", func(c *cluster.Config) { c.CommitTimeout = 500 * time.Microsecond }},
-		{"LeaderLeaseTimeout", func(c *cluster.Config) { c.LeaderLeaseTimeout = 2 * c.HeartbeatTimeout }},
-		{"SnapshotInterval", func(c *cluster.Config) { c.SnapshotInterval = time.Millisecond }},
+		{"CommitTimeout", func(c *raftnode.Config) { c.CommitTimeout = 500 * time.Microsecond }},
+		{"LeaderLeaseTimeout", func(c *raftnode.Config) { c.LeaderLeaseTimeout = 2 * c.HeartbeatTimeout }},
+		{"SnapshotInterval", func(c *raftnode.Config) { c.SnapshotInterval = time.Millisecond }},
 	} {
-		cfg := cluster.TestConfig()
+		cfg := raftnode.TestConfig()
 		cfg.NodeID = "a"
 		tc.set(&cfg)
 		rc := raft.DefaultConfig()
@@ -133,7 +133,7 @@ func TestConfigValidateRefusesWhatRaftRefuses(t *testing.T) {
 			t.Errorf("%s: Validate says %v, want an error naming it", tc.field, err)
 		}
 	}
-	for name, cfg := range map[string]cluster.Config{"DefaultConfig": cluster.DefaultConfig(), "TestConfig": cluster.TestConfig()} {
+	for name, cfg := range map[string]raftnode.Config{"DefaultConfig": raftnode.DefaultConfig(), "TestConfig": raftnode.TestConfig()} {
 		cfg.NodeID = "a"
 		if err := cfg.Validate(); err != nil {
 			t.Errorf("%s is refused: %v", name, err)
@@ -143,7 +143,7 @@ func TestConfigValidateRefusesWhatRaftRefuses(t *testing.T) {
 
 // Bad configurations are refused with the field named.
 func TestConfigValidate(t *testing.T) {
-	cfg := cluster.DefaultConfig()
+	cfg := raftnode.DefaultConfig()
 	if err := cfg.Validate(); err == nil {
 		t.Error("empty NodeID accepted")
 	}

@@ -1,4 +1,4 @@
-package cluster
+package raftnode
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/graftcm/graft/cluster/internal/backoff"
 	"github.com/graftcm/graft/cluster/transport"
 	"github.com/graftcm/graft/fsm"
 )
@@ -248,7 +249,7 @@ func (n *Node) resolve(ctx context.Context, term uint64, addr string, outcome <-
 		}
 		return nil, transport.Unreachable(errFenced)
 	}
-	wait := newBackoff()
+	wait := backoff.New()
 	for {
 		changed := n.leaderChanged.wait()
 		select {
@@ -270,7 +271,7 @@ func (n *Node) resolve(ctx context.Context, term uint64, addr string, outcome <-
 			}
 			return nil, fmt.Errorf("%w: %w (a snapshot replaced the log meanwhile)", ErrAmbiguous, cause)
 		}
-		t := time.NewTimer(wait.next())
+		t := time.NewTimer(wait.Next())
 		select {
 		case q := <-outcome:
 			t.Stop()

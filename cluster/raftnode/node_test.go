@@ -1,4 +1,4 @@
-package cluster_test
+package raftnode_test
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/cluster/clustertest"
+	"github.com/graftcm/graft/cluster/raftnode"
 	"github.com/graftcm/graft/fsm"
 )
 
@@ -252,7 +252,7 @@ func TestMajorityWritesWhileLeaderPartitioned(t *testing.T) {
 			if s["before"] != "1" || s["during"] != "2" || s["after"] != "4" {
 				t.Errorf("%s: %v", m.ID, s)
 			}
-			if _, ok := s["minority"]; ok && !errors.Is(err, cluster.ErrAmbiguous) {
+			if _, ok := s["minority"]; ok && !errors.Is(err, raftnode.ErrAmbiguous) {
 				t.Errorf("%s: the minority's write was applied: %v", m.ID, s)
 			}
 		}

@@ -1,4 +1,4 @@
-package cluster_test
+package raftnode_test
 
 import (
 	"context"
@@ -9,8 +9,8 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/cluster/clustertest"
+	"github.com/graftcm/graft/cluster/raftnode"
 	"github.com/graftcm/graft/fsm"
 )
 
@@ -70,7 +70,7 @@ func TestWriteToFrozenLeaderGoesToTheNewLeader(t *testing.T) {
 		if !res[0].OK {
 			t.Errorf("the write found the key present: %+v", res)
 		}
-		if limit := cluster.TestConfig().ForwardTimeout / 2; took > limit {
+		if limit := raftnode.TestConfig().ForwardTimeout / 2; took > limit {
 			t.Errorf("the write took %v, want well under the forward timeout (%v): about an election", took, limit)
 		}
 		appliedOnce(t, c, "k")
@@ -122,7 +122,7 @@ func TestWriteToUnreachableLeaderSaysWhy(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
 		_, err := f.Node().Apply(ctx, put("k", "v"))
-		if !errors.Is(err, cluster.ErrLeaderUnreachable) || errors.Is(err, cluster.ErrNoLeader) ||
+		if !errors.Is(err, raftnode.ErrLeaderUnreachable) || errors.Is(err, raftnode.ErrNoLeader) ||
 			!strings.Contains(err.Error(), "too many connections handshaking") || !strings.Contains(err.Error(), l.ID) {
 			t.Errorf("write with the leader refusing RPCs: %v; want ErrLeaderUnreachable naming %s and the refusal", err, l.ID)
 		}
@@ -154,7 +154,7 @@ func TestConcurrentWritesToFrozenLeaderFollowTheElection(t *testing.T) {
 		}
 		took := time.Since(start)
 		t.Logf("%d concurrent writes took %v with the leader frozen", writers, took)
-		if limit := cluster.TestConfig().ForwardTimeout / 2; took > limit {
+		if limit := raftnode.TestConfig().ForwardTimeout / 2; took > limit {
 			t.Errorf("the writes took %v, want well under the forward timeout (%v)", took, limit)
 		}
 		for i := range writers {

@@ -1,4 +1,4 @@
-package cluster
+package raftnode
 
 import (
 	"time"
@@ -46,3 +46,7 @@ func (n *Node) Term() uint64 { return n.raft.CurrentTerm() }
 
 // LastIndex returns the last index of this node's raft log.
 func (n *Node) LastIndex() uint64 { return n.raft.LastIndex() }
+
+// Snapshot makes raft snapshot the state machine now, which lets it
+// compact its log (it does so by itself past SnapshotThreshold entries).
+func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
