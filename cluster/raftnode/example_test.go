@@ -1,4 +1,4 @@
-package cluster_test
+package raftnode_test
 
 import (
 	"fmt"
