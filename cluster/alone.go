@@ -32,7 +32,7 @@ func (s *Server) warnWhileAlone(ctx context.Context, remembered []string) {
 			return
 		case <-t.C:
 		}
-		if s.node.raft.LastIndex() > 0 {
+		if s.node.LastIndex() > 0 {
 			return // added
 		}
 		if !s.hasPeer() {

@@ -77,7 +77,7 @@ func TestANodeHoldingOnlyATermSaysItWaitsToBeAddedAndWarnsWhileAlone(t *testing.
 		f := clustertest.NewFleet(t, 2, &cfg)
 		s0, s1 := f.Slots[0], f.Slots[1]
 		first := startAlone(t, f, s0)
-		if err := s1.SetTerm(first.Node().Raft().CurrentTerm()); err != nil {
+		if err := s1.SetTerm(first.Node().Term()); err != nil {
 			t.Fatal(err)
 		}
 		f.Kill(s0) // the cluster s1 remembers is gone

@@ -48,35 +48,14 @@ func (s *Server) noteRefusal(err error) {
 // cluster's ID yet.
 var errIDUnknown = errors.New("a cluster ID is not known yet")
 
-// clusterIDStableKey keeps the cluster ID in raft's stable store (beside
-// raft's own keys), so that a node restarting on its state gossips its
-// cluster's ID from the start: the state machine has it only once raft
-// has replayed the log, and meanwhile a node of another cluster would take
-// the node for a fresh one and add it to raft.
-const clusterIDStableKey = "graft-cluster-id"
-
-// storedClusterID returns the cluster ID kept in the stable store, "" if
-// none.
-func (n *Node) storedClusterID() string {
-	b, err := n.stable.Get([]byte(clusterIDStableKey))
-	if err != nil {
-		return ""
-	}
-	return string(b)
-}
-
-// stateKeyStableKey keeps, beside raft's state, the fingerprint of the
-// cluster key the state was made under (see Server.StateKeyFingerprint).
-const stateKeyStableKey = "graft-state-key-fingerprint"
-
 // recordStateKey records the server's key as the one its node's raft
 // state is made under, if the node holds no cluster's log yet: its state
 // is made from now on, under that key.
 func (s *Server) recordStateKey() {
-	if s.cfg.Token == nil || s.node.startedOnLog() {
+	if s.cfg.Token == nil || s.node.StartedOnLog() {
 		return
 	}
-	if err := s.node.stable.Set([]byte(stateKeyStableKey), []byte(s.cfg.Token.Fingerprint())); err != nil {
+	if err := s.node.RecordStateKey(s.cfg.Token.Fingerprint()); err != nil {
 		s.log.Warn("could not record the key of this node's raft state beside it", "err", err)
 	}
 }
@@ -86,10 +65,4 @@ func (s *Server) recordStateKey() {
 // holding no cluster's log. Adopting another key later does not change
 // it; the record goes with the raft state. It is "" if not known (raft
 // state made by an older graft, or without a key).
-func (s *Server) StateKeyFingerprint() string {
-	b, err := s.node.stable.Get([]byte(stateKeyStableKey))
-	if err != nil {
-		return ""
-	}
-	return string(b)
-}
+func (s *Server) StateKeyFingerprint() string { return s.node.StateKeyFingerprint() }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clusterkey"
 	"github.com/graftcm/graft/cluster/clustertest"
 )
 
@@ -185,9 +186,9 @@ func TestARaftStateRecordsTheKeyItWasMadeUnder(t *testing.T) {
 	})
 }
 
-func newKey(t *testing.T) cluster.Token {
+func newKey(t *testing.T) clusterkey.Token {
 	t.Helper()
-	tok, err := cluster.GenerateToken()
+	tok, err := clusterkey.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/graftcm/graft/cluster/raftnode"
 )
 
 // expectView is what the bootstrap-expect decision reads: this node's
@@ -35,7 +37,7 @@ type expectDecision struct {
 	// servers are the fresh servers expecting as many as this node, sorted
 	// by ID, and set their hash, once exactly that many are seen (and never
 	// after more were): the set this node gossips it would bootstrap.
-	servers []RaftServer
+	servers []raftnode.RaftServer
 	set     string
 	seen    int    // the fresh servers seen
 	member  string // expectExisting: a member of the bootstrapped cluster
@@ -51,7 +53,7 @@ type expectDecision struct {
 // bootstrap two clusters. Once more servers than expected have been seen
 // it never bootstraps.
 func decideExpect(v expectView) expectDecision {
-	var fresh []RaftServer
+	var fresh []raftnode.RaftServer
 	sets := map[string]string{}
 	existing := ""
 	for _, name := range sortedKeys(v.ring) {
@@ -64,7 +66,7 @@ func decideExpect(v expectView) expectDecision {
 			continue
 		}
 		if meta.Expect == v.expect {
-			fresh = append(fresh, RaftServer{ID: name, Address: meta.RaftAddr})
+			fresh = append(fresh, raftnode.RaftServer{ID: name, Address: meta.RaftAddr})
 			sets[name] = meta.ExpectSet
 		}
 	}
@@ -75,7 +77,7 @@ func decideExpect(v expectView) expectDecision {
 	case len(fresh) > v.expect && !v.tooMany:
 		d.step = expectTooMany
 	case len(fresh) == v.expect && !v.tooMany:
-		slices.SortFunc(fresh, func(a, b RaftServer) int { return strings.Compare(a.ID, b.ID) })
+		slices.SortFunc(fresh, func(a, b raftnode.RaftServer) int { return strings.Compare(a.ID, b.ID) })
 		d.servers, d.set = fresh, setHash(fresh)
 		d.step = expectBootstrap
 		for _, srv := range fresh {
@@ -96,7 +98,7 @@ func (s *Server) bootstrapExpectLoop(ctx context.Context) {
 	defer tick.Stop()
 	tooMany := false
 	for {
-		if s.node.HasState() || s.ClusterID() != "" || s.node.raft.LastIndex() > 0 {
+		if s.node.HasState() || s.ClusterID() != "" || s.node.LastIndex() > 0 {
 			return
 		}
 		ring := map[string]Meta{}
@@ -146,7 +148,7 @@ func (s *Server) gossipExpectSet(set string) {
 }
 
 // setHash names a set of servers.
-func setHash(servers []RaftServer) string {
+func setHash(servers []raftnode.RaftServer) string {
 	h := sha256.New()
 	for _, s := range servers {
 		h.Write([]byte(s.ID + "\x00" + s.Address + "\x00"))

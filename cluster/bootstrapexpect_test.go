@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"testing/synctest"
+
+	"github.com/graftcm/graft/cluster/raftnode"
 )
 
 // The bootstrap-expect decision, on rings made by hand. The node deciding
@@ -15,10 +17,10 @@ func fresh(id string, expect int, set string) Meta {
 	return Meta{Cluster: "graft", RaftAddr: id + ":7000", Expect: expect, ExpectSet: set}
 }
 
-func servers(ids ...string) []RaftServer {
-	var out []RaftServer
+func servers(ids ...string) []raftnode.RaftServer {
+	var out []raftnode.RaftServer
 	for _, id := range ids {
-		out = append(out, RaftServer{ID: id, Address: id + ":7000"})
+		out = append(out, raftnode.RaftServer{ID: id, Address: id + ":7000"})
 	}
 	return out
 }

@@ -156,7 +156,7 @@ func TestANodeKilledBeforeItTookAnyLogIsAddedAsAFreshNode(t *testing.T) {
 		f := clustertest.NewFleet(t, 2, nil)
 		s0, s1 := f.Slots[0], f.Slots[1]
 		first := startAlone(t, f, s0)
-		if err := s1.SetTerm(first.Node().Raft().CurrentTerm()); err != nil {
+		if err := s1.SetTerm(first.Node().Term()); err != nil {
 			t.Fatal(err)
 		}
 		if err := s1.Peers().Save([]string{s0.GossipAddr()}); err != nil {

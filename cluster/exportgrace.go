@@ -13,7 +13,7 @@ import (
 func (s *Server) withdrawExports(ctx context.Context, a action) bool {
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.Raft.ApplyTimeout)
 	defer cancel()
-	if _, err := s.node.applyAsLeader(cctx, []fsm.Command{{Op: fsm.OpRemoveNode, Node: a.server}}); err != nil {
+	if _, err := s.node.ApplyAsLeader(cctx, []fsm.Command{{Op: fsm.OpRemoveNode, Node: a.server}}); err != nil {
 		s.log.Warn("could not withdraw the exports of a node gone for good", "server", a.server, "err", err)
 		return false
 	}

@@ -71,7 +71,7 @@ func TestNewLeaderWithPartialRingTouchesNobody(t *testing.T) {
 		f.Restart(s1, joinTo(s0)) // its seed is dead
 		fleetLeader(t, f)
 		if !s1.Server().Node().IsLeader() {
-			if err := s2.Server().Node().Raft().LeadershipTransfer().Error(); err != nil {
+			if err := s2.Server().Node().TransferLeadership(); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/graftcm/graft/cluster/internal/loglimit"
 	"github.com/hashicorp/memberlist"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -264,7 +265,7 @@ func (s *Server) compatible(peer *memberlist.Node) error {
 }
 
 // logRefusal logs a merge refused, at most once per peer and kind of
-// refusal every gossipLogWindow (memberlist asks at every attempt, and
+// refusal every loglimit.Window (memberlist asks at every attempt, and
 // Join retries a refusal for a cluster ID not known yet): another
 // cluster's node at warn, a cluster ID not known yet, which passes, at
 // info.
@@ -277,13 +278,13 @@ func (s *Server) logRefusal(peer string, err error) {
 	case errors.Is(err, errIDUnknown):
 		kind, lvl = "id unknown", slog.LevelInfo
 	}
-	ok, suppressed := s.refusalLog.allow(kind, peer)
+	ok, suppressed := s.refusalLog.Allow(kind, peer)
 	if !ok {
 		return
 	}
 	args := []any{"peer", peer, "err", err}
 	if suppressed > 0 {
-		args = append(args, logKeySuppressed, suppressed)
+		args = append(args, loglimit.KeySuppressed, suppressed)
 	}
 	// A node that never had a peer meets another cluster's refusal on
 	// its way to joining it (see OnOtherCluster): not an error.
@@ -302,7 +303,7 @@ func (s *Server) memberlistConfig(transport memberlist.Transport) (*memberlist.C
 	d := memberDelegate{s}
 	c.Delegate, c.Events, c.Merge, c.Alive = d, d, d, d
 	glog := s.log.With("component", "gossip")
-	notes := newLogLimiter(time.Now)
+	notes := loglimit.New(time.Now)
 	c.Logger = log.New(slogWriter{log: glog, notes: notes}, "", 0)
 	if s.cfg.Token != nil {
 		kr, err := memberlist.NewKeyring(nil, s.cfg.Token.GossipKey())

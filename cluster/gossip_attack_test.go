@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clusterkey"
 )
 
 // attackHeapBound is how much the heap may grow while the gossip port is
@@ -111,7 +112,7 @@ func heapInUse() uint64 {
 // gossip port's caps closed at once and the rest at its header deadline;
 // and a server with the key still joins.
 func TestGossipOversizedStreamsDoNotGrowHeap(t *testing.T) {
-	tok, err := cluster.GenerateToken()
+	tok, err := clusterkey.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +197,7 @@ func seesAlive(s *cluster.Server, name string) bool {
 // (10s) ends: 400 that each send all but the last byte of 180 KiB must
 // still leave the heap within attackHeapBound.
 func TestGossipStreamsWithinBudgetDoNotGrowHeap(t *testing.T) {
-	tok, err := cluster.GenerateToken()
+	tok, err := clusterkey.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,19 +12,19 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/cluster"
-	"github.com/graftcm/graft/fsm"
+	"github.com/graftcm/graft/cluster/clusterkey"
 )
 
 // startKeyedServer starts a server on loopback with real, encrypted
 // gossip, as in production.
-func startKeyedServer(t *testing.T, id string, tok cluster.Token, join []string, logger *slog.Logger) *cluster.Server {
+func startKeyedServer(t *testing.T, id string, tok clusterkey.Token, join []string, logger *slog.Logger) *cluster.Server {
 	t.Helper()
 	cfg := cluster.TestServerConfig()
 	cfg.Raft.NodeID, cfg.Raft.DataDir, cfg.Raft.Logger = id, t.TempDir(), logger
 	cfg.Token, cfg.Join = &tok, join
 	// Production's: memberlist gives a stream this long to be read.
 	cfg.Gossip.TCPTimeout = cluster.LANGossip().TCPTimeout
-	s, err := cluster.StartServer(cfg, fsm.New(fsm.Options{}), cluster.ServerDeps{})
+	s, err := cluster.StartServer(cfg, cluster.ServerDeps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func (l *logTap) matching(keep func(tapLine) bool) []tapLine {
 // address per 10 s window), the first still an error or warning that
 // names its source.
 func TestGossipGarbagePacketsDoNotFloodLog(t *testing.T) {
-	tok, err := cluster.GenerateToken()
+	tok, err := clusterkey.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}

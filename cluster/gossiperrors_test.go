@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/graftcm/graft/cluster"
-	"github.com/graftcm/graft/fsm"
+	"github.com/graftcm/graft/cluster/clusterkey"
 )
 
 // memberlist flattens its errors to text; a taken gossip port still comes
@@ -19,7 +19,7 @@ func TestGossipPortInUseMatchesItsSentinel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	tok, err := cluster.GenerateToken()
+	tok, err := clusterkey.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func TestGossipPortInUseMatchesItsSentinel(t *testing.T) {
 	cfg.Token = &tok
 	cfg.Raft.NodeID, cfg.Raft.DataDir = "a", t.TempDir()
 	cfg.GossipBind = ln.Addr().String()
-	s, err := cluster.StartServer(cfg, fsm.New(fsm.Options{}), cluster.ServerDeps{})
+	s, err := cluster.StartServer(cfg, cluster.ServerDeps{})
 	if err == nil {
 		s.Close()
 		t.Fatal("started on a gossip port in use")

@@ -6,116 +6,16 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
-	"time"
-	"unicode/utf8"
+
+	"github.com/graftcm/graft/cluster/internal/loglimit"
 )
-
-// memberlist logs one line for every packet or stream it cannot use, and
-// anyone can send those: 20,000 spoofed UDP packets of garbage made 20,000
-// ERROR lines in under three seconds. Its lines are therefore rate-limited
-// by reason and source before they reach the log: a reason (the line's
-// text up to its details) is logged at most once per source IP per
-// gossipLogWindow, and for at most gossipLogSources sources per window in
-// all, since UDP sources are spoofed for free. The next line of a reason
-// that gets through says how many were suppressed before it.
-const (
-	gossipLogWindow  = 10 * time.Second
-	gossipLogSources = 5
-	// gossipLogReasons bounds the reasons tracked at once; lines of
-	// further reasons share one window.
-	gossipLogReasons = 256
-	// gossipLogMaxReason and gossipLogMaxLine bound the key kept per
-	// reason and the text logged per line (memberlist quotes what peers
-	// sent, such as node names and metadata).
-	gossipLogMaxReason = 96
-	gossipLogMaxLine   = 1024
-)
-
-// Attribute keys of gossip log lines.
-const (
-	logKeyRemote     = "remote"
-	logKeySuppressed = "suppressed"
-)
-
-// logLimiter decides which lines of a flood are logged: a reason at most
-// once per source per window, and for at most maxSources sources per
-// window. It is safe for concurrent use.
-type logLimiter struct {
-	now        func() time.Time
-	span       time.Duration
-	maxSources int
-
-	mu      sync.Mutex
-	reasons map[string]*logWindow
-	other   logWindow // reasons beyond gossipLogReasons
-}
-
-// logWindow is one reason's current window.
-type logWindow struct {
-	start time.Time
-	// sources logged in this window; at most the limiter's maxSources.
-	sources map[string]struct{}
-	// suppressed counts lines not logged since the last one that was.
-	suppressed int
-}
-
-// newLogLimiter returns the gossip port's limiter: gossipLogWindow, and
-// gossipLogSources sources per window.
-func newLogLimiter(now func() time.Time) *logLimiter {
-	return &logLimiter{now: now, span: gossipLogWindow, maxSources: gossipLogSources, reasons: map[string]*logWindow{}}
-}
-
-// allow reports whether a line of reason from source (an IP, or "" for
-// lines about no peer) may be logged and, if so, how many lines of that
-// reason were suppressed since the last one logged.
-func (l *logLimiter) allow(reason, source string) (ok bool, suppressed int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	w := l.window(reason, now)
-	if w.sources == nil || now.Sub(w.start) >= l.span {
-		w.start = now
-		w.sources = make(map[string]struct{}, 1)
-	}
-	if _, seen := w.sources[source]; seen || len(w.sources) >= l.maxSources {
-		w.suppressed++
-		return false, 0
-	}
-	w.sources[source] = struct{}{}
-	suppressed, w.suppressed = w.suppressed, 0
-	return true, suppressed
-}
-
-// window returns reason's window, making room for it by forgetting
-// expired ones when the table is full. Forgetting a window loses its count
-// of suppressed lines, which no line has reported within a window: a
-// flood that stopped.
-func (l *logLimiter) window(reason string, now time.Time) *logWindow {
-	if w, ok := l.reasons[reason]; ok {
-		return w
-	}
-	if len(l.reasons) >= gossipLogReasons {
-		for r, w := range l.reasons {
-			if now.Sub(w.start) >= l.span {
-				delete(l.reasons, r)
-			}
-		}
-	}
-	if len(l.reasons) >= gossipLogReasons {
-		return &l.other
-	}
-	w := &logWindow{}
-	l.reasons[reason] = w
-	return w
-}
 
 // slogWriter turns memberlist's log lines ("[WARN] memberlist: ... from=IP:port")
 // into slog records at the matching level, with the peer's address as an
 // attribute, rate-limited by notes.
 type slogWriter struct {
 	log   *slog.Logger
-	notes *logLimiter
+	notes *loglimit.Limiter
 }
 
 var _ io.Writer = slogWriter{}
@@ -135,18 +35,18 @@ func (w slogWriter) Write(p []byte) (int, error) {
 	line, from := cutSource(line)
 	var args []any
 	if from != "" {
-		args = append(args, logKeyRemote, from)
+		args = append(args, loglimit.KeyRemote, from)
 	}
 	if w.notes != nil {
-		ok, suppressed := w.notes.allow(lineReason(line, from != ""), sourceIP(from))
+		ok, suppressed := w.notes.Allow(lineReason(line, from != ""), sourceIP(from))
 		if !ok {
 			return len(p), nil
 		}
 		if suppressed > 0 {
-			args = append(args, logKeySuppressed, suppressed)
+			args = append(args, loglimit.KeySuppressed, suppressed)
 		}
 	}
-	w.log.Log(ctx, lvl, truncateText(line, gossipLogMaxLine), args...)
+	w.log.Log(ctx, lvl, loglimit.Truncate(line, loglimit.MaxLine), args...)
 	return len(p), nil
 }
 
@@ -229,16 +129,5 @@ func lineReason(line string, fromPeer bool) string {
 		}
 		line = b.String()
 	}
-	return truncateText(line, gossipLogMaxReason)
-}
-
-// truncateText cuts s to at most n bytes, on a character boundary.
-func truncateText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
+	return loglimit.Truncate(line, loglimit.MaxReason)
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/graftcm/graft/cluster/internal/loglimit"
 )
 
 // fakeClock is a clock the test moves.
@@ -17,10 +19,10 @@ func (c *fakeClock) now() time.Time { return c.t }
 
 // newTestWriter returns memberlist's logger as memberlistConfig makes it,
 // over a recorder and a clock the test moves.
-func newTestWriter() (*log.Logger, *logRecorder, *fakeClock, *logLimiter) {
+func newTestWriter() (*log.Logger, *logRecorder, *fakeClock, *loglimit.Limiter) {
 	logs := newLogRecorder()
 	clock := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-	notes := newLogLimiter(clock.now)
+	notes := loglimit.New(clock.now)
 	return log.New(slogWriter{log: slog.New(logs), notes: notes}, "", 0), logs, clock, notes
 }
 
@@ -50,7 +52,7 @@ func TestGossipLogOneLinePerReasonAndSource(t *testing.T) {
 		t.Fatalf("lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 
-	clock.t = clock.t.Add(gossipLogWindow - time.Nanosecond)
+	clock.t = clock.t.Add(loglimit.Window - time.Nanosecond)
 	ml.Printf("[ERR] memberlist: Decrypt packet failed: no installed keys could decrypt the message from=10.0.0.1:1")
 	clock.t = clock.t.Add(time.Nanosecond)
 	ml.Printf("[ERR] memberlist: Decrypt packet failed: no installed keys could decrypt the message from=10.0.0.1:2")
@@ -67,16 +69,16 @@ func TestGossipLogSpoofedSourcesBounded(t *testing.T) {
 		for i := range 10000 {
 			ml.Printf("[ERR] memberlist: Decrypt packet failed: x from=10.%d.%d.%d:7946", w, i/256, i%256)
 		}
-		clock.t = clock.t.Add(gossipLogWindow)
+		clock.t = clock.t.Add(loglimit.Window)
 	}
-	if n := len(logs.snapshot()); n != 3*gossipLogSources {
-		t.Errorf("%d lines for 30,000 packets from 30,000 sources over 3 windows, want %d", n, 3*gossipLogSources)
+	if n := len(logs.snapshot()); n != 3*loglimit.Sources {
+		t.Errorf("%d lines for 30,000 packets from 30,000 sources over 3 windows, want %d", n, 3*loglimit.Sources)
 	}
-	if n := len(notes.reasons); n != 1 {
+	if n := notes.Tracked(); n != 1 {
 		t.Errorf("%d reasons tracked, want 1", n)
 	}
-	if n := len(notes.reasons["Decrypt packet failed"].sources); n > gossipLogSources {
-		t.Errorf("%d sources tracked, want at most %d", n, gossipLogSources)
+	if n := notes.TrackedSources("Decrypt packet failed"); n > loglimit.Sources {
+		t.Errorf("%d sources tracked, want at most %d", n, loglimit.Sources)
 	}
 }
 
@@ -95,11 +97,11 @@ func TestGossipLogReasonsBounded(t *testing.T) {
 	for i := range 5000 { // lines about no peer keep their numbers
 		ml.Printf("[INFO] memberlist: Suspect s%d has failed, no acks received", i)
 	}
-	if n := len(notes.reasons); n > gossipLogReasons {
-		t.Errorf("%d reasons tracked, want at most %d", n, gossipLogReasons)
+	if n := notes.Tracked(); n > loglimit.Reasons {
+		t.Errorf("%d reasons tracked, want at most %d", n, loglimit.Reasons)
 	}
-	if n := len(logs.snapshot()); n > 3+gossipLogReasons+gossipLogSources {
-		t.Errorf("%d lines for 5,000 reasons, want at most %d", n, 3+gossipLogReasons+gossipLogSources)
+	if n := len(logs.snapshot()); n > 3+loglimit.Reasons+loglimit.Sources {
+		t.Errorf("%d lines for 5,000 reasons, want at most %d", n, 3+loglimit.Reasons+loglimit.Sources)
 	}
 	if lines := logs.snapshot(); !strings.Contains(lines[4], "Suspect s1 has failed") {
 		t.Errorf("s1's failure not logged apart from s0's: %q", lines[3:5])
@@ -107,10 +109,10 @@ func TestGossipLogReasonsBounded(t *testing.T) {
 }
 
 // Levels map as memberlist writes them; a line longer than
-// gossipLogMaxLine is cut.
+// loglimit.MaxLine is cut.
 func TestGossipLogLevelsAndLength(t *testing.T) {
 	logs := &levelRecorder{}
-	ml := log.New(slogWriter{log: slog.New(logs), notes: newLogLimiter(time.Now)}, "", 0)
+	ml := log.New(slogWriter{log: slog.New(logs), notes: loglimit.New(time.Now)}, "", 0)
 	ml.Printf("[DEBUG] memberlist: Stream connection from=10.0.0.1:5")
 	ml.Printf("[INFO] memberlist: Suspect a has failed")
 	ml.Printf("[WARN] memberlist: Refuting a suspect message (from: b)")
@@ -136,7 +138,7 @@ func TestGossipLogLevelsAndLength(t *testing.T) {
 		}
 	}
 	last := got[len(want)]
-	if !strings.HasSuffix(last, "… remote=<unknown address>") || len(last) > gossipLogMaxLine+64 {
+	if !strings.HasSuffix(last, "… remote=<unknown address>") || len(last) > loglimit.MaxLine+64 {
 		t.Errorf("long line not cut: %d bytes ending %q", len(last), last[max(0, len(last)-40):])
 	}
 }
@@ -162,13 +164,13 @@ func (r *levelRecorder) WithGroup(string) slog.Handler      { return r }
 // Lines at levels the logger drops are not counted against the limit.
 func TestGossipLogDisabledLevelsIgnored(t *testing.T) {
 	var out strings.Builder
-	notes := newLogLimiter(time.Now)
+	notes := loglimit.New(time.Now)
 	ml := log.New(slogWriter{log: slog.New(slog.NewTextHandler(&out, nil)), notes: notes}, "", 0)
 	for range 100 {
 		ml.Printf("[DEBUG] memberlist: Stream connection from=10.0.0.1:5")
 	}
-	if out.Len() != 0 || len(notes.reasons) != 0 {
-		t.Errorf("debug lines reached the limiter or the log: %q, %d reasons", out.String(), len(notes.reasons))
+	if out.Len() != 0 || notes.Tracked() != 0 {
+		t.Errorf("debug lines reached the limiter or the log: %q, %d reasons", out.String(), notes.Tracked())
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/graftcm/graft/cluster/internal/loglimit"
+	"github.com/graftcm/graft/cluster/transport"
 	"github.com/hashicorp/memberlist"
 )
 
@@ -77,7 +79,7 @@ type gossipNetConfig struct {
 	// gossipNet's own, rate-limited.
 	Logger *log.Logger
 	Log    *slog.Logger
-	Notes  *logLimiter
+	Notes  *loglimit.Limiter
 	// HeaderTimeout bounds the wait for a stream's header (0:
 	// gossipHeaderTimeout).
 	HeaderTimeout time.Duration
@@ -112,7 +114,7 @@ func newGossipNet(cfg gossipNetConfig) (*gossipNet, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Notes == nil {
-		cfg.Notes = newLogLimiter(time.Now)
+		cfg.Notes = loglimit.New(time.Now)
 	}
 	nc := &memberlist.NetTransportConfig{BindAddrs: []string{cfg.Host}, BindPort: cfg.Port, Logger: cfg.Logger}
 	// With port 0, the TCP listener picks a port the UDP one may find
@@ -180,7 +182,7 @@ func (t *gossipNet) admit(c net.Conn) {
 		c.Close()
 		return
 	}
-	ip := remoteIP(c)
+	ip := transport.RemoteIP(c)
 	if why := t.take(ip); why != "" {
 		c.Close()
 		t.refused(why, ip)
@@ -258,13 +260,13 @@ func (t *gossipNet) vet(s *gossipStream) {
 
 // refused logs a refused stream, rate-limited.
 func (t *gossipNet) refused(why, ip string, args ...any) {
-	ok, suppressed := t.cfg.Notes.allow("refusing stream: "+why, ip)
+	ok, suppressed := t.cfg.Notes.Allow("refusing stream: "+why, ip)
 	if !ok {
 		return
 	}
-	args = append(args, logKeyRemote, ip)
+	args = append(args, loglimit.KeyRemote, ip)
 	if suppressed > 0 {
-		args = append(args, logKeySuppressed, suppressed)
+		args = append(args, loglimit.KeySuppressed, suppressed)
 	}
 	t.cfg.Log.Warn("gossip port: refusing stream: "+why, args...)
 }

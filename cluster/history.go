@@ -100,12 +100,12 @@ func (s *Server) NeverHadPeer() bool {
 
 // otherServers lists the other servers in this node's raft configuration.
 func (s *Server) otherServers() []string {
-	f := s.node.raft.GetConfiguration()
-	if f.Error() != nil {
+	servers, err := s.node.Configuration()
+	if err != nil {
 		return nil
 	}
 	var out []string
-	for _, srv := range f.Configuration().Servers {
+	for _, srv := range servers {
 		if string(srv.ID) != s.cfg.Raft.NodeID {
 			out = append(out, string(srv.ID))
 		}

@@ -41,22 +41,22 @@ func TestReadHistoryTellsFromTheDataDirWhetherANodeHadPeers(t *testing.T) {
 	cfg.Raft.NodeID, cfg.Raft.DataDir, cfg.Insecure = "a", dir, true
 	cfg.Raft.TrailingLogs = 1
 	cfg.DeadServerGrace = time.Hour // the ghosts below stay in raft
-	srv, err := cluster.StartServer(cfg, fsm.New(fsm.Options{}), cluster.ServerDeps{})
+	srv, err := cluster.StartServer(cfg, cluster.ServerDeps{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 20*time.Second, "a leads", srv.Node().IsLeader)
-	r := srv.Node().Raft()
-	if err := r.AddNonvoter("ghost", "127.0.0.1:1", 0, 0).Error(); err != nil {
+	r := srv.Node()
+	if err := r.AddNonvoter("ghost", "127.0.0.1:1", 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Snapshot().Error(); err != nil {
+	if err := r.Snapshot(); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.RemoveServer("ghost", 0, 0).Error(); err != nil {
+	if err := r.RemoveServer("ghost", 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.AddNonvoter("ghost2", "127.0.0.1:2", 0, 0).Error(); err != nil {
+	if err := r.AddNonvoter("ghost2", "127.0.0.1:2", 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Close(); err != nil {
@@ -75,13 +75,13 @@ func TestReadHistoryTellsFromTheDataDirWhetherANodeHadPeers(t *testing.T) {
 	// that followed is gone: another data dir whose log was compacted.
 	dir2 := t.TempDir()
 	cfg.Raft.DataDir = dir2
-	srv, err = cluster.StartServer(cfg, fsm.New(fsm.Options{}), cluster.ServerDeps{})
+	srv, err = cluster.StartServer(cfg, cluster.ServerDeps{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 20*time.Second, "a leads", srv.Node().IsLeader)
-	r = srv.Node().Raft()
-	if err := r.AddNonvoter("ghost", "127.0.0.1:1", 0, 0).Error(); err != nil {
+	r = srv.Node()
+	if err := r.AddNonvoter("ghost", "127.0.0.1:1", 0); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 4 {
@@ -89,7 +89,7 @@ func TestReadHistoryTellsFromTheDataDirWhetherANodeHadPeers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := r.Snapshot().Error(); err != nil {
+	if err := r.Snapshot(); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Close(); err != nil {

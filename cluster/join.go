@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/atomicfile"
+	"github.com/graftcm/graft/cluster/raftnode"
 )
 
 // peersFile remembers, in the data dir, the gossip addresses of the
@@ -81,7 +82,7 @@ func (s *Server) Join(addrs []string) (int, error) {
 	cancel()
 	switch {
 	case s.ctx.Err() != nil:
-		return 0, ErrClosed
+		return 0, raftnode.ErrClosed
 	case !known:
 		return 0, fmt.Errorf("cluster: join %s: %w", strings.Join(addrs, ", "), s.idUnknownError())
 	}
@@ -101,7 +102,7 @@ func (s *Server) Join(addrs []string) (int, error) {
 		select {
 		case <-s.ctx.Done():
 			t.Stop()
-			return 0, ErrClosed
+			return 0, raftnode.ErrClosed
 		case <-t.C:
 		}
 	}
@@ -183,7 +184,7 @@ func (s *Server) idUnknownError() error {
 // does not name its cluster, and has not learnt its cluster's ID since: it
 // joins nobody until it does (see Join), and says why after
 // clusterIDWait.
-func (s *Server) AwaitsClusterID() bool { return s.node.startedOnLog() && s.ClusterID() == "" }
+func (s *Server) AwaitsClusterID() bool { return s.node.StartedOnLog() && s.ClusterID() == "" }
 
 // awaitClusterID waits, for a node that started on raft state that does
 // not name its cluster (see idUnknownError), until it learns its

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/graftcm/graft/cluster/internal/backoff"
+	"github.com/graftcm/graft/cluster/raftnode"
+	"github.com/graftcm/graft/cluster/transport"
 	"github.com/hashicorp/raft"
 )
 
@@ -27,13 +30,21 @@ type leaveReq struct {
 // Leave waits for no one who is not there: with no other voter up in the
 // ring, no leader can take this node out of raft (it keeps its seat, and
 // a leader removes it later as a node that left), and with nobody up at
-// all there is nobody to tell. Close the server afterwards.
+// all there is nobody to tell. A node alone in its raft configuration
+// with nobody up in its ring has nothing to leave: Leave returns nil at
+// once. Close the server afterwards.
 func (s *Server) Leave(ctx context.Context) error {
 	if s.ctx.Err() != nil {
-		return ErrClosed
+		return raftnode.ErrClosed
 	}
 	id := s.cfg.Raft.NodeID
 	peers, voters := s.upInRing()
+	if peers == 0 && !s.inRaftWithOthers() {
+		s.log.Info("this node is its cluster's only server: nothing to leave")
+		return nil
+	}
+	s.warnSoleVoter()
+	s.log.Info("leaving the cluster")
 	var errs []error
 	s.leaving.Store(true)
 	if peers == 0 {
@@ -44,7 +55,7 @@ func (s *Server) Leave(ctx context.Context) error {
 	switch {
 	case voters > 0:
 		if s.node.IsLeader() {
-			if err := s.node.raft.LeadershipTransfer().Error(); err != nil {
+			if err := s.node.TransferLeadership(); err != nil {
 				s.log.Warn("leadership transfer before leaving failed", "err", err)
 			}
 		}
@@ -57,7 +68,31 @@ func (s *Server) Leave(ctx context.Context) error {
 	if err := s.ml.Leave(s.cfg.Gossip.TCPTimeout); err != nil {
 		errs = append(errs, fmt.Errorf("cluster: gossip leave: %w", err))
 	}
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	s.log.Info("left the cluster")
+	return nil
+}
+
+// warnSoleVoter warns, before a leave, when this node is the only voter
+// of its configuration: the others cannot elect a leader without it.
+func (s *Server) warnSoleVoter() {
+	servers, err := s.node.Configuration()
+	if err != nil {
+		return
+	}
+	voters, self := 0, false
+	for _, srv := range servers {
+		if srv.Suffrage == raft.Voter {
+			voters++
+			self = self || string(srv.ID) == s.cfg.Raft.NodeID
+		}
+	}
+	if voters == 1 && self {
+		s.log.Warn("this node is the cluster's only voter: the other servers cannot elect a leader without it "+
+			"until it comes back", "servers", len(servers))
+	}
 }
 
 // upInRing counts the other nodes alive in this node's ring, and those of
@@ -65,11 +100,11 @@ func (s *Server) Leave(ctx context.Context) error {
 func (s *Server) upInRing() (peers, voters int) {
 	ring := s.ringView()
 	delete(ring, s.cfg.Raft.NodeID)
-	f := s.node.raft.GetConfiguration()
-	if f.Error() != nil {
+	servers, err := s.node.Configuration()
+	if err != nil {
 		return len(ring), 0
 	}
-	for _, srv := range f.Configuration().Servers {
+	for _, srv := range servers {
 		if _, up := ring[string(srv.ID)]; up && srv.Suffrage == raft.Voter {
 			voters++
 		}
@@ -80,11 +115,11 @@ func (s *Server) upInRing() (peers, voters int) {
 // inRaftWithOthers reports whether this node's raft configuration holds
 // another server.
 func (s *Server) inRaftWithOthers() bool {
-	f := s.node.raft.GetConfiguration()
-	if f.Error() != nil {
+	servers, err := s.node.Configuration()
+	if err != nil {
 		return false
 	}
-	for _, srv := range f.Configuration().Servers {
+	for _, srv := range servers {
 		if string(srv.ID) != s.cfg.Raft.NodeID {
 			return true
 		}
@@ -95,30 +130,30 @@ func (s *Server) inRaftWithOthers() bool {
 // removeSelf gets id out of raft: through the leader, or, if this node
 // still leads (the transfer failed), by itself.
 func (s *Server) removeSelf(ctx context.Context, id string) error {
-	wait := newBackoff()
+	wait := backoff.New()
 	for {
 		if s.node.IsLeader() {
 			if err := s.requestLeave(ctx, id); err == nil || errors.Is(err, errLeaveRefused) {
 				return err
 			}
 		} else if _, addr := s.node.Leader(); addr != "" {
-			resp, err := s.node.rpc.Call(ctx, addr, &Request{Op: rpcLeave, ID: id})
+			resp, err := s.node.Call(ctx, addr, &transport.Request{Op: transport.OpLeave, ID: id})
 			switch {
-			case err == nil && resp.Code == codeOK:
+			case err == nil && resp.Code == transport.CodeOK:
 				s.log.Info("left the raft cluster")
 				return nil
-			case err == nil && resp.Code == codeRefused:
+			case err == nil && resp.Code == transport.CodeRefused:
 				return fmt.Errorf("cluster: the leader refused the leave: %s", strings.TrimPrefix(resp.Err, "cluster: "))
-			case err == nil && resp.Code == codeFailed:
+			case err == nil && resp.Code == transport.CodeFailed:
 				// Leadership moving, a configuration change timing out:
 				// ask again.
 				s.log.Debug("the leader could not take the leave yet", "err", resp.Err)
 			}
 		}
 		if s.ctx.Err() != nil {
-			return ErrClosed
+			return raftnode.ErrClosed
 		}
-		if err := wait.sleep(ctx); err != nil {
+		if err := wait.Sleep(ctx); err != nil {
 			return fmt.Errorf("cluster: leave: no leader took the request: %w", err)
 		}
 	}
@@ -128,13 +163,26 @@ func (s *Server) removeSelf(ctx context.Context, id string) error {
 // quorum.
 var errLeaveRefused = errors.New("removing it would leave the voters without a quorum")
 
-// removeLeaving is the leader's side of a graceful leave (the rpcLeave
+// removeLeaving is the leader's side of a graceful leave (the transport.OpLeave
 // handler): the reconcile goroutine, which holds the health view, decides.
 func (s *Server) removeLeaving(ctx context.Context, id string) error {
 	if !s.node.IsLeader() {
 		return errors.New("not the leader")
 	}
 	return s.requestLeave(ctx, id)
+}
+
+// serveLeave answers a leaving node's transport.OpLeave on the leader
+// (see removeLeaving).
+func (s *Server) serveLeave(ctx context.Context, req *transport.Request) *transport.Response {
+	if err := s.removeLeaving(ctx, req.ID); err != nil {
+		code := transport.CodeFailed
+		if errors.Is(err, errLeaveRefused) {
+			code = transport.CodeRefused
+		}
+		return &transport.Response{Code: code, Err: err.Error()}
+	}
+	return &transport.Response{Code: transport.CodeOK}
 }
 
 func (s *Server) requestLeave(ctx context.Context, id string) error {
@@ -144,7 +192,7 @@ func (s *Server) requestLeave(ctx context.Context, id string) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-s.ctx.Done():
-		return ErrClosed
+		return raftnode.ErrClosed
 	}
 	select {
 	case err := <-req.done:

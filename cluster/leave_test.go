@@ -115,3 +115,49 @@ func TestLeaveOfANodeNotInRaftTellsTheRingAtOnce(t *testing.T) {
 		eventually(t, time.Minute, "the node shown as left", func() bool { return gossipState(first, s1.ID) == "left" })
 	})
 }
+
+// The leave policy the agent used to apply itself: a node alone in its
+// raft configuration with nobody up in its ring has nothing to leave, and
+// the only voter of a cluster is warned that the others cannot elect a
+// leader without it.
+func TestLeaveSkipsALoneNodeAndWarnsTheOnlyVoter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tap := &logTap{}
+		cfg := cluster.TestServerConfig()
+		cfg.Raft.Logger = slog.New(tap)
+		f := clustertest.NewFleet(t, 2, &cfg)
+		s0, s1 := f.Slots[0], f.Slots[1]
+		first := f.Start(s0, nil)
+		eventually(t, time.Minute, "s0 leads", first.Node().IsLeader)
+		said := func(node, msg string) bool {
+			return len(tap.matching(func(l tapLine) bool { return l.attrs["node"] == node && strings.Contains(l.msg, msg) })) > 0
+		}
+		logOf := func(node string) (out []string) {
+			for _, l := range tap.matching(func(l tapLine) bool { return l.attrs["node"] == node }) {
+				out = append(out, l.text)
+			}
+			return out
+		}
+		if err := first.Leave(t.Context()); err != nil {
+			t.Fatalf("the lone node's leave: %v", err)
+		}
+		if !said(s0.ID, "nothing to leave") || said(s0.ID, "leaving the cluster") {
+			t.Errorf("the lone node did not skip its leave: %q", logOf(s0.ID))
+		}
+		if !first.Node().IsLeader() {
+			t.Error("the lone node gave up its leadership")
+		}
+
+		f.Start(s1, joinTo(s0))
+		eventually(t, time.Minute, "a voter and a non-voter", func() bool {
+			v, nv := roles(t, first)
+			return len(v) == 1 && len(nv) == 1
+		})
+		if err := first.Leave(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if !said(s0.ID, "the cluster's only voter") || !said(s0.ID, "leaving the cluster") {
+			t.Errorf("the only voter left without the warning: %q", logOf(s0.ID))
+		}
+	})
+}

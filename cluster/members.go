@@ -28,8 +28,8 @@ type MemberInfo struct {
 // are remembered) with their raft roles, sorted by name.
 func (s *Server) Members() []MemberInfo {
 	roles := map[string]string{}
-	if f := s.node.raft.GetConfiguration(); f.Error() == nil {
-		for _, srv := range f.Configuration().Servers {
+	if servers, err := s.node.Configuration(); err == nil {
+		for _, srv := range servers {
 			role := "voter"
 			if srv.Suffrage != raft.Voter {
 				role = "nonvoter"
@@ -84,7 +84,7 @@ func (s *Server) contacts() map[string]time.Time {
 		return out
 	}
 	if leader, _ := s.node.Leader(); leader != "" {
-		out[leader] = s.node.raft.LastContact()
+		out[leader] = s.node.LeaderContact()
 	}
 	return out
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clusterkey"
 	"github.com/graftcm/graft/cluster/clustertest"
 	"github.com/graftcm/graft/fsm"
 )
@@ -21,11 +22,11 @@ import (
 // non-voters, sorted.
 func roles(t *testing.T, srv *cluster.Server) (voters, nonvoters []string) {
 	t.Helper()
-	f := srv.Node().Raft().GetConfiguration()
-	if err := f.Error(); err != nil {
+	servers, err := srv.Node().Configuration()
+	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range f.Configuration().Servers {
+	for _, s := range servers {
 		if s.Suffrage == raft.Voter {
 			voters = append(voters, string(s.ID))
 		} else {
@@ -357,11 +358,11 @@ func TestDifferentClustersRefuseToMerge(t *testing.T) {
 // A node with another key cannot gossip with the cluster.
 func TestWrongKeyIsRefusedAtGossip(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		k1, err := cluster.GenerateToken()
+		k1, err := clusterkey.Generate()
 		if err != nil {
 			t.Fatal(err)
 		}
-		k2, _ := cluster.GenerateToken()
+		k2, _ := clusterkey.Generate()
 		cfg := cluster.TestServerConfig()
 		cfg.Token = &k1
 		f := clustertest.NewFleet(t, 3, &cfg)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/graftcm/graft/cluster/raftnode"
+	"github.com/graftcm/graft/cluster/transport"
 	"github.com/graftcm/graft/fsm"
 )
 
@@ -54,9 +56,9 @@ func (s *Server) leadIn(term uint64, now time.Time) {
 // change is made only while this node still leads in the term the pass
 // began in.
 func (s *Server) reconcile(ctx context.Context) {
-	term := s.node.raft.CurrentTerm()
+	term := s.node.Term()
 	now := time.Now()
-	leading := func() bool { return s.node.IsLeader() && s.node.raft.CurrentTerm() == term }
+	leading := func() bool { return s.node.IsLeader() && s.node.Term() == term }
 	if s.ClusterID() == "" {
 		s.writeClusterID(ctx)
 	}
@@ -71,18 +73,17 @@ func (s *Server) reconcile(ctx context.Context) {
 // gather takes the view a pass plans on. It probes the other raft servers
 // for their progress. It fails when the raft configuration cannot be read.
 func (s *Server) gather(ctx context.Context, term uint64, now time.Time) (view, bool) {
-	f := s.node.raft.GetConfiguration()
-	if f.Error() != nil {
+	servers, err := s.node.Configuration()
+	if err != nil {
 		return view{}, false
 	}
-	servers := f.Configuration().Servers
 	alive := s.aliveMembers()
 	s.goneMu.Lock()
 	gone, departed := maps.Clone(s.gone), maps.Clone(s.departed)
 	s.goneMu.Unlock()
 	progress := s.probe(ctx, servers)
 	return view{leader: true, term: term, now: now, self: s.cfg.Raft.NodeID, clusterID: s.ClusterID(),
-		servers: servers, lastIndex: s.node.raft.LastIndex(), progress: progress, alive: alive,
+		servers: servers, lastIndex: s.node.LastIndex(), progress: progress, alive: alive,
 		gone: gone, departed: departed, exporting: exportingNodes(s.node.FSM()), lead: s.lead,
 		cfg: s.cfg.planConfig()}, true
 }
@@ -124,7 +125,7 @@ func execute(v view, leading func() bool, do func(action) bool) leaderState {
 // reconciler did, and reports whether it succeeded.
 func (s *Server) do(ctx context.Context, a action) bool {
 	timeout := s.cfg.Raft.ApplyTimeout
-	id, addr := raft.ServerID(a.server), raft.ServerAddress(a.addr)
+	id, addr := a.server, a.addr
 	switch a.kind {
 	case actNote:
 		s.log.Log(ctx, a.level(), a.reason, a.attrs...)
@@ -137,16 +138,16 @@ func (s *Server) do(ctx context.Context, a action) bool {
 	s.log.Info(a.reason, a.attrs...)
 	switch a.kind {
 	case actAddNonvoter:
-		return s.change(s.node.raft.AddNonvoter(id, addr, 0, timeout))
+		return s.change(s.node.AddNonvoter(id, addr, timeout))
 	case actReaddress:
 		if a.voter {
-			return s.change(s.node.raft.AddVoter(id, addr, 0, timeout))
+			return s.change(s.node.AddVoter(id, addr, timeout))
 		}
-		return s.change(s.node.raft.AddNonvoter(id, addr, 0, timeout))
+		return s.change(s.node.AddNonvoter(id, addr, timeout))
 	case actPromote:
-		return s.change(s.node.raft.AddVoter(id, addr, 0, timeout))
+		return s.change(s.node.AddVoter(id, addr, timeout))
 	case actRemove:
-		return s.change(s.node.raft.RemoveServer(id, 0, timeout))
+		return s.change(s.node.RemoveServer(id, timeout))
 	}
 	s.log.Error("unknown reconcile action", "action", a.kind.String(), "server", a.server)
 	return false
@@ -178,8 +179,8 @@ func (s *Server) probe(ctx context.Context, servers []raft.Server) map[string]ui
 		wg.Go(func() {
 			cctx, cancel := context.WithTimeout(ctx, s.cfg.Raft.HeartbeatTimeout)
 			defer cancel()
-			resp, err := s.node.rpc.Call(cctx, string(srv.Address), &Request{Op: rpcStats})
-			if err != nil || resp.Code != codeOK {
+			resp, err := s.node.Call(cctx, string(srv.Address), &transport.Request{Op: transport.OpStats})
+			if err != nil || resp.Code != transport.CodeOK {
 				return
 			}
 			mu.Lock()
@@ -196,9 +197,9 @@ func (s *Server) probe(ctx context.Context, servers []raft.Server) map[string]ui
 	return out
 }
 
-// change waits for a configuration change and logs a failure.
-func (s *Server) change(f raft.IndexFuture) bool {
-	if err := f.Error(); err != nil {
+// change logs a configuration change's failure and reports success.
+func (s *Server) change(err error) bool {
+	if err != nil {
 		s.log.Warn("raft configuration change failed", "err", err)
 		return false
 	}
@@ -211,7 +212,7 @@ func (s *Server) change(f raft.IndexFuture) bool {
 func (s *Server) release(ctx context.Context, a action) bool {
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.Raft.ApplyTimeout)
 	defer cancel()
-	if _, err := s.node.applyAsLeader(cctx, []fsm.Command{{Op: fsm.OpExpireNode, Node: a.server}}); err != nil {
+	if _, err := s.node.ApplyAsLeader(cctx, []fsm.Command{{Op: fsm.OpExpireNode, Node: a.server}}); err != nil {
 		s.log.Warn("could not release a gone node's semaphore slots and ephemeral keys", "server", a.server, "graceful", a.left, "err", err)
 		return false
 	}
@@ -230,11 +231,10 @@ func (s *Server) handleLeave(ctx context.Context, id string) error {
 	if !s.node.IsLeader() {
 		return fmt.Errorf("not the leader")
 	}
-	f := s.node.raft.GetConfiguration()
-	if err := f.Error(); err != nil {
+	servers, err := s.node.Configuration()
+	if err != nil {
 		return err
 	}
-	servers := f.Configuration().Servers
 	health := healthOf(s.cfg.Raft.NodeID, servers, nil, s.probe(ctx, servers))
 	voters, upVoters, member := 0, 0, false
 	for _, srv := range servers {
@@ -263,14 +263,14 @@ func (s *Server) handleLeave(ctx context.Context, id string) error {
 	s.goneMu.Lock()
 	s.departed[id] = time.Now() // until it leaves the ring, do not add it back
 	s.goneMu.Unlock()
-	if _, err := s.node.applyAsLeader(ctx, []fsm.Command{{Op: fsm.OpExpireNode, Node: id}}); err != nil {
+	if _, err := s.node.ApplyAsLeader(ctx, []fsm.Command{{Op: fsm.OpExpireNode, Node: id}}); err != nil {
 		return err
 	}
 	// Released: once it is gone from the ring, the reconciler need not
 	// release it again.
-	s.leadIn(s.node.raft.CurrentTerm(), time.Now())
+	s.leadIn(s.node.Term(), time.Now())
 	s.lead.released[id] = true
-	if err := s.node.raft.RemoveServer(raft.ServerID(id), 0, s.cfg.Raft.ApplyTimeout).Error(); err != nil {
+	if err := s.node.RemoveServer(id, s.cfg.Raft.ApplyTimeout); err != nil {
 		return err
 	}
 	s.log.Info("a server left gracefully", "server", id)
@@ -281,12 +281,12 @@ func (s *Server) handleLeave(ctx context.Context, id string) error {
 // pruneGone forgets nodes gone (or departed) for an hour that raft no
 // longer has.
 func (s *Server) pruneGone(now time.Time) {
-	f := s.node.raft.GetConfiguration()
-	if f.Error() != nil {
+	servers, err := s.node.Configuration()
+	if err != nil {
 		return
 	}
 	inRaft := map[string]bool{}
-	for _, srv := range f.Configuration().Servers {
+	for _, srv := range servers {
 		inRaft[string(srv.ID)] = true
 	}
 	s.goneMu.Lock()
@@ -311,14 +311,14 @@ func (s *Server) writeClusterID(ctx context.Context) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.Raft.ApplyTimeout)
 	defer cancel()
-	_, err = s.node.applyAsLeader(cctx, []fsm.Command{{Op: fsm.OpTxn,
-		Compares: []fsm.Compare{{Target: fsm.CompareAbsent, Key: clusterIDKey}},
-		Then:     []fsm.Command{{Op: fsm.OpPut, Key: clusterIDKey, Value: []byte(id)}}}})
+	_, err = s.node.ApplyAsLeader(cctx, []fsm.Command{{Op: fsm.OpTxn,
+		Compares: []fsm.Compare{{Target: fsm.CompareAbsent, Key: raftnode.ClusterIDKey}},
+		Then:     []fsm.Command{{Op: fsm.OpPut, Key: raftnode.ClusterIDKey, Value: []byte(id)}}}})
 	if err != nil {
 		s.log.Warn("could not record the cluster ID", "err", err)
 		return
 	}
-	if err := s.node.WaitApplied(cctx, s.node.raft.LastIndex()); err == nil {
+	if err := s.node.WaitApplied(cctx, s.node.LastIndex()); err == nil {
 		s.loadClusterID()
 	}
 }

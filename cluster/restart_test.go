@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clusterkey"
+	"github.com/graftcm/graft/cluster/raftnode"
 	"github.com/graftcm/graft/fsm"
 )
 
@@ -21,7 +23,7 @@ type restartable struct {
 	srv *cluster.Server
 }
 
-func startRestartable(t *testing.T, id string, tok *cluster.Token, join []string) *restartable {
+func startRestartable(t *testing.T, id string, tok *clusterkey.Token, join []string) *restartable {
 	t.Helper()
 	cfg := cluster.TestServerConfig()
 	cfg.Raft.NodeID, cfg.Raft.DataDir = id, t.TempDir()
@@ -40,7 +42,7 @@ func (r *restartable) start() {
 	// back soon (tests bind port 0 for moments), so try again a while.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		s, err := cluster.StartServer(r.cfg, fsm.New(fsm.Options{}), cluster.ServerDeps{})
+		s, err := cluster.StartServer(r.cfg, cluster.ServerDeps{})
 		if err == nil {
 			r.srv = s
 			return
@@ -68,7 +70,7 @@ func slow(t *testing.T) context.Context {
 	return ctx
 }
 
-func voters(n *cluster.Node) int {
+func voters(n *raftnode.Node) int {
 	v := 0
 	for _, s := range n.Status().Servers {
 		if s.Suffrage == "voter" {
@@ -88,7 +90,7 @@ func TestRestartLoopWithBigSnapshotNeverCrashes(t *testing.T) {
 	if testing.Short() {
 		restarts = 5
 	}
-	tok, err := cluster.GenerateToken()
+	tok, err := clusterkey.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +109,7 @@ func TestRestartLoopWithBigSnapshotNeverCrashes(t *testing.T) {
 	if err := c.srv.Node().Linearize(slow(t)); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.srv.Node().Raft().Snapshot().Error(); err != nil {
+	if err := c.srv.Node().Snapshot(); err != nil {
 		t.Fatalf("snapshot on c: %v", err)
 	}
 

@@ -15,19 +15,19 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/graftcm/graft/cluster/clusterkey"
+	"github.com/graftcm/graft/cluster/internal/loglimit"
+	"github.com/graftcm/graft/cluster/raftnode"
+	"github.com/graftcm/graft/cluster/transport"
 	"github.com/graftcm/graft/fsm"
 )
-
-// clusterIDKey holds the cluster's ID in the state machine, written once by
-// the first leader.
-const clusterIDKey = fsm.InternalPrefix + "cluster-id"
 
 // ServerConfig configures a Server: a raft node that manages its own
 // membership through gossip.
 type ServerConfig struct {
 	// Raft configures the raft node. Its Bootstrap field is ignored: the
 	// server decides (see Server).
-	Raft Config
+	Raft raftnode.Config
 
 	// ClusterName keeps clusters on one network apart.
 	ClusterName string
@@ -52,7 +52,7 @@ type ServerConfig struct {
 	Voters int
 	// Token keys the cluster: it encrypts gossip and, with Open, wraps the
 	// cluster port in mutual TLS. Nil runs without either (tests only).
-	Token *Token
+	Token *clusterkey.Token
 	// Version is graft's version, gossiped for information.
 	Version string
 
@@ -101,7 +101,7 @@ type ServerConfig struct {
 // consul's autopilot.
 func DefaultServerConfig() ServerConfig {
 	return ServerConfig{
-		Raft:              DefaultConfig(),
+		Raft:              raftnode.DefaultConfig(),
 		ClusterName:       "graft",
 		GossipBind:        "0.0.0.0:7946",
 		Gossip:            LANGossip(),
@@ -123,7 +123,7 @@ const DefaultExportGrace = time.Minute
 // TestServerConfig returns settings for in-process tests.
 func TestServerConfig() ServerConfig {
 	c := DefaultServerConfig()
-	c.Raft = TestConfig()
+	c.Raft = raftnode.TestConfig()
 	c.GossipBind = "127.0.0.1:0"
 	c.Gossip = TestGossip()
 	c.ReconcileInterval = 50 * time.Millisecond
@@ -168,11 +168,16 @@ func (c ServerConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// ServerDeps lets tests replace the network and the stores.
+// ServerDeps lets tests replace the state machine, the network and the
+// stores; the zero ServerDeps is the production set.
 type ServerDeps struct {
+	// FSM, if set, is the state machine Open replicates; if not, the
+	// server makes a new one, logging to the configured logger. With Raft
+	// set, Raft.FSM is the state machine instead.
+	FSM *fsm.FSM
 	// Raft, if set, is passed to New instead of opening the production
 	// stack with Open.
-	Raft *Deps
+	Raft *raftnode.Deps
 	// GossipTransport, if set, replaces memberlist's UDP/TCP transport.
 	GossipTransport memberlist.Transport
 	// Peers, if set, replaces the file in the data dir that remembers the
@@ -186,7 +191,7 @@ type ServerDeps struct {
 type Server struct {
 	cfg  ServerConfig
 	log  *slog.Logger
-	node *Node
+	node *raftnode.Node
 	ml   *memberlist.Memberlist
 
 	clusterID  atomic.Pointer[string]
@@ -194,7 +199,7 @@ type Server struct {
 	refusal    atomic.Pointer[OtherClusterError] // the last merge refused for another cluster
 	refusals   atomic.Uint64                     // how many were refused
 	idWaits    atomic.Uint64                     // merges refused until a cluster ID is known
-	refusalLog *logLimiter                       // rate-limits the log lines of refused merges
+	refusalLog *loglimit.Limiter                 // rate-limits the log lines of refused merges
 	leaving    atomic.Bool                       // Leave has begun: gossiped in Meta
 	metaTurn   chan struct{}                     // one updateMeta at a time
 	expectSet  atomic.Pointer[string]            // bootstrap-expect: the set this node would bootstrap
@@ -248,8 +253,9 @@ type goneNode struct {
 	meta Meta
 }
 
-// StartServer starts a raft node and joins the gossip ring.
-func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error) {
+// StartServer starts a raft node, replicating a new state machine (or
+// deps' own), and joins the gossip ring.
+func StartServer(cfg ServerConfig, deps ServerDeps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -262,17 +268,21 @@ func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error)
 	if cfg.Token == nil && deps.Raft == nil && !cfg.Insecure {
 		return nil, errors.New("cluster config: no Token: gossip and the cluster port would be open to anyone (set Insecure only for tests)")
 	}
-	var node *Node
+	var node *raftnode.Node
 	var err error
 	if deps.Raft != nil {
-		node, err = New(rc, *deps.Raft)
+		node, err = raftnode.New(rc, *deps.Raft)
 	} else {
 		if cfg.Token != nil {
 			if rc.ServerTLS, rc.ClientTLS, err = cfg.Token.ClusterTLS(rc.NodeID); err != nil {
 				return nil, err
 			}
 		}
-		node, err = Open(rc, f)
+		f := deps.FSM
+		if f == nil {
+			f = fsm.New(fsm.Options{Logger: log.With("component", "fsm")})
+		}
+		node, err = raftnode.Open(rc, f)
 	}
 	if err != nil {
 		return nil, err
@@ -281,7 +291,7 @@ func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error)
 	s := &Server{cfg: cfg, log: log.With("node", rc.NodeID), node: node, metaTurn: make(chan struct{}, 1),
 		leaveReqs: make(chan leaveReq), ring: map[string]ringEntry{}, gone: map[string]goneNode{},
 		departed: map[string]time.Time{}, addrs: map[string]string{}, contact: map[string]time.Time{},
-		peers: deps.Peers, refusalLog: newLogLimiter(time.Now), ctx: ctx, cancel: cancel}
+		peers: deps.Peers, refusalLog: loglimit.New(time.Now), ctx: ctx, cancel: cancel}
 	s.makeWakes()
 	if s.peers == nil && rc.DataDir != "" && !rc.InMemory {
 		s.peers = filePeers(filepath.Join(rc.DataDir, peersFile))
@@ -302,8 +312,7 @@ func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error)
 	}
 	// memberlist keeps changing its local node: read the address once.
 	s.gossipAddr = s.ml.LocalNode().Address()
-	onLeave := s.removeLeaving
-	node.onLeave.Store(&onLeave)
+	node.HandleAsLeader(transport.OpLeave, s.serveLeave)
 
 	if err := s.begin(remembered, rerr); err != nil {
 		s.Close()
@@ -321,15 +330,15 @@ func StartServer(cfg ServerConfig, f *fsm.FSM, deps ServerDeps) (*Server, error)
 // (remembered, or rerr if they cannot be read) say: a node on a cluster's
 // log goes on with it; a fresh one bootstraps a cluster of its own, waits
 // for a set to bootstrap with (BootstrapExpect), or waits to be added to
-// a cluster. A node whose raft state holds a term only (see startedOnLog)
-// is a fresh one that cannot bootstrap.
+// a cluster. A node whose raft state holds a term only (see
+// raftnode.Node.StartedOnLog) is a fresh one that cannot bootstrap.
 func (s *Server) begin(remembered []string, rerr error) error {
 	cfg, node := s.cfg, s.node
 	switch {
-	case node.startedOnLog():
+	case node.StartedOnLog():
 	case s.alone:
 		s.log.Info("no raft state and nobody to join: bootstrapping a new one-node cluster")
-		if err := node.Bootstrap([]RaftServer{{ID: cfg.Raft.NodeID, Address: node.Addr()}}); err != nil {
+		if err := node.Bootstrap([]raftnode.RaftServer{{ID: cfg.Raft.NodeID, Address: node.Addr()}}); err != nil {
 			return fmt.Errorf("cluster: bootstrap: %w", err)
 		}
 	case cfg.BootstrapExpect > 0 && !node.HasState():
@@ -353,12 +362,12 @@ func (s *Server) begin(remembered []string, rerr error) error {
 
 // startingClusterID makes the ID of the cluster of a node that starts on
 // raft state known from the start: kept beside the state, or read from it
-// (see recoverClusterID).
+// (see raftnode.Node.RecoverClusterID).
 func (s *Server) startingClusterID() {
 	if !s.node.HasState() {
 		return
 	}
-	id, err := s.node.recoverClusterID()
+	id, err := s.node.RecoverClusterID()
 	if err != nil {
 		s.log.Warn("could not read the cluster ID from this node's raft state", "err", err)
 	}
@@ -384,7 +393,7 @@ func (s *Server) goLoop(fn func(context.Context)) {
 }
 
 // Node returns the raft node.
-func (s *Server) Node() *Node { return s.node }
+func (s *Server) Node() *raftnode.Node { return s.node }
 
 // BootstrappedAlone reports whether the server bootstrapped a new
 // one-node cluster when it started (a fresh node with nobody to join and
@@ -406,7 +415,7 @@ func (s *Server) GossipAddr() string { return s.gossipAddr }
 func (s *Server) localMeta() Meta {
 	m := Meta{Cluster: s.cfg.ClusterName, ClusterID: s.ClusterID(), RaftAddr: s.node.Addr(),
 		Expect: s.cfg.BootstrapExpect, Version: s.cfg.Version, Leaving: s.leaving.Load(),
-		State: s.alone || s.node.startedOnLog()}
+		State: s.alone || s.node.StartedOnLog()}
 	if p := s.expectSet.Load(); p != nil {
 		m.ExpectSet = *p
 	}
@@ -415,10 +424,11 @@ func (s *Server) localMeta() Meta {
 
 // loadClusterID reads the cluster ID from the state machine and, when it
 // changed, tells the ring (the state machine's adapter keeps it beside
-// raft's state: see idKeeper). A node that leaves tells nobody: the ring
-// would not pass it on, and the wait would hold up its stop.
+// raft's state: see raftnode.ClusterIDKey). A node that leaves tells
+// nobody: the ring would not pass it on, and the wait would hold up its
+// stop.
 func (s *Server) loadClusterID() {
-	kv, ok := s.node.FSM().Get(clusterIDKey)
+	kv, ok := s.node.FSM().Get(raftnode.ClusterIDKey)
 	if !ok || string(kv.Value) == s.ClusterID() {
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clusterkey"
 	"github.com/graftcm/graft/fsm"
 )
 
@@ -25,7 +26,7 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 // gossip encrypted with the key, and raft and RPC over mutual TLS derived
 // from it. They grow into one cluster of three voters and forward writes.
 func TestServersOverLoopback(t *testing.T) {
-	tok, err := cluster.GenerateToken()
+	tok, err := clusterkey.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +34,7 @@ func TestServersOverLoopback(t *testing.T) {
 		cfg := cluster.TestServerConfig()
 		cfg.Raft.NodeID, cfg.Raft.DataDir = id, t.TempDir()
 		cfg.Token, cfg.Join = &tok, join
-		s, err := cluster.StartServer(cfg, fsm.New(fsm.Options{}), cluster.ServerDeps{})
+		s, err := cluster.StartServer(cfg, cluster.ServerDeps{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -139,9 +139,9 @@ func semaFleet(t *testing.T, cfg *cluster.ServerConfig, lease time.Duration) (*c
 		f.Start(s, func(c *cluster.ServerConfig) { c.Join = []string{s0.GossipAddr()} })
 	}
 	waitFor(t, "three voters", func() bool {
-		fut := first.Node().Raft().GetConfiguration()
-		return fut.Error() == nil && len(fut.Configuration().Servers) == 3 &&
-			!slices.ContainsFunc(fut.Configuration().Servers, func(s raft.Server) bool { return s.Suffrage != raft.Voter })
+		servers, err := first.Node().Configuration()
+		return err == nil && len(servers) == 3 &&
+			!slices.ContainsFunc(servers, func(s raft.Server) bool { return s.Suffrage != raft.Voter })
 	})
 	var hosts []semaHost
 	for _, s := range f.Slots {

@@ -161,12 +161,12 @@ func startFleet(t *testing.T, grace time.Duration) *clustertest.Fleet {
 
 func voters(t *testing.T, s *clustertest.Slot) []string {
 	t.Helper()
-	fut := s.Server().Node().Raft().GetConfiguration()
-	if err := fut.Error(); err != nil {
+	servers, err := s.Server().Node().Configuration()
+	if err != nil {
 		t.Fatal(err)
 	}
 	var out []string
-	for _, srv := range fut.Configuration().Servers {
+	for _, srv := range servers {
 		if srv.Suffrage == raft.Voter {
 			out = append(out, string(srv.ID))
 		}

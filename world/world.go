@@ -23,7 +23,7 @@ import (
 	"github.com/graftcm/graft/fsm"
 )
 
-// Backend is what the World needs from a cluster node. *cluster.Node
+// Backend is what the World needs from a cluster node. *raftnode.Node
 // satisfies it.
 type Backend interface {
 	// Apply applies commands through the leader.

@@ -13,7 +13,7 @@ import (
 
 	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/api/apitest"
-	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/raftnode"
 	"github.com/graftcm/graft/fsm"
 	"github.com/graftcm/graft/world"
 )
@@ -31,7 +31,7 @@ func (s *noLeaderStore) wait(ctx context.Context, opts []world.ReadOption) error
 	}
 	s.linearizable.Add(1)
 	<-ctx.Done()
-	return fmt.Errorf("%w: %w", cluster.ErrNoLeader, ctx.Err())
+	return fmt.Errorf("%w: %w", raftnode.ErrNoLeader, ctx.Err())
 }
 
 func (s *noLeaderStore) Get(ctx context.Context, key string, opts ...world.ReadOption) (fsm.KV, bool, error) {

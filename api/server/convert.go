@@ -3,6 +3,7 @@ package server
 import (
 	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/raftnode"
 	"github.com/graftcm/graft/fsm"
 	"github.com/graftcm/graft/world"
 )
@@ -35,7 +36,7 @@ func fromWorld(ev world.WatchEvent) api.WatchEvent {
 }
 
 // fromStatus is the API's form of the raft node's status.
-func fromStatus(st cluster.Status) api.RaftStatus {
+func fromStatus(st raftnode.Status) api.RaftStatus {
 	out := api.RaftStatus{ID: st.ID, Address: st.Address, State: st.State, Leader: st.Leader, LeaderAddr: st.LeaderAddr,
 		Term: st.Term, LastIndex: st.LastIndex, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex,
 		Revision: st.Revision, LastContact: st.LastContact}

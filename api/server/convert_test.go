@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/raftnode"
 )
 
 // allSet fails the test if a field of v (a struct) is zero: a field added
@@ -42,9 +43,9 @@ func sameJSON(t *testing.T, a, b any) {
 // the API's would be lost to every client.
 func TestAPIWireTypesCarryEveryClusterField(t *testing.T) {
 	at := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	st := cluster.Status{ID: "a", Address: "10.0.0.1:7947", State: "Follower", Leader: "b", LeaderAddr: "10.0.0.2:7947",
+	st := raftnode.Status{ID: "a", Address: "10.0.0.1:7947", State: "Follower", Leader: "b", LeaderAddr: "10.0.0.2:7947",
 		Term: 2, LastIndex: 9, CommitIndex: 8, AppliedIndex: 7, Revision: 6, LastContact: at,
-		Servers: []cluster.RaftServer{{ID: "b", Address: "10.0.0.2:7947", Suffrage: "voter"}}}
+		Servers: []raftnode.RaftServer{{ID: "b", Address: "10.0.0.2:7947", Suffrage: "voter"}}}
 	allSet(t, st)
 	allSet(t, st.Servers[0])
 	sameJSON(t, fromStatus(st), st)

@@ -11,13 +11,14 @@ import (
 	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/api/apitest"
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clusterkey"
 )
 
 // The agent's own join takes the request whole, key included; a key of the
 // wrong form is refused (400) before it, and never echoed; a refusal is
 // 409 with its reason.
 func TestJoinWithAKey(t *testing.T) {
-	tok, err := cluster.GenerateToken()
+	tok, err := clusterkey.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func TestJoinWithAKey(t *testing.T) {
 
 // An agent without its own join takes no key.
 func TestJoinWithAKeyNeedsTheAgentsJoin(t *testing.T) {
-	tok, err := cluster.GenerateToken()
+	tok, err := clusterkey.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +78,7 @@ func TestJoinWithAKeyNeedsTheAgentsJoin(t *testing.T) {
 // and the agent's join never sees it. The agent's join learns which way a
 // request came, to refuse a set-aside over TCP (403 too).
 func TestAJoinWithAKeyOverTCPIsForbidden(t *testing.T) {
-	tok, err := cluster.GenerateToken()
+	tok, err := clusterkey.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}

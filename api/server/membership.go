@@ -10,6 +10,7 @@ import (
 
 	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clusterkey"
 )
 
 // Cluster is the membership the API serves. *cluster.Server satisfies it.
@@ -71,7 +72,7 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if req.Token != "" {
-		if _, err := cluster.ParseToken(req.Token); err != nil { // its errors never hold the key
+		if _, err := clusterkey.Parse(req.Token); err != nil { // its errors never hold the key
 			fail(w, badf("join: token: %v", err))
 			return
 		}

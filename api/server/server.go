@@ -16,7 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/graftcm/graft/api"
-	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/raftnode"
 	"github.com/graftcm/graft/fsm"
 	"github.com/graftcm/graft/world"
 )
@@ -38,7 +38,7 @@ type Store interface {
 var _ Store = (*world.World)(nil)
 
 // Node is the raft node whose local copy the Store serves: what the server
-// asks to know how fresh a local read is. *cluster.Node satisfies it.
+// asks to know how fresh a local read is. *raftnode.Node satisfies it.
 type Node interface {
 	// CaughtUp reports whether the local copy has applied everything the
 	// node's log held when it started; once true it stays true.
@@ -50,7 +50,7 @@ type Node interface {
 	Leader() (id, addr string)
 }
 
-var _ Node = (*cluster.Node)(nil)
+var _ Node = (*raftnode.Node)(nil)
 
 // DefaultTimeout bounds every request but watches.
 const DefaultTimeout = 10 * time.Second
@@ -59,9 +59,9 @@ const DefaultTimeout = 10 * time.Second
 type Config struct {
 	// Store is the state served. Required.
 	Store Store
-	// Status returns the node's view of the cluster (*cluster.Node's
+	// Status returns the node's view of the cluster (*raftnode.Node's
 	// Status). Required.
-	Status func() cluster.Status
+	Status func() raftnode.Status
 	// Node tells whether the local copy may answer reads yet and how
 	// recently it heard from a leader, which every read answer reports.
 	// Nil: every read is linearizable until one linearizable read has
@@ -321,9 +321,9 @@ func statusFor(err error) int {
 	switch {
 	case errors.As(err, &bad), errors.Is(err, world.ErrReserved), errors.Is(err, world.ErrRefused):
 		return http.StatusBadRequest
-	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrLeaderUnreachable), errors.Is(err, cluster.ErrClosed):
+	case errors.Is(err, raftnode.ErrNoLeader), errors.Is(err, raftnode.ErrLeaderUnreachable), errors.Is(err, raftnode.ErrClosed):
 		return http.StatusServiceUnavailable
-	case errors.Is(err, cluster.ErrAmbiguous), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, raftnode.ErrAmbiguous), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
 	}
 	return http.StatusInternalServerError

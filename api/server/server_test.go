@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/api"
-	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/raftnode"
 	"github.com/graftcm/graft/fsm"
 	"github.com/graftcm/graft/world"
 )
@@ -281,9 +281,9 @@ func TestStatusFor(t *testing.T) {
 		{badf("bad"), 400},
 		{world.ErrReserved, 400},
 		{fmt.Errorf("put: %w", &world.RefusedError{Reason: "key too large"}), 400},
-		{fmt.Errorf("%w: %w", cluster.ErrNoLeader, context.DeadlineExceeded), 503},
-		{cluster.ErrClosed, 503},
-		{fmt.Errorf("%w: %w", cluster.ErrAmbiguous, context.Canceled), 504},
+		{fmt.Errorf("%w: %w", raftnode.ErrNoLeader, context.DeadlineExceeded), 503},
+		{raftnode.ErrClosed, 503},
+		{fmt.Errorf("%w: %w", raftnode.ErrAmbiguous, context.Canceled), 504},
 		{context.DeadlineExceeded, 504},
 		{errors.New("disk on fire"), 500},
 	}

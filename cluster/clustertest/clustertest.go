@@ -14,9 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
-
-	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/raftnode"
 	"github.com/graftcm/graft/fsm"
 )
 
@@ -30,7 +28,7 @@ type Member struct {
 // Cluster is a set of in-process nodes.
 type Cluster struct {
 	t       testing.TB
-	cfg     cluster.Config
+	cfg     raftnode.Config
 	net     *raftNet
 	history int
 	Members []*Member
@@ -49,24 +47,24 @@ func WithLogger(l *slog.Logger) Option { return func(c *Cluster) { c.cfg.Logger 
 // them when the test ends.
 func New(t testing.TB, n int, opts ...Option) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, cfg: cluster.TestConfig(), net: newRaftNet()}
+	c := &Cluster{t: t, cfg: raftnode.TestConfig(), net: newRaftNet()}
 	for _, o := range opts {
 		o(c)
 	}
 	if testing.Verbose() && c.cfg.Logger == nil {
 		c.cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	var servers []raft.Server
+	var servers []raftnode.RaftServer
 	for i := range n {
 		m := &Member{host: c.net.add(fmt.Sprintf("node%d", i)), c: c}
 		c.Members = append(c.Members, m)
-		servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(m.ID), Address: m.addr})
+		servers = append(servers, raftnode.RaftServer{ID: m.ID, Address: string(m.addr)})
 	}
 	c.net.connect()
 	for _, m := range c.Members {
 		m.start()
 	}
-	if err := c.Members[0].Node().Raft().BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
+	if err := c.Members[0].Node().Bootstrap(servers); err != nil {
 		t.Fatalf("clustertest: bootstrap: %v", err)
 	}
 	t.Cleanup(c.Close)
@@ -79,7 +77,7 @@ func (m *Member) start() {
 	cfg.NodeID = m.ID
 	cfg.Bootstrap = false // New bootstraps all members at once, as voters
 	f := fsm.New(fsm.Options{History: c.history, Logger: cfg.Logger})
-	node, err := cluster.New(cfg, *m.deps(f))
+	node, err := raftnode.New(cfg, *m.deps(f))
 	if err != nil {
 		c.t.Fatalf("clustertest: start %s: %v", m.ID, err)
 	}

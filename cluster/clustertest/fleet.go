@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/raftnode"
 	"github.com/graftcm/graft/fsm"
 )
 
@@ -69,7 +70,7 @@ func (f *Fleet) Start(s *Slot, mod func(*cluster.ServerConfig)) *cluster.Server 
 		mod(&cfg)
 	}
 	fs := fsm.New(fsm.Options{Logger: cfg.Raft.Logger})
-	srv, err := cluster.StartServer(cfg, fs, cluster.ServerDeps{
+	srv, err := cluster.StartServer(cfg, cluster.ServerDeps{
 		Raft:            s.deps(fs),
 		GossipTransport: f.gossip.transport(s.ID),
 		Peers:           s.peers,
@@ -99,11 +100,11 @@ func (s *Slot) GossipAddr() string {
 // remembers across restarts, as a data dir's peers file does.
 func (s *Slot) Peers() *cluster.MemoryPeers { return s.peers }
 
-// The keys the cluster package keeps the cluster ID under: beside raft's
+// The keys the raft node keeps the cluster ID under: beside raft's
 // state in the stable store, and in the state machine.
 const (
 	clusterIDStableKey = "graft-cluster-id"
-	clusterIDKey       = fsm.InternalPrefix + "cluster-id"
+	clusterIDKey       = raftnode.ClusterIDKey
 )
 
 // ForgetClusterID makes the slot's stores those of a data dir whose node

@@ -8,6 +8,8 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/raftnode"
+	"github.com/graftcm/graft/cluster/transport"
 	"github.com/graftcm/graft/fsm"
 )
 
@@ -44,7 +46,7 @@ type host struct {
 	snaps *raft.InmemSnapshotStore
 
 	// Guarded by net.mu.
-	node *cluster.Node   // nil while down
+	node *raftnode.Node  // nil while down
 	srv  *cluster.Server // the server node belongs to, if a Fleet's
 	fsm  *fsm.FSM
 }
@@ -109,20 +111,20 @@ func (n *raftNet) group(h *host) int {
 }
 
 // deps is what a node started on h runs on, with f as its state machine.
-func (h *host) deps(f *fsm.FSM) *cluster.Deps {
-	return &cluster.Deps{FSM: f, Transport: h.trans, LogStore: h.store, StableStore: h.store,
+func (h *host) deps(f *fsm.FSM) *raftnode.Deps {
+	return &raftnode.Deps{FSM: f, Transport: h.trans, LogStore: h.store, StableStore: h.store,
 		SnapshotStore: h.snaps, RPC: &rpcView{from: h}}
 }
 
 // up records what runs on h: a node, or a server and its node.
-func (h *host) up(node *cluster.Node, srv *cluster.Server, f *fsm.FSM) {
+func (h *host) up(node *raftnode.Node, srv *cluster.Server, f *fsm.FSM) {
 	h.net.mu.Lock()
 	h.node, h.srv, h.fsm = node, srv, f
 	h.net.mu.Unlock()
 }
 
 // Node returns the running node, or nil if the host is down.
-func (h *host) Node() *cluster.Node {
+func (h *host) Node() *raftnode.Node {
 	h.net.mu.Lock()
 	defer h.net.mu.Unlock()
 	return h.node
@@ -166,10 +168,10 @@ func (h *host) renew() {
 // rpcView is one host's view of the in-memory RPC network.
 type rpcView struct{ from *host }
 
-func (v *rpcView) Call(ctx context.Context, addr string, req *cluster.Request) (*cluster.Response, error) {
+func (v *rpcView) Call(ctx context.Context, addr string, req *transport.Request) (*transport.Response, error) {
 	n := v.from.net
 	n.mu.Lock()
-	var target *cluster.Node
+	var target *raftnode.Node
 	mute := muteNone
 	for _, h := range n.hosts {
 		if string(h.addr) != addr {
@@ -186,10 +188,10 @@ func (v *rpcView) Call(ctx context.Context, addr string, req *cluster.Request) (
 		return nil, fmt.Errorf("clustertest: %s does not answer: %w", addr, ctx.Err())
 	}
 	if target == nil {
-		return nil, cluster.Unreachable(fmt.Errorf("clustertest: %s unreachable from %s", addr, v.from.ID))
+		return nil, transport.Unreachable(fmt.Errorf("clustertest: %s unreachable from %s", addr, v.from.ID))
 	}
 	if mute == muteRefuse {
-		return nil, cluster.Unreachable(fmt.Errorf("clustertest: %s refused the connection: too many connections handshaking from this address", addr))
+		return nil, transport.Unreachable(fmt.Errorf("clustertest: %s refused the connection: too many connections handshaking from this address", addr))
 	}
 	resp := target.HandleRPC(ctx, req)
 	if mute == muteAnswers {

@@ -13,7 +13,7 @@ import (
 
 	apiserver "github.com/graftcm/graft/api/server"
 	"github.com/graftcm/graft/cluster"
-	"github.com/graftcm/graft/fsm"
+	"github.com/graftcm/graft/cluster/clusterkey"
 	"github.com/graftcm/graft/world"
 )
 
@@ -89,7 +89,7 @@ func startCluster(ctx context.Context, o agentOptions, dir string, log *slog.Log
 	}
 	var key clusterKey
 	if a.oneShot {
-		tok, err := cluster.GenerateToken()
+		tok, err := clusterkey.Generate()
 		if err != nil {
 			return fail(err)
 		}
@@ -150,8 +150,7 @@ func (a *agentCluster) startSide(key clusterKey, seeds []string) (_ *clusterSide
 		log.Info("cluster key", "fingerprint", key.tok.Fingerprint(), "file", key.path, "new", key.created)
 	}
 	cfg := a.serverConfig(key.tok, seeds, gen)
-	srv, err := cluster.StartServer(cfg,
-		fsm.New(fsm.Options{Logger: log.With("component", "fsm")}), cluster.ServerDeps{})
+	srv, err := cluster.StartServer(cfg, cluster.ServerDeps{})
 	if err != nil {
 		if key.created {
 			// No cluster was made with it: the next start makes another
@@ -184,8 +183,8 @@ func (a *agentCluster) startSide(key clusterKey, seeds []string) (_ *clusterSide
 		showJoinCommand(a.e.stderr, log, o.logFormat, o.clusterOptions, srv.GossipAddr(), key.tok, key.path)
 	}
 	side.stops = append(side.stops,
-		goRun(func(ctx context.Context) error { logLeadership(ctx, node, log); return nil }, nil),
-		goRun(func(ctx context.Context) error { logCaughtUp(ctx, node, log); return nil }, nil))
+		goRun(func(ctx context.Context) error { node.LogLeadership(ctx, log); return nil }, nil),
+		goRun(func(ctx context.Context) error { node.LogCaughtUp(ctx, log); return nil }, nil))
 	if len(seeds) > 0 {
 		side.stops = append(side.stops, goRun(func(ctx context.Context) error {
 			checkJoined(ctx, srv, seeds, key.tok, joinCheckAfter, log)
@@ -202,7 +201,7 @@ func (a *agentCluster) startSide(key clusterKey, seeds []string) (_ *clusterSide
 // the options', with key and seeds. A one-shot run keeps raft's state in
 // memory and, unless an address flag says otherwise, binds loopback ports
 // the system picks.
-func (a *agentCluster) serverConfig(key cluster.Token, seeds []string, gen uint64) cluster.ServerConfig {
+func (a *agentCluster) serverConfig(key clusterkey.Token, seeds []string, gen uint64) cluster.ServerConfig {
 	cfg := a.o.serverConfig(a.dir, key, a.log)
 	cfg.Join = seeds
 	cfg.OnOtherCluster = a.otherCluster(gen, seeds)
@@ -229,7 +228,7 @@ func (a *agentCluster) serveAPI(side *clusterSide) error {
 	}
 	apiSrv, err := apiserver.NewServer(apiserver.Config{Store: w, Deploys: w, Status: node.Status, Node: node, Host: a.o.hostname, Version: version(),
 		Cluster: side.srv, Join: a.join(side), OwnKey: func(key string) bool {
-			tok, err := cluster.ParseToken(key)
+			tok, err := clusterkey.Parse(key)
 			return err == nil && tok.Equal(side.key.tok)
 		}, KeyFingerprint: side.key.tok.Fingerprint(), Leave: func(ctx context.Context) error {
 			a.shutdown()
@@ -356,19 +355,10 @@ func (a *agentCluster) stop(leave bool, hard <-chan struct{}) {
 	side.stop()
 }
 
-// leave leaves the cluster, giving up after leaveTimeout or when hard
-// closes, and returns why it could not leave gracefully, if it could not.
+// leave leaves the cluster (see cluster.Server.Leave), giving up after
+// leaveTimeout or when hard closes, and returns why it could not leave
+// gracefully, if it could not.
 func (a *agentCluster) leave(srv *cluster.Server, hard <-chan struct{}) error {
-	st := srv.Node().Status()
-	if alone(st) && !joined(srv) {
-		a.log.Info("this node is its cluster's only server: nothing to leave")
-		return nil
-	}
-	if soleVoter(st) {
-		a.log.Warn("this node is the cluster's only voter: the other servers cannot elect a leader without it "+
-			"until it comes back", "servers", len(st.Servers))
-	}
-	a.log.Info("leaving the cluster")
 	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
 	defer cancel()
 	done := make(chan error, 1)
@@ -386,7 +376,6 @@ func (a *agentCluster) leave(srv *cluster.Server, hard <-chan struct{}) error {
 	}
 	switch {
 	case err == nil:
-		a.log.Info("left the cluster")
 		return nil
 	case errors.Is(err, context.DeadlineExceeded):
 		a.log.Warn("leaving the cluster took too long: stopping anyway; this node keeps its raft seat until the leader removes it",

@@ -14,6 +14,7 @@ import (
 
 	"github.com/graftcm/graft/atomicfile"
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clusterkey"
 	"github.com/graftcm/graft/fsm"
 )
 
@@ -36,7 +37,7 @@ const stagingSuffix = ".tmp"
 // (none), own as its key (none if nil: see asideKey), the keys the data
 // dir kept from earlier adoptions (token.*.old), and the node's name. The
 // data dir then remembers seeds as its peers.
-func setAside(dir, dest string, own *cluster.Token, seeds []string) error {
+func setAside(dir, dest string, own *clusterkey.Token, seeds []string) error {
 	if err := stageAside(dir, dest+stagingSuffix, own); err != nil {
 		return fmt.Errorf("setting this node's cluster aside: %w", err)
 	}
@@ -54,7 +55,7 @@ func setAside(dir, dest string, own *cluster.Token, seeds []string) error {
 // written only after both. An old key that is the data dir's key (the
 // cluster it joins, adopted, given up and adopted again) stays: no copy
 // of that cluster's key goes with the node's own.
-func stageAside(dir, tmp string, own *cluster.Token) error {
+func stageAside(dir, tmp string, own *clusterkey.Token) error {
 	if _, err := os.Stat(filepath.Join(dir, "raft")); err != nil {
 		return fmt.Errorf("no raft state to set aside: %w", err)
 	}
@@ -62,7 +63,7 @@ func stageAside(dir, tmp string, own *cluster.Token) error {
 		return err
 	}
 	if own != nil {
-		if err := cluster.WriteTokenFile(filepath.Join(tmp, tokenFile), *own); err != nil {
+		if err := clusterkey.WriteFile(filepath.Join(tmp, tokenFile), *own); err != nil {
 			return err
 		}
 	}
@@ -157,12 +158,12 @@ func oldKeys(dir string) ([]string, error) {
 }
 
 // readKey reads the key in the file p.
-func readKey(p string) (cluster.Token, error) {
+func readKey(p string) (clusterkey.Token, error) {
 	b, err := atomicfile.Read(p, 1<<10)
 	if err != nil {
-		return cluster.Token{}, err
+		return clusterkey.Token{}, err
 	}
-	return cluster.ParseToken(strings.TrimSpace(string(b)))
+	return clusterkey.Parse(strings.TrimSpace(string(b)))
 }
 
 // unstage moves the staged raft state, peers file and old keys in tmp

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clusterkey"
 )
 
 // writeFiles writes files (name: content) under dir, making their
@@ -210,8 +211,8 @@ func TestTheJoinedClustersKeyNeverGoesWithTheClusterSetAside(t *testing.T) {
 func TestAdoptingAKeyNeverLeavesTheDataDirWithoutOne(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, tokenFile)
-	keys := []cluster.Token{newToken(t), newToken(t)}
-	if err := cluster.WriteTokenFile(path, keys[0]); err != nil {
+	keys := []clusterkey.Token{newToken(t), newToken(t)}
+	if err := clusterkey.WriteFile(path, keys[0]); err != nil {
 		t.Fatal(err)
 	}
 	var missing atomic.Int64
@@ -255,10 +256,10 @@ func TestAnAdoptionKilledAfterItKeptTheOldKeyCompletes(t *testing.T) {
 	dir := t.TempDir()
 	old, given := newToken(t), newToken(t)
 	path := filepath.Join(dir, tokenFile)
-	if err := cluster.WriteTokenFile(path, old); err != nil {
+	if err := clusterkey.WriteFile(path, old); err != nil {
 		t.Fatal(err)
 	}
-	if err := cluster.WriteTokenFile(path+"."+old.Fingerprint()+".old", old); err != nil {
+	if err := clusterkey.WriteFile(path+"."+old.Fingerprint()+".old", old); err != nil {
 		t.Fatal(err)
 	}
 	k, err := loadClusterKey(clusterOptions{token: &given}, dir, "b")
@@ -285,7 +286,7 @@ func TestTheKeySetAsideIsTheOneTheRaftStateWasMadeUnder(t *testing.T) {
 		key      clusterKey
 		stateKey string
 		inDir    map[string]string
-		want     *cluster.Token
+		want     *clusterkey.Token
 	}{
 		{"the state's key kept from an earlier adoption", clusterKey{tok: joined}, first.Fingerprint(), keptFirst, &first},
 		{"the state's key replaced in this run", clusterKey{tok: joined, replaced: "x", previous: first},

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,12 +13,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/urfave/cli/v2"
 
 	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/atomicfile"
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clusterkey"
 )
 
 const (
@@ -75,7 +74,7 @@ type clusterOptions struct {
 	bootstrapExpect int
 	voters          int
 	clusterName     string
-	token           *cluster.Token // nil: from the data dir, or a new one
+	token           *clusterkey.Token // nil: from the data dir, or a new one
 	apiAddr         string
 	// addrsSet: an address flag was given (--cluster-addr, --gossip-addr
 	// or --advertise-addr), which a one-shot run then binds too.
@@ -150,7 +149,7 @@ func parseClusterOptions(c *cli.Context) (clusterOptions, error) {
 		return o, usageError("--cluster-name is empty")
 	}
 	if text := c.String("token"); text != "" {
-		tok, err := cluster.ParseToken(text) // its errors never hold the text
+		tok, err := clusterkey.Parse(text) // its errors never hold the text
 		if err != nil {
 			return o, usageError("--token (or GRAFT_TOKEN): %v", err)
 		}
@@ -208,7 +207,7 @@ func checkNodeID(dir, host string) error {
 }
 
 // serverConfig is the cluster server's configuration the options ask for.
-func (o agentOptions) serverConfig(dir string, key cluster.Token, log *slog.Logger) cluster.ServerConfig {
+func (o agentOptions) serverConfig(dir string, key clusterkey.Token, log *slog.Logger) cluster.ServerConfig {
 	cfg := cluster.DefaultServerConfig()
 	cfg.Raft.NodeID = o.hostname
 	cfg.Raft.DataDir = dir
@@ -259,29 +258,6 @@ func checkAdvertised(clusterAddr, gossipAddr string, log *slog.Logger) {
 	}
 }
 
-// alone reports whether the node's raft configuration holds no other
-// server.
-func alone(st cluster.Status) bool {
-	for _, s := range st.Servers {
-		if s.ID != st.ID {
-			return false
-		}
-	}
-	return true
-}
-
-// soleVoter reports whether the node is the only voter of its configuration.
-func soleVoter(st cluster.Status) bool {
-	voters, self := 0, false
-	for _, s := range st.Servers {
-		if s.Suffrage == "voter" {
-			voters++
-			self = self || s.ID == st.ID
-		}
-	}
-	return voters == 1 && self
-}
-
 // openAPI opens the local API's listeners: the unix socket in dir and, if
 // tcpAddr is set, a loopback TCP address.
 func openAPI(dir, tcpAddr string) ([]net.Listener, error) {
@@ -301,56 +277,4 @@ func openAPI(dir, tcpAddr string) ([]net.Listener, error) {
 		return nil, err
 	}
 	return []net.Listener{sock, tcp}, nil
-}
-
-// logLeadership logs every change of the cluster's leader as this node
-// sees it, until ctx ends.
-func logLeadership(ctx context.Context, n *cluster.Node, log *slog.Logger) {
-	ch := make(chan raft.Observation, 16)
-	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
-		_, ok := o.Data.(raft.LeaderObservation)
-		return ok
-	})
-	n.Raft().RegisterObserver(obs)
-	defer n.Raft().DeregisterObserver(obs)
-	// Observations only wake the loop; the leader is read from the node,
-	// so one dropped when the channel is full loses nothing.
-	last, started := "", false
-	for {
-		if id, addr := n.Leader(); id != last || !started {
-			switch {
-			case id == n.ID():
-				log.Info("this node is the cluster leader", "term", n.Raft().CurrentTerm())
-			case id != "":
-				log.Info("cluster leader", "leader", id, "leader_addr", addr)
-			case started:
-				log.Warn("lost the cluster leader; waiting for a new one")
-			default:
-				log.Info("waiting for a cluster leader")
-			}
-			last, started = id, true
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-ch:
-		}
-	}
-}
-
-// logCaughtUp logs once this node's copy of the state holds every write the
-// cluster committed before the agent started (until then, local reads may
-// miss recent writes), trying until ctx ends.
-func logCaughtUp(ctx context.Context, n *cluster.Node, log *slog.Logger) {
-	for {
-		err := n.Linearize(ctx)
-		switch {
-		case err == nil:
-			log.Info("local state caught up with the cluster", "revision", n.FSM().Rev())
-			return
-		case ctx.Err() != nil, errors.Is(err, cluster.ErrClosed):
-			return
-		}
-		log.Debug("not caught up with the cluster yet", "err", err)
-	}
 }

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/api"
-	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clusterkey"
 )
 
 // startTestAgent starts `graft run` on dataDir as host and waits until its
@@ -191,7 +191,7 @@ func TestTwoAgentsCannotShareADataDir(t *testing.T) {
 // they keep their cluster: a one-shot run without one keeps nothing.)
 func TestNodeIDMismatchFails(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "d")
-	tok, err := cluster.GenerateToken()
+	tok, err := clusterkey.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}

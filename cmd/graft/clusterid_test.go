@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/raftnode"
 	"github.com/graftcm/graft/fsm"
 )
 
@@ -18,13 +18,13 @@ func TestANodeWaitingForItsClusterIDIsNotToldItsKeyIsWrong(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "b")
 	// Raft state of a cluster of two voters, b and a server that is never
 	// up, whose first leader never wrote an ID.
-	cfg := cluster.TestConfig()
+	cfg := raftnode.TestConfig()
 	cfg.NodeID, cfg.DataDir, cfg.BindAddr, cfg.Bootstrap = "b", data, "127.0.0.1:0", false
-	node, err := cluster.Open(cfg, fsm.New(fsm.Options{}))
+	node, err := raftnode.Open(cfg, fsm.New(fsm.Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := node.Bootstrap([]cluster.RaftServer{{ID: "b", Address: node.Addr()}, {ID: "x", Address: "127.0.0.1:9"}}); err != nil {
+	if err := node.Bootstrap([]raftnode.RaftServer{{ID: "b", Address: node.Addr()}, {ID: "x", Address: "127.0.0.1:9"}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := node.Close(); err != nil {

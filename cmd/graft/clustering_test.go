@@ -12,6 +12,7 @@ import (
 
 	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clusterkey"
 )
 
 // serverTimings are the cluster timings of the agents the tests start.
@@ -126,7 +127,7 @@ func firstNode(t *testing.T, name string) (n *testNode, gossip string, key strin
 		t.Fatal(err)
 	}
 	key = strings.TrimSpace(string(b))
-	tok, err := cluster.ParseToken(key)
+	tok, err := clusterkey.Parse(key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,9 +234,9 @@ func TestClusterJoinPromoteLeave(t *testing.T) {
 	})
 }
 
-func mustParse(t *testing.T, key string) cluster.Token {
+func mustParse(t *testing.T, key string) clusterkey.Token {
 	t.Helper()
-	tok, err := cluster.ParseToken(key)
+	tok, err := clusterkey.Parse(key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +247,7 @@ func mustParse(t *testing.T, key string) cluster.Token {
 // key it was given.
 func TestJoinWithWrongKeyIsRefused(t *testing.T) {
 	a, gossip, _ := firstNode(t, "a")
-	wrong, err := cluster.GenerateToken()
+	wrong, err := clusterkey.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}

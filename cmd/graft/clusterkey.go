@@ -15,6 +15,7 @@ import (
 
 	"github.com/graftcm/graft/atomicfile"
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clusterkey"
 )
 
 // tokenFile holds the cluster key in the data dir, mode 0600.
@@ -29,13 +30,13 @@ var errNoKey = errors.New("joining a cluster needs its key: --token or GRAFT_TOK
 
 // clusterKey is the agent's cluster key and where it is kept.
 type clusterKey struct {
-	tok     cluster.Token
+	tok     clusterkey.Token
 	path    string // "" for the in-memory key of a one-shot run
 	created bool   // made by this start: this node starts a new cluster
 	// replaced is where the key the data dir held before --token's was
 	// kept, when this start adopted --token's ("" if it did not).
 	replaced string
-	previous cluster.Token // that key
+	previous clusterkey.Token // that key
 }
 
 // loadClusterKey returns the cluster key of the node hostname. A key given
@@ -57,7 +58,7 @@ func loadClusterKey(o clusterOptions, dir, hostname string) (clusterKey, error) 
 	}
 	switch {
 	case o.token != nil && !exists:
-		if err := cluster.WriteTokenFile(path, *o.token); err != nil {
+		if err := clusterkey.WriteFile(path, *o.token); err != nil {
 			return clusterKey{}, err
 		}
 		return clusterKey{tok: *o.token, path: path}, nil
@@ -79,8 +80,8 @@ func loadClusterKey(o clusterOptions, dir, hostname string) (clusterKey, error) 
 			return clusterKey{}, noKeyRefusal(dir, h)
 		}
 	}
-	tok, created, err := cluster.LoadOrCreateToken(path)
-	if errors.Is(err, cluster.ErrInvalidToken) {
+	tok, created, err := clusterkey.LoadOrCreate(path)
+	if errors.Is(err, clusterkey.ErrInvalid) {
 		return clusterKey{}, fmt.Errorf("%w: remove it, and start with the cluster's key in GRAFT_TOKEN "+
 			"(or --token; a node that starts a cluster alone makes a new one)", err)
 	}
@@ -103,7 +104,7 @@ func loadClusterKey(o clusterOptions, dir, hostname string) (clusterKey, error) 
 // keyRefusal is the error of a data dir whose node has had peers (h
 // says how it is known) under another key than the one given: it says how
 // to stay, and how to move.
-func keyRefusal(dir string, held, given cluster.Token, h cluster.History) error {
+func keyRefusal(dir string, held, given clusterkey.Token, h cluster.History) error {
 	return fmt.Errorf("cluster key: %s holds the key of this node's cluster (fingerprint %s), not the one given "+
 		"(fingerprint %s), and this node has had peers under it (%s). To stay in that cluster, give its key "+
 		"(or none: the data dir keeps it). To move this node to the other cluster, make it leave its own "+
@@ -136,9 +137,9 @@ func noKeyRefusal(dir string, h cluster.History) error {
 // it, as token.FINGERPRINT.old, so that moving it back restores it. The
 // copy is made first and the key file then replaced whole: an agent
 // stopped at any point leaves a data dir with a key, the old one kept.
-func adoptKey(path string, old, tok cluster.Token) (clusterKey, error) {
+func adoptKey(path string, old, tok clusterkey.Token) (clusterKey, error) {
 	kept := path + "." + old.Fingerprint() + ".old"
-	err := cluster.WriteTokenFile(kept, old)
+	err := clusterkey.WriteFile(kept, old)
 	if errors.Is(err, fs.ErrExist) {
 		// Kept by an earlier adoption (or one an agent stopped during).
 		if k, rerr := readKey(kept); rerr != nil || !k.Equal(old) {
@@ -165,11 +166,11 @@ func adoptKey(path string, old, tok cluster.Token) (clusterKey, error) {
 // nowhere (the data dir keeps a key it replaced as token.FINGERPRINT.old),
 // or is k itself: the key of the cluster the node joins never goes with
 // its own.
-func asideKey(dir string, k clusterKey, stateKey string) (*cluster.Token, string) {
+func asideKey(dir string, k clusterKey, stateKey string) (*clusterkey.Token, string) {
 	if stateKey == "" && k.replaced != "" {
 		stateKey = k.previous.Fingerprint()
 	}
-	var own cluster.Token
+	var own clusterkey.Token
 	switch {
 	case stateKey == "":
 		return nil, "the raft state does not record the key it was made under (a graft older than this one made it)"
@@ -195,7 +196,7 @@ func asideKey(dir string, k clusterKey, stateKey string) (*cluster.Token, string
 // with the key in GRAFT_TOKEN (a command line is visible to every user of
 // the host; the environment is not). With showKey false the key is left
 // for the operator to fill in from the key file.
-func joinHint(o clusterOptions, gossipAddr string, tok cluster.Token, showKey bool) string {
+func joinHint(o clusterOptions, gossipAddr string, tok clusterkey.Token, showKey bool) string {
 	key := "<the key>"
 	if showKey {
 		key = tok.Secret()
@@ -235,7 +236,7 @@ func shellQuote(s string) string {
 // record, so that stderr holds JSON only. A cluster whose gossip address is
 // loopback (`make run`'s) cannot be joined from another host: a log record
 // names the command for this host, never with the key, and no banner.
-func showJoinCommand(stderr io.Writer, log *slog.Logger, format logFormat, o clusterOptions, gossipAddr string, tok cluster.Token, keyPath string) {
+func showJoinCommand(stderr io.Writer, log *slog.Logger, format logFormat, o clusterOptions, gossipAddr string, tok clusterkey.Token, keyPath string) {
 	attrs := []any{"key_file", keyPath, "key_fingerprint", tok.Fingerprint()}
 	if isLoopback(gossipAddr) {
 		log.Info("this node started a new cluster that only this host can reach (its gossip address is loopback); "+
@@ -268,7 +269,7 @@ func showJoinCommand(stderr io.Writer, log *slog.Logger, format logFormat, o clu
 // wrong, once: a member that is up but holds another key answers nothing
 // this node can read, which looks like no answer at all. A node that
 // waits for its cluster's ID has not tried yet: its server says why.
-func checkJoined(ctx context.Context, srv *cluster.Server, seeds []string, tok cluster.Token, wait time.Duration, log *slog.Logger) {
+func checkJoined(ctx context.Context, srv *cluster.Server, seeds []string, tok clusterkey.Token, wait time.Duration, log *slog.Logger) {
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	tick := time.NewTicker(wait / 10)

@@ -8,11 +8,12 @@ import (
 	"testing"
 
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clusterkey"
 )
 
-func newToken(t *testing.T) cluster.Token {
+func newToken(t *testing.T) clusterkey.Token {
 	t.Helper()
-	tok, err := cluster.GenerateToken()
+	tok, err := clusterkey.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,7 +22,7 @@ func newToken(t *testing.T) cluster.Token {
 
 // checkTokenFile checks that the data dir's token file holds tok, mode
 // 0600.
-func checkTokenFile(t *testing.T, dir string, tok cluster.Token) {
+func checkTokenFile(t *testing.T, dir string, tok clusterkey.Token) {
 	t.Helper()
 	p := filepath.Join(dir, tokenFile)
 	fi, err := os.Stat(p)
@@ -123,7 +124,7 @@ func TestABrokenKeyFileSaysHowToRecover(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := loadClusterKey(clusterOptions{}, dir, "h")
-	if !errors.Is(err, cluster.ErrInvalidToken) || !strings.Contains(err.Error(), "remove it") ||
+	if !errors.Is(err, clusterkey.ErrInvalid) || !strings.Contains(err.Error(), "remove it") ||
 		!strings.Contains(err.Error(), "GRAFT_TOKEN") {
 		t.Errorf("a broken key file: %v, want the way out", err)
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/graftcm/graft/api"
-	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clusterkey"
 )
 
 // joinPoll is how often `graft join` checks whether an agent that
@@ -45,7 +45,7 @@ func joinCommand(e *env) *cli.Command {
 			}
 			req := api.JoinRequest{Addrs: c.Args().Slice()}
 			if text := c.String("token"); text != "" {
-				tok, err := cluster.ParseToken(text) // its errors never hold the text
+				tok, err := clusterkey.Parse(text) // its errors never hold the text
 				if err != nil {
 					return usageError("--token (or GRAFT_TOKEN): %v", err)
 				}

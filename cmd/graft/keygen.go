@@ -3,9 +3,8 @@ package main
 import (
 	"fmt"
 
+	"github.com/graftcm/graft/cluster/clusterkey"
 	"github.com/urfave/cli/v2"
-
-	"github.com/graftcm/graft/cluster"
 )
 
 func keygenCommand(e *env) *cli.Command {
@@ -20,7 +19,7 @@ func keygenCommand(e *env) *cli.Command {
 			if c.NArg() > 0 {
 				return usageError("keygen: unexpected argument %q", c.Args().First())
 			}
-			tok, err := cluster.GenerateToken()
+			tok, err := clusterkey.Generate()
 			if err != nil {
 				return err
 			}

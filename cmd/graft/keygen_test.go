@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clusterkey"
 )
 
 // keygen prints a new key each time, in the form --token takes.
@@ -15,7 +15,7 @@ func TestKeygen(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
-		if _, err := cluster.ParseToken(stdout); err != nil || !strings.HasSuffix(stdout, "\n") {
+		if _, err := clusterkey.Parse(stdout); err != nil || !strings.HasSuffix(stdout, "\n") {
 			t.Errorf("keygen printed %q: %v", stdout, err)
 		}
 		seen[stdout] = true

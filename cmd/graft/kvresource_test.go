@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clusterkey"
 )
 
 // kvGet runs `graft kv get` against the agent on data.
@@ -81,7 +81,7 @@ resources:
 // before the restart reports it and then follows the key there.
 func TestTheEnginesWorldFollowsACLusterSideRestart(t *testing.T) {
 	a, gossip, key := firstNode(t, "a")
-	tok, err := cluster.ParseToken(key)
+	tok, err := clusterkey.Parse(key)
 	if err != nil {
 		t.Fatal(err)
 	}

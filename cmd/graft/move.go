@@ -10,6 +10,7 @@ import (
 	"github.com/graftcm/graft/api"
 	apiserver "github.com/graftcm/graft/api/server"
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clusterkey"
 )
 
 // A node that never had a peer holds a key and a cluster nobody else
@@ -26,9 +27,9 @@ import (
 type move struct {
 	gen   uint64
 	seeds []string
-	key   *cluster.Token // adopt this key; nil keeps the side's
-	fresh bool           // set the node's own cluster aside and start without raft state
-	other string         // the ID of the cluster joined, if known
+	key   *clusterkey.Token // adopt this key; nil keeps the side's
+	fresh bool              // set the node's own cluster aside and start without raft state
+	other string            // the ID of the cluster joined, if known
 	// begun, if not nil, hears once whether the restart begins (see
 	// moveBegun); it must have room for the answer.
 	begun chan<- moveBegun
@@ -202,7 +203,7 @@ func (a *agentCluster) join(side *clusterSide) apiserver.JoinFunc {
 		}
 		srv := side.srv
 		if req.Token != "" {
-			tok, err := cluster.ParseToken(req.Token)
+			tok, err := clusterkey.Parse(req.Token)
 			if err != nil {
 				return api.JoinResult{}, fmt.Errorf("%w: %w", api.ErrJoinRefused, err)
 			}
@@ -231,7 +232,7 @@ func (a *agentCluster) join(side *clusterSide) apiserver.JoinFunc {
 
 // adopt restarts side with the key tok to join addrs, if the node never
 // had a peer.
-func (a *agentCluster) adopt(ctx context.Context, side *clusterSide, addrs []string, tok cluster.Token) (api.JoinResult, error) {
+func (a *agentCluster) adopt(ctx context.Context, side *clusterSide, addrs []string, tok clusterkey.Token) (api.JoinResult, error) {
 	h, err := side.srv.History()
 	switch {
 	case err != nil:

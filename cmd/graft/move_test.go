@@ -15,7 +15,7 @@ import (
 
 	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/cluster"
-	"github.com/graftcm/graft/fsm"
+	"github.com/graftcm/graft/cluster/clusterkey"
 )
 
 // inProcess is an agent's cluster side run in the test's process, so a
@@ -263,7 +263,7 @@ func TestANodeRestartedAfterItsClusterWasSetAsideJoinsTheSeeds(t *testing.T) {
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := cluster.WriteTokenFile(filepath.Join(data, tokenFile), mustParse(t, key)); err != nil {
+	if err := clusterkey.WriteFile(filepath.Join(data, tokenFile), mustParse(t, key)); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(data, nodeIDFile), []byte("b\n"), 0o600); err != nil {
@@ -486,18 +486,18 @@ func TestARestartQueuedAsTheAgentStopsIsNotMade(t *testing.T) {
 func TestAKeyRefusalCitesTheRaftConfigurationItRestsOn(t *testing.T) {
 	dir := t.TempDir()
 	held := newToken(t)
-	if err := cluster.WriteTokenFile(filepath.Join(dir, tokenFile), held); err != nil {
+	if err := clusterkey.WriteFile(filepath.Join(dir, tokenFile), held); err != nil {
 		t.Fatal(err)
 	}
 	cfg := cluster.TestServerConfig()
 	cfg.Raft.NodeID, cfg.Raft.DataDir, cfg.Token = "b", dir, &held
 	cfg.DeadServerGrace = time.Hour // the server added below stays in raft
-	srv, err := cluster.StartServer(cfg, fsm.New(fsm.Options{}), cluster.ServerDeps{})
+	srv, err := cluster.StartServer(cfg, cluster.ServerDeps{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "b leads", func() (bool, error) { return srv.Node().IsLeader(), nil })
-	if err := srv.Node().Raft().AddNonvoter("c", "127.0.0.1:9", 0, 0).Error(); err != nil {
+	if err := srv.Node().AddNonvoter("c", "127.0.0.1:9", 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Close(); err != nil {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clusterkey"
 )
 
 // logRecord is one line of --log-format json output.
@@ -228,7 +228,7 @@ func TestDataDirIsLocked(t *testing.T) {
 // The cluster key given in GRAFT_TOKEN does not reach the commands exec
 // resources run.
 func TestTokenNotInResourceEnvironment(t *testing.T) {
-	tok, err := cluster.GenerateToken()
+	tok, err := clusterkey.Generate()
 	if err != nil {
 		t.Fatal(err)
 	}

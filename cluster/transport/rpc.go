@@ -1,0 +1,302 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/graftcm/graft/fsm"
+)
+
+// RPC operations between nodes. Each is answered by the handler its owner
+// registers (see Handlers): the raft node the first three, the membership
+// server OpLeave.
+const (
+	OpApply     uint8 = iota + 1 // apply an encoded batch on the leader
+	OpReadIndex                  // the leader's commit index, leadership confirmed
+	OpStats                      // the receiver's raft progress (any node answers)
+	OpLeave                      // the sender leaves: the leader removes it now
+)
+
+// Codes of RPC responses.
+const (
+	CodeOK        uint8 = iota
+	CodeNotLeader       // the receiver is not the leader: ask again elsewhere
+	CodeFailed          // the request failed; Err says why
+	CodeNotReady        // the receiver is starting or stopping: nothing was done, ask again
+	CodeUnknown         // the write may have been appended: its outcome is in the log
+	CodeRefused         // OpLeave: the leader refuses for good (the quorum would be lost)
+)
+
+// maxFrame bounds one RPC frame: an encoded batch and some room.
+const maxFrame = fsm.MaxEntrySize + 64<<10
+
+// Request is a forwarding RPC.
+type Request struct {
+	Op   uint8  `msgpack:"o"`
+	Data []byte `msgpack:"d,omitempty"`  // OpApply: an fsm.EncodeBatch batch
+	ID   string `msgpack:"id,omitempty"` // OpLeave: the node leaving
+}
+
+// Response answers a Request.
+type Response struct {
+	Code    uint8        `msgpack:"c"`
+	Err     string       `msgpack:"e,omitempty"`
+	Results []fsm.Result `msgpack:"r,omitempty"`
+	Index   uint64       `msgpack:"i,omitempty"`
+	Leader  string       `msgpack:"l,omitempty"` // a hint with CodeNotLeader
+	Term    uint64       `msgpack:"t,omitempty"` // OpStats, OpReadIndex; the leader's with CodeNotLeader
+	Applied uint64       `msgpack:"a,omitempty"` // OpStats
+}
+
+// Net carries forwarding RPCs to other nodes. The TCP implementation
+// (Pool) dials the peer's cluster port; tests use an in-memory one.
+type Net interface {
+	Call(ctx context.Context, addr string, req *Request) (*Response, error)
+}
+
+// Unreachable marks an error for a write that was not applied: the request
+// never left this node (the peer could not be reached), or it is known
+// not to have been applied (see the raft node's forwarder). Retrying
+// cannot apply it twice. Net implementations wrap their "not sent" errors
+// with it.
+func Unreachable(err error) error { return &notSentError{err: err} }
+
+// notSentError marks a call that failed before the request left this node.
+type notSentError struct{ err error }
+
+func (e *notSentError) Error() string { return "not sent: " + e.err.Error() }
+func (e *notSentError) Unwrap() error { return e.err }
+
+// NotSent reports whether err is marked Unreachable.
+func NotSent(err error) bool {
+	var ns *notSentError
+	return errors.As(err, &ns)
+}
+
+// Handler answers one operation's requests.
+type Handler func(ctx context.Context, req *Request) *Response
+
+// Handlers routes each request to the handler registered for its Op. Its
+// zero value routes nothing; it is safe for concurrent use.
+type Handlers struct {
+	mu   sync.RWMutex
+	byOp map[uint8]Handler
+}
+
+// Handle registers h for op, replacing any handler op had.
+func (hs *Handlers) Handle(op uint8, h Handler) {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	if hs.byOp == nil {
+		hs.byOp = map[uint8]Handler{}
+	}
+	hs.byOp[op] = h
+}
+
+// Serve answers req with its op's handler, or fails it if op has none.
+func (hs *Handlers) Serve(ctx context.Context, req *Request) *Response {
+	hs.mu.RLock()
+	h := hs.byOp[req.Op]
+	hs.mu.RUnlock()
+	if h == nil {
+		return &Response{Code: CodeFailed, Err: fmt.Sprintf("unknown rpc op %d", req.Op)}
+	}
+	return h(ctx, req)
+}
+
+// writeFrame writes a length-prefixed msgpack frame.
+func writeFrame(w io.Writer, v any) error {
+	body, err := msgpack.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if len(body) > maxFrame {
+		return fmt.Errorf("rpc: frame of %d bytes is larger than %d", len(body), maxFrame)
+	}
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], uint32(len(body)))
+	if _, err := w.Write(hdr[:]); err != nil {
+		return err
+	}
+	_, err = w.Write(body)
+	return err
+}
+
+// readFrame reads a frame written by writeFrame into v, refusing frames
+// larger than maxFrame.
+func readFrame(r io.Reader, v any) error {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > maxFrame {
+		return fmt.Errorf("rpc: frame of %d bytes is larger than %d", n, maxFrame)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return err
+	}
+	return msgpack.Unmarshal(body, v)
+}
+
+// rpcIdleTimeout closes server connections with no request for this long.
+const rpcIdleTimeout = 5 * time.Minute
+
+// ServeConn answers requests on one connection until it closes, the
+// peer goes idle, or ctx ends.
+func ServeConn(ctx context.Context, c net.Conn, handle func(context.Context, *Request) *Response) {
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	r := bufio.NewReader(c)
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(rpcIdleTimeout))
+		var req Request
+		if err := readFrame(r, &req); err != nil {
+			return
+		}
+		_ = c.SetReadDeadline(time.Time{})
+		resp := handle(ctx, &req)
+		_ = c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		if err := writeFrame(c, resp); err != nil {
+			return
+		}
+	}
+}
+
+// Pool is the Net over the cluster port, keeping a few idle
+// connections per peer for reuse.
+type Pool struct {
+	dial    func(ctx context.Context, addr string, timeout time.Duration) (net.Conn, error)
+	timeout time.Duration // dial timeout
+
+	mu     sync.Mutex
+	idle   map[string][]idleConn
+	closed bool
+}
+
+type idleConn struct {
+	c     net.Conn
+	since time.Time
+}
+
+const (
+	maxIdlePerPeer = 64
+	// maxIdleTime drops pooled connections well before the server's idle
+	// timeout closes them.
+	maxIdleTime = time.Minute
+)
+
+// NewPool returns a Pool that connects to peers with dial, bounding each
+// dial by timeout.
+func NewPool(dial func(context.Context, string, time.Duration) (net.Conn, error), timeout time.Duration) *Pool {
+	return &Pool{dial: dial, timeout: timeout, idle: map[string][]idleConn{}}
+}
+
+// Call sends req to addr and waits for the response. A failure after the
+// request was written is ambiguous for an apply (it may have been applied);
+// such errors are returned as they are, never retried here.
+func (t *Pool) Call(ctx context.Context, addr string, req *Request) (*Response, error) {
+	c, err := t.get(ctx, addr)
+	if err != nil {
+		return nil, Unreachable(err)
+	}
+	resp, err := t.roundTrip(ctx, c, req)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	t.put(addr, c)
+	return resp, nil
+}
+
+func (t *Pool) roundTrip(ctx context.Context, c net.Conn, req *Request) (*Response, error) {
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
+	defer stop()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	} else {
+		_ = c.SetDeadline(time.Time{})
+	}
+	if err := writeFrame(c, req); err != nil {
+		return nil, err
+	}
+	var resp Response
+	if err := readFrame(c, &resp); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	_ = c.SetDeadline(time.Time{})
+	return &resp, nil
+}
+
+// get returns a pooled connection that is still open, or a new one. A
+// pooled connection the peer has closed (it restarted, say) would make the
+// next request ambiguous, so each is probed first.
+func (t *Pool) get(ctx context.Context, addr string) (net.Conn, error) {
+	for {
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			return nil, errors.New("rpc: closed")
+		}
+		conns := t.idle[addr]
+		if len(conns) == 0 {
+			t.mu.Unlock()
+			return t.dial(ctx, addr, t.timeout)
+		}
+		ic := conns[len(conns)-1]
+		t.idle[addr] = conns[:len(conns)-1]
+		t.mu.Unlock()
+		if time.Since(ic.since) < maxIdleTime && open(ic.c) {
+			return ic.c, nil
+		}
+		ic.c.Close()
+	}
+}
+
+// open reports whether the peer has not closed c, without consuming data
+// (an idle RPC connection has none to consume).
+func open(c net.Conn) bool {
+	_ = c.SetReadDeadline(time.Now().Add(time.Millisecond))
+	var b [1]byte
+	_, err := c.Read(b[:])
+	_ = c.SetReadDeadline(time.Time{})
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func (t *Pool) put(addr string, c net.Conn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed || len(t.idle[addr]) >= maxIdlePerPeer {
+		c.Close()
+		return
+	}
+	t.idle[addr] = append(t.idle[addr], idleConn{c: c, since: time.Now()})
+}
+
+// Close closes the pooled connections; later calls fail.
+func (t *Pool) Close() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.closed = true
+	for _, conns := range t.idle {
+		for _, ic := range conns {
+			ic.c.Close()
+		}
+	}
+	t.idle = nil
+}
