@@ -17,7 +17,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
 
-	"github.com/graftcm/graft/atomicfile"
+	"github.com/graftcm/graft/internal/atomicfile"
 )
 
 // History is what shows that a node has had peers: the other servers its

@@ -12,8 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/graftcm/graft/atomicfile"
 	"github.com/graftcm/graft/cluster/raftnode"
+	"github.com/graftcm/graft/internal/atomicfile"
 )
 
 // peersFile remembers, in the data dir, the gossip addresses of the

@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/graftcm/graft/atomicfile"
+	"github.com/graftcm/graft/internal/atomicfile"
 )
 
 // stateFile is the name of the engine's state file in Config.StateDir.

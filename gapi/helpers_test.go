@@ -14,10 +14,10 @@ import (
 
 	"github.com/graftcm/graft/engine"
 	"github.com/graftcm/graft/gapi"
+	"github.com/graftcm/graft/gapi/yamlgraph"
 	"github.com/graftcm/graft/resources"
 	"github.com/graftcm/graft/world"
 	"github.com/graftcm/graft/world/worldtest"
-	"github.com/graftcm/graft/yamlgraph"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

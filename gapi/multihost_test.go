@@ -18,8 +18,8 @@ import (
 	"github.com/graftcm/graft/cluster/clustertest"
 	"github.com/graftcm/graft/engine"
 	"github.com/graftcm/graft/gapi"
+	"github.com/graftcm/graft/gapi/yamlgraph"
 	"github.com/graftcm/graft/world"
-	"github.com/graftcm/graft/yamlgraph"
 )
 
 // agent is one host: a cluster server, its World, a combiner and an

@@ -15,7 +15,7 @@ import (
 	"syscall"
 
 	"github.com/graftcm/graft/engine"
-	"github.com/graftcm/graft/fswatch"
+	"github.com/graftcm/graft/internal/fswatch"
 )
 
 // File states.

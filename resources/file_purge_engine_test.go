@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graftcm/graft/fswatch"
-	"github.com/graftcm/graft/yamlgraph"
+	"github.com/graftcm/graft/gapi/yamlgraph"
+	"github.com/graftcm/graft/internal/fswatch"
 )
 
 // In a running engine a purge keeps what the graph's other file resources

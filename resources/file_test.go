@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/engine"
-	"github.com/graftcm/graft/fswatch"
+	"github.com/graftcm/graft/internal/fswatch"
 )
 
 // testRuntime is a Runtime whose signals are counted.

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graftcm/graft/fswatch"
+	"github.com/graftcm/graft/internal/fswatch"
 )
 
 // watching starts a hub and f's Watch, and returns a function that waits

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/graftcm/graft/engine"
-	"github.com/graftcm/graft/yamlgraph"
+	"github.com/graftcm/graft/gapi/yamlgraph"
 )
 
 // A graph in mgmt's YAML with every parameter of the rest of file decodes

@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/graftcm/graft/engine"
-	"github.com/graftcm/graft/fswatch"
+	"github.com/graftcm/graft/internal/fswatch"
 )
 
 // Group manages a local group, named by the resource name, through the

@@ -11,9 +11,9 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/graftcm/graft/atomicfile"
 	"github.com/graftcm/graft/engine"
-	"github.com/graftcm/graft/fswatch"
+	"github.com/graftcm/graft/internal/atomicfile"
+	"github.com/graftcm/graft/internal/fswatch"
 )
 
 // Where the static and pretty names live, as systemd defines them.

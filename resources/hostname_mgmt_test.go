@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/engine"
-	"github.com/graftcm/graft/yamlgraph"
+	"github.com/graftcm/graft/gapi/yamlgraph"
 )
 
 // runMgmtExample runs a parsed graph on an engine of its own, without a World,

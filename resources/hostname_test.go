@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/engine"
-	"github.com/graftcm/graft/fswatch"
+	"github.com/graftcm/graft/internal/fswatch"
 )
 
 // hostnameHub runs a file watcher hub until the test ends.

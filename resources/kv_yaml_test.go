@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/engine"
+	"github.com/graftcm/graft/gapi/yamlgraph"
 	"github.com/graftcm/graft/world"
-	"github.com/graftcm/graft/yamlgraph"
 )
 
 // runYAML parses a graph and runs it on host w's engine until the test

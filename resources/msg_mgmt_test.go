@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/graftcm/graft/engine"
-	"github.com/graftcm/graft/yamlgraph"
+	"github.com/graftcm/graft/gapi/yamlgraph"
 )
 
 // mgmt's msg example runs with its documented meaning: the message reaches

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/graftcm/graft/engine"
-	"github.com/graftcm/graft/fswatch"
+	"github.com/graftcm/graft/internal/fswatch"
 )
 
 // Package states; any other state is a version.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graftcm/graft/fswatch"
+	"github.com/graftcm/graft/internal/fswatch"
 )
 
 // aptRepo is a local apt repository in a temporary directory, and an apt

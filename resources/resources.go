@@ -5,7 +5,7 @@ package resources
 
 import (
 	"github.com/graftcm/graft/engine"
-	"github.com/graftcm/graft/fswatch"
+	"github.com/graftcm/graft/internal/fswatch"
 )
 
 // Deps are the shared services resources use. The caller owns them and keeps

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/graftcm/graft/engine"
-	"github.com/graftcm/graft/fswatch"
+	"github.com/graftcm/graft/internal/fswatch"
 )
 
 // User manages a local user account, named by the resource name, through

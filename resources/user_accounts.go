@@ -14,7 +14,7 @@ import (
 	"sync"
 
 	"github.com/graftcm/graft/engine"
-	"github.com/graftcm/graft/fswatch"
+	"github.com/graftcm/graft/internal/fswatch"
 )
 
 // The account databases the shadow tools edit. user and group resources

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graftcm/graft/fswatch"
+	"github.com/graftcm/graft/internal/fswatch"
 )
 
 // needRootForAccounts skips a test that changes the host's accounts when not root.

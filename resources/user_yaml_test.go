@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/graftcm/graft/engine"
-	"github.com/graftcm/graft/yamlgraph"
+	"github.com/graftcm/graft/gapi/yamlgraph"
 )
 
 // checkAccountsYAML loads a graph as graft check does, wanting no error and no warning.

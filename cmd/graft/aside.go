@@ -12,10 +12,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/graftcm/graft/atomicfile"
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/cluster/clusterkey"
 	"github.com/graftcm/graft/fsm"
+	"github.com/graftcm/graft/internal/atomicfile"
 )
 
 // A node that sets its own one-node cluster aside moves that cluster's

@@ -5,8 +5,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/graftcm/graft/gapi/yamlgraph"
 	"github.com/graftcm/graft/resources"
-	"github.com/graftcm/graft/yamlgraph"
 )
 
 func checkCommand(e *env) *cli.Command {

@@ -16,9 +16,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/graftcm/graft/api"
-	"github.com/graftcm/graft/atomicfile"
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/cluster/clusterkey"
+	"github.com/graftcm/graft/internal/atomicfile"
 )
 
 const (

@@ -13,9 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/graftcm/graft/atomicfile"
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/cluster/clusterkey"
+	"github.com/graftcm/graft/internal/atomicfile"
 )
 
 // tokenFile holds the cluster key in the data dir, mode 0600.

@@ -13,9 +13,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/graftcm/graft/api"
+	"github.com/graftcm/graft/gapi/yamlgraph"
 	"github.com/graftcm/graft/resources"
 	"github.com/graftcm/graft/world"
-	"github.com/graftcm/graft/yamlgraph"
 )
 
 func deployCommand(e *env) *cli.Command {

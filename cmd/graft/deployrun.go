@@ -11,8 +11,8 @@ import (
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/engine"
 	"github.com/graftcm/graft/gapi"
+	"github.com/graftcm/graft/gapi/yamlgraph"
 	"github.com/graftcm/graft/world"
-	"github.com/graftcm/graft/yamlgraph"
 )
 
 // worldRef is the agent's current World, through which the engine and

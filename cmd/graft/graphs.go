@@ -6,7 +6,7 @@ import (
 
 	"github.com/graftcm/graft/engine"
 	"github.com/graftcm/graft/gapi"
-	"github.com/graftcm/graft/yamlgraph"
+	"github.com/graftcm/graft/gapi/yamlgraph"
 )
 
 // runGraphs runs the declared graphs of in through the combiner, which

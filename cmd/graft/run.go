@@ -15,9 +15,9 @@ import (
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/engine"
 	"github.com/graftcm/graft/fsm"
-	"github.com/graftcm/graft/fswatch"
+	"github.com/graftcm/graft/gapi/yamlgraph"
+	"github.com/graftcm/graft/internal/fswatch"
 	"github.com/graftcm/graft/resources"
-	"github.com/graftcm/graft/yamlgraph"
 )
 
 // abortGrace is how long a second interrupt waits for running resources to

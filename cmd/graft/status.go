@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"sync"
 
-	"github.com/graftcm/graft/atomicfile"
+	"github.com/graftcm/graft/internal/atomicfile"
 )
 
 // statusFile keeps a file holding the agent's converged state, "true\n" or

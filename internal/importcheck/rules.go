@@ -22,7 +22,7 @@ type rule struct {
 }
 
 // helpers are the small packages anything may import.
-var helpers = []string{"atomicfile", "fswatch"}
+var helpers = []string{"internal/atomicfile", "internal/fswatch"}
 
 // network is the code the state machine must not depend on.
 var network = []string{"net", "net/http", "github.com/hashicorp/raft", "github.com/hashicorp/memberlist"}
@@ -39,12 +39,12 @@ var clusterDeps = []string{"github.com/hashicorp/raft", "github.com/hashicorp/me
 func rules() map[string]rule {
 	with := func(pkgs ...string) []string { return append(slices.Clone(helpers), pkgs...) }
 	return map[string]rule{
-		"atomicfile": {},
-		"fswatch":    {},
-		"fsm":        {never: network},
+		"internal/atomicfile": {},
+		"internal/fswatch":    {},
+		"fsm":                 {never: network},
 		"engine": {may: with(),
 			tests: []string{"cluster", "cluster/clustertest", "fsm", "world", "world/worldtest"}},
-		"resources":                 {may: with("engine"), tests: []string{"fsm", "world", "world/worldtest", "yamlgraph"}},
+		"resources":                 {may: with("engine"), tests: []string{"fsm", "world", "world/worldtest", "gapi/yamlgraph"}},
 		"world":                     {may: with("fsm"), tests: []string{"cluster/clustertest", "engine"}},
 		"world/worldtest":           {may: with("world", "cluster/clustertest")},
 		"cluster/clusterkey":        {},
@@ -58,15 +58,15 @@ func rules() map[string]rule {
 			"cluster/internal/loglimit", "cluster/internal/backoff")},
 		"cluster/clustertest": {may: with("cluster", "cluster/raftnode", "cluster/transport", "fsm")},
 		"gapi": {may: with("engine", "fsm", "world"),
-			tests: []string{"cluster", "cluster/clustertest", "resources", "yamlgraph"}},
-		"yamlgraph":            {may: with("engine", "gapi"), tests: []string{"resources"}},
+			tests: []string{"cluster", "cluster/clustertest", "resources", "gapi/yamlgraph"}},
+		"gapi/yamlgraph":       {may: with("engine", "gapi"), tests: []string{"resources"}},
 		"api":                  {may: with(), never: clusterDeps},
 		"api/server":           {may: with("api", "cluster", "cluster/clusterkey", "cluster/raftnode", "fsm", "world")},
 		"api/apitest":          {may: with("cluster")},
 		"internal/importcheck": {},
 		"cmd/graft": {may: with("api", "api/server", "api/apitest", "cluster", "cluster/clusterkey", "cluster/raftnode",
 			"cluster/clustertest", "engine", "fsm",
-			"gapi", "resources", "world", "world/worldtest", "yamlgraph")},
+			"gapi", "resources", "world", "world/worldtest", "gapi/yamlgraph")},
 	}
 }
 

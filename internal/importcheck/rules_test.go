@@ -41,10 +41,10 @@ func TestWrongImportsAreNamed(t *testing.T) {
 	client.Deps = []string{"github.com/hashicorp/raft", "fmt"}
 	fsmNet := p("fsm")
 	fsmNet.Deps = []string{"net/http"}
-	pkgs := []pkg{p("engine", "world", "atomicfile"), fsmNet, client, p("newpkg"), p("cmd/graft", "world", "engine")}
+	pkgs := []pkg{p("engine", "world", "internal/atomicfile"), fsmNet, client, p("newpkg"), p("cmd/graft", "world", "engine")}
 	bad := check(pkgs, rules())
 	for _, want := range []string{
-		"engine imports world, which it may not (it may import: atomicfile, fswatch)",
+		"engine imports world, which it may not (it may import: internal/atomicfile, internal/fswatch)",
 		"fsm depends on net/http",
 		"api imports fsm, which it may not",
 		"api depends on github.com/hashicorp/raft",

@@ -7,8 +7,8 @@ import (
 
 	"github.com/graftcm/graft/engine"
 	"github.com/graftcm/graft/gapi"
+	"github.com/graftcm/graft/gapi/yamlgraph"
 	"github.com/graftcm/graft/resources"
-	"github.com/graftcm/graft/yamlgraph"
 )
 
 const exportSrc = `---

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/graftcm/graft/yamlgraph"
+	"github.com/graftcm/graft/gapi/yamlgraph"
 )
 
 func warningsOf(t *testing.T, name, src string) []string {

@@ -11,8 +11,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/graftcm/graft/engine"
+	"github.com/graftcm/graft/gapi/yamlgraph"
 	"github.com/graftcm/graft/resources"
-	"github.com/graftcm/graft/yamlgraph"
 )
 
 func registry() *engine.Registry { return resources.NewRegistry(resources.Deps{}) }
@@ -406,7 +406,7 @@ func TestLoadFromDisk(t *testing.T) {
 
 // The examples shipped with graft all load.
 func TestExamplesLoad(t *testing.T) {
-	files, err := filepath.Glob("../examples/*.yaml")
+	files, err := filepath.Glob("../../examples/*.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/graftcm/graft/engine"
+	"github.com/graftcm/graft/gapi/yamlgraph"
 	"github.com/graftcm/graft/resources"
-	"github.com/graftcm/graft/yamlgraph"
 )
 
 const templatedGraph = `

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/graftcm/graft/engine"
-	"github.com/graftcm/graft/yamlgraph"
+	"github.com/graftcm/graft/gapi/yamlgraph"
 )
 
 // Each parameter a resource's Validate finds wrong is reported at its own

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/graftcm/graft/engine"
-	"github.com/graftcm/graft/yamlgraph"
+	"github.com/graftcm/graft/gapi/yamlgraph"
 )
 
 // A sema tag starting with @@ (mgmt's cluster-wide semaphore) reaches the

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/graftcm/graft/yamlgraph"
+	"github.com/graftcm/graft/gapi/yamlgraph"
 )
 
 // A value of the wrong type was reported as yaml.v3 words it ("line 5:

@@ -15,9 +15,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/graftcm/graft/engine"
-	"github.com/graftcm/graft/fswatch"
+	"github.com/graftcm/graft/gapi/yamlgraph"
+	"github.com/graftcm/graft/internal/fswatch"
 	"github.com/graftcm/graft/resources"
-	"github.com/graftcm/graft/yamlgraph"
 )
 
 // logRec is one captured log record with its attributes as text.

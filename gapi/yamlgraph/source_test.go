@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/graftcm/graft/fswatch"
 	"github.com/graftcm/graft/gapi"
+	"github.com/graftcm/graft/gapi/yamlgraph"
+	"github.com/graftcm/graft/internal/fswatch"
 	"github.com/graftcm/graft/resources"
-	"github.com/graftcm/graft/yamlgraph"
 )
 
 // The watcher as a graph source sends a Declared with the file's exports

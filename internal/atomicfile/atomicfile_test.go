@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/graftcm/graft/atomicfile"
+	"github.com/graftcm/graft/internal/atomicfile"
 )
 
 // A write replaces the file whole with the mode asked for and leaves no
