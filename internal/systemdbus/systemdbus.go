@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/godbus/dbus/v5"
@@ -24,8 +26,10 @@ const (
 	wakeMax = time.Second
 )
 
-// DialPrivate connects to the systemd private socket at path as root and
-// returns once systemd answers on it. The caller closes the connection.
+// DialPrivate connects to the private socket at path of a systemd (the
+// system's, which takes root, or a user's, which takes its user),
+// authenticating as this process's user, and returns once systemd answers
+// on it. The caller closes the connection.
 //
 // It pings until systemd answers: systemd's bus server (seen with 252)
 // can leave a message that arrived together with the end of the
@@ -39,7 +43,7 @@ func DialPrivate(ctx context.Context, path string) (*dbus.Conn, error) {
 	// Authentication has no context of its own: closing the connection
 	// ends it.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	err = conn.Auth([]dbus.Auth{dbus.AuthExternal("0")})
+	err = conn.Auth([]dbus.Auth{dbus.AuthExternal(strconv.Itoa(os.Geteuid()))})
 	if !stop() {
 		err = errors.Join(ctx.Err(), err)
 	}
