@@ -162,7 +162,7 @@ func (s *Svc) CheckApply(ctx context.Context, apply bool) (bool, error) {
 	}
 	defer m.close()
 	unit := s.unit()
-	st, err := m.status(ctx, unit)
+	st, err := m.settled(ctx, unit)
 	if err != nil {
 		return false, err
 	}

@@ -75,24 +75,27 @@ func (sd svcSystemd) connect(ctx context.Context, session bool) (*sdManager, err
 	if err := sd.running(); err != nil {
 		return nil, err
 	}
-	socket, busDial := sd.socket, dbus.ConnectSystemBus
+	// forced: a test's systemd, whose socket is the only way to it.
+	socket, forced, busDial := sd.socket, sd.socket != "", dbus.ConnectSystemBus
 	switch {
 	case session:
 		runtimeDir := os.Getenv("XDG_RUNTIME_DIR")
 		if runtimeDir == "" {
 			runtimeDir = "/run/user/" + strconv.Itoa(os.Geteuid())
 		}
-		socket, busDial = filepath.Join(runtimeDir, "systemd/private"), func(opts ...dbus.ConnOption) (*dbus.Conn, error) {
-			return connectSessionBus(runtimeDir, opts...)
-		}
+		socket, forced = filepath.Join(runtimeDir, "systemd/private"), false
+		busDial = func(opts ...dbus.ConnOption) (*dbus.Conn, error) { return connectSessionBus(runtimeDir, opts...) }
 	case socket == "" && os.Geteuid() == 0:
 		socket = "/run/systemd/private"
 	}
 	var privErr error
-	if _, err := os.Stat(socket); socket != "" && (err == nil || sd.socket != "") {
+	if _, err := os.Stat(socket); socket != "" && (err == nil || forced) {
 		conn, err := systemdbus.DialPrivate(ctx, socket)
-		if err == nil || sd.socket != "" {
-			return &sdManager{conn: conn}, err
+		switch {
+		case err == nil:
+			return &sdManager{conn: conn}, nil
+		case forced:
+			return nil, fmt.Errorf("connect to systemd: %w", err)
 		}
 		privErr = err
 	}
@@ -122,9 +125,8 @@ func (m *sdManager) close() { m.conn.Close() }
 
 func (m *sdManager) manager() dbus.BusObject { return m.conn.Object(systemdbus.Dest, managerPath) }
 
-// subscribe asks systemd for its signals. A private connection has them
-// without asking, but asking does no harm; on a bus a client that has
-// already asked is told so, which is fine too.
+// subscribe asks systemd for its signals, once per connection (on a bus,
+// a client that has already asked is told so, which is fine too).
 func (m *sdManager) subscribe(ctx context.Context) error {
 	if m.subscribed {
 		return nil
@@ -177,6 +179,8 @@ func (m *sdManager) watch(ctx context.Context, unit string) (<-chan *dbus.Signal
 // unitStatus is what the svc resource reads of a unit.
 type unitStatus struct {
 	LoadState, ActiveState, UnitFileState string
+	// Job is the unit's queued job, "/" for none.
+	Job dbus.ObjectPath
 }
 
 // running reports whether the unit runs (or is reloading while it runs).
@@ -197,7 +201,43 @@ func (m *sdManager) status(ctx context.Context, unit string) (unitStatus, error)
 		return unitStatus{}, fmt.Errorf("read %s: %w", unit, err)
 	}
 	str := func(k string) string { s, _ := props[k].Value().(string); return s }
-	return unitStatus{LoadState: str("LoadState"), ActiveState: str("ActiveState"), UnitFileState: str("UnitFileState")}, nil
+	st := unitStatus{LoadState: str("LoadState"), ActiveState: str("ActiveState"), UnitFileState: str("UnitFileState"), Job: "/"}
+	// Job is (id u, path o).
+	if job, ok := props["Job"].Value().([]any); ok && len(job) == 2 {
+		if p, ok := job[1].(dbus.ObjectPath); ok {
+			st.Job = p
+		}
+	}
+	return st, nil
+}
+
+// settled reads the unit's state once no job is queued for it: a job of
+// another client (a systemctl stop in progress) ends first, so that one of
+// graft's does not replace and cancel it.
+func (m *sdManager) settled(ctx context.Context, unit string) (unitStatus, error) {
+	st, err := m.status(ctx, unit)
+	if err != nil || st.Job == "/" {
+		return st, err
+	}
+	sigs, stop, err := m.signals(ctx, jobRemovedMatch())
+	if err != nil {
+		return st, err
+	}
+	defer stop()
+	for {
+		// Read again now that JobRemoved signals are caught.
+		if st, err = m.status(ctx, unit); err != nil || st.Job == "/" {
+			return st, err
+		}
+		if err := waitJob(ctx, sigs, st.Job); err != nil && !errors.Is(err, errJobNotDone) {
+			return st, fmt.Errorf("waiting for the queued job of %s: %w", unit, err)
+		}
+	}
+}
+
+// jobRemovedMatch matches the manager's JobRemoved signals.
+func jobRemovedMatch() []dbus.MatchOption {
+	return []dbus.MatchOption{dbus.WithMatchObjectPath(managerPath), dbus.WithMatchInterface(managerIface), dbus.WithMatchMember("JobRemoved")}
 }
 
 // setStartup enables the unit or disables it (where it is enabled: in
@@ -223,8 +263,7 @@ func (m *sdManager) setStartup(ctx context.Context, unit, action, fileState stri
 // job calls one of the manager's unit methods that queue a job (StartUnit,
 // StopUnit, TryRestartUnit) in "replace" mode and waits for the job to end.
 func (m *sdManager) job(ctx context.Context, method, unit string) error {
-	sigs, stop, err := m.signals(ctx,
-		[]dbus.MatchOption{dbus.WithMatchObjectPath(managerPath), dbus.WithMatchInterface(managerIface), dbus.WithMatchMember("JobRemoved")})
+	sigs, stop, err := m.signals(ctx, jobRemovedMatch())
 	if err != nil {
 		return err
 	}
@@ -233,26 +272,36 @@ func (m *sdManager) job(ctx context.Context, method, unit string) error {
 	if err := m.manager().CallWithContext(ctx, managerIface+"."+method, 0, unit, "replace").Store(&job); err != nil {
 		return err
 	}
+	err = waitJob(ctx, sigs, job)
+	if errors.Is(err, errJobNotDone) {
+		return fmt.Errorf("%w (journalctl -u %s tells why)", err, unit)
+	}
+	return err
+}
+
+// errJobNotDone is wrapped by waitJob's error for a job that ended other
+// than done.
+var errJobNotDone = errors.New("the job ended")
+
+// waitJob waits for the JobRemoved signal of job, and fails unless its
+// result is "done".
+func waitJob(ctx context.Context, sigs <-chan *dbus.Signal, job dbus.ObjectPath) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for the job: %w", ctx.Err())
 		case sig, ok := <-sigs:
 			if !ok {
-				return errors.New("the connection to systemd closed while waiting for the job")
+				return errors.New("the connection to systemd closed while waiting for a job")
 			}
 			// JobRemoved(id u, job o, unit s, result s)
 			if sig.Name != managerIface+".JobRemoved" || len(sig.Body) != 4 || sig.Body[1] != job {
 				continue
 			}
-			switch result, _ := sig.Body[3].(string); result {
-			case "done":
-				return nil
-			case "failed":
-				return fmt.Errorf("the job failed (journalctl -u %s tells why)", unit)
-			default:
-				return fmt.Errorf("the job ended %s", result)
+			if result, _ := sig.Body[3].(string); result != "done" {
+				return fmt.Errorf("%w %s", errJobNotDone, result)
 			}
+			return nil
 		}
 	}
 }

@@ -24,7 +24,7 @@ import (
 // bootScript builds the private root and execs systemd; see its header.
 //
 //go:embed boot.sh
-var bootScript []byte
+var bootScript string
 
 // boot boots a systemd for t in private namespaces and returns it once it
 // answers on its private socket with graft-test.target active. It is
@@ -43,7 +43,7 @@ func boot(t testing.TB) *Systemd {
 	for _, f := range []struct {
 		path string
 		data []byte
-	}{{script, bootScript}, {logPath, nil}, {console, nil}} {
+	}{{script, []byte(bootScript)}, {logPath, nil}, {console, nil}} {
 		if err := os.WriteFile(f.path, f.data, 0o600); err != nil {
 			t.Fatal(err)
 		}
