@@ -38,8 +38,9 @@ type svcSystemd struct {
 	// sd_booted(3) checks), and root/proc/1/comm names PID 1 otherwise.
 	// "" is /.
 	root string
-	// socket is the system manager's private D-Bus socket; "" is
-	// /run/systemd/private. When set, it is used whoever runs graft.
+	// socket is the private D-Bus socket of the manager the resource
+	// talks to (the user's, with session); "" is /run/systemd/private, or
+	// $XDG_RUNTIME_DIR/systemd/private. When set, it is the only way.
 	socket string
 }
 
@@ -83,7 +84,9 @@ func (sd svcSystemd) connect(ctx context.Context, session bool) (*sdManager, err
 		if runtimeDir == "" {
 			runtimeDir = "/run/user/" + strconv.Itoa(os.Geteuid())
 		}
-		socket, forced = filepath.Join(runtimeDir, "systemd/private"), false
+		if !forced {
+			socket = filepath.Join(runtimeDir, "systemd/private")
+		}
 		busDial = func(opts ...dbus.ConnOption) (*dbus.Conn, error) { return connectSessionBus(runtimeDir, opts...) }
 	case socket == "" && os.Geteuid() == 0:
 		socket = "/run/systemd/private"

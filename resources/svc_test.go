@@ -233,3 +233,54 @@ func TestSvcEngineReenablesAUnitDisabledByAnotherProcess(t *testing.T) {
 	systemctl(t, sd, "disable", name+".service")
 	eventually(t, time.Minute, "the engine enables the disabled unit again", func() bool { return unitFileState(t, sd, name) == "enabled" })
 }
+
+// With session the resource manages a unit of the user's own manager (here
+// root's, next to the booted systemd): it starts and enables it there, not
+// in the system manager (the link is in root's ~/.config/systemd/user),
+// and the engine restarts it when "systemctl --user stop" stops it.
+func TestSvcSessionManagesTheUsersManager(t *testing.T) {
+	sd := systemdtest.Start(t)
+	user := sd.User(t)
+	name := user.AddUnit(t, sleepUnit)
+	// The user's manager is found as graft finds it, at
+	// $XDG_RUNTIME_DIR/systemd/private; only the root is the test's.
+	runtimeDir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(runtimeDir, "systemd"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(user.PrivateSocket, filepath.Join(runtimeDir, "systemd/private")); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("XDG_RUNTIME_DIR", runtimeDir)
+	hook := svcSystemd{root: sd.Root}
+	s := &Svc{name: name, State: svcRunning, Startup: svcEnabled, Session: true, sd: hook}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Init(&newTestRuntime("svc", name).Runtime); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, s, true, false)
+	if st := activeState(t, user, name); st != "active" {
+		t.Fatalf("the user's unit is %s, want active", st)
+	}
+	if st := unitFileState(t, user, name); st != "enabled" {
+		t.Errorf("the user's unit file state is %q, want enabled", st)
+	}
+	link := sd.Path(filepath.Join("/root/.config/systemd/user", systemdtest.TestTarget+".wants", name+".service"))
+	if _, err := os.Lstat(link); err != nil {
+		t.Errorf("no link in the user's unit directory: %v", err)
+	}
+	if st := activeState(t, sd, name); st == "active" {
+		t.Error("the system manager runs the unit")
+	}
+	converge(t, s, true, true)
+
+	runSvcGraph(t, &Svc{name: name, State: svcRunning, Session: true, sd: hook})
+	first := mainPID(t, user, name)
+	systemctl(t, user, "--user", "stop", name+".service")
+	eventually(t, time.Minute, "the engine starts the user's stopped unit again", func() bool {
+		pid := mainPID(t, user, name)
+		return activeState(t, user, name) == "active" && pid != 0 && pid != first
+	})
+}

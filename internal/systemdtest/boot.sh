@@ -107,10 +107,10 @@ done
 # proxy inside, on /run/graft-test/bus.sock, connects for it.
 cat >"$u/graft-test.target" <<'UNIT'
 [Unit]
-Description=graft test target: wants nothing but the bus proxy
+Description=graft test target: wants nothing but the bus proxies
 DefaultDependencies=no
-Wants=graft-test-bus.socket
-After=graft-test-bus.socket
+Wants=graft-test-bus.socket graft-test-user-bus.socket
+After=graft-test-bus.socket graft-test-user-bus.socket
 UNIT
 cat >"$u/graft-test-bus.socket" <<'UNIT'
 [Unit]
@@ -124,6 +124,40 @@ cat >"$u/graft-test-bus.service" <<UNIT
 DefaultDependencies=no
 [Service]
 ExecStart=${systemd%/*}/systemd-socket-proxyd /run/systemd/private
+UNIT
+
+# A user manager for root, started with the first connection to its proxy
+# on /run/graft-test/user-bus.sock; it too starts only a target that wants
+# nothing. (user@0.service would need sysinit.target.)
+mkdir -p "$r/etc/systemd/user"
+cat >"$r/etc/systemd/user/graft-test.target" <<'UNIT'
+[Unit]
+Description=graft test target: wants nothing
+DefaultDependencies=no
+UNIT
+cat >"$u/graft-test-user.service" <<UNIT
+[Unit]
+DefaultDependencies=no
+[Service]
+Type=notify
+Environment=XDG_RUNTIME_DIR=/run/user/0
+ExecStartPre=/bin/mkdir -p -m 0700 /run/user/0
+ExecStart=$systemd --user --unit=graft-test.target
+UNIT
+cat >"$u/graft-test-user-bus.socket" <<'UNIT'
+[Unit]
+DefaultDependencies=no
+[Socket]
+ListenStream=/run/graft-test/user-bus.sock
+SocketMode=0600
+UNIT
+cat >"$u/graft-test-user-bus.service" <<UNIT
+[Unit]
+DefaultDependencies=no
+Requires=graft-test-user.service
+After=graft-test-user.service
+[Service]
+ExecStart=${systemd%/*}/systemd-socket-proxyd /run/user/0/systemd/private
 UNIT
 
 cd "$r"

@@ -7,7 +7,8 @@
 // with /proc/sys and /sys read-only and a cgroup of its own. It starts
 // graft-test.target, which wants nothing: none of sysinit.target's units
 // (tmpfiles, sysctl, modules, udev) ever run, and they are masked besides.
-// Everything it does dies with it when the test ends.
+// Systemd.User gives root's user manager next to it. Everything they do
+// dies with them when the test ends.
 //
 // Start skips the test, saying what is missing, where neither is possible:
 // not root, no systemd binary, no overlayfs, no unshare or nsenter, a
@@ -33,9 +34,11 @@ import (
 // Where systemd keeps what the tests use, relative to its root.
 const (
 	privateSocket = "/run/systemd/private"
-	// proxySocket is where a booted systemd's bus proxy listens.
-	proxySocket = "/run/graft-test/bus.sock"
-	bootedDir   = "/run/systemd/system" // exists iff systemd is PID 1 (sd_booted)
+	// proxySocket is where a booted systemd's bus proxy listens, and
+	// userProxySocket the proxy to root's user manager.
+	proxySocket     = "/run/graft-test/bus.sock"
+	userProxySocket = "/run/graft-test/user-bus.sock"
+	bootedDir       = "/run/systemd/system" // exists iff systemd is PID 1 (sd_booted)
 	// TestTarget is a target that exists in a booted systemd and wants
 	// nothing; test units may name it in WantedBy= to be enabled without
 	// ever being started at a boot.
@@ -69,6 +72,7 @@ type Systemd struct {
 	Booted bool
 
 	conn *dbus.Conn
+	env  []string // set for the commands Run runs
 }
 
 // Start returns a systemd for t: the host's own where PID 1 is systemd,
@@ -106,6 +110,9 @@ func (s *Systemd) Run(ctx context.Context, args ...string) ([]byte, error) {
 	if len(args) == 0 {
 		return nil, errors.New("systemdtest: run: no command")
 	}
+	if len(s.env) > 0 {
+		args = append(append([]string{"env"}, s.env...), args...)
+	}
 	var cmd *exec.Cmd
 	if s.Booted {
 		ns := []string{"-t", fmt.Sprint(s.PID), "-m", "-p", "-u", "-i", "-n", "-C", "--"}
@@ -118,6 +125,32 @@ func (s *Systemd) Run(ctx context.Context, args ...string) ([]byte, error) {
 		return out, fmt.Errorf("systemdtest: %v: %w: %s", args, err, out)
 	}
 	return out, nil
+}
+
+// User returns root's user manager next to a booted systemd, as graft's
+// svc resources with session: true see it: PrivateSocket reaches its
+// private socket, UnitDir is /etc/systemd/user in the root, Run runs
+// commands with its XDG_RUNTIME_DIR (so "systemctl --user" reaches it).
+// It starts graft-test.target, which wants nothing. With the host's own
+// systemd, whose root may run no user manager, it skips t.
+func (s *Systemd) User(t testing.TB) *Systemd {
+	t.Helper()
+	if !s.Booted {
+		t.Skip("systemdtest: a user manager is only started next to a booted systemd, not the host's")
+	}
+	u := *s
+	u.PrivateSocket = s.Path(userProxySocket)
+	u.UnitDir = s.Path("/etc/systemd/user")
+	u.env = []string{"XDG_RUNTIME_DIR=/run/user/0"}
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	defer cancel()
+	conn, err := systemdbus.DialPrivate(ctx, u.PrivateSocket)
+	if err != nil {
+		t.Fatalf("systemdtest: user manager: %v", err)
+	}
+	u.conn = conn
+	t.Cleanup(func() { conn.Close() })
+	return &u
 }
 
 // manager is systemd's manager object.

@@ -148,3 +148,24 @@ func TestStartBootsSystemdPrivatelyAndLeavesNothing(t *testing.T) {
 		}
 	}
 }
+
+// Next to a booted systemd runs root's user manager: it answers on its
+// socket, loads the units added to /etc/systemd/user, and "systemctl
+// --user" run next to it reaches it.
+func TestUserManagerRunsTheUnitsAddedToIt(t *testing.T) {
+	s := Start(t)
+	u := s.User(t)
+	name := u.AddUnit(t, "[Unit]\nDefaultDependencies=no\n[Service]\nExecStart=/bin/sleep infinity\n")
+	if _, err := os.Stat(filepath.Join(s.Root, "/etc/systemd/user", name+".service")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := u.Run(t.Context(), "systemctl", "--user", "start", name+".service"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if st := u.ActiveState(t.Context(), name+".service"); st != "active" {
+		t.Fatalf("the user unit is %s", st)
+	}
+	if st := s.ActiveState(t.Context(), name+".service"); st == "active" {
+		t.Fatal("the system manager runs the user's unit")
+	}
+}
