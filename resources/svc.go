@@ -100,7 +100,8 @@ func (s *Svc) Cleanup() error { return nil }
 // Requires names what a service depends on: the file resources of its unit
 // file in systemd's unit directories (the user's, with session), and, for
 // a system service, the package that ships it, which provides "svc:" and
-// the name.
+// the name. An instance of a template ("getty@tty1") depends on the
+// template's file and package as well ("getty@").
 func (s *Svc) Requires() []string {
 	dirs := []string{"/etc/systemd/system", "/run/systemd/system", "/usr/local/lib/systemd/system",
 		"/lib/systemd/system", "/usr/lib/systemd/system"}
@@ -110,12 +111,19 @@ func (s *Svc) Requires() []string {
 		if home, err := os.UserHomeDir(); err == nil {
 			dirs = append([]string{path.Join(home, ".config/systemd/user")}, dirs...)
 		}
-	} else {
-		uids = append(uids, "svc:"+s.name)
 	}
-	for _, d := range dirs {
-		self, _ := engine.PathUIDs(path.Join(d, s.unit()))
-		uids = append(uids, self)
+	names := []string{s.name}
+	if i := strings.IndexByte(s.name, '@'); i >= 0 {
+		names = append(names, s.name[:i+1])
+	}
+	for _, n := range names {
+		if !s.Session {
+			uids = append(uids, "svc:"+n)
+		}
+		for _, d := range dirs {
+			self, _ := engine.PathUIDs(path.Join(d, n+".service"))
+			uids = append(uids, self)
+		}
 	}
 	return uids
 }

@@ -152,6 +152,13 @@ edges: []
 			t.Errorf("session: Requires %q lacks /etc/systemd/user/x.service", req)
 		}
 	}
+	// An instance depends on its template's file and package too.
+	req := (&Svc{name: "getty@tty1"}).Requires()
+	for _, want := range []string{"svc:getty@tty1", "svc:getty@", "path:/lib/systemd/system/getty@.service", "path:/etc/systemd/system/getty@tty1.service"} {
+		if !slices.Contains(req, want) {
+			t.Errorf("getty@tty1: Requires %q lacks %s", req, want)
+		}
+	}
 }
 
 // A service depends on the package that ships its unit file.
