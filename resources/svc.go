@@ -190,9 +190,11 @@ func (s *Svc) CheckApply(ctx context.Context, apply bool) (bool, error) {
 		}
 		return nil
 	}
-	if action, ok, err := s.startupChange(st); err != nil {
+	action, startupOK, err := s.startupChange(st)
+	if err != nil {
 		return false, err
-	} else if !ok {
+	}
+	if !startupOK {
 		if err := act(action, func() error { return m.setStartup(ctx, unit, action, st.UnitFileState) }); err != nil {
 			return false, err
 		}
