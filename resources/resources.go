@@ -1,5 +1,5 @@
 // Package resources implements graft's resource kinds (file, exec, timer,
-// print, noop, password, kv, pkg, user, group, hostname, msg) and registers
+// print, noop, password, kv, pkg, user, group, hostname, msg, svc) and registers
 // them by name in an engine registry.
 package resources
 
@@ -45,6 +45,7 @@ func NewRegistry(deps Deps) *engine.Registry {
 		{Name: "pkg", New: func(name string) engine.Res { return newPkg(name, deps.Files) }},
 		{Name: "hostname", New: func(name string) engine.Res { return &Hostname{name: name, hub: deps.Files} }},
 		{Name: "msg", New: func(name string) engine.Res { return &Msg{name: name} }},
+		{Name: "svc", New: func(name string) engine.Res { return &Svc{name: name} }},
 	} {
 		if err := r.Add(k); err != nil {
 			panic(err) // the list above is fixed: a duplicate is a programming error

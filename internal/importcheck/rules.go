@@ -39,12 +39,15 @@ var clusterDeps = []string{"github.com/hashicorp/raft", "github.com/hashicorp/me
 func rules() map[string]rule {
 	with := func(pkgs ...string) []string { return append(slices.Clone(helpers), pkgs...) }
 	return map[string]rule{
-		"internal/atomicfile": {},
-		"internal/fswatch":    {},
-		"fsm":                 {never: network},
+		"internal/atomicfile":  {},
+		"internal/fswatch":     {},
+		"internal/systemdbus":  {tests: []string{"internal/systemdtest"}},
+		"internal/systemdtest": {may: []string{"internal/systemdbus"}},
+		"fsm":                  {never: network},
 		"engine": {may: with(),
 			tests: []string{"cluster", "cluster/clustertest", "fsm", "world", "world/worldtest"}},
-		"resources":                 {may: with("engine"), tests: []string{"fsm", "world", "world/worldtest", "gapi/yamlgraph"}},
+		"resources": {may: with("engine", "internal/systemdbus"),
+			tests: []string{"fsm", "world", "world/worldtest", "gapi/yamlgraph", "internal/systemdtest"}},
 		"world":                     {may: with("fsm"), tests: []string{"cluster/clustertest", "engine"}},
 		"world/worldtest":           {may: with("world", "cluster/clustertest")},
 		"cluster/clusterkey":        {},
