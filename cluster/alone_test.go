@@ -9,6 +9,7 @@ import (
 
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/cluster/clustertest"
+	"github.com/graftcm/graft/cluster/internal/logtest"
 )
 
 // Issue 9, item 7 (second review): a node without raft state that waits
@@ -18,7 +19,7 @@ import (
 // only every 10 minutes.
 func TestAFreshNodeStillAloneWithRememberedPeersSaysWhatToDo(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		tap := &logTap{}
+		tap := logtest.New()
 		cfg := cluster.TestServerConfig()
 		cfg.Raft.Logger = slog.New(tap)
 		f := clustertest.NewFleet(t, 2, &cfg)
@@ -30,10 +31,10 @@ func TestAFreshNodeStillAloneWithRememberedPeersSaysWhatToDo(t *testing.T) {
 		}
 		t0 := time.Now()
 		f.Start(s1, nil)
-		warned := func() []tapLine {
-			return tap.matching(func(l tapLine) bool {
-				return l.attrs["node"] == s1.ID && l.level == slog.LevelWarn && strings.Contains(l.msg, "--token") &&
-					strings.Contains(l.msg, "remembered peers") && strings.Contains(l.msg, "start a new cluster")
+		warned := func() []logtest.Line {
+			return tap.Matching(func(l logtest.Line) bool {
+				return l.Attrs["node"] == s1.ID && l.Level == slog.LevelWarn && strings.Contains(l.Msg, "--token") &&
+					strings.Contains(l.Msg, "remembered peers") && strings.Contains(l.Msg, "start a new cluster")
 			})
 		}
 		time.Sleep(25 * time.Second)
@@ -42,11 +43,11 @@ func TestAFreshNodeStillAloneWithRememberedPeersSaysWhatToDo(t *testing.T) {
 		}
 		time.Sleep(9 * time.Minute)
 		lines := warned()
-		if len(lines) != 1 || lines[0].time.Sub(t0) > 35*time.Second {
+		if len(lines) != 1 || lines[0].Time.Sub(t0) > 35*time.Second {
 			t.Fatalf("warned %d times in 9 min (first at %v), want once, about 30 s after the start", len(lines), firstAt(lines, t0))
 		}
-		if lines[0].attrs["remembered"] != "["+s0.GossipAddr()+"]" {
-			t.Errorf("the warning does not name the peers remembered: %s", lines[0].text)
+		if lines[0].Attrs["remembered"] != "["+s0.GossipAddr()+"]" {
+			t.Errorf("the warning does not name the peers remembered: %s", lines[0].Text)
 		}
 		time.Sleep(2 * time.Minute)
 		if n := len(warned()); n != 2 {
@@ -56,11 +57,11 @@ func TestAFreshNodeStillAloneWithRememberedPeersSaysWhatToDo(t *testing.T) {
 }
 
 // firstAt is when the first of lines was logged, after t0.
-func firstAt(lines []tapLine, t0 time.Time) time.Duration {
+func firstAt(lines []logtest.Line, t0 time.Time) time.Duration {
 	if len(lines) == 0 {
 		return 0
 	}
-	return lines[0].time.Sub(t0)
+	return lines[0].Time.Sub(t0)
 }
 
 // Issue 9, item 7 (third review): a fresh node killed as a leader first
@@ -71,7 +72,7 @@ func firstAt(lines []tapLine, t0 time.Time) time.Duration {
 // and warns after 30 s.
 func TestANodeHoldingOnlyATermSaysItWaitsToBeAddedAndWarnsWhileAlone(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		tap := &logTap{}
+		tap := logtest.New()
 		cfg := cluster.TestServerConfig()
 		cfg.Raft.Logger = slog.New(tap)
 		f := clustertest.NewFleet(t, 2, &cfg)
@@ -89,7 +90,7 @@ func TestANodeHoldingOnlyATermSaysItWaitsToBeAddedAndWarnsWhileAlone(t *testing.
 		}
 		time.Sleep(time.Minute) // on the bubble's clock
 		of := func(msg string) int {
-			return len(tap.matching(func(l tapLine) bool { return l.attrs["node"] == s1.ID && strings.Contains(l.msg, msg) }))
+			return len(tap.Matching(func(l logtest.Line) bool { return l.Attrs["node"] == s1.ID && strings.Contains(l.Msg, msg) }))
 		}
 		if n := of("rejoining the cluster it belongs to"); n != 0 {
 			t.Errorf("s1, holding only a term, said %d times that it rejoins the cluster its raft state belongs to", n)

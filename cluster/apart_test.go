@@ -11,6 +11,7 @@ import (
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/cluster/clusterkey"
 	"github.com/graftcm/graft/cluster/clustertest"
+	"github.com/graftcm/graft/cluster/internal/logtest"
 )
 
 // startAlone starts a slot that bootstraps a cluster of its own and waits
@@ -67,7 +68,7 @@ func TestSeedsOfAnotherClusterAreHandedOverForANodeThatNeverHadAPeer(t *testing.
 // says what to do.
 func TestSeedsOfAnotherClusterAreNotHandedOverForANodeThatHadPeers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		tap := &logTap{}
+		tap := logtest.New()
 		cfg := cluster.TestServerConfig()
 		cfg.Raft.Logger = slog.New(tap)
 		f := clustertest.NewFleet(t, 3, &cfg)
@@ -102,9 +103,9 @@ func TestSeedsOfAnotherClusterAreNotHandedOverForANodeThatHadPeers(t *testing.T)
 		}
 		// The refusal was seen, and the loop stopped saying why: a join
 		// loop that never met the other cluster would not hand over either.
-		said := tap.matching(func(l tapLine) bool {
-			return l.attrs["node"] == s1.ID && strings.Contains(l.msg, "can never join") &&
-				strings.Contains(l.msg, "no longer trying them")
+		said := tap.Matching(func(l logtest.Line) bool {
+			return l.Attrs["node"] == s1.ID && strings.Contains(l.Msg, "can never join") &&
+				strings.Contains(l.Msg, "no longer trying them")
 		})
 		if len(said) != 1 {
 			t.Errorf("the node said %d times that it can never join the seeds' cluster and stops trying, want once", len(said))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/cluster/clustertest"
+	"github.com/graftcm/graft/cluster/internal/logtest"
 )
 
 // inRaftAndRing reports whether srv's raft configuration holds name and
@@ -181,16 +182,16 @@ func TestANodeWaitingForItsClusterIDWithoutJoinSaysWhy(t *testing.T) {
 		x := newStateWithoutID(t)
 		x.restartB0(t, nil)
 		time.Sleep(time.Minute) // on the bubble's clock
-		said := x.tap.matching(func(l tapLine) bool {
-			return l.attrs["node"] == x.b0.ID && l.msg == "joining no other node until this node knows its cluster's ID" &&
-				l.level == slog.LevelError && strings.Contains(l.attrs["err"], "Start enough of its cluster's servers")
+		said := x.tap.Matching(func(l logtest.Line) bool {
+			return l.Attrs["node"] == x.b0.ID && l.Msg == "joining no other node until this node knows its cluster's ID" &&
+				l.Level == slog.LevelError && strings.Contains(l.Attrs["err"], "Start enough of its cluster's servers")
 		})
 		if len(said) != 1 {
 			t.Errorf("B's node said %d times why it joins nobody, want once", len(said))
 		}
-		for _, l := range x.tap.matching(func(l tapLine) bool { return l.attrs["node"] == x.b0.ID }) {
-			if strings.Contains(l.text, "did not keep it") {
-				t.Errorf("B's node blames an older graft: %s", l.text)
+		for _, l := range x.tap.Matching(func(l logtest.Line) bool { return l.Attrs["node"] == x.b0.ID }) {
+			if strings.Contains(l.Text, "did not keep it") {
+				t.Errorf("B's node blames an older graft: %s", l.Text)
 			}
 		}
 	})

@@ -1,18 +1,16 @@
 package cluster_test
 
 import (
-	"context"
 	"crypto/rand"
-	"fmt"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/cluster/clusterkey"
+	"github.com/graftcm/graft/cluster/internal/logtest"
 )
 
 // startKeyedServer starts a server on loopback with real, encrypted
@@ -50,71 +48,6 @@ func sourceIPs(t *testing.T, n int) []net.IP {
 	return ips
 }
 
-// logTap records the records of a server's logger for a test.
-type logTap struct {
-	mu    sync.Mutex
-	lines []tapLine
-	attrs []slog.Attr
-	root  *logTap
-}
-
-type tapLine struct {
-	level slog.Level
-	time  time.Time
-	msg   string
-	text  string // message and attributes
-	attrs map[string]string
-}
-
-func (l *logTap) Enabled(context.Context, slog.Level) bool { return true }
-
-func (l *logTap) Handle(_ context.Context, r slog.Record) error {
-	line := tapLine{level: r.Level, time: r.Time, msg: r.Message, attrs: map[string]string{}}
-	var b strings.Builder
-	b.WriteString(r.Message)
-	add := func(a slog.Attr) bool {
-		line.attrs[a.Key] = a.Value.String()
-		fmt.Fprintf(&b, " %s=%s", a.Key, a.Value)
-		return true
-	}
-	for _, a := range l.attrs {
-		add(a)
-	}
-	r.Attrs(add)
-	line.text = b.String()
-	root := l.rootTap()
-	root.mu.Lock()
-	root.lines = append(root.lines, line)
-	root.mu.Unlock()
-	return nil
-}
-
-func (l *logTap) WithAttrs(as []slog.Attr) slog.Handler {
-	return &logTap{attrs: append(append([]slog.Attr(nil), l.attrs...), as...), root: l.rootTap()}
-}
-
-func (l *logTap) WithGroup(string) slog.Handler { return l }
-
-func (l *logTap) rootTap() *logTap {
-	if l.root != nil {
-		return l.root
-	}
-	return l
-}
-
-// matching returns the lines for which keep is true.
-func (l *logTap) matching(keep func(tapLine) bool) []tapLine {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []tapLine
-	for _, line := range l.lines {
-		if keep(line) {
-			out = append(out, line)
-		}
-	}
-	return out
-}
-
 // Issue 8, item 7: memberlist logs an ERROR line for every packet it
 // cannot decrypt, and anyone can send those. 20,000 garbage packets from
 // four sockets on two addresses must leave a handful of lines (one per
@@ -125,7 +58,7 @@ func TestGossipGarbagePacketsDoNotFloodLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tap := &logTap{}
+	tap := logtest.New()
 	a := startKeyedServer(t, "a", tok, nil, slog.New(tap))
 	target, err := net.ResolveUDPAddr("udp", a.GossipAddr())
 	if err != nil {
@@ -133,10 +66,10 @@ func TestGossipGarbagePacketsDoNotFloodLog(t *testing.T) {
 	}
 	ips := sourceIPs(t, 2)
 	senders := udpSenders(t, ips, 4)
-	fromSender := func(l tapLine) bool {
+	fromSender := func(l logtest.Line) bool {
 		for _, s := range senders {
 			addr := s.LocalAddr().String()
-			if l.attrs["remote"] == addr || strings.Contains(l.text, "from="+addr+" ") {
+			if l.Attrs["remote"] == addr || strings.Contains(l.Text, "from="+addr+" ") {
 				return true
 			}
 		}
@@ -156,12 +89,12 @@ func TestGossipGarbagePacketsDoNotFloodLog(t *testing.T) {
 	waitLogged(t, tap, target)
 	elapsed := time.Since(start)
 
-	lines := tap.matching(fromSender)
+	lines := tap.Matching(fromSender)
 	windows := 1 + int(elapsed/(10*time.Second))
 	want := len(ips) * windows
 	t.Logf("%d log lines for 20,000 garbage packets in %v", len(lines), elapsed.Round(time.Millisecond))
 	for i, l := range lines[:min(len(lines), 5)] {
-		t.Logf("line %d: %v %s", i, l.level, l.text)
+		t.Logf("line %d: %v %s", i, l.Level, l.Text)
 	}
 	if len(lines) == 0 {
 		t.Fatal("no line about the garbage packets")
@@ -170,10 +103,10 @@ func TestGossipGarbagePacketsDoNotFloodLog(t *testing.T) {
 		t.Errorf("%d log lines for 20,000 garbage packets, want at most %d (one per source address per 10s)", len(lines), want)
 	}
 	first := lines[0]
-	if first.level < slog.LevelWarn || !strings.Contains(first.text, "Decrypt packet failed") {
-		t.Errorf("first line %v %q, want a warning or error that decryption failed", first.level, first.text)
+	if first.Level < slog.LevelWarn || !strings.Contains(first.Text, "Decrypt packet failed") {
+		t.Errorf("first line %v %q, want a warning or error that decryption failed", first.Level, first.Text)
 	}
-	if remote := first.attrs["remote"]; !fromSender(tapLine{attrs: map[string]string{"remote": remote}}) {
+	if remote := first.Attrs["remote"]; !fromSender(logtest.Line{Attrs: map[string]string{"remote": remote}}) {
 		t.Errorf("first line's remote attribute is %q, want a sender's address", remote)
 	}
 }
@@ -197,7 +130,7 @@ func udpSenders(t *testing.T, ips []net.IP, n int) []*net.UDPConn {
 // to its UDP port so far. It reads its socket in order, so once it logs an
 // empty datagram sent now it has logged what came before (the kernel
 // drops what overflows the socket's buffer, so the datagram is resent).
-func waitLogged(t *testing.T, tap *logTap, target *net.UDPAddr) {
+func waitLogged(t *testing.T, tap *logtest.Recorder, target *net.UDPAddr) {
 	t.Helper()
 	marker, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -209,6 +142,6 @@ func waitLogged(t *testing.T, tap *logTap, target *net.UDPAddr) {
 		if _, err := marker.WriteToUDP(nil, target); err != nil {
 			t.Fatal(err)
 		}
-		return len(tap.matching(func(l tapLine) bool { return strings.Contains(l.text, addr) })) > 0
+		return len(tap.Matching(func(l logtest.Line) bool { return strings.Contains(l.Text, addr) })) > 0
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/cluster/internal/loglimit"
+	"github.com/graftcm/graft/cluster/internal/logtest"
 )
 
 // fakeClock is a clock the test moves.
@@ -19,17 +20,11 @@ func (c *fakeClock) now() time.Time { return c.t }
 
 // newTestWriter returns memberlist's logger as memberlistConfig makes it,
 // over a recorder and a clock the test moves.
-func newTestWriter() (*log.Logger, *logRecorder, *fakeClock, *loglimit.Limiter) {
-	logs := newLogRecorder()
+func newTestWriter() (*log.Logger, *logtest.Recorder, *fakeClock, *loglimit.Limiter) {
+	logs := logtest.New()
 	clock := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
 	notes := loglimit.New(clock.now)
 	return log.New(slogWriter{log: slog.New(logs), notes: notes}, "", 0), logs, clock, notes
-}
-
-func (r *logRecorder) snapshot() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.lines...)
 }
 
 // A flood of one reason from one address is one line per window. Other
@@ -42,7 +37,7 @@ func TestGossipLogOneLinePerReasonAndSource(t *testing.T) {
 	}
 	ml.Printf("[ERR] memberlist: Decrypt packet failed: unsupported encryption version 7 from=10.0.0.2:5")
 	ml.Printf("[ERR] memberlist: failed to receive: read tcp 1.2.3.4:5->6.7.8.9:10: i/o timeout from=10.0.0.1:77")
-	got := logs.snapshot()
+	got := logs.Lines()
 	want := []string{
 		`Decrypt packet failed: no installed keys could decrypt the message remote="10.0.0.1:1000"`,
 		`Decrypt packet failed: unsupported encryption version 7 remote="10.0.0.2:5" suppressed="999"`,
@@ -56,7 +51,7 @@ func TestGossipLogOneLinePerReasonAndSource(t *testing.T) {
 	ml.Printf("[ERR] memberlist: Decrypt packet failed: no installed keys could decrypt the message from=10.0.0.1:1")
 	clock.t = clock.t.Add(time.Nanosecond)
 	ml.Printf("[ERR] memberlist: Decrypt packet failed: no installed keys could decrypt the message from=10.0.0.1:2")
-	got = logs.snapshot()[len(want):]
+	got = logs.Lines()[len(want):]
 	if len(got) != 1 || !strings.Contains(got[0], `remote="10.0.0.1:2" suppressed="1"`) {
 		t.Errorf("after the window: %q, want one line reporting 1 suppressed", got)
 	}
@@ -71,7 +66,7 @@ func TestGossipLogSpoofedSourcesBounded(t *testing.T) {
 		}
 		clock.t = clock.t.Add(loglimit.Window)
 	}
-	if n := len(logs.snapshot()); n != 3*loglimit.Sources {
+	if n := len(logs.Lines()); n != 3*loglimit.Sources {
 		t.Errorf("%d lines for 30,000 packets from 30,000 sources over 3 windows, want %d", n, 3*loglimit.Sources)
 	}
 	if n := notes.Tracked(); n != 1 {
@@ -91,8 +86,8 @@ func TestGossipLogReasonsBounded(t *testing.T) {
 		ml.Printf("[ERR] memberlist: Got ping for unexpected node 'n%d' from=10.0.0.1:1", i)
 		ml.Printf("[ERR] memberlist: msg type (%d) not supported from=10.0.0.1:1", i)
 	}
-	if n := len(logs.snapshot()); n != 3 {
-		t.Errorf("%d lines, want 3: %q", n, logs.snapshot())
+	if n := len(logs.Lines()); n != 3 {
+		t.Errorf("%d lines, want 3: %q", n, logs.Lines())
 	}
 	for i := range 5000 { // lines about no peer keep their numbers
 		ml.Printf("[INFO] memberlist: Suspect s%d has failed, no acks received", i)
@@ -100,10 +95,10 @@ func TestGossipLogReasonsBounded(t *testing.T) {
 	if n := notes.Tracked(); n > loglimit.Reasons {
 		t.Errorf("%d reasons tracked, want at most %d", n, loglimit.Reasons)
 	}
-	if n := len(logs.snapshot()); n > 3+loglimit.Reasons+loglimit.Sources {
+	if n := len(logs.Lines()); n > 3+loglimit.Reasons+loglimit.Sources {
 		t.Errorf("%d lines for 5,000 reasons, want at most %d", n, 3+loglimit.Reasons+loglimit.Sources)
 	}
-	if lines := logs.snapshot(); !strings.Contains(lines[4], "Suspect s1 has failed") {
+	if lines := logs.Lines(); !strings.Contains(lines[4], "Suspect s1 has failed") {
 		t.Errorf("s1's failure not logged apart from s0's: %q", lines[3:5])
 	}
 }

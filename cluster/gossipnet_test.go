@@ -12,11 +12,13 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/graftcm/graft/cluster/internal/logtest"
 )
 
 // startGossipNet starts a gossipNet on loopback that knows no members,
 // logging to logs.
-func startGossipNet(t *testing.T, logs *logRecorder, headerTimeout time.Duration) *gossipNet {
+func startGossipNet(t *testing.T, logs *logtest.Recorder, headerTimeout time.Duration) *gossipNet {
 	t.Helper()
 	gn, err := newGossipNet(gossipNetConfig{Host: "127.0.0.1", Logger: log.New(io.Discard, "", 0),
 		Log: slog.New(logs), HeaderTimeout: headerTimeout})
@@ -72,7 +74,7 @@ func closedByPeer(t *testing.T, c net.Conn) {
 // memberlist reads the header gossipNet peeked, then the claimed bytes
 // and not one more.
 func TestGossipStreamReplaysHeaderWithinBudget(t *testing.T) {
-	gn := startGossipNet(t, newLogRecorder(), 0)
+	gn := startGossipNet(t, logtest.New(), 0)
 	c := dialGossip(t, gn, "127.0.0.1")
 	body := bytes.Repeat([]byte("x"), 1000)
 	msg := append(encryptedHeader(uint32(len(body))), body...)
@@ -91,7 +93,7 @@ func TestGossipStreamReplaysHeaderWithinBudget(t *testing.T) {
 
 // A plaintext stream (a keyless test cluster) may carry the budget.
 func TestGossipPlaintextStreamCappedAtBudget(t *testing.T) {
-	gn := startGossipNet(t, newLogRecorder(), 0)
+	gn := startGossipNet(t, logtest.New(), 0)
 	c := dialGossip(t, gn, "127.0.0.1")
 	budget := int64(gossipPlainBudget)
 	wrote := make(chan struct{})
@@ -111,7 +113,7 @@ func TestGossipPlaintextStreamCappedAtBudget(t *testing.T) {
 // A header claiming more than the budget is refused before memberlist
 // sees the stream, and logged with both sizes.
 func TestGossipStreamOverBudgetRefused(t *testing.T) {
-	logs := newLogRecorder()
+	logs := logtest.New()
 	gn := startGossipNet(t, logs, 0)
 	budget := int64(gossipStreamMax)
 	big := dialGossip(t, gn, "127.0.0.1")
@@ -119,7 +121,7 @@ func TestGossipStreamOverBudgetRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	closedByPeer(t, big)
-	logs.wait(t, 5*time.Second, "refusing stream: stream claims more than a stream may", `claimed="`+strconv.Itoa(int(budget)+1)+`"`, "remote=\"127.0.0.1\"")
+	logs.Wait(t, 5*time.Second, "refusing stream: stream claims more than a stream may", `claimed="`+strconv.Itoa(int(budget)+1)+`"`, "remote=\"127.0.0.1\"")
 
 	ok := dialGossip(t, gn, "127.0.0.1")
 	if _, err := ok.Write(encryptedHeader(uint32(budget))); err != nil {
@@ -137,7 +139,7 @@ func TestGossipStreamOverBudgetRefused(t *testing.T) {
 // when it closes. A node that knows few members still takes a large
 // cluster's state (the claim does not depend on what it knows).
 func TestGossipStreamsShareOneClaimBudget(t *testing.T) {
-	logs := newLogRecorder()
+	logs := logtest.New()
 	gn := startGossipNet(t, logs, 0)
 	var held []net.Conn
 	for range gossipClaimsTotal / gossipStreamMax {
@@ -153,7 +155,7 @@ func TestGossipStreamsShareOneClaimBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	closedByPeer(t, over)
-	logs.wait(t, 5*time.Second, "refusing stream: the streams open claim too much already")
+	logs.Wait(t, 5*time.Second, "refusing stream: the streams open claim too much already")
 	held[0].Close()
 	again := dialGossip(t, gn, "127.0.0.1")
 	if _, err := again.Write(encryptedHeader(gossipStreamMax)); err != nil {
@@ -164,21 +166,21 @@ func TestGossipStreamsShareOneClaimBudget(t *testing.T) {
 
 // A stream that does not send its header in time is closed.
 func TestGossipStreamHeaderDeadline(t *testing.T) {
-	logs := newLogRecorder()
+	logs := logtest.New()
 	gn := startGossipNet(t, logs, 200*time.Millisecond)
 	c := dialGossip(t, gn, "127.0.0.1")
 	if _, err := c.Write([]byte{mlEncryptMsg, 0}); err != nil {
 		t.Fatal(err)
 	}
 	closedByPeer(t, c)
-	logs.wait(t, 5*time.Second, "refusing stream: no message header within 200ms")
+	logs.Wait(t, 5*time.Second, "refusing stream: no message header within 200ms")
 }
 
 // One address may hold maxGossipStreamsPerIP streams, all of them
 // maxGossipStreams; further ones are closed at once, and the slot of a
 // stream that ends is free again.
 func TestGossipStreamsCapped(t *testing.T) {
-	logs := newLogRecorder()
+	logs := logtest.New()
 	gn := startGossipNet(t, logs, time.Minute)
 	ip := func(i int) string { return "127.0.0." + strconv.Itoa(2+i) }
 	var first []net.Conn
@@ -187,7 +189,7 @@ func TestGossipStreamsCapped(t *testing.T) {
 		first = append(first, c)
 	}
 	closedByPeer(t, dialGossip(t, gn, ip(0)))
-	logs.wait(t, 5*time.Second, "refusing stream: too many streams from one address", `remote="127.0.0.2"`)
+	logs.Wait(t, 5*time.Second, "refusing stream: too many streams from one address", `remote="127.0.0.2"`)
 
 	for i := 1; i < maxGossipStreams/maxGossipStreamsPerIP; i++ {
 		for range maxGossipStreamsPerIP {
@@ -196,7 +198,7 @@ func TestGossipStreamsCapped(t *testing.T) {
 	}
 	extra := ip(maxGossipStreams / maxGossipStreamsPerIP)
 	closedByPeer(t, dialGossip(t, gn, extra))
-	logs.wait(t, 5*time.Second, "refusing stream: too many streams", `remote="`+extra+`"`)
+	logs.Wait(t, 5*time.Second, "refusing stream: too many streams", `remote="`+extra+`"`)
 
 	// A stream that hangs up frees its slot once the server sees it.
 	first[0].Close()
@@ -215,7 +217,7 @@ func TestGossipStreamsCapped(t *testing.T) {
 // Shutdown closes streams still sending their header, without waiting
 // for their deadline, and may be called again.
 func TestGossipNetShutdownClosesPendingStreams(t *testing.T) {
-	gn := startGossipNet(t, newLogRecorder(), time.Hour)
+	gn := startGossipNet(t, logtest.New(), time.Hour)
 	c := dialGossip(t, gn, "127.0.0.1")
 	waitUntil(t, "the stream admitted", func() bool {
 		gn.mu.Lock()

@@ -8,12 +8,13 @@ import (
 
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/cluster/clustertest"
+	"github.com/graftcm/graft/cluster/internal/logtest"
 )
 
 // logsOf returns the lines of tap that node logged with msg since t0.
-func logsOf(tap *logTap, node, msg string, t0 time.Time) []tapLine {
-	return tap.matching(func(l tapLine) bool {
-		return l.attrs["node"] == node && l.msg == msg && !l.time.Before(t0)
+func logsOf(tap *logtest.Recorder, node, msg string, t0 time.Time) []logtest.Line {
+	return tap.Matching(func(l logtest.Line) bool {
+		return l.Attrs["node"] == node && l.Msg == msg && !l.Time.Before(t0)
 	})
 }
 
@@ -22,7 +23,7 @@ func logsOf(tap *logTap, node, msg string, t0 time.Time) []tapLine {
 // another member. Its retries stop once it is in a ring with others.
 func TestJoinRetriesStopAfterAJoinThroughAnotherMember(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		tap := &logTap{}
+		tap := logtest.New()
 		cfg := cluster.TestServerConfig()
 		cfg.Raft.Logger = slog.New(tap)
 		f := clustertest.NewFleet(t, 2, &cfg)
@@ -42,7 +43,7 @@ func TestJoinRetriesStopAfterAJoinThroughAnotherMember(t *testing.T) {
 		// instant (the bubble's clock stands still meanwhile); a later
 		// retry would come at least half a second later.
 		if late := logsOf(tap, s1.ID, "could not join yet; retrying", joined.Add(time.Nanosecond)); len(late) > 0 {
-			t.Errorf("%d warnings after the node joined, the first: %s", len(late), late[0].text)
+			t.Errorf("%d warnings after the node joined, the first: %s", len(late), late[0].Text)
 		}
 		if len(logsOf(tap, s1.ID, "in the cluster's gossip ring through another member: no longer trying the seeds", joined)) == 0 {
 			t.Error("the node did not say it stopped trying its seeds")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/cluster/clustertest"
+	"github.com/graftcm/graft/cluster/internal/logtest"
 )
 
 // gossipState returns how srv's members list shows name ("" if absent).
@@ -28,7 +29,7 @@ func gossipState(srv *cluster.Server, name string) string {
 // node records a graceful leave as a failure.
 func TestGracefulLeaveIsNotLoggedAsAFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		tap := &logTap{}
+		tap := logtest.New()
 		cfg := cluster.TestServerConfig()
 		cfg.Raft.Logger = slog.New(tap)
 		f := clustertest.NewFleet(t, 3, &cfg)
@@ -47,11 +48,11 @@ func TestGracefulLeaveIsNotLoggedAsAFailure(t *testing.T) {
 			return true
 		})
 		time.Sleep(3 * cfg.ReleaseGrace) // on the bubble's clock: past any release of a failed node
-		for _, l := range tap.matching(func(l tapLine) bool {
-			return l.attrs["server"] == leaver.ID && strings.Contains(l.msg, "failed node") ||
-				l.attrs["peer"] == leaver.ID && l.msg == "node left the ring" && l.attrs["graceful"] != "true"
+		for _, l := range tap.Matching(func(l logtest.Line) bool {
+			return l.Attrs["server"] == leaver.ID && strings.Contains(l.Msg, "failed node") ||
+				l.Attrs["peer"] == leaver.ID && l.Msg == "node left the ring" && l.Attrs["graceful"] != "true"
 		}) {
-			t.Errorf("a graceful leave logged as a failure: %s", l.text)
+			t.Errorf("a graceful leave logged as a failure: %s", l.Text)
 		}
 	})
 }
@@ -122,7 +123,7 @@ func TestLeaveOfANodeNotInRaftTellsTheRingAtOnce(t *testing.T) {
 // leader without it.
 func TestLeaveSkipsALoneNodeAndWarnsTheOnlyVoter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		tap := &logTap{}
+		tap := logtest.New()
 		cfg := cluster.TestServerConfig()
 		cfg.Raft.Logger = slog.New(tap)
 		f := clustertest.NewFleet(t, 2, &cfg)
@@ -130,11 +131,11 @@ func TestLeaveSkipsALoneNodeAndWarnsTheOnlyVoter(t *testing.T) {
 		first := f.Start(s0, nil)
 		eventually(t, time.Minute, "s0 leads", first.Node().IsLeader)
 		said := func(node, msg string) bool {
-			return len(tap.matching(func(l tapLine) bool { return l.attrs["node"] == node && strings.Contains(l.msg, msg) })) > 0
+			return len(tap.Matching(func(l logtest.Line) bool { return l.Attrs["node"] == node && strings.Contains(l.Msg, msg) })) > 0
 		}
 		logOf := func(node string) (out []string) {
-			for _, l := range tap.matching(func(l tapLine) bool { return l.attrs["node"] == node }) {
-				out = append(out, l.text)
+			for _, l := range tap.Matching(func(l logtest.Line) bool { return l.Attrs["node"] == node }) {
+				out = append(out, l.Text)
 			}
 			return out
 		}

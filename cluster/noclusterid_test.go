@@ -11,6 +11,7 @@ import (
 
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/cluster/clustertest"
+	"github.com/graftcm/graft/cluster/internal/logtest"
 	"github.com/graftcm/graft/fsm"
 )
 
@@ -21,7 +22,7 @@ import (
 // its log), down with the rest of B.
 type stateWithoutID struct {
 	f          *clustertest.Fleet
-	tap        *logTap
+	tap        *logtest.Recorder
 	a0, a1, b0 *clustertest.Slot
 	aLeader    *cluster.Server
 	bID        string
@@ -29,7 +30,7 @@ type stateWithoutID struct {
 
 func newStateWithoutID(t *testing.T) *stateWithoutID {
 	t.Helper()
-	tap := &logTap{}
+	tap := logtest.New()
 	cfg := cluster.TestServerConfig()
 	cfg.Raft.Logger = slog.New(tap)
 	f := clustertest.NewFleet(t, 5, &cfg)
@@ -97,10 +98,10 @@ func TestANodeWithStateButNoClusterIDIsNotAddedToAnotherClusterItIsToldToJoin(t 
 		x.restartB0(t, func(c *cluster.ServerConfig) { c.Join = []string{x.a1.GossipAddr()} })
 		time.Sleep(time.Minute) // on the bubble's clock
 		x.checkNotInA(t)
-		said := x.tap.matching(func(l tapLine) bool {
-			return l.attrs["node"] == x.b0.ID && l.msg == "joining no other node until this node knows its cluster's ID" &&
-				strings.Contains(l.attrs["err"], "does not know its cluster's ID") &&
-				strings.Contains(l.attrs["err"], "Start enough of its cluster's servers")
+		said := x.tap.Matching(func(l logtest.Line) bool {
+			return l.Attrs["node"] == x.b0.ID && l.Msg == "joining no other node until this node knows its cluster's ID" &&
+				strings.Contains(l.Attrs["err"], "does not know its cluster's ID") &&
+				strings.Contains(l.Attrs["err"], "Start enough of its cluster's servers")
 		})
 		if len(said) != 1 {
 			t.Errorf("B's node said %d times why it joins nobody, want once", len(said))
@@ -140,24 +141,24 @@ func TestRefusalsUntilAClusterIDIsKnownAreLoggedOncePerWindowAtInfo(t *testing.T
 			t.Fatal("a member of A joined a node with raft state but no cluster ID")
 		}
 		took := time.Since(t0)
-		refusals := x.tap.matching(func(l tapLine) bool {
-			return l.attrs["node"] == x.a0.ID && l.msg == "refusing to merge with a peer's ring" && !l.time.Before(t0)
+		refusals := x.tap.Matching(func(l logtest.Line) bool {
+			return l.Attrs["node"] == x.a0.ID && l.Msg == "refusing to merge with a peer's ring" && !l.Time.Before(t0)
 		})
-		merges := x.tap.matching(func(l tapLine) bool {
-			return l.attrs["node"] == x.b0.ID && strings.HasPrefix(l.msg, "Failed push/pull merge") && !l.time.Before(t0)
+		merges := x.tap.Matching(func(l logtest.Line) bool {
+			return l.Attrs["node"] == x.b0.ID && strings.HasPrefix(l.Msg, "Failed push/pull merge") && !l.Time.Before(t0)
 		})
 		// One per 10 s window, and the join tried for 10 s.
 		most := int(took/(10*time.Second)) + 1
 		for _, c := range []struct {
 			who   string
-			lines []tapLine
+			lines []logtest.Line
 		}{{"the joining node's refusals", refusals}, {"the other node's failed merges", merges}} {
 			if len(c.lines) == 0 || len(c.lines) > most {
 				t.Errorf("%s: %d lines in %v, want 1 to %d", c.who, len(c.lines), took, most)
 			}
 			for _, l := range c.lines {
-				if l.level != slog.LevelInfo {
-					t.Errorf("%s: logged at %v: %s", c.who, l.level, l.text)
+				if l.Level != slog.LevelInfo {
+					t.Errorf("%s: logged at %v: %s", c.who, l.Level, l.Text)
 					break
 				}
 			}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graftcm/graft/cluster/internal/logtest"
 	"github.com/hashicorp/raft"
 )
 
@@ -13,7 +14,7 @@ import (
 // messages and info lines still get through, and so do copies made by
 // Named and With, which share the limit.
 func TestRaftLogLimitIsPerMessageAndPeer(t *testing.T) {
-	logs := newLogRecorder()
+	logs := logtest.New()
 	clock := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
 	h := newHclogAt(slog.New(logs), "raft", clock.now)
 	peer := raft.Server{ID: "b", Address: "10.0.0.2:7947"}
@@ -25,7 +26,7 @@ func TestRaftLogLimitIsPerMessageAndPeer(t *testing.T) {
 		clock.t = clock.t.Add(100 * time.Millisecond)
 	}
 	h.Error("failed to appendEntries to", "peer", raft.Server{ID: "c"}, "error", "connection refused")
-	got := logs.snapshot()
+	got := logs.Lines()
 	count := func(prefix string) int {
 		n := 0
 		for _, l := range got {
@@ -50,7 +51,7 @@ func TestRaftLogLimitIsPerMessageAndPeer(t *testing.T) {
 
 	clock.t = clock.t.Add(raftLogWindow)
 	h.Error("failed to heartbeat to", "peer", "10.0.0.2:7947", "error", "refused")
-	if l := logs.snapshot()[len(got)]; !strings.Contains(l, `suppressed="29"`) {
+	if l := logs.Lines()[len(got)]; !strings.Contains(l, `suppressed="29"`) {
 		t.Errorf("the next window's line %q does not say 29 were suppressed", l)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/cluster/clustertest"
+	"github.com/graftcm/graft/cluster/internal/logtest"
 )
 
 // Issue 9: with one follower down, raft logged about 30 ERROR lines in
@@ -15,7 +16,7 @@ import (
 // later one says how many were suppressed meanwhile.
 func TestRaftDoesNotFloodTheLogWhileAFollowerIsDown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		tap := &logTap{}
+		tap := logtest.New()
 		c := clustertest.New(t, 3, clustertest.WithLogger(slog.New(tap)))
 		leader, err := c.Leader(t.Context())
 		if err != nil {
@@ -24,15 +25,15 @@ func TestRaftDoesNotFloodTheLogWhileAFollowerIsDown(t *testing.T) {
 		c.Kill(c.Followers(leader)[0])
 		killed := time.Now()
 		time.Sleep(25 * time.Second) // on the bubble's clock: two and a half windows
-		lines := tap.matching(func(l tapLine) bool {
-			return l.level >= slog.LevelWarn && l.attrs["component"] == "raft" && l.attrs["node"] == leader.ID &&
-				!l.time.Before(killed)
+		lines := tap.Matching(func(l logtest.Line) bool {
+			return l.Level >= slog.LevelWarn && l.Attrs["component"] == "raft" && l.Attrs["node"] == leader.ID &&
+				!l.Time.Before(killed)
 		})
 		perMessage := map[string]int{}
 		suppressed := 0
 		for _, l := range lines {
-			perMessage[l.msg]++
-			if l.attrs["suppressed"] != "" {
+			perMessage[l.Msg]++
+			if l.Attrs["suppressed"] != "" {
 				suppressed++
 			}
 		}
@@ -46,7 +47,7 @@ func TestRaftDoesNotFloodTheLogWhileAFollowerIsDown(t *testing.T) {
 		}
 		if t.Failed() {
 			for _, l := range lines {
-				t.Logf("%v %s", l.level, l.text)
+				t.Logf("%v %s", l.Level, l.Text)
 			}
 		}
 	})

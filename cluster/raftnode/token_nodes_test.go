@@ -3,100 +3,21 @@ package raftnode
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/graftcm/graft/cluster/clusterkey"
+	"github.com/graftcm/graft/cluster/internal/logtest"
 	"github.com/graftcm/graft/cluster/transport"
 	"github.com/graftcm/graft/fsm"
 	"github.com/hashicorp/raft"
 )
 
-// logRecorder is a slog.Handler that keeps records as text and lets a test
-// wait for one that matches. Handlers made by WithAttrs share its lines.
-type logRecorder struct {
-	*logLines
-	attrs []slog.Attr
-}
-
-type logLines struct {
-	mu    sync.Mutex
-	lines []string
-	added chan struct{} // signalled after each record; capacity 1
-}
-
-func newLogRecorder() *logRecorder {
-	return &logRecorder{logLines: &logLines{added: make(chan struct{}, 1)}}
-}
-
-func (r *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-
-func (r *logRecorder) Handle(_ context.Context, rec slog.Record) error {
-	var b strings.Builder
-	b.WriteString(rec.Message)
-	add := func(a slog.Attr) bool {
-		fmt.Fprintf(&b, " %s=%q", a.Key, a.Value.String())
-		return true
-	}
-	rec.Attrs(add)
-	for _, a := range r.attrs {
-		add(a)
-	}
-	r.mu.Lock()
-	r.lines = append(r.lines, b.String())
-	r.mu.Unlock()
-	select {
-	case r.added <- struct{}{}:
-	default:
-	}
-	return nil
-}
-
-func (r *logRecorder) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &logRecorder{logLines: r.logLines, attrs: append(slices.Clip(r.attrs), attrs...)}
-}
-
-func (r *logRecorder) WithGroup(string) slog.Handler { return r }
-
-// wait returns the first line containing every one of parts, failing the
-// test if none arrives within the timeout.
-func (r *logRecorder) wait(t *testing.T, timeout time.Duration, parts ...string) string {
-	t.Helper()
-	expire := time.After(timeout)
-	for {
-		r.mu.Lock()
-		for _, l := range r.lines {
-			if containsAll(l, parts) {
-				r.mu.Unlock()
-				return l
-			}
-		}
-		r.mu.Unlock()
-		select {
-		case <-r.added:
-		case <-expire:
-			t.Fatalf("no log line with %q within %v", parts, timeout)
-		}
-	}
-}
-
-func containsAll(s string, parts []string) bool {
-	for _, p := range parts {
-		if !strings.Contains(s, p) {
-			return false
-		}
-	}
-	return true
-}
-
 // openKeyedNode starts a node on loopback whose cluster port is keyed by tok.
-func openKeyedNode(t *testing.T, id string, tok clusterkey.Token, bootstrap bool, logs *logRecorder, edit func(*Config)) *Node {
+func openKeyedNode(t *testing.T, id string, tok clusterkey.Token, bootstrap bool, logs *logtest.Recorder, edit func(*Config)) *Node {
 	t.Helper()
 	cfg := TestConfig()
 	cfg.NodeID, cfg.DataDir, cfg.Bootstrap = id, t.TempDir(), bootstrap
@@ -125,9 +46,9 @@ func putCmd(key, value string) []fsm.Command {
 // neither can a peer without TLS.
 func TestClusterTLSNodes(t *testing.T) {
 	tok, other := newToken(t), newToken(t)
-	aLogs, cLogs := newLogRecorder(), newLogRecorder()
+	aLogs, cLogs := logtest.New(), logtest.New()
 	a := openKeyedNode(t, "a", tok, true, aLogs, nil)
-	b := openKeyedNode(t, "b", tok, false, newLogRecorder(), nil)
+	b := openKeyedNode(t, "b", tok, false, logtest.New(), nil)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	if err := a.Linearize(ctx); err != nil { // a leads once it answers
@@ -152,10 +73,10 @@ func TestClusterTLSNodes(t *testing.T) {
 	err := a.raft.AddVoter(raft.ServerID(c.ID()), raft.ServerAddress(c.Addr()), 0, time.Second).Error()
 	t.Logf("AddVoter(c): %v", err)
 	// a's raft fails to reach c: its client refuses c's certificate...
-	line := aLogs.wait(t, 10*time.Second, "TLS handshake with "+c.Addr(), "certificate signed by unknown authority")
+	line := aLogs.Wait(t, 10*time.Second, "TLS handshake with "+c.Addr(), "certificate signed by unknown authority")
 	t.Logf("a logs: %s", line)
 	// ...and c's cluster port logs the refusal.
-	line = cLogs.wait(t, 10*time.Second, "TLS handshake failed", "bad certificate")
+	line = cLogs.Wait(t, 10*time.Second, "TLS handshake failed", "bad certificate")
 	t.Logf("c logs: %s", line)
 	if idx := c.raft.LastIndex(); idx != 0 {
 		t.Errorf("c has log index %d, want 0", idx)
@@ -181,7 +102,7 @@ func TestClusterTLSNodes(t *testing.T) {
 		t.Errorf("forwarding from c: %v, want a not-sent TLS verification error", err)
 	}
 	t.Logf("c forwarding to a: %v", err)
-	line = aLogs.wait(t, 5*time.Second, "TLS handshake failed", "bad certificate")
+	line = aLogs.Wait(t, 5*time.Second, "TLS handshake failed", "bad certificate")
 	t.Logf("a logs: %s", line)
 
 	// A peer without TLS gets nothing either.
@@ -197,7 +118,7 @@ func TestClusterTLSNodes(t *testing.T) {
 	if n, err := raw.Read(make([]byte, 64)); err == nil {
 		t.Errorf("plaintext peer read %d bytes", n)
 	}
-	aLogs.wait(t, 5*time.Second, "TLS handshake failed", "first record does not look like a TLS handshake")
+	aLogs.Wait(t, 5*time.Second, "TLS handshake failed", "first record does not look like a TLS handshake")
 
 	// The keyed cluster still takes writes.
 	if _, err := b.Apply(ctx, putCmd("after-c", "1")); err != nil {

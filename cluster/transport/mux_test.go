@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/cluster/clusterkey"
+	"github.com/graftcm/graft/cluster/internal/logtest"
 )
 
 // The cluster port under a flood of idle connections, each opened and then
@@ -30,14 +31,14 @@ func keyedTLS(t *testing.T, tok clusterkey.Token, nodeID string) muxTLS {
 
 // startMux serves a cluster port on 127.0.0.1 whose raft and RPC
 // connections each echo one byte.
-func startMux(t *testing.T, keys muxTLS, logs *logRecorder) *Mux {
+func startMux(t *testing.T, keys muxTLS, logs *logtest.Recorder) *Mux {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if logs == nil {
-		logs = newLogRecorder()
+		logs = logtest.New()
 	}
 	m := NewMux(ln, ln.Addr(), keys.server, keys.client, slog.New(logs), echoOnce, testHandshakeTimeout)
 	done := make(chan struct{})
@@ -307,7 +308,7 @@ func stalledDial(t *testing.T, tok clusterkey.Token, addr string) (release func(
 func TestIdleHandshakesFromPeerAddressDoNotStarveDials(t *testing.T) {
 	for _, tc := range muxCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
-			logs := newLogRecorder()
+			logs := logtest.New()
 			server := startMux(t, tc.server, logs)
 			client := startMux(t, tc.client, nil)
 			addr := server.advertise.String()
@@ -320,7 +321,7 @@ func TestIdleHandshakesFromPeerAddressDoNotStarveDials(t *testing.T) {
 				}
 			}
 			t.Logf("slowest dial through the flood: %v", slowest)
-			logs.wait(t, 10*time.Second, "too many connections handshaking from one address; closing its oldest", `remote="127.0.0.1"`)
+			logs.Wait(t, 10*time.Second, "too many connections handshaking from one address; closing its oldest", `remote="127.0.0.1"`)
 		})
 	}
 }
@@ -331,7 +332,7 @@ func TestIdleHandshakesFromPeerAddressDoNotStarveDials(t *testing.T) {
 // pile up behind it.
 func TestDialClosedForLoadNamesTheCause(t *testing.T) {
 	tok := newToken(t)
-	logs := newLogRecorder()
+	logs := logtest.New()
 	server := startMux(t, keyedTLS(t, tok, "server"), logs)
 	addr := server.advertise.String()
 	release := stalledDial(t, tok, addr)
@@ -343,7 +344,7 @@ func TestDialClosedForLoadNamesTheCause(t *testing.T) {
 	// would evict a silent one instead of the stalled dial.
 	waitSpoken(t, server, "127.0.0.1", maxPendingPerIP)
 	f.open("127.0.0.1", 1)
-	logs.wait(t, 10*time.Second, "too many connections handshaking from one address", `remote="127.0.0.1"`)
+	logs.Wait(t, 10*time.Second, "too many connections handshaking from one address", `remote="127.0.0.1"`)
 	err := release()
 	t.Logf("dial: %v", err)
 	if err == nil {
