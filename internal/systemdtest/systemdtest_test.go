@@ -52,11 +52,7 @@ func TestStartBootsSystemdPrivatelyAndLeavesNothing(t *testing.T) {
 	// systemd has of its own anyway), that the test removes inside, and one
 	// it creates there: if the root were not private, the removal would
 	// reach only this test's own file.
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.CreateTemp(wd, ".systemdtest-canary-*")
+	f, err := os.CreateTemp(canaryDir(t), ".systemdtest-canary-*")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,4 +164,36 @@ func TestUserManagerRunsTheUnitsAddedToIt(t *testing.T) {
 	if st := s.ActiveState(t.Context(), name+".service"); st == "active" {
 		t.Fatal("the system manager runs the user's unit")
 	}
+}
+
+// canaryDir returns a directory of the host that the booted systemd sees
+// through its overlay of /: on the root file system (the overlay does not
+// take in other mounts), and not under the paths the boot gives a tmpfs
+// of its own. The working directory will do unless the checkout is under
+// /tmp, as a CI clone may be; else the home directory, else /var/lib.
+func canaryDir(t *testing.T) string {
+	t.Helper()
+	var root unix.Stat_t
+	if err := unix.Stat("/", &root); err != nil {
+		t.Fatal(err)
+	}
+	wd, _ := os.Getwd()
+	home, _ := os.UserHomeDir()
+	for _, dir := range []string{wd, home, "/var/lib"} {
+		var st unix.Stat_t
+		if dir == "" || unix.Stat(dir, &st) != nil || st.Dev != root.Dev {
+			continue
+		}
+		private := false
+		for _, p := range []string{"/tmp", "/var/tmp", "/run", "/dev"} {
+			if dir == p || strings.HasPrefix(dir, p+"/") {
+				private = true
+			}
+		}
+		if !private {
+			return dir
+		}
+	}
+	t.Skip("no directory of the root file system outside /tmp, /var/tmp, /run and /dev to put the canary in")
+	return ""
 }
