@@ -70,6 +70,7 @@ func TestMgmtExampleUser1CreatesTestuser(t *testing.T) {
 	wantNoAccounts(t, []string{"testuser"}, nil, []string{"1002"}, nil)
 	runMgmtExample(t, src, "user1.yaml")
 	wantAccount(t, "/etc/passwd", "testuser", map[int]string{2: "1002", 3: "100"})
+	wantInOverlay(t, "passwd")
 }
 
 // mgmt's group1 makes testgroup with gid 10000.
@@ -81,6 +82,7 @@ func TestMgmtExampleGroup1CreatesTestgroup(t *testing.T) {
 	wantNoAccounts(t, nil, []string{"testgroup"}, nil, []string{"10000"})
 	runMgmtExample(t, src, "group1.yaml")
 	wantAccount(t, "/etc/group", "testgroup", map[int]string{2: "10000"})
+	wantInOverlay(t, "group")
 }
 
 // mgmt's autoedges4 removes edgeuser, makes edgegroup with gid 10000 and
@@ -111,6 +113,8 @@ func TestMgmtExampleAutoedges4OrdersUsersAndGroups(t *testing.T) {
 	for _, g := range []string{"edgegroup2", "edgegroup3"} {
 		wantAccount(t, "/etc/group", g, map[int]string{3: "edgeuser2"})
 	}
+	wantInOverlay(t, "passwd")
+	wantInOverlay(t, "group")
 }
 
 // mgmt's hostname example sets the kernel's name and /etc/hostname (and
