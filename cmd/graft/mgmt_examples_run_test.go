@@ -88,7 +88,7 @@ func wantFile(t *testing.T, path, content string) {
 func TestMgmtExamplesRunWithTheirDocumentedMeaning(t *testing.T) {
 	// Read before /tmp is replaced: the checkout may be under it.
 	src := map[string][]byte{}
-	for _, name := range []string{"noop0.yaml", "graph0.yaml", "file1.yaml", "deep-dirs.yaml", "msg1.yaml"} {
+	for _, name := range []string{"noop0.yaml", "graph0.yaml", "file1.yaml", "deep-dirs.yaml", "msg1.yaml", "autoedges1.yaml"} {
 		src[name] = mgmtExample(t, name)
 	}
 	if !runWithPrivateTmp(t) {
@@ -120,6 +120,18 @@ func TestMgmtExamplesRunWithTheirDocumentedMeaning(t *testing.T) {
 	t.Run("deep-dirs makes the missing directories", func(t *testing.T) {
 		runMgmtExample(t, src["deep-dirs.yaml"], "deep-dirs.yaml")
 		wantFile(t, "/tmp/mgmt/a/b/c/f1", "i am f1\n")
+	})
+	t.Run("autoedges1 makes the directory and the file below it", func(t *testing.T) {
+		log := runMgmtExample(t, src["autoedges1.yaml"], "autoedges1.yaml")
+		if fi, err := os.Stat("/tmp/foo"); err != nil || !fi.IsDir() {
+			t.Errorf("/tmp/foo is not a directory: %v", err)
+		}
+		wantFile(t, "/tmp/foo/bar/f1", "i am f1\n")
+		// The automatic edge: the directory's resource runs first.
+		i, j := strings.Index(log, "resource applied\" resource=file[file2]"), strings.Index(log, "resource applied\" resource=file[file1]")
+		if i < 0 || j < 0 || i > j {
+			t.Errorf("graft's log does not have file2 (/tmp/foo/) applied before file1:\n%s", log)
+		}
 	})
 	t.Run("msg1 sends its body to the journal", func(t *testing.T) {
 		if err := os.MkdirAll("/run/systemd/journal", 0o755); err != nil {

@@ -71,7 +71,8 @@ func rules() map[string]rule {
 		"internal/importcheck": {},
 		"cmd/graft": {may: with("api", "api/server", "api/apitest", "cluster", "cluster/clusterkey", "cluster/raftnode",
 			"cluster/clustertest", "engine", "fsm",
-			"gapi", "resources", "world", "world/worldtest", "gapi/yamlgraph")},
+			"gapi", "resources", "world", "world/worldtest", "gapi/yamlgraph"),
+			tests: []string{"internal/systemdtest"}},
 	}
 }
 
