@@ -208,8 +208,9 @@ func (s *Svc) CheckApply(ctx context.Context, apply bool) (bool, error) {
 			err = act("stop", func() error { return m.job(ctx, "StopUnit", unit) })
 		}
 	case running && s.rt.Refresh():
-		// A unit that runs and is to run, or whose state is left alone.
-		err = act("restart", func() error { return m.job(ctx, "TryRestartUnit", unit) })
+		// A unit that runs and is to run, or whose state is left alone:
+		// reloaded if it can be (ExecReload), else restarted, as mgmt does.
+		err = act("reload or restart", func() error { return m.job(ctx, "ReloadOrTryRestartUnit", unit) })
 	}
 	if err != nil {
 		return false, err

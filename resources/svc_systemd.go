@@ -264,7 +264,7 @@ func (m *sdManager) setStartup(ctx context.Context, unit, action, fileState stri
 }
 
 // job calls one of the manager's unit methods that queue a job (StartUnit,
-// StopUnit, TryRestartUnit) in "replace" mode and waits for the job to end.
+// StopUnit, ReloadOrTryRestartUnit) in "replace" mode and waits for the job to end.
 func (m *sdManager) job(ctx context.Context, method, unit string) error {
 	sigs, stop, err := m.signals(ctx, jobRemovedMatch())
 	if err != nil {

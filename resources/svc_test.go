@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -150,9 +151,9 @@ func TestSvcRefusesToEnableAStaticUnit(t *testing.T) {
 	}
 }
 
-// A refresh restarts a unit that is to run (its main process changes) and
-// one whose state is left alone while it runs; a unit to stay stopped is
-// not started by it.
+// A refresh restarts a unit without ExecReload that is to run (its main
+// process changes) and one whose state is left alone while it runs; a
+// unit to stay stopped is not started by it.
 func TestSvcRefreshRestartsTheUnit(t *testing.T) {
 	sd := systemdtest.Start(t)
 	for _, state := range []string{svcRunning, ""} {
@@ -179,6 +180,28 @@ func TestSvcRefreshRestartsTheUnit(t *testing.T) {
 			t.Errorf("a refresh of a unit to stay stopped left it %s", st)
 		}
 	})
+}
+
+// A refresh reloads a unit that can be reloaded, as mgmt's does (systemd's
+// reload-or-try-restart): its reload command runs and its main process
+// stays.
+func TestSvcRefreshReloadsAUnitWithExecReload(t *testing.T) {
+	sd := systemdtest.Start(t)
+	marker := "/run/graft-svc-reloaded-" + strconv.Itoa(os.Getpid())
+	name := sd.AddUnit(t, strings.Replace(sleepUnit, "[Install]",
+		"ExecReload=/bin/sh -c 'echo reloaded >>"+marker+"'\n[Install]", 1))
+	systemctl(t, sd, "start", name+".service")
+	s, rt := newSvc(t, sd, name, svcRunning, "")
+	converge(t, s, true, true)
+	before := mainPID(t, sd, name)
+	rt.refresh.Store(true)
+	converge(t, s, true, false)
+	if after := mainPID(t, sd, name); after != before {
+		t.Errorf("main PID %d after the refresh, was %d: restarted, want reloaded", after, before)
+	}
+	if b, err := os.ReadFile(sd.Path(marker)); err != nil || string(b) != "reloaded\n" {
+		t.Errorf("the reload command wrote %q (%v), want one line", b, err)
+	}
 }
 
 // A unit systemd does not know cannot run: the error says so. To be
