@@ -189,11 +189,14 @@ type ServerDeps struct {
 // gossip ring, bootstraps only when that is safe, and, while it leads,
 // reconciles the raft configuration with the ring (see plan).
 type Server struct {
+	// What the server is made of.
 	cfg  ServerConfig
 	log  *slog.Logger
 	node *raftnode.Node
 	ml   *memberlist.Memberlist
 
+	// The cluster this node belongs to, refusals of other clusters, and
+	// what the node tells its peers in its gossip metadata.
 	clusterID  atomic.Pointer[string]
 	alone      bool                              // bootstraps a cluster of its own when it starts
 	refusal    atomic.Pointer[OtherClusterError] // the last merge refused for another cluster
@@ -204,7 +207,8 @@ type Server struct {
 	metaTurn   chan struct{}                     // one updateMeta at a time
 	expectSet  atomic.Pointer[string]            // bootstrap-expect: the set this node would bootstrap
 	gossipAddr string
-	peers      PeerStore
+	peers      PeerStore // the peers remembered across restarts
+
 	// Each loop has a wake channel of its own: a kick wakes every loop
 	// that waits for one (a shared channel of capacity 1 would wake one).
 	reconcileWake chan struct{} // the ring changed: reconcile now
@@ -226,6 +230,8 @@ type Server struct {
 	contactMu sync.Mutex
 	contact   map[string]time.Time // servers' last answer to the leader's stats calls
 
+	// The server's life: its goroutines stop with ctx and Close waits
+	// for them.
 	ctx       context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup

@@ -49,6 +49,8 @@ type Deps struct {
 
 // Node is one member of the raft group.
 type Node struct {
+	// What the node is made of: raft, its stores and transport, and the
+	// write path (batcher, forwarder).
 	cfg  Config
 	log  *slog.Logger
 	fsm  *fsm.FSM
@@ -62,10 +64,12 @@ type Node struct {
 	batch  *batcher
 	fwd    *forwarder
 
+	// The cluster port and the stores the node opened itself (Open).
 	mux    *transport.Mux  // nil unless built by Open
 	pool   *transport.Pool // nil unless built by Open
 	stores []io.Closer
 
+	// What the node knows of its state and how it answers other nodes.
 	termReady atomic.Uint64      // a term in which this leader has applied its own entry
 	hasState  bool               // raft state existed when the node started
 	holdsLog  bool               // and held log entries or a snapshot (see StartedOnLog)
@@ -80,6 +84,7 @@ type Node struct {
 	// waits for them before it shuts raft down (see gate).
 	work gate
 
+	// Fenced writes and leadership.
 	reqs          *requests     // fenced writes waiting for this replica to apply them
 	termHint      atomic.Uint64 // the highest term a leader said it leads in
 	leaderChanged signal        // fires when raft reports a new leader (or none)
