@@ -72,6 +72,11 @@ func (n *network) attach(t *testing.T, i int, addr string) iface {
 	}
 	mustIP(t, "netns", "add", f.ns)
 	t.Cleanup(func() {
+		// The kernel frees a deleted namespace, and the veth ends in it,
+		// later; deleting the pair first makes the link go at once.
+		if err := ipCmd("link", "del", f.veth); err != nil && linkExists(f.veth) {
+			t.Errorf("tearing the network down: %v", err)
+		}
 		if err := deleteNamespace(f.ns); err != nil {
 			t.Errorf("tearing the network down: %v", err)
 		}
