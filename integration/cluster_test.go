@@ -213,7 +213,8 @@ func (h *Host) Get(key string) (string, error) {
 }
 
 // Agreement checks that hosts are one cluster: each lists all of them,
-// alive, at their current gossip addresses, each names the same leader,
+// alive, at their current gossip addresses (and no other member alive),
+// each names the same leader,
 // one of them, and the raft configuration each has holds all of them with
 // voters voters. It returns the leader.
 func Agreement(hosts []*Host, voters int) (*Host, error) {
@@ -234,11 +235,8 @@ func Agreement(hosts []*Host, voters int) (*Host, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, o := range hosts {
-			m, ok := ms[o.Name]
-			if !ok || m.Gossip != "alive" || m.GossipAddr != o.GossipAddr() {
-				return nil, fmt.Errorf("%s sees %s as %+v, want alive at %s", h.Name, o.Name, m, o.GossipAddr())
-			}
+		if err := checkMembers(h.Name, ms, hosts); err != nil {
+			return nil, err
 		}
 	}
 	for _, h := range hosts {
@@ -247,6 +245,23 @@ func Agreement(hosts []*Host, voters int) (*Host, error) {
 		}
 	}
 	return nil, fmt.Errorf("the leader, %q, is none of the hosts", leader)
+}
+
+// checkMembers checks that members, host name's view, holds hosts alive
+// at their current gossip addresses, and no other member alive.
+func checkMembers(name string, members map[string]api.MemberInfo, hosts []*Host) error {
+	for _, o := range hosts {
+		m, ok := members[o.Name]
+		if !ok || m.Gossip != "alive" || m.GossipAddr != o.GossipAddr() {
+			return fmt.Errorf("%s sees %s as %+v, want alive at %s", name, o.Name, m, o.GossipAddr())
+		}
+	}
+	for _, m := range members {
+		if m.Gossip == "alive" && !slices.ContainsFunc(hosts, func(h *Host) bool { return h.Name == m.Name }) {
+			return fmt.Errorf("%s sees %+v alive, which is none of the hosts", name, m)
+		}
+	}
+	return nil
 }
 
 // checkServers checks that servers, host name's raft configuration, holds
