@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -70,6 +71,12 @@ func TestRestartedHostRejoinsAndCatchesUp(t *testing.T) {
 // new DHCP lease) and started again on its data dir rejoins as itself:
 // the same node name, at its new gossip and cluster addresses in every
 // host's view, a voter, and nothing left of its old address.
+//
+// It takes about a minute (see TestHostOnANewAddressKeepsItsSeat): the
+// others' gossip refuses the name from the new address until the old one
+// has been dead for DeadNodeReclaimTime (30 s) and the moved node's next
+// push/pull (every 30 s); by then the leader has removed it from raft
+// (30 s after its death), so it comes back as a spare, promoted 10 s later.
 func TestHostOnANewAddressRejoinsAsItself(t *testing.T) {
 	c := NewCluster(t, 3)
 	formThree(t, c)
@@ -82,7 +89,7 @@ func TestHostOnANewAddressRejoinsAsItself(t *testing.T) {
 	moved := c.NewAddr(h3)
 	start := time.Now()
 	h3.Start()
-	took := c.WaitFor("h3 at its new address, in every host's view", formWait, func() error {
+	took := c.WaitFor("h3 at its new address, in every host's view", deadWait, func() error {
 		_, err := Agreement(c.Hosts, 3)
 		return err
 	})
@@ -101,4 +108,46 @@ func TestHostOnANewAddressRejoinsAsItself(t *testing.T) {
 		return sameKeys(c.Hosts, "a/", map[string]string{"a/before": "1", "a/after": moved})
 	})
 	Figure(t, "host moved: time until its write after the move is read everywhere", time.Since(start))
+}
+
+// What a moved host should do, and does not yet: come back within the
+// dead-node grace and keep its raft seat, readdressed, as a restarted
+// host at the same address does ("a reboot costs nothing").
+//
+// What happens (h3 killed, moved from .13 to .101, restarted at once): h1
+// and h2 log `Conflicting address for h3. Mine: 10.213.2.13:7946 Theirs:
+// 10.213.2.101:7946 Old state: 0` (memberlist refuses a live name from a
+// new address), mark the old h3 failed 6 s later, and refuse the new
+// address again until it has been dead for DeadNodeReclaimTime (30 s,
+// LANGossip); h3 itself is not alone (it holds h1 and h2), so it retries
+// only at its next push/pull, 30 s on. Meanwhile h3 sends pre-votes that
+// are rejected ("rejecting pre-vote request since we have a leader"), the
+// leader removes h3 from raft 30 s after its death ("removing a server
+// that is gone"), and h3 comes back as a spare about 55 s after its
+// restart, a voter 10 s later. With DeadNodeReclaimTime cut to 1 s the
+// name is reclaimed only at h3's next push/pull all the same (28 s after
+// it was declared dead): a fix needs the moved node to announce itself
+// again soon after its old address is declared dead (memberlist's
+// Conflict delegate on the node itself could trigger a rejoin), and a
+// reclaim time shorter than the dead-node grace.
+func TestHostOnANewAddressKeepsItsSeat(t *testing.T) {
+	t.Skip("BUG: a host restarted at a new address loses its raft seat (gossip refuses its name from the new address for 30 s and more), see the comment above TestHostOnANewAddressKeepsItsSeat")
+	c := NewCluster(t, 3)
+	formThree(t, c)
+	h3 := c.Hosts[2]
+	h3.Kill()
+	c.NewAddr(h3)
+	h3.Start()
+	// Back well within the grace: gossip declares the old address dead
+	// in 5 to 7 s, the dead-node grace is 30 s more.
+	took := c.WaitFor("h3 a voter at its new address", 25*time.Second, func() error {
+		_, err := Agreement(c.Hosts, 3)
+		return err
+	})
+	Figure(t, "host moved: time until it holds its seat at its new address", took)
+	for _, h := range c.Hosts[:2] {
+		if strings.Contains(h.Log(), "removing a server that is gone") {
+			t.Errorf("%s removed the moved host from raft", h.Name)
+		}
+	}
 }
