@@ -140,16 +140,32 @@ func (c *Cluster) Heal() {
 
 // StartJoined starts hosts: the first with nobody to join (it starts the
 // cluster), each other one with --join to the first's gossip address.
-// extra goes before the graph on every host's command line.
-func (c *Cluster) StartJoined(hosts []*Host, extra ...string) {
+// flags follow on every host's command line, then its Graph.
+func (c *Cluster) StartJoined(hosts []*Host, flags ...string) {
 	c.t.Helper()
 	for i, h := range hosts {
-		h.Args = slices.Clone(extra)
+		h.Args = slices.Clone(flags)
 		if i > 0 {
 			h.Args = append([]string{"--join", hosts[0].GossipAddr()}, h.Args...)
 		}
 		h.Start()
 	}
+}
+
+// WriteFile writes content to name in h's directory, replacing it
+// whole (a rename, as an editor saves), and returns its path.
+func (h *Host) WriteFile(name, content string) string {
+	t := h.c.t
+	t.Helper()
+	path := filepath.Join(h.Dir, name)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // WaitFor polls cond until it returns nil, and returns how long that

@@ -40,9 +40,10 @@ type Host struct {
 	// Token is the cluster key its agent is given (GRAFT_TOKEN), "" for
 	// none.
 	Token string
-	// Args are the arguments of `graft run` after the hostname, data dir
-	// and addresses: --join flags, then the graph (default: empty).
-	Args []string
+	// Args are the flags of `graft run` after the hostname, data dir and
+	// addresses (--join...); Graph is what it runs: `yaml FILE`, or
+	// `empty` when nil.
+	Args, Graph []string
 
 	proc   *proc
 	starts int
@@ -89,9 +90,10 @@ func (h *Host) Start() {
 		"--hostname", h.Name, "--data-dir", h.Data,
 		"--cluster-addr", h.Addr + ":" + clusterPort, "--gossip-addr", h.GossipAddr()}
 	args = append(args, h.Args...)
-	if len(h.Args) == 0 || strings.HasPrefix(h.Args[len(h.Args)-1], "-") {
+	if h.Graph == nil {
 		args = append(args, "empty")
 	}
+	args = append(args, h.Graph...)
 	log, err := os.OpenFile(h.logPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
