@@ -79,6 +79,7 @@ func commonLeader(hosts []*Host) (string, error) {
 // gossip declares it dead), then the leader removes it and promotes the
 // spare: three voters again, the three survivors.
 func TestKilledVoterIsReplacedByASpare(t *testing.T) {
+	t.Parallel() // mostly waiting out graces: alongside the other long waits
 	c := NewCluster(t, 4)
 	c.StartJoined(c.Hosts, "--voters", "3")
 	var leader *Host

@@ -11,6 +11,7 @@ import (
 // sees no member but itself and no leader, and after its wait alone it
 // logs an error naming its key's fingerprint.
 func TestHostWithAWrongKeyIsRefused(t *testing.T) {
+	t.Parallel() // mostly waiting out graces: alongside the other long waits
 	c := NewCluster(t, 4)
 	formThree(t, c)
 	h4 := c.Hosts[3]

@@ -78,6 +78,7 @@ func TestRestartedHostRejoinsAndCatchesUp(t *testing.T) {
 // push/pull (every 30 s); by then the leader has removed it from raft
 // (30 s after its death), so it comes back as a spare, promoted 10 s later.
 func TestHostOnANewAddressRejoinsAsItself(t *testing.T) {
+	t.Parallel() // mostly waiting out graces: alongside the other long waits
 	c := NewCluster(t, 3)
 	formThree(t, c)
 	h3 := c.Hosts[2]
