@@ -126,3 +126,40 @@ func TestKilledVoterIsReplacedByASpare(t *testing.T) {
 		return AllRead(rest, "promoted", spare.Name)
 	})
 }
+
+// Three hosts: the leader's agent is frozen (SIGSTOP, a stalled VM). The
+// two others elect a new leader and take writes; thawed (SIGCONT), the old
+// leader is one cluster with them again and reads what was written
+// meanwhile.
+func TestFrozenLeaderIsReplacedAndFollowsOnceThawed(t *testing.T) {
+	c := NewCluster(t, 3)
+	formThree(t, c)
+	leader, err := Agreement(c.Hosts, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	leader.Pause()
+	rest := Others(c.Hosts, leader)
+	c.WaitFor("a new leader among the two others", electWait, func() error {
+		name, err := commonLeader(rest)
+		if err == nil && name == leader.Name {
+			err = fmt.Errorf("the others still name %s, frozen", name)
+		}
+		return err
+	})
+	Figure(t, "leader frozen: time until the 2 others agree on a new leader", time.Since(start))
+	if err := rest[0].Put("frozen/meanwhile", "1"); err != nil {
+		t.Fatalf("a write while the old leader is frozen: %v", err)
+	}
+	thawed := time.Now()
+	leader.Resume()
+	c.WaitFor("one cluster of three again", formWait, func() error {
+		_, err := Agreement(c.Hosts, 3)
+		return err
+	})
+	c.WaitFor("the thawed host reading the write it missed", settleWait, func() error {
+		return AllRead([]*Host{leader}, "frozen/meanwhile", "1")
+	})
+	Figure(t, "leader thawed: time until all three agree and it reads what it missed", time.Since(thawed))
+}
