@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.buildVersion=$(VERSION)
 EXAMPLE ?= examples/hello.yaml
 
-.PHONY: all build run test lint vet imports fmt-check race-engine bench fuzz help
+.PHONY: all build run test integration lint vet imports fmt-check race-engine bench fuzz help
 
 all: build
 
@@ -18,9 +18,13 @@ build:
 run: build
 	./$(BIN) run --data-dir .graft --cluster-addr 127.0.0.1:0 --gossip-addr 127.0.0.1:0 yaml $(EXAMPLE)
 
-## test: lint, then every test with the race detector
+## test: lint, then every test with the race detector (but the integration tests)
 test: lint
-	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v '/integration$$')
+
+## integration: the multi-host tests, graft on network namespaces (needs root and iproute2)
+integration:
+	$(GO) test -race -count=1 -v -timeout 15m ./integration/
 
 ## lint: gofmt, go vet, and the import arrows of DESIGN.md (internal/importcheck)
 lint: fmt-check vet imports

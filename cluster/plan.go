@@ -3,6 +3,7 @@ package cluster
 import (
 	"log/slog"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -243,6 +244,13 @@ func (p *planner) promotions() {
 	want := min(v.cfg.voters, upServers)
 	if want%2 == 0 {
 		want--
+	}
+	// Only non-voters keep a clock: one a voter or a removed server kept
+	// would promote the server at once were it added again as a spare.
+	for id := range p.lead.healthySince {
+		if !slices.ContainsFunc(v.servers, func(s raft.Server) bool { return string(s.ID) == id && s.Suffrage != raft.Voter }) {
+			delete(p.lead.healthySince, id)
+		}
 	}
 	for _, srv := range v.servers {
 		id := string(srv.ID)

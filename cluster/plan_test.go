@@ -268,6 +268,16 @@ func TestPlanPromotions(t *testing.T) {
 			want: []string{"promote d"}},
 		{name: "a spare that is down is not promoted",
 			view: spares(func(v *view) { dead(v, "c", false, t0) }, three...), check: sinceIs("c", time.Time{}, false)},
+		// Issue 13: a voter kept the clock it had as a spare, so once it left
+		// and was added again, it was promoted at once (0.6 s, on real hosts).
+		{name: "a voter keeps no caught-up clock",
+			view:  spares(func(v *view) { v.lead.healthySince["b"] = t0.Add(-time.Hour) }, three...),
+			want:  []string{"promote c"},
+			check: sinceIs("b", time.Time{}, false)},
+		{name: "a server out of raft keeps no caught-up clock",
+			view:  spares(func(v *view) { v.lead.healthySince["z"] = t0.Add(-time.Hour) }, three...),
+			want:  []string{"promote c"},
+			check: sinceIs("z", time.Time{}, false)},
 	})
 }
 
