@@ -83,6 +83,7 @@ type Beacon struct {
 	bootstrapped bool
 	clusterID    string
 	candidate    string // last computed
+	settled      bool   // Settle's window has passed
 	peers        map[string]*peerEntry
 	sightings    []Sighting
 	lastSent     time.Time
@@ -221,7 +222,7 @@ func (b *Beacon) sendLoop(ctx context.Context) error {
 func (b *Beacon) send(kind byte) {
 	b.mu.Lock()
 	b.seq++
-	m := message{kind: kind, bootstrapped: b.bootstrapped, fresh: b.fresh(), boot: b.boot, seq: b.seq,
+	m := message{kind: kind, bootstrapped: b.bootstrapped, fresh: b.fresh(), settled: b.settled, boot: b.boot, seq: b.seq,
 		cluster: b.cfg.ClusterName, node: b.cfg.NodeName, addr: b.addr, clusterID: b.clusterID}
 	if m.fresh {
 		m.candidate = b.candidate
@@ -279,7 +280,7 @@ func (b *Beacon) SetAddr(addr string) {
 // Changed. Under mu.
 func (b *Beacon) changeLocked() {
 	b.announce = true
-	b.candidate = b.decideLocked(false).Candidate
+	b.candidate = b.decideLocked().Candidate
 	close(b.changed)
 	b.changed = make(chan struct{})
 	b.wake()

@@ -19,6 +19,9 @@ type Peer struct {
 	// Fresh: it has no raft state and remembers no peers, so it may be
 	// the one that bootstraps.
 	Fresh bool
+	// Settled: its settle window has passed, so its Candidate holds (see
+	// View.Frozen).
+	Settled bool
 	// Candidate is the fresh node it would have bootstrap: the lowest
 	// name among the fresh nodes it sees, itself included, while it sees
 	// no bootstrapped one. Empty otherwise.
@@ -37,7 +40,12 @@ type View struct {
 	ClusterID    string
 	// Settled: the settle window since this node started has passed.
 	Settled bool
-	Peers   []Peer // live peers, never this node
+	// Frozen is the candidate this node named last, once settled. It
+	// keeps naming another node than itself while that node is live,
+	// fresh and names itself, even when it hears a lower one since: the
+	// node it named may be bootstrapping on the strength of it.
+	Frozen string
+	Peers  []Peer // live peers, never this node
 }
 
 // Step is what a node does next.
@@ -88,15 +96,16 @@ type Decision struct {
 //     It need not wait for the window.
 //   - Otherwise a fresh node names its candidate: the lowest name among
 //     the fresh nodes it hears, itself included. Until its window has
-//     passed it waits. Then a node that is not its own candidate joins the
-//     fresh nodes it hears, its candidate first (the gossip ring is
-//     transitive, so joining any of them reaches the one that
-//     bootstraps); the candidate bootstraps only once every fresh node it
-//     hears names it too. Two nodes that hear each other can never both
-//     bootstrap: the higher one is named by neither, and a node that
-//     hears a lower one never names itself. A node that started too late
-//     to be heard by the bootstrapper hears its bootstrapped
-//     announcement within its own window, and joins.
+//     passed it waits. Then its candidate holds (see View.Frozen), and a
+//     node that is not its own candidate joins the fresh nodes it hears,
+//     its candidate first (the gossip ring is transitive, so joining any
+//     of them reaches the one that bootstraps); the candidate bootstraps
+//     only once every fresh node it hears has settled and names it too.
+//     Two nodes that hear each other, or a common peer, never both
+//     bootstrap: a node that hears a lower one never names itself, and a
+//     settled peer names one of them only. A node that started too late
+//     to be heard by the bootstrapper hears its bootstrapped announcement
+//     within its own window, and joins.
 func Decide(v View) Decision {
 	if v.Bootstrapped || !v.Fresh {
 		return member(v)
@@ -104,14 +113,7 @@ func Decide(v View) Decision {
 	if d, ok := joinBootstrapped(v.Peers); ok {
 		return d
 	}
-	var fresh []Peer
-	candidate := v.Self
-	for _, p := range v.Peers {
-		if p.Fresh && !p.Bootstrapped {
-			fresh = append(fresh, p)
-			candidate = min(candidate, p.Name)
-		}
-	}
+	fresh, candidate := freshCandidate(v)
 	d := Decision{Step: Wait, Candidate: candidate}
 	if !v.Settled {
 		return d
@@ -127,7 +129,7 @@ func Decide(v View) Decision {
 		return d
 	}
 	for _, p := range fresh {
-		if p.Candidate != v.Self {
+		if !p.Settled || p.Candidate != v.Self {
 			d.Waiting = append(d.Waiting, p.Name)
 		}
 	}
@@ -136,6 +138,25 @@ func Decide(v View) Decision {
 		d.Step = Bootstrap
 	}
 	return d
+}
+
+// freshCandidate returns the fresh peers and the candidate: the lowest
+// name among them and this node, or the frozen one (see View.Frozen).
+func freshCandidate(v View) ([]Peer, string) {
+	var fresh []Peer
+	candidate, frozen := v.Self, false
+	for _, p := range v.Peers {
+		if !p.Fresh || p.Bootstrapped {
+			continue
+		}
+		fresh = append(fresh, p)
+		candidate = min(candidate, p.Name)
+		frozen = frozen || v.Settled && p.Name == v.Frozen && p.Name != v.Self && p.Candidate == p.Name
+	}
+	if frozen {
+		candidate = v.Frozen
+	}
+	return fresh, candidate
 }
 
 // rank puts the candidate first.

@@ -6,7 +6,7 @@ import (
 )
 
 func fresh(name, candidate string) Peer {
-	return Peer{Name: name, Addr: name + ":7946", Fresh: true, Candidate: candidate}
+	return Peer{Name: name, Addr: name + ":7946", Fresh: true, Settled: true, Candidate: candidate}
 }
 
 func booted(name, id string) Peer {
@@ -35,6 +35,24 @@ func TestDecideFormingRule(t *testing.T) {
 		{name: "the lowest waits for a peer that has not heard it yet",
 			view: View{Self: "a", Fresh: true, Settled: true, Peers: []Peer{fresh("b", "b")}},
 			step: Wait, candidate: "a", waiting: []string{"b"}},
+		{name: "the lowest waits for a peer that names it but may still change its mind",
+			view: View{Self: "a", Fresh: true, Settled: true, Peers: []Peer{fresh("b", "a"), {Name: "c", Fresh: true, Candidate: "a"}}},
+			step: Wait, candidate: "a", waiting: []string{"c"}},
+		{name: "a settled node keeps naming the candidate it named, though it hears a lower one since",
+			view: View{Self: "c", Fresh: true, Settled: true, Frozen: "b", Peers: []Peer{fresh("a", "a"), fresh("b", "b")}},
+			step: Join, join: []string{"b:7946", "a:7946"}, candidate: "b"},
+		{name: "a settled node follows when its candidate names a lower one",
+			view: View{Self: "c", Fresh: true, Settled: true, Frozen: "b", Peers: []Peer{fresh("a", "a"), fresh("b", "a")}},
+			step: Join, join: []string{"a:7946", "b:7946"}, candidate: "a"},
+		{name: "a settled node drops a candidate gone quiet",
+			view: View{Self: "c", Fresh: true, Settled: true, Frozen: "b", Peers: []Peer{fresh("d", "c")}},
+			step: Bootstrap, candidate: "c"},
+		{name: "an unsettled node names the lowest it hears",
+			view: View{Self: "c", Fresh: true, Frozen: "b", Peers: []Peer{fresh("a", "a"), fresh("b", "b")}},
+			step: Wait, candidate: "a"},
+		{name: "a node frozen on itself gives way to a lower one",
+			view: View{Self: "b", Fresh: true, Settled: true, Frozen: "b", Peers: []Peer{fresh("a", "a")}},
+			step: Join, join: []string{"a:7946"}, candidate: "a"},
 		{name: "a higher node joins the fresh nodes, its candidate first",
 			view: View{Self: "c", Fresh: true, Settled: true, Peers: []Peer{fresh("d", "a"), fresh("a", "a"), fresh("b", "a")}},
 			step: Join, join: []string{"a:7946", "b:7946", "d:7946"}, candidate: "a"},

@@ -18,6 +18,12 @@ import (
 type hub struct {
 	mu    sync.Mutex
 	addrs []netip.AddrPort
+	// delay, if set, delays each packet to each socket (a real write
+	// after a timer), so that nodes hear each other at different times.
+	delay func() time.Duration
+	// drop, if set, says whether to lose a packet to one socket.
+	drop func() bool
+	wg   sync.WaitGroup // delayed writes under way
 }
 
 // hubConn is one socket of a hub.
@@ -43,11 +49,35 @@ func (hc *hubConn) Send(b []byte) error {
 	addrs := slices.Clone(hc.h.addrs)
 	hc.h.mu.Unlock()
 	for _, a := range addrs {
-		if _, err := hc.c.WriteToUDPAddrPort(b, a); err != nil {
-			return err
+		if hc.h.dropOne() {
+			continue
 		}
+		if hc.h.delay == nil {
+			if _, err := hc.c.WriteToUDPAddrPort(b, a); err != nil {
+				return err
+			}
+			continue
+		}
+		pkt, d := slices.Clone(b), hc.h.delayFor()
+		hc.h.wg.Add(1)
+		time.AfterFunc(d, func() {
+			defer hc.h.wg.Done()
+			hc.c.WriteToUDPAddrPort(pkt, a) // the socket may have closed meanwhile
+		})
 	}
 	return nil
+}
+
+func (h *hub) dropOne() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.drop != nil && h.drop()
+}
+
+func (h *hub) delayFor() time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.delay()
 }
 
 func (hc *hubConn) Receive(b []byte) (int, netip.AddrPort, error) { return hc.c.ReadFromUDPAddrPort(b) }

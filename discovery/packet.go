@@ -15,7 +15,7 @@ import (
 //	0   magic "gDSC"
 //	4   version (1)
 //	5   kind: 1 announcement, 2 query
-//	6   flags: 1 bootstrapped, 2 fresh
+//	6   flags: 1 bootstrapped, 2 fresh, 4 settled
 //	7   0
 //	8   boot: the sender's start time, in nanoseconds
 //	16  seq: the packets the sender sent this run, this one included
@@ -44,6 +44,7 @@ const (
 const (
 	flagBootstrapped byte = 1
 	flagFresh        byte = 2
+	flagSettled      byte = 4
 )
 
 // keyInfo is the HKDF label of the announcement key: a key derived for
@@ -70,6 +71,7 @@ type message struct {
 	kind         byte
 	bootstrapped bool
 	fresh        bool
+	settled      bool
 	boot, seq    uint64
 	cluster      string
 	node         string
@@ -95,6 +97,9 @@ func (m *message) encode(dst []byte, mac hash.Hash) ([]byte, error) {
 	}
 	if m.fresh {
 		flags |= flagFresh
+	}
+	if m.settled {
+		flags |= flagSettled
 	}
 	b = append(b, version, m.kind, flags, 0)
 	b = binary.BigEndian.AppendUint64(b, m.boot)
@@ -183,7 +188,8 @@ func (f frame) authentic(mac hash.Hash, sum []byte) bool {
 // frames are decoded, so only they allocate.
 func (f frame) message() message {
 	m := message{kind: f.b[5], bootstrapped: f.b[6]&flagBootstrapped != 0, fresh: f.b[6]&flagFresh != 0,
-		boot: binary.BigEndian.Uint64(f.b[8:16]), seq: binary.BigEndian.Uint64(f.b[16:24])}
+		settled: f.b[6]&flagSettled != 0,
+		boot:    binary.BigEndian.Uint64(f.b[8:16]), seq: binary.BigEndian.Uint64(f.b[16:24])}
 	m.cluster, m.node, m.addr = string(f.field(0)), string(f.field(1)), string(f.field(2))
 	m.clusterID, m.candidate = string(f.field(3)), string(f.field(4))
 	return m

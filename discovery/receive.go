@@ -103,7 +103,7 @@ func (b *Beacon) record(m message, from netip.AddrPort) (reason, bool) {
 		return reasonPeersFull, false
 	}
 	p := Peer{Name: m.node, Addr: m.addr, Bootstrapped: m.bootstrapped, ClusterID: m.clusterID,
-		Fresh: m.fresh, Candidate: m.candidate}
+		Fresh: m.fresh, Settled: m.settled, Candidate: m.candidate}
 	changed := e == nil || e.Peer != p || !b.live(e, now)
 	if e == nil {
 		e = &peerEntry{}
@@ -119,7 +119,7 @@ func (b *Beacon) record(m message, from netip.AddrPort) (reason, bool) {
 // viewChangedLocked tells Changed's waiters, and announces this node's
 // candidate if the change moved it. Under mu.
 func (b *Beacon) viewChangedLocked() {
-	if c := b.decideLocked(false).Candidate; c != b.candidate {
+	if c := b.decideLocked().Candidate; c != b.candidate {
 		b.candidate, b.announce = c, true
 		b.wake()
 	}
@@ -229,11 +229,11 @@ func (b *Beacon) livePeersLocked(now time.Time) []Peer {
 func (b *Beacon) Decision() Decision {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.decideLocked(!time.Now().Before(b.settleAt))
+	return b.decideLocked()
 }
 
 // decideLocked decides on the current view. Under mu.
-func (b *Beacon) decideLocked(settled bool) Decision {
+func (b *Beacon) decideLocked() Decision {
 	return Decide(View{Self: b.cfg.NodeName, Fresh: b.fresh(), Bootstrapped: b.bootstrapped,
-		ClusterID: b.clusterID, Settled: settled, Peers: b.livePeersLocked(time.Now())})
+		ClusterID: b.clusterID, Settled: b.settled, Frozen: b.candidate, Peers: b.livePeersLocked(time.Now())})
 }

@@ -19,10 +19,14 @@ func (b *Beacon) Settle(ctx context.Context) (Decision, error) {
 	if b.cfg.Key == nil {
 		return Decision{}, nil
 	}
+	b.mu.Lock()
+	b.settled = true
+	b.changeLocked() // announces the settled candidate at once
+	b.mu.Unlock()
 	var lastLog time.Time
 	for {
 		b.mu.Lock()
-		d := b.decideLocked(true)
+		d := b.decideLocked()
 		if d.Step == Bootstrap {
 			b.bootstrapped = true
 			b.changeLocked()
