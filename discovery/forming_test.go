@@ -12,21 +12,32 @@ import (
 // formed is what one fresh node of a forming run decided.
 type formed struct {
 	name string
+	addr string
 	d    Decision
 	b    *running
 }
 
 // form starts fresh nodes on h, each after its delay, and returns what
-// each decided; a node that decides Bootstrap then announces a cluster
-// ID, as the agent does once its server has bootstrapped.
+// each decided (see formWith).
 func form(t *testing.T, h *hub, names []string, delays []time.Duration, seed uint64) []formed {
 	t.Helper()
-	out := make([]formed, len(names))
+	cfgs := make([]Config, len(names))
+	for i, name := range names {
+		cfgs[i] = testConfig(t, h, name)
+	}
+	return formWith(t, cfgs, delays, seed)
+}
+
+// formWith starts a beacon of each config after its delay and returns
+// what each decided; a node that decides Bootstrap then announces a
+// cluster ID, as the agent does once its server has bootstrapped.
+func formWith(t *testing.T, cfgs []Config, delays []time.Duration, seed uint64) []formed {
+	t.Helper()
+	out := make([]formed, len(cfgs))
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for i, name := range names {
-		cfg := testConfig(t, h, name)
+	for i, cfg := range cfgs {
 		cfg.Rand = rand.New(rand.NewPCG(seed, uint64(i)))
 		wg.Add(1)
 		go func() {
@@ -39,13 +50,13 @@ func form(t *testing.T, h *hub, names []string, delays []time.Duration, seed uin
 			b := start(t, cfg)
 			d, err := b.Settle(ctx)
 			if err != nil {
-				t.Errorf("seed %d: %s: Settle: %v", seed, name, err)
+				t.Errorf("seed %d: %s: Settle: %v", seed, cfg.NodeName, err)
 				return
 			}
 			if d.Step == Bootstrap {
-				b.SetState(true, "cid-"+name)
+				b.SetState(true, "cid-"+cfg.NodeName)
 			}
-			out[i] = formed{name: name, d: d, b: b}
+			out[i] = formed{name: cfg.NodeName, addr: cfg.Addr, d: d, b: b}
 		}()
 	}
 	wg.Wait()
@@ -65,8 +76,10 @@ func checkOneCluster(t *testing.T, runs []formed, seed uint64) {
 		return n
 	}
 	var boot []string
+	byAddr := map[string]string{}
 	for _, r := range runs {
 		parent[r.name] = r.name
+		byAddr[r.addr] = r.name
 	}
 	for _, r := range runs {
 		switch r.d.Step {
@@ -74,7 +87,7 @@ func checkOneCluster(t *testing.T, runs []formed, seed uint64) {
 			boot = append(boot, r.name)
 		case Join:
 			for _, a := range r.d.Join {
-				parent[find(r.name)] = find(strings.TrimSuffix(a, ":7946"))
+				parent[find(r.name)] = find(byAddr[a])
 			}
 		default:
 			t.Errorf("seed %d: %s decided %v", seed, r.name, r.d.Step)
@@ -205,7 +218,7 @@ func TestQueryIsAnsweredAndRateLimited(t *testing.T) {
 		raw.to(t, cfg.Conn.(*hubConn), encodeWith(t, m, key))
 	}
 	waitFor(t, "the burst to be read", func() bool { return b.Stats().Accepted >= 21 })
-	waitFor(t, "a's answer to the burst", func() bool { return b.Stats().Sent == 3 })
+	waitFor(t, "a's answer to the burst", func() bool { return b.Stats().Sent >= 3 })
 	if gap := time.Since(answered); gap < 2*time.Second-100*time.Millisecond {
 		t.Errorf("answered a burst of 20 queries %v after the last packet, want no sooner than a quarter interval (2s)", gap)
 	}
