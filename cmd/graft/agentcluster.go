@@ -43,6 +43,8 @@ type agentCluster struct {
 	side *clusterSide
 	gens uint64 // sides started
 
+	disc *agentDiscovery // nil: discovery is off
+
 	// Not under mu: the agent reads it as it stops, while a restart may
 	// hold mu for long.
 	errMu sync.Mutex
@@ -100,16 +102,34 @@ func startCluster(ctx context.Context, o agentOptions, dir string, log *slog.Log
 		if err := checkNodeID(dir, o.hostname); err != nil {
 			return fail(err)
 		}
+		if addr, err := o.announceAddr(); o.discover && err == nil && !hasKey(o.clusterOptions, dir) && freshDataDir(dir) {
+			if err := lookForClusters(ctx, o, addr, log); err != nil {
+				return fail(err)
+			}
+		}
 		var err error
 		if key, err = loadClusterKey(o.clusterOptions, dir, o.hostname); err != nil {
 			return fail(err)
 		}
 	}
-	side, err := a.startSide(key, o.join)
+	seeds := o.join
+	if o.discover && !a.oneShot {
+		var err error
+		if a.disc, seeds, err = startDiscovery(ctx, o, dir, key, log); err != nil {
+			return fail(err)
+		}
+	}
+	side, err := a.startSide(key, seeds)
 	if err != nil {
+		if a.disc != nil {
+			a.disc.stop()
+		}
 		return fail(err)
 	}
 	a.side = side
+	if a.disc != nil {
+		a.disc.stop = chain(goRun(func(ctx context.Context) error { a.disc.follow(ctx, a.currentServer); return nil }, nil), a.disc.stop)
+	}
 	go func() {
 		defer close(a.movesDone)
 		a.moves.serve(movesCtx, a.restart)
@@ -321,6 +341,9 @@ func (a *agentCluster) fail(err error) {
 // leaves the cluster gracefully: for at most leaveTimeout, and no longer
 // once hard is closed.
 func (a *agentCluster) stop(leave bool, hard <-chan struct{}) {
+	if a.disc != nil {
+		defer a.disc.stop() // after the server: a join under way returns once it is closed
+	}
 	a.stopMoves()
 	if a.moves.makingOne() {
 		a.log.Info("stopping: waiting for the restart of its cluster side, under way, to stop at its next step " +
@@ -354,6 +377,19 @@ func (a *agentCluster) stop(leave bool, hard <-chan struct{}) {
 		a.left.set(errStoppedWithoutLeaving)
 	}
 	side.stop()
+}
+
+// currentServer returns the running cluster server, or nil while its side
+// restarts (or is stopped).
+func (a *agentCluster) currentServer() *cluster.Server {
+	if !a.mu.TryLock() {
+		return nil
+	}
+	defer a.mu.Unlock()
+	if a.side == nil {
+		return nil
+	}
+	return a.side.srv
 }
 
 // leave leaves the cluster, giving up after leaveTimeout or when hard

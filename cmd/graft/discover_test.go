@@ -1,0 +1,55 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestDiscoverFlagsAreChecked(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--discover", "--no-discover"}, "--discover and --no-discover: give one"},
+		{[]string{"--discover"}, "--discover: the gossip port is chosen when bound"},
+		{[]string{"--discover", "--gossip-addr", "127.0.0.1:7946"}, "--discover: the gossip address 127.0.0.1 is loopback"},
+		{[]string{"--discover", "--gossip-addr", "10.0.0.1:7946", "--bootstrap-expect", "3"}, "--discover with --bootstrap-expect"},
+	} {
+		code, _, stderr := graft(t, append([]string{"run", "--tmp-prefix"}, tc.args...)...)
+		if code != exitUsage || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%q: exit %d, stderr %q; want %d and %q", tc.args, code, stderr, exitUsage, tc.want)
+		}
+	}
+}
+
+func TestDiscoveryIsOnByDefaultOnlyWithNothingToJoinOnAReachableAddress(t *testing.T) {
+	lan := clusterOptions{gossipAddr: "10.0.0.1:7946"}
+	for _, tc := range []struct {
+		name           string
+		o              clusterOptions
+		explicit, on   bool
+		off            bool
+		wantDiscovered bool
+	}{
+		{name: "nothing to join, a LAN address", o: lan, wantDiscovered: true},
+		{name: "advertised on the LAN, bound to every address", o: clusterOptions{gossipAddr: "0.0.0.0:7946", advertiseAddr: "10.0.0.2"}, wantDiscovered: true},
+		{name: "--join", o: clusterOptions{gossipAddr: "10.0.0.1:7946", join: []string{"10.0.0.2:7946"}}},
+		{name: "--bootstrap-expect", o: clusterOptions{gossipAddr: "10.0.0.1:7946", bootstrapExpect: 3}},
+		{name: "a loopback address", o: clusterOptions{gossipAddr: "127.0.0.1:7946"}},
+		{name: "a port chosen when bound", o: clusterOptions{gossipAddr: "10.0.0.1:0"}},
+		{name: "--no-discover", o: lan, off: true},
+		{name: "--discover=false", o: lan, explicit: true},
+		{name: "--discover with --join", o: clusterOptions{gossipAddr: "10.0.0.1:7946", join: []string{"10.0.0.2:7946"}},
+			explicit: true, on: true, wantDiscovered: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := tc.o
+			if err := o.discoverySetting(tc.explicit, tc.on, tc.off); err != nil {
+				t.Fatal(err)
+			}
+			if o.discover != tc.wantDiscovered {
+				t.Errorf("discover = %v, want %v", o.discover, tc.wantDiscovered)
+			}
+		})
+	}
+}
