@@ -23,8 +23,10 @@ const (
 	// rememberedPeersFile is the cluster server's file of the members'
 	// gossip addresses, in the data dir: a node that has it is not fresh.
 	rememberedPeersFile = "gossip-peers.json"
-	// discoveryRejoinEvery is how often one address heard is tried again.
-	discoveryRejoinEvery = 30 * time.Second
+	// An address heard but not in the ring is tried again after
+	// rejoinFirst, doubling to rejoinMost.
+	rejoinFirst = time.Second
+	rejoinMost  = 30 * time.Second
 	// conflictLogEvery is how often another cluster of this key is named.
 	conflictLogEvery = 10 * time.Minute
 )
@@ -203,9 +205,9 @@ func startDiscovery(ctx context.Context, o agentOptions, dir string, key cluster
 // hears of), and names other clusters of its key, which it never merges.
 // current returns the running server, or nil while none runs.
 func (d *agentDiscovery) follow(ctx context.Context, current func() *cluster.Server) {
-	tried := map[string]time.Time{}
+	tried := map[string]*backoff{}
 	named := map[string]time.Time{}
-	tick := time.NewTicker(discovery.DefaultInterval)
+	tick := time.NewTicker(rejoinFirst)
 	defer tick.Stop()
 	for {
 		changed := d.b.Changed()
@@ -231,9 +233,15 @@ func (d *agentDiscovery) follow(ctx context.Context, current func() *cluster.Ser
 	}
 }
 
+// backoff is when an address heard may be tried again.
+type backoff struct {
+	next time.Time
+	wait time.Duration
+}
+
 // joinMissing joins the addresses the decision names that no live member
-// has, each at most once per discoveryRejoinEvery.
-func (d *agentDiscovery) joinMissing(srv *cluster.Server, dec discovery.Decision, tried map[string]time.Time) {
+// has, each again after a backoff (see rejoinFirst).
+func (d *agentDiscovery) joinMissing(srv *cluster.Server, dec discovery.Decision, tried map[string]*backoff) {
 	if dec.Step != discovery.Join && dec.Step != discovery.Member {
 		return
 	}
@@ -243,12 +251,25 @@ func (d *agentDiscovery) joinMissing(srv *cluster.Server, dec discovery.Decision
 			alive[m.GossipAddr] = true
 		}
 	}
-	var missing []string
-	for _, a := range dec.Join {
-		if !alive[a] && time.Since(tried[a]) >= discoveryRejoinEvery {
-			missing = append(missing, a)
-			tried[a] = time.Now()
+	for a := range tried {
+		if alive[a] {
+			delete(tried, a) // in: if it goes, it is tried at once
 		}
+	}
+	var missing []string
+	now := time.Now()
+	for _, a := range dec.Join {
+		b := tried[a]
+		if alive[a] || b != nil && now.Before(b.next) {
+			continue
+		}
+		if b == nil {
+			b = &backoff{wait: rejoinFirst / 2}
+			tried[a] = b
+		}
+		b.wait = min(2*b.wait, rejoinMost)
+		b.next = now.Add(b.wait)
+		missing = append(missing, a)
 	}
 	if len(missing) == 0 {
 		return
