@@ -198,8 +198,11 @@ func (b *Beacon) ignore(r reason, from netip.AddrPort, attrs ...any) {
 		return
 	}
 	level := slog.LevelWarn
-	if r == reasonOtherCluster || r == reasonMalformed {
+	switch r {
+	case reasonOtherCluster, reasonMalformed:
 		level = slog.LevelDebug // other clusters and other software share the group
+	case reasonUnauthentic:
+		level = slog.LevelInfo // another cluster of the same name, or a node given a wrong key
 	}
 	attrs = append([]any{"reason", r.String(), "from", from.String()}, attrs...)
 	if suppressed > 0 {
