@@ -56,8 +56,9 @@ func rules() map[string]rule {
 		"api/server":           {may: with("api", "cluster", "fsm", "world")},
 		"api/apitest":          {may: with("cluster")},
 		"internal/importcheck": {},
+		"discovery":            {never: clusterDeps}, // plain values and callbacks: no graft package
 		"cmd/graft": {may: with("api", "api/server", "api/apitest", "cluster", "cluster/clustertest", "engine", "fsm",
-			"gapi", "resources", "world", "world/worldtest", "yamlgraph")},
+			"gapi", "resources", "world", "world/worldtest", "yamlgraph", "discovery")},
 	}
 }
 
