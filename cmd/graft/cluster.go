@@ -82,6 +82,7 @@ type clusterOptions struct {
 	token           *cluster.Token // nil: from the data dir, or a new one
 	apiAddr         string
 	discover        bool // --discover, or its default (see discoverySetting)
+	discoverAsked   bool // --discover was given: discovery that cannot start is an error
 	// addrsSet: an address flag was given (--cluster-addr, --gossip-addr
 	// or --advertise-addr), which a one-shot run then binds too.
 	addrsSet bool

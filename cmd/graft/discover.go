@@ -47,7 +47,7 @@ func (o *clusterOptions) discoverySetting(explicit, on, off bool) error {
 	case explicit && err != nil:
 		return usageError("--discover: %v", err)
 	case explicit:
-		o.discover = true
+		o.discover, o.discoverAsked = true, true
 	default:
 		o.discover = err == nil && len(o.join) == 0 && o.bootstrapExpect == 0
 	}
@@ -146,6 +146,10 @@ func runBeacon(o agentOptions, addr netip.AddrPort, key []byte, fresh bool, log 
 // makes a key and starts a cluster of its own.
 func lookForClusters(ctx context.Context, o agentOptions, addr netip.AddrPort, log *slog.Logger) error {
 	d, err := runBeacon(o, addr, nil, false, log)
+	if err != nil && !o.discoverAsked {
+		log.Warn("discovery cannot start on this host: not looking for a running cluster", "err", err)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -178,6 +182,11 @@ func startDiscovery(ctx context.Context, o agentOptions, dir string, key cluster
 	}
 	fresh := freshDataDir(dir) && len(o.join) == 0 && !key.created
 	d, err := runBeacon(o, addr, secret, fresh, log)
+	if err != nil && !o.discoverAsked {
+		log.Warn("discovery cannot start on this host: going on without it (give --join, or fix the network and "+
+			"pass --discover to require it)", "err", err)
+		return nil, o.join, nil
+	}
 	if err != nil {
 		return nil, nil, err
 	}

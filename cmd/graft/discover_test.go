@@ -50,6 +50,9 @@ func TestDiscoveryIsOnByDefaultOnlyWithNothingToJoinOnAReachableAddress(t *testi
 			if o.discover != tc.wantDiscovered {
 				t.Errorf("discover = %v, want %v", o.discover, tc.wantDiscovered)
 			}
+			if asked := tc.explicit && tc.on; o.discoverAsked != asked {
+				t.Errorf("discoverAsked = %v, want %v: only --discover makes a beacon that cannot start an error", o.discoverAsked, asked)
+			}
 		})
 	}
 }
