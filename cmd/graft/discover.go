@@ -135,9 +135,16 @@ func runBeacon(o agentOptions, addr netip.AddrPort, key []byte, fresh bool, log 
 		conn.Close()
 		return nil, err
 	}
+	started := time.Now()
 	d := &agentDiscovery{b: b, addr: addr.String(), log: log}
-	d.stop = goRun(func(ctx context.Context) error { return b.Run(ctx) },
+	stopRun := goRun(func(ctx context.Context) error { return b.Run(ctx) },
 		func(err error) { log.Error("discovery stopped", "err", err) })
+	d.stop = func() {
+		stopRun()
+		st := b.Stats() // what a test of real hosts counts
+		log.Info("discovery stopped", "sent", st.Sent, "received", st.Received, "accepted", st.Accepted,
+			"ignored", st.Ignored, "ran_for", time.Since(started).Round(time.Millisecond))
+	}
 	return d, nil
 }
 
