@@ -102,22 +102,17 @@ func startCluster(ctx context.Context, o agentOptions, dir string, log *slog.Log
 		if err := checkNodeID(dir, o.hostname); err != nil {
 			return fail(err)
 		}
-		if addr, err := o.announceAddr(); o.discover && err == nil && !hasKey(o.clusterOptions, dir) && freshDataDir(dir) {
-			if err := lookForClusters(ctx, o, addr, log); err != nil {
-				return fail(err)
-			}
+		if err := lookFirst(ctx, o, dir, log); err != nil {
+			return fail(err)
 		}
 		var err error
 		if key, err = loadClusterKey(o.clusterOptions, dir, o.hostname); err != nil {
 			return fail(err)
 		}
 	}
-	seeds := o.join
-	if o.discover && !a.oneShot {
-		var err error
-		if a.disc, seeds, err = startDiscovery(ctx, o, dir, key, log); err != nil {
-			return fail(err)
-		}
+	seeds, err := a.discoverSeeds(ctx, key)
+	if err != nil {
+		return fail(err)
 	}
 	side, err := a.startSide(key, seeds)
 	if err != nil {
@@ -127,9 +122,7 @@ func startCluster(ctx context.Context, o agentOptions, dir string, log *slog.Log
 		return fail(err)
 	}
 	a.side = side
-	if a.disc != nil {
-		a.disc.stop = chain(goRun(func(ctx context.Context) error { a.disc.follow(ctx, a.currentServer); return nil }, nil), a.disc.stop)
-	}
+	a.followDiscovery()
 	go func() {
 		defer close(a.movesDone)
 		a.moves.serve(movesCtx, a.restart)
@@ -377,6 +370,29 @@ func (a *agentCluster) stop(leave bool, hard <-chan struct{}) {
 		a.left.set(errStoppedWithoutLeaving)
 	}
 	side.stop()
+}
+
+// discoverSeeds runs discovery when it is on (see startDiscovery) and
+// returns the seeds to join: --join's, or those the forming decision
+// names (none: this node bootstraps).
+func (a *agentCluster) discoverSeeds(ctx context.Context, key clusterKey) ([]string, error) {
+	if !a.o.discover || a.oneShot {
+		return a.o.join, nil
+	}
+	var seeds []string
+	var err error
+	a.disc, seeds, err = startDiscovery(ctx, a.o, a.dir, key, a.log)
+	return seeds, err
+}
+
+// followDiscovery keeps discovery following the current server (see
+// agentDiscovery.follow) until the agent stops.
+func (a *agentCluster) followDiscovery() {
+	if a.disc == nil {
+		return
+	}
+	stopFollow := goRun(func(ctx context.Context) error { a.disc.follow(ctx, a.currentServer); return nil }, nil)
+	a.disc.stop = chain(stopFollow, a.disc.stop)
 }
 
 // currentServer returns the running cluster server, or nil while its side

@@ -148,6 +148,16 @@ func runBeacon(o agentOptions, addr netip.AddrPort, key []byte, fresh bool, log 
 	return d, nil
 }
 
+// lookFirst looks for running clusters (see lookForClusters) when
+// discovery is on and the node has no key and a fresh data dir.
+func lookFirst(ctx context.Context, o agentOptions, dir string, log *slog.Logger) error {
+	addr, err := o.announceAddr()
+	if !o.discover || err != nil || hasKey(o.clusterOptions, dir) || !freshDataDir(dir) {
+		return nil
+	}
+	return lookForClusters(ctx, o, addr, log)
+}
+
 // lookForClusters listens for one settle window, for a node with no key,
 // and says which clusters it saw and how to join one, before the node
 // makes a key and starts a cluster of its own.
