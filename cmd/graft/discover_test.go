@@ -1,8 +1,12 @@
 package main
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/graftcm/graft/discovery"
 )
 
 func TestDiscoverFlagsAreChecked(t *testing.T) {
@@ -54,5 +58,31 @@ func TestDiscoveryIsOnByDefaultOnlyWithNothingToJoinOnAReachableAddress(t *testi
 				t.Errorf("discoverAsked = %v, want %v: only --discover makes a beacon that cannot start an error", o.discoverAsked, asked)
 			}
 		})
+	}
+}
+
+// Another cluster of this key on the LAN is never merged: it is named
+// loudly, once per cluster every conflictLogEvery.
+func TestAnotherClusterOfTheKeyIsNamedOncePerPeriod(t *testing.T) {
+	var buf strings.Builder
+	d := &agentDiscovery{log: slog.New(slog.NewTextHandler(&buf, nil))}
+	named := map[string]time.Time{}
+	other := []discovery.Peer{{Name: "x", Addr: "10.0.0.9:7946", Bootstrapped: true, ClusterID: "c2"},
+		{Name: "y", Addr: "10.0.0.8:7946", Bootstrapped: true, ClusterID: "c2"}}
+	for range 3 {
+		d.nameConflicts("c1", other, named)
+	}
+	out := buf.String()
+	if n := strings.Count(out, "level=ERROR"); n != 1 {
+		t.Fatalf("%d error lines for one other cluster heard three times, want 1:\n%s", n, out)
+	}
+	for _, want := range []string{"never merged", "cluster_id=c2", "own_cluster_id=c1", "x@10.0.0.9:7946, y@10.0.0.8:7946", "graft leave"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the line does not say %q:\n%s", want, out)
+		}
+	}
+	d.nameConflicts("c1", []discovery.Peer{{Name: "z", Addr: "10.0.0.7:7946", Bootstrapped: true, ClusterID: "c3"}}, named)
+	if n := strings.Count(buf.String(), "level=ERROR"); n != 2 {
+		t.Errorf("a third cluster heard is not named at once: %d lines", n)
 	}
 }
