@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/clustertest"
 	"github.com/graftcm/graft/discovery"
 )
 
@@ -84,5 +86,39 @@ func TestAnotherClusterOfTheKeyIsNamedOncePerPeriod(t *testing.T) {
 	d.nameConflicts("c1", []discovery.Peer{{Name: "z", Addr: "10.0.0.7:7946", Bootstrapped: true, ClusterID: "c3"}}, named)
 	if n := strings.Count(buf.String(), "level=ERROR"); n != 2 {
 		t.Errorf("a third cluster heard is not named at once: %d lines", n)
+	}
+}
+
+// A fresh node waiting to be added that hears a bootstrapped cluster joins
+// it through the address heard, and is added; an address that does not
+// answer is not tried again before its backoff.
+func TestDiscoveryJoinsTheClusterHeard(t *testing.T) {
+	f := clustertest.NewFleet(t, 2, nil)
+	boot := f.Start(f.Slots[0], nil) // alone: bootstraps
+	waiting := f.Start(f.Slots[1], func(c *cluster.ServerConfig) { c.Join = []string{"s9-nowhere:1"} })
+	d := &agentDiscovery{log: slog.New(slog.DiscardHandler)}
+	tried := map[string]*backoff{}
+	d.joinMissing(waiting, discovery.Decision{Step: discovery.Join, Join: []string{"s8-nowhere:1"}}, tried)
+	first := tried["s8-nowhere:1"]
+	if first == nil || first.wait != rejoinFirst {
+		t.Fatalf("an address that did not answer: backoff %+v, want one of %v", first, rejoinFirst)
+	}
+	next := first.next
+	d.joinMissing(waiting, discovery.Decision{Step: discovery.Join, Join: []string{"s8-nowhere:1"}}, tried)
+	if tried["s8-nowhere:1"].next != next {
+		t.Errorf("an address that did not answer was tried again before its backoff")
+	}
+	heard := f.Slots[0].GossipAddr()
+	d.joinMissing(waiting, discovery.Decision{Step: discovery.Join, Join: []string{heard}}, tried)
+	deadline := time.Now().Add(30 * time.Second)
+	for id := ""; id == "" || id != boot.ClusterID(); id = waiting.ClusterID() { // learnt once added
+		if time.Now().After(deadline) {
+			t.Fatalf("the waiting node was not added to the cluster heard at %s", heard)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	d.joinMissing(waiting, discovery.Decision{Step: discovery.Member, Join: []string{heard}}, tried)
+	if _, ok := tried[heard]; ok {
+		t.Errorf("a member alive in the ring is still on the list of addresses to retry")
 	}
 }
