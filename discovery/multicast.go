@@ -10,7 +10,10 @@ import (
 // administratively scoped IPv4 group (239.255.0.0/16, RFC 2365: never
 // routed off the site), sent with a TTL of 1 (never routed at all), on
 // the port after graft's gossip (7946) and cluster (7947) ports.
-var DefaultGroup = netip.MustParseAddrPort("239.255.79.46:7948")
+const DefaultGroup = "239.255.79.46:7948"
+
+// DefaultGroupAddr is DefaultGroup parsed.
+func DefaultGroupAddr() netip.AddrPort { return netip.MustParseAddrPort(DefaultGroup) }
 
 // multicastConn is a Conn on an IPv4 multicast group.
 type multicastConn struct {

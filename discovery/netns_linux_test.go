@@ -127,7 +127,7 @@ func TestThreeHostsFormOneClusterOverRealMulticast(t *testing.T) {
 		local := netip.MustParseAddr(fmt.Sprintf("10.231.0.%d", i+1))
 		var conn Conn
 		var err error
-		inNetns(t, h, func() { conn, err = ListenMulticast(DefaultGroup, local) })
+		inNetns(t, h, func() { conn, err = ListenMulticast(DefaultGroupAddr(), local) })
 		if err != nil {
 			t.Fatal(err)
 		}

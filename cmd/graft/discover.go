@@ -125,7 +125,7 @@ type agentDiscovery struct {
 // runBeacon opens the multicast group on addr's interface and runs a
 // beacon on it until the returned discovery's stop.
 func runBeacon(o agentOptions, addr netip.AddrPort, key []byte, fresh bool, log *slog.Logger) (*agentDiscovery, error) {
-	conn, err := discovery.ListenMulticast(discovery.DefaultGroup, addr.Addr())
+	conn, err := discovery.ListenMulticast(discovery.DefaultGroupAddr(), addr.Addr())
 	if err != nil {
 		return nil, fmt.Errorf("discovery: %w (run with --no-discover, or --join a member)", err)
 	}
