@@ -43,6 +43,8 @@ type agentCluster struct {
 	side *clusterSide
 	gens uint64 // sides started
 
+	disc *agentDiscovery // nil: discovery is off
+
 	// Not under mu: the agent reads it as it stops, while a restart may
 	// hold mu for long.
 	errMu sync.Mutex
@@ -100,16 +102,27 @@ func startCluster(ctx context.Context, o agentOptions, dir string, log *slog.Log
 		if err := checkNodeID(dir, o.hostname); err != nil {
 			return fail(err)
 		}
+		if err := lookFirst(ctx, o, dir, log); err != nil {
+			return fail(err)
+		}
 		var err error
 		if key, err = loadClusterKey(o.clusterOptions, dir, o.hostname); err != nil {
 			return fail(err)
 		}
 	}
-	side, err := a.startSide(key, o.join)
+	seeds, err := a.discoverSeeds(ctx, key)
 	if err != nil {
 		return fail(err)
 	}
+	side, err := a.startSide(key, seeds)
+	if err != nil {
+		if a.disc != nil {
+			a.disc.stop()
+		}
+		return fail(err)
+	}
 	a.side = side
+	a.followDiscovery()
 	go func() {
 		defer close(a.movesDone)
 		a.moves.serve(movesCtx, a.restart)
@@ -320,6 +333,9 @@ func (a *agentCluster) fail(err error) {
 // leaves the cluster gracefully: for at most leaveTimeout, and no longer
 // once hard is closed.
 func (a *agentCluster) stop(leave bool, hard <-chan struct{}) {
+	if a.disc != nil {
+		defer a.disc.stop() // after the server: a join under way returns once it is closed
+	}
 	a.stopMoves()
 	if a.moves.makingOne() {
 		a.log.Info("stopping: waiting for the restart of its cluster side, under way, to stop at its next step " +
@@ -353,6 +369,42 @@ func (a *agentCluster) stop(leave bool, hard <-chan struct{}) {
 		a.left.set(errStoppedWithoutLeaving)
 	}
 	side.stop()
+}
+
+// discoverSeeds runs discovery when it is on (see startDiscovery) and
+// returns the seeds to join: --join's, or those the forming decision
+// names (none: this node bootstraps).
+func (a *agentCluster) discoverSeeds(ctx context.Context, key clusterKey) ([]string, error) {
+	if !a.o.discover || a.oneShot {
+		return a.o.join, nil
+	}
+	var seeds []string
+	var err error
+	a.disc, seeds, err = startDiscovery(ctx, a.o, a.dir, key, a.log)
+	return seeds, err
+}
+
+// followDiscovery keeps discovery following the current server (see
+// agentDiscovery.follow) until the agent stops.
+func (a *agentCluster) followDiscovery() {
+	if a.disc == nil {
+		return
+	}
+	stopFollow := goRun(func(ctx context.Context) error { a.disc.follow(ctx, a.currentServer); return nil }, nil)
+	a.disc.stop = chain(stopFollow, a.disc.stop)
+}
+
+// currentServer returns the running cluster server, or nil while its side
+// restarts (or is stopped).
+func (a *agentCluster) currentServer() *cluster.Server {
+	if !a.mu.TryLock() {
+		return nil
+	}
+	defer a.mu.Unlock()
+	if a.side == nil {
+		return nil
+	}
+	return a.side.srv
 }
 
 // leave leaves the cluster (see cluster.Server.Leave), giving up after

@@ -56,6 +56,10 @@ func clusterFlags() []cli.Flag {
 			Usage: "the cluster's number of raft voters, `N` odd; further nodes are warm spares, promoted when a voter is lost"},
 		&cli.StringFlag{Name: "cluster-name", Value: cluster.DefaultServerConfig().ClusterName, EnvVars: []string{"GRAFT_CLUSTER_NAME"},
 			Usage: "the cluster's `NAME`; nodes of other names ignore each other"},
+		&cli.BoolFlag{Name: "discover", EnvVars: []string{"GRAFT_DISCOVER"},
+			Usage: "find the cluster's nodes on the LAN by multicast (default: on with no --join and no --bootstrap-expect, " +
+				"when the gossip address is not loopback and its port fixed); fresh nodes with one key form one cluster"},
+		&cli.BoolFlag{Name: "no-discover", Usage: "do not announce this node on the LAN, nor listen for others"},
 		&cli.StringFlag{Name: "token", EnvVars: []string{"GRAFT_TOKEN"},
 			Usage: "the cluster key, `KEY` (graft1_...), kept in <data-dir>/token; the first node of a cluster makes one " +
 				"and logs the command that joins others to it. Prefer GRAFT_TOKEN: the command line is visible to other users"},
@@ -76,6 +80,8 @@ type clusterOptions struct {
 	clusterName     string
 	token           *clusterkey.Token // nil: from the data dir, or a new one
 	apiAddr         string
+	discover        bool // --discover, or its default (see discoverySetting)
+	discoverAsked   bool // --discover was given: discovery that cannot start is an error
 	// addrsSet: an address flag was given (--cluster-addr, --gossip-addr
 	// or --advertise-addr), which a one-shot run then binds too.
 	addrsSet bool
@@ -147,6 +153,9 @@ func parseClusterOptions(c *cli.Context) (clusterOptions, error) {
 	}
 	if o.clusterName == "" {
 		return o, usageError("--cluster-name is empty")
+	}
+	if err := o.discoverySetting(c.IsSet("discover"), c.Bool("discover"), c.Bool("no-discover")); err != nil {
+		return o, err
 	}
 	if text := c.String("token"); text != "" {
 		tok, err := clusterkey.Parse(text) // its errors never hold the text

@@ -69,10 +69,11 @@ func rules() map[string]rule {
 		"api/server":           {may: with("api", "cluster", "cluster/clusterkey", "cluster/raftnode", "fsm", "world")},
 		"api/apitest":          {may: with("cluster")},
 		"internal/importcheck": {},
+		"discovery":            {never: clusterDeps}, // plain values and callbacks: no graft package
 		"integration":          {tests: []string{"api"}},
 		"cmd/graft": {may: with("api", "api/server", "api/apitest", "cluster", "cluster/clusterkey", "cluster/raftnode",
 			"cluster/clustertest", "engine", "fsm",
-			"gapi", "resources", "world", "world/worldtest", "gapi/yamlgraph"),
+			"gapi", "resources", "world", "world/worldtest", "gapi/yamlgraph", "discovery"),
 			tests: []string{"internal/systemdtest"}},
 	}
 }
