@@ -85,7 +85,9 @@ type GossipConfig struct {
 	// fallback of a probe.
 	TCPTimeout time.Duration
 	// DeadNodeReclaimTime is how long a node must have been dead before
-	// it may come back from another address (its IP changed).
+	// it may come back from another address (its IP changed): shorter
+	// than the dead-server grace, so that a moved node takes its raft
+	// seat back before the leader gives it away.
 	DeadNodeReclaimTime time.Duration
 	// GossipToTheDeadTime is how long gossip still reaches dead nodes;
 	// after it, only the server's reconnect loop brings them back.
@@ -108,7 +110,7 @@ func LANGossip() GossipConfig {
 		GossipInterval:      200 * time.Millisecond,
 		PushPullInterval:    30 * time.Second,
 		TCPTimeout:          10 * time.Second,
-		DeadNodeReclaimTime: 30 * time.Second,
+		DeadNodeReclaimTime: 10 * time.Second,
 		GossipToTheDeadTime: 30 * time.Second,
 	}
 }
@@ -116,13 +118,14 @@ func LANGossip() GossipConfig {
 // TestGossip is for in-process tests: the LAN tuning ten times faster
 // (a crashed node is dead in about 0.3 s), with a suspect given 2 probe
 // intervals instead of 4, and the slow repairs (push/pull, reclaiming a
-// dead node's name, gossip to the dead) thirty times faster, so tests of
+// dead node's name, gossip to the dead) thirty times faster (reclaiming a
+// name: one second), so tests of
 // restarts and address changes do not wait out LAN-scale periods.
 func TestGossip() GossipConfig {
 	c := LANGossip().scaled(10)
 	c.SuspicionMult = 2
 	c.PushPullInterval /= 3
-	c.DeadNodeReclaimTime /= 3
+	c.DeadNodeReclaimTime = time.Second
 	c.GossipToTheDeadTime /= 3
 	return c
 }

@@ -328,6 +328,9 @@ func StartServer(cfg ServerConfig, deps ServerDeps) (*Server, error) {
 		s.goLoop(s.joinLoop)
 	}
 	s.goLoop(s.reconnectLoop)
+	if from, moved := s.movedFrom(); moved {
+		s.goLoop(func(ctx context.Context) { s.announceMoveLoop(ctx, from) })
+	}
 	s.goLoop(s.reconcileLoop)
 	return s, nil
 }

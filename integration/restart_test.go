@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -108,4 +109,31 @@ func TestHostOnANewAddressRejoinsAsItself(t *testing.T) {
 		return sameKeys(c.Hosts, "a/", map[string]string{"a/before": "1", "a/after": moved})
 	})
 	Figure(t, "host moved: time until its write after the move is read everywhere", time.Since(start))
+}
+
+// A moved host comes back within the dead-node grace and keeps its raft
+// seat, readdressed, as a restarted host at the same address does: the
+// ring refuses its name from the new address until the old one has been
+// dead for DeadNodeReclaimTime, so the moved node tells its peers again
+// every 2 s until raft has its new address. Before, it waited for its next
+// push/pull (30 s) and the leader removed it from raft as gone first.
+func TestHostOnANewAddressKeepsItsSeat(t *testing.T) {
+	c := NewCluster(t, 3)
+	formThree(t, c)
+	h3 := c.Hosts[2]
+	h3.Kill()
+	c.NewAddr(h3)
+	h3.Start()
+	// Gossip declares the old address dead in 5 to 7 s, lets the name
+	// come from elsewhere 10 s later; the dead-server grace is 30 s.
+	took := c.WaitFor("h3 a voter at its new address", 28*time.Second, func() error {
+		_, err := Agreement(c.Hosts, 3)
+		return err
+	})
+	Figure(t, "host moved: time until it holds its seat at its new address", took)
+	for _, h := range c.Hosts[:2] {
+		if strings.Contains(h.Log(), "removing a server that is gone") {
+			t.Errorf("%s removed the moved host from raft", h.Name)
+		}
+	}
 }
