@@ -25,8 +25,8 @@ import (
 // ServerConfig configures a Server: a raft node that manages its own
 // membership through gossip.
 type ServerConfig struct {
-	// Raft configures the raft node. Its Bootstrap field is ignored: the
-	// server decides (see Server).
+	// Raft configures the raft node. Its Bootstrap stays false: the server
+	// decides when to bootstrap (see Server).
 	Raft raftnode.Config
 
 	// ClusterName keeps clusters on one network apart.
@@ -143,6 +143,9 @@ func (c ServerConfig) Validate() error {
 		errs = append(errs, err)
 	}
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("cluster config: "+format, args...)) }
+	if c.Raft.Bootstrap {
+		bad("Raft.Bootstrap is set: a server decides when to bootstrap (a fresh node with nobody to join, or --bootstrap-expect); leave it false")
+	}
 	if c.ClusterName == "" {
 		bad("ClusterName is empty")
 	}
@@ -270,7 +273,6 @@ func StartServer(cfg ServerConfig, deps ServerDeps) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	rc := cfg.Raft
-	rc.Bootstrap = false
 	if cfg.Token == nil && deps.Raft == nil && !cfg.Insecure {
 		return nil, errors.New("cluster config: no Token: gossip and the cluster port would be open to anyone (set Insecure only for tests)")
 	}

@@ -35,8 +35,10 @@ type Config struct {
 	ServerTLS *tls.Config
 	ClientTLS *tls.Config
 
-	// Bootstrap makes a node with no raft state start a new cluster with
-	// itself as the only voter. A node with raft state never bootstraps.
+	// Bootstrap makes a standalone node (one no cluster.Server manages)
+	// with no raft state start a new cluster with itself as the only
+	// voter. A node with raft state never bootstraps. A Server decides
+	// for itself and refuses a config that sets it.
 	Bootstrap bool
 
 	// Raft timing. A leader that stops sending heartbeats is replaced after
@@ -75,7 +77,6 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		BindAddr:           "0.0.0.0:7947",
-		Bootstrap:          true,
 		HeartbeatTimeout:   time.Second,
 		ElectionTimeout:    time.Second,
 		LeaderLeaseTimeout: 500 * time.Millisecond,

@@ -59,7 +59,7 @@ func (noRPC) Call(context.Context, string, *transport.Request) (*transport.Respo
 func soloNode(t *testing.T) (*Node, *pausableLogs) {
 	t.Helper()
 	cfg := TestConfig()
-	cfg.NodeID = "solo"
+	cfg.NodeID, cfg.Bootstrap = "solo", true
 	store := raft.NewInmemStore()
 	logs := &pausableLogs{LogStore: store}
 	_, trans := raft.NewInmemTransport("solo")
