@@ -95,9 +95,13 @@ func (c *Cluster) teardown() {
 	for _, h := range c.Hosts {
 		h.teardown()
 	}
-	if !c.t.Failed() {
-		return
+	if c.t.Failed() {
+		c.PrintLogs()
 	}
+}
+
+// PrintLogs logs every host's log (its last 256 KiB).
+func (c *Cluster) PrintLogs() {
 	const most = 256 << 10
 	for _, h := range c.Hosts {
 		log := h.Log()

@@ -16,6 +16,8 @@ import (
 const (
 	beaconInterval = 2 * time.Second
 	beaconMinGap   = 500 * time.Millisecond
+	// slowForm is a forming slow enough that the hosts' logs are shown.
+	slowForm = 25 * time.Second
 )
 
 // StartDiscovered starts hosts with nothing to join: given the key, each
@@ -166,7 +168,7 @@ func field(line, key string) string {
 // to keep the suite's time.
 func formTries(t *testing.T) int {
 	t.Helper()
-	const defaultTries = 3
+	const defaultTries = 5
 	v := os.Getenv("GRAFT_INTEG_FORM_TRIES")
 	if v == "" {
 		return defaultTries
@@ -200,6 +202,10 @@ func TestFiveFreshHostsStartedAtOnceFormOneCluster(t *testing.T) {
 				return err
 			})
 			Figure(t, "5 fresh hosts started at once: time to one cluster of 5 (cluster "+id+")", d)
+			if d > slowForm {
+				t.Logf("the five took over %v: their logs say why", slowForm)
+				c.PrintLogs()
+			}
 			took = append(took, d)
 		})
 		if !ok {
