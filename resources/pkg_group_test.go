@@ -2,8 +2,6 @@ package resources
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -11,42 +9,6 @@ import (
 	"github.com/graftcm/graft/engine"
 	"github.com/graftcm/graft/gapi/yamlgraph"
 )
-
-// aptCallLog puts an apt-get first in PATH that records its arguments, one
-// line per run, and runs the real one; it returns the log's path.
-func aptCallLog(t *testing.T) string {
-	t.Helper()
-	real, err := filepath.Abs("/usr/bin/apt-get")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	log := filepath.Join(dir, "calls")
-	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %q\nexec %q \"$@\"\n", log, real)
-	if err := os.WriteFile(filepath.Join(dir, "apt-get"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
-	return log
-}
-
-// aptRuns returns the recorded apt-get runs that change the host (not
-// simulations) whose command is verb.
-func aptRuns(t *testing.T, log, verb string) []string {
-	t.Helper()
-	b, err := os.ReadFile(log)
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	var runs []string
-	for line := range strings.Lines(string(b)) {
-		f := strings.Fields(line)
-		if slices.Contains(f, verb) && !slices.Contains(f, "-s") {
-			runs = append(runs, strings.TrimSpace(line))
-		}
-	}
-	return runs
-}
 
 // The pkg resources of one graph group into one vertex whose CheckApply
 // runs one apt-get for all installs and one for all removals.

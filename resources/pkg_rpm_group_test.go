@@ -1,50 +1,12 @@
 package resources
 
 import (
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/graftcm/graft/engine"
 )
-
-// dnfCallLog puts a dnf first in PATH that records its arguments, one line
-// per run, and runs the real one; it returns the log's path.
-func dnfCallLog(t *testing.T) string {
-	t.Helper()
-	real, err := exec.LookPath("dnf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	log := filepath.Join(dir, "calls")
-	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %q\nexec %q \"$@\"\n", log, real)
-	if err := os.WriteFile(filepath.Join(dir, "dnf"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
-	return log
-}
-
-// dnfRuns returns the recorded dnf runs whose command is verb.
-func dnfRuns(t *testing.T, log, verb string) []string {
-	t.Helper()
-	b, err := os.ReadFile(log)
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	var runs []string
-	for line := range strings.Lines(string(b)) {
-		if slices.Contains(strings.Fields(line), verb) {
-			runs = append(runs, strings.TrimSpace(line))
-		}
-	}
-	return runs
-}
 
 // The rpm pkg resources of one graph group into one vertex whose
 // CheckApply runs one dnf install for every install and upgrade, and one
