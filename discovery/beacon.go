@@ -81,6 +81,7 @@ type Beacon struct {
 	seq          uint64
 	addr         string
 	bootstrapped bool
+	clashAt      time.Time // when another boot last announced this node's name
 	clusterID    string
 	candidate    string // last computed
 	settled      bool   // Settle's window has passed

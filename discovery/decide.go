@@ -45,7 +45,11 @@ type View struct {
 	// fresh and names itself, even when it hears a lower one since: the
 	// node it named may be bootstrapping on the strength of it.
 	Frozen string
-	Peers  []Peer // live peers, never this node
+	// NameClash: another node (another boot) announces this node's name
+	// lately. Two fresh nodes of one name cannot tell each other apart:
+	// each would count only itself and bootstrap, so neither does.
+	NameClash bool
+	Peers     []Peer // live peers, never this node
 }
 
 // Step is what a node does next.
@@ -84,6 +88,9 @@ type Decision struct {
 	// Conflicts are bootstrapped peers of the same key in another
 	// cluster than this node's: never merged.
 	Conflicts []Peer
+	// NameClash: this node would bootstrap but waits, since another node
+	// announces its name (see View.NameClash).
+	NameClash bool
 }
 
 // Decide is the zero-config forming rule, the same on every node:
@@ -105,7 +112,12 @@ type Decision struct {
 //     bootstrap: a node that hears a lower one never names itself, and a
 //     settled peer names one of them only. A node that started too late
 //     to be heard by the bootstrapper hears its bootstrapped announcement
-//     within its own window, and joins.
+//     within its own window, and joins. This holds while packets are not
+//     lost for a peer's whole lifetime (PeerTTL) one way.
+//   - A fresh node that hears its own name from another boot (two nodes
+//     of one name: cloned images, default host names) never bootstraps:
+//     each would take the other's packets for its own and count itself
+//     alone. It still joins a cluster it hears.
 func Decide(v View) Decision {
 	if v.Bootstrapped || !v.Fresh {
 		return member(v)
@@ -114,7 +126,7 @@ func Decide(v View) Decision {
 		return d
 	}
 	fresh, candidate := freshCandidate(v)
-	d := Decision{Step: Wait, Candidate: candidate}
+	d := Decision{Step: Wait, Candidate: candidate, NameClash: v.NameClash}
 	if !v.Settled {
 		return d
 	}
@@ -134,7 +146,7 @@ func Decide(v View) Decision {
 		}
 	}
 	slices.Sort(d.Waiting)
-	if len(d.Waiting) == 0 {
+	if len(d.Waiting) == 0 && !v.NameClash {
 		d.Step = Bootstrap
 	}
 	return d

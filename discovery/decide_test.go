@@ -89,6 +89,25 @@ func TestDecideFormingRule(t *testing.T) {
 	}
 }
 
+// Two fresh nodes of one name (cloned images, default host names) drop
+// each other's packets as their own name's and would each bootstrap as
+// if alone: a node that hears its name from another boot never does.
+func TestDecideNameClashNeverBootstraps(t *testing.T) {
+	for _, v := range []View{
+		{Self: "b", Fresh: true, Settled: true, NameClash: true},
+		{Self: "a", Fresh: true, Settled: true, NameClash: true, Peers: []Peer{fresh("b", "a"), fresh("c", "a")}},
+	} {
+		if d := Decide(v); d.Step != Wait || !d.NameClash {
+			t.Errorf("Decide(%+v) = %+v, want Wait with NameClash", v, d)
+		}
+	}
+	// A clash does not keep a node from joining a cluster it hears.
+	d := Decide(View{Self: "c", Fresh: true, Settled: true, NameClash: true, Peers: []Peer{booted("a", "id1")}})
+	if d.Step != Join {
+		t.Errorf("a clashing fresh node hearing a cluster: %+v, want Join", d)
+	}
+}
+
 func TestDecideNeverMergesAnotherClusterOfTheKey(t *testing.T) {
 	d := Decide(View{Self: "a", Bootstrapped: true, ClusterID: "id1", Settled: true,
 		Peers: []Peer{booted("b", "id1"), booted("x", "id2"), booted("y", "id2")}})

@@ -107,6 +107,11 @@ func TestAnotherNodeAnnouncingThisNodesNameIsIgnored(t *testing.T) {
 	if n := b.Stats().Ignored["duplicate_name"]; n != 1 || len(b.Peers()) != 0 {
 		t.Errorf("duplicate names counted %d, peers %v; want 1 and none", n, b.Peers())
 	}
+	// Another boot of this name is about: this node, fresh and alone as
+	// far as it can tell, must not bootstrap (the other would too).
+	if d := b.Decision(); d.Step == Bootstrap || !d.NameClash {
+		t.Errorf("decision after hearing its own name from another boot: %+v, want no bootstrap, NameClash", d)
+	}
 }
 
 func TestPeersRememberedAreCapped(t *testing.T) {

@@ -75,6 +75,9 @@ func (b *Beacon) handle(pkt []byte, from netip.AddrPort) {
 	if m.node == b.cfg.NodeName {
 		if m.boot != b.boot {
 			b.ignore(reasonDuplicateName, from, "addr", m.addr)
+			b.mu.Lock()
+			b.clashAt = time.Now()
+			b.mu.Unlock()
 		}
 		return // this node's own packet, looped back
 	}
@@ -237,6 +240,8 @@ func (b *Beacon) Decision() Decision {
 
 // decideLocked decides on the current view. Under mu.
 func (b *Beacon) decideLocked() Decision {
+	now := time.Now()
 	return Decide(View{Self: b.cfg.NodeName, Fresh: b.fresh(), Bootstrapped: b.bootstrapped,
-		ClusterID: b.clusterID, Settled: b.settled, Frozen: b.candidate, Peers: b.livePeersLocked(time.Now())})
+		ClusterID: b.clusterID, Settled: b.settled, Frozen: b.candidate, Peers: b.livePeersLocked(now),
+		NameClash: !b.clashAt.IsZero() && now.Sub(b.clashAt) < b.cfg.PeerTTL})
 }

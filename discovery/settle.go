@@ -38,7 +38,13 @@ func (b *Beacon) Settle(ctx context.Context) (Decision, error) {
 				"waited", time.Since(b.started).Round(time.Millisecond))
 			return d, nil
 		}
-		if time.Since(lastLog) >= 5*b.cfg.Interval {
+		switch {
+		case time.Since(lastLog) < 5*b.cfg.Interval:
+		case d.NameClash:
+			b.log.Error("discovery: another node announces this node's name; two fresh nodes of one name would "+
+				"each start a cluster, so this one starts none: give each node its own name", "node", b.cfg.NodeName)
+			lastLog = time.Now()
+		default:
 			b.log.Info("discovery: this node would bootstrap the cluster, and waits for the fresh nodes it hears to agree",
 				"waiting_for", d.Waiting)
 			lastLog = time.Now()
