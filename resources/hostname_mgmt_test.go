@@ -15,9 +15,16 @@ import (
 // each time the engine converges.
 func runMgmtExample(t *testing.T, res *yamlgraph.Result, log *slog.Logger) <-chan struct{} {
 	t.Helper()
-	converged := make(chan struct{}, 1)
 	cfg := engine.DefaultConfig()
 	cfg.ConvergedTimeout, cfg.Logger = 0, log
+	return runConverging(t, res.Graph, cfg)
+}
+
+// runConverging runs g on an engine made with cfg until the test ends; it
+// returns a channel that receives each time the engine converges.
+func runConverging(t *testing.T, g *engine.Graph, cfg engine.Config) <-chan struct{} {
+	t.Helper()
+	converged := make(chan struct{}, 1)
 	cfg.OnConverged = func(s engine.Status) {
 		if s.Converged {
 			select {
@@ -32,7 +39,7 @@ func runMgmtExample(t *testing.T, res *yamlgraph.Result, log *slog.Logger) <-cha
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	graphs := make(chan *engine.Graph, 1)
-	graphs <- res.Graph
+	graphs <- g
 	done := make(chan error, 1)
 	go func() { done <- eng.Run(ctx, graphs) }()
 	t.Cleanup(func() {

@@ -20,33 +20,9 @@ func runYAML(t *testing.T, w *world.World, res *yamlgraph.Result) <-chan struct{
 	for _, warn := range res.Warnings {
 		t.Errorf("warning: %v", warn)
 	}
-	converged := make(chan struct{}, 1)
 	cfg := engine.DefaultConfig()
 	cfg.Hostname, cfg.World, cfg.ConvergedTimeout = w.Host(), w, 0
-	cfg.OnConverged = func(s engine.Status) {
-		if s.Converged {
-			select {
-			case converged <- struct{}{}:
-			default:
-			}
-		}
-	}
-	eng, err := engine.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	graphs := make(chan *engine.Graph, 1)
-	graphs <- res.Graph
-	done := make(chan error, 1)
-	go func() { done <- eng.Run(ctx, graphs) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return converged
+	return runConverging(t, res.Graph, cfg)
 }
 
 func waitConverged(t *testing.T, ch <-chan struct{}) {

@@ -110,13 +110,11 @@ func TestDiscoveryJoinsTheClusterHeard(t *testing.T) {
 	}
 	heard := f.Slots[0].GossipAddr()
 	d.joinMissing(waiting, discovery.Decision{Step: discovery.Join, Join: []string{heard}}, tried)
-	deadline := time.Now().Add(30 * time.Second)
-	for id := ""; id == "" || id != boot.ClusterID(); id = waiting.ClusterID() { // learnt once added
-		if time.Now().After(deadline) {
-			t.Fatalf("the waiting node was not added to the cluster heard at %s", heard)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	// The waiting node learns the cluster's ID once it is added.
+	waitUntil(t, "the waiting node added to the cluster heard at "+heard, func() (bool, error) {
+		id := waiting.ClusterID()
+		return id != "" && id == boot.ClusterID(), nil
+	})
 	d.joinMissing(waiting, discovery.Decision{Step: discovery.Member, Join: []string{heard}}, tried)
 	if _, ok := tried[heard]; ok {
 		t.Errorf("a member alive in the ring is still on the list of addresses to retry")

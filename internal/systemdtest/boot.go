@@ -34,7 +34,7 @@ func boot(t testing.TB) *Systemd {
 	bin := missing(t)
 	layout, hiers, err := cgroupLayout()
 	if err != nil {
-		t.Skipf("systemdtest: %v", err)
+		t.Skipf("systemdtest: no cgroup hierarchy for a booted systemd: %v", err)
 	}
 	dir := t.TempDir()
 	script := filepath.Join(dir, "boot.sh")
@@ -117,7 +117,7 @@ func missing(t testing.TB) string {
 	}
 	fss, err := os.ReadFile("/proc/filesystems")
 	if err != nil {
-		t.Skipf("systemdtest: %v", err)
+		t.Skipf("systemdtest: cannot read /proc/filesystems to look for overlayfs: %v", err)
 	}
 	if !bytes.Contains(fss, []byte("\toverlay\n")) {
 		t.Skip("systemdtest: the kernel has no overlayfs (not in /proc/filesystems)")
