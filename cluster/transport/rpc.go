@@ -146,7 +146,13 @@ func readFrame(r io.Reader, v any) error {
 	if _, err := io.ReadFull(r, body); err != nil {
 		return err
 	}
-	return msgpack.Unmarshal(body, v)
+	if err := wellFormed(body); err != nil {
+		return fmt.Errorf("rpc: frame of %d bytes: %w", n, err)
+	}
+	if err := msgpack.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("rpc: frame of %d bytes: %w", n, err)
+	}
+	return nil
 }
 
 // rpcIdleTimeout closes server connections with no request for this long.
