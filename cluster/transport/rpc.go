@@ -14,6 +14,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/graftcm/graft/fsm"
+	"github.com/graftcm/graft/internal/msgpackcheck"
 )
 
 // RPC operations between nodes. Each is answered by the handler its owner
@@ -146,7 +147,7 @@ func readFrame(r io.Reader, v any) error {
 	if _, err := io.ReadFull(r, body); err != nil {
 		return err
 	}
-	if err := wellFormed(body); err != nil {
+	if err := msgpackcheck.Check(body); err != nil {
 		return fmt.Errorf("rpc: frame of %d bytes: %w", n, err)
 	}
 	if err := msgpack.Unmarshal(body, v); err != nil {

@@ -1,4 +1,6 @@
-package transport
+// Package msgpackcheck checks untrusted msgpack before a decoder that
+// trusts its lengths sees it.
+package msgpackcheck
 
 import (
 	"encoding/binary"
@@ -6,22 +8,22 @@ import (
 	"fmt"
 )
 
-// maxNesting bounds how deep arrays and maps nest in a frame: a request or
-// response nests three deep at most, and a peer's skipped unknown fields
-// should not make the decoder recurse a million times.
-const maxNesting = 32
+// MaxNesting bounds how deep arrays and maps may nest: graft's messages
+// nest three deep at most, and skipping an unknown field should not make
+// the decoder recurse a million times.
+const MaxNesting = 32
 
-// errMalformed marks a frame that is not one well-formed msgpack value.
-var errMalformed = errors.New("malformed msgpack")
+// ErrMalformed marks bytes that are not one well-formed msgpack value.
+var ErrMalformed = errors.New("malformed msgpack")
 
-// wellFormed checks that b holds exactly one msgpack value whose arrays and
-// maps nest at most maxNesting deep and announce no more items than the
-// bytes left could hold (every item takes one at least), before the
-// decoder preallocates for them: the msgpack library trusts an array's
-// length, so five bytes could otherwise make it allocate gigabytes.
-// It allocates nothing.
-func wellFormed(b []byte) error {
-	var stack [maxNesting + 1]uint64 // items still to read at each open level
+// Check checks that b holds exactly one msgpack value whose arrays and
+// maps nest at most MaxNesting deep and announce no more items than the
+// bytes left could hold (every item takes one at least), before a decoder
+// preallocates for them: vmihailenco/msgpack (v5.4.1) trusts an array's
+// length when it decodes into a slice, so five bytes could otherwise make
+// it allocate gigabytes. Check allocates nothing but its error.
+func Check(b []byte) error {
+	var stack [MaxNesting + 1]uint64 // items still to read at each open level
 	depth := 0
 	stack[0] = 1
 	at := 0
@@ -31,30 +33,30 @@ func wellFormed(b []byte) error {
 		}
 		if stack[depth] == 0 { // the value is complete
 			if at != len(b) {
-				return fmt.Errorf("%w: %d bytes after the value", errMalformed, len(b)-at)
+				return fmt.Errorf("%w: %d bytes after the value", ErrMalformed, len(b)-at)
 			}
 			return nil
 		}
 		if at >= len(b) {
-			return fmt.Errorf("%w: ends in the middle of a value", errMalformed)
+			return fmt.Errorf("%w: ends in the middle of a value", ErrMalformed)
 		}
 		stack[depth]--
 		skip, items, err := header(b[at:])
 		if err != nil {
-			return fmt.Errorf("%w at byte %d: %w", errMalformed, at, err)
+			return fmt.Errorf("%w at byte %d: %w", ErrMalformed, at, err)
 		}
 		if uint64(len(b)-at) < skip {
-			return fmt.Errorf("%w: ends in the middle of a value", errMalformed)
+			return fmt.Errorf("%w: ends in the middle of a value", ErrMalformed)
 		}
 		at += int(skip)
 		if items == 0 {
 			continue
 		}
 		if items > uint64(len(b)-at) {
-			return fmt.Errorf("%w at byte %d: %d items announced, %d bytes left", errMalformed, at, items, len(b)-at)
+			return fmt.Errorf("%w at byte %d: %d items announced, %d bytes left", ErrMalformed, at, items, len(b)-at)
 		}
-		if depth == maxNesting {
-			return fmt.Errorf("%w at byte %d: nested deeper than %d", errMalformed, at, maxNesting)
+		if depth == MaxNesting {
+			return fmt.Errorf("%w at byte %d: nested deeper than %d", ErrMalformed, at, MaxNesting)
 		}
 		depth++
 		stack[depth] = items
