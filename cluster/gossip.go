@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/cluster/internal/loglimit"
+	"github.com/graftcm/graft/internal/msgpackcheck"
 	"github.com/hashicorp/memberlist"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -54,6 +55,11 @@ func decodeMeta(b []byte) (Meta, error) {
 		return m, fmt.Errorf("%w: the metadata is empty", errNoMeta)
 	case len(b) > memberlist.MetaMaxSize:
 		return m, fmt.Errorf("%w: %d bytes of metadata, over memberlist's %d", errNoMeta, len(b), memberlist.MetaMaxSize)
+	}
+	// Checked first: msgpack allocates what a string's length claims, up
+	// to a megabyte at a time, before it finds the bytes missing.
+	if err := msgpackcheck.Check(b); err != nil {
+		return Meta{}, fmt.Errorf("%w: %w", errNoMeta, err)
 	}
 	if err := msgpack.Unmarshal(b, &m); err != nil {
 		return Meta{}, fmt.Errorf("%w: %w", errNoMeta, err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/graftcm/graft/cluster/transport"
 	"github.com/graftcm/graft/fsm"
+	"github.com/graftcm/graft/internal/msgpackcheck"
 )
 
 // scriptedConn is a connection whose peer sent in and then closed its
@@ -155,7 +156,7 @@ func requestsIn(in []byte) []transport.Request {
 		body := make([]byte, n)
 		_, _ = io.ReadFull(r, body)
 		var req transport.Request
-		if err := msgpack.Unmarshal(body, &req); err != nil {
+		if msgpackcheck.Check(body) != nil || msgpack.Unmarshal(body, &req) != nil {
 			return reqs
 		}
 		reqs = append(reqs, req)
