@@ -48,12 +48,21 @@ BENCHCOUNT ?= 5
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x -count $(BENCHCOUNT) ./...
 
-## fuzz: run each fuzz target for FUZZTIME (default 30s): graph files, log entries
+## fuzz: run each fuzz target for FUZZTIME (default 30s): graph files, log entries, snapshots, and every network input
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./gapi/yamlgraph/
-	$(GO) test -run '^$$' -fuzz FuzzDecodeBatch -fuzztime $(FUZZTIME) ./fsm/
-	$(GO) test -run '^$$' -fuzz FuzzApply -fuzztime $(FUZZTIME) ./fsm/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./gapi/yamlgraph/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBatch$$' -fuzztime $(FUZZTIME) ./fsm/
+	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./fsm/
+	$(GO) test -run '^$$' -fuzz '^FuzzRestore$$' -fuzztime $(FUZZTIME) ./fsm/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadRequest$$' -fuzztime $(FUZZTIME) ./cluster/transport/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadResponse$$' -fuzztime $(FUZZTIME) ./cluster/transport/
+	$(GO) test -run '^$$' -fuzz '^FuzzMuxHandshake$$' -fuzztime $(FUZZTIME) ./cluster/transport/
+	$(GO) test -run '^$$' -fuzz '^FuzzAdmission$$' -fuzztime $(FUZZTIME) ./cluster/transport/
+	$(GO) test -run '^$$' -fuzz '^FuzzServeRPC$$' -fuzztime $(FUZZTIME) ./cluster/raftnode/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMeta$$' -fuzztime $(FUZZTIME) ./cluster/
+	$(GO) test -run '^$$' -fuzz '^FuzzHandlePacket$$' -fuzztime $(FUZZTIME) ./discovery/
+	$(GO) test -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) ./api/server/
 
 ## help: list the targets
 help:

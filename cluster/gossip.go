@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/cluster/internal/loglimit"
+	"github.com/graftcm/graft/internal/msgpackcheck"
 	"github.com/hashicorp/memberlist"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -42,15 +43,31 @@ type Meta struct {
 	State bool `msgpack:"st,omitempty"`
 }
 
-func decodeMeta(b []byte) (Meta, bool) {
+// errNoMeta marks gossip metadata that is not a graft node's.
+var errNoMeta = errors.New("no graft metadata")
+
+// decodeMeta decodes a peer's gossip metadata, saying what is wrong with
+// it if it is not a graft node's.
+func decodeMeta(b []byte) (Meta, error) {
 	var m Meta
-	if len(b) == 0 || len(b) > memberlist.MetaMaxSize {
-		return m, false
+	switch {
+	case len(b) == 0:
+		return m, fmt.Errorf("%w: the metadata is empty", errNoMeta)
+	case len(b) > memberlist.MetaMaxSize:
+		return m, fmt.Errorf("%w: %d bytes of metadata, over memberlist's %d", errNoMeta, len(b), memberlist.MetaMaxSize)
 	}
-	if err := msgpack.Unmarshal(b, &m); err != nil || m.RaftAddr == "" {
-		return Meta{}, false
+	// Checked first: msgpack allocates what a string's length claims, up
+	// to a megabyte at a time, before it finds the bytes missing.
+	if err := msgpackcheck.Check(b); err != nil {
+		return Meta{}, fmt.Errorf("%w: %w", errNoMeta, err)
 	}
-	return m, true
+	if err := msgpack.Unmarshal(b, &m); err != nil {
+		return Meta{}, fmt.Errorf("%w: %w", errNoMeta, err)
+	}
+	if m.RaftAddr == "" {
+		return Meta{}, fmt.Errorf("%w: no cluster port address (field %q)", errNoMeta, "r")
+	}
+	return m, nil
 }
 
 // GossipConfig tunes failure detection. The figures trade the time to
@@ -182,7 +199,8 @@ func (d memberDelegate) NotifyAlive(peer *memberlist.Node) error {
 // NotifyJoin, NotifyLeave and NotifyUpdate record the change and wake the
 // reconciler. They must not block.
 func (d memberDelegate) NotifyJoin(n *memberlist.Node) {
-	meta, ok := decodeMeta(n.Meta)
+	meta, err := decodeMeta(n.Meta)
+	ok := err == nil
 	d.s.goneMu.Lock()
 	if ok {
 		d.s.ring[n.Name] = ringEntry{meta: meta, addr: n.Address()}
@@ -220,7 +238,7 @@ func (d memberDelegate) NotifyLeave(n *memberlist.Node) {
 }
 
 func (d memberDelegate) NotifyUpdate(n *memberlist.Node) {
-	if meta, ok := decodeMeta(n.Meta); ok {
+	if meta, err := decodeMeta(n.Meta); err == nil {
 		d.s.goneMu.Lock()
 		if _, up := d.s.ring[n.Name]; up {
 			d.s.ring[n.Name] = ringEntry{meta: meta, addr: n.Address()}
@@ -248,9 +266,9 @@ func (s *Server) compatible(peer *memberlist.Node) error {
 	if peer.Name == s.cfg.Raft.NodeID {
 		return nil
 	}
-	m, ok := decodeMeta(peer.Meta)
-	if !ok {
-		return fmt.Errorf("node %s sent no graft metadata", peer.Name)
+	m, err := decodeMeta(peer.Meta)
+	if err != nil {
+		return fmt.Errorf("node %s sent %w", peer.Name, err)
 	}
 	mine := s.localMeta()
 	switch {

@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"runtime"
+	"strings"
 	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 func addSeeds(f *testing.F) {
@@ -83,4 +87,76 @@ func FuzzApply(f *testing.F) {
 			t.Fatal("restored state persists differently")
 		}
 	})
+}
+
+// FuzzRestore restores a persisted snapshot, as a follower does with the
+// one its leader sends and a node with the one on its disk. Whatever the
+// bytes: no panic; no more allocated than a constant times their length
+// and some room; an error that says it is the snapshot's; and a state
+// that is restored persists to a snapshot that restores to the same.
+func FuzzRestore(f *testing.F) {
+	for _, seed := range []uint64{1, 7, 99} {
+		s := New(Options{})
+		for j, e := range randomEntries(seed, 12) {
+			if _, err := s.Apply(uint64(j+1), e); err != nil {
+				f.Fatal(err)
+			}
+		}
+		f.Add(persist(f, s))
+	}
+	f.Add(persist(f, New(Options{})))
+	f.Add([]byte{snapshotFormat})
+	// A semaphore whose holders' array announces more than the value
+	// holds: 65,535, and 2^31-1.
+	f.Add(semaSnapshot(f, []byte{0x82, 0xa1, 'c', 1, 0xa1, 'h', 0xdc, 0xff, 0xff}))
+	f.Add(semaSnapshot(f, []byte{0x82, 0xa1, 'c', 1, 0xa1, 'h', 0xdd, 0x7f, 0xff, 0xff, 0xff}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s := New(Options{})
+		var err error
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		err = s.Restore(bytes.NewReader(data))
+		runtime.ReadMemStats(&after)
+		if n, bound := after.TotalAlloc-before.TotalAlloc, 256*uint64(len(data))+1<<20; n > bound {
+			t.Fatalf("restoring %d bytes allocated %d, over %d", len(data), n, bound)
+		}
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "restore snapshot: ") {
+				t.Fatalf("error %q does not say it is the snapshot's", err)
+			}
+			return
+		}
+		checkInvariants(t, s)
+		snap := persist(t, s)
+		r := New(Options{})
+		if err := r.Restore(bytes.NewReader(snap)); err != nil {
+			t.Fatalf("a restored state's snapshot does not restore: %v", err)
+		}
+		if !bytes.Equal(persist(t, r), snap) {
+			t.Fatal("a restored state's snapshot restores to another state")
+		}
+	})
+}
+
+// semaSnapshot is a snapshot of one semaphore key whose value is value.
+func semaSnapshot(tb testing.TB, value []byte) []byte {
+	var b bytes.Buffer
+	b.WriteByte(snapshotFormat)
+	w := writer{e: msgpack.NewEncoder(&b)}
+	w.arrayLen(4)
+	w.uint(1)
+	w.uint(1)
+	w.uint(1)
+	w.uint(1)
+	w.arrayLen(6)
+	w.str(SemaPrefix + "s")
+	w.bytes(value)
+	w.uint(1)
+	w.uint(1)
+	w.uint(1)
+	w.str("")
+	if w.err != nil {
+		tb.Fatal(w.err)
+	}
+	return b.Bytes()
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/graftcm/graft/internal/msgpackcheck"
 )
 
 // slotTokenSize bounds what granting a waiter adds to an encoded
@@ -193,6 +195,9 @@ func encodeSema(st SemaState) ([]byte, error) {
 // decodeSema decodes and checks a stored SemaState.
 func decodeSema(b []byte) (SemaState, error) {
 	var st SemaState
+	if err := msgpackcheck.Check(b); err != nil {
+		return SemaState{}, fmt.Errorf("decode semaphore: %w", err)
+	}
 	if err := msgpack.Unmarshal(b, &st); err != nil {
 		return SemaState{}, fmt.Errorf("decode semaphore: %w", err)
 	}

@@ -168,7 +168,7 @@ func NewServer(cfg Config) (*Server, error) {
 	})
 	// Browsers on this host must not drive the agent: a page could post to
 	// a loopback API address (cross-site request forgery).
-	s.handler = s.logged(loopbackHostOnly(http.NewCrossOriginProtection().Handler(mux)))
+	s.handler = s.logged(loopbackHostOnly(http.NewCrossOriginProtection().Handler(noAsterisk(mux))))
 	return s, nil
 }
 
@@ -283,6 +283,18 @@ func loopbackHostOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, tcp := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); tcp && !api.IsLoopbackHost(r.Host) {
 			writeError(w, http.StatusForbidden, fmt.Sprintf("host %q is not a loopback address; the local API answers requests for 127.0.0.1, [::1] or localhost only", r.Host))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// noAsterisk answers a request for "*" (GET * HTTP/1.1: ServeMux answers
+// it 400 with no body) with a JSON error, as every other refusal.
+func noAsterisk(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.RequestURI == "*" {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("%s *: the local API answers requests for paths under /v1/", r.Method))
 			return
 		}
 		h.ServeHTTP(w, r)

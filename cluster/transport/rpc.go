@@ -14,6 +14,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/graftcm/graft/fsm"
+	"github.com/graftcm/graft/internal/msgpackcheck"
 )
 
 // RPC operations between nodes. Each is answered by the handler its owner
@@ -146,21 +147,42 @@ func readFrame(r io.Reader, v any) error {
 	if _, err := io.ReadFull(r, body); err != nil {
 		return err
 	}
-	return msgpack.Unmarshal(body, v)
+	if err := msgpackcheck.Check(body); err != nil {
+		return fmt.Errorf("rpc: frame of %d bytes: %w", n, err)
+	}
+	if err := msgpack.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("rpc: frame of %d bytes: %w", n, err)
+	}
+	return nil
 }
 
-// rpcIdleTimeout closes server connections with no request for this long.
-const rpcIdleTimeout = 5 * time.Minute
+// An RPC server connection is closed when no request starts for
+// rpcIdleTimeout, or when a request that started does not arrive whole
+// within rpcFrameTimeout (a peer that stalls mid-frame would otherwise
+// hold the connection until the idle timeout): a maximal frame, 8 MiB,
+// takes 30 s only below 300 KB/s.
+const (
+	rpcIdleTimeout  = 5 * time.Minute
+	rpcFrameTimeout = 30 * time.Second
+)
 
 // ServeConn answers requests on one connection until it closes, the
-// peer goes idle, or ctx ends.
+// peer goes idle or stalls mid-request, or ctx ends.
 func ServeConn(ctx context.Context, c net.Conn, handle func(context.Context, *Request) *Response) {
+	serveConn(ctx, c, handle, rpcIdleTimeout, rpcFrameTimeout)
+}
+
+func serveConn(ctx context.Context, c net.Conn, handle func(context.Context, *Request) *Response, idle, whole time.Duration) {
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	r := bufio.NewReader(c)
 	for {
-		_ = c.SetReadDeadline(time.Now().Add(rpcIdleTimeout))
+		_ = c.SetReadDeadline(time.Now().Add(idle))
+		if _, err := r.Peek(1); err != nil {
+			return
+		}
+		_ = c.SetReadDeadline(time.Now().Add(whole))
 		var req Request
 		if err := readFrame(r, &req); err != nil {
 			return

@@ -22,7 +22,7 @@ type rule struct {
 }
 
 // helpers are the small packages anything may import.
-var helpers = []string{"internal/atomicfile", "internal/fswatch"}
+var helpers = []string{"internal/atomicfile", "internal/fswatch", "internal/msgpackcheck"}
 
 // network is the code the state machine must not depend on.
 var network = []string{"net", "net/http", "github.com/hashicorp/raft", "github.com/hashicorp/memberlist"}
@@ -39,11 +39,12 @@ var clusterDeps = []string{"github.com/hashicorp/raft", "github.com/hashicorp/me
 func rules() map[string]rule {
 	with := func(pkgs ...string) []string { return append(slices.Clone(helpers), pkgs...) }
 	return map[string]rule{
-		"internal/atomicfile":  {},
-		"internal/fswatch":     {},
-		"internal/systemdbus":  {tests: []string{"internal/systemdtest"}},
-		"internal/systemdtest": {may: []string{"internal/systemdbus"}},
-		"fsm":                  {never: network},
+		"internal/atomicfile":   {},
+		"internal/fswatch":      {},
+		"internal/systemdbus":   {tests: []string{"internal/systemdtest"}},
+		"internal/systemdtest":  {may: []string{"internal/systemdbus"}},
+		"internal/msgpackcheck": {},
+		"fsm":                   {may: []string{"internal/msgpackcheck"}, never: network},
 		"engine": {may: with(),
 			tests: []string{"cluster", "cluster/clustertest", "fsm", "world", "world/worldtest"}},
 		"resources": {may: with("engine", "internal/systemdbus"),

@@ -44,7 +44,7 @@ func TestWrongImportsAreNamed(t *testing.T) {
 	pkgs := []pkg{p("engine", "world", "internal/atomicfile"), fsmNet, client, p("newpkg"), p("cmd/graft", "world", "engine")}
 	bad := check(pkgs, rules())
 	for _, want := range []string{
-		"engine imports world, which it may not (it may import: internal/atomicfile, internal/fswatch)",
+		"engine imports world, which it may not (it may import: internal/atomicfile, internal/fswatch, internal/msgpackcheck)",
 		"fsm depends on net/http",
 		"api imports fsm, which it may not",
 		"api depends on github.com/hashicorp/raft",
