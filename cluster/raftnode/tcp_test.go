@@ -98,10 +98,16 @@ func TestTCPClusterForwardsWrites(t *testing.T) {
 				t.Errorf("%s lacks %s", n.ID(), k)
 			}
 		}
-		if st := n.Status(); len(st.Servers) != 3 || st.Leader != a.ID() {
+		if st := n.Status(); len(st.Servers) != 3 {
 			t.Errorf("%s status: %+v", n.ID(), st)
 		}
 	}
+	// On a loaded machine leadership may move during the test (short
+	// test timeouts): what matters is that all three agree on one.
+	eventually(t, 20*time.Second, "one leader all three report", func() bool {
+		l := a.Status().Leader
+		return l != "" && b.Status().Leader == l && c.Status().Leader == l
+	})
 }
 
 // Every timing raft would refuse once the node starts (after its ports
