@@ -49,7 +49,12 @@ type View struct {
 	// lately. Two fresh nodes of one name cannot tell each other apart:
 	// each would count only itself and bootstrap, so neither does.
 	NameClash bool
-	Peers     []Peer // live peers, never this node
+	// SawCluster: this node has heard a bootstrapped node of its key
+	// since it started, live or not now. A cluster exists: a fresh node
+	// waits for it rather than start another (its bootstrapper may have
+	// crashed, or been cut off, before anyone joined it).
+	SawCluster bool
+	Peers      []Peer // live peers, never this node
 }
 
 // Step is what a node does next.
@@ -91,6 +96,9 @@ type Decision struct {
 	// NameClash: this node would bootstrap but waits, since another node
 	// announces its name (see View.NameClash).
 	NameClash bool
+	// SawCluster: this node would bootstrap but waits, since it heard a
+	// cluster of its key, gone since (see View.SawCluster).
+	SawCluster bool
 }
 
 // Decide is the zero-config forming rule, the same on every node:
@@ -118,6 +126,15 @@ type Decision struct {
 //     of one name: cloned images, default host names) never bootstraps:
 //     each would take the other's packets for its own and count itself
 //     alone. It still joins a cluster it hears.
+//   - A fresh node that has heard a bootstrapped node since it started
+//     never bootstraps, even once that node has gone quiet: a cluster
+//     exists (its bootstrapper may have crashed before anyone joined it),
+//     and this node waits to hear it again.
+//
+// The rule holds after the window as well: a node that decided to join
+// but is not in a cluster yet keeps deciding, and bootstraps if its
+// candidate went quiet before it bootstrapped and the others name this
+// node instead (see Beacon.Act).
 func Decide(v View) Decision {
 	if v.Bootstrapped || !v.Fresh {
 		return member(v)
@@ -126,7 +143,7 @@ func Decide(v View) Decision {
 		return d
 	}
 	fresh, candidate := freshCandidate(v)
-	d := Decision{Step: Wait, Candidate: candidate, NameClash: v.NameClash}
+	d := Decision{Step: Wait, Candidate: candidate, NameClash: v.NameClash, SawCluster: v.SawCluster}
 	if !v.Settled {
 		return d
 	}
@@ -146,7 +163,7 @@ func Decide(v View) Decision {
 		}
 	}
 	slices.Sort(d.Waiting)
-	if len(d.Waiting) == 0 && !v.NameClash {
+	if len(d.Waiting) == 0 && !v.NameClash && !v.SawCluster {
 		d.Step = Bootstrap
 	}
 	return d

@@ -229,17 +229,20 @@ func startDiscovery(ctx context.Context, o agentOptions, dir string, key cluster
 // peers of its cluster it hears but does not see in the ring (a peer
 // whose address changed, one restarted, a cluster a waiting fresh node
 // hears of), and names other clusters of its key, which it never merges.
-// current returns the running server, or nil while none runs.
+// A fresh node still waiting to be added keeps deciding, and bootstraps
+// its server when the forming rule says so (see formLate). current
+// returns the running server, or nil while none runs.
 func (d *agentDiscovery) follow(ctx context.Context, current func() *cluster.Server) {
-	tried := map[string]*backoff{}
+	tried, told := map[string]*backoff{}, map[string]*backoff{}
 	named := map[string]time.Time{}
 	tick := time.NewTicker(rejoinFirst)
 	defer tick.Stop()
 	for {
 		changed := d.b.Changed()
 		if srv := current(); srv != nil {
+			d.formLate(srv)
 			id := srv.ClusterID()
-			d.b.SetState(id != "" || srv.Node().HasState(), id)
+			d.b.SetState(belongsToCluster(srv), id)
 			if addr := srv.GossipAddr(); addr != d.addr {
 				d.log.Warn("discovery: the gossip port advertises another address than was announced; announcing it",
 					"announced", d.addr, "gossip_addr", addr)
@@ -248,6 +251,7 @@ func (d *agentDiscovery) follow(ctx context.Context, current func() *cluster.Ser
 			}
 			dec := d.b.Decision()
 			d.joinMissing(srv, dec, tried)
+			d.tellCluster(srv, told)
 			d.nameConflicts(id, dec.Conflicts, named)
 		}
 		select {
@@ -256,6 +260,75 @@ func (d *agentDiscovery) follow(ctx context.Context, current func() *cluster.Ser
 		case <-changed:
 		case <-tick.C:
 		}
+	}
+}
+
+// belongsToCluster reports whether the server belongs to a cluster: it knows
+// the cluster's ID, started on a cluster's log, or holds one (it
+// bootstrapped, or a leader added it). A node that holds raft's term
+// only belongs to none: it waits to be added, and starts none.
+func belongsToCluster(srv *cluster.Server) bool {
+	node := srv.Node()
+	return srv.ClusterID() != "" || node.StartedOnLog() || node.LastIndex() > 0
+}
+
+// formLate bootstraps the server of a fresh node that decided to join
+// but is in no cluster yet, when the forming rule now says this node
+// starts the cluster: the candidate it was to join went away before it
+// bootstrapped, and the fresh nodes that named it name this one now
+// (see discovery.Beacon.Act). Those already in its gossip ring are then
+// added by its reconciler; the others join it when they hear it.
+func (d *agentDiscovery) formLate(srv *cluster.Server) {
+	if belongsToCluster(srv) || srv.Node().HasState() {
+		return
+	}
+	if d.b.Act().Step != discovery.Bootstrap {
+		return
+	}
+	d.log.Info("discovery: the node this one was to join is gone before it started the cluster, and the fresh " +
+		"nodes heard name this one instead: it starts the cluster")
+	if err := srv.BootstrapFresh(); err != nil {
+		d.log.Warn("discovery: could not start the cluster", "err", err)
+	}
+}
+
+// tellCluster makes sure that the bootstrapped nodes a fresh node hears
+// know of it while it waits to be added: it joins each directly (a
+// join exchanges the two nodes' member lists), even one it already sees
+// in its ring, and again after a backoff (see rejoinFirst) while it is
+// not added. Seeing a node in its ring through another member does not
+// mean that node sees this one: memberlist relays the news of a node a
+// few times only, to random members, and repairs what was lost every 30
+// s. Fresh nodes that joined each other before their candidate
+// bootstrapped were thus added by its leader, which learned of them
+// through a single relay, up to a minute late.
+func (d *agentDiscovery) tellCluster(srv *cluster.Server, told map[string]*backoff) {
+	if belongsToCluster(srv) {
+		clear(told)
+		return
+	}
+	var due []string
+	now := time.Now()
+	for _, p := range d.b.Peers() {
+		b := told[p.Addr]
+		if !p.Bootstrapped || b != nil && now.Before(b.next) {
+			continue
+		}
+		if b == nil {
+			b = &backoff{wait: rejoinFirst / 2}
+			told[p.Addr] = b
+		}
+		b.wait = min(2*b.wait, rejoinMost)
+		b.next = now.Add(b.wait)
+		due = append(due, p.Addr)
+	}
+	if len(due) == 0 {
+		return
+	}
+	if n, err := srv.Join(due); err != nil {
+		d.log.Info("discovery: could not reach the cluster's nodes heard, to be added", "addrs", due, "err", err)
+	} else {
+		d.log.Info("discovery: told the cluster's nodes heard of this node, to be added", "addrs", due, "answered", n)
 	}
 }
 
