@@ -38,3 +38,37 @@ func TestThreeHostsJoinedFormOneCluster(t *testing.T) {
 		}
 	}
 }
+
+// Issue 13 (forming, review): a joiner stopped before any cluster
+// reached it keeps the raft directory its server made, with no state in
+// it, and no peers file. Started again with the key and nothing to join,
+// it took itself for a node with state, and bootstrapped a second
+// cluster beside the one its peers formed. It is fresh: it hears their
+// cluster and joins it, one cluster of three.
+func TestJoinerStoppedBeforeItWasAddedJoinsTheDiscoveredCluster(t *testing.T) {
+	t.Parallel() // mostly waiting out the listening windows
+	c := NewCluster(t, 3)
+	formed, h3 := c.Hosts[:2], c.Hosts[2]
+	// h3 waits to join h1, not started yet: its server makes its raft
+	// directory, and no cluster reaches it.
+	h3.Args = []string{"--no-discover", "--join", formed[0].GossipAddr()}
+	h3.Start()
+	c.WaitFor("h3's cluster server started", formWait, func() error {
+		if !strings.Contains(h3.Log(), `msg="cluster server started"`) {
+			return fmt.Errorf("h3 has not logged that its cluster server started")
+		}
+		return nil
+	})
+	h3.Kill()
+	c.StartDiscovered(formed)
+	c.WaitFor("one cluster of h1 and h2", formWait, func() error {
+		_, err := c.OneCluster(formed, -1)
+		return err
+	})
+	c.StartDiscovered([]*Host{h3})
+	took := c.WaitFor("one cluster of the three", formWait, func() error {
+		_, err := c.OneCluster(c.Hosts, -1)
+		return err
+	})
+	Figure(t, "a joiner stopped before it was added, started again with discovery: time to one cluster with the two others", took)
+}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/raftnode"
 	"github.com/graftcm/graft/discovery"
 )
 
@@ -98,14 +99,18 @@ func firstHostIPv4() (netip.Addr, error) {
 }
 
 // freshDataDir reports whether dir holds neither raft state nor
-// remembered peers: a node that may bootstrap a cluster.
-func freshDataDir(dir string) bool {
-	for _, name := range []string{"raft", rememberedPeersFile} {
-		if _, err := os.Lstat(filepath.Join(dir, name)); !errors.Is(err, fs.ErrNotExist) {
-			return false
-		}
+// remembered peers: a node that may bootstrap a cluster. A raft
+// directory with no state in it (no term, no log, no snapshot: a joiner
+// stopped before a cluster reached it) leaves the node fresh.
+func freshDataDir(dir string) (bool, error) {
+	if _, err := os.Lstat(filepath.Join(dir, rememberedPeersFile)); !errors.Is(err, fs.ErrNotExist) {
+		return false, nil
 	}
-	return true
+	has, err := raftnode.DirHasState(dir)
+	if err != nil {
+		return false, fmt.Errorf("discovery: %w", err)
+	}
+	return !has, nil
 }
 
 // hasKey reports whether the node was given a key or keeps one.
@@ -152,8 +157,11 @@ func runBeacon(o agentOptions, addr netip.AddrPort, key []byte, fresh bool, log 
 // discovery is on and the node has no key and a fresh data dir.
 func lookFirst(ctx context.Context, o agentOptions, dir string, log *slog.Logger) error {
 	addr, err := o.announceAddr()
-	if !o.discover || err != nil || hasKey(o.clusterOptions, dir) || !freshDataDir(dir) {
+	if !o.discover || err != nil || hasKey(o.clusterOptions, dir) {
 		return nil
+	}
+	if fresh, err := freshDataDir(dir); err != nil || !fresh {
+		return err
 	}
 	return lookForClusters(ctx, o, addr, log)
 }
@@ -197,7 +205,11 @@ func startDiscovery(ctx context.Context, o agentOptions, dir string, key cluster
 	if err != nil {
 		return nil, nil, err
 	}
-	fresh := freshDataDir(dir) && len(o.join) == 0 && !key.created
+	fresh, err := freshDataDir(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	fresh = fresh && len(o.join) == 0 && !key.created
 	d, err := runBeacon(o, addr, secret, fresh, log)
 	if err != nil && !o.discoverAsked {
 		log.Warn("discovery cannot start on this host: going on without it (give --join, or fix the network and "+

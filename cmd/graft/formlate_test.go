@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -13,7 +15,9 @@ import (
 
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/cluster/clustertest"
+	"github.com/graftcm/graft/cluster/raftnode"
 	"github.com/graftcm/graft/discovery"
+	"github.com/graftcm/graft/fsm"
 )
 
 // memGroup is a multicast group in memory: what one of its conns sends,
@@ -229,4 +233,59 @@ func aliveIn(srv *cluster.Server, name string) bool {
 		}
 	}
 	return false
+}
+
+// Issue 13 (forming, review): a joiner stopped before it was added (a
+// raft directory, made when its server started, with nothing in it, and
+// no peers file) was not fresh to discovery, and, with nothing to join,
+// bootstrapped a second cluster when started again. Its data dir is
+// fresh; one with remembered peers or raft state is not.
+func TestADataDirWhoseRaftDirHoldsNoStateIsFresh(t *testing.T) {
+	fresh := func(t *testing.T, dir string) bool {
+		t.Helper()
+		ok, err := freshDataDir(dir)
+		if err != nil {
+			t.Fatalf("freshDataDir(%s): %v", dir, err)
+		}
+		return ok
+	}
+	open := func(t *testing.T, dir string, bootstrap bool) *raftnode.Node {
+		t.Helper()
+		cfg := raftnode.TestConfig()
+		cfg.NodeID, cfg.DataDir, cfg.Bootstrap = "n1", dir, bootstrap
+		n, err := raftnode.Open(cfg, fsm.New(fsm.Options{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	empty := t.TempDir()
+	if !fresh(t, empty) {
+		t.Errorf("an empty data dir is not fresh")
+	}
+	joiner := t.TempDir()
+	if err := open(t, joiner, false).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !fresh(t, joiner) {
+		t.Errorf("the data dir of a joiner stopped before it was added is not fresh")
+	}
+	remembers := t.TempDir()
+	if err := os.WriteFile(filepath.Join(remembers, rememberedPeersFile), []byte(`["10.0.0.1:7946"]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if fresh(t, remembers) {
+		t.Errorf("a data dir that remembers peers is fresh")
+	}
+	member := t.TempDir()
+	n := open(t, member, true)
+	for !n.IsLeader() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if fresh(t, member) {
+		t.Errorf("the data dir of a node that bootstrapped a cluster is fresh")
+	}
 }
