@@ -74,9 +74,15 @@ func (b *Beacon) Act() Decision {
 	return b.actLocked()
 }
 
-// actLocked decides, and commits to a Bootstrap. Under mu.
+// actLocked decides, and commits to a Bootstrap. A candidate that moved
+// unnoticed (a peer that went quiet while the send loop did not look:
+// see expire) is announced. Under mu.
 func (b *Beacon) actLocked() Decision {
 	d := b.decideLocked()
+	if d.Candidate != b.candidate {
+		b.candidate, b.announce = d.Candidate, true
+		b.wake()
+	}
 	if d.Step == Bootstrap {
 		b.bootstrapped = true
 		b.changeLocked()
