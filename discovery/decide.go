@@ -114,7 +114,8 @@ type Decision struct {
 //     passed it waits. Then its candidate holds (see View.Frozen), and a
 //     node that is not its own candidate joins the fresh nodes it hears,
 //     its candidate first (the gossip ring is transitive, so joining any
-//     of them reaches the one that bootstraps); the candidate bootstraps
+//     of them reaches the one that bootstraps, which it then joins
+//     directly too when it hears it bootstrapped); the candidate bootstraps
 //     only once every fresh node it hears has settled and names it too.
 //     Two nodes that hear each other, or a common peer, never both
 //     bootstrap: a node that hears a lower one never names itself, and a
@@ -143,7 +144,7 @@ func Decide(v View) Decision {
 		return d
 	}
 	fresh, candidate := freshCandidate(v)
-	d := Decision{Step: Wait, Candidate: candidate, NameClash: v.NameClash, SawCluster: v.SawCluster}
+	d := Decision{Step: Wait, Candidate: candidate, NameClash: v.NameClash}
 	if !v.Settled {
 		return d
 	}
@@ -163,7 +164,11 @@ func Decide(v View) Decision {
 		}
 	}
 	slices.Sort(d.Waiting)
-	if len(d.Waiting) == 0 && !v.NameClash && !v.SawCluster {
+	switch {
+	case len(d.Waiting) > 0 || v.NameClash:
+	case v.SawCluster:
+		d.SawCluster = true
+	default:
 		d.Step = Bootstrap
 	}
 	return d

@@ -125,6 +125,9 @@ type agentDiscovery struct {
 	addr string // announced
 	log  *slog.Logger
 	stop func()
+	// sawLogged is when follow last said that this fresh node waits for
+	// a cluster it heard, gone quiet since.
+	sawLogged time.Time
 }
 
 // runBeacon opens the multicast group on addr's interface and runs a
@@ -294,7 +297,13 @@ func (d *agentDiscovery) formLate(srv *cluster.Server) {
 	if belongsToCluster(srv) || srv.Node().HasState() {
 		return
 	}
-	if d.b.Act().Step != discovery.Bootstrap {
+	dec := d.b.Act()
+	if dec.SawCluster && time.Since(d.sawLogged) >= conflictLogEvery {
+		d.sawLogged = time.Now()
+		d.log.Warn("discovery: the node this one was to join is gone, but this node heard a cluster of its key, " +
+			"gone quiet since: it starts no other cluster, and waits to hear that one again")
+	}
+	if dec.Step != discovery.Bootstrap {
 		return
 	}
 	d.log.Info("discovery: the node this one was to join is gone before it started the cluster, and the fresh " +
