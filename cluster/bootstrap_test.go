@@ -21,7 +21,7 @@ func TestAFreshWaitingServerBootstrapsOnceAndAddsTheFreshNodesOfItsRing(t *testi
 	synctest.Test(t, func(t *testing.T) {
 		f := clustertest.NewFleet(t, 3, nil)
 		s0, s1, s2 := f.Slots[0], f.Slots[1], f.Slots[2]
-		gone := func(c *cluster.ServerConfig) { c.Join = []string{"gone-candidate:1"} } // never answers
+		gone := func(c *cluster.ServerConfig) { c.Join = []string{"192.0.2.1:7946"} } // never answers (an address, not a name: no DNS lookup in the bubble)
 		b := f.Start(s1, gone)
 		j := f.Start(s2, gone)
 		if _, err := j.Join([]string{s1.GossipAddr()}); err != nil {

@@ -244,8 +244,9 @@ func startDiscovery(ctx context.Context, o agentOptions, dir string, key cluster
 // peers of its cluster it hears but does not see in the ring (a peer
 // whose address changed, one restarted, a cluster a waiting fresh node
 // hears of), and names other clusters of its key, which it never merges.
-// A fresh node still waiting to be added keeps deciding, and bootstraps
-// its server when the forming rule says so (see formLate). current
+// A fresh node still waiting to be added keeps deciding, bootstraps its
+// server when the forming rule says so (see formLate), and makes sure the
+// cluster it decided to join knows of it (see tellCluster). current
 // returns the running server, or nil while none runs.
 func (d *agentDiscovery) follow(ctx context.Context, current func() *cluster.Server) {
 	tried, told := map[string]*backoff{}, map[string]*backoff{}
@@ -266,7 +267,7 @@ func (d *agentDiscovery) follow(ctx context.Context, current func() *cluster.Ser
 			}
 			dec := d.b.Decision()
 			d.joinMissing(srv, dec, tried)
-			d.tellCluster(srv, told)
+			d.tellCluster(srv, dec, told)
 			d.nameConflicts(id, dec.Conflicts, named)
 		}
 		select {
@@ -313,9 +314,10 @@ func (d *agentDiscovery) formLate(srv *cluster.Server) {
 	}
 }
 
-// tellCluster makes sure that the bootstrapped nodes a fresh node hears
-// know of it while it waits to be added: it joins each directly (a
-// join exchanges the two nodes' member lists), even one it already sees
+// tellCluster makes sure that the nodes of the cluster a fresh node
+// decided to join (the bootstrapped ones among dec's) know of it while it
+// waits to be added: it joins each directly (a join exchanges the two
+// nodes' member lists), even one it already sees
 // in its ring, and again after a backoff (see rejoinFirst) while it is
 // not added. Seeing a node in its ring through another member does not
 // mean that node sees this one: memberlist relays the news of a node a
@@ -323,25 +325,29 @@ func (d *agentDiscovery) formLate(srv *cluster.Server) {
 // s. Fresh nodes that joined each other before their candidate
 // bootstrapped were thus added by its leader, which learned of them
 // through a single relay, up to a minute late.
-func (d *agentDiscovery) tellCluster(srv *cluster.Server, told map[string]*backoff) {
-	if belongsToCluster(srv) {
+func (d *agentDiscovery) tellCluster(srv *cluster.Server, dec discovery.Decision, told map[string]*backoff) {
+	if belongsToCluster(srv) || dec.Step != discovery.Join {
 		clear(told)
 		return
 	}
+	booted := map[string]bool{}
+	for _, p := range d.b.Peers() {
+		booted[p.Addr] = p.Bootstrapped
+	}
 	var due []string
 	now := time.Now()
-	for _, p := range d.b.Peers() {
-		b := told[p.Addr]
-		if !p.Bootstrapped || b != nil && now.Before(b.next) {
+	for _, a := range dec.Join {
+		b := told[a]
+		if !booted[a] || b != nil && now.Before(b.next) {
 			continue
 		}
 		if b == nil {
 			b = &backoff{wait: rejoinFirst / 2}
-			told[p.Addr] = b
+			told[a] = b
 		}
 		b.wait = min(2*b.wait, rejoinMost)
 		b.next = now.Add(b.wait)
-		due = append(due, p.Addr)
+		due = append(due, a)
 	}
 	if len(due) == 0 {
 		return

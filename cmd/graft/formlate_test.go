@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -76,16 +77,19 @@ func (c *memConn) Close() error {
 }
 
 // groupBeacon runs a fresh node's beacon, at production timings, on g
-// until stop or the test's end; addr is a placeholder until the node's
-// server runs (follow then announces its real gossip address, as the
-// agent's does when it differs).
+// until stop or the test's end; its address is a placeholder that
+// nothing answers at until the node's server runs (follow then announces
+// its real gossip address, as the agent's does when it differs). It is
+// an address, not a name: a DNS lookup in a synctest bubble is fatal.
 func groupBeacon(t *testing.T, g *memGroup, name string) (d *agentDiscovery, stop func()) {
 	t.Helper()
 	key, err := discovery.DeriveKey([]byte("graft1_formlate"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := name + "-unbound:7946"
+	g.mu.Lock()
+	addr := fmt.Sprintf("192.0.2.%d:7946", len(g.conns)+1)
+	g.mu.Unlock()
 	b, err := discovery.New(discovery.Config{ClusterName: "graft", NodeName: name, Addr: addr, Key: key,
 		Fresh: true, Conn: g.conn()})
 	if err != nil {
@@ -190,7 +194,7 @@ func TestAFreshNodeTheLeaderKnowsNotOfIsAddedThoughItSeesTheLeaderInItsRing(t *t
 		cfg.Gossip.PushPullInterval = time.Hour
 		f := clustertest.NewFleet(t, 3, &cfg)
 		leader := f.Start(f.Slots[0], nil) // alone: bootstraps
-		waiting := func(c *cluster.ServerConfig) { c.Join = []string{"gone-candidate:1"} }
+		waiting := func(c *cluster.ServerConfig) { c.Join = []string{"192.0.2.1:7946"} } // never answers
 		relay := f.Start(f.Slots[1], waiting)
 		unknown := f.Start(f.Slots[2], waiting)
 		for leader.ClusterID() == "" {
