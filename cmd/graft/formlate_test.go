@@ -194,7 +194,8 @@ func TestAFreshNodeTheLeaderKnowsNotOfIsAddedThoughItSeesTheLeaderInItsRing(t *t
 		cfg.Gossip.PushPullInterval = time.Hour
 		f := clustertest.NewFleet(t, 3, &cfg)
 		leader := f.Start(f.Slots[0], nil) // alone: bootstraps
-		waiting := func(c *cluster.ServerConfig) { c.Join = []string{"192.0.2.1:7946"} } // never answers
+		// Seeds that never answer: each waits to be added.
+		waiting := func(c *cluster.ServerConfig) { c.Join = []string{"192.0.2.1:7946"} }
 		relay := f.Start(f.Slots[1], waiting)
 		unknown := f.Start(f.Slots[2], waiting)
 		for leader.ClusterID() == "" {
