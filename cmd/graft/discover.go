@@ -317,14 +317,14 @@ func (d *agentDiscovery) formLate(srv *cluster.Server) {
 // tellCluster makes sure that the nodes of the cluster a fresh node
 // decided to join (the bootstrapped ones among dec's) know of it while it
 // waits to be added: it joins each directly (a join exchanges the two
-// nodes' member lists), even one it already sees
-// in its ring, and again after a backoff (see rejoinFirst) while it is
-// not added. Seeing a node in its ring through another member does not
-// mean that node sees this one: memberlist relays the news of a node a
-// few times only, to random members, and repairs what was lost every 30
-// s. Fresh nodes that joined each other before their candidate
-// bootstrapped were thus added by its leader, which learned of them
-// through a single relay, up to a minute late.
+// nodes' member lists), even one it already sees in its ring, and again
+// after a backoff (see rejoinFirst) while it is not added. Seeing a node
+// in its ring through another member does not mean that node sees this
+// one: memberlist relays the news of a node a few times only, to random
+// members, and repairs what was lost every 30 s. Fresh nodes that joined
+// each other before their candidate bootstrapped were thus added by its
+// leader, which learned of them through a single relay, up to a minute
+// late.
 func (d *agentDiscovery) tellCluster(srv *cluster.Server, dec discovery.Decision, told map[string]*backoff) {
 	if belongsToCluster(srv) || dec.Step != discovery.Join {
 		clear(told)
