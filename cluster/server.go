@@ -200,17 +200,18 @@ type Server struct {
 
 	// The cluster this node belongs to, refusals of other clusters, and
 	// what the node tells its peers in its gossip metadata.
-	clusterID  atomic.Pointer[string]
-	alone      bool                              // bootstraps a cluster of its own when it starts
-	refusal    atomic.Pointer[OtherClusterError] // the last merge refused for another cluster
-	refusals   atomic.Uint64                     // how many were refused
-	idWaits    atomic.Uint64                     // merges refused until a cluster ID is known
-	refusalLog *loglimit.Limiter                 // rate-limits the log lines of refused merges
-	leaving    atomic.Bool                       // Leave has begun: gossiped in Meta
-	metaTurn   chan struct{}                     // one updateMeta at a time
-	expectSet  atomic.Pointer[string]            // bootstrap-expect: the set this node would bootstrap
-	gossipAddr string
-	peers      PeerStore // the peers remembered across restarts
+	clusterID    atomic.Pointer[string]
+	alone        bool                              // bootstraps a cluster of its own when it starts
+	bootstrapped atomic.Bool                       // bootstrapped one since it started (BootstrapFresh)
+	refusal      atomic.Pointer[OtherClusterError] // the last merge refused for another cluster
+	refusals     atomic.Uint64                     // how many were refused
+	idWaits      atomic.Uint64                     // merges refused until a cluster ID is known
+	refusalLog   *loglimit.Limiter                 // rate-limits the log lines of refused merges
+	leaving      atomic.Bool                       // Leave has begun: gossiped in Meta
+	metaTurn     chan struct{}                     // one updateMeta at a time
+	expectSet    atomic.Pointer[string]            // bootstrap-expect: the set this node would bootstrap
+	gossipAddr   string
+	peers        PeerStore // the peers remembered across restarts
 
 	// Each loop has a wake channel of its own: a kick wakes every loop
 	// that waits for one (a shared channel of capacity 1 would wake one).
@@ -349,8 +350,8 @@ func (s *Server) begin(remembered []string, rerr error) error {
 	case node.StartedOnLog():
 	case s.alone:
 		s.log.Info("no raft state and nobody to join: bootstrapping a new one-node cluster")
-		if err := node.Bootstrap([]raftnode.RaftServer{{ID: cfg.Raft.NodeID, Address: node.Addr()}}); err != nil {
-			return fmt.Errorf("cluster: bootstrap: %w", err)
+		if err := s.bootstrapAlone(); err != nil {
+			return err
 		}
 	case cfg.BootstrapExpect > 0 && !node.HasState():
 		s.goLoop(s.bootstrapExpectLoop)
@@ -426,7 +427,7 @@ func (s *Server) GossipAddr() string { return s.gossipAddr }
 func (s *Server) localMeta() Meta {
 	m := Meta{Cluster: s.cfg.ClusterName, ClusterID: s.ClusterID(), RaftAddr: s.node.Addr(),
 		Expect: s.cfg.BootstrapExpect, Version: s.cfg.Version, Leaving: s.leaving.Load(),
-		State: s.alone || s.node.StartedOnLog()}
+		State: s.alone || s.bootstrapped.Load() || s.node.StartedOnLog()}
 	if p := s.expectSet.Load(); p != nil {
 		m.ExpectSet = *p
 	}

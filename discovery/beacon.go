@@ -82,6 +82,7 @@ type Beacon struct {
 	addr         string
 	bootstrapped bool
 	clashAt      time.Time // when another boot last announced this node's name
+	sawCluster   bool      // a bootstrapped peer was heard (see View.SawCluster)
 	clusterID    string
 	candidate    string // last computed
 	settled      bool   // Settle's window has passed

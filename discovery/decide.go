@@ -49,7 +49,12 @@ type View struct {
 	// lately. Two fresh nodes of one name cannot tell each other apart:
 	// each would count only itself and bootstrap, so neither does.
 	NameClash bool
-	Peers     []Peer // live peers, never this node
+	// SawCluster: this node has heard a bootstrapped node of its key
+	// since it started, live or not now. A cluster exists: a fresh node
+	// waits for it rather than start another (its bootstrapper may have
+	// crashed, or been cut off, before anyone joined it).
+	SawCluster bool
+	Peers      []Peer // live peers, never this node
 }
 
 // Step is what a node does next.
@@ -91,6 +96,9 @@ type Decision struct {
 	// NameClash: this node would bootstrap but waits, since another node
 	// announces its name (see View.NameClash).
 	NameClash bool
+	// SawCluster: this node would bootstrap but waits, since it heard a
+	// cluster of its key, gone since (see View.SawCluster).
+	SawCluster bool
 }
 
 // Decide is the zero-config forming rule, the same on every node:
@@ -106,7 +114,8 @@ type Decision struct {
 //     passed it waits. Then its candidate holds (see View.Frozen), and a
 //     node that is not its own candidate joins the fresh nodes it hears,
 //     its candidate first (the gossip ring is transitive, so joining any
-//     of them reaches the one that bootstraps); the candidate bootstraps
+//     of them reaches the one that bootstraps, which it then joins
+//     directly too when it hears it bootstrapped); the candidate bootstraps
 //     only once every fresh node it hears has settled and names it too.
 //     Two nodes that hear each other, or a common peer, never both
 //     bootstrap: a node that hears a lower one never names itself, and a
@@ -118,6 +127,15 @@ type Decision struct {
 //     of one name: cloned images, default host names) never bootstraps:
 //     each would take the other's packets for its own and count itself
 //     alone. It still joins a cluster it hears.
+//   - A fresh node that has heard a bootstrapped node since it started
+//     never bootstraps, even once that node has gone quiet: a cluster
+//     exists (its bootstrapper may have crashed before anyone joined it),
+//     and this node waits to hear it again.
+//
+// The rule holds after the window as well: a node that decided to join
+// but is not in a cluster yet keeps deciding, and bootstraps if its
+// candidate went quiet before it bootstrapped and the others name this
+// node instead (see Beacon.Act).
 func Decide(v View) Decision {
 	if v.Bootstrapped || !v.Fresh {
 		return member(v)
@@ -146,7 +164,11 @@ func Decide(v View) Decision {
 		}
 	}
 	slices.Sort(d.Waiting)
-	if len(d.Waiting) == 0 && !v.NameClash {
+	switch {
+	case len(d.Waiting) > 0 || v.NameClash:
+	case v.SawCluster:
+		d.SawCluster = true
+	default:
 		d.Step = Bootstrap
 	}
 	return d

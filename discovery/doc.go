@@ -60,6 +60,15 @@
 // changed, or that restarted, is found again), and reports bootstrapped
 // peers of another cluster ID as conflicts, which it never merges.
 //
+// The rule keeps holding once a node has decided to join: until it is in
+// a cluster it acts on every change (Act), so if its candidate goes quiet
+// before it bootstraps, the next one bootstraps once the others name it.
+// A fresh node that has heard a bootstrapped node never bootstraps,
+// even once that node has gone quiet: a cluster exists, and it waits for
+// it. The agent (cmd/graft) joins, while it waits to be added, each
+// bootstrapped node it hears directly, so that the cluster's leader
+// learns of it at once rather than through gossip's relays.
+//
 // # Security
 //
 // Only holders of the cluster key can make a packet that is acted on. A

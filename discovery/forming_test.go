@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -283,5 +284,100 @@ func TestNodeWithNoKeySeesTheClusterAndSendsNothing(t *testing.T) {
 	}
 	if n := a.Stats().Ignored["unauthenticated"]; n != 0 {
 		t.Errorf("a heard %d packets from the keyless node, want none", n)
+	}
+}
+
+// settleAll settles the beacons at once and returns their decisions.
+func settleAll(t *testing.T, bs ...*running) []Decision {
+	t.Helper()
+	decs := make([]Decision, len(bs))
+	var wg sync.WaitGroup
+	for i, b := range bs {
+		wg.Go(func() {
+			d, err := b.Settle(t.Context())
+			if err != nil {
+				t.Error(err)
+			}
+			decs[i] = d
+		})
+	}
+	wg.Wait()
+	return decs
+}
+
+// Issue 13 (forming, review): b and c name a, the lowest, and decide to
+// join it; a goes quiet before it bootstraps. Settle has returned, and
+// they waited for ever. Acting on the view as it changes, b, named by c
+// once a is gone, bootstraps, which it announces at once, and c then
+// joins it: one cluster.
+func TestNodesWhoseCandidateWentQuietBeforeBootstrappingFormWithTheNext(t *testing.T) {
+	h := &hub{}
+	cfgs := map[string]Config{}
+	for _, name := range []string{"a", "b", "c"} {
+		cfg := testConfig(t, h, name)
+		cfg.PeerTTL = 400 * time.Millisecond
+		cfgs[name] = cfg
+	}
+	a := start(t, cfgs["a"]) // heard, never settles
+	b, c := start(t, cfgs["b"]), start(t, cfgs["c"])
+	waitFor(t, "b and c to hear a", func() bool {
+		pb, okb := peerNamed(b.Beacon, "a")
+		pc, okc := peerNamed(c.Beacon, "a")
+		return okb && okc && pb.Candidate == "a" && pc.Candidate == "a"
+	})
+	for i, d := range settleAll(t, b, c) {
+		if d.Step != Join || d.Candidate != "a" {
+			t.Fatalf("%s decided %+v, want to join a", []string{"b", "c"}[i], d)
+		}
+	}
+	a.stop()
+	var booted []string
+	waitFor(t, "one of b and c to bootstrap, and the other to join it", func() bool {
+		for _, r := range []struct {
+			name string
+			b    *running
+		}{{"b", b}, {"c", c}} {
+			if r.b.Decision().Step == Member {
+				continue // bootstrapped already
+			}
+			if d := r.b.Act(); d.Step == Bootstrap {
+				booted = append(booted, r.name)
+			}
+		}
+		p, _ := peerNamed(c.Beacon, "b")
+		return p.Bootstrapped && c.Decision().Step == Join
+	})
+	if !slices.Equal(booted, []string{"b"}) {
+		t.Fatalf("bootstrapped: %v, want b alone", booted)
+	}
+}
+
+// A fresh node that heard a node bootstrap, gone quiet since (crashed
+// before anyone joined it), never bootstraps another cluster, though the
+// other fresh nodes name it: a cluster of its key exists.
+func TestAFreshNodeThatHeardAClusterNeverBootstrapsAnother(t *testing.T) {
+	h := &hub{}
+	var rs []*running
+	for _, name := range []string{"a", "b", "c"} {
+		cfg := testConfig(t, h, name)
+		cfg.PeerTTL = 400 * time.Millisecond
+		rs = append(rs, start(t, cfg))
+	}
+	a, b, c := rs[0], rs[1], rs[2]
+	decs := settleAll(t, a, b, c)
+	if decs[0].Step != Bootstrap {
+		t.Fatalf("a decided %+v, want to bootstrap", decs[0])
+	}
+	a.SetState(true, "cid-a")
+	waitFor(t, "b to hear a bootstrapped", func() bool { p, _ := peerNamed(b.Beacon, "a"); return p.Bootstrapped })
+	a.stop()
+	waitFor(t, "b to hear c name it, a gone", func() bool {
+		c.Act() // as its agent does while it waits to be added
+		_, heard := peerNamed(b.Beacon, "a")
+		p, _ := peerNamed(b.Beacon, "c")
+		return !heard && p.Candidate == "b" && p.Settled
+	})
+	if d := b.Act(); d.Step != Wait || !d.SawCluster {
+		t.Errorf("b, which heard a's cluster, acts %+v; want to wait, saying it saw a cluster", d)
 	}
 }

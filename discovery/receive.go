@@ -238,10 +238,14 @@ func (b *Beacon) Decision() Decision {
 	return b.decideLocked()
 }
 
-// decideLocked decides on the current view. Under mu.
+// decideLocked decides on the current view, and remembers whether a
+// bootstrapped peer was ever heard (see View.SawCluster): it is called
+// on every change of the peers heard. Under mu.
 func (b *Beacon) decideLocked() Decision {
 	now := time.Now()
+	peers := b.livePeersLocked(now)
+	b.sawCluster = b.sawCluster || slices.ContainsFunc(peers, func(p Peer) bool { return p.Bootstrapped })
 	return Decide(View{Self: b.cfg.NodeName, Fresh: b.fresh(), Bootstrapped: b.bootstrapped,
-		ClusterID: b.clusterID, Settled: b.settled, Frozen: b.candidate, Peers: b.livePeersLocked(now),
-		NameClash: !b.clashAt.IsZero() && now.Sub(b.clashAt) < b.cfg.PeerTTL})
+		ClusterID: b.clusterID, Settled: b.settled, Frozen: b.candidate, Peers: peers,
+		NameClash: !b.clashAt.IsZero() && now.Sub(b.clashAt) < b.cfg.PeerTTL, SawCluster: b.sawCluster})
 }

@@ -26,11 +26,7 @@ func (b *Beacon) Settle(ctx context.Context) (Decision, error) {
 	var lastLog time.Time
 	for {
 		b.mu.Lock()
-		d := b.decideLocked()
-		if d.Step == Bootstrap {
-			b.bootstrapped = true
-			b.changeLocked()
-		}
+		d := b.actLocked()
 		changed := b.changed
 		b.mu.Unlock()
 		if d.Step != Wait {
@@ -40,6 +36,10 @@ func (b *Beacon) Settle(ctx context.Context) (Decision, error) {
 		}
 		switch {
 		case time.Since(lastLog) < 5*b.cfg.Interval:
+		case d.SawCluster:
+			b.log.Warn("discovery: this node heard a node of its cluster's key in a cluster, gone quiet since; it starts "+
+				"no other cluster, and waits to hear that one again", "node", b.cfg.NodeName)
+			lastLog = time.Now()
 		case d.NameClash:
 			b.log.Error("discovery: another node announces this node's name; two fresh nodes of one name would "+
 				"each start a cluster, so this one starts none: give each node its own name", "node", b.cfg.NodeName)
@@ -59,6 +59,35 @@ func (b *Beacon) Settle(ctx context.Context) (Decision, error) {
 		}
 		t.Stop()
 	}
+}
+
+// Act returns Decide's decision on the current view, as Decision does,
+// and commits to a Bootstrap as Settle does: the beacon announces this
+// node bootstrapped at once, so it names no other node since, and its
+// caller must bootstrap. A fresh node whose Settle returned Join calls it
+// while it waits to be added to a cluster: the node it named may be gone
+// before it bootstrapped, and one of those that named it then
+// bootstraps instead, by the same rule.
+func (b *Beacon) Act() Decision {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.actLocked()
+}
+
+// actLocked decides, and commits to a Bootstrap. A candidate that moved
+// unnoticed (a peer that went quiet while the send loop did not look:
+// see expire) is announced. Under mu.
+func (b *Beacon) actLocked() Decision {
+	d := b.decideLocked()
+	if d.Candidate != b.candidate {
+		b.candidate, b.announce = d.Candidate, true
+		b.wake()
+	}
+	if d.Step == Bootstrap {
+		b.bootstrapped = true
+		b.changeLocked()
+	}
+	return d
 }
 
 // sleepUntil waits until at, or ctx ends.

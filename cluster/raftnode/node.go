@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 
 	"github.com/graftcm/graft/cluster/transport"
 	"github.com/graftcm/graft/fsm"
@@ -384,4 +386,34 @@ func (n *Node) Close() error {
 		n.closeErr = errors.Join(errs...)
 	})
 	return n.closeErr
+}
+
+// DirHasState reports whether the raft directory of dataDir (see Open)
+// holds raft state: a term, a log entry or a snapshot, what makes a node
+// refuse to bootstrap. A directory that is missing, or that Open made but
+// raft never wrote to (a fresh node stopped before a cluster reached
+// it), holds none. It opens the stores as Open does, so no node may run
+// on dataDir meanwhile.
+func DirHasState(dataDir string) (bool, error) {
+	dir := filepath.Join(dataDir, "raft")
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("cluster: %w", err)
+	}
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"),
+		BoltOptions: &bbolt.Options{Timeout: time.Second}})
+	if err != nil {
+		return false, fmt.Errorf("cluster: raft store %s: %w", filepath.Join(dir, "raft.db"), err)
+	}
+	defer store.Close()
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, newHclog(slog.New(slog.DiscardHandler), "snapshots"))
+	if err != nil {
+		return false, fmt.Errorf("cluster: snapshot store %s: %w", dir, err)
+	}
+	has, err := raft.HasExistingState(store, store, snaps)
+	if err != nil {
+		return false, fmt.Errorf("cluster: reading the raft state in %s: %w", dir, err)
+	}
+	return has, nil
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/cluster/raftnode"
 	"github.com/graftcm/graft/discovery"
 )
 
@@ -98,14 +99,18 @@ func firstHostIPv4() (netip.Addr, error) {
 }
 
 // freshDataDir reports whether dir holds neither raft state nor
-// remembered peers: a node that may bootstrap a cluster.
-func freshDataDir(dir string) bool {
-	for _, name := range []string{"raft", rememberedPeersFile} {
-		if _, err := os.Lstat(filepath.Join(dir, name)); !errors.Is(err, fs.ErrNotExist) {
-			return false
-		}
+// remembered peers: a node that may bootstrap a cluster. A raft
+// directory with no state in it (no term, no log, no snapshot: a joiner
+// stopped before a cluster reached it) leaves the node fresh.
+func freshDataDir(dir string) (bool, error) {
+	if _, err := os.Lstat(filepath.Join(dir, rememberedPeersFile)); !errors.Is(err, fs.ErrNotExist) {
+		return false, nil
 	}
-	return true
+	has, err := raftnode.DirHasState(dir)
+	if err != nil {
+		return false, fmt.Errorf("discovery: %w", err)
+	}
+	return !has, nil
 }
 
 // hasKey reports whether the node was given a key or keeps one.
@@ -120,6 +125,9 @@ type agentDiscovery struct {
 	addr string // announced
 	log  *slog.Logger
 	stop func()
+	// sawLogged is when follow last said that this fresh node waits for
+	// a cluster it heard, gone quiet since.
+	sawLogged time.Time
 }
 
 // runBeacon opens the multicast group on addr's interface and runs a
@@ -152,8 +160,11 @@ func runBeacon(o agentOptions, addr netip.AddrPort, key []byte, fresh bool, log 
 // discovery is on and the node has no key and a fresh data dir.
 func lookFirst(ctx context.Context, o agentOptions, dir string, log *slog.Logger) error {
 	addr, err := o.announceAddr()
-	if !o.discover || err != nil || hasKey(o.clusterOptions, dir) || !freshDataDir(dir) {
+	if !o.discover || err != nil || hasKey(o.clusterOptions, dir) {
 		return nil
+	}
+	if fresh, err := freshDataDir(dir); err != nil || !fresh {
+		return err
 	}
 	return lookForClusters(ctx, o, addr, log)
 }
@@ -197,7 +208,11 @@ func startDiscovery(ctx context.Context, o agentOptions, dir string, key cluster
 	if err != nil {
 		return nil, nil, err
 	}
-	fresh := freshDataDir(dir) && len(o.join) == 0 && !key.created
+	fresh, err := freshDataDir(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	fresh = fresh && len(o.join) == 0 && !key.created
 	d, err := runBeacon(o, addr, secret, fresh, log)
 	if err != nil && !o.discoverAsked {
 		log.Warn("discovery cannot start on this host: going on without it (give --join, or fix the network and "+
@@ -229,17 +244,21 @@ func startDiscovery(ctx context.Context, o agentOptions, dir string, key cluster
 // peers of its cluster it hears but does not see in the ring (a peer
 // whose address changed, one restarted, a cluster a waiting fresh node
 // hears of), and names other clusters of its key, which it never merges.
-// current returns the running server, or nil while none runs.
+// A fresh node still waiting to be added keeps deciding, bootstraps its
+// server when the forming rule says so (see formLate), and makes sure the
+// cluster it decided to join knows of it (see tellCluster). current
+// returns the running server, or nil while none runs.
 func (d *agentDiscovery) follow(ctx context.Context, current func() *cluster.Server) {
-	tried := map[string]*backoff{}
+	tried, told := map[string]*backoff{}, map[string]*backoff{}
 	named := map[string]time.Time{}
 	tick := time.NewTicker(rejoinFirst)
 	defer tick.Stop()
 	for {
 		changed := d.b.Changed()
 		if srv := current(); srv != nil {
+			d.formLate(srv)
 			id := srv.ClusterID()
-			d.b.SetState(id != "" || srv.Node().HasState(), id)
+			d.b.SetState(belongsToCluster(srv), id)
 			if addr := srv.GossipAddr(); addr != d.addr {
 				d.log.Warn("discovery: the gossip port advertises another address than was announced; announcing it",
 					"announced", d.addr, "gossip_addr", addr)
@@ -248,6 +267,7 @@ func (d *agentDiscovery) follow(ctx context.Context, current func() *cluster.Ser
 			}
 			dec := d.b.Decision()
 			d.joinMissing(srv, dec, tried)
+			d.tellCluster(srv, dec, told)
 			d.nameConflicts(id, dec.Conflicts, named)
 		}
 		select {
@@ -256,6 +276,86 @@ func (d *agentDiscovery) follow(ctx context.Context, current func() *cluster.Ser
 		case <-changed:
 		case <-tick.C:
 		}
+	}
+}
+
+// belongsToCluster reports whether the server belongs to a cluster: it knows
+// the cluster's ID, started on a cluster's log, or holds one (it
+// bootstrapped, or a leader added it). A node that holds raft's term
+// only belongs to none: it waits to be added, and starts none.
+func belongsToCluster(srv *cluster.Server) bool {
+	node := srv.Node()
+	return srv.ClusterID() != "" || node.StartedOnLog() || node.LastIndex() > 0
+}
+
+// formLate bootstraps the server of a fresh node that decided to join
+// but is in no cluster yet, when the forming rule now says this node
+// starts the cluster: the candidate it was to join went away before it
+// bootstrapped, and the fresh nodes that named it name this one now
+// (see discovery.Beacon.Act). Those already in its gossip ring are then
+// added by its reconciler; the others join it when they hear it.
+func (d *agentDiscovery) formLate(srv *cluster.Server) {
+	if belongsToCluster(srv) || srv.Node().HasState() {
+		return
+	}
+	dec := d.b.Act()
+	if dec.SawCluster && time.Since(d.sawLogged) >= conflictLogEvery {
+		d.sawLogged = time.Now()
+		d.log.Warn("discovery: the node this one was to join is gone, but this node heard a cluster of its key, " +
+			"gone quiet since: it starts no other cluster, and waits to hear that one again")
+	}
+	if dec.Step != discovery.Bootstrap {
+		return
+	}
+	d.log.Info("discovery: the node this one was to join is gone before it started the cluster, and the fresh " +
+		"nodes heard name this one instead: it starts the cluster")
+	if err := srv.BootstrapFresh(); err != nil {
+		d.log.Warn("discovery: could not start the cluster", "err", err)
+	}
+}
+
+// tellCluster makes sure that the nodes of the cluster a fresh node
+// decided to join (the bootstrapped ones among dec's) know of it while it
+// waits to be added: it joins each directly (a join exchanges the two
+// nodes' member lists), even one it already sees in its ring, and again
+// after a backoff (see rejoinFirst) while it is not added. Seeing a node
+// in its ring through another member does not mean that node sees this
+// one: memberlist relays the news of a node a few times only, to random
+// members, and repairs what was lost every 30 s. Fresh nodes that joined
+// each other before their candidate bootstrapped were thus added by its
+// leader, which learned of them through a single relay, up to a minute
+// late.
+func (d *agentDiscovery) tellCluster(srv *cluster.Server, dec discovery.Decision, told map[string]*backoff) {
+	if belongsToCluster(srv) || dec.Step != discovery.Join {
+		clear(told)
+		return
+	}
+	booted := map[string]bool{}
+	for _, p := range d.b.Peers() {
+		booted[p.Addr] = p.Bootstrapped
+	}
+	var due []string
+	now := time.Now()
+	for _, a := range dec.Join {
+		b := told[a]
+		if !booted[a] || b != nil && now.Before(b.next) {
+			continue
+		}
+		if b == nil {
+			b = &backoff{wait: rejoinFirst / 2}
+			told[a] = b
+		}
+		b.wait = min(2*b.wait, rejoinMost)
+		b.next = now.Add(b.wait)
+		due = append(due, a)
+	}
+	if len(due) == 0 {
+		return
+	}
+	if n, err := srv.Join(due); err != nil {
+		d.log.Info("discovery: could not reach the cluster's nodes heard, to be added", "addrs", due, "err", err)
+	} else {
+		d.log.Info("discovery: told the cluster's nodes heard of this node, to be added", "addrs", due, "answered", n)
 	}
 }
 
