@@ -4,7 +4,7 @@
 // # Transport
 //
 // A small UDP multicast beacon, not mDNS: every node sends one datagram
-// (at most MaxPacket, 1336 bytes; about 130 in practice) to an
+// (at most MaxPacket, 1344 bytes; about 140 in practice) to an
 // administratively scoped IPv4 group (DefaultGroup, 239.255.79.46:7948)
 // with a TTL of 1, out of the interface that holds the address it
 // advertises. mDNS (hashicorp/mdns) was not chosen: its client asks and
@@ -24,18 +24,20 @@
 // the node name, its gossip address, whether it belongs to a bootstrapped
 // cluster and that cluster's ID when known, whether it is fresh (no raft
 // state, no remembered peers) and settled, its candidate (see Decide), the
-// sender's start time and sequence number, and an HMAC-SHA256 over all of
+// sender's start time, sequence number and send time, and an HMAC-SHA256
+// over all of
 // it under a key derived from the cluster key (DeriveKey: HKDF-SHA256 with
 // a fixed label). The cluster key itself never reaches this package.
 //
 // A packet that is oversized, malformed, of another cluster name,
-// unauthenticated, replayed (a sequence number not above the last one
-// accepted from the same node's run, or an earlier run's), or that
-// announces this node's own name from another run, is ignored and
+// unauthenticated, stale (sent more than MaxSkew, 10 s, before or after
+// now by this host's clock), replayed (a sequence number not above the
+// last one accepted from the same node's run, or an earlier run's), or
+// that announces this node's own name from another run, is ignored and
 // counted (Stats), and logged at most once a minute per reason. Checking
-// a packet allocates nothing until its MAC is verified; the receive
-// buffer is one fixed buffer; at most MaxPeers nodes are remembered, and
-// only authenticated ones.
+// a packet allocates nothing until its MAC is verified and it is found
+// fresh; the receive buffer is one fixed buffer; at most MaxPeers nodes
+// are remembered, and only authenticated ones.
 //
 // # Traffic
 //
@@ -63,11 +65,16 @@
 // # Security
 //
 // Only holders of the cluster key can make a packet that is acted on. A
-// stranger can forge nothing, and replaying a recorded packet is refused
-// while its sender is remembered (a peer silent for 3 PeerTTL is
-// forgotten; a replay after that makes it look alive at its old address
-// until PeerTTL passes, which at worst makes nodes try to join an address
-// that no longer answers). A key holder can claim any name and address:
+// stranger can forge nothing, and replaying a recorded packet is refused:
+// while its sender is remembered, by its sequence number; after that, by
+// its send time. A silent peer is forgotten after 3 PeerTTL (30 s) and
+// at least 2 MaxSkew + PeerTTL, by when every packet it sent is stale.
+// This assumes that the clocks of a LAN's hosts agree within MaxSkew
+// (10 s), as NTP keeps them: a host whose clock is further off is not
+// heard at all (its packets are counted and logged as stale, with how
+// far off they were), and between hosts whose clocks differ by d, a
+// packet replayed more than MaxSkew + d after it was sent is refused. A
+// key holder can claim any name and address:
 // it could already join the cluster. Joining goes through the gossip
 // port, which is encrypted with the cluster key, so an address announced
 // in a packet that is somehow wrong costs a failed join, never a wrong
