@@ -156,3 +156,60 @@ func TestANodeMovedToAnotherClusterIsHeardUnderItsKey(t *testing.T) {
 		t.Errorf("b's decision after the move: %+v, want a member of %s", dec, idA)
 	}
 }
+
+// silentListener takes TCP connections and never answers on them: a
+// gossip join to it waits for memberlist's TCPTimeout (10 s).
+func silentListener(t *testing.T) (addr string, accepted func() int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var held []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	return ln.Addr().String(), func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(held)
+	}
+}
+
+// Issue 13 (review): an agent that stopped while discovery joined a peer
+// heard at an address that never answers waited for the join, up to
+// memberlist's TCPTimeout (10 s). It stops well before.
+func TestAnAgentStopsPromptlyWhileDiscoveryJoinsAnAddressThatNeverAnswers(t *testing.T) {
+	b := startInProcess(t, "b", nil)
+	id := clusterIDOf(t, b.data)
+	g := &udpGroup{}
+	withDiscovery(t, b, g)
+	addr, accepted := silentListener(t)
+	// A member of b's cluster, as far as the LAN says, at that address.
+	ghost := runTestBeacon(t, g, "ghost", addr, b.current().key.tok.Secret())
+	ghost.SetState(true, id)
+	waitUntil(t, "discovery to join the address heard", func() (bool, error) { return accepted() > 0, nil })
+	t0 := time.Now()
+	b.stop(false, make(chan struct{}))
+	if took := time.Since(t0); took > 5*time.Second {
+		t.Errorf("the agent took %v to stop while discovery joined an address that never answers; want well under 10s", took)
+	}
+}
