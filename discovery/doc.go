@@ -56,10 +56,17 @@
 // window (3 intervals, plus up to one of jitter), naming as their
 // candidate the lowest name among the fresh nodes they hear; the
 // candidate bootstraps once every fresh node it hears has settled and
-// names it; the others join. A fresh node that hears a bootstrapped node
+// names it; the others join. Two fresh nodes never both bootstrap as long
+// as neither's packets are lost to the other, one way, for PeerTTL (10 s,
+// five intervals) while they form: a link that drops one direction's
+// multicast that long can make two clusters, which are then reported as
+// conflicts, never merged. A fresh node that hears a bootstrapped node
 // of its key joins that cluster; a node that belongs to a cluster never
 // bootstraps, joins its cluster's peers it hears (so a peer whose address
-// changed, or that restarted, is found again), and reports bootstrapped
+// changed, or that restarted, is found again: a node is its name and raft
+// state, so a clone of a member, same name and same state, takes its seat
+// once the original has been dead DeadNodeReclaimTime, 10 s, exactly as
+// if it had moved; clones need fresh data dirs), and reports bootstrapped
 // peers of another cluster ID as conflicts, which it never merges.
 //
 // # Security
@@ -79,5 +86,9 @@
 // port, which is encrypted with the cluster key, so an address announced
 // in a packet that is somehow wrong costs a failed join, never a wrong
 // cluster. Anyone on the LAN can see the cluster name, node names and
-// gossip addresses, as anyone can who watches the gossip port.
+// gossip addresses, as anyone can who watches the gossip port. A node
+// with no key authenticates nothing: it only reports the clusters it
+// sees (see Sightings), acting on none, and keeps the first 16 different
+// sightings of its window, so a flood of made-up announcements can crowd
+// a real cluster out of that report, nothing more.
 package discovery
