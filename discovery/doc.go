@@ -45,9 +45,9 @@
 // packet does both), an announcement when its state changes or to answer
 // a query, never two packets within Interval/4 of each other, and in
 // steady state exactly one per Interval (2 s). With N nodes on the LAN
-// that is N/2 packets a second on the group, each of about 160 bytes on
+// that is N/2 packets a second on the group, each of about 170 bytes on
 // the wire, and every node receives N/2 packets a second: both grow
-// linearly with N (100 nodes: 50 packets, 8 KB a second). A node starting
+// linearly with N (100 nodes: 50 packets, 8.5 KB a second). A node starting
 // adds its query and at most one answer from each node.
 //
 // # Forming
