@@ -88,12 +88,3 @@ func (s *Server) contacts() map[string]time.Time {
 	}
 	return out
 }
-
-// inRing reports whether the node named id is alive in this node's
-// gossip ring: whether this node reaches it.
-func (s *Server) inRing(id string) bool {
-	s.goneMu.Lock()
-	defer s.goneMu.Unlock()
-	_, ok := s.ring[id]
-	return ok
-}

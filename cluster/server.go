@@ -301,7 +301,6 @@ func StartServer(cfg ServerConfig, deps ServerDeps) (*Server, error) {
 		departed: map[string]time.Time{}, addrs: map[string]string{}, contact: map[string]time.Time{},
 		peers: deps.Peers, refusalLog: loglimit.New(time.Now), ctx: ctx, cancel: cancel}
 	s.makeWakes()
-	node.SetReachable(s.inRing) // a write with no leader says how many voters this node reaches
 	if s.peers == nil && rc.DataDir != "" && !rc.InMemory {
 		s.peers = filePeers(filepath.Join(rc.DataDir, peersFile))
 	}

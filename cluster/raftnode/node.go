@@ -88,9 +88,6 @@ type Node struct {
 	reqs          *requests     // fenced writes waiting for this replica to apply them
 	termHint      atomic.Uint64 // the highest term a leader said it leads in
 	leaderChanged signal        // fires when raft reports a new leader (or none)
-	// reachable, if set, says which servers this node reaches (see
-	// SetReachable).
-	reachable atomic.Pointer[func(id string) bool]
 
 	ctx       context.Context
 	cancel    context.CancelFunc
