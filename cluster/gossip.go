@@ -365,6 +365,7 @@ func (s *Server) memberlistConfig(transport memberlist.Transport) (*memberlist.C
 		return nil, err
 	}
 	c.Transport = nt
+	context.AfterFunc(s.ctx, nt.abortDials) // a server that stops waits for no dial
 	c.BindAddr, c.BindPort = host, nt.GetAutoBindPort()
 	if port == 0 { // as memberlist does when it makes the transport
 		c.AdvertisePort = c.BindPort

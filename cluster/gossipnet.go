@@ -98,6 +98,12 @@ type gossipNet struct {
 	wg       sync.WaitGroup // acceptLoop and the vet goroutines
 	shutOnce sync.Once
 
+	// The streams this node opens (see gossipdial.go).
+	dialCtx   context.Context
+	stopDials context.CancelFunc
+	dialMu    sync.Mutex
+	dialed    map[*dialedConn]struct{}
+
 	mu      sync.Mutex
 	open    int            // admitted streams not yet closed
 	perIP   map[string]int // the same by remote IP
@@ -136,7 +142,8 @@ func newGossipNet(cfg gossipNetConfig) (*gossipNet, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &gossipNet{NetTransport: nt, cfg: cfg, streams: make(chan net.Conn), ctx: ctx, cancel: cancel,
-		perIP: map[string]int{}}
+		perIP: map[string]int{}, dialed: map[*dialedConn]struct{}{}}
+	t.dialCtx, t.stopDials = context.WithCancel(context.Background())
 	t.wg.Add(1)
 	go t.acceptLoop()
 	return t, nil
@@ -145,10 +152,10 @@ func newGossipNet(cfg gossipNetConfig) (*gossipNet, error) {
 // StreamCh returns the streams that passed the checks.
 func (t *gossipNet) StreamCh() <-chan net.Conn { return t.streams }
 
-// Shutdown closes the listeners and every stream not yet handed to
-// memberlist, and waits for gossipNet's goroutines. Streams memberlist
-// holds end at its TCPTimeout, as with its own transport. It is
-// idempotent.
+// Shutdown closes the listeners, every stream not yet handed to
+// memberlist and every stream this node opened (see abortDials), and
+// waits for gossipNet's goroutines. Streams of peers memberlist holds end
+// at its TCPTimeout, as with its own transport. It is idempotent.
 func (t *gossipNet) Shutdown() error {
 	var err error
 	t.shutOnce.Do(func() {
@@ -156,6 +163,7 @@ func (t *gossipNet) Shutdown() error {
 		// connection: acceptLoop keeps taking (and now closing) them
 		// until the listeners are shut.
 		t.closing.Store(true)
+		t.abortDials()
 		err = t.NetTransport.Shutdown()
 		t.cancel()
 		t.wg.Wait()

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -64,15 +65,18 @@ func (s *Server) announceMoveLoop(ctx context.Context, from string) {
 }
 
 // knownPeerAddrs returns the gossip addresses of the other members this
-// node has seen.
+// node has seen, but those it knows dead or gone: a join tries each
+// address in turn, and one that no longer answers holds it up to
+// TCPTimeout (the reconnect loop tries those).
 func (s *Server) knownPeerAddrs() []string {
 	s.goneMu.Lock()
 	defer s.goneMu.Unlock()
 	var out []string
 	for name, addr := range s.addrs {
-		if name != s.cfg.Raft.NodeID {
+		if _, gone := s.gone[name]; !gone && name != s.cfg.Raft.NodeID {
 			out = append(out, addr)
 		}
 	}
+	slices.Sort(out)
 	return out
 }

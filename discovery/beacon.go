@@ -2,12 +2,14 @@ package discovery
 
 import (
 	"context"
+	"crypto/hmac"
 	"errors"
 	"fmt"
 	"hash"
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +22,10 @@ const (
 	DefaultInterval = 2 * time.Second
 	// DefaultMaxPeers caps the peers remembered.
 	DefaultMaxPeers = 256
+	// DefaultMaxSkew is how far apart the clocks of a LAN's hosts may
+	// be: a packet stamped further from the receiver's clock than this,
+	// either way, is ignored as stale (see Config.MaxSkew).
+	DefaultMaxSkew = 10 * time.Second
 )
 
 // Conn sends packets to every node of the group and receives theirs. Its
@@ -58,6 +64,12 @@ type Config struct {
 	Settle   time.Duration
 	PeerTTL  time.Duration
 	MaxPeers int
+	// MaxSkew (default DefaultMaxSkew) is how far the hosts' clocks may
+	// be apart: a packet whose send time is further than MaxSkew from
+	// now is ignored as stale, so a packet recorded and replayed once
+	// its sender is forgotten is refused. A silent peer is remembered
+	// for at least 2 MaxSkew + PeerTTL (see forgetAfter) for that.
+	MaxSkew time.Duration
 	// Rand draws the jitter; nil: a random source.
 	Rand *rand.Rand
 	// Logger receives the beacon's logs; nil discards them.
@@ -73,11 +85,17 @@ type Beacon struct {
 	started  time.Time
 	settleAt time.Time
 	minGap   time.Duration // between two packets sent
-	recvMAC  hash.Hash     // the receive goroutine's, with recvSum
-	recvSum  []byte
-	sendMAC  hash.Hash // under mu
+	// The receive goroutine's: its MAC, under the key of generation
+	// recvGen, and scratch space for the sum.
+	recvMAC hash.Hash
+	recvSum []byte
+	recvGen uint64
+	keyGen  atomic.Uint64 // bumped, under mu, by SetKey
 
 	mu           sync.Mutex
+	key          []byte    // the derived key: cfg.Key, or SetKey's
+	sendMAC      hash.Hash // under key
+	rekeyed      bool      // SetKey changed the key: this node is no longer fresh
 	seq          uint64
 	addr         string
 	bootstrapped bool
@@ -125,8 +143,8 @@ func New(cfg Config) (*Beacon, error) {
 		bad("key: want the %d bytes of DeriveKey, got %d", derivedLen, len(cfg.Key))
 	case cfg.Conn == nil:
 		bad("no Conn")
-	case cfg.Interval < 0 || cfg.Settle < 0 || cfg.PeerTTL < 0 || cfg.MaxPeers < 0:
-		bad("negative Interval, Settle, PeerTTL or MaxPeers")
+	case cfg.Interval < 0 || cfg.Settle < 0 || cfg.PeerTTL < 0 || cfg.MaxPeers < 0 || cfg.MaxSkew < 0:
+		bad("negative Interval, Settle, PeerTTL, MaxPeers or MaxSkew")
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -135,6 +153,7 @@ func New(cfg Config) (*Beacon, error) {
 	cfg.Settle = cmpOr(cfg.Settle, 3*cfg.Interval)
 	cfg.PeerTTL = cmpOr(cfg.PeerTTL, 5*cfg.Interval)
 	cfg.MaxPeers = cmpOr(cfg.MaxPeers, DefaultMaxPeers)
+	cfg.MaxSkew = cmpOr(cfg.MaxSkew, DefaultMaxSkew)
 	if cfg.Rand == nil {
 		cfg.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
@@ -146,7 +165,8 @@ func New(cfg Config) (*Beacon, error) {
 	b := &Beacon{cfg: cfg, log: log, boot: uint64(now.UnixNano()), started: now,
 		settleAt: now.Add(cfg.Settle + time.Duration(cfg.Rand.Int64N(int64(cfg.Interval)))),
 		minGap:   cfg.Interval / 4, addr: cfg.Addr, candidate: cfg.NodeName, peers: map[string]*peerEntry{},
-		changed: make(chan struct{}), kick: make(chan struct{}, 1), limiter: logLimiter{every: time.Minute}}
+		changed: make(chan struct{}), kick: make(chan struct{}, 1), limiter: logLimiter{every: time.Minute},
+		key: cfg.Key}
 	if cfg.Key != nil {
 		b.recvMAC, b.sendMAC, b.recvSum = newMAC(cfg.Key), newMAC(cfg.Key), make([]byte, 0, macLen)
 	}
@@ -225,7 +245,7 @@ func (b *Beacon) send(kind byte) {
 	b.mu.Lock()
 	b.seq++
 	m := message{kind: kind, bootstrapped: b.bootstrapped, fresh: b.fresh(), settled: b.settled, boot: b.boot, seq: b.seq,
-		cluster: b.cfg.ClusterName, node: b.cfg.NodeName, addr: b.addr, clusterID: b.clusterID}
+		sent: uint64(time.Now().UnixNano()), cluster: b.cfg.ClusterName, node: b.cfg.NodeName, addr: b.addr, clusterID: b.clusterID}
 	if m.fresh {
 		m.candidate = b.candidate
 	}
@@ -244,7 +264,7 @@ func (b *Beacon) send(kind byte) {
 }
 
 // fresh reports whether this node may still bootstrap. Under mu.
-func (b *Beacon) fresh() bool { return b.cfg.Fresh && !b.bootstrapped }
+func (b *Beacon) fresh() bool { return b.cfg.Fresh && !b.bootstrapped && !b.rekeyed }
 
 // wake makes the send loop look again.
 func (b *Beacon) wake() {
@@ -265,6 +285,36 @@ func (b *Beacon) SetState(bootstrapped bool, clusterID string) {
 	}
 	b.bootstrapped, b.clusterID = bootstrapped, clusterID
 	b.changeLocked()
+}
+
+// ErrNoKey is returned by SetKey on a beacon made with no key: it only
+// looks.
+var ErrNoKey = errors.New("discovery: a beacon with no key cannot take one")
+
+// SetKey makes the beacon announce, and hear, under another key (from
+// DeriveKey): the node moved to another cluster. What it heard under the
+// old key is forgotten and packets under it are ignored from now on; its
+// state is reset to belonging to no cluster until SetState says
+// otherwise; and the node is no longer fresh (it never bootstraps). The
+// change is announced at once. The same key again changes nothing.
+func (b *Beacon) SetKey(key []byte) error {
+	switch {
+	case b.cfg.Key == nil:
+		return ErrNoKey
+	case len(key) != derivedLen:
+		return fmt.Errorf("discovery: key: want the %d bytes of DeriveKey, got %d", derivedLen, len(key))
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if hmac.Equal(key, b.key) {
+		return nil
+	}
+	b.key, b.sendMAC = slices.Clone(key), newMAC(key)
+	b.keyGen.Add(1) // the receive goroutine takes the new key at its next packet
+	clear(b.peers)
+	b.clashAt, b.rekeyed, b.bootstrapped, b.clusterID = time.Time{}, true, false, ""
+	b.changeLocked()
+	return nil
 }
 
 // SetAddr changes the gossip address announced, at once.

@@ -4,7 +4,7 @@
 // # Transport
 //
 // A small UDP multicast beacon, not mDNS: every node sends one datagram
-// (at most MaxPacket, 1336 bytes; about 130 in practice) to an
+// (at most MaxPacket, 1344 bytes; about 140 in practice) to an
 // administratively scoped IPv4 group (DefaultGroup, 239.255.79.46:7948)
 // with a TTL of 1, out of the interface that holds the address it
 // advertises. mDNS (hashicorp/mdns) was not chosen: its client asks and
@@ -24,18 +24,20 @@
 // the node name, its gossip address, whether it belongs to a bootstrapped
 // cluster and that cluster's ID when known, whether it is fresh (no raft
 // state, no remembered peers) and settled, its candidate (see Decide), the
-// sender's start time and sequence number, and an HMAC-SHA256 over all of
+// sender's start time, sequence number and send time, and an HMAC-SHA256
+// over all of
 // it under a key derived from the cluster key (DeriveKey: HKDF-SHA256 with
 // a fixed label). The cluster key itself never reaches this package.
 //
 // A packet that is oversized, malformed, of another cluster name,
-// unauthenticated, replayed (a sequence number not above the last one
-// accepted from the same node's run, or an earlier run's), or that
-// announces this node's own name from another run, is ignored and
+// unauthenticated, stale (sent more than MaxSkew, 10 s, before or after
+// now by this host's clock), replayed (a sequence number not above the
+// last one accepted from the same node's run, or an earlier run's), or
+// that announces this node's own name from another run, is ignored and
 // counted (Stats), and logged at most once a minute per reason. Checking
-// a packet allocates nothing until its MAC is verified; the receive
-// buffer is one fixed buffer; at most MaxPeers nodes are remembered, and
-// only authenticated ones.
+// a packet allocates nothing until its MAC is verified and it is found
+// fresh; the receive buffer is one fixed buffer; at most MaxPeers nodes
+// are remembered, and only authenticated ones.
 //
 // # Traffic
 //
@@ -43,9 +45,9 @@
 // packet does both), an announcement when its state changes or to answer
 // a query, never two packets within Interval/4 of each other, and in
 // steady state exactly one per Interval (2 s). With N nodes on the LAN
-// that is N/2 packets a second on the group, each of about 160 bytes on
+// that is N/2 packets a second on the group, each of about 170 bytes on
 // the wire, and every node receives N/2 packets a second: both grow
-// linearly with N (100 nodes: 50 packets, 8 KB a second). A node starting
+// linearly with N (100 nodes: 50 packets, 8.5 KB a second). A node starting
 // adds its query and at most one answer from each node.
 //
 // # Forming
@@ -54,10 +56,17 @@
 // window (3 intervals, plus up to one of jitter), naming as their
 // candidate the lowest name among the fresh nodes they hear; the
 // candidate bootstraps once every fresh node it hears has settled and
-// names it; the others join. A fresh node that hears a bootstrapped node
+// names it; the others join. Two fresh nodes never both bootstrap as long
+// as neither's packets are lost to the other, one way, for PeerTTL (10 s,
+// five intervals) while they form: a link that drops one direction's
+// multicast that long can make two clusters, which are then reported as
+// conflicts, never merged. A fresh node that hears a bootstrapped node
 // of its key joins that cluster; a node that belongs to a cluster never
 // bootstraps, joins its cluster's peers it hears (so a peer whose address
-// changed, or that restarted, is found again), and reports bootstrapped
+// changed, or that restarted, is found again: a node is its name and raft
+// state, so a clone of a member, same name and same state, takes its seat
+// once the original has been dead DeadNodeReclaimTime, 10 s, exactly as
+// if it had moved; clones need fresh data dirs), and reports bootstrapped
 // peers of another cluster ID as conflicts, which it never merges.
 //
 // The rule keeps holding once a node has decided to join: until it is in
@@ -72,14 +81,23 @@
 // # Security
 //
 // Only holders of the cluster key can make a packet that is acted on. A
-// stranger can forge nothing, and replaying a recorded packet is refused
-// while its sender is remembered (a peer silent for 3 PeerTTL is
-// forgotten; a replay after that makes it look alive at its old address
-// until PeerTTL passes, which at worst makes nodes try to join an address
-// that no longer answers). A key holder can claim any name and address:
+// stranger can forge nothing, and replaying a recorded packet is refused:
+// while its sender is remembered, by its sequence number; after that, by
+// its send time. A silent peer is forgotten after 3 PeerTTL (30 s) and
+// at least 2 MaxSkew + PeerTTL, by when every packet it sent is stale.
+// This assumes that the clocks of a LAN's hosts agree within MaxSkew
+// (10 s), as NTP keeps them: a host whose clock is further off is not
+// heard at all (its packets are counted and logged as stale, with how
+// far off they were), and between hosts whose clocks differ by d, a
+// packet replayed more than MaxSkew + d after it was sent is refused. A
+// key holder can claim any name and address:
 // it could already join the cluster. Joining goes through the gossip
 // port, which is encrypted with the cluster key, so an address announced
 // in a packet that is somehow wrong costs a failed join, never a wrong
 // cluster. Anyone on the LAN can see the cluster name, node names and
-// gossip addresses, as anyone can who watches the gossip port.
+// gossip addresses, as anyone can who watches the gossip port. A node
+// with no key authenticates nothing: it only reports the clusters it
+// sees (see Sightings), acting on none, and keeps the first 16 different
+// sightings of its window, so a flood of made-up announcements can crowd
+// a real cluster out of that report, nothing more.
 package discovery

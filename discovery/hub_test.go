@@ -186,6 +186,7 @@ func encodeWith(t testing.TB, m message, key []byte) []byte {
 }
 
 func announcement(node string, boot, seq uint64) message {
-	return message{kind: kindAnnounce, fresh: true, boot: boot, seq: seq, cluster: "graft", node: node,
+	return message{kind: kindAnnounce, fresh: true, boot: boot, seq: seq, sent: uint64(time.Now().UnixNano()),
+		cluster: "graft", node: node,
 		addr: fmt.Sprintf("%s:7946", node), candidate: node}
 }

@@ -90,7 +90,7 @@ func TestMalformedAndOversizedPacketsAreIgnored(t *testing.T) {
 	b, hc := listening(t)
 	good := encodeWith(t, announcement("p", 10, 1), testKey(t, "k1"))
 	bad := append([]byte(nil), good...)
-	bad[4] = 2 // another version
+	bad[4] = version + 1 // another version
 	for _, pkt := range [][]byte{[]byte("hello"), good[:len(good)-1], bad, append(good[:len(good):len(good)], 0)} {
 		sendAndAwait(t, b, hc, pkt)
 	}
@@ -143,8 +143,12 @@ func TestUnauthenticatedPacketsAllocateNothing(t *testing.T) {
 	forged := encodeWith(t, announcement("f", 10, 1), testKey(t, "k2"))
 	other := announcement("o", 10, 1)
 	other.cluster = "staging"
+	// Recorded an hour ago, and replayed by whoever recorded it.
+	recorded := announcement("r", 10, 1)
+	recorded.sent = uint64(time.Now().Add(-time.Hour).UnixNano())
 	for name, pkt := range map[string][]byte{"forged": forged, "other cluster": encodeWith(t, other, testKey(t, "k2")),
-		"malformed": []byte("gDSC\x01garbage"), "oversized": make([]byte, MaxPacket+1)} {
+		"malformed": []byte("gDSC\x01garbage"), "oversized": make([]byte, MaxPacket+1),
+		"replayed stale": encodeWith(t, recorded, testKey(t, "k1"))} {
 		b.handle(pkt, from) // the first line of a kind is logged
 		if n := testing.AllocsPerRun(100, func() { b.handle(pkt, from) }); n != 0 {
 			t.Errorf("%s packet: %v allocations each, want 0", name, n)

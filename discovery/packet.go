@@ -13,24 +13,27 @@ import (
 // The wire format of one packet, big-endian:
 //
 //	0   magic "gDSC"
-//	4   version (1)
+//	4   version (2)
 //	5   kind: 1 announcement, 2 query
 //	6   flags: 1 bootstrapped, 2 fresh, 4 settled
 //	7   0
-//	8   boot: the sender's start time, in nanoseconds
+//	8   boot: the sender's start time, in nanoseconds since the epoch
 //	16  seq: the packets the sender sent this run, this one included
-//	24  five strings, each a length byte and its bytes: cluster name,
+//	24  sent: when the sender sent it, in nanoseconds since the epoch
+//	32  five strings, each a length byte and its bytes: cluster name,
 //	    node name, gossip address, cluster ID, candidate
 //	..  HMAC-SHA256, under the derived key, of every byte before it
+//
+// Version 1 had no send time: its packets are malformed to version 2.
 const (
 	magic      = "gDSC"
-	version    = 1
-	headerLen  = 24
+	version    = 2
+	headerLen  = 32
 	macLen     = sha256.Size
 	maxField   = 255
 	numFields  = 5
 	minPacket  = headerLen + numFields + macLen
-	MaxPacket  = headerLen + numFields*(1+maxField) + macLen // 1336: fits an Ethernet frame
+	MaxPacket  = headerLen + numFields*(1+maxField) + macLen // 1344: fits an Ethernet frame
 	derivedLen = 32
 )
 
@@ -73,6 +76,7 @@ type message struct {
 	fresh        bool
 	settled      bool
 	boot, seq    uint64
+	sent         uint64 // when it was sent, in nanoseconds since the epoch
 	cluster      string
 	node         string
 	addr         string // gossip address
@@ -104,6 +108,7 @@ func (m *message) encode(dst []byte, mac hash.Hash) ([]byte, error) {
 	b = append(b, version, m.kind, flags, 0)
 	b = binary.BigEndian.AppendUint64(b, m.boot)
 	b = binary.BigEndian.AppendUint64(b, m.seq)
+	b = binary.BigEndian.AppendUint64(b, m.sent)
 	for _, f := range m.fields() {
 		if len(f) > maxField {
 			return dst, fmt.Errorf("%w: %.40q...", errFieldTooLong, f)
@@ -125,13 +130,14 @@ const (
 	reasonOtherCluster                // another cluster name
 	reasonUnauthentic                 // its MAC is not this cluster's key's
 	reasonReplayed                    // an old sequence number of a known sender
+	reasonStale                       // sent longer ago (or later) than MaxSkew from now
 	reasonDuplicateName               // another node announces this node's name
 	reasonPeersFull                   // a new sender while MaxPeers are remembered
 	numReasons
 )
 
 var reasonNames = [numReasons]string{"oversized", "malformed", "other_cluster", "unauthenticated", "replayed",
-	"duplicate_name", "peers_full"}
+	"stale", "duplicate_name", "peers_full"}
 
 func (r reason) String() string { return reasonNames[r] }
 
@@ -173,6 +179,9 @@ func split(b []byte) (frame, reason, bool) {
 	return f, 0, true
 }
 
+// sent is the frame's send time, in nanoseconds since the epoch.
+func (f frame) sent() uint64 { return binary.BigEndian.Uint64(f.b[24:32]) }
+
 func (f frame) field(i int) []byte { return f.b[f.offs[i][0]:f.offs[i][1]] }
 
 // authentic reports whether the frame's MAC is key's (mac is an HMAC under
@@ -189,7 +198,7 @@ func (f frame) authentic(mac hash.Hash, sum []byte) bool {
 func (f frame) message() message {
 	m := message{kind: f.b[5], bootstrapped: f.b[6]&flagBootstrapped != 0, fresh: f.b[6]&flagFresh != 0,
 		settled: f.b[6]&flagSettled != 0,
-		boot:    binary.BigEndian.Uint64(f.b[8:16]), seq: binary.BigEndian.Uint64(f.b[16:24])}
+		boot:    binary.BigEndian.Uint64(f.b[8:16]), seq: binary.BigEndian.Uint64(f.b[16:24]), sent: f.sent()}
 	m.cluster, m.node, m.addr = string(f.field(0)), string(f.field(1)), string(f.field(2))
 	m.clusterID, m.candidate = string(f.field(3)), string(f.field(4))
 	return m

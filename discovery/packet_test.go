@@ -22,7 +22,7 @@ func TestDerivedKeyIsStablePerClusterKey(t *testing.T) {
 
 func TestPacketCarriesEveryFieldAndItsMAC(t *testing.T) {
 	m := message{kind: kindQuery, bootstrapped: true, fresh: true, settled: true, boot: 1 << 60, seq: 42,
-		cluster: "prod", node: "web1", addr: "10.0.0.1:7946", clusterID: "abcd", candidate: "web0"}
+		sent: 1<<60 + 7, cluster: "prod", node: "web1", addr: "10.0.0.1:7946", clusterID: "abcd", candidate: "web0"}
 	key := testKey(t, "k1")
 	pkt := encodeWith(t, m, key)
 	f, r, ok := split(pkt)

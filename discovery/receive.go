@@ -67,8 +67,16 @@ func (b *Beacon) handle(pkt []byte, from netip.AddrPort) {
 		b.sight(f.message())
 		return
 	}
+	gen := b.receiveKey()
 	if !f.authentic(b.recvMAC, b.recvSum) {
 		b.ignore(reasonUnauthentic, from)
+		return
+	}
+	if age := time.Since(time.Unix(0, int64(f.sent()))); age > b.cfg.MaxSkew || age < -b.cfg.MaxSkew {
+		if suppressed, ok := b.count(reasonStale); ok {
+			b.logIgnored(reasonStale, from, suppressed, "sent_ago", age.Round(time.Millisecond).String(),
+				"max_skew", b.cfg.MaxSkew.String())
+		}
 		return
 	}
 	m := f.message()
@@ -83,6 +91,10 @@ func (b *Beacon) handle(pkt []byte, from netip.AddrPort) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.keyGen.Load() != gen { // authentic under a key SetKey has replaced since
+		b.ignore(reasonUnauthentic, from, "node", m.node)
+		return
+	}
 	if r, ok := b.record(m, from); !ok {
 		b.ignore(r, from, "node", m.node)
 		return
@@ -92,6 +104,18 @@ func (b *Beacon) handle(pkt []byte, from netip.AddrPort) {
 		b.answer = true
 		b.wake()
 	}
+}
+
+// receiveKey gives the receive goroutine's MAC the key SetKey set last,
+// if it changed, and returns that key's generation.
+func (b *Beacon) receiveKey() uint64 {
+	if b.keyGen.Load() == b.recvGen {
+		return b.recvGen
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.recvMAC, b.recvGen = newMAC(b.key), b.keyGen.Load()
+	return b.recvGen
 }
 
 // record records an authentic message in the peer table; it reports why
@@ -134,8 +158,13 @@ func (b *Beacon) viewChangedLocked() {
 func (b *Beacon) live(e *peerEntry, now time.Time) bool { return now.Sub(e.heard) < b.cfg.PeerTTL }
 
 // forgetAfter is how long a silent peer is remembered, for replay
-// protection, after it is no longer live.
-func (b *Beacon) forgetAfter() time.Duration { return 3 * b.cfg.PeerTTL }
+// protection: 3 PeerTTL, and at least until every packet it sent is
+// stale (older than MaxSkew, to a receiver whose clock is up to MaxSkew
+// behind its own), so that no packet of it is accepted again once it is
+// forgotten: 2 MaxSkew, and a PeerTTL to spare.
+func (b *Beacon) forgetAfter() time.Duration {
+	return max(3*b.cfg.PeerTTL, 2*b.cfg.MaxSkew+b.cfg.PeerTTL)
+}
 
 // evictOne forgets the longest-silent peer that is no longer live, and
 // reports whether there was one. Under mu.
@@ -195,17 +224,30 @@ func (b *Beacon) Sightings() []Sighting {
 // ignore counts an ignored packet and logs it, at most once a minute per
 // reason. Counting allocates nothing: the line is built only when logged.
 func (b *Beacon) ignore(r reason, from netip.AddrPort, attrs ...any) {
-	b.stats.ignored[r].Add(1)
-	suppressed, ok := b.limiter.allow(r.String())
-	if !ok {
-		return
+	if suppressed, ok := b.count(r); ok {
+		b.logIgnored(r, from, suppressed, attrs...)
 	}
+}
+
+// count counts an ignored packet, and reports whether to log it and how
+// many of its reason were not logged since the last. It allocates
+// nothing.
+func (b *Beacon) count(r reason) (suppressed int, log bool) {
+	b.stats.ignored[r].Add(1)
+	return b.limiter.allow(r.String())
+}
+
+// logIgnored logs an ignored packet.
+func (b *Beacon) logIgnored(r reason, from netip.AddrPort, suppressed int, attrs ...any) {
 	level := slog.LevelWarn
 	switch r {
 	case reasonOtherCluster, reasonMalformed:
 		level = slog.LevelDebug // other clusters and other software share the group
 	case reasonUnauthentic:
 		level = slog.LevelInfo // another cluster of the same name, or a node given a wrong key
+	case reasonStale:
+		attrs = append(attrs, "cause", "the sender's clock and this host's differ by more than max_skew, "+
+			"or the packet was recorded and replayed")
 	}
 	attrs = append([]any{"reason", r.String(), "from", from.String()}, attrs...)
 	if suppressed > 0 {

@@ -67,6 +67,10 @@ func TestPartitionedMinorityRefusesWritesAndHealsToAgreement(t *testing.T) {
 		if !strings.Contains(ce.stderr, "no leader") && !strings.Contains(ce.stderr, "the leader cannot be reached") {
 			t.Errorf("the refusal does not say why (no leader, or the leader cannot be reached): %q", ce.stderr)
 		}
+		// Either says the quorum: the pair reaches 2 of the 5 voters.
+		if !strings.Contains(ce.stderr, "reaches 2 of the 5 voters") || !strings.Contains(ce.stderr, "a leader needs a majority, 3") {
+			t.Errorf("the refusal does not say how many voters the node reaches and that a majority, 3, is needed: %q", ce.stderr)
+		}
 	}
 
 	healed := time.Now()

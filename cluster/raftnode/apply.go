@@ -69,9 +69,9 @@ func (n *Node) Apply(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, err
 		}
 		if err := wait.Sleep(ctx); err != nil {
 			if unreached != nil {
-				return nil, fmt.Errorf("%w: %w; last attempt: %w", ErrLeaderUnreachable, err, unreached)
+				return nil, n.quorumError(ErrLeaderUnreachable, fmt.Errorf("%w; last attempt: %w", err, unreached))
 			}
-			return nil, fmt.Errorf("%w: %w", ErrNoLeader, err)
+			return nil, n.quorumError(ErrNoLeader, err)
 		}
 	}
 }
@@ -198,7 +198,7 @@ func (n *Node) Linearize(ctx context.Context) error {
 			}
 		}
 		if err := wait.Sleep(ctx); err != nil {
-			return fmt.Errorf("%w: %w", ErrNoLeader, err)
+			return n.quorumError(ErrNoLeader, err)
 		}
 	}
 }

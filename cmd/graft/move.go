@@ -11,6 +11,7 @@ import (
 	apiserver "github.com/graftcm/graft/api/server"
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/cluster/clusterkey"
+	"github.com/graftcm/graft/discovery"
 )
 
 // A node that never had a peer holds a key and a cluster nobody else
@@ -308,7 +309,29 @@ func (a *agentCluster) restart(ctx context.Context, m move) bool {
 		return false
 	}
 	a.side = side
+	a.rekeyDiscovery(side)
 	return true
+}
+
+// rekeyDiscovery makes the beacon announce, under the key of side (the
+// side a move started), the state of its server, and hear that key's
+// nodes only: a node moved to another cluster is heard by that cluster's
+// nodes, and follows them, not its old cluster's. Under mu.
+func (a *agentCluster) rekeyDiscovery(side *clusterSide) {
+	if a.disc == nil {
+		return
+	}
+	secret, err := discovery.DeriveKey([]byte(side.key.tok.Secret()))
+	if err == nil {
+		err = a.disc.b.SetKey(secret)
+	}
+	if err != nil {
+		a.log.Error("discovery: cannot announce this node under the key of the cluster it moved to: it is not "+
+			"heard on the LAN, and hears the nodes of its old cluster's key", "err", err)
+		return
+	}
+	id := side.srv.ClusterID()
+	a.disc.b.SetState(id != "" || side.srv.Node().HasState(), id)
 }
 
 // remake starts the side that replaces old, which has stopped, to make m

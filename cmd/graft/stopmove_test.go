@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"net"
 	"os"
 	"strings"
@@ -77,7 +78,12 @@ func TestASecondInterruptStopsAnAgentWhoseClusterSideRestartsAtOnce(t *testing.T
 	}
 	time.Sleep(repeatWindow) // a signal within it is the first one again
 	start := time.Now()
-	b.signal(os.Interrupt)
+	// Since issue 13 a server that stops ends its joins at once, so the
+	// old side may have stopped, and the agent with it, on the first
+	// interrupt: then there is no second to send.
+	if err := b.cmd.Process.Signal(os.Interrupt); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Fatal(err)
+	}
 	code := b.exitCode(time.Minute)
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("the agent exited %v after the second interrupt, want at once", took.Round(100*time.Millisecond))
