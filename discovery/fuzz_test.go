@@ -2,9 +2,11 @@ package discovery
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzHandlePacket hands a beacon what arrives on the discovery socket.
@@ -31,7 +33,17 @@ func FuzzHandlePacket(f *testing.F) {
 	f.Add(make([]byte, MaxPacket+1), true)
 	from := netip.MustParseAddrPort("10.0.0.9:7948")
 	f.Fuzz(func(t *testing.T, pkt []byte, sign bool) {
+		now := time.Now()
 		if sign && len(pkt) >= macLen {
+			pkt = bytes.Clone(pkt)
+			if len(pkt) >= headerLen+macLen {
+				// The send time: now, moved by up to twice the skew
+				// allowed either way, so signed packets are fresh
+				// and stale.
+				span := uint64(4 * DefaultMaxSkew)
+				off := time.Duration(binary.BigEndian.Uint64(pkt[24:32])%span) - 2*DefaultMaxSkew
+				binary.BigEndian.PutUint64(pkt[24:32], uint64(now.Add(off).UnixNano()))
+			}
 			mac := newMAC(key)
 			mac.Write(pkt[:len(pkt)-macLen])
 			pkt = mac.Sum(pkt[:len(pkt)-macLen])
@@ -71,6 +83,15 @@ func FuzzHandlePacket(f *testing.F) {
 			t.Fatalf("message %+v encodes to\n%x, want\n%x", m, again, want)
 		}
 		b.handle(pkt, from)
+		switch age := now.Sub(time.Unix(0, int64(m.sent))).Abs(); {
+		case age > DefaultMaxSkew+time.Second:
+			if st := b.Stats(); st.Accepted != 0 || st.Ignored[reasonStale.String()] != 1 || len(b.Peers()) != 0 {
+				t.Fatalf("a packet sent %v from now: %+v, peers %v; want it ignored as stale", age, st, b.Peers())
+			}
+			return
+		case age > DefaultMaxSkew-time.Second:
+			return // at the bound: either way is right
+		}
 		if m.node == "self" {
 			if len(b.Peers()) != 0 {
 				t.Fatalf("a packet in this node's name recorded peers %v", b.Peers())
