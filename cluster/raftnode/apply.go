@@ -66,6 +66,8 @@ func (n *Node) Apply(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, err
 			default:
 				return nil, err
 			}
+		} else if err := n.noSpace(); err != nil {
+			return nil, err // no leader while this node's disk is full: most likely because it is
 		}
 		if err := wait.Sleep(ctx); err != nil {
 			if unreached != nil {
@@ -101,6 +103,8 @@ func (n *Node) applyLocal(ctx context.Context, cmds []fsm.Command) ([]fsm.Result
 		return nil, transport.Unreachable(err) // never appended
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return nil, ErrClosed
+	case errors.Is(err, ErrNoSpace):
+		return nil, err // this leader could not store the entry: never appended
 	case ctx.Err() != nil:
 		return nil, mapRaftErr(err) // no time left to find out
 	}
@@ -160,6 +164,9 @@ func (n *Node) handleApply(ctx context.Context, req *transport.Request) *transpo
 	case errors.Is(err, raft.ErrNotLeader):
 		_, addr := n.Leader()
 		return &transport.Response{Code: transport.CodeNotLeader, Leader: addr, Term: n.raft.CurrentTerm()}
+	case errors.Is(err, ErrNoSpace):
+		// Not stored, so never appended: a failure, not an unknown outcome.
+		return &transport.Response{Code: transport.CodeFailed, Err: err.Error()}
 	case err != nil:
 		// It may have been appended: only the log will tell.
 		return &transport.Response{Code: transport.CodeUnknown, Err: mapRaftErr(err).Error()}

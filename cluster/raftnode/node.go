@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 
 	"github.com/graftcm/graft/cluster/transport"
 	"github.com/graftcm/graft/fsm"
@@ -68,6 +70,7 @@ type Node struct {
 	mux    *transport.Mux  // nil unless built by Open
 	pool   *transport.Pool // nil unless built by Open
 	stores []io.Closer
+	space  *spaceStore // the raft store in the data dir; nil unless built by Open
 
 	// What the node knows of its state and how it answers other nodes.
 	termReady atomic.Uint64      // a term in which this leader has applied its own entry
@@ -139,7 +142,13 @@ func Open(cfg Config, f *fsm.FSM) (*Node, error) {
 	dir := filepath.Join(cfg.DataDir, "raft")
 	if !cfg.InMemory {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
+			if ro := readOnly(cfg.DataDir, err); ro != nil {
+				return nil, ro
+			}
 			return nil, fmt.Errorf("cluster: %w", err)
+		}
+		if err := checkState(dir); err != nil {
+			return nil, err
 		}
 	}
 	ln, err := net.Listen("tcp", cfg.BindAddr)
@@ -194,16 +203,31 @@ func (n *Node) openStores(dir string) (raftStore, raft.SnapshotStore, error) {
 	if n.cfg.InMemory {
 		return raft.NewInmemStore(), raft.NewInmemSnapshotStore(), nil
 	}
-	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	db := filepath.Join(dir, "raft.db")
+	var store *raftboltdb.BoltStore
+	err := guarded(func() (err error) {
+		store, err = raftboltdb.New(raftboltdb.Options{Path: db})
+		return err
+	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("cluster: raft store: %w", err)
+		if ro := readOnly(n.cfg.DataDir, err); ro != nil {
+			return nil, nil, ro
+		}
+		if errors.Is(err, bbolt.ErrTimeout) || errors.Is(err, fs.ErrPermission) {
+			return nil, nil, fmt.Errorf("cluster: raft store %s: %w", db, err)
+		}
+		return nil, nil, damaged(dir, db, err)
 	}
 	n.stores = append(n.stores, store)
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, newHclog(n.log, "snapshots"))
 	if err != nil {
+		if ro := readOnly(n.cfg.DataDir, err); ro != nil {
+			return nil, nil, ro
+		}
 		return nil, nil, fmt.Errorf("cluster: snapshot store: %w", err)
 	}
-	return store, snaps, nil
+	n.space = &spaceStore{raftStore: store, dataDir: n.cfg.DataDir, ctx: n.ctx, log: n.log}
+	return n.space, snaps, nil
 }
 
 // advertiseAddr picks the address peers use to reach the cluster port.
@@ -268,8 +292,16 @@ func (n *Node) start(deps Deps) error {
 	if b, err := deps.StableStore.Get([]byte(clusterIDStableKey)); err == nil {
 		ids.kept = string(b)
 	}
-	r, err := raft.NewRaft(rc, &raftFSM{f: deps.FSM, reqs: n.reqs, ids: ids}, deps.LogStore, deps.StableStore, deps.SnapshotStore, deps.Transport)
+	var r *raft.Raft
+	err = guarded(func() (err error) {
+		r, err = raft.NewRaft(rc, &raftFSM{f: deps.FSM, reqs: n.reqs, ids: ids}, deps.LogStore, deps.StableStore, deps.SnapshotStore, deps.Transport)
+		return err
+	})
 	if err != nil {
+		if n.space != nil { // the raft state of a data dir: say which and how to recover
+			dir := filepath.Join(n.cfg.DataDir, "raft")
+			return damaged(dir, dir, fmt.Errorf("raft could not start on it: %w", err))
+		}
 		return fmt.Errorf("cluster: starting raft: %w", err)
 	}
 	n.raft, n.logs, n.stable = r, deps.LogStore, deps.StableStore
