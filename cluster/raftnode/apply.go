@@ -66,12 +66,15 @@ func (n *Node) Apply(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, err
 			default:
 				return nil, err
 			}
-		} else if err := n.noSpace(); err != nil {
-			return nil, err // no leader while this node's disk is full: most likely because it is
+		} else if err := n.noSpace(); err != nil && n.soleVoter() {
+			return nil, err // no other node can lead while this one's disk is full
 		}
 		if err := wait.Sleep(ctx); err != nil {
 			if unreached != nil {
 				return nil, fmt.Errorf("%w: %w; last attempt: %w", ErrLeaderUnreachable, err, unreached)
+			}
+			if full := n.noSpace(); full != nil {
+				return nil, fmt.Errorf("%w: %w; %w", ErrNoLeader, err, full)
 			}
 			return nil, fmt.Errorf("%w: %w", ErrNoLeader, err)
 		}

@@ -119,3 +119,18 @@ func (n *Node) noSpace() error {
 	}
 	return n.space.noSpace()
 }
+
+// soleVoter reports whether this node is the only voter of its raft
+// configuration: then no other node leads while it cannot.
+func (n *Node) soleVoter() bool {
+	servers, err := n.Configuration()
+	if err != nil {
+		return false
+	}
+	for _, s := range servers {
+		if s.Suffrage == raft.Voter && string(s.ID) != n.cfg.NodeID {
+			return false
+		}
+	}
+	return true
+}

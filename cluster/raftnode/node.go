@@ -226,8 +226,7 @@ func (n *Node) openStores(dir string) (raftStore, raft.SnapshotStore, error) {
 		}
 		return nil, nil, fmt.Errorf("cluster: snapshot store: %w", err)
 	}
-	n.space = &spaceStore{raftStore: store, dataDir: n.cfg.DataDir, ctx: n.ctx, log: n.log}
-	return n.space, snaps, nil
+	return &spaceStore{raftStore: store, dataDir: n.cfg.DataDir, ctx: n.ctx, log: n.log}, snaps, nil
 }
 
 // advertiseAddr picks the address peers use to reach the cluster port.
@@ -284,6 +283,7 @@ func (n *Node) start(deps Deps) error {
 	if err := raft.ValidateConfig(rc); err != nil {
 		return fmt.Errorf("cluster: raft config: %w", err)
 	}
+	n.space, _ = deps.LogStore.(*spaceStore)
 	hasState, err := raft.HasExistingState(deps.LogStore, deps.StableStore, deps.SnapshotStore)
 	if err != nil {
 		return fmt.Errorf("cluster: reading raft state: %w", err)
@@ -298,7 +298,7 @@ func (n *Node) start(deps Deps) error {
 		return err
 	})
 	if err != nil {
-		if n.space != nil { // the raft state of a data dir: say which and how to recover
+		if n.space != nil && n.cfg.DataDir != "" { // the raft state of a data dir: say which and how to recover
 			dir := filepath.Join(n.cfg.DataDir, "raft")
 			return damaged(dir, dir, fmt.Errorf("raft could not start on it: %w", err))
 		}
