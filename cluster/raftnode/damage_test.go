@@ -228,3 +228,28 @@ func TestNodeWithDamagedStateRejoinsEmptyAsItsErrorSays(t *testing.T) {
 		t.Errorf("write through c after it rejoined: %v", err)
 	}
 }
+
+// A data dir on a read-only mount, empty or holding a node's state, is
+// refused at start with ErrReadOnly, naming the dir.
+func TestReadOnlyDataDirIsRefusedNamingIt(t *testing.T) {
+	for name, src := range map[string]string{"empty": t.TempDir(), "with state": soloState(t)} {
+		t.Run(name, func(t *testing.T) {
+			dir := bindReadOnly(t, src)
+			cfg := raftnode.TestConfig()
+			cfg.NodeID, cfg.DataDir, cfg.Bootstrap = "solo", dir, true
+			n, err := raftnode.Open(cfg, fsm.New(fsm.Options{}))
+			if err == nil {
+				n.Close()
+				t.Fatal("the node started on a read-only data dir")
+			}
+			if !errors.Is(err, raftnode.ErrReadOnly) {
+				t.Errorf("error %q is not ErrReadOnly", err)
+			}
+			for _, want := range []string{dir, "read-only file system"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not say %q", err, want)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// An agent killed (as a crash is) whose raft.db is then damaged refuses
+// to start, saying which file and what to do, never panicking; done as
+// it says, the agent rejoins its running cluster empty and gets the
+// cluster's state back, the writes made while it was down included.
+func TestAgentWithDamagedRaftStateRefusesAndRejoinsAsItsErrorSays(t *testing.T) {
+	a, gossip, key := firstNode(t, "a")
+	join := []string{"--join", gossip, "--token", key}
+	startNode(t, "b", join...)
+	c := startNode(t, "c", join...)
+	waitUntil(t, "three voters", func() (bool, error) {
+		got, err := a.trySuffrages(t)
+		return len(got) == 3 && got["c"] == "voter", err
+	})
+	if code, _, stderr := graft(t, "kv", "put", "--data-dir", a.data, "before", "1"); code != 0 {
+		t.Fatalf("put: exit %d: %s", code, stderr)
+	}
+	waitUntil(t, "c to apply the write", func() (bool, error) {
+		_, stdout, _ := graft(t, "kv", "get", "--data-dir", c.data, "before")
+		return stdout == "1", nil
+	})
+	if err := c.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-c.done
+	// A node whose disk is replaced comes back long after its crash:
+	// once its peers have seen it fail.
+	waitUntil(t, "a to see c fail", func() (bool, error) {
+		ms, err := a.tryMembers(t)
+		return err == nil && ms["c"].Gossip != "alive", err
+	})
+	if code, _, stderr := graft(t, "kv", "put", "--data-dir", a.data, "while-down", "2"); code != 0 {
+		t.Fatalf("put with c down: exit %d: %s", code, stderr)
+	}
+	db := filepath.Join(c.data, "raft", "raft.db")
+	b, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 2 * 4096; i < len(b); i++ { // every page but the two meta pages
+		b[i] = byte(0xA5 ^ i)
+	}
+	if err := os.WriteFile(db, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	refused := startAgent(t, append([]string{"run", "--data-dir", c.data, "--hostname", "c"}, join...)...)
+	if code := refused.exitCode(clusterWait); code == 0 {
+		t.Fatal("the agent ran on a damaged raft.db")
+	}
+	out := refused.output()
+	raftDir := filepath.Join(c.data, "raft")
+	for _, want := range []string{"raft state damaged: " + db, "mv " + raftDir + " " + raftDir + ".damaged", "rejoins empty"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the agent's output does not say %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "panic") {
+		t.Errorf("the agent panicked:\n%s", out)
+	}
+	mv := regexp.MustCompile(`\(mv (\S+) (\S+)\)`).FindStringSubmatch(out)
+	if mv == nil {
+		t.Fatal("the agent's output names no mv command")
+	}
+	if err := os.Rename(mv[1], mv[2]); err != nil {
+		t.Fatalf("following the agent's mv: %v", err)
+	}
+	startTestAgent(t, c.data, "c", join...)
+	// Rejoining takes a gossip round, an address change in raft and a
+	// snapshot: on a busy machine, more than clusterWait.
+	for deadline := time.Now().Add(3 * clusterWait); ; {
+		if _, stdout, _ := graft(t, "kv", "get", "--data-dir", c.data, "while-down"); stdout == "2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("c did not get the cluster's state back within %v", 3*clusterWait)
+		}
+		<-time.After(100 * time.Millisecond)
+	}
+	if _, stdout, stderr := graft(t, "kv", "get", "--data-dir", c.data, "before"); stdout != "1" {
+		t.Errorf("c reads before=%q after rejoining: %s", stdout, stderr)
+	}
+}
+
+// An agent whose data dir is on a read-only mount refuses to start,
+// naming the dir and saying it is read-only.
+func TestAgentOnReadOnlyDataDirSaysSo(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skipf("mounting a file system needs root (CAP_SYS_ADMIN); this test runs as uid %d", os.Geteuid())
+	}
+	dir := filepath.Join(t.TempDir(), "ro")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_RDONLY, "size=1m,mode=0700"); err != nil {
+		t.Fatalf("mount a read-only tmpfs on %s: %v", dir, err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, 0); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+			_ = syscall.Unmount(dir, syscall.MNT_DETACH)
+		}
+		if b, err := os.ReadFile("/proc/self/mountinfo"); err != nil || strings.Contains(string(b), " "+dir+" ") {
+			t.Errorf("%s is still mounted (%v)", dir, err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), clusterWait)
+	defer cancel()
+	code, _, stderr := cliContext(ctx, "run", "--data-dir", dir, "--hostname", "a")
+	if code == 0 {
+		t.Fatal("the agent ran on a read-only data dir")
+	}
+	for _, want := range []string{"data dir " + dir + " is on a read-only file system", "--data-dir"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("the agent's error does not say %q:\n%s", want, stderr)
+		}
+	}
+}
