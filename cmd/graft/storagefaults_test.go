@@ -5,10 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/graftcm/graft/cluster"
 )
 
 // An agent killed (as a crash is) whose raft.db is then damaged refuses
@@ -127,4 +130,53 @@ func TestAgentOnReadOnlyDataDirSaysSo(t *testing.T) {
 			t.Errorf("the agent's error does not say %q:\n%s", want, stderr)
 		}
 	}
+}
+
+// A damaged node-id file is named as damaged, with what to write into it
+// or how to do without it, not taken for another node's name.
+func TestDamagedNodeIDFileIsNamedWithTheWayOut(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "d")
+	startTestAgent(t, data, "h1").stop()
+	p := filepath.Join(data, nodeIDFile)
+	if err := os.WriteFile(p, []byte("\x00\x17\xff garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), clusterWait)
+	defer cancel()
+	code, _, stderr := cliContext(ctx, "run", "--data-dir", data, "--hostname", "h1")
+	if code == 0 {
+		t.Fatal("the agent ran with a damaged node-id file")
+	}
+	for _, want := range []string{p + " is damaged", "write the node's name into it", `adopt this host's name "h1"`} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("the agent's error does not say %q:\n%s", want, stderr)
+		}
+	}
+}
+
+// A node with raft state whose remembered-peers file is damaged starts
+// (raft knows its cluster), says which file it could not read and what it
+// is for, and remembers its peers in it again.
+func TestDamagedPeersFileIsNamedAndRewritten(t *testing.T) {
+	_, gossip, key := firstNode(t, "a")
+	join := []string{"--join", gossip, "--token", key}
+	b := startNode(t, "b", join...)
+	p := filepath.Join(b.data, cluster.PeersFile)
+	waitUntil(t, "b to remember a", func() (bool, error) {
+		peers, err := cluster.RememberedPeers(b.data)
+		return slices.Contains(peers, gossip), err
+	})
+	if err := b.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-b.done
+	if err := os.WriteFile(p, []byte(`["127.0.0.1:7946", "trunc`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	again := startTestAgent(t, b.data, "b", join...) // as its service restarts it
+	again.waitLog(clusterWait, p+" is damaged, not a JSON list of gossip addresses")
+	waitUntil(t, "b to remember a again", func() (bool, error) {
+		peers, err := cluster.RememberedPeers(b.data)
+		return err == nil && slices.Contains(peers, gossip), nil
+	})
 }
