@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -179,4 +180,76 @@ func TestDamagedPeersFileIsNamedAndRewritten(t *testing.T) {
 		peers, err := cluster.RememberedPeers(b.data)
 		return err == nil && slices.Contains(peers, gossip), nil
 	})
+}
+
+// `graft kv put` on a one-node cluster whose data dir fills up says the
+// data dir is full; what was written stays readable, and once space is
+// freed, writes work again.
+func TestKVPutOnAFullDataDirSaysSoAndWorksOnceSpaceIsFreed(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skipf("mounting a file system needs root (CAP_SYS_ADMIN); this test runs as uid %d", os.Geteuid())
+	}
+	data := filepath.Join(t.TempDir(), "d")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", data, "tmpfs", 0, "size=8m,mode=0700"); err != nil {
+		t.Fatalf("mount a tmpfs on %s: %v", data, err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(data, 0); err != nil {
+			t.Errorf("unmount %s: %v", data, err)
+			_ = syscall.Unmount(data, syscall.MNT_DETACH)
+		}
+		if b, err := os.ReadFile("/proc/self/mountinfo"); err != nil || strings.Contains(string(b), " "+data+" ") {
+			t.Errorf("%s is still mounted (%v)", data, err)
+		}
+	})
+	a := startTestAgent(t, data, "h1")
+	defer a.stop()
+	if code, _, stderr := graft(t, "kv", "put", "--data-dir", data, "before", "1"); code != 0 {
+		t.Fatalf("put: exit %d: %s", code, stderr)
+	}
+	filler := filepath.Join(data, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for err == nil {
+		_, err = f.Write(make([]byte, 4096))
+	}
+	f.Close()
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("filling %s: %v", data, err)
+	}
+	value := strings.Repeat("v", 64<<10)
+	var stderr string
+	for i := 0; ; i++ {
+		var code int
+		if code, _, stderr = graft(t, "kv", "put", "--data-dir", data, "full", value); code != 0 {
+			break
+		}
+		if i == 100 {
+			t.Fatal("100 writes of 64 KiB succeeded on a full 8 MiB data dir")
+		}
+	}
+	t.Logf("what the user sees: %s", stderr)
+	for _, want := range []string{"no space left in the data dir " + data, "no space left on device"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("kv put on a full data dir does not say %q: %s", want, stderr)
+		}
+	}
+	if _, stdout, stderr := graft(t, "kv", "get", "--data-dir", data, "before"); stdout != "1" {
+		t.Errorf("on a full data dir, kv get reads %q: %s", stdout, stderr)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "a write once space is freed", func() (bool, error) {
+		code, _, _ := graft(t, "kv", "put", "--data-dir", data, "after", "2")
+		return code == 0, nil
+	})
+	if _, stdout, stderr := graft(t, "kv", "get", "--linearizable", "--data-dir", data, "before"); stdout != "1" {
+		t.Errorf("after space returned, kv get reads %q: %s", stdout, stderr)
+	}
 }
