@@ -153,6 +153,9 @@ func TestDamagedRaftStateIsRefusedNamingTheFileAndTheWayBack(t *testing.T) {
 			if err == nil {
 				defer n.Close()
 				waitLeader(t, n)
+				if err := n.Linearize(t.Context()); err != nil {
+					t.Fatalf("the node started on its damaged state, and cannot read it: %v", err)
+				}
 				kvs, _ := n.FSM().List("k", 0)
 				t.Fatalf("the node started on its damaged state, holding %d of its 300 keys", len(kvs))
 			}

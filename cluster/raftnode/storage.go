@@ -96,7 +96,17 @@ func checkRaftDB(path string) error {
 			return err
 		}
 		defer db.Close()
-		if err := db.View(walkRaftDB); err != nil {
+		err = db.View(func(tx *bbolt.Tx) error {
+			// bolt grows the file before it writes a page: one shorter
+			// than its pages was cut short, even if what was cut held
+			// free pages only.
+			if tx.Size() > fi.Size() {
+				return fmt.Errorf("it is %d bytes long, shorter than the %d bytes of its pages: it was truncated",
+					fi.Size(), tx.Size())
+			}
+			return walkRaftDB(tx)
+		})
+		if err != nil {
 			return err
 		}
 		store, err := raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: opts})
