@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/bbolt"
+
 	"github.com/graftcm/graft/cluster/raftnode"
 	"github.com/graftcm/graft/fsm"
 )
@@ -254,5 +256,28 @@ func TestReadOnlyDataDirIsRefusedNamingIt(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A raft.db that another process holds open is not called damaged: the
+// error says what holds the start up, and moving the state aside is not
+// suggested.
+func TestRaftStoreHeldElsewhereIsNotCalledDamaged(t *testing.T) {
+	dir := soloState(t)
+	path := filepath.Join(dir, "raft", "raft.db")
+	held, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	cfg := raftnode.TestConfig()
+	cfg.NodeID, cfg.DataDir = "solo", dir
+	n, err := raftnode.Open(cfg, fsm.New(fsm.Options{}))
+	if err == nil {
+		n.Close()
+		t.Fatal("the node opened a raft.db another holder has locked")
+	}
+	if errors.Is(err, raftnode.ErrDamagedState) || !errors.Is(err, bbolt.ErrTimeout) || !strings.Contains(err.Error(), path) {
+		t.Errorf("error %q: want bolt's timeout naming %s, not ErrDamagedState", err, path)
 	}
 }

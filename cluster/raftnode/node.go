@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"go.etcd.io/bbolt"
 
 	"github.com/graftcm/graft/cluster/transport"
 	"github.com/graftcm/graft/fsm"
@@ -213,7 +211,7 @@ func (n *Node) openStores(dir string) (raftStore, raft.SnapshotStore, error) {
 		if ro := readOnly(n.cfg.DataDir, err); ro != nil {
 			return nil, nil, ro
 		}
-		if errors.Is(err, bbolt.ErrTimeout) || errors.Is(err, fs.ErrPermission) {
+		if notDamage(err) {
 			return nil, nil, fmt.Errorf("cluster: raft store %s: %w", db, err)
 		}
 		return nil, nil, damaged(dir, db, err)

@@ -54,6 +54,12 @@ func readOnly(dataDir string, err error) error {
 		"remount it read-write, or give the node a data dir it can write (%w)", ErrReadOnly, dataDir, err)
 }
 
+// notDamage reports whether an error opening a raft store says nothing of
+// its content: another process holds it, or this one may not open it.
+func notDamage(err error) bool {
+	return errors.Is(err, bbolt.ErrTimeout) || errors.Is(err, fs.ErrPermission)
+}
+
 // guarded runs f, turning a panic (bbolt panics on some bad pages) or a
 // memory fault (reading past the end of a truncated, memory-mapped file)
 // into an error.
@@ -75,6 +81,9 @@ func guarded(f func() error) (err error) {
 func checkState(dir string) error {
 	db := filepath.Join(dir, "raft.db")
 	if err := checkRaftDB(db); err != nil {
+		if notDamage(err) {
+			return fmt.Errorf("cluster: raft store %s: %w", db, err)
+		}
 		return damaged(dir, db, err)
 	}
 	return checkSnapshots(dir)
