@@ -203,7 +203,7 @@ func (discardFSM) Restore(r io.ReadCloser) error { return r.Close() }
 func RememberedPeers(dir string) ([]string, error) {
 	addrs, err := filePeers(filepath.Join(dir, peersFile)).Load()
 	if err != nil {
-		return nil, fmt.Errorf("cluster: reading %s: %w", filepath.Join(dir, peersFile), err)
+		return nil, fmt.Errorf("cluster: remembered peers: %w", err)
 	}
 	return addrs, nil
 }

@@ -39,7 +39,12 @@ func (p filePeers) Load() ([]string, error) {
 		return nil, err
 	}
 	var addrs []string
-	return addrs, json.Unmarshal(b, &addrs)
+	if err := json.Unmarshal(b, &addrs); err != nil {
+		return nil, fmt.Errorf("%s is damaged, not a JSON list of gossip addresses (%w): it only remembers where "+
+			`the cluster's members are: remove it, or write one member's gossip address into it as ["HOST:PORT"]`,
+			string(p), err)
+	}
+	return addrs, nil
 }
 
 func (p filePeers) Save(addrs []string) error {

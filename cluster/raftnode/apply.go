@@ -66,12 +66,18 @@ func (n *Node) Apply(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, err
 			default:
 				return nil, err
 			}
+		} else if err := n.noSpace(); err != nil && n.soleVoter() {
+			return nil, err // no other node can lead while this one's disk is full
 		}
 		if err := wait.Sleep(ctx); err != nil {
 			if unreached != nil {
 				return nil, n.quorumError(ErrLeaderUnreachable, fmt.Errorf("%w; last attempt: %w", err, unreached))
 			}
-			return nil, n.quorumError(ErrNoLeader, err)
+			noLeader := n.quorumError(ErrNoLeader, err)
+			if full := n.noSpace(); full != nil {
+				return nil, fmt.Errorf("%w; %w", noLeader, full)
+			}
+			return nil, noLeader
 		}
 	}
 }
@@ -101,6 +107,8 @@ func (n *Node) applyLocal(ctx context.Context, cmds []fsm.Command) ([]fsm.Result
 		return nil, transport.Unreachable(err) // never appended
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return nil, ErrClosed
+	case errors.Is(err, ErrNoSpace):
+		return nil, err // this leader could not store the entry: never appended
 	case ctx.Err() != nil:
 		return nil, mapRaftErr(err) // no time left to find out
 	}
@@ -160,6 +168,9 @@ func (n *Node) handleApply(ctx context.Context, req *transport.Request) *transpo
 	case errors.Is(err, raft.ErrNotLeader):
 		_, addr := n.Leader()
 		return &transport.Response{Code: transport.CodeNotLeader, Leader: addr, Term: n.raft.CurrentTerm()}
+	case errors.Is(err, ErrNoSpace):
+		// Not stored, so never appended: a failure, not an unknown outcome.
+		return &transport.Response{Code: transport.CodeFailed, Err: err.Error()}
 	case err != nil:
 		// It may have been appended: only the log will tell.
 		return &transport.Response{Code: transport.CodeUnknown, Err: mapRaftErr(err).Error()}

@@ -70,6 +70,7 @@ type Node struct {
 	mux    *transport.Mux  // nil unless built by Open
 	pool   *transport.Pool // nil unless built by Open
 	stores []io.Closer
+	space  *spaceStore // the raft store in the data dir; nil unless built by Open
 
 	// What the node knows of its state and how it answers other nodes.
 	termReady atomic.Uint64      // a term in which this leader has applied its own entry
@@ -141,7 +142,13 @@ func Open(cfg Config, f *fsm.FSM) (*Node, error) {
 	dir := filepath.Join(cfg.DataDir, "raft")
 	if !cfg.InMemory {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
+			if ro := readOnly(cfg.DataDir, err); ro != nil {
+				return nil, ro
+			}
 			return nil, fmt.Errorf("cluster: %w", err)
+		}
+		if err := checkState(dir); err != nil {
+			return nil, err
 		}
 	}
 	ln, err := net.Listen("tcp", cfg.BindAddr)
@@ -196,16 +203,30 @@ func (n *Node) openStores(dir string) (raftStore, raft.SnapshotStore, error) {
 	if n.cfg.InMemory {
 		return raft.NewInmemStore(), raft.NewInmemSnapshotStore(), nil
 	}
-	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	db := filepath.Join(dir, "raft.db")
+	var store *raftboltdb.BoltStore
+	err := guarded(func() (err error) {
+		store, err = raftboltdb.New(raftboltdb.Options{Path: db})
+		return err
+	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("cluster: raft store: %w", err)
+		if ro := readOnly(n.cfg.DataDir, err); ro != nil {
+			return nil, nil, ro
+		}
+		if notDamage(err) {
+			return nil, nil, fmt.Errorf("cluster: raft store %s: %w", db, err)
+		}
+		return nil, nil, damaged(dir, db, err)
 	}
 	n.stores = append(n.stores, store)
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, newHclog(n.log, "snapshots"))
 	if err != nil {
+		if ro := readOnly(n.cfg.DataDir, err); ro != nil {
+			return nil, nil, ro
+		}
 		return nil, nil, fmt.Errorf("cluster: snapshot store: %w", err)
 	}
-	return store, snaps, nil
+	return &spaceStore{raftStore: store, dataDir: n.cfg.DataDir, ctx: n.ctx, log: n.log}, snaps, nil
 }
 
 // advertiseAddr picks the address peers use to reach the cluster port.
@@ -262,6 +283,7 @@ func (n *Node) start(deps Deps) error {
 	if err := raft.ValidateConfig(rc); err != nil {
 		return fmt.Errorf("cluster: raft config: %w", err)
 	}
+	n.space, _ = deps.LogStore.(*spaceStore)
 	hasState, err := raft.HasExistingState(deps.LogStore, deps.StableStore, deps.SnapshotStore)
 	if err != nil {
 		return fmt.Errorf("cluster: reading raft state: %w", err)
@@ -270,8 +292,16 @@ func (n *Node) start(deps Deps) error {
 	if b, err := deps.StableStore.Get([]byte(clusterIDStableKey)); err == nil {
 		ids.kept = string(b)
 	}
-	r, err := raft.NewRaft(rc, &raftFSM{f: deps.FSM, reqs: n.reqs, ids: ids}, deps.LogStore, deps.StableStore, deps.SnapshotStore, deps.Transport)
+	var r *raft.Raft
+	err = guarded(func() (err error) {
+		r, err = raft.NewRaft(rc, &raftFSM{f: deps.FSM, reqs: n.reqs, ids: ids}, deps.LogStore, deps.StableStore, deps.SnapshotStore, deps.Transport)
+		return err
+	})
 	if err != nil {
+		if n.space != nil && n.cfg.DataDir != "" { // the raft state of a data dir: say which and how to recover
+			dir := filepath.Join(n.cfg.DataDir, "raft")
+			return damaged(dir, dir, fmt.Errorf("raft could not start on it: %w", err))
+		}
 		return fmt.Errorf("cluster: starting raft: %w", err)
 	}
 	n.raft, n.logs, n.stable = r, deps.LogStore, deps.StableStore
@@ -401,8 +431,14 @@ func DirHasState(dataDir string) (bool, error) {
 	} else if err != nil {
 		return false, fmt.Errorf("cluster: %w", err)
 	}
+	if err := checkState(dir); err != nil {
+		return false, err // damaged state is refused here as Open would
+	}
 	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"),
 		BoltOptions: &bbolt.Options{Timeout: time.Second}})
+	if ro := readOnly(dataDir, err); ro != nil {
+		return false, ro
+	}
 	if err != nil {
 		return false, fmt.Errorf("cluster: raft store %s: %w", filepath.Join(dir, "raft.db"), err)
 	}

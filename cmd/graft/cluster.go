@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
@@ -202,6 +204,10 @@ func checkNodeID(dir, host string) error {
 		if id == "" {
 			return fmt.Errorf("data dir: %s is empty: write the node's name into it, or remove it to adopt this host's name %q", p, host)
 		}
+		if !plausibleNodeID(id) {
+			return fmt.Errorf("data dir: %s is damaged: it holds %q, not a node name: write the node's name into it "+
+				"(the --hostname it ran with), or remove it to adopt this host's name %q", p, id, host)
+		}
 		if id != host {
 			return fmt.Errorf("data dir %s belongs to node %q, but this host is named %q: run with --hostname %s (or use another --data-dir)", dir, id, host, id)
 		}
@@ -213,6 +219,21 @@ func checkNodeID(dir, host string) error {
 		return fmt.Errorf("data dir: writing %s: %w", p, err)
 	}
 	return nil
+}
+
+// plausibleNodeID reports whether id may be a node name that graft
+// wrote: printable, without spaces or slashes, at most 256 bytes (see
+// raftnode.Config.Validate).
+func plausibleNodeID(id string) bool {
+	if len(id) > 256 || !utf8.ValidString(id) {
+		return false
+	}
+	for _, r := range id {
+		if !unicode.IsPrint(r) || unicode.IsSpace(r) || r == '/' {
+			return false
+		}
+	}
+	return true
 }
 
 // serverConfig is the cluster server's configuration the options ask for.

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/graftcm/graft/cluster/raftnode"
 )
 
 // defaultDataDir is where an agent keeps its state when --data-dir is not
@@ -41,7 +43,7 @@ func openDataDir(path string, tmp bool) (*dataDir, error) {
 		}
 		path = p
 	} else if err := os.MkdirAll(path, 0o700); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+		return nil, dataDirError(path, err)
 	}
 	// The data dir holds the cluster key and the raft state (some of it
 	// written world-readable by raft's snapshot store): only its owner may
@@ -56,7 +58,7 @@ func openDataDir(path string, tmp bool) (*dataDir, error) {
 	}
 	lock, err := os.OpenFile(filepath.Join(path, "graft.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+		return nil, dataDirError(path, err)
 	}
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		lock.Close()
@@ -67,6 +69,17 @@ func openDataDir(path string, tmp bool) (*dataDir, error) {
 		return nil, fmt.Errorf("data dir: lock %s: %w", path, err)
 	}
 	return &dataDir{path: path, lock: lock, tmp: tmp}, nil
+}
+
+// dataDirError is the error of a data dir that cannot be made or written:
+// a read-only file system is said so, with what to do.
+func dataDirError(path string, err error) error {
+	if errors.Is(err, syscall.EROFS) {
+		return fmt.Errorf("%w: data dir %s is on a read-only file system, and graft keeps its state there "+
+			"(raft log, cluster key, API socket): remount it read-write, or give another --data-dir (%w)",
+			raftnode.ErrReadOnly, path, err)
+	}
+	return fmt.Errorf("data dir: %w", err)
 }
 
 // Close unlocks the directory and removes it if it was temporary.
