@@ -101,9 +101,14 @@ func testKey(t testing.TB, clusterKey string) []byte {
 }
 
 // testConfig is a beacon of node name on a hub, with test timings.
+// A nil hub leaves Conn to the caller.
 func testConfig(t testing.TB, h *hub, name string) Config {
-	return Config{ClusterName: "graft", NodeName: name, Addr: name + ":7946", Key: testKey(t, "k1"), Fresh: true,
-		Conn: h.conn(t), Interval: 40 * time.Millisecond, Settle: 120 * time.Millisecond, PeerTTL: 3 * time.Second}
+	cfg := Config{ClusterName: "graft", NodeName: name, Addr: name + ":7946", Key: testKey(t, "k1"), Fresh: true,
+		Interval: 40 * time.Millisecond, Settle: 120 * time.Millisecond, PeerTTL: 3 * time.Second}
+	if h != nil {
+		cfg.Conn = h.conn(t)
+	}
+	return cfg
 }
 
 // running is a beacon whose Run goroutine the test owns.
