@@ -69,6 +69,7 @@ func rules() map[string]rule {
 		"api/server":           {may: with("api", "cluster", "cluster/clusterkey", "cluster/raftnode", "fsm", "world")},
 		"api/apitest":          {may: with("cluster")},
 		"internal/importcheck": {},
+		"internal/faultcheck":  {},                   // histories in, violations out: no graft package
 		"discovery":            {never: clusterDeps}, // plain values and callbacks: no graft package
 		"integration":          {tests: []string{"api"}},
 		"cmd/graft": {may: with("api", "api/server", "api/apitest", "cluster", "cluster/clusterkey", "cluster/raftnode",
