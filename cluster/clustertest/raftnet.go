@@ -200,3 +200,26 @@ func (v *rpcView) Call(ctx context.Context, addr string, req *transport.Request)
 	}
 	return resp, nil
 }
+
+// Log returns the raft log entries h's store holds, oldest first (the
+// whole log, if the nodes' configuration keeps snapshots from compacting
+// it). It may be called while the node runs.
+func (h *host) Log() ([]raft.Log, error) {
+	first, err := h.store.FirstIndex()
+	if err != nil {
+		return nil, err
+	}
+	last, err := h.store.LastIndex()
+	if err != nil {
+		return nil, err
+	}
+	var out []raft.Log
+	for i := first; i <= last && i > 0; i++ {
+		var l raft.Log
+		if err := h.store.GetLog(i, &l); err != nil {
+			return nil, fmt.Errorf("clustertest: %s: log entry %d: %w", h.ID, i, err)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}

@@ -63,8 +63,9 @@ type WatchLog struct {
 	// From is the revision it watched from: it must see every change
 	// after it.
 	From uint64
-	// Until is the revision it must have seen everything up to by the
-	// end (0: nothing is required, as of a watcher whose node died).
+	// Until is the revision it must have seen every change of the
+	// prefix up to by the end (0: nothing is required, as of a watcher
+	// whose node died).
 	Until      uint64
 	Deliveries []Delivery
 }
@@ -106,9 +107,8 @@ func Watch(committed []Change, w WatchLog) error {
 		}
 		at = d.Rev
 	}
-	if at < w.Until {
-		return bad(len(w.Deliveries)-1, fmt.Sprintf("saw nothing after @%d, want everything up to @%d", at, w.Until),
-			changesIn(committed, w.Prefix, at, w.Until))
+	if missed := changesIn(committed, w.Prefix, at, w.Until); len(missed) > 0 {
+		return bad(len(w.Deliveries)-1, fmt.Sprintf("saw nothing after @%d, want everything up to @%d", at, w.Until), missed)
 	}
 	return nil
 }
