@@ -93,7 +93,7 @@ func worldOf(ctx context.Context, n *node) *world.World {
 }
 
 // kvClient puts, gets, deletes and swaps the keys through n until ctx
-// ends, a few milliseconds of fake time apart. Values are unique.
+// ends, 10 to 50 ms of fake time apart. Values are unique.
 func (r *recorder) kvClient(ctx context.Context, id int, n *node, rng *rand.Rand) {
 	r.clients.Go(func() {
 		last := map[string]string{} // what this client last saw of each key ("": absent)
@@ -105,7 +105,7 @@ func (r *recorder) kvClient(ctx context.Context, id int, n *node, rng *rand.Rand
 			key := kvKeys[rng.IntN(len(kvKeys))]
 			value := fmt.Sprintf("c%d.%d", id, seq)
 			r.kvOp(ctx, w, id, rng.IntN(8), key, value, last)
-			sleep(ctx, time.Duration(5+rng.IntN(20))*time.Millisecond)
+			sleep(ctx, time.Duration(10+rng.IntN(40))*time.Millisecond)
 		}
 	})
 }
@@ -163,8 +163,8 @@ func (r *recorder) kvOp(ctx context.Context, w *world.World, id, pick int, key, 
 	r.addOp(op, wr, err)
 }
 
-// semaClient takes a slot of one of the semaphores through n, holds it a
-// little (or until it is lost) and gives it back, until ctx ends.
+// semaClient takes a slot of one of the semaphores through n, holds it
+// 50 to 300 ms (or until it is lost) and gives it back, until ctx ends.
 func (r *recorder) semaClient(ctx context.Context, id int, n *node, rng *rand.Rand) {
 	r.clients.Go(func() {
 		for {
@@ -173,7 +173,7 @@ func (r *recorder) semaClient(ctx context.Context, id int, n *node, rng *rand.Ra
 				return
 			}
 			s := semas[rng.IntN(len(semas))]
-			r.holdOnce(ctx, w, id, s.id, s.count, time.Duration(10+rng.IntN(90))*time.Millisecond)
+			r.holdOnce(ctx, w, id, s.id, s.count, time.Duration(50+rng.IntN(250))*time.Millisecond)
 			sleep(ctx, time.Duration(5+rng.IntN(20))*time.Millisecond)
 		}
 	})

@@ -68,14 +68,11 @@ type harness struct {
 	ctx   context.Context // the schedule's: watchers end with it
 }
 
-// newHarness starts three servers that form one cluster of three voters,
-// with snapshots off so that the raft log stays whole: the log, replayed,
-// is what was committed.
+// newHarness starts three servers, at the test timings, that form one
+// cluster of three voters.
 func newHarness(ctx context.Context, t *testing.T, rec *recorder) *harness {
 	t.Helper()
-	cfg := cluster.TestServerConfig()
-	cfg.Raft.SnapshotThreshold = math.MaxUint32
-	h := &harness{t: t, f: clustertest.NewFleet(t, 3, &cfg), rec: rec, ctx: ctx}
+	h := &harness{t: t, f: clustertest.NewFleet(t, 3, nil), rec: rec, ctx: ctx}
 	seed := h.f.Slots[0]
 	h.f.Start(seed, nil)
 	for _, s := range h.f.Slots[1:] {
@@ -184,20 +181,28 @@ func (h *harness) startAgain(n *node) {
 	h.f.Restart(n.slot, func(c *cluster.ServerConfig) { c.Join = seeds })
 }
 
-// committed replays the leader's log, up to what its state machine has
-// applied, into a fresh state machine that keeps every event: the
-// changes the cluster committed, in revision order, and the last
-// revision.
-func committed(leader *clustertest.Slot) ([]faultcheck.Change, uint64, error) {
-	logs, err := leader.Log()
-	if err != nil {
-		return nil, 0, err
+// committed replays the log, up to what the leader's state machine has
+// applied, into a fresh state machine that keeps every event: the changes
+// the cluster committed, in revision order, and the last revision. The
+// log is every entry any node's store was given (compacted or not), the
+// one of the highest term at each index: a committed entry's, since every
+// leader of a later term has it at that index, while an entry that lost
+// to it has a lower term.
+func committed(nodes []*node, leader *node) ([]faultcheck.Change, uint64, error) {
+	byIndex := map[uint64]raft.Log{}
+	for _, n := range nodes {
+		for _, l := range n.slot.Log() {
+			if have, ok := byIndex[l.Index]; !ok || l.Term > have.Term {
+				byIndex[l.Index] = l
+			}
+		}
 	}
-	applied := leader.FSM().Applied()
+	applied := leader.slot.FSM().Applied()
 	f := fsm.New(fsm.Options{History: math.MaxInt32})
-	for _, l := range logs {
-		if l.Index > applied {
-			break
+	for i := uint64(1); i <= applied; i++ {
+		l, ok := byIndex[i]
+		if !ok {
+			return nil, 0, fmt.Errorf("no node's store was given log entry %d", i)
 		}
 		if l.Type != raft.LogCommand {
 			continue

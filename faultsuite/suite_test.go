@@ -122,7 +122,7 @@ func (h *harness) settle() ([]faultcheck.Change, error) {
 	if err := l.current().Linearize(h.ctx); err != nil {
 		return nil, fmt.Errorf("after the schedule: %w", err)
 	}
-	changes, last, err := committed(l.slot)
+	changes, last, err := committed(h.nodes, l)
 	if err != nil {
 		return nil, err
 	}

@@ -1,8 +1,10 @@
 package clustertest
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/hashicorp/raft"
@@ -42,7 +44,7 @@ type host struct {
 	net   *raftNet
 	addr  raft.ServerAddress
 	trans *raft.InmemTransport
-	store *raft.InmemStore
+	store *archiveStore
 	snaps *raft.InmemSnapshotStore
 
 	// Guarded by net.mu.
@@ -68,7 +70,7 @@ func (n *raftNet) setMute(h *host, m muteMode) {
 func (n *raftNet) add(id string) *host {
 	addr, trans := raft.NewInmemTransport(raft.ServerAddress(id))
 	h := &host{ID: id, net: n, addr: addr, trans: trans,
-		store: raft.NewInmemStore(), snaps: raft.NewInmemSnapshotStore()}
+		store: newArchiveStore(), snaps: raft.NewInmemSnapshotStore()}
 	n.mu.Lock()
 	n.hosts = append(n.hosts, h)
 	n.mu.Unlock()
@@ -201,25 +203,46 @@ func (v *rpcView) Call(ctx context.Context, addr string, req *transport.Request)
 	return resp, nil
 }
 
-// Log returns the raft log entries h's store holds, oldest first (the
-// whole log, if the nodes' configuration keeps snapshots from compacting
-// it). It may be called while the node runs.
-func (h *host) Log() ([]raft.Log, error) {
-	first, err := h.store.FirstIndex()
-	if err != nil {
-		return nil, err
+// archiveStore is raft's in-memory store that also keeps every log entry
+// it was given, latest at each index, even once raft has compacted it
+// away or truncated it: what a test reads as the log (host.Log).
+type archiveStore struct {
+	*raft.InmemStore
+	mu   sync.Mutex
+	kept map[uint64]raft.Log
+}
+
+func newArchiveStore() *archiveStore {
+	return &archiveStore{InmemStore: raft.NewInmemStore(), kept: map[uint64]raft.Log{}}
+}
+
+func (s *archiveStore) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l}) }
+
+func (s *archiveStore) StoreLogs(logs []*raft.Log) error {
+	if err := s.InmemStore.StoreLogs(logs); err != nil {
+		return err
 	}
-	last, err := h.store.LastIndex()
-	if err != nil {
-		return nil, err
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range logs {
+		s.kept[l.Index] = *l
 	}
-	var out []raft.Log
-	for i := first; i <= last && i > 0; i++ {
-		var l raft.Log
-		if err := h.store.GetLog(i, &l); err != nil {
-			return nil, fmt.Errorf("clustertest: %s: log entry %d: %w", h.ID, i, err)
-		}
+	return nil
+}
+
+// Log returns every raft log entry h's store was ever given, oldest
+// first, the latest given at each index: those raft has since compacted
+// into a snapshot or truncated too. An entry a leader appended and lost
+// before it committed stays until another is given at its index. It may
+// be called while the node runs.
+func (h *host) Log() []raft.Log {
+	s := h.store
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]raft.Log, 0, len(s.kept))
+	for _, l := range s.kept {
 		out = append(out, l)
 	}
-	return out, nil
+	slices.SortFunc(out, func(a, b raft.Log) int { return cmp.Compare(a.Index, b.Index) })
+	return out
 }
