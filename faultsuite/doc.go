@@ -14,9 +14,7 @@
 // durability. Each schedule's seed is logged; GRAFT_FAULT_SEED=<n>
 // replays that one schedule (the faults and the clients' choices; the
 // interleaving of goroutines may differ), and GRAFT_FAULT_SCHEDULES=<n>
-// runs n random ones instead of the default 20. Raft takes no snapshots
-// (the suite reads the committed history from the raft log) unless
-// GRAFT_FAULT_SNAPSHOTS=1, which runs at clustertest's snapshot settings:
-// followers then install snapshots and their watchers resync, but raft
-// on the in-memory snapshot store has been seen to panic.
+// runs n random ones instead of the default 20. What was committed is
+// read from the raft log every node's store was given (clustertest keeps
+// the entries raft compacts into its frequent snapshots), replayed.
 package faultsuite

@@ -68,20 +68,12 @@ type harness struct {
 	ctx   context.Context // the schedule's: watchers end with it
 }
 
-// newHarness starts three servers, at the test timings, that form one
-// cluster of three voters. Raft takes no snapshots unless snapshots is
-// set: with them, raft panicked now and then ("log not found", a follower
-// applying entries its store no longer held), which looks like the
-// in-memory snapshot store's doing (it lists a snapshot as the latest
-// from the moment it is created, and keeps one whose writing was
-// cancelled).
-func newHarness(ctx context.Context, t *testing.T, rec *recorder, snapshots bool) *harness {
+// newHarness starts three servers, at the test timings (raft snapshots
+// every 64 entries, so lagging followers install snapshots and their
+// watchers resync), that form one cluster of three voters.
+func newHarness(ctx context.Context, t *testing.T, rec *recorder) *harness {
 	t.Helper()
-	cfg := cluster.TestServerConfig()
-	if !snapshots {
-		cfg.Raft.SnapshotThreshold = math.MaxUint32
-	}
-	h := &harness{t: t, f: clustertest.NewFleet(t, 3, &cfg), rec: rec, ctx: ctx}
+	h := &harness{t: t, f: clustertest.NewFleet(t, 3, nil), rec: rec, ctx: ctx}
 	seed := h.f.Slots[0]
 	h.f.Start(seed, nil)
 	for _, s := range h.f.Slots[1:] {

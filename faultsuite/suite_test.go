@@ -65,7 +65,7 @@ func runSchedule(t *testing.T, seed uint64) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	rec := &recorder{}
-	h := newHarness(ctx, t, rec, os.Getenv("GRAFT_FAULT_SNAPSHOTS") == "1")
+	h := newHarness(ctx, t, rec)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	steps := plan(rng)
 	t.Logf("%s: steps %v", replay, steps)

@@ -45,7 +45,7 @@ type host struct {
 	addr  raft.ServerAddress
 	trans *raft.InmemTransport
 	store *archiveStore
-	snaps *raft.InmemSnapshotStore
+	snaps *snapshotStore
 
 	// Guarded by net.mu.
 	node *raftnode.Node  // nil while down
@@ -70,7 +70,7 @@ func (n *raftNet) setMute(h *host, m muteMode) {
 func (n *raftNet) add(id string) *host {
 	addr, trans := raft.NewInmemTransport(raft.ServerAddress(id))
 	h := &host{ID: id, net: n, addr: addr, trans: trans,
-		store: newArchiveStore(), snaps: raft.NewInmemSnapshotStore()}
+		store: newArchiveStore(), snaps: &snapshotStore{}}
 	n.mu.Lock()
 	n.hosts = append(n.hosts, h)
 	n.mu.Unlock()
