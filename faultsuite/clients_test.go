@@ -164,7 +164,9 @@ func (r *recorder) kvOp(ctx context.Context, w *world.World, id, pick int, key, 
 }
 
 // semaClient takes a slot of one of the semaphores through n, holds it
-// 50 to 300 ms (or until it is lost) and gives it back, until ctx ends.
+// 100 to 700 ms (or until it is lost: longer than the Worlds' lease
+// timeout, so that a cut holder finds out) and gives it back, until ctx
+// ends.
 func (r *recorder) semaClient(ctx context.Context, id int, n *node, rng *rand.Rand) {
 	r.clients.Go(func() {
 		for {
@@ -173,7 +175,7 @@ func (r *recorder) semaClient(ctx context.Context, id int, n *node, rng *rand.Ra
 				return
 			}
 			s := semas[rng.IntN(len(semas))]
-			r.holdOnce(ctx, w, id, s.id, s.count, time.Duration(50+rng.IntN(250))*time.Millisecond)
+			r.holdOnce(ctx, w, id, s.id, s.count, time.Duration(100+rng.IntN(600))*time.Millisecond)
 			sleep(ctx, time.Duration(5+rng.IntN(20))*time.Millisecond)
 		}
 	})

@@ -21,11 +21,15 @@ const (
 	calm faultKind = iota
 	killLeader
 	killFollower
-	cutLeader   // the leader alone on the minority side
-	cutFollower // a follower alone: the leader keeps the majority
+	cutLeader      // the leader alone on the minority side
+	cutFollower    // a follower alone: the leader keeps the majority
+	bridge         // the leader and a follower cut apart; the third links both
+	freezeLeader   // the leader stops answering, as if stopped (SIGSTOP)
+	freezeFollower // a follower stops answering
 )
 
-var kindNames = [...]string{"calm", "kill-leader", "kill-follower", "cut-leader", "cut-follower"}
+var kindNames = [...]string{"calm", "kill-leader", "kill-follower", "cut-leader", "cut-follower", "bridge",
+	"freeze-leader", "freeze-follower"}
 
 func (k faultKind) String() string { return kindNames[k] }
 
@@ -40,8 +44,9 @@ func (s step) String() string { return fmt.Sprintf("%s %v", s.kind, s.d) }
 
 // plan draws a schedule: steps until 2 to 4 s of them. A kill lasts past
 // releaseBound, so that the cluster must have freed the dead node's
-// slots before it comes back; a cut lasts 0.3 to 1.2 s, shorter or
-// longer than the time the others take to declare it dead.
+// slots before it comes back; a cut, a bridge or a freeze lasts 0.3 to
+// 1.2 s, shorter or longer than the time the others take to declare a
+// node dead.
 func plan(rng *rand.Rand) []step {
 	total := 2*time.Second + dur(rng, 2*time.Second)
 	var steps []step
@@ -70,7 +75,7 @@ func (h *harness) victim(s step, rng *rand.Rand) (*node, error) {
 	if l == nil {
 		return nil, fmt.Errorf("no leader for %s", s)
 	}
-	if s.kind == killLeader || s.kind == cutLeader {
+	if s.kind == killLeader || s.kind == cutLeader || s.kind == freezeLeader {
 		return l, nil
 	}
 	var fs []*node
@@ -96,8 +101,20 @@ func (h *harness) run(s step, rng *rand.Rand) (*faultcheck.Kill, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.kind == cutLeader || s.kind == cutFollower {
+	// The clients' clock, to place the step in a violation's history.
+	h.t.Logf("%v on %s from %d", s, n.slot.ID, h.rec.clock.Load())
+	defer func() { h.t.Logf("%v on %s until %d", s, n.slot.ID, h.rec.clock.Load()) }()
+	switch s.kind {
+	case cutLeader, cutFollower:
 		h.f.Partition(n.slot)
+	case freezeLeader, freezeFollower:
+		h.f.Freeze(n.slot)
+	case bridge:
+		if l := h.leader(); l != nil && l != n {
+			h.f.CutLink(l.slot, n.slot)
+		}
+	}
+	if s.kind != killLeader && s.kind != killFollower {
 		time.Sleep(s.d)
 		h.f.Heal()
 		return nil, nil

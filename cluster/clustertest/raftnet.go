@@ -21,6 +21,9 @@ type raftNet struct {
 	mu    sync.Mutex
 	hosts []*host
 	cut   map[string]int // partition group by host ID; 0 = the main one
+	// links are the pairs of hosts (by ID, in either order) that cannot
+	// reach each other though in one group.
+	links map[[2]string]bool
 	// mute says, by host ID, how a host handles graft's RPCs besides
 	// raft's: muteAll never answers (a frozen process), muteAnswers does
 	// what it is asked but its answers are lost.
@@ -53,7 +56,28 @@ type host struct {
 	fsm  *fsm.FSM
 }
 
-func newRaftNet() *raftNet { return &raftNet{cut: map[string]int{}, mute: map[string]muteMode{}} }
+func newRaftNet() *raftNet {
+	return &raftNet{cut: map[string]int{}, links: map[[2]string]bool{}, mute: map[string]muteMode{}}
+}
+
+// reach reports whether hosts a and b can reach each other. Call with
+// n.mu held.
+func (n *raftNet) reach(a, b string) bool {
+	return n.cut[a] == n.cut[b] && !n.links[[2]string{a, b}] && !n.links[[2]string{b, a}]
+}
+
+// cutLink cuts the link between hosts a and b, or restores every link if
+// a is empty, and rewires the transports.
+func (n *raftNet) cutLink(a, b string) {
+	n.mu.Lock()
+	if a == "" {
+		clear(n.links)
+	} else {
+		n.links[[2]string{a, b}] = true
+	}
+	n.mu.Unlock()
+	n.connect()
+}
 
 // setMute sets how the host handles RPCs.
 func (n *raftNet) setMute(h *host, m muteMode) {
@@ -84,7 +108,7 @@ func (n *raftNet) connect() {
 	for _, a := range n.hosts {
 		a.trans.DisconnectAll()
 		for _, b := range n.hosts {
-			if a != b && n.cut[a.ID] == n.cut[b.ID] {
+			if a != b && n.reach(a.ID, b.ID) {
 				a.trans.Connect(b.addr, b.trans)
 			}
 		}
@@ -179,7 +203,7 @@ func (v *rpcView) Call(ctx context.Context, addr string, req *transport.Request)
 		if string(h.addr) != addr {
 			continue
 		}
-		if mute = n.mute[h.ID]; mute == muteAll || n.cut[h.ID] == n.cut[v.from.ID] {
+		if mute = n.mute[h.ID]; mute == muteAll || n.reach(h.ID, v.from.ID) {
 			target = h.node
 		}
 	}
