@@ -304,9 +304,15 @@ func (p *planner) failures() {
 				// last up stands for the ring's time to notice: its
 				// slots go twice ReleaseGrace after it was last seen,
 				// past the lease (DefaultLeaseTimeout is ReleaseGrace).
+				// A leader that took over since the report cannot tell
+				// whether the server came back meanwhile (its
+				// predecessor may have seen it up): it counts from when
+				// it began leading, the same way.
 				at := g.at
 				if up, ok := p.lead.upAt[id]; ok && up.After(at) {
 					at = up.Add(v.cfg.releaseGrace)
+				} else if p.lead.since.After(at) {
+					at = p.lead.since.Add(v.cfg.releaseGrace)
 				}
 				p.lead.failedSince[id] = at
 			case v.now.Sub(p.lead.since) >= v.cfg.deadServerGrace:

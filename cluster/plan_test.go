@@ -354,6 +354,12 @@ func TestPlanGraces(t *testing.T) {
 				v.lead.upAt["c"] = t0.Add(-4 * time.Second)
 			}),
 			want: []string{"release c"}},
+		{name: "a new leader counts a death reported before it led from ReleaseGrace after it began leading",
+			view: withC(func(v *view) {
+				dead(v, "c", false, t0.Add(-time.Hour))
+				v.lead.since = t0.Add(-time.Second)
+			}),
+			check: failedAt(t0.Add(time.Second))},
 		{name: "a server the ring thinks dead that answers the probe is up",
 			view: withC(func(v *view) { dead(v, "c", false, t0.Add(-time.Hour)); v.progress["c"] = 1000 })},
 	})
