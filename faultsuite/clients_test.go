@@ -45,10 +45,11 @@ type recorder struct {
 
 func (r *recorder) now() int64 { return r.clock.Add(1) }
 
-// outcome sorts a call's error: nil, one the World guarantees was never
-// applied (no leader found, or none reached), or an unknown outcome.
-func outcome(err error) (known bool) {
-	return err == nil || errors.Is(err, raftnode.ErrNoLeader) || errors.Is(err, raftnode.ErrLeaderUnreachable)
+// neverApplied reports whether a call's error says it was never applied:
+// no leader was found, or none was reached. Any other error leaves the
+// outcome unknown.
+func neverApplied(err error) bool {
+	return errors.Is(err, raftnode.ErrNoLeader) || errors.Is(err, raftnode.ErrLeaderUnreachable)
 }
 
 func (r *recorder) addOp(op faultcheck.KVOp, w *faultcheck.Write, err error) {
@@ -56,7 +57,7 @@ func (r *recorder) addOp(op faultcheck.KVOp, w *faultcheck.Write, err error) {
 	defer r.mu.Unlock()
 	switch {
 	case err == nil:
-	case outcome(err):
+	case neverApplied(err):
 		r.failed++
 		return // never applied: not part of the history
 	default:

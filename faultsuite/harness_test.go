@@ -107,7 +107,7 @@ func waitFor(d time.Duration, what string, cond func() bool) error {
 // leader that has all three as voters.
 func (h *harness) waitHealthy() error {
 	return waitFor(time.Minute, "three voters and a leader", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		ctx, cancel := context.WithTimeout(h.ctx, 50*time.Millisecond)
 		defer cancel()
 		l, err := h.f.Leader(ctx)
 		if err != nil {

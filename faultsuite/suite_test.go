@@ -219,7 +219,11 @@ func (r *recorder) summary(kills []faultcheck.Kill) string {
 			}
 		}
 	}
+	var slowest time.Duration
+	for _, k := range kills {
+		slowest = max(slowest, k.After)
+	}
 	return fmt.Sprintf("%d key operations (%d of unknown outcome, %d known not applied left out), %d semaphore holds (%d lost), "+
-		"%d kills of a holder, %d watchers (%d deliveries, %d resyncs)",
-		len(r.ops), unknown, r.failed, len(r.holds), lost, len(kills), len(r.watches), deliveries, resyncs)
+		"%d kills of a holder (slots freed within %v), %d watchers (%d deliveries, %d resyncs)",
+		len(r.ops), unknown, r.failed, len(r.holds), lost, len(kills), slowest, len(r.watches), deliveries, resyncs)
 }
