@@ -120,6 +120,7 @@ func (h *harness) run(s step, rng *rand.Rand) (*faultcheck.Kill, error) {
 		return nil, nil
 	}
 	k := &faultcheck.Kill{Node: n.slot.ID, Tokens: h.tokensOf(n)}
+	base := h.lastIndex()
 	// A crash silences the node at once. Closing an in-process server
 	// is no crash (raft's Shutdown of a leader went on for 3.8 s of
 	// the fake clock, waiting on its replication), so the node is cut
@@ -131,10 +132,20 @@ func (h *harness) run(s step, rng *rand.Rand) (*faultcheck.Kill, error) {
 		defer close(closed)
 		h.kill(n)
 	}()
-	for !h.freed(n) && time.Since(at) < s.d {
+	stalled := time.Duration(-1)
+	for time.Since(at) < s.d {
+		if stalled < 0 && h.committedSince(n, base) {
+			stalled = time.Since(at)
+		}
+		if h.freed(n) {
+			break
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	k.Freed, k.After = h.freed(n), time.Since(at)
+	k.Freed, k.After, k.Stalled = h.freed(n), time.Since(at), stalled
+	if stalled < 0 {
+		k.Stalled = k.After
+	}
 	<-closed
 	h.f.Heal()
 	time.Sleep(s.d - time.Since(at))
@@ -165,6 +176,25 @@ func (h *harness) tokensOf(n *node) []uint64 {
 		}
 	}
 	return out
+}
+
+// lastIndex returns the highest raft log index any node's store holds.
+func (h *harness) lastIndex() uint64 {
+	var last uint64
+	for _, o := range h.nodes {
+		if l := o.slot.Log(); len(l) > 0 {
+			last = max(last, l[len(l)-1].Index)
+		}
+	}
+	return last
+}
+
+// committedSince reports whether a leader other than n has applied an
+// entry beyond base: one appended after n was killed, so committed by the
+// others.
+func (h *harness) committedSince(n *node, base uint64) bool {
+	l := h.leader()
+	return l != nil && l != n && l.slot.FSM().Applied() > base
 }
 
 // freed reports whether the current leader's state holds no slot of n.

@@ -51,17 +51,23 @@ func TestSemaphoresFlagDoubleGrantsAndShrinkingTokens(t *testing.T) {
 	}
 }
 
-// A killed holder's slots freed within the bound pass; freed late, or
-// never while watched, they are flagged.
+// A killed holder's slots freed within the bound (of the kill, or of the
+// others' first commit after it) pass, as does a kill after which the
+// others committed nothing; freed late, or never while watched, they are
+// flagged.
 func TestReleasedFlagsSlotsFreedLateOrNever(t *testing.T) {
 	const bound = time.Second
-	ok := []Kill{{Node: "a", Tokens: []uint64{3}, Freed: true, After: 600 * time.Millisecond}, {Node: "b", Freed: true}}
+	ok := []Kill{{Node: "a", Tokens: []uint64{3}, Freed: true, After: 600 * time.Millisecond}, {Node: "b", Freed: true},
+		{Node: "c", Tokens: []uint64{4}, Freed: true, After: 1500 * time.Millisecond, Stalled: 800 * time.Millisecond},
+		{Node: "d", Tokens: []uint64{5}, After: 1500 * time.Millisecond, Stalled: 1500 * time.Millisecond}}
 	if err := Released(ok, bound); err != nil {
 		t.Errorf("freed in time: %v", err)
 	}
 	for name, k := range map[string]Kill{
-		"late":  {Node: "a", Tokens: []uint64{3}, Freed: true, After: 1500 * time.Millisecond},
-		"never": {Node: "a", Tokens: []uint64{3}, After: 3 * time.Second},
+		"late":                  {Node: "a", Tokens: []uint64{3}, Freed: true, After: 1500 * time.Millisecond},
+		"late after the stall":  {Node: "a", Tokens: []uint64{3}, Freed: true, After: 2500 * time.Millisecond, Stalled: time.Second},
+		"never":                 {Node: "a", Tokens: []uint64{3}, After: 3 * time.Second},
+		"never after the stall": {Node: "a", Tokens: []uint64{3}, After: 3 * time.Second, Stalled: time.Second},
 	} {
 		var v *Violation
 		if err := Released(append(ok, k), bound); !errors.As(err, &v) || !strings.Contains(v.What, "node a") {
