@@ -10,9 +10,10 @@ import (
 
 // releaseBound is how soon after a holder's death the cluster must have
 // freed its semaphore slots at the test timings: README's "When the holder
-// dies" documents 8 to 10 s at production timings and 0.53 to 0.68 s at
-// these, a tenth, and the engine's test of it fails past 1 s.
-const releaseBound = time.Second
+// dies" documents 8 to 10 s at production timings, where the engine's
+// test fails past 12 s, and 0.53 to 0.68 s at these, a tenth; a tenth of
+// 12 s. (100 schedules measured at most 0.85 s.)
+const releaseBound = 1200 * time.Millisecond
 
 // faultKind is one kind of step of a schedule.
 type faultKind int
