@@ -7,8 +7,9 @@
 // so raft, gossip and the schedule run on a fake clock), a World on each,
 // and clients on every node that put, get (linearizably), delete and
 // compare-and-swap a few keys, watch them, and take and give back two
-// cluster semaphores, while the schedule kills, restarts and cuts off
-// nodes, the leader among them. Then it heals, waits for the cluster to
+// cluster semaphores, while the schedule kills and restarts, cuts off or
+// freezes the leader or a follower, or cuts the leader and a follower
+// apart (the third node a bridge), one fault at a time. Then it heals, waits for the cluster to
 // converge, restarts every node at once, and runs the four checkers:
 // linearizability of every key, semaphore safety, watch completeness and
 // durability. Each schedule's seed is logged; GRAFT_FAULT_SEED=<n>
