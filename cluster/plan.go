@@ -20,6 +20,7 @@ type leaderState struct {
 	term         uint64
 	since        time.Time            // when this node began leading in term
 	failedSince  map[string]time.Time // nodes that failed, and since when
+	upAt         map[string]time.Time // servers seen up, and when last
 	released     map[string]bool      // failed nodes whose slots were released
 	healthySince map[string]time.Time // non-voters caught up, and since when
 	exportsGone  map[string]time.Time // nodes gone for good that export, and since when
@@ -30,11 +31,12 @@ type leaderState struct {
 // yet.
 func (st leaderState) in(term uint64, now time.Time) leaderState {
 	if st.term != term || st.failedSince == nil {
-		return leaderState{term: term, since: now, failedSince: map[string]time.Time{},
+		return leaderState{term: term, since: now, failedSince: map[string]time.Time{}, upAt: map[string]time.Time{},
 			released: map[string]bool{}, healthySince: map[string]time.Time{},
 			exportsGone: map[string]time.Time{}}
 	}
 	st.failedSince, st.released = maps.Clone(st.failedSince), maps.Clone(st.released)
+	st.upAt = maps.Clone(st.upAt)
 	st.healthySince, st.exportsGone = maps.Clone(st.healthySince), maps.Clone(st.exportsGone)
 	return st
 }
@@ -286,6 +288,7 @@ func (p *planner) failures() {
 		if p.health[id] {
 			delete(p.lead.failedSince, id)
 			delete(p.lead.released, id)
+			p.lead.upAt[id] = v.now
 			continue
 		}
 		g, reported := v.gone[id]
@@ -293,7 +296,25 @@ func (p *planner) failures() {
 		if _, ok := p.lead.failedSince[id]; !ok {
 			switch {
 			case reported:
-				p.lead.failedSince[id] = g.at
+				// A server up again since the ring reported it dead (it
+				// answered; the ring, not refuted yet, will not report
+				// it again) has failed anew, not at the old report,
+				// which would release its slots at once, before its
+				// host's lease gives them up. ReleaseGrace after it was
+				// last up stands for the ring's time to notice: its
+				// slots go twice ReleaseGrace after it was last seen,
+				// past the lease (DefaultLeaseTimeout is ReleaseGrace).
+				// A leader that took over since the report cannot tell
+				// whether the server came back meanwhile (its
+				// predecessor may have seen it up): it counts from when
+				// it began leading, the same way.
+				at := g.at
+				if up, ok := p.lead.upAt[id]; ok && up.After(at) {
+					at = up.Add(v.cfg.releaseGrace)
+				} else if p.lead.since.After(at) {
+					at = p.lead.since.Add(v.cfg.releaseGrace)
+				}
+				p.lead.failedSince[id] = at
 			case v.now.Sub(p.lead.since) >= v.cfg.deadServerGrace:
 				// Down, never reported dead, after a full grace as leader.
 				p.lead.failedSince[id] = v.now.Add(-v.cfg.deadServerGrace)

@@ -342,6 +342,24 @@ func TestPlanGraces(t *testing.T) {
 					t.Errorf("still remembered: %+v", p.lead)
 				}
 			}},
+		{name: "a server up since the ring reported it dead has failed ReleaseGrace after it was last up",
+			view: withC(func(v *view) {
+				dead(v, "c", false, t0.Add(-time.Hour))
+				v.lead.upAt["c"] = t0.Add(-3 * time.Second)
+			}),
+			check: failedAt(t0.Add(-time.Second))},
+		{name: "a server up since the ring reported it dead is released twice ReleaseGrace after it was last up",
+			view: withC(func(v *view) {
+				dead(v, "c", false, t0.Add(-time.Hour))
+				v.lead.upAt["c"] = t0.Add(-4 * time.Second)
+			}),
+			want: []string{"release c"}},
+		{name: "a new leader counts a death reported before it led from ReleaseGrace after it began leading",
+			view: withC(func(v *view) {
+				dead(v, "c", false, t0.Add(-time.Hour))
+				v.lead.since = t0.Add(-time.Second)
+			}),
+			check: failedAt(t0.Add(time.Second))},
 		{name: "a server the ring thinks dead that answers the probe is up",
 			view: withC(func(v *view) { dead(v, "c", false, t0.Add(-time.Hour)); v.progress["c"] = 1000 })},
 	})

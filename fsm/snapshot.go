@@ -78,10 +78,21 @@ func (s *Snapshot) Release() { s.tree = nil }
 // to the end and checks everything; on error the state is unchanged. The
 // event history is cleared, so watchers behind the restored revision get a
 // *CompactedError; Changed and WaitApplied wake up.
+//
+// A snapshot older than the state (its index below Applied) changes
+// nothing: the state already holds it and the entries after it, all
+// committed. Raft can hand one over, installing a leader's snapshot twice
+// on a follower that has applied more since the first time; restoring it
+// would take the follower's reads and watchers back in time. Raft then
+// hands over the entries after it again, which Apply refuses as applied.
 func (f *FSM) Restore(r io.Reader) error {
 	st, err := readSnapshot(r)
 	if err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	if applied := f.Applied(); st.index < applied {
+		f.log.Info("kept the state: the snapshot is older", slog.Uint64("index", st.index), slog.Uint64("applied", applied))
+		return nil
 	}
 	f.mu.Lock()
 	f.tree, f.owned = st.tree, st.owned

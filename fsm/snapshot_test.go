@@ -185,3 +185,30 @@ func hugeKeySnapshot() []byte {
 	buf.Write([]byte{0xdb, 0xff, 0xff, 0xff, 0xff}) // str32 of 4 GiB - 1
 	return buf.Bytes()
 }
+
+// A snapshot older than what the state machine has applied changes
+// nothing (raft may install one snapshot twice on a follower that has
+// applied more since the first: restoring it would take the follower's
+// state, its reads and its watchers back in time); the entries after it
+// that raft hands over again are refused as applied already.
+func TestRestoreOfOlderSnapshotKeepsNewerState(t *testing.T) {
+	h := newHarness(t, Options{})
+	h.apply(put("a", "1"))
+	old := h.snapshot()
+	h.apply(put("a", "2"), put("b", "3"))
+	wantKeys, wantRev := h.f.List("", 0)
+	applied := h.f.Applied()
+	if err := h.f.Restore(bytes.NewReader(old)); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	if gotKeys, gotRev := h.f.List("", 0); !reflect.DeepEqual(gotKeys, wantKeys) || gotRev != wantRev || h.f.Applied() != applied {
+		t.Fatalf("after restoring an older snapshot: keys %+v at rev %d, applied %d; want %+v at %d, applied %d",
+			gotKeys, gotRev, h.f.Applied(), wantKeys, wantRev, applied)
+	}
+	if evs := h.events(0, ""); len(evs) == 0 {
+		t.Error("the event history was cleared")
+	}
+	if _, err := h.f.Apply(applied, nil); err == nil {
+		t.Error("an entry applied already was applied again")
+	}
+}

@@ -125,11 +125,22 @@ func findSlot(slots []fsm.Slot, holder string) (fsm.Slot, bool) {
 }
 
 // waitGrant waits until holder holds a slot of id and returns its token.
+// A grant seen in this host's copy of the state is confirmed against the
+// cluster's before it is handed out: the copy may be behind, and the
+// cluster may have taken the slot back since (it declared this host dead
+// while it was cut off), even given it to another.
 func (w *World) waitGrant(ctx context.Context, id, holder string) (uint64, error) {
 	for {
 		changed := w.f.Changed()
 		st, _ := w.semaState(id)
 		if s, ok := findSlot(st.Holders, holder); ok {
+			if err := w.b.Linearize(ctx); err != nil {
+				return 0, fmt.Errorf("world: semaphore %q: confirming the slot granted: %w", id, err)
+			}
+			st, _ = w.semaState(id)
+			if now, ok := findSlot(st.Holders, holder); !ok || now.Token != s.Token {
+				return 0, fmt.Errorf("world: semaphore %q: the slot granted was taken back (this host was expired?)", id)
+			}
 			return s.Token, nil
 		}
 		if _, waiting := findSlot(st.Waiters, holder); !waiting {

@@ -213,11 +213,35 @@ func (f *Fleet) Partition(ss ...*Slot) {
 	f.net.partition(ids)
 }
 
-// Heal removes every partition.
+// CutLink cuts the link between two slots, on every network, leaving
+// each of them linked to the others: with three slots, the third is a
+// bridge between them.
+func (f *Fleet) CutLink(a, b *Slot) {
+	f.gossip.mu.Lock()
+	f.gossip.links[[2]string{a.ID, b.ID}] = true
+	f.gossip.mu.Unlock()
+	f.net.cutLink(a.ID, b.ID)
+}
+
+// Freeze makes a slot behave as a stopped process (SIGSTOP) seen from the
+// others, or one behind a firewall that drops packets: it is cut off, and
+// RPCs sent to it are never answered (the caller waits until its context
+// ends). Its own goroutines, in this process, still run. Heal thaws it.
+func (f *Fleet) Freeze(s *Slot) {
+	f.net.setMute(s.host, muteAll)
+	f.Partition(s)
+}
+
+// Heal removes every partition and cut link, and thaws every slot.
 func (f *Fleet) Heal() {
 	f.gossip.mu.Lock()
 	clear(f.gossip.group)
+	clear(f.gossip.links)
 	f.gossip.mu.Unlock()
+	f.net.mu.Lock()
+	clear(f.net.mute)
+	f.net.mu.Unlock()
+	f.net.cutLink("", "")
 	f.net.partition(nil)
 }
 

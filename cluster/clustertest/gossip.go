@@ -18,13 +18,15 @@ import (
 type gossipNet struct {
 	mu     sync.Mutex
 	byAddr map[string]*gossipTransport
-	addrOf map[string]string // node name -> its address, stable across restarts
-	group  map[string]int    // node name -> partition group
+	addrOf map[string]string  // node name -> its address, stable across restarts
+	group  map[string]int     // node name -> partition group
+	links  map[[2]string]bool // pairs of node names cut off from each other
 	port   int
 }
 
 func newGossipNet() *gossipNet {
-	return &gossipNet{byAddr: map[string]*gossipTransport{}, addrOf: map[string]string{}, group: map[string]int{}}
+	return &gossipNet{byAddr: map[string]*gossipTransport{}, addrOf: map[string]string{}, group: map[string]int{},
+		links: map[[2]string]bool{}}
 }
 
 // transport returns a new transport for the named node, at the address the
@@ -51,7 +53,8 @@ func (n *gossipNet) peer(from *gossipTransport, addr string) (*gossipTransport, 
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	t, ok := n.byAddr[addr]
-	if !ok || t.isDown() || from.isDown() || n.group[t.name] != n.group[from.name] {
+	if !ok || t.isDown() || from.isDown() || n.group[t.name] != n.group[from.name] ||
+		n.links[[2]string{t.name, from.name}] || n.links[[2]string{from.name, t.name}] {
 		return nil, false
 	}
 	return t, true

@@ -1,8 +1,10 @@
 package clustertest
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/hashicorp/raft"
@@ -19,6 +21,9 @@ type raftNet struct {
 	mu    sync.Mutex
 	hosts []*host
 	cut   map[string]int // partition group by host ID; 0 = the main one
+	// links are the pairs of hosts (by ID, in either order) that cannot
+	// reach each other though in one group.
+	links map[[2]string]bool
 	// mute says, by host ID, how a host handles graft's RPCs besides
 	// raft's: muteAll never answers (a frozen process), muteAnswers does
 	// what it is asked but its answers are lost.
@@ -42,8 +47,8 @@ type host struct {
 	net   *raftNet
 	addr  raft.ServerAddress
 	trans *raft.InmemTransport
-	store *raft.InmemStore
-	snaps *raft.InmemSnapshotStore
+	store *archiveStore
+	snaps *snapshotStore
 
 	// Guarded by net.mu.
 	node *raftnode.Node  // nil while down
@@ -51,7 +56,28 @@ type host struct {
 	fsm  *fsm.FSM
 }
 
-func newRaftNet() *raftNet { return &raftNet{cut: map[string]int{}, mute: map[string]muteMode{}} }
+func newRaftNet() *raftNet {
+	return &raftNet{cut: map[string]int{}, links: map[[2]string]bool{}, mute: map[string]muteMode{}}
+}
+
+// reach reports whether hosts a and b can reach each other. Call with
+// n.mu held.
+func (n *raftNet) reach(a, b string) bool {
+	return n.cut[a] == n.cut[b] && !n.links[[2]string{a, b}] && !n.links[[2]string{b, a}]
+}
+
+// cutLink cuts the link between hosts a and b, or restores every link if
+// a is empty, and rewires the transports.
+func (n *raftNet) cutLink(a, b string) {
+	n.mu.Lock()
+	if a == "" {
+		clear(n.links)
+	} else {
+		n.links[[2]string{a, b}] = true
+	}
+	n.mu.Unlock()
+	n.connect()
+}
 
 // setMute sets how the host handles RPCs.
 func (n *raftNet) setMute(h *host, m muteMode) {
@@ -68,7 +94,7 @@ func (n *raftNet) setMute(h *host, m muteMode) {
 func (n *raftNet) add(id string) *host {
 	addr, trans := raft.NewInmemTransport(raft.ServerAddress(id))
 	h := &host{ID: id, net: n, addr: addr, trans: trans,
-		store: raft.NewInmemStore(), snaps: raft.NewInmemSnapshotStore()}
+		store: newArchiveStore(), snaps: &snapshotStore{}}
 	n.mu.Lock()
 	n.hosts = append(n.hosts, h)
 	n.mu.Unlock()
@@ -82,7 +108,7 @@ func (n *raftNet) connect() {
 	for _, a := range n.hosts {
 		a.trans.DisconnectAll()
 		for _, b := range n.hosts {
-			if a != b && n.cut[a.ID] == n.cut[b.ID] {
+			if a != b && n.reach(a.ID, b.ID) {
 				a.trans.Connect(b.addr, b.trans)
 			}
 		}
@@ -177,7 +203,7 @@ func (v *rpcView) Call(ctx context.Context, addr string, req *transport.Request)
 		if string(h.addr) != addr {
 			continue
 		}
-		if mute = n.mute[h.ID]; mute == muteAll || n.cut[h.ID] == n.cut[v.from.ID] {
+		if mute = n.mute[h.ID]; mute == muteAll || n.reach(h.ID, v.from.ID) {
 			target = h.node
 		}
 	}
@@ -199,4 +225,48 @@ func (v *rpcView) Call(ctx context.Context, addr string, req *transport.Request)
 		return nil, fmt.Errorf("clustertest: the answer from %s was lost: %w", addr, ctx.Err())
 	}
 	return resp, nil
+}
+
+// archiveStore is raft's in-memory store that also keeps every log entry
+// it was given, latest at each index, even once raft has compacted it
+// away or truncated it: what a test reads as the log (host.Log).
+type archiveStore struct {
+	*raft.InmemStore
+	mu   sync.Mutex
+	kept map[uint64]raft.Log
+}
+
+func newArchiveStore() *archiveStore {
+	return &archiveStore{InmemStore: raft.NewInmemStore(), kept: map[uint64]raft.Log{}}
+}
+
+func (s *archiveStore) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l}) }
+
+func (s *archiveStore) StoreLogs(logs []*raft.Log) error {
+	if err := s.InmemStore.StoreLogs(logs); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range logs {
+		s.kept[l.Index] = *l
+	}
+	return nil
+}
+
+// Log returns every raft log entry h's store was ever given, oldest
+// first, the latest given at each index: those raft has since compacted
+// into a snapshot or truncated too. An entry a leader appended and lost
+// before it committed stays until another is given at its index. It may
+// be called while the node runs.
+func (h *host) Log() []raft.Log {
+	s := h.store
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]raft.Log, 0, len(s.kept))
+	for _, l := range s.kept {
+		out = append(out, l)
+	}
+	slices.SortFunc(out, func(a, b raft.Log) int { return cmp.Compare(a.Index, b.Index) })
+	return out
 }

@@ -70,8 +70,11 @@ func rules() map[string]rule {
 		"api/server":           {may: with("api", "cluster", "cluster/clusterkey", "cluster/raftnode", "fsm", "world")},
 		"api/apitest":          {may: with("cluster")},
 		"internal/importcheck": {},
+		"internal/faultcheck":  {},                   // histories in, violations out: no graft package
 		"discovery":            {never: clusterDeps}, // plain values and callbacks: no graft package
 		"integration":          {tests: []string{"api"}},
+		"faultsuite": {tests: []string{"cluster", "cluster/clustertest", "cluster/raftnode", "fsm", "world",
+			"internal/faultcheck"}},
 		"cmd/graft": {may: with("api", "api/server", "api/apitest", "cluster", "cluster/clusterkey", "cluster/raftnode",
 			"cluster/clustertest", "engine", "fsm",
 			"gapi", "resources", "world", "world/worldtest", "gapi/yamlgraph", "discovery"),
