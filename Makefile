@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.buildVersion=$(VERSION)
 EXAMPLE ?= examples/hello.yaml
 
-.PHONY: all build run test integration lint vet imports fmt-check race-engine bench fuzz help
+.PHONY: all build run test integration lint vet imports fmt-check race-engine bench fuzz soak help
 
 all: build
 
@@ -63,6 +63,13 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMeta$$' -fuzztime $(FUZZTIME) ./cluster/
 	$(GO) test -run '^$$' -fuzz '^FuzzHandlePacket$$' -fuzztime $(FUZZTIME) ./discovery/
 	$(GO) test -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) ./api/server/
+
+## soak: random fault schedules back to back for SOAKTIME (default 10m) under -race, a line of the checkers' counts, live heap and goroutines every 30 s; fails at the first violation (printing its replay command) or if the heap or the goroutines grew (not in CI)
+SOAKTIME ?= 10m
+# Local directory mode (-C, no package), so that its lines stream; the
+# timeout is SOAKTIME plus 15m (Go's durations add up: 10m15m is 25m).
+soak:
+	GRAFT_SOAK=$(SOAKTIME) $(GO) test -C faultsuite -race -count=1 -run '^TestSoakKeepsEveryGuaranteeWithoutGrowth$$' -timeout $(SOAKTIME)15m
 
 ## help: list the targets
 help:

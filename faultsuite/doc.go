@@ -15,7 +15,9 @@
 // durability. Each schedule's seed is logged; GRAFT_FAULT_SEED=<n>
 // replays that one schedule (the faults and the clients' choices; the
 // interleaving of goroutines may differ), and GRAFT_FAULT_SCHEDULES=<n>
-// runs n random ones instead of the default 20. What was committed is
+// runs n random ones instead of the default 20; GRAFT_SOAK=<duration>
+// (make soak) runs random ones back to back for that long, checking that
+// neither the heap nor the goroutines grow between them. What was committed is
 // read from the raft log every node's store was given (clustertest keeps
 // the entries raft compacts into its frequent snapshots), replayed.
 package faultsuite

@@ -37,10 +37,13 @@ func seeds(t *testing.T) []uint64 {
 	}
 	out := make([]uint64, n)
 	for i := range out {
-		out[i] = rand.Uint64() % 1e12 // short enough to type
+		out[i] = randomSeed()
 	}
 	return out
 }
+
+// randomSeed returns a random schedule's seed, short enough to type.
+func randomSeed() uint64 { return rand.Uint64() % 1e12 }
 
 // Random schedules of leader and follower kills, restarts and cuts, under
 // clients that write, read, watch and take semaphores on every node: every
@@ -59,8 +62,9 @@ func TestFaultSchedulesKeepEveryGuarantee(t *testing.T) {
 	t.Logf("took %v", time.Since(start).Round(time.Millisecond))
 }
 
-// runSchedule runs the schedule of seed and checks what the clients saw.
-func runSchedule(t *testing.T, seed uint64) {
+// runSchedule runs the schedule of seed and checks what the clients saw;
+// it returns how much the checkers were given.
+func runSchedule(t *testing.T, seed uint64) tally {
 	replay := fmt.Sprintf("seed %d (GRAFT_FAULT_SEED=%d go test -race -run TestFaultSchedules ./faultsuite/ replays this schedule)", seed, seed)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -106,6 +110,7 @@ func runSchedule(t *testing.T, seed uint64) {
 		t.Errorf("%s: %v", replay, err)
 	}
 	t.Log(rec.summary(kills))
+	return rec.tally()
 }
 
 // settle heals the cluster, waits for every watcher to catch up with
