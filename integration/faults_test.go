@@ -80,7 +80,8 @@ func faultPlan(rng *rand.Rand) []step {
 // under clients on every host that put, read (linearizable) and delete
 // keys through its API socket and a watcher on every host: every key's
 // history is linearizable, every watcher sees every committed change in
-// order, and every host holds every acknowledged write. Then one host
+// order, and every host holds every acknowledged write, and still does
+// once every host has been killed and started again. Then one host
 // leaves for good: the others converge on the exports of the two still
 // exporting.
 func TestRandomFaultSchedulesOnRealHosts(t *testing.T) {
@@ -99,21 +100,59 @@ func TestRandomFaultSchedulesOnRealHosts(t *testing.T) {
 		defer cl.Close()
 		clients[h] = cl
 	}
+	var done []scheduleWrites
 	for i, seed := range faultSeeds(t) {
 		replay := fmt.Sprintf("seed %d (GRAFT_INTEG_FAULT_SEED=%d go test -race -run TestRandomFaultSchedulesOnRealHosts ./integration/ replays this schedule)", seed, seed)
 		start := time.Now()
-		runFaultSchedule(t, c, clients, fmt.Sprintf("f%d/", i), seed, replay)
+		done = append(done, runFaultSchedule(t, c, clients, fmt.Sprintf("f%d/", i), seed, replay))
 		Figure(t, fmt.Sprintf("fault schedule %d, seed %d: time it took", i, seed), time.Since(start))
 		if t.Failed() {
 			return
 		}
 	}
+	crashAll(t, c, clients, done)
 	exportsConverge(t, c)
 }
 
+// scheduleWrites is what a schedule's clients wrote, under prefix, up to
+// revision last.
+type scheduleWrites struct {
+	replay, prefix string
+	writes         []faultcheck.Write
+	last           uint64
+}
+
+// crashAll kills every host's agent (SIGKILL, one right after the other)
+// and starts them all again on their data dirs: every host holds every
+// write the schedules' clients had acknowledged.
+func crashAll(t *testing.T, c *Cluster, clients map[*Host]*api.Client, done []scheduleWrites) {
+	t.Helper()
+	for _, h := range c.Hosts {
+		h.Kill()
+	}
+	start := time.Now()
+	for _, h := range c.Hosts {
+		h.Start()
+	}
+	c.waitAgreement()
+	Figure(t, "every host killed and started again: time until one cluster of three voters", time.Since(start))
+	for _, s := range done {
+		for _, h := range c.Hosts {
+			var kvs map[string]faultcheck.KV
+			c.WaitFor(fmt.Sprintf("%s, restarted, caught up with @%d", h.Name, s.last), settleWait, func() (err error) {
+				kvs, err = caughtUp(clients[h], s.prefix, s.last)
+				return err
+			})
+			if err := faultcheck.Durable(h.Name, s.writes, kvs); err != nil {
+				t.Errorf("%s: after every host was killed and started again: %v", s.replay, err)
+			}
+		}
+	}
+}
+
 // runFaultSchedule runs seed's schedule on c with clients on the keys under
-// prefix, and checks what they saw.
-func runFaultSchedule(t *testing.T, c *Cluster, clients map[*Host]*api.Client, prefix string, seed uint64, replay string) {
+// prefix, checks what they saw and returns what they wrote.
+func runFaultSchedule(t *testing.T, c *Cluster, clients map[*Host]*api.Client, prefix string, seed uint64, replay string) scheduleWrites {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, 0))
 	steps := faultPlan(rng)
@@ -184,6 +223,7 @@ func runFaultSchedule(t *testing.T, c *Cluster, clients map[*Host]*api.Client, p
 		t.Errorf("%s: %v", replay, err)
 	}
 	t.Logf("%s: %s, %d changes committed", replay, rec.summary(), len(committed))
+	return scheduleWrites{replay: replay, prefix: prefix, writes: rec.writes, last: last}
 }
 
 // waitAgreement waits for c's hosts to be one cluster of three voters and
