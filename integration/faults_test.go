@@ -238,8 +238,8 @@ func (c *Cluster) waitAgreement() *Host {
 	return leader
 }
 
-// inject applies s, holds it, undoes it and waits for the cluster to be
-// whole again.
+// inject waits for the cluster to be whole (three voters agreeing on a
+// leader), then applies s, holds it and undoes it.
 func (c *Cluster) inject(s step) {
 	c.t.Helper()
 	leader := c.waitAgreement()
