@@ -72,7 +72,7 @@ func rules() map[string]rule {
 		"internal/importcheck": {},
 		"internal/faultcheck":  {},                   // histories in, violations out: no graft package
 		"discovery":            {never: clusterDeps}, // plain values and callbacks: no graft package
-		"integration":          {tests: []string{"api"}},
+		"integration":          {tests: []string{"api", "internal/faultcheck"}},
 		"faultsuite": {tests: []string{"cluster", "cluster/clustertest", "cluster/raftnode", "fsm", "world",
 			"internal/faultcheck"}},
 		"cmd/graft": {may: with("api", "api/server", "api/apitest", "cluster", "cluster/clusterkey", "cluster/raftnode",
