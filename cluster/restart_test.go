@@ -70,6 +70,23 @@ func slow(t *testing.T) context.Context {
 	return ctx
 }
 
+// put writes key through n, again while the outcome is unknown: under load
+// the leader may lose its leadership while committing the write, which
+// raft allows, and a put of the same value may be applied twice.
+func put(ctx context.Context, n *raftnode.Node, key string, value []byte) error {
+	for {
+		_, err := n.Apply(ctx, []fsm.Command{{Op: fsm.OpPut, Key: key, Value: value}})
+		if !errors.Is(err, raftnode.ErrAmbiguous) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond): // a new leader, soon
+		}
+	}
+}
+
 func voters(n *raftnode.Node) int {
 	v := 0
 	for _, s := range n.Status().Servers {
@@ -98,11 +115,11 @@ func TestRestartLoopWithBigSnapshotNeverCrashes(t *testing.T) {
 	waitFor(t, 20*time.Second, "a leads", a.srv.Node().IsLeader)
 	b := startRestartable(t, "b", &tok, []string{a.srv.GossipAddr()})
 	c := startRestartable(t, "c", &tok, []string{a.srv.GossipAddr()})
-	waitFor(t, 30*time.Second, "three voters", func() bool { return voters(a.srv.Node()) == 3 })
+	waitFor(t, 2*time.Minute, "three voters", func() bool { return voters(a.srv.Node()) == 3 })
 
 	value := bytes.Repeat([]byte("x"), 128<<10)
 	for i := range 64 { // 8 MiB of state
-		if _, err := b.srv.Node().Apply(slow(t), []fsm.Command{{Op: fsm.OpPut, Key: fmt.Sprint("big/", i), Value: value}}); err != nil {
+		if err := put(slow(t), b.srv.Node(), fmt.Sprint("big/", i), value); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -117,7 +134,7 @@ func TestRestartLoopWithBigSnapshotNeverCrashes(t *testing.T) {
 	for i := range restarts {
 		c.restart()
 		key := fmt.Sprint("restart/", i)
-		if _, err := c.srv.Node().Apply(slow(t), []fsm.Command{{Op: fsm.OpPut, Key: key, Value: []byte("ok")}}); err != nil {
+		if err := put(slow(t), c.srv.Node(), key, []byte("ok")); err != nil {
 			t.Fatalf("restart %d: a write through c: %v", i, err)
 		}
 		if _, ok := c.srv.Node().FSM().Get("big/63"); !ok {

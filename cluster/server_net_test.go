@@ -7,7 +7,6 @@ import (
 
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/cluster/clusterkey"
-	"github.com/graftcm/graft/fsm"
 )
 
 // waitFor polls cond in real time (the network is real here).
@@ -45,7 +44,9 @@ func TestServersOverLoopback(t *testing.T) {
 	waitFor(t, 20*time.Second, "a leads", a.Node().IsLeader)
 	b := start("b", []string{a.GossipAddr()})
 	c := start("c", []string{a.GossipAddr()})
-	waitFor(t, 30*time.Second, "three voters", func() bool {
+	// Promoting a non-voter takes progress calls answered within 100 ms for
+	// 300 ms on end: under load that can take a minute.
+	waitFor(t, 2*time.Minute, "three voters", func() bool {
 		st := a.Node().Status()
 		voters := 0
 		for _, s := range st.Servers {
@@ -55,12 +56,15 @@ func TestServersOverLoopback(t *testing.T) {
 		}
 		return voters == 3
 	})
+	// Under load the 100 ms elections can follow one another for seconds:
+	// writes and reads get slow(t)'s minute, not the 5 s forwarding default,
+	// and a write whose leader lost its leadership is made again.
 	for i, s := range []*cluster.Server{b, c} {
-		if _, err := s.Node().Apply(t.Context(), []fsm.Command{{Op: fsm.OpPut, Key: fmt.Sprint("k", i), Value: []byte("v")}}); err != nil {
+		if err := put(slow(t), s.Node(), fmt.Sprint("k", i), []byte("v")); err != nil {
 			t.Fatalf("write through %s: %v", s.Node().ID(), err)
 		}
 	}
-	if err := c.Node().Linearize(t.Context()); err != nil {
+	if err := c.Node().Linearize(slow(t)); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := c.Node().FSM().Get("k0"); !ok {

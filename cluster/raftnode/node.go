@@ -69,6 +69,7 @@ type Node struct {
 	// The cluster port and the stores the node opened itself (Open).
 	mux    *transport.Mux  // nil unless built by Open
 	pool   *transport.Pool // nil unless built by Open
+	beats  *heartbeatGate  // n.trans if built by Open, else nil
 	stores []io.Closer
 	space  *spaceStore // the raft store in the data dir; nil unless built by Open
 
@@ -176,12 +177,13 @@ func Open(cfg Config, f *fsm.FSM) (*Node, error) {
 	if err != nil {
 		return fail(err)
 	}
-	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+	n.beats = &heartbeatGate{NetworkTransport: raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  n.mux.StreamLayer(),
 		MaxPool: 4,
 		Timeout: 10 * time.Second,
 		Logger:  newHclog(n.log, "transport"),
-	})
+	})}
+	n.trans = n.beats
 	n.pool = transport.NewPool(n.mux.DialRPC, 5*time.Second)
 	n.rpc = n.pool
 	if err := n.start(Deps{FSM: f, Transport: n.trans, LogStore: store, StableStore: store, SnapshotStore: snaps, RPC: n.rpc}); err != nil {
@@ -402,6 +404,9 @@ func (n *Node) Close() error {
 		var errs []error
 		if n.raft != nil {
 			errs = append(errs, n.raft.Shutdown().Error())
+		}
+		if n.beats != nil {
+			n.beats.closeBeats() // before the stores close (see heartbeatGate)
 		}
 		if n.mux != nil {
 			if c, ok := n.trans.(io.Closer); ok {

@@ -202,9 +202,16 @@ type Pool struct {
 	dial    func(ctx context.Context, addr string, timeout time.Duration) (net.Conn, error)
 	timeout time.Duration // dial timeout
 
-	mu     sync.Mutex
-	idle   map[string][]idleConn
-	closed bool
+	// ctx ends at Close; it bounds the dials callers stopped waiting for
+	// (see dialKept), which wg counts.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	idle    map[string][]idleConn
+	dialing map[string]bool // peers a kept dial is under way to
+	closed  bool
 }
 
 type idleConn struct {
@@ -222,7 +229,9 @@ const (
 // NewPool returns a Pool that connects to peers with dial, bounding each
 // dial by timeout.
 func NewPool(dial func(context.Context, string, time.Duration) (net.Conn, error), timeout time.Duration) *Pool {
-	return &Pool{dial: dial, timeout: timeout, idle: map[string][]idleConn{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Pool{dial: dial, timeout: timeout, ctx: ctx, cancel: cancel,
+		idle: map[string][]idleConn{}, dialing: map[string]bool{}}
 }
 
 // Call sends req to addr and waits for the response. A failure after the
@@ -277,7 +286,7 @@ func (t *Pool) get(ctx context.Context, addr string) (net.Conn, error) {
 		conns := t.idle[addr]
 		if len(conns) == 0 {
 			t.mu.Unlock()
-			return t.dial(ctx, addr, t.timeout)
+			return t.dialKept(ctx, addr)
 		}
 		ic := conns[len(conns)-1]
 		t.idle[addr] = conns[:len(conns)-1]
@@ -287,6 +296,62 @@ func (t *Pool) get(ctx context.Context, addr string) (net.Conn, error) {
 		}
 		ic.c.Close()
 	}
+}
+
+// dialResult is the outcome of a dial.
+type dialResult struct {
+	c   net.Conn
+	err error
+}
+
+// dialKept dials addr for a caller that waits until ctx ends. A dial its
+// caller stops waiting for goes on, bounded by the pool's dial timeout,
+// and its connection is pooled for the next call: on a host so busy that
+// a TLS handshake takes longer than a caller waits (the leader's progress
+// calls wait one heartbeat timeout), dialling afresh for every call and
+// giving up each time would never connect. One such dial per peer goes
+// on at a time; a caller that finds one under way dials for itself, and
+// that dial ends with it.
+func (t *Pool) dialKept(ctx context.Context, addr string) (net.Conn, error) {
+	t.mu.Lock()
+	if t.closed || t.dialing[addr] {
+		t.mu.Unlock()
+		return t.dial(ctx, addr, t.timeout)
+	}
+	t.dialing[addr] = true
+	t.mu.Unlock()
+	done := make(chan dialResult, 1)
+	abandoned := false // guarded by t.mu
+	t.wg.Go(func() {
+		c, err := t.dial(t.ctx, addr, t.timeout)
+		t.mu.Lock()
+		delete(t.dialing, addr)
+		if !abandoned {
+			done <- dialResult{c, err}
+			t.mu.Unlock()
+			return
+		}
+		t.mu.Unlock()
+		if err == nil {
+			t.put(addr, c)
+		}
+	})
+	select {
+	case r := <-done:
+		return r.c, r.err
+	case <-ctx.Done():
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	select {
+	case r := <-done: // it ended just now: keep what it made
+		if r.err == nil {
+			t.putLocked(addr, r.c)
+		}
+	default:
+		abandoned = true
+	}
+	return nil, fmt.Errorf("connecting to %s: %w", addr, ctx.Err())
 }
 
 // open reports whether the peer has not closed c, without consuming data
@@ -303,6 +368,11 @@ func open(c net.Conn) bool {
 func (t *Pool) put(addr string, c net.Conn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.putLocked(addr, c)
+}
+
+// putLocked is put with t.mu held.
+func (t *Pool) putLocked(addr string, c net.Conn) {
 	if t.closed || len(t.idle[addr]) >= maxIdlePerPeer {
 		c.Close()
 		return
@@ -310,10 +380,10 @@ func (t *Pool) put(addr string, c net.Conn) {
 	t.idle[addr] = append(t.idle[addr], idleConn{c: c, since: time.Now()})
 }
 
-// Close closes the pooled connections; later calls fail.
+// Close closes the pooled connections and ends the dials under way;
+// later calls fail.
 func (t *Pool) Close() {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	t.closed = true
 	for _, conns := range t.idle {
 		for _, ic := range conns {
@@ -321,4 +391,7 @@ func (t *Pool) Close() {
 		}
 	}
 	t.idle = nil
+	t.mu.Unlock()
+	t.cancel()
+	t.wg.Wait()
 }
