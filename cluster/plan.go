@@ -296,25 +296,26 @@ func (p *planner) failures() {
 		if _, ok := p.lead.failedSince[id]; !ok {
 			switch {
 			case reported:
-				// A server up again since the ring reported it dead (it
-				// answered; the ring, not refuted yet, will not report
-				// it again) has failed anew, not at the old report,
-				// which would release its slots at once, before its
-				// host's lease gives them up. ReleaseGrace after it was
-				// last up stands for the ring's time to notice: its
-				// slots go twice ReleaseGrace after it was last seen,
-				// past the lease (DefaultLeaseTimeout is ReleaseGrace).
-				// A leader that took over since the report cannot tell
-				// whether the server came back meanwhile (its
-				// predecessor may have seen it up): it counts from when
-				// it began leading, the same way.
-				at := g.at
-				if up, ok := p.lead.upAt[id]; ok && up.After(at) {
-					at = up.Add(v.cfg.releaseGrace)
-				} else if p.lead.since.After(at) {
-					at = p.lead.since.Add(v.cfg.releaseGrace)
+				// The report says when the ring declared the server
+				// dead, not when it went silent: a server up again
+				// since (it answered; the ring, not refuted yet, will
+				// not report it again), or one a node cut off for a
+				// while declared dead and relays the news of as it
+				// heals (the server cut off meanwhile cannot refute
+				// it), may have been heard from by a leader just
+				// before. So the server counts as failed no sooner
+				// than ReleaseGrace, standing for the ring's time to
+				// notice, after it was last seen up: by this leader,
+				// or, if not since, by the one before, which may have
+				// until this one began leading. Its slots go at least
+				// twice ReleaseGrace after that, past its host's lease
+				// (DefaultLeaseTimeout is ReleaseGrace), even counted
+				// from a cut-off leader's step-down.
+				last := p.lead.since
+				if up, ok := p.lead.upAt[id]; ok && up.After(last) {
+					last = up
 				}
-				p.lead.failedSince[id] = at
+				p.lead.failedSince[id] = later(g.at, last.Add(v.cfg.releaseGrace))
 			case v.now.Sub(p.lead.since) >= v.cfg.deadServerGrace:
 				// Down, never reported dead, after a full grace as leader.
 				p.lead.failedSince[id] = v.now.Add(-v.cfg.deadServerGrace)
@@ -360,6 +361,14 @@ func (p *planner) goneReleases() {
 			p.add(releaseAction(name, g.left))
 		}
 	}
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func releaseAction(name string, left bool) action {

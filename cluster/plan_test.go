@@ -360,6 +360,18 @@ func TestPlanGraces(t *testing.T) {
 				v.lead.since = t0.Add(-time.Second)
 			}),
 			check: failedAt(t0.Add(time.Second))},
+		{name: "a new leader counts a death reported as it began leading from ReleaseGrace after it began leading",
+			view: withC(func(v *view) {
+				dead(v, "c", false, t0.Add(-time.Second))
+				v.lead.since = t0.Add(-time.Second)
+			}),
+			check: failedAt(t0.Add(time.Second))},
+		{name: "a death reported less than ReleaseGrace after the server was last up counts from ReleaseGrace after that",
+			view: withC(func(v *view) {
+				dead(v, "c", false, t0.Add(-time.Second))
+				v.lead.upAt["c"] = t0.Add(-1500 * time.Millisecond)
+			}),
+			check: failedAt(t0.Add(500 * time.Millisecond))},
 		{name: "a server the ring thinks dead that answers the probe is up",
 			view: withC(func(v *view) { dead(v, "c", false, t0.Add(-time.Hour)); v.progress["c"] = 1000 })},
 	})
