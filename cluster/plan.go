@@ -20,7 +20,7 @@ type leaderState struct {
 	term         uint64
 	since        time.Time            // when this node began leading in term
 	failedSince  map[string]time.Time // nodes that failed, and since when
-	upAt         map[string]time.Time // servers seen up, and when last
+	heardAt      map[string]time.Time // servers that answered the progress call, and when last
 	released     map[string]bool      // failed nodes whose slots were released
 	healthySince map[string]time.Time // non-voters caught up, and since when
 	exportsGone  map[string]time.Time // nodes gone for good that export, and since when
@@ -31,12 +31,12 @@ type leaderState struct {
 // yet.
 func (st leaderState) in(term uint64, now time.Time) leaderState {
 	if st.term != term || st.failedSince == nil {
-		return leaderState{term: term, since: now, failedSince: map[string]time.Time{}, upAt: map[string]time.Time{},
+		return leaderState{term: term, since: now, failedSince: map[string]time.Time{}, heardAt: map[string]time.Time{},
 			released: map[string]bool{}, healthySince: map[string]time.Time{},
 			exportsGone: map[string]time.Time{}}
 	}
 	st.failedSince, st.released = maps.Clone(st.failedSince), maps.Clone(st.released)
-	st.upAt = maps.Clone(st.upAt)
+	st.heardAt = maps.Clone(st.heardAt)
 	st.healthySince, st.exportsGone = maps.Clone(st.healthySince), maps.Clone(st.exportsGone)
 	return st
 }
@@ -285,10 +285,12 @@ func (p *planner) failures() {
 	v := p.v
 	for _, srv := range v.servers {
 		id := string(srv.ID)
+		if _, answered := v.progress[id]; answered {
+			p.lead.heardAt[id] = v.now
+		}
 		if p.health[id] {
 			delete(p.lead.failedSince, id)
 			delete(p.lead.released, id)
-			p.lead.upAt[id] = v.now
 			continue
 		}
 		g, reported := v.gone[id]
@@ -296,25 +298,28 @@ func (p *planner) failures() {
 		if _, ok := p.lead.failedSince[id]; !ok {
 			switch {
 			case reported:
-				// A server up again since the ring reported it dead (it
-				// answered; the ring, not refuted yet, will not report
-				// it again) has failed anew, not at the old report,
-				// which would release its slots at once, before its
-				// host's lease gives them up. ReleaseGrace after it was
-				// last up stands for the ring's time to notice: its
-				// slots go twice ReleaseGrace after it was last seen,
-				// past the lease (DefaultLeaseTimeout is ReleaseGrace).
-				// A leader that took over since the report cannot tell
-				// whether the server came back meanwhile (its
-				// predecessor may have seen it up): it counts from when
-				// it began leading, the same way.
-				at := g.at
-				if up, ok := p.lead.upAt[id]; ok && up.After(at) {
-					at = up.Add(v.cfg.releaseGrace)
-				} else if p.lead.since.After(at) {
-					at = p.lead.since.Add(v.cfg.releaseGrace)
+				// The report says when the ring declared the server
+				// dead, not when it went silent: a server that answered
+				// since (the ring, not refuted yet, will not report it
+				// again), or one that a node cut off for a while
+				// declared dead and relays the news of as it heals
+				// (the server, cut off meanwhile, cannot refute it),
+				// may have heard from a leader just before. So it
+				// counts as failed no sooner than ReleaseGrace,
+				// standing for the ring's time to notice, after this
+				// leader last heard from it, or, if it has not, after
+				// this leader began leading (the one before may have
+				// heard from it until then). Its slots go at least
+				// twice ReleaseGrace after that, past its host's lease
+				// (DefaultLeaseTimeout is ReleaseGrace), even when the
+				// host led and counts from its step-down. Being alive
+				// in the ring is no such word: the ring shows a silent
+				// server alive until it notices.
+				last := p.lead.since
+				if heard, ok := p.lead.heardAt[id]; ok && heard.After(last) {
+					last = heard
 				}
-				p.lead.failedSince[id] = at
+				p.lead.failedSince[id] = later(g.at, last.Add(v.cfg.releaseGrace))
 			case v.now.Sub(p.lead.since) >= v.cfg.deadServerGrace:
 				// Down, never reported dead, after a full grace as leader.
 				p.lead.failedSince[id] = v.now.Add(-v.cfg.deadServerGrace)
@@ -360,6 +365,14 @@ func (p *planner) goneReleases() {
 			p.add(releaseAction(name, g.left))
 		}
 	}
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func releaseAction(name string, left bool) action {

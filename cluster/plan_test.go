@@ -345,13 +345,13 @@ func TestPlanGraces(t *testing.T) {
 		{name: "a server up since the ring reported it dead has failed ReleaseGrace after it was last up",
 			view: withC(func(v *view) {
 				dead(v, "c", false, t0.Add(-time.Hour))
-				v.lead.upAt["c"] = t0.Add(-3 * time.Second)
+				v.lead.heardAt["c"] = t0.Add(-3 * time.Second)
 			}),
 			check: failedAt(t0.Add(-time.Second))},
 		{name: "a server up since the ring reported it dead is released twice ReleaseGrace after it was last up",
 			view: withC(func(v *view) {
 				dead(v, "c", false, t0.Add(-time.Hour))
-				v.lead.upAt["c"] = t0.Add(-4 * time.Second)
+				v.lead.heardAt["c"] = t0.Add(-4 * time.Second)
 			}),
 			want: []string{"release c"}},
 		{name: "a new leader counts a death reported before it led from ReleaseGrace after it began leading",
@@ -360,6 +360,28 @@ func TestPlanGraces(t *testing.T) {
 				v.lead.since = t0.Add(-time.Second)
 			}),
 			check: failedAt(t0.Add(time.Second))},
+		{name: "a new leader counts a death reported as it began leading from ReleaseGrace after it began leading",
+			view: withC(func(v *view) {
+				dead(v, "c", false, t0.Add(-time.Second))
+				v.lead.since = t0.Add(-time.Second)
+			}),
+			check: failedAt(t0.Add(time.Second))},
+		{name: "a death reported less than ReleaseGrace after the leader last heard from the server counts from ReleaseGrace after that",
+			view: withC(func(v *view) {
+				dead(v, "c", false, t0.Add(-time.Second))
+				v.lead.heardAt["c"] = t0.Add(-1500 * time.Millisecond)
+			}),
+			check: failedAt(t0.Add(500 * time.Millisecond))},
+		{name: "a server that answers the probe is heard from, one only alive in the ring is not",
+			view: withC(func(v *view) { delete(v.progress, "b") }),
+			check: func(t *testing.T, p planned) {
+				if got, ok := p.lead.heardAt["c"]; !ok || !got.Equal(t0) {
+					t.Errorf("c heard from at %v (%v), want %v", got, ok, t0)
+				}
+				if got, ok := p.lead.heardAt["b"]; ok {
+					t.Errorf("b heard from at %v, though it did not answer", got)
+				}
+			}},
 		{name: "a server the ring thinks dead that answers the probe is up",
 			view: withC(func(v *view) { dead(v, "c", false, t0.Add(-time.Hour)); v.progress["c"] = 1000 })},
 	})
