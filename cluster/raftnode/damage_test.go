@@ -1,12 +1,15 @@
 package raftnode_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,12 +22,20 @@ import (
 
 // writeKeys writes keys k0..k(count-1) through n, each with a value of
 // size bytes.
+//
+// A write whose outcome is unknown (ErrAmbiguous: under load the leader
+// may lose its leadership while committing it, which raft allows) is made
+// again: a put of the same value changes nothing if it was applied.
 func writeKeys(t *testing.T, n *raftnode.Node, prefix string, count, size int) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
 	for i := range count {
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		_, err := n.Apply(ctx, put(fmt.Sprintf("%s%d", prefix, i), strings.Repeat("v", size)))
-		cancel()
+		cmd := put(fmt.Sprintf("%s%d", prefix, i), strings.Repeat("v", size))
+		_, err := n.Apply(ctx, cmd)
+		for errors.Is(err, raftnode.ErrAmbiguous) && ctx.Err() == nil {
+			_, err = n.Apply(ctx, cmd)
+		}
 		if err != nil {
 			t.Fatalf("write %s%d: %v", prefix, i, err)
 		}
@@ -60,7 +71,19 @@ func snapshotDirs(t *testing.T, dir string) []string {
 			out = append(out, s)
 		}
 	}
-	return out // raft names them term-index-time: in order
+	// raft names them term-index-milliseconds: in order as numbers, not
+	// as text ("2-128-..." sorts before "2-64-...").
+	key := func(path string) (k [3]uint64) {
+		for i, f := range strings.SplitN(filepath.Base(path), "-", 3) {
+			k[i], _ = strconv.ParseUint(f, 10, 64)
+		}
+		return k
+	}
+	slices.SortFunc(out, func(a, b string) int {
+		ka, kb := key(a), key(b)
+		return cmp.Or(cmp.Compare(ka[0], kb[0]), cmp.Compare(ka[1], kb[1]), cmp.Compare(ka[2], kb[2]))
+	})
+	return out
 }
 
 // waitFor polls cond for up to 30 seconds.
