@@ -284,9 +284,7 @@ func TestADataDirWhoseRaftDirHoldsNoStateIsFresh(t *testing.T) {
 	}
 	member := t.TempDir()
 	n := open(t, member, true)
-	for !n.IsLeader() {
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitUntil(t, "the bootstrapped node to lead", func() (bool, error) { return n.IsLeader(), nil })
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}
