@@ -334,21 +334,7 @@ func (d *agentDiscovery) tellCluster(srv *cluster.Server, dec discovery.Decision
 	for _, p := range d.b.Peers() {
 		booted[p.Addr] = p.Bootstrapped
 	}
-	var due []string
-	now := time.Now()
-	for _, a := range dec.Join {
-		b := told[a]
-		if !booted[a] || b != nil && now.Before(b.next) {
-			continue
-		}
-		if b == nil {
-			b = &backoff{wait: rejoinFirst / 2}
-			told[a] = b
-		}
-		b.wait = min(2*b.wait, rejoinMost)
-		b.next = now.Add(b.wait)
-		due = append(due, a)
-	}
+	due := dueAddrs(dec.Join, told, func(a string) bool { return !booted[a] })
 	if len(due) == 0 {
 		return
 	}
@@ -363,6 +349,28 @@ func (d *agentDiscovery) tellCluster(srv *cluster.Server, dec discovery.Decision
 type backoff struct {
 	next time.Time
 	wait time.Duration
+}
+
+// dueAddrs returns the addresses of addrs not skipped whose backoff in
+// state has passed (or that have none yet), and moves each one's next try
+// on, its wait doubling from rejoinFirst to rejoinMost.
+func dueAddrs(addrs []string, state map[string]*backoff, skip func(string) bool) []string {
+	var due []string
+	now := time.Now()
+	for _, a := range addrs {
+		b := state[a]
+		if skip(a) || b != nil && now.Before(b.next) {
+			continue
+		}
+		if b == nil {
+			b = &backoff{wait: rejoinFirst / 2}
+			state[a] = b
+		}
+		b.wait = min(2*b.wait, rejoinMost)
+		b.next = now.Add(b.wait)
+		due = append(due, a)
+	}
+	return due
 }
 
 // joinMissing joins the addresses the decision names that no live member
@@ -382,21 +390,7 @@ func (d *agentDiscovery) joinMissing(srv *cluster.Server, dec discovery.Decision
 			delete(tried, a) // in: if it goes, it is tried at once
 		}
 	}
-	var missing []string
-	now := time.Now()
-	for _, a := range dec.Join {
-		b := tried[a]
-		if alive[a] || b != nil && now.Before(b.next) {
-			continue
-		}
-		if b == nil {
-			b = &backoff{wait: rejoinFirst / 2}
-			tried[a] = b
-		}
-		b.wait = min(2*b.wait, rejoinMost)
-		b.next = now.Add(b.wait)
-		missing = append(missing, a)
-	}
+	missing := dueAddrs(dec.Join, tried, func(a string) bool { return alive[a] })
 	if len(missing) == 0 {
 		return
 	}
