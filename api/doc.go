@@ -14,8 +14,8 @@
 // # Endpoints
 //
 //	GET    /v1/kv/{key...}[?linearizable=true]  one key: a KV object and the leader contact; 404 if missing
-//	PUT    /v1/kv/{key...}                      set the key to the raw request body: {"rev": N}
-//	DELETE /v1/kv/{key...}                      delete the key (missing is fine): {"rev": N}
+//	PUT    /v1/kv/{key...}[?cas=REV]            set the key to the raw request body: {"rev": N}
+//	DELETE /v1/kv/{key...}[?cas=REV]            delete the key (missing is fine): {"rev": N}
 //	GET    /v1/kv?prefix=P[&linearizable=true]  keys under P, sorted: {"rev": N, "kvs": [KV...]} and the leader contact
 //	GET    /v1/watch?prefix=P[&rev=N]           a stream of watch objects, one JSON object a line
 //	GET    /v1/status                           the node and cluster as this node sees them
@@ -72,6 +72,30 @@
 // running resources finish, then leaves (its raft seat and semaphore slots
 // are released at once), then closes the API.
 //
+// # Compare-and-swap
+//
+// A put or a delete with ?cas=REV applies only if the key's mod_rev is
+// REV, and REV 0 only if the key does not exist (a delete with cas=0 then
+// changes nothing). The compare and the write are one raft entry: no
+// other write comes between them. If the compare holds the answer is 200
+//
+//	{"rev": 12, "applied": true}
+//
+// with the revision of the write (the current one if it changed nothing).
+// If it fails, nothing is written and the answer is 412 Precondition
+// Failed with the key as it is, to retry with without reading it again:
+//
+//	{"rev": 14, "applied": false, "kv": {KV}, "error": "compare failed: key \"k\" is at revision 11, not 9"}
+//
+// where "kv" is absent if the key does not exist (a retry then compares
+// with 0), and "rev" is the revision of the node's state "kv" was read
+// at: never older than the state the compare failed on, and possibly
+// newer (the node applied later entries before reading). A REV that is
+// not a whole number from 0 to 2^64-1, given twice, or a write's query
+// that does not parse or holds another parameter than cas, is refused
+// with 400 and nothing is written: a typo never makes a conditional write
+// unconditional. See CASAnswer, Client.PutCAS and Client.DeleteCAS.
+//
 // # Values
 //
 // A KV object is
@@ -116,7 +140,9 @@
 // Failures answer {"error": "message"} with: 400 for bad input (an empty
 // key, a reserved key, a bad query parameter, a watch from a revision the
 // cluster has not reached), 404 for a missing key or an
-// unknown path, 405 for a method a path does not take, 413 for a value too
+// unknown path, 405 for a method a path does not take, 412 for a
+// compare-and-swap whose compare failed (see above: not a failure of the
+// agent, and its body says more than "error"), 413 for a value too
 // large, 501 for the membership endpoints of an agent that runs no
 // membership, 502 for a join that no given address answered (wrong
 // addresses, nodes down, or another cluster key), 409 for a join the

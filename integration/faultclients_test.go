@@ -87,7 +87,9 @@ func (r *recorder) kvClient(ctx context.Context, id int, c *api.Client, keys []s
 	})
 }
 
-// kvOp makes one call: 0-2 a put, 3-4 a linearizable get, 5 a delete.
+// kvOp makes one call: 0-1 a put, 2 a linearizable get and a
+// compare-and-swap at the revision read, 3-4 a linearizable get, 5 a
+// delete.
 func (r *recorder) kvOp(ctx context.Context, c *api.Client, id, pick int, key, value string) {
 	ctx, cancel := context.WithTimeout(ctx, faultOpTimeout)
 	defer cancel()
@@ -95,7 +97,27 @@ func (r *recorder) kvOp(ctx context.Context, c *api.Client, id, pick int, key, v
 	var wr *faultcheck.Write
 	var err error
 	switch {
-	case pick <= 2:
+	case pick == 2:
+		// The CAS compares the key's revision with the one the get read
+		// (0: absent). Values are unique and a read sees whole raft
+		// entries, so the key is at that revision exactly when it holds
+		// the value read: the checker's compare by value models it.
+		op.Kind = faultcheck.Get
+		var kv api.KV
+		if kv, op.Found, err = c.Get(ctx, key, api.Linearizable()); err != nil {
+			break
+		}
+		op.Got, op.Return = string(kv.Value), r.now()
+		r.addOp(op, nil, nil)
+		op = faultcheck.KVOp{Client: id, Kind: faultcheck.CAS, Key: key, Value: value,
+			Expect: string(kv.Value), ExpectAbsent: !op.Found, Call: r.now()}
+		var a api.CASAnswer
+		a, err = c.PutCAS(ctx, key, []byte(value), kv.ModRev)
+		op.Swapped = a.Applied
+		if err != nil || a.Applied {
+			wr = &faultcheck.Write{Key: key, Value: value, Acked: true, Rev: a.Rev}
+		}
+	case pick <= 1:
 		op.Kind, op.Value = faultcheck.Put, value
 		var rev uint64
 		rev, err = c.Put(ctx, key, []byte(value))

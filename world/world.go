@@ -234,15 +234,11 @@ func (w *World) CompareAndSwap(ctx context.Context, key string, old, value []byt
 }
 
 // CompareRevAndSwap sets key to value if its ModRev is rev (0: it does not
-// exist), atomically. It reports whether it did.
+// exist), atomically. It reports whether it did, and the revision of the
+// write, or the revision Swap.Rev names if it did not (see PutIfRev).
 func (w *World) CompareRevAndSwap(ctx context.Context, key string, rev uint64, value []byte) (bool, uint64, error) {
-	if err := checkUserKey(key); err != nil {
-		return false, 0, err
-	}
-	res, err := w.apply(ctx, fsm.Command{Op: fsm.OpTxn,
-		Compares: []fsm.Compare{{Target: fsm.CompareModRev, Key: key, Rev: rev}},
-		Then:     []fsm.Command{{Op: fsm.OpPut, Key: key, Value: value}}})
-	return res.OK, res.Rev, err
+	s, err := w.PutIfRev(ctx, key, rev, value)
+	return s.Applied, s.Rev, err
 }
 
 // Linearize returns once the local state reflects every write committed

@@ -28,6 +28,10 @@ type Store interface {
 	List(ctx context.Context, prefix string, opts ...world.ReadOption) ([]fsm.KV, uint64, error)
 	Put(ctx context.Context, key string, value []byte) (uint64, error)
 	Delete(ctx context.Context, key string) (uint64, error)
+	// PutIfRev and DeleteIfRev write only if the key's ModRev is rev (0:
+	// if it does not exist), comparing and writing in one raft entry.
+	PutIfRev(ctx context.Context, key string, rev uint64, value []byte) (world.Swap, error)
+	DeleteIfRev(ctx context.Context, key string, rev uint64) (world.Swap, error)
 	// Watch follows the keys under prefix after revision from until ctx
 	// ends, then closes the channel.
 	Watch(ctx context.Context, prefix string, from uint64) <-chan world.WatchEvent
@@ -462,6 +466,11 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	cas, conditional, err := writeParams(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
 	value, err := io.ReadAll(http.MaxBytesReader(w, r.Body, fsm.MaxValueSize))
 	var tooBig *http.MaxBytesError
 	switch {
@@ -470,6 +479,11 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("reading the value: %v", err))
+		return
+	}
+	if conditional {
+		sw, err := s.cfg.Store.PutIfRev(r.Context(), k, cas, value)
+		answerSwap(w, k, cas, sw, err)
 		return
 	}
 	rev, err := s.cfg.Store.Put(r.Context(), k, value)
@@ -484,6 +498,16 @@ func (s *Server) del(w http.ResponseWriter, r *http.Request) {
 	k, err := key(r)
 	if err != nil {
 		fail(w, err)
+		return
+	}
+	cas, conditional, err := writeParams(r)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	if conditional {
+		sw, err := s.cfg.Store.DeleteIfRev(r.Context(), k, cas)
+		answerSwap(w, k, cas, sw, err)
 		return
 	}
 	rev, err := s.cfg.Store.Delete(r.Context(), k)

@@ -1,6 +1,12 @@
 package main
 
-import "github.com/urfave/cli/v2"
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/graftcm/graft/api"
+)
 
 func kvCommand(e *env) *cli.Command {
 	return &cli.Command{
@@ -19,4 +25,31 @@ func kvCommand(e *env) *cli.Command {
 			kvWatchCommand(e),
 		},
 	}
+}
+
+// exitCompareFailed is the exit code of a `kv put --cas` or `kv del --cas`
+// whose compare failed: the key was not at the revision given, and nothing
+// was written. Scripts tell it from other failures to retry.
+const exitCompareFailed = 3
+
+func casFlag() cli.Flag {
+	return &cli.Uint64Flag{Name: "cas", DefaultText: "none: write whatever the revision",
+		Usage: "write only if the key is at revision `REV` (its mod_rev; 0: only if it does not exist)"}
+}
+
+// casNote is the description of --cas for command cmd, whose writes are
+// done (written, deleted).
+func casNote(cmd, done string) string {
+	return fmt.Sprintf("With --cas REV, %s applies only if the key's mod_rev is REV (0: if the key does not\n"+
+		"exist), comparing and writing in one step. If the key is at another revision, nothing is\n"+
+		"%s, the message names the key's revision, and the exit status is %d.", cmd, done, exitCompareFailed)
+}
+
+// casOutcome is the result of a conditional write of key at revision cas
+// that answered a, err.
+func casOutcome(key string, cas uint64, a api.CASAnswer, err error, done string) error {
+	if err != nil || a.Applied {
+		return err
+	}
+	return &exitError{code: exitCompareFailed, err: fmt.Errorf("%s: nothing %s", api.CompareFailure(key, cas, a.KV), done)}
 }

@@ -17,8 +17,8 @@ func kvPutCommand(e *env) *cli.Command {
 		Usage:     "set a key's value",
 		ArgsUsage: "KEY VALUE",
 		Description: "put sets KEY to VALUE. A VALUE of - reads the value from standard input, byte for\n" +
-			"byte (a trailing newline included).",
-		Flags: clientFlags(),
+			"byte (a trailing newline included).\n\n" + casNote("put", "written"),
+		Flags: append(clientFlags(), casFlag()),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 2 {
 				return usageError("kv put: want a key and a value, got %d arguments", c.NArg())
@@ -31,8 +31,13 @@ func kvPutCommand(e *env) *cli.Command {
 				}
 			}
 			return withClient(c, func(ctx context.Context, client *api.Client) error {
-				_, err := client.Put(ctx, key, value)
-				return err
+				if !c.IsSet("cas") {
+					_, err := client.Put(ctx, key, value)
+					return err
+				}
+				cas := c.Uint64("cas")
+				a, err := client.PutCAS(ctx, key, value, cas)
+				return casOutcome(key, cas, a, err, "written")
 			})
 		},
 	}
