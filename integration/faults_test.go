@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -171,8 +170,9 @@ func runFaultSchedule(t *testing.T, c *Cluster, clients map[*Host]*api.Client, p
 	cctx, stopClients := context.WithCancel(ctx)
 	defer stopClients()
 	id := 0
+	logs := map[*Host]*faultcheck.WatchLog{}
 	for _, h := range c.Hosts {
-		rec.watch(wctx, clients[h], h.Name, prefix, from)
+		logs[h] = rec.watch(wctx, clients[h], h.Name, prefix, from)
 		for range 2 {
 			rec.kvClient(cctx, id, clients[h], keys, rand.New(rand.NewPCG(seed, uint64(id+1))))
 			id++
@@ -182,7 +182,7 @@ func runFaultSchedule(t *testing.T, c *Cluster, clients map[*Host]*api.Client, p
 		c.inject(s)
 	}
 	stopClients()
-	rec.clients.Wait()
+	rec.Clients.Wait()
 
 	leader = c.waitAgreement()
 	// A last write marks the end: every watcher must see up to it (a watch
@@ -203,18 +203,18 @@ func runFaultSchedule(t *testing.T, c *Cluster, clients map[*Host]*api.Client, p
 			return err
 		})
 		finals[h.Name] = kvs
-		log := rec.watches[slices.Index(c.Hosts, h)]
+		log := logs[h]
 		c.WaitFor(h.Name+"'s watcher up to @"+strconv.FormatUint(last, 10), settleWait, func() error {
-			if at := rec.seen(log); at < last {
+			if at := rec.Seen(log); at < last {
 				return fmt.Errorf("it has seen up to @%d", at)
 			}
 			return nil
 		})
 	}
 	stopWatching()
-	rec.watchers.Wait()
-	for _, w := range rec.watches {
-		w.Until = last
+	rec.Watchers.Wait()
+	for _, log := range logs {
+		rec.SetUntil(log, last)
 	}
 	if len(committed) < 10 {
 		t.Errorf("%s: %d changes committed: the clients hardly did anything", replay, len(committed))
@@ -223,7 +223,7 @@ func runFaultSchedule(t *testing.T, c *Cluster, clients map[*Host]*api.Client, p
 		t.Errorf("%s: %v", replay, err)
 	}
 	t.Logf("%s: %s, %d changes committed", replay, rec.summary(), len(committed))
-	return scheduleWrites{replay: replay, prefix: prefix, writes: rec.writes, last: last}
+	return scheduleWrites{replay: replay, prefix: prefix, writes: rec.History().Writes, last: last}
 }
 
 // waitAgreement waits for c's hosts to be one cluster of three voters and
@@ -271,13 +271,13 @@ func (c *Cluster) inject(s step) {
 func (r *recorder) endMark(c *api.Client, key string) (uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), settleWait)
 	defer cancel()
-	op := faultcheck.KVOp{Client: -1, Kind: faultcheck.Put, Key: key, Value: "end", Call: r.now()}
+	op := faultcheck.KVOp{Client: -1, Kind: faultcheck.Put, Key: key, Value: "end", Call: r.Now()}
 	rev, err := c.Put(ctx, key, []byte("end"))
 	if err != nil {
 		return 0, fmt.Errorf("the write marking the end: %w", err)
 	}
-	op.Return = r.now()
-	r.addOp(op, &faultcheck.Write{Key: key, Value: "end", Acked: true, Rev: rev}, nil)
+	op.Return = r.Now()
+	r.AddOp(op, &faultcheck.Write{Key: key, Value: "end", Acked: true, Rev: rev}, nil)
 	return rev, nil
 }
 
@@ -354,21 +354,11 @@ func history(ctx context.Context, c *api.Client, prefix string, from, last uint6
 // completeness, each host's durability; and that every acknowledged
 // write is in the committed history at its revision.
 func checkFaults(rec *recorder, committed []faultcheck.Change, finals map[string]map[string]faultcheck.KV) []error {
-	errs := []error{faultcheck.Linearizable(rec.ops, time.Minute)}
-	for _, w := range rec.watches {
-		errs = append(errs, faultcheck.Watch(committed, *w))
+	errs := rec.Check(committed, finals, time.Minute)
+	if err := ackedCommitted(rec.History().Writes, committed); err != nil {
+		errs = append(errs, err)
 	}
-	for node, final := range finals {
-		errs = append(errs, faultcheck.Durable(node, rec.writes, final))
-	}
-	errs = append(errs, ackedCommitted(rec.writes, committed))
-	var out []error
-	for _, err := range errs {
-		if err != nil {
-			out = append(out, err)
-		}
-	}
-	return out
+	return errs
 }
 
 // ackedCommitted checks that every acknowledged write that changed
