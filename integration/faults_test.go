@@ -17,7 +17,9 @@ import (
 const defaultFaultSchedules = 3
 
 // faultSeeds returns the schedules' seeds: GRAFT_INTEG_FAULT_SEED's alone,
-// or GRAFT_INTEG_FAULT_SCHEDULES (default 3) random ones.
+// or GRAFT_INTEG_FAULT_SCHEDULES (default 3) random ones, which come in
+// groups of planParts that between them run every kind of fault (see
+// faultPlan).
 func faultSeeds(t *testing.T) []uint64 {
 	if s := os.Getenv("GRAFT_INTEG_FAULT_SEED"); s != "" {
 		seed, err := strconv.ParseUint(s, 10, 64)
@@ -34,49 +36,22 @@ func faultSeeds(t *testing.T) []uint64 {
 		}
 	}
 	out := make([]uint64, n)
+	var group uint64
 	for i := range out {
-		out[i] = rand.Uint64() % 1e12 // short enough to type
+		if i%planParts == 0 {
+			group = rand.Uint64() % 333_333_333_333 // planParts*group+part: short enough to type
+		}
+		out[i] = group*planParts + uint64(i%planParts)
 	}
 	return out
 }
 
-// fault is one kind of fault a schedule injects.
-type fault int
-
-const (
-	killLeader   fault = iota // kill -9, then a restart on the same data dir
-	killFollower              // the same, of a follower
-	freeze                    // SIGSTOP, then SIGCONT
-	cutMinority               // one host cut off from the others, then healed
-	nFaults
-)
-
-func (f fault) String() string {
-	return [...]string{"kill -9 the leader", "kill -9 a follower", "freeze a host", "cut a host off"}[f]
-}
-
-// step is one fault of a schedule and how long it lasts.
-type step struct {
-	fault fault
-	host  int // the host a follower kill, freeze or cut picks, among those it may
-	hold  time.Duration
-}
-
-func (s step) String() string { return fmt.Sprintf("%v for %v", s.fault, s.hold) }
-
-// faultPlan draws a schedule's three steps.
-func faultPlan(rng *rand.Rand) []step {
-	steps := make([]step, 3)
-	for i := range steps {
-		steps[i] = step{fault: fault(rng.IntN(int(nFaults))), host: rng.IntN(3),
-			hold: time.Duration(2000+rng.IntN(3000)) * time.Millisecond}
-	}
-	return steps
-}
-
 // Random schedules of kills (-9) of the leader or a follower and restarts
-// on the same data dir, freezes (SIGSTOP, SIGCONT) and cuts of a host,
-// under clients on every host that put, read (linearizable) and delete
+// on the same data dir, freezes (SIGSTOP, SIGCONT), cuts of a host or of
+// the leader, a bridge (the leader and a follower cut apart, both reaching
+// the third host), a host killed and moved to a new address (it keeps its
+// seat) and a kill during a cut, the default three schedules running
+// every kind between them, under clients on every host that put, read (linearizable) and delete
 // keys through its API socket and a watcher on every host: every key's
 // history is linearizable, every watcher sees every committed change in
 // order, and every host holds every acknowledged write, and still does
@@ -100,7 +75,12 @@ func TestRandomFaultSchedulesOnRealHosts(t *testing.T) {
 		clients[h] = cl
 	}
 	var done []scheduleWrites
+	ran := map[fault]bool{}
+	defer func() { t.Logf("the schedules ran every kind of fault but %v", missing(ran)) }()
 	for i, seed := range faultSeeds(t) {
+		for _, s := range faultPlan(seed) {
+			ran[s.fault] = true
+		}
 		replay := fmt.Sprintf("seed %d (GRAFT_INTEG_FAULT_SEED=%d go test -race -run TestRandomFaultSchedulesOnRealHosts ./integration/ replays this schedule)", seed, seed)
 		start := time.Now()
 		done = append(done, runFaultSchedule(t, c, clients, fmt.Sprintf("f%d/", i), seed, replay))
@@ -111,6 +91,17 @@ func TestRandomFaultSchedulesOnRealHosts(t *testing.T) {
 	}
 	crashAll(t, c, clients, done)
 	exportsConverge(t, c)
+}
+
+// missing returns the kinds of fault not in ran.
+func missing(ran map[fault]bool) []fault {
+	var out []fault
+	for f := range nFaults {
+		if !ran[f] {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // scheduleWrites is what a schedule's clients wrote, under prefix, up to
@@ -153,8 +144,7 @@ func crashAll(t *testing.T, c *Cluster, clients map[*Host]*api.Client, done []sc
 // prefix, checks what they saw and returns what they wrote.
 func runFaultSchedule(t *testing.T, c *Cluster, clients map[*Host]*api.Client, prefix string, seed uint64, replay string) scheduleWrites {
 	t.Helper()
-	rng := rand.New(rand.NewPCG(seed, 0))
-	steps := faultPlan(rng)
+	steps := faultPlan(seed)
 	t.Logf("%s: steps %v", replay, steps)
 	leader := c.waitAgreement()
 	_, from, err := listLinearizable(clients[leader], prefix)
@@ -236,34 +226,6 @@ func (c *Cluster) waitAgreement() *Host {
 		return err
 	})
 	return leader
-}
-
-// inject waits for the cluster to be whole (three voters agreeing on a
-// leader), then applies s, holds it and undoes it.
-func (c *Cluster) inject(s step) {
-	c.t.Helper()
-	leader := c.waitAgreement()
-	h := c.Hosts[s.host]
-	if s.fault == killLeader {
-		h = leader
-	} else if s.fault == killFollower && h == leader {
-		h = Others(c.Hosts, leader)[0]
-	}
-	c.t.Logf("fault: %v: %s (the leader is %s)", s, h.Name, leader.Name)
-	switch s.fault {
-	case killLeader, killFollower:
-		h.Kill()
-		time.Sleep(s.hold) // the fault's length, drawn by the schedule
-		h.Start()
-	case freeze:
-		h.Pause()
-		time.Sleep(s.hold)
-		h.Resume()
-	case cutMinority:
-		c.Partition(h)
-		time.Sleep(s.hold)
-		c.Heal()
-	}
 }
 
 // endMark puts key through c, as one more client's write, and returns
