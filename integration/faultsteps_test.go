@@ -32,15 +32,20 @@ func (f fault) String() string {
 
 // holds returns the shortest and the longest a fault of kind f is held.
 // A kill, a freeze or a cut outlasts an election (1 to 2 s). The leader
-// cut off is held that long after the others elected, and the bridge
-// after the cut follower stood for election, both of which the step waits
-// for: what matters then is that the cut side's clients keep calling a
-// while. A host killed during a cut needs only to be down a while (no
-// side can elect meanwhile), and a moved host's time down hardly matters:
-// it takes 20 s to hold its seat again whatever it is.
+// cut off is held after the others elected, and the bridge after the cut
+// follower stood for election (the step waits for either), long enough
+// for most calls of the cut side's clients, which wait up to
+// faultOpTimeout for a leader, to end and be made again while the others
+// write (held 1 to 2.5 s, a local read served as linearizable on a node
+// that knows no leader went unseen). A host killed during a
+// cut needs only to be down a while (no side can elect meanwhile), and a
+// moved host's time down hardly matters: it takes 20 s to hold its seat
+// again whatever it is.
 func (f fault) holds() (lo, hi time.Duration) {
 	switch f {
-	case cutLeader, bridge, killInCut:
+	case cutLeader, bridge:
+		return 2500 * time.Millisecond, 4 * time.Second
+	case killInCut:
 		return 1 * time.Second, 2500 * time.Millisecond
 	case readdress:
 		return 500 * time.Millisecond, 1500 * time.Millisecond
@@ -168,7 +173,8 @@ func (c *Cluster) move(h *Host, hold time.Duration) {
 		removed[o] = strings.Count(o.Log(), removalLine)
 	}
 	h.Kill()
-	old := c.NewAddr(h)
+	old := h.Addr
+	c.NewAddr(h)
 	// Its export names its address: the graph the agent reads says the
 	// new one.
 	h.WriteFile("share.yaml", shareGraph(h))
