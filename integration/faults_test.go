@@ -177,6 +177,7 @@ func runFaultSchedule(t *testing.T, c *Cluster, clients map[*Host]*api.Client, p
 	for _, s := range steps {
 		c.inject(s)
 	}
+	c.waitServed(rec, id)
 	stopClients()
 	rec.Clients.Wait()
 

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/graftcm/graft/internal/faultcheck"
 )
 
 // fault is one kind of fault a schedule injects.
@@ -215,6 +217,30 @@ func (c *Cluster) killDuringCut(h, leader *Host, hold time.Duration) {
 	took := c.WaitFor("a leader on the main side", electWait, func() error { return oneLeaderAmong(others) })
 	Figure(c.t, "a host killed and started during a cut: time from its start until its side elected", took)
 	c.Heal()
+}
+
+// waitServed waits until each of the clients 0 to n-1 recording into rec
+// has had a call answered (of known outcome) that it made after the
+// faults: every host serves its clients again, a restarted or moved one
+// through the same socket.
+func (c *Cluster) waitServed(rec *recorder, n int) {
+	c.t.Helper()
+	since := rec.Now()
+	took := c.WaitFor("answer to every client after the faults", settleWait, func() error {
+		served := map[int]bool{}
+		for _, op := range rec.History().Ops {
+			if op.Call > since && op.Return != faultcheck.Unknown {
+				served[op.Client] = true
+			}
+		}
+		for id := range n {
+			if !served[id] {
+				return fmt.Errorf("client %d has had no call answered since the faults", id)
+			}
+		}
+		return nil
+	})
+	Figure(c.t, "after the faults: time until every client was served again", took)
 }
 
 // oneLeaderAmong checks that hosts all name one leader, one of them.
