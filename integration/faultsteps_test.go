@@ -38,11 +38,11 @@ func (f fault) String() string {
 // follower stood for election (the step waits for either), long enough
 // for most calls of the cut side's clients, which wait up to
 // faultOpTimeout for a leader, to end and be made again while the others
-// write (held 1 to 2.5 s, a local read served as linearizable on a node
-// that knows no leader went unseen). A host killed during a
-// cut needs only to be down a while (no side can elect meanwhile), and a
-// moved host's time down hardly matters: it takes 20 s to hold its seat
-// again whatever it is.
+// write: held 1 to 2.5 s, a local read served as linearizable on a node
+// that knew no leader went unseen. A host killed during a cut needs only
+// to be down a while (no side can elect meanwhile), and a moved host's
+// time down hardly matters: it takes 20 s to hold its seat again whatever
+// it is.
 func (f fault) holds() (lo, hi time.Duration) {
 	switch f {
 	case cutLeader, bridge:
@@ -95,7 +95,7 @@ func (c *Cluster) inject(s step) {
 	leader := c.waitAgreement()
 	h := c.Hosts[s.host]
 	switch s.fault {
-	case killLeader:
+	case killLeader, cutLeader:
 		h = leader
 	case killFollower, cutMinority, bridge:
 		if h == leader {
