@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/graftcm/graft/cluster/raftnode"
@@ -27,49 +25,20 @@ var (
 // opTimeout bounds each client call, on the fake clock.
 const opTimeout = time.Second
 
-// recorder collects what the clients and watchers saw. Times are a
-// counter bumped at every call and return: an operation that returned
-// before another was called has the smaller times.
-type recorder struct {
-	clock    atomic.Int64
-	clients  sync.WaitGroup
-	watchers sync.WaitGroup
+// recorder is the schedule's history, with the clients and watchers
+// that record it: its times are a counter bumped at every call and
+// return, and a call that reached no leader was never applied.
+type recorder struct{ faultcheck.Recorder }
 
-	mu      sync.Mutex
-	ops     []faultcheck.KVOp
-	writes  []faultcheck.Write
-	holds   []faultcheck.Hold
-	watches []*faultcheck.WatchLog
-	failed  int // operations known not to have applied
+func newRecorder() *recorder {
+	return &recorder{faultcheck.Recorder{NeverApplied: neverApplied}}
 }
-
-func (r *recorder) now() int64 { return r.clock.Add(1) }
 
 // neverApplied reports whether a call's error says it was never applied:
 // no leader was found, or none was reached. Any other error leaves the
 // outcome unknown.
 func neverApplied(err error) bool {
 	return errors.Is(err, raftnode.ErrNoLeader) || errors.Is(err, raftnode.ErrLeaderUnreachable)
-}
-
-func (r *recorder) addOp(op faultcheck.KVOp, w *faultcheck.Write, err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	switch {
-	case err == nil:
-	case neverApplied(err):
-		r.failed++
-		return // never applied: not part of the history
-	default:
-		op.Return = faultcheck.Unknown
-		if w != nil {
-			w.Acked, w.Rev = false, 0
-		}
-	}
-	r.ops = append(r.ops, op)
-	if w != nil {
-		r.writes = append(r.writes, *w)
-	}
 }
 
 // sleep waits d, or until ctx ends.
@@ -96,7 +65,7 @@ func worldOf(ctx context.Context, n *node) *world.World {
 // kvClient puts, gets, deletes and swaps the keys through n until ctx
 // ends, 10 to 50 ms of fake time apart. Values are unique.
 func (r *recorder) kvClient(ctx context.Context, id int, n *node, rng *rand.Rand) {
-	r.clients.Go(func() {
+	r.Clients.Go(func() {
 		last := map[string]string{} // what this client last saw of each key ("": absent)
 		for seq := 0; ; seq++ {
 			w := worldOf(ctx, n)
@@ -115,7 +84,7 @@ func (r *recorder) kvClient(ctx context.Context, id int, n *node, rng *rand.Rand
 func (r *recorder) kvOp(ctx context.Context, w *world.World, id, pick int, key, value string, last map[string]string) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	op := faultcheck.KVOp{Client: id, Key: key, Call: r.now()}
+	op := faultcheck.KVOp{Client: id, Key: key, Call: r.Now()}
 	var wr *faultcheck.Write
 	var err error
 	switch {
@@ -160,8 +129,8 @@ func (r *recorder) kvOp(ctx context.Context, w *world.World, id, pick int, key, 
 			last[key] = value
 		}
 	}
-	op.Return = r.now()
-	r.addOp(op, wr, err)
+	op.Return = r.Now()
+	r.AddOp(op, wr, err)
 }
 
 // semaClient takes a slot of one of the semaphores through n, holds it
@@ -169,7 +138,7 @@ func (r *recorder) kvOp(ctx context.Context, w *world.World, id, pick int, key, 
 // timeout, so that a cut holder finds out) and gives it back, until ctx
 // ends.
 func (r *recorder) semaClient(ctx context.Context, id int, n *node, rng *rand.Rand) {
-	r.clients.Go(func() {
+	r.Clients.Go(func() {
 		for {
 			w := worldOf(ctx, n)
 			if w == nil {
@@ -184,13 +153,13 @@ func (r *recorder) semaClient(ctx context.Context, id int, n *node, rng *rand.Ra
 
 func (r *recorder) holdOnce(ctx context.Context, w *world.World, id int, sema string, count int64, d time.Duration) {
 	actx, cancel := context.WithTimeout(ctx, opTimeout)
-	call := r.now()
+	call := r.Now()
 	l, err := w.Acquire(actx, sema, count)
 	cancel()
 	if err != nil {
 		return // not held, or given up on
 	}
-	h := faultcheck.Hold{Client: id, Sema: sema, Count: count, Token: l.Token(), Call: call, From: r.now()}
+	h := faultcheck.Hold{Client: id, Sema: sema, Count: count, Token: l.Token(), Call: call, From: r.Now()}
 	t := time.NewTimer(d)
 	select {
 	case <-l.Lost():
@@ -199,10 +168,8 @@ func (r *recorder) holdOnce(ctx context.Context, w *world.World, id int, sema st
 	case <-ctx.Done():
 	}
 	t.Stop()
-	h.To = r.now()
-	r.mu.Lock()
-	r.holds = append(r.holds, h)
-	r.mu.Unlock()
+	h.To = r.Now()
+	r.AddHold(h)
 	// Always given back, so that the lease's goroutine ends; a release
 	// that fails is left to the cluster.
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), opTimeout)
@@ -213,12 +180,9 @@ func (r *recorder) holdOnce(ctx context.Context, w *world.World, id int, sema st
 // watch records what a watch of the clients' keys through w delivers,
 // from revision from, until ctx ends, in the log it returns.
 func (r *recorder) watch(ctx context.Context, w *world.World, name string, from uint64) *faultcheck.WatchLog {
-	log := &faultcheck.WatchLog{Name: name, Prefix: "k/", From: from}
-	r.mu.Lock()
-	r.watches = append(r.watches, log)
-	r.mu.Unlock()
+	log := r.NewWatch(name, "k/", from)
 	evs := w.Watch(ctx, "k/", from)
-	r.watchers.Go(func() {
+	r.Watchers.Go(func() {
 		for ev := range evs {
 			d := faultcheck.Delivery{Rev: ev.Rev, Resync: ev.Resync}
 			for _, e := range ev.Events {
@@ -230,21 +194,8 @@ func (r *recorder) watch(ctx context.Context, w *world.World, name string, from 
 					d.State[kv.Key] = faultcheck.KV{Value: string(kv.Value), ModRev: kv.ModRev}
 				}
 			}
-			r.mu.Lock()
-			log.Deliveries = append(log.Deliveries, d)
-			r.mu.Unlock()
+			r.Deliver(log, d)
 		}
 	})
 	return log
-}
-
-// seen returns the revision a watch has seen everything up to.
-func (r *recorder) seen(log *faultcheck.WatchLog) uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	at := log.From
-	if n := len(log.Deliveries); n > 0 {
-		at = log.Deliveries[n-1].Rev
-	}
-	return at
 }

@@ -103,8 +103,8 @@ func (h *harness) run(s step, rng *rand.Rand) (*faultcheck.Kill, error) {
 		return nil, err
 	}
 	// The clients' clock, to place the step in a violation's history.
-	h.t.Logf("%v on %s from %d", s, n.slot.ID, h.rec.clock.Load())
-	defer func() { h.t.Logf("%v on %s until %d", s, n.slot.ID, h.rec.clock.Load()) }()
+	h.t.Logf("%v on %s from %d", s, n.slot.ID, h.rec.Now())
+	defer func() { h.t.Logf("%v on %s until %d", s, n.slot.ID, h.rec.Now()) }()
 	switch s.kind {
 	case cutLeader, cutFollower:
 		h.f.Partition(n.slot)

@@ -53,13 +53,8 @@ func (a tally) add(b tally) tally {
 // tally counts the recorded key operations, semaphore holds and watch
 // deliveries.
 func (r *recorder) tally() tally {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := tally{ops: len(r.ops), holds: len(r.holds)}
-	for _, w := range r.watches {
-		out.deliveries += len(w.Deliveries)
-	}
-	return out
+	c := r.Counts()
+	return tally{ops: c.Ops, holds: c.Holds, deliveries: c.Deliveries}
 }
 
 // sample is the process between two schedules.

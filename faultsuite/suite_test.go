@@ -68,7 +68,7 @@ func runSchedule(t *testing.T, seed uint64) tally {
 	replay := fmt.Sprintf("seed %d (GRAFT_FAULT_SEED=%d go test -race -run TestFaultSchedules ./faultsuite/ replays this schedule)", seed, seed)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	rec := &recorder{}
+	rec := newRecorder()
 	h := newHarness(ctx, t, rec)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	steps := plan(rng)
@@ -96,7 +96,7 @@ func runSchedule(t *testing.T, seed uint64) tally {
 		}
 	}
 	stopClients()
-	rec.clients.Wait()
+	rec.Clients.Wait()
 
 	changes, err := h.settle()
 	if err != nil {
@@ -140,17 +140,15 @@ func (h *harness) settle() ([]faultcheck.Change, error) {
 	for _, n := range h.nodes {
 		log := n.watchLog()
 		if err := waitFor(time.Minute, n.slot.ID+"'s watcher up to @"+strconv.FormatUint(lastK, 10), func() bool {
-			return h.rec.seen(log) >= lastK
+			return h.rec.Seen(log) >= lastK
 		}); err != nil {
 			// The watch checker reports what it missed.
 			h.t.Log(err)
 		}
-		h.rec.mu.Lock()
-		log.Until = last
-		h.rec.mu.Unlock()
+		h.rec.SetUntil(log, last)
 		n.stopWatching()
 	}
-	h.rec.watchers.Wait()
+	h.rec.Watchers.Wait()
 	return changes, nil
 }
 
@@ -177,58 +175,27 @@ func (h *harness) recover() (map[string]map[string]faultcheck.KV, error) {
 		}
 		finals[n.slot.ID] = keys(n.slot.FSM(), "k/")
 	}
-	h.rec.watchers.Wait()
+	h.rec.Watchers.Wait()
 	return finals, nil
 }
 
 // check runs the four checkers.
 func check(rec *recorder, kills []faultcheck.Kill, changes []faultcheck.Change, finals map[string]map[string]faultcheck.KV) []error {
-	errs := []error{
-		faultcheck.Linearizable(rec.ops, time.Minute),
-		faultcheck.Semaphores(rec.holds),
-		faultcheck.Released(kills, releaseBound),
+	errs := rec.Check(changes, finals, time.Minute)
+	if err := faultcheck.Released(kills, releaseBound); err != nil {
+		errs = append(errs, err)
 	}
-	for _, w := range rec.watches {
-		errs = append(errs, faultcheck.Watch(changes, *w))
-	}
-	for node, final := range finals {
-		errs = append(errs, faultcheck.Durable(node, rec.writes, final))
-	}
-	var out []error
-	for _, err := range errs {
-		if err != nil {
-			out = append(out, err)
-		}
-	}
-	return out
+	return errs
 }
 
 // summary counts what the schedule exercised.
 func (r *recorder) summary(kills []faultcheck.Kill) string {
-	var unknown, lost, deliveries, resyncs int
-	for _, op := range r.ops {
-		if op.Return == faultcheck.Unknown {
-			unknown++
-		}
-	}
-	for _, h := range r.holds {
-		if h.Lost {
-			lost++
-		}
-	}
-	for _, w := range r.watches {
-		for _, d := range w.Deliveries {
-			deliveries++
-			if d.Resync {
-				resyncs++
-			}
-		}
-	}
+	c := r.Counts()
 	var slowest time.Duration
 	for _, k := range kills {
 		slowest = max(slowest, k.After)
 	}
 	return fmt.Sprintf("%d key operations (%d of unknown outcome, %d known not applied left out), %d semaphore holds (%d lost), "+
 		"%d kills of a holder (slots freed within %v), %d watchers (%d deliveries, %d resyncs)",
-		len(r.ops), unknown, r.failed, len(r.holds), lost, len(kills), slowest, len(r.watches), deliveries, resyncs)
+		c.Ops, c.Unknown, c.LeftOut, c.Holds, c.Lost, len(kills), slowest, c.Watchers, c.Deliveries, c.Resyncs)
 }

@@ -43,6 +43,8 @@ type Cluster struct {
 	Hosts []*Host
 	// next is the host number of the next new address.
 	next int
+	// links are the pairs of hosts CutLink cut, until Heal.
+	links [][2]*Host
 }
 
 // NewCluster makes n hosts, h1 to hn, each in a namespace of its own on a
@@ -132,7 +134,21 @@ func (c *Cluster) Partition(hosts ...*Host) {
 	}
 }
 
-// Heal puts every host back on the main bridge.
+// CutLink cuts the link between hosts a and b: neither reaches the
+// other, and both still reach every other host (a bridge node between
+// them, with three hosts). Their agents keep running; neither may change
+// its address until Heal.
+func (c *Cluster) CutLink(a, b *Host) {
+	c.t.Helper()
+	c.links = append(c.links, [2]*Host{a, b})
+	for _, err := range []error{a.iface.cut(b.Addr), b.iface.cut(a.Addr)} {
+		if err != nil {
+			c.t.Fatal(err)
+		}
+	}
+}
+
+// Heal puts every host back on the main bridge and joins every link cut.
 func (c *Cluster) Heal() {
 	c.t.Helper()
 	for _, h := range c.Hosts {
@@ -140,6 +156,14 @@ func (c *Cluster) Heal() {
 			c.t.Fatal(err)
 		}
 	}
+	for _, l := range c.links {
+		for _, err := range []error{l[0].iface.uncut(l[1].Addr), l[1].iface.uncut(l[0].Addr)} {
+			if err != nil {
+				c.t.Fatal(err)
+			}
+		}
+	}
+	c.links = nil
 }
 
 // StartJoined starts hosts with discovery off (--no-discover): the first

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/graftcm/graft/api"
@@ -23,46 +22,19 @@ func (h *Host) client() (*api.Client, error) {
 	return api.NewClient(filepath.Join(h.Data, "graft.sock"))
 }
 
-// recorder collects what the clients and watchers of one schedule saw.
-// Times are the test process's monotonic clock, in nanoseconds since the
-// recorder was made: every call is made from this process.
-type recorder struct {
-	start    time.Time
-	clients  sync.WaitGroup
-	watchers sync.WaitGroup
+// recorder is one schedule's history, with the clients and watchers
+// that record it. Its times are the test process's monotonic clock, in
+// nanoseconds since the recorder was made (every call is made from this
+// process), and a call that never reached an agent (nothing listened on
+// its socket) was never applied.
+type recorder struct{ faultcheck.Recorder }
 
-	mu      sync.Mutex
-	ops     []faultcheck.KVOp
-	writes  []faultcheck.Write
-	watches []*faultcheck.WatchLog
-	failed  int // calls that never reached an agent
-}
-
-func newRecorder() *recorder { return &recorder{start: time.Now()} }
-
-func (r *recorder) now() int64 { return int64(time.Since(r.start)) }
-
-// addOp records a call. One that never reached an agent (nothing listened
-// on its socket) was never applied and is left out; any other error
-// leaves the outcome unknown.
-func (r *recorder) addOp(op faultcheck.KVOp, w *faultcheck.Write, err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	switch {
-	case err == nil:
-	case errors.Is(err, api.ErrNoAgent):
-		r.failed++
-		return
-	default:
-		op.Return = faultcheck.Unknown
-		if w != nil {
-			w.Acked, w.Rev = false, 0
-		}
-	}
-	r.ops = append(r.ops, op)
-	if w != nil {
-		r.writes = append(r.writes, *w)
-	}
+func newRecorder() *recorder {
+	start := time.Now()
+	return &recorder{faultcheck.Recorder{
+		NeverApplied: func(err error) bool { return errors.Is(err, api.ErrNoAgent) },
+		Clock:        func() int64 { return int64(time.Since(start)) },
+	}}
 }
 
 // pause waits d, or until ctx ends.
@@ -78,7 +50,7 @@ func pause(ctx context.Context, d time.Duration) {
 // kvClient puts, reads (linearizable) and deletes keys through c until
 // ctx ends, 20 to 80 ms apart. Values are unique.
 func (r *recorder) kvClient(ctx context.Context, id int, c *api.Client, keys []string, rng *rand.Rand) {
-	r.clients.Go(func() {
+	r.Clients.Go(func() {
 		for seq := 0; ctx.Err() == nil; seq++ {
 			key := keys[rng.IntN(len(keys))]
 			r.kvOp(ctx, c, id, rng.IntN(6), key, fmt.Sprintf("c%d.%d", id, seq))
@@ -93,7 +65,7 @@ func (r *recorder) kvClient(ctx context.Context, id int, c *api.Client, keys []s
 func (r *recorder) kvOp(ctx context.Context, c *api.Client, id, pick int, key, value string) {
 	ctx, cancel := context.WithTimeout(ctx, faultOpTimeout)
 	defer cancel()
-	op := faultcheck.KVOp{Client: id, Key: key, Call: r.now()}
+	op := faultcheck.KVOp{Client: id, Key: key, Call: r.Now()}
 	var wr *faultcheck.Write
 	var err error
 	switch {
@@ -133,11 +105,11 @@ func (r *recorder) kvOp(ctx context.Context, c *api.Client, id, pick int, key, v
 		rev, err = c.Delete(ctx, key)
 		wr = &faultcheck.Write{Key: key, Deleted: true, Acked: true, Rev: rev}
 	}
-	op.Return = r.now()
+	op.Return = r.Now()
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		err = fmt.Errorf("the schedule ended: %w", err) // outcome unknown
 	}
-	r.addOp(op, wr, err)
+	r.AddOp(op, wr, err)
 }
 
 // watch records what a watch of prefix through c delivers after revision
@@ -145,13 +117,10 @@ func (r *recorder) kvOp(ctx context.Context, c *api.Client, id, pick int, key, v
 // agent killed, frozen past a read, cut off) is started again after the
 // last revision it saw, into the same log.
 func (r *recorder) watch(ctx context.Context, c *api.Client, name, prefix string, from uint64) *faultcheck.WatchLog {
-	log := &faultcheck.WatchLog{Name: name, Prefix: prefix, From: from}
-	r.mu.Lock()
-	r.watches = append(r.watches, log)
-	r.mu.Unlock()
-	r.watchers.Go(func() {
+	log := r.NewWatch(name, prefix, from)
+	r.Watchers.Go(func() {
 		for ctx.Err() == nil {
-			w, err := c.Watch(ctx, prefix, r.seen(log))
+			w, err := c.Watch(ctx, prefix, r.Seen(log))
 			if err != nil {
 				pause(ctx, 200*time.Millisecond)
 				continue
@@ -160,9 +129,7 @@ func (r *recorder) watch(ctx context.Context, c *api.Client, name, prefix string
 				if err != nil {
 					break
 				}
-				r.mu.Lock()
-				log.Deliveries = append(log.Deliveries, delivery(ev))
-				r.mu.Unlock()
+				r.Deliver(log, delivery(ev))
 			}
 			w.Close()
 		}
@@ -189,37 +156,9 @@ func change(e api.Event) faultcheck.Change {
 	return faultcheck.Change{Rev: e.KV.ModRev, Key: e.KV.Key, Value: string(e.KV.Value), Deleted: e.Type == api.EventDelete}
 }
 
-// seen returns the revision a watch has seen everything up to.
-func (r *recorder) seen(log *faultcheck.WatchLog) uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	at := log.From
-	if n := len(log.Deliveries); n > 0 {
-		at = log.Deliveries[n-1].Rev
-	}
-	return at
-}
-
 // summary counts what the schedule exercised.
 func (r *recorder) summary() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var unknown, gets, deliveries, resyncs int
-	for _, op := range r.ops {
-		if op.Return == faultcheck.Unknown {
-			unknown++
-		} else if op.Kind == faultcheck.Get {
-			gets++
-		}
-	}
-	for _, w := range r.watches {
-		for _, d := range w.Deliveries {
-			deliveries++
-			if d.Resync {
-				resyncs++
-			}
-		}
-	}
+	c := r.Counts()
 	return fmt.Sprintf("%d key operations (%d linearizable gets returned, %d of unknown outcome, %d never reached an agent), "+
-		"%d watchers (%d deliveries, %d resyncs)", len(r.ops), gets, unknown, r.failed, len(r.watches), deliveries, resyncs)
+		"%d watchers (%d deliveries, %d resyncs)", c.Ops, c.Gets, c.Unknown, c.LeftOut, c.Watchers, c.Deliveries, c.Resyncs)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -18,7 +17,9 @@ import (
 const defaultFaultSchedules = 3
 
 // faultSeeds returns the schedules' seeds: GRAFT_INTEG_FAULT_SEED's alone,
-// or GRAFT_INTEG_FAULT_SCHEDULES (default 3) random ones.
+// or GRAFT_INTEG_FAULT_SCHEDULES (default 3) random ones, which come in
+// groups of planParts that between them run every kind of fault (see
+// faultPlan).
 func faultSeeds(t *testing.T) []uint64 {
 	if s := os.Getenv("GRAFT_INTEG_FAULT_SEED"); s != "" {
 		seed, err := strconv.ParseUint(s, 10, 64)
@@ -35,49 +36,22 @@ func faultSeeds(t *testing.T) []uint64 {
 		}
 	}
 	out := make([]uint64, n)
+	var group uint64
 	for i := range out {
-		out[i] = rand.Uint64() % 1e12 // short enough to type
+		if i%planParts == 0 {
+			group = rand.Uint64() % 333_333_333_333 // planParts*group+part: short enough to type
+		}
+		out[i] = group*planParts + uint64(i%planParts)
 	}
 	return out
 }
 
-// fault is one kind of fault a schedule injects.
-type fault int
-
-const (
-	killLeader   fault = iota // kill -9, then a restart on the same data dir
-	killFollower              // the same, of a follower
-	freeze                    // SIGSTOP, then SIGCONT
-	cutMinority               // one host cut off from the others, then healed
-	nFaults
-)
-
-func (f fault) String() string {
-	return [...]string{"kill -9 the leader", "kill -9 a follower", "freeze a host", "cut a host off"}[f]
-}
-
-// step is one fault of a schedule and how long it lasts.
-type step struct {
-	fault fault
-	host  int // the host a follower kill, freeze or cut picks, among those it may
-	hold  time.Duration
-}
-
-func (s step) String() string { return fmt.Sprintf("%v for %v", s.fault, s.hold) }
-
-// faultPlan draws a schedule's three steps.
-func faultPlan(rng *rand.Rand) []step {
-	steps := make([]step, 3)
-	for i := range steps {
-		steps[i] = step{fault: fault(rng.IntN(int(nFaults))), host: rng.IntN(3),
-			hold: time.Duration(2000+rng.IntN(3000)) * time.Millisecond}
-	}
-	return steps
-}
-
 // Random schedules of kills (-9) of the leader or a follower and restarts
-// on the same data dir, freezes (SIGSTOP, SIGCONT) and cuts of a host,
-// under clients on every host that put, read (linearizable) and delete
+// on the same data dir, freezes (SIGSTOP, SIGCONT), cuts of a host or of
+// the leader, a bridge (the leader and a follower cut apart, both reaching
+// the third host), a host killed and moved to a new address (it keeps its
+// seat) and a kill during a cut, the default three schedules running
+// every kind between them, under clients on every host that put, read (linearizable) and delete
 // keys through its API socket and a watcher on every host: every key's
 // history is linearizable, every watcher sees every committed change in
 // order, and every host holds every acknowledged write, and still does
@@ -101,7 +75,18 @@ func TestRandomFaultSchedulesOnRealHosts(t *testing.T) {
 		clients[h] = cl
 	}
 	var done []scheduleWrites
+	ran := map[fault]bool{}
+	defer func() {
+		if left := missing(ran); len(left) > 0 {
+			t.Logf("the schedules ran every kind of fault but %q", left)
+		} else {
+			t.Logf("the schedules ran every kind of fault")
+		}
+	}()
 	for i, seed := range faultSeeds(t) {
+		for _, s := range faultPlan(seed) {
+			ran[s.fault] = true
+		}
 		replay := fmt.Sprintf("seed %d (GRAFT_INTEG_FAULT_SEED=%d go test -race -run TestRandomFaultSchedulesOnRealHosts ./integration/ replays this schedule)", seed, seed)
 		start := time.Now()
 		done = append(done, runFaultSchedule(t, c, clients, fmt.Sprintf("f%d/", i), seed, replay))
@@ -112,6 +97,17 @@ func TestRandomFaultSchedulesOnRealHosts(t *testing.T) {
 	}
 	crashAll(t, c, clients, done)
 	exportsConverge(t, c)
+}
+
+// missing returns the kinds of fault not in ran.
+func missing(ran map[fault]bool) []fault {
+	var out []fault
+	for f := range nFaults {
+		if !ran[f] {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // scheduleWrites is what a schedule's clients wrote, under prefix, up to
@@ -154,8 +150,7 @@ func crashAll(t *testing.T, c *Cluster, clients map[*Host]*api.Client, done []sc
 // prefix, checks what they saw and returns what they wrote.
 func runFaultSchedule(t *testing.T, c *Cluster, clients map[*Host]*api.Client, prefix string, seed uint64, replay string) scheduleWrites {
 	t.Helper()
-	rng := rand.New(rand.NewPCG(seed, 0))
-	steps := faultPlan(rng)
+	steps := faultPlan(seed)
 	t.Logf("%s: steps %v", replay, steps)
 	leader := c.waitAgreement()
 	_, from, err := listLinearizable(clients[leader], prefix)
@@ -171,8 +166,9 @@ func runFaultSchedule(t *testing.T, c *Cluster, clients map[*Host]*api.Client, p
 	cctx, stopClients := context.WithCancel(ctx)
 	defer stopClients()
 	id := 0
+	logs := map[*Host]*faultcheck.WatchLog{}
 	for _, h := range c.Hosts {
-		rec.watch(wctx, clients[h], h.Name, prefix, from)
+		logs[h] = rec.watch(wctx, clients[h], h.Name, prefix, from)
 		for range 2 {
 			rec.kvClient(cctx, id, clients[h], keys, rand.New(rand.NewPCG(seed, uint64(id+1))))
 			id++
@@ -181,8 +177,9 @@ func runFaultSchedule(t *testing.T, c *Cluster, clients map[*Host]*api.Client, p
 	for _, s := range steps {
 		c.inject(s)
 	}
+	c.waitServed(rec, id)
 	stopClients()
-	rec.clients.Wait()
+	rec.Clients.Wait()
 
 	leader = c.waitAgreement()
 	// A last write marks the end: every watcher must see up to it (a watch
@@ -203,18 +200,18 @@ func runFaultSchedule(t *testing.T, c *Cluster, clients map[*Host]*api.Client, p
 			return err
 		})
 		finals[h.Name] = kvs
-		log := rec.watches[slices.Index(c.Hosts, h)]
+		log := logs[h]
 		c.WaitFor(h.Name+"'s watcher up to @"+strconv.FormatUint(last, 10), settleWait, func() error {
-			if at := rec.seen(log); at < last {
+			if at := rec.Seen(log); at < last {
 				return fmt.Errorf("it has seen up to @%d", at)
 			}
 			return nil
 		})
 	}
 	stopWatching()
-	rec.watchers.Wait()
-	for _, w := range rec.watches {
-		w.Until = last
+	rec.Watchers.Wait()
+	for _, log := range logs {
+		rec.SetUntil(log, last)
 	}
 	if len(committed) < 10 {
 		t.Errorf("%s: %d changes committed: the clients hardly did anything", replay, len(committed))
@@ -223,7 +220,7 @@ func runFaultSchedule(t *testing.T, c *Cluster, clients map[*Host]*api.Client, p
 		t.Errorf("%s: %v", replay, err)
 	}
 	t.Logf("%s: %s, %d changes committed", replay, rec.summary(), len(committed))
-	return scheduleWrites{replay: replay, prefix: prefix, writes: rec.writes, last: last}
+	return scheduleWrites{replay: replay, prefix: prefix, writes: rec.History().Writes, last: last}
 }
 
 // waitAgreement waits for c's hosts to be one cluster of three voters and
@@ -238,46 +235,18 @@ func (c *Cluster) waitAgreement() *Host {
 	return leader
 }
 
-// inject waits for the cluster to be whole (three voters agreeing on a
-// leader), then applies s, holds it and undoes it.
-func (c *Cluster) inject(s step) {
-	c.t.Helper()
-	leader := c.waitAgreement()
-	h := c.Hosts[s.host]
-	if s.fault == killLeader {
-		h = leader
-	} else if s.fault == killFollower && h == leader {
-		h = Others(c.Hosts, leader)[0]
-	}
-	c.t.Logf("fault: %v: %s (the leader is %s)", s, h.Name, leader.Name)
-	switch s.fault {
-	case killLeader, killFollower:
-		h.Kill()
-		time.Sleep(s.hold) // the fault's length, drawn by the schedule
-		h.Start()
-	case freeze:
-		h.Pause()
-		time.Sleep(s.hold)
-		h.Resume()
-	case cutMinority:
-		c.Partition(h)
-		time.Sleep(s.hold)
-		c.Heal()
-	}
-}
-
 // endMark puts key through c, as one more client's write, and returns
 // its revision.
 func (r *recorder) endMark(c *api.Client, key string) (uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), settleWait)
 	defer cancel()
-	op := faultcheck.KVOp{Client: -1, Kind: faultcheck.Put, Key: key, Value: "end", Call: r.now()}
+	op := faultcheck.KVOp{Client: -1, Kind: faultcheck.Put, Key: key, Value: "end", Call: r.Now()}
 	rev, err := c.Put(ctx, key, []byte("end"))
 	if err != nil {
 		return 0, fmt.Errorf("the write marking the end: %w", err)
 	}
-	op.Return = r.now()
-	r.addOp(op, &faultcheck.Write{Key: key, Value: "end", Acked: true, Rev: rev}, nil)
+	op.Return = r.Now()
+	r.AddOp(op, &faultcheck.Write{Key: key, Value: "end", Acked: true, Rev: rev}, nil)
 	return rev, nil
 }
 
@@ -354,21 +323,11 @@ func history(ctx context.Context, c *api.Client, prefix string, from, last uint6
 // completeness, each host's durability; and that every acknowledged
 // write is in the committed history at its revision.
 func checkFaults(rec *recorder, committed []faultcheck.Change, finals map[string]map[string]faultcheck.KV) []error {
-	errs := []error{faultcheck.Linearizable(rec.ops, time.Minute)}
-	for _, w := range rec.watches {
-		errs = append(errs, faultcheck.Watch(committed, *w))
+	errs := rec.Check(committed, finals, time.Minute)
+	if err := ackedCommitted(rec.History().Writes, committed); err != nil {
+		errs = append(errs, err)
 	}
-	for node, final := range finals {
-		errs = append(errs, faultcheck.Durable(node, rec.writes, final))
-	}
-	errs = append(errs, ackedCommitted(rec.writes, committed))
-	var out []error
-	for _, err := range errs {
-		if err != nil {
-			out = append(out, err)
-		}
-	}
-	return out
+	return errs
 }
 
 // ackedCommitted checks that every acknowledged write that changed

@@ -102,6 +102,22 @@ func (f iface) readdress(addr string) error {
 	return ipCmd("-n", f.ns, "addr", "add", addr+"/24", "dev", "eth0")
 }
 
+// nowhere is a MAC address no host has.
+const nowhere = "02:00:00:00:de:ad"
+
+// cut makes the host unable to reach addr: it sends what it means for
+// addr to a MAC address no host has (a permanent neighbour entry, which
+// no ARP reply overrides), and so loses it as on a broken link, with no
+// error and no reply. The host's other neighbours are untouched.
+func (f iface) cut(addr string) error {
+	return ipCmd("-n", f.ns, "neigh", "replace", addr, "lladdr", nowhere, "dev", "eth0", "nud", "permanent")
+}
+
+// uncut undoes cut: addr is found by ARP again.
+func (f iface) uncut(addr string) error {
+	return ipCmd("-n", f.ns, "neigh", "del", addr, "dev", "eth0")
+}
+
 // mustIP runs `ip args...` and fails t if it fails.
 func mustIP(t *testing.T, args ...string) {
 	t.Helper()

@@ -22,6 +22,10 @@
 // before it reached a leader) is left out of the history. Each checker
 // returns nil or a *Violation naming what broke and the part of the
 // history that shows it.
+//
+// A Recorder collects such a history from a suite's clients and watchers
+// as they run, on the clock and with the rule for calls that never took
+// effect that the suite gives it, and runs the checkers on it.
 package faultcheck
 
 import (
