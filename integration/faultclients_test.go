@@ -79,10 +79,10 @@ func (r *recorder) kvOp(ctx context.Context, c *api.Client, id, pick int, key, v
 		if kv, op.Found, err = c.Get(ctx, key, api.Linearizable()); err != nil {
 			break
 		}
-		op.Got, op.Return = string(kv.Value), r.now()
-		r.addOp(op, nil, nil)
+		op.Got, op.Return = string(kv.Value), r.Now()
+		r.AddOp(op, nil, nil)
 		op = faultcheck.KVOp{Client: id, Kind: faultcheck.CAS, Key: key, Value: value,
-			Expect: string(kv.Value), ExpectAbsent: !op.Found, Call: r.now()}
+			Expect: string(kv.Value), ExpectAbsent: !op.Found, Call: r.Now()}
 		var a api.CASAnswer
 		a, err = c.PutCAS(ctx, key, []byte(value), kv.ModRev)
 		op.Swapped = a.Applied
