@@ -337,6 +337,10 @@ func statusFor(err error) int {
 		return http.StatusServiceUnavailable
 	case errors.Is(err, raftnode.ErrAmbiguous), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
+	case errors.Is(err, raftnode.ErrNoSpace):
+		// The data dir of the node that would store the write (this
+		// one's, or the leader's it was forwarded to) is full.
+		return http.StatusInsufficientStorage
 	}
 	return http.StatusInternalServerError
 }

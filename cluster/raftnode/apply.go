@@ -170,7 +170,7 @@ func (n *Node) handleApply(ctx context.Context, req *transport.Request) *transpo
 		return &transport.Response{Code: transport.CodeNotLeader, Leader: addr, Term: n.raft.CurrentTerm()}
 	case errors.Is(err, ErrNoSpace):
 		// Not stored, so never appended: a failure, not an unknown outcome.
-		return &transport.Response{Code: transport.CodeFailed, Err: err.Error()}
+		return failed(err)
 	case err != nil:
 		// It may have been appended: only the log will tell.
 		return &transport.Response{Code: transport.CodeUnknown, Err: mapRaftErr(err).Error()}
