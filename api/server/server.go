@@ -43,8 +43,9 @@ type Node interface {
 	// CaughtUp reports whether the local copy has applied everything the
 	// node's log held when it started; once true it stays true.
 	CaughtUp() bool
-	// LeaderContact is when the node last heard from a leader: now on the
-	// leader, the zero time if never since it started.
+	// LeaderContact is when the node last heard from a leader: on the
+	// leader, when a majority of the voters last answered it; the zero
+	// time if never since it started.
 	LeaderContact() time.Time
 	// Leader returns the leader's ID and address, empty if unknown.
 	Leader() (id, addr string)

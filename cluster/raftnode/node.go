@@ -75,6 +75,7 @@ type Node struct {
 
 	// What the node knows of its state and how it answers other nodes.
 	termReady atomic.Uint64      // a term in which this leader has applied its own entry
+	contacts  contacts           // the answers raft's requests got, for a leader's LeaderContact
 	hasState  bool               // raft state existed when the node started
 	holdsLog  bool               // and held log entries or a snapshot (see StartedOnLog)
 	caught    caughtUp           // whether the FSM has applied the log it started with; see CaughtUp
@@ -296,7 +297,8 @@ func (n *Node) start(deps Deps) error {
 	}
 	var r *raft.Raft
 	err = guarded(func() (err error) {
-		r, err = raft.NewRaft(rc, &raftFSM{f: deps.FSM, reqs: n.reqs, ids: ids}, deps.LogStore, deps.StableStore, deps.SnapshotStore, deps.Transport)
+		r, err = raft.NewRaft(rc, &raftFSM{f: deps.FSM, reqs: n.reqs, ids: ids}, deps.LogStore, deps.StableStore,
+			deps.SnapshotStore, withContacts(deps.Transport, &n.contacts))
 		return err
 	})
 	if err != nil {
@@ -377,12 +379,22 @@ func (n *Node) Addr() string { return string(n.trans.LocalAddr()) }
 // IsLeader reports whether this node leads the cluster.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
-// LeaderContact returns when this node last heard from a leader: now if it
-// leads, the last contact if it follows, the zero time if it never had one.
-// A node whose leader contact is old may be cut off from the quorum.
+// LeaderContact returns when this node last heard from a leader: if it
+// leads, the last time a quorum of the voters (itself included) answered
+// it in its term (see contacts), so that a leader cut off from the others
+// says so before raft makes it step down; if it follows a leader, its last
+// contact with it; if it led and has heard of no leader since, the last
+// time a quorum answered it then (raft counts stepping down as a contact);
+// the zero time if it never had one. A node whose leader contact is old
+// may be cut off from the quorum.
 func (n *Node) LeaderContact() time.Time {
 	if n.IsLeader() {
-		return time.Now()
+		return n.quorumContact(n.raft.CurrentTerm())
+	}
+	if id, _ := n.Leader(); id != "" && id != n.cfg.NodeID {
+		n.contacts.follow(n.raft.CurrentTerm())
+	} else if led := n.contacts.ledTerm(); led > 0 {
+		return n.quorumContact(led)
 	}
 	return n.raft.LastContact()
 }
