@@ -72,6 +72,8 @@ type Node struct {
 	beats  *heartbeatGate  // n.trans if built by Open, else nil
 	stores []io.Closer
 	space  *spaceStore // the raft store in the data dir; nil unless built by Open
+	own    raftStore   // that store as the node's own code reads it (see damageStore); nil unless built by Open
+	damage *damageLatch
 
 	// What the node knows of its state and how it answers other nodes.
 	termReady atomic.Uint64      // a term in which this leader has applied its own entry
@@ -126,6 +128,7 @@ func newNode(cfg Config) *Node {
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{cfg: cfg, log: log.With("node", cfg.NodeID), ctx: ctx, cancel: cancel, ready: make(chan struct{}),
 		reqs: newRequests()}
+	n.damage = newDamageLatch(ctx, n.log)
 	n.fwd = &forwarder{n: n}
 	n.serveOwn()
 	return n
@@ -222,6 +225,8 @@ func (n *Node) openStores(dir string) (raftStore, raft.SnapshotStore, error) {
 		return nil, nil, damaged(dir, db, err)
 	}
 	n.stores = append(n.stores, store)
+	n.damage.raftDir, n.damage.db = dir, db
+	n.own = &damageStore{raftStore: store, latch: n.damage}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, newHclog(n.log, "snapshots"))
 	if err != nil {
 		if ro := readOnly(n.cfg.DataDir, err); ro != nil {
@@ -229,7 +234,8 @@ func (n *Node) openStores(dir string) (raftStore, raft.SnapshotStore, error) {
 		}
 		return nil, nil, fmt.Errorf("cluster: snapshot store: %w", err)
 	}
-	return &spaceStore{raftStore: store, dataDir: n.cfg.DataDir, ctx: n.ctx, log: n.log}, snaps, nil
+	parked := &damageStore{raftStore: store, latch: n.damage, raft: true}
+	return &spaceStore{raftStore: parked, dataDir: n.cfg.DataDir, ctx: n.ctx, log: n.log}, snaps, nil
 }
 
 // advertiseAddr picks the address peers use to reach the cluster port.
@@ -309,6 +315,10 @@ func (n *Node) start(deps Deps) error {
 		return fmt.Errorf("cluster: starting raft: %w", err)
 	}
 	n.raft, n.logs, n.stable = r, deps.LogStore, deps.StableStore
+	n.damage.running.Store(true)
+	if n.own != nil {
+		n.logs, n.stable = n.own, n.own
+	}
 	n.caught.index = r.LastIndex() // what CaughtUp waits for the FSM to apply
 	n.hasState = hasState
 	n.holdsLog = hasState && r.LastIndex() > 0
