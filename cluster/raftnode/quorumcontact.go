@@ -77,6 +77,11 @@ func (c *contacts) ledTerm() uint64 {
 func (c *contacts) quorum(self raft.ServerID, term uint64, servers []raft.Server, now time.Time) time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	for id, last := range c.last {
+		if last.term < term { // of no use for term or a later one
+			delete(c.last, id)
+		}
+	}
 	var times []time.Time
 	for _, s := range servers {
 		if s.Suffrage != raft.Voter {
