@@ -129,7 +129,8 @@ const (
 type Contact struct {
 	// LastContactMS is how many milliseconds before the read began the node
 	// last heard from a leader: on the leader, since a majority of the
-	// voters last answered it (a few tens of milliseconds when healthy);
+	// voters last answered it (under 200 when healthy: raft heartbeats
+	// every follower every 100 to 200 ms);
 	// -1 if never since it started.
 	LastContactMS int64 `json:"last_contact_ms"`
 	// KnownLeader says whether the node knew of a leader.
