@@ -151,5 +151,7 @@
 // would set the node's cluster aside, over TCP, 503 when the cluster has
 // no leader or the agent is stopping, 504 when the operation timed out or
 // its outcome is unknown (a write that may or may not have been applied),
-// 500 otherwise.
+// 507 for a write refused because the data dir of the node that would
+// store it (this one's, or the leader's it was forwarded to) is full (not
+// applied), 500 otherwise.
 package api

@@ -128,8 +128,10 @@ const (
 // read that must see every committed write asks for linearizable. Read answers carry its fields at the top level of their JSON.
 type Contact struct {
 	// LastContactMS is how many milliseconds before the read began the node
-	// last heard from a leader: 0 on the leader, -1 if never since it
-	// started.
+	// last heard from a leader: on the leader, since a majority of the
+	// voters last answered it (under 200 when healthy: raft heartbeats
+	// every follower every 100 to 200 ms);
+	// -1 if never since it started.
 	LastContactMS int64 `json:"last_contact_ms"`
 	// KnownLeader says whether the node knew of a leader.
 	KnownLeader bool `json:"known_leader"`

@@ -127,6 +127,14 @@ type semaHost struct {
 	w    *world.World
 }
 
+// testLease is the Worlds' lease timeout at the test timings: the default
+// scaled as ReleaseGrace is from production timings to these, so that it
+// keeps production's ratio to ReleaseGrace (1:1).
+func testLease() time.Duration {
+	test, prod := cluster.TestServerConfig().ReleaseGrace, cluster.DefaultServerConfig().ReleaseGrace
+	return time.Duration(int64(world.DefaultLeaseTimeout) * int64(test) / int64(prod))
+}
+
 // semaFleet starts three servers (s0, s1, s2) that form one cluster with
 // three voters, with cfg (the test timings if nil), and a World on each
 // whose slots count as lost after lease without a leader.
@@ -179,7 +187,7 @@ func TestClusterSemaphoreRunsNeverOverlap(t *testing.T) {
 	}{{"@@x:1", 1}, {"@@x:2", 2}} {
 		t.Run(tc.tag, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				_, hosts := semaFleet(t, nil, 250*time.Millisecond)
+				_, hosts := semaFleet(t, nil, testLease())
 				tl := &timeline{}
 				var runs []*run
 				for _, h := range hosts {
@@ -220,8 +228,8 @@ func TestClusterSemaphoreHolderKilledAnotherStartsWithinBound(t *testing.T) {
 		bound  time.Duration
 		leader bool // the holder is the cluster's leader
 	}{
-		{"test timings", nil, 250 * time.Millisecond, 2 * time.Second, time.Second, false},
-		{"test timings, leader holds", nil, 250 * time.Millisecond, 2 * time.Second, time.Second, true},
+		{"test timings", nil, testLease(), 2 * time.Second, time.Second, false},
+		{"test timings, leader holds", nil, testLease(), 2 * time.Second, time.Second, true},
 		{"production timings", &prod, world.DefaultLeaseTimeout, time.Minute, 12 * time.Second, false},
 		{"production timings, leader holds", &prod, world.DefaultLeaseTimeout, time.Minute, 12 * time.Second, true},
 	} {

@@ -18,10 +18,17 @@ import (
 	"github.com/graftcm/graft/world"
 )
 
-// leaseTimeout is the Worlds' lease timeout at the test timings, as in the
-// engine's cluster-semaphore tests: a tenth of the default, well within
-// the time the cluster takes to release a silent node's slots.
-const leaseTimeout = 250 * time.Millisecond
+// leaseTimeout is the Worlds' lease timeout at the test timings: the
+// default scaled as the cluster's ReleaseGrace is from production timings
+// to these (2 s to 200 ms, a tenth), so that the lease keeps production's
+// ratio to ReleaseGrace (2 s to 2 s, 1:1) and a silent holder gives its
+// slots up with the margin it has in production (the cluster frees them
+// no sooner than twice ReleaseGrace after it last heard from the holder;
+// see cluster/plan.go).
+func leaseTimeout() time.Duration {
+	test, prod := cluster.TestServerConfig().ReleaseGrace, cluster.DefaultServerConfig().ReleaseGrace
+	return time.Duration(int64(world.DefaultLeaseTimeout) * int64(test) / int64(prod))
+}
 
 // node is one server of a schedule's cluster and the World on it.
 type node struct {
@@ -139,7 +146,7 @@ func (h *harness) leader() *node {
 // up gives a started server its World and watcher, once its state has
 // caught up with the cluster enough to name a revision to watch from.
 func (h *harness) up(n *node) {
-	w, err := world.New(n.slot.Server().Node(), n.slot.ID, nil, world.WithLeaseTimeout(leaseTimeout))
+	w, err := world.New(n.slot.Server().Node(), n.slot.ID, nil, world.WithLeaseTimeout(leaseTimeout()))
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -36,8 +36,8 @@ type Backend interface {
 	WaitApplied(ctx context.Context, index uint64) error
 	// FSM is the local copy of the state.
 	FSM() *fsm.FSM
-	// LeaderContact is when the node last heard from a leader (now if it
-	// leads).
+	// LeaderContact is when the node last heard from a leader (if it
+	// leads, when a majority of the voters last answered it).
 	LeaderContact() time.Time
 }
 

@@ -47,8 +47,9 @@ type Node interface {
 	// CaughtUp reports whether the local copy has applied everything the
 	// node's log held when it started; once true it stays true.
 	CaughtUp() bool
-	// LeaderContact is when the node last heard from a leader: now on the
-	// leader, the zero time if never since it started.
+	// LeaderContact is when the node last heard from a leader: on the
+	// leader, when a majority of the voters last answered it; the zero
+	// time if never since it started.
 	LeaderContact() time.Time
 	// Leader returns the leader's ID and address, empty if unknown.
 	Leader() (id, addr string)
@@ -341,6 +342,10 @@ func statusFor(err error) int {
 		return http.StatusServiceUnavailable
 	case errors.Is(err, raftnode.ErrAmbiguous), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
+	case errors.Is(err, raftnode.ErrNoSpace):
+		// The data dir of the node that would store the write (this
+		// one's, or the leader's it was forwarded to) is full.
+		return http.StatusInsufficientStorage
 	}
 	return http.StatusInternalServerError
 }

@@ -285,6 +285,7 @@ func TestStatusFor(t *testing.T) {
 		{raftnode.ErrClosed, 503},
 		{fmt.Errorf("%w: %w", raftnode.ErrAmbiguous, context.Canceled), 504},
 		{context.DeadlineExceeded, 504},
+		{fmt.Errorf("put: %w", raftnode.ErrNoSpace), 507},
 		{errors.New("disk on fire"), 500},
 	}
 	for _, tc := range cases {

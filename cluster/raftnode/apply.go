@@ -48,6 +48,9 @@ func (n *Node) Apply(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, err
 		if n.ctx.Err() != nil {
 			return nil, ErrClosed
 		}
+		if err := n.damage.failed(); err != nil {
+			return nil, err // this node stores nothing more
+		}
 		if n.IsLeader() {
 			res, err := n.applyLocal(ctx, cmds)
 			if err == nil || !transport.NotSent(err) {
@@ -107,7 +110,7 @@ func (n *Node) applyLocal(ctx context.Context, cmds []fsm.Command) ([]fsm.Result
 		return nil, transport.Unreachable(err) // never appended
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return nil, ErrClosed
-	case errors.Is(err, ErrNoSpace):
+	case errors.Is(err, ErrNoSpace), errors.Is(err, ErrDamagedState):
 		return nil, err // this leader could not store the entry: never appended
 	case ctx.Err() != nil:
 		return nil, mapRaftErr(err) // no time left to find out
@@ -168,9 +171,9 @@ func (n *Node) handleApply(ctx context.Context, req *transport.Request) *transpo
 	case errors.Is(err, raft.ErrNotLeader):
 		_, addr := n.Leader()
 		return &transport.Response{Code: transport.CodeNotLeader, Leader: addr, Term: n.raft.CurrentTerm()}
-	case errors.Is(err, ErrNoSpace):
+	case errors.Is(err, ErrNoSpace), errors.Is(err, ErrDamagedState):
 		// Not stored, so never appended: a failure, not an unknown outcome.
-		return &transport.Response{Code: transport.CodeFailed, Err: err.Error()}
+		return failed(err)
 	case err != nil:
 		// It may have been appended: only the log will tell.
 		return &transport.Response{Code: transport.CodeUnknown, Err: mapRaftErr(err).Error()}

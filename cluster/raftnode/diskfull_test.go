@@ -212,3 +212,47 @@ func TestFollowerWithFullDiskCatchesUpWhenSpaceReturns(t *testing.T) {
 		t.Errorf("c caught up, yet says %v", err)
 	}
 }
+
+// A write forwarded to a leader whose data dir is full fails on the
+// follower it was made on with ErrNoSpace, as it would on the leader:
+// the error crosses the RPC as its sentinel, not as text alone, and names
+// the leader's data dir.
+func TestWriteForwardedToAFullLeaderFailsWithErrNoSpace(t *testing.T) {
+	full := mountTmpfs(t, 8<<20)
+	open := func(id, dir string, bootstrap bool) *raftnode.Node {
+		cfg := raftnode.TestConfig()
+		// Slower than TestConfig, so that no election on a busy machine
+		// moves the leadership away from the full node before the write.
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = time.Second, time.Second, 500*time.Millisecond
+		cfg.NodeID, cfg.DataDir, cfg.Bootstrap = id, dir, bootstrap
+		n, err := raftnode.Open(cfg, fsm.New(fsm.Options{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	a := open("a", full, true)
+	defer a.Close()
+	waitLeader(t, a)
+	b := open("b", t.TempDir(), false)
+	defer b.Close()
+	if err := a.AddVoter(b.ID(), b.Addr(), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b to know its leader", func() bool { _, addr := b.Leader(); return addr == a.Addr() })
+	fillDisk(t, full)
+	results := writeUntil(t, b, "w", 16<<10, func(r []writeResult) bool {
+		return len(r) > 0 && r[len(r)-1].err != nil
+	})
+	err := results[len(results)-1].err
+	t.Logf("what the writer on the follower sees: %v", err)
+	if !errors.Is(err, raftnode.ErrNoSpace) || errors.Is(err, raftnode.ErrNoLeader) {
+		t.Fatalf("write through b to a full leader: %v, want ErrNoSpace", err)
+	}
+	for _, want := range []string{"no space left in the data dir " + full, "no space left on device"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	checkWrites(t, a, results)
+}

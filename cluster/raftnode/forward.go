@@ -218,7 +218,7 @@ func (f *forwarder) call(ctx context.Context, addr string, term uint64, data []b
 	case resp.Code == transport.CodeUnknown:
 		return nil, fmt.Errorf("%w: leader %s: %s", errOutcomeUnknown, addr, resp.Err)
 	}
-	return nil, fmt.Errorf("cluster: leader %s: %s", addr, resp.Err)
+	return nil, remoteErr(resp.Kind, fmt.Sprintf("cluster: leader %s: %s", addr, resp.Err))
 }
 
 // noteTerm remembers a term a leader said it leads in, for the next

@@ -35,7 +35,7 @@ func (s *signal) fire() {
 }
 
 // watchLeader fires n.leaderChanged on every change of leader raft
-// reports, until ctx ends.
+// reports, and notes another node leading in n.contacts, until ctx ends.
 func (n *Node) watchLeader(ctx context.Context) {
 	ch := make(chan raft.Observation, 4)
 	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
@@ -48,7 +48,10 @@ func (n *Node) watchLeader(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-ch:
+		case o := <-ch:
+			if lo, ok := o.Data.(raft.LeaderObservation); ok && lo.LeaderID != "" && string(lo.LeaderID) != n.cfg.NodeID {
+				n.contacts.follow(n.raft.CurrentTerm()) // see LeaderContact
+			}
 			n.leaderChanged.fire()
 		}
 	}

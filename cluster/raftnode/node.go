@@ -72,9 +72,12 @@ type Node struct {
 	beats  *heartbeatGate  // n.trans if built by Open, else nil
 	stores []io.Closer
 	space  *spaceStore // the raft store in the data dir; nil unless built by Open
+	own    raftStore   // that store as the node's own code reads it (see damageStore); nil unless built by Open
+	damage *damageLatch
 
 	// What the node knows of its state and how it answers other nodes.
 	termReady atomic.Uint64      // a term in which this leader has applied its own entry
+	contacts  contacts           // the answers raft's requests got, for a leader's LeaderContact
 	hasState  bool               // raft state existed when the node started
 	holdsLog  bool               // and held log entries or a snapshot (see StartedOnLog)
 	caught    caughtUp           // whether the FSM has applied the log it started with; see CaughtUp
@@ -125,6 +128,7 @@ func newNode(cfg Config) *Node {
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{cfg: cfg, log: log.With("node", cfg.NodeID), ctx: ctx, cancel: cancel, ready: make(chan struct{}),
 		reqs: newRequests()}
+	n.damage = newDamageLatch(ctx, n.log)
 	n.fwd = &forwarder{n: n}
 	n.serveOwn()
 	return n
@@ -221,6 +225,8 @@ func (n *Node) openStores(dir string) (raftStore, raft.SnapshotStore, error) {
 		return nil, nil, damaged(dir, db, err)
 	}
 	n.stores = append(n.stores, store)
+	n.damage.raftDir, n.damage.db = dir, db
+	n.own = &damageStore{raftStore: store, latch: n.damage}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, newHclog(n.log, "snapshots"))
 	if err != nil {
 		if ro := readOnly(n.cfg.DataDir, err); ro != nil {
@@ -228,7 +234,8 @@ func (n *Node) openStores(dir string) (raftStore, raft.SnapshotStore, error) {
 		}
 		return nil, nil, fmt.Errorf("cluster: snapshot store: %w", err)
 	}
-	return &spaceStore{raftStore: store, dataDir: n.cfg.DataDir, ctx: n.ctx, log: n.log}, snaps, nil
+	parked := &damageStore{raftStore: store, latch: n.damage, raft: true}
+	return &spaceStore{raftStore: parked, dataDir: n.cfg.DataDir, ctx: n.ctx, log: n.log}, snaps, nil
 }
 
 // advertiseAddr picks the address peers use to reach the cluster port.
@@ -296,7 +303,8 @@ func (n *Node) start(deps Deps) error {
 	}
 	var r *raft.Raft
 	err = guarded(func() (err error) {
-		r, err = raft.NewRaft(rc, &raftFSM{f: deps.FSM, reqs: n.reqs, ids: ids}, deps.LogStore, deps.StableStore, deps.SnapshotStore, deps.Transport)
+		r, err = raft.NewRaft(rc, &raftFSM{f: deps.FSM, reqs: n.reqs, ids: ids}, deps.LogStore, deps.StableStore,
+			deps.SnapshotStore, withContacts(deps.Transport, &n.contacts))
 		return err
 	})
 	if err != nil {
@@ -307,6 +315,10 @@ func (n *Node) start(deps Deps) error {
 		return fmt.Errorf("cluster: starting raft: %w", err)
 	}
 	n.raft, n.logs, n.stable = r, deps.LogStore, deps.StableStore
+	n.damage.running.Store(true)
+	if n.own != nil {
+		n.logs, n.stable = n.own, n.own
+	}
 	n.caught.index = r.LastIndex() // what CaughtUp waits for the FSM to apply
 	n.hasState = hasState
 	n.holdsLog = hasState && r.LastIndex() > 0
@@ -377,12 +389,22 @@ func (n *Node) Addr() string { return string(n.trans.LocalAddr()) }
 // IsLeader reports whether this node leads the cluster.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
-// LeaderContact returns when this node last heard from a leader: now if it
-// leads, the last contact if it follows, the zero time if it never had one.
-// A node whose leader contact is old may be cut off from the quorum.
+// LeaderContact returns when this node last heard from a leader: if it
+// leads, the last time a quorum of the voters (itself included) answered
+// it in its term (see contacts), so that a leader cut off from the others
+// says so before raft makes it step down; if it follows a leader, its last
+// contact with it; if it led and has heard of no leader since, the last
+// time a quorum answered it then (raft counts stepping down as a contact);
+// the zero time if it never had one. A node whose leader contact is old
+// may be cut off from the quorum.
 func (n *Node) LeaderContact() time.Time {
 	if n.IsLeader() {
-		return time.Now()
+		return n.quorumContact(n.raft.CurrentTerm())
+	}
+	if id, _ := n.Leader(); id != "" && id != n.cfg.NodeID {
+		n.contacts.follow(n.raft.CurrentTerm())
+	} else if led := n.contacts.ledTerm(); led > 0 {
+		return n.quorumContact(led)
 	}
 	return n.raft.LastContact()
 }

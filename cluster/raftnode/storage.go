@@ -36,12 +36,19 @@ var (
 )
 
 // damaged is the error of a node whose raft state (in raftDir) holds a
-// damaged file: what is wrong with it and how to recover.
+// damaged file, found at start: what is wrong with it and how to recover.
 func damaged(raftDir, file string, err error) error {
-	return fmt.Errorf("%w: %s: %w; the node does not start on it. If the other nodes of its cluster run, move %s "+
+	return damage(raftDir, file, "the node does not start on it", err)
+}
+
+// damage is the error of a node whose raft state (in raftDir) holds a
+// damaged file: what is wrong with it, what the node does (done), and how
+// to recover.
+func damage(raftDir, file, done string, err error) error {
+	return fmt.Errorf("%w: %s: %w; %s. If the other nodes of its cluster run, move %s "+
 		"aside (mv %s %s.damaged) and start this node again: it rejoins empty and receives the cluster's state from "+
 		"the leader. If it was the cluster's only node, restore %s from a backup",
-		ErrDamagedState, file, err, raftDir, raftDir, raftDir, raftDir)
+		ErrDamagedState, file, err, done, raftDir, raftDir, raftDir, raftDir)
 }
 
 // readOnly is the error of a data dir that cannot be written for being on
@@ -63,14 +70,21 @@ func notDamage(err error) bool {
 // guarded runs f, turning a panic (bbolt panics on some bad pages) or a
 // memory fault (reading past the end of a truncated, memory-mapped file)
 // into an error.
-func guarded(f func() error) (err error) {
+func guarded(f func() error) error {
+	_, err := recovered(f)
+	return err
+}
+
+// recovered runs f as guarded does, and reports whether it panicked or
+// faulted.
+func recovered(f func() error) (panicked bool, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("reading it failed: %v", r)
+			panicked, err = true, fmt.Errorf("reading it failed: %v", r)
 		}
 	}()
-	return f()
+	return false, f()
 }
 
 // checkState checks the raft state in dir (the data dir's raft

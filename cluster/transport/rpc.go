@@ -56,6 +56,11 @@ type Response struct {
 	Leader  string       `msgpack:"l,omitempty"` // a hint with CodeNotLeader
 	Term    uint64       `msgpack:"t,omitempty"` // OpStats, OpReadIndex; the leader's with CodeNotLeader
 	Applied uint64       `msgpack:"a,omitempty"` // OpStats
+	// Kind says which of the receiver's known errors Err is, with
+	// CodeFailed (the raft node's sentinels: see its remote errors), so
+	// that the caller's errors.Is sees it; 0 for none. A code the caller
+	// does not know is a plain error.
+	Kind uint8 `msgpack:"k,omitempty"`
 }
 
 // Net carries forwarding RPCs to other nodes. The TCP implementation

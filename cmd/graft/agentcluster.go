@@ -14,6 +14,7 @@ import (
 	apiserver "github.com/graftcm/graft/api/server"
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/cluster/clusterkey"
+	"github.com/graftcm/graft/cluster/raftnode"
 	"github.com/graftcm/graft/world"
 )
 
@@ -48,7 +49,7 @@ type agentCluster struct {
 	// Not under mu: the agent reads it as it stops, while a restart may
 	// hold mu for long.
 	errMu sync.Mutex
-	err   error // why a restart failed: the agent stops with it
+	err   error // why a restart failed, or the damage found: the agent stops with it
 }
 
 // clusterSide is one run of the cluster server, the World on it and the
@@ -197,7 +198,8 @@ func (a *agentCluster) startSide(key clusterKey, seeds []string) (_ *clusterSide
 	}
 	side.stops = append(side.stops,
 		goRun(func(ctx context.Context) error { node.LogLeadership(ctx, log); return nil }, nil),
-		goRun(func(ctx context.Context) error { node.LogCaughtUp(ctx, log); return nil }, nil))
+		goRun(func(ctx context.Context) error { node.LogCaughtUp(ctx, log); return nil }, nil),
+		goRun(func(ctx context.Context) error { a.stopIfDamaged(ctx, node); return nil }, nil))
 	if len(seeds) > 0 {
 		side.stops = append(side.stops, goRun(func(ctx context.Context) error {
 			checkJoined(ctx, srv, seeds, key.tok, joinCheckAfter, log)
@@ -312,8 +314,21 @@ func sweepStale(ctx context.Context, w *world.World, log *slog.Logger) {
 	}
 }
 
-// failure is why a restart of the cluster side failed, if one did: the
-// agent stopped because of it.
+// stopIfDamaged stops the agent, failing with the damage, if node finds
+// its raft state damaged while it runs (raftnode.ErrDamagedState: the
+// error names the file and how to recover), until ctx ends.
+func (a *agentCluster) stopIfDamaged(ctx context.Context, node *raftnode.Node) {
+	select {
+	case <-ctx.Done():
+	case <-node.Damaged():
+		a.fail(node.DamageErr())
+		a.shutdown()
+	}
+}
+
+// failure is why a restart of the cluster side failed, or the damage its
+// node found while it ran, if either happened: the agent stopped because
+// of it.
 func (a *agentCluster) failure() error {
 	a.errMu.Lock()
 	defer a.errMu.Unlock()

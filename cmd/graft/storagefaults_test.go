@@ -253,3 +253,58 @@ func TestKVPutOnAFullDataDirSaysSoAndWorksOnceSpaceIsFreed(t *testing.T) {
 		t.Errorf("after space returned, kv get reads %q: %s", stdout, stderr)
 	}
 }
+
+// An agent whose raft.db is damaged while it runs (its pages overwritten
+// in place) stops, exiting non-zero with the message a start on it gives,
+// saying the node stopped, naming the file and the way back; never with a
+// Go panic (bolt panics on the page inside raft's goroutine).
+func TestAgentWhoseRaftStateIsDamagedWhileItRunsStopsSayingSo(t *testing.T) {
+	data := t.TempDir()
+	a := startTestAgent(t, data, "h1")
+	if code, _, stderr := graft(t, "kv", "put", "--data-dir", data, "before", "1"); code != 0 {
+		t.Fatalf("put: exit %d: %s", code, stderr)
+	}
+	db := filepath.Join(data, "raft", "raft.db")
+	f, err := os.OpenFile(db, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	garbage := make([]byte, fi.Size()-2*4096) // every page but the two meta pages
+	for i := range garbage {
+		garbage[i] = byte(0xA5 ^ i)
+	}
+	if _, err := f.WriteAt(garbage, 2*4096); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The next write makes bolt read the damaged pages.
+	ctx, cancel := context.WithTimeout(t.Context(), clusterWait)
+	defer cancel()
+	code, _, stderr := cliContext(ctx, "kv", "put", "--data-dir", data, "after", "2")
+	t.Logf("the write after the damage: exit %d: %s", code, stderr)
+	if code := a.exitCode(clusterWait); code == 0 {
+		t.Fatal("the agent went on, or stopped cleanly, on a damaged raft.db")
+	}
+	out := a.output()
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "damaged") {
+			t.Logf("what the user sees: %s", l)
+		}
+	}
+	raftDir := filepath.Join(data, "raft")
+	for _, want := range []string{"raft state damaged: " + db, "the node stopped", "mv " + raftDir + " " + raftDir + ".damaged",
+		"rejoins empty"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the agent's output does not say %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "panic") || strings.Contains(out, "goroutine ") {
+		t.Errorf("the agent panicked:\n%s", out)
+	}
+}
