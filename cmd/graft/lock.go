@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -114,8 +116,14 @@ func runLocked(ctx context.Context, e *env, slot *api.Slot, name string, args []
 			err = errors.Join(err, rerr)
 		}
 	}()
+	// The command's output and lock's own messages share stderr: unless
+	// it is a file, exec copies the command's into it on a goroutine.
+	stderr := &lockedWriter{w: e.stderr}
 	cmd := exec.Command(name, args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = e.stdin, e.stdout, e.stderr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = e.stdin, e.stdout, stderr
+	if f, ok := e.stderr.(*os.File); ok {
+		cmd.Stderr = f // handed to the command as it is
+	}
 	cmd.Env = append(os.Environ(), "GRAFT_LOCK_ID="+slot.ID(), "GRAFT_LOCK_TOKEN="+strconv.FormatUint(slot.Token(), 10))
 	if err := cmd.Start(); err != nil {
 		code := exitCannotRun
@@ -132,11 +140,11 @@ func runLocked(ctx context.Context, e *env, slot *api.Slot, name string, args []
 		select {
 		case werr := <-exited:
 			if lost == nil { // it was lost while the command ran
-				return &exitError{code: exitLockLost, err: fmt.Errorf("lock %s: the slot was lost while the command ran: %w", slot.ID(), api.ErrSlotLost)}
+				return &exitError{code: exitLockLost, err: fmt.Errorf("lock %s: the command was terminated: %w", slot.ID(), api.ErrSlotLost)}
 			}
 			return commandExit(slot.ID(), werr)
 		case <-lost:
-			fmt.Fprintf(e.stderr, "graft: lock %s: %v; sending SIGTERM to the command\n", slot.ID(), slot.Err())
+			fmt.Fprintf(stderr, "graft: lock %s: %v; sending SIGTERM to the command\n", slot.ID(), slot.Err())
 			_ = cmd.Process.Signal(syscall.SIGTERM)
 			lost, killAfter = nil, time.After(lockKillAfter)
 		case <-stopped:
@@ -145,7 +153,7 @@ func runLocked(ctx context.Context, e *env, slot *api.Slot, name string, args []
 		case <-e.hard:
 			_ = cmd.Process.Kill()
 		case <-killAfter:
-			fmt.Fprintf(e.stderr, "graft: lock %s: the command still runs %v after SIGTERM; killing it\n", slot.ID(), lockKillAfter)
+			fmt.Fprintf(stderr, "graft: lock %s: the command still runs %v after SIGTERM; killing it\n", slot.ID(), lockKillAfter)
 			_ = cmd.Process.Kill()
 		}
 	}
@@ -166,4 +174,16 @@ func commandExit(id string, err error) error {
 		code = 128 + int(ws.Signal())
 	}
 	return &exitError{code: code, err: fmt.Errorf("lock %s: the command %w", id, ee), quiet: true}
+}
+
+// lockedWriter serializes writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
