@@ -38,6 +38,19 @@ type acquired struct {
 	err  error
 }
 
+// result waits for an acquireAsync's result, failing the test after a
+// while.
+func result(t *testing.T, ch <-chan acquired) acquired {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(semaWait):
+		t.Fatalf("acquire still waiting after %v", semaWait)
+	}
+	panic("unreachable")
+}
+
 // mustAcquire takes a slot, failing the test otherwise, and releases it
 // when the test ends.
 func mustAcquire(t *testing.T, c *api.Client, id string, count int64) *api.Slot {
@@ -65,7 +78,7 @@ func TestSemaReleaseHandsTheSlotToTheWaiterWithALargerToken(t *testing.T) {
 	if err := first.Release(t.Context()); err != nil {
 		t.Fatalf("release: %v", err)
 	}
-	r := <-second
+	r := result(t, second)
 	if r.err != nil {
 		t.Fatalf("the waiter: %v", r.err)
 	}
@@ -95,7 +108,7 @@ func TestSemaCountTwoHoldsTwoAtOnce(t *testing.T) {
 	if err := b.Release(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	r := <-third
+	r := result(t, third)
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
@@ -127,7 +140,7 @@ func TestSemaClosingTheRequestReleasesTheSlot(t *testing.T) {
 	waitUntil(t, semaWait, "a waiter queued", func() bool { return len(f.semaState("db").Waiters) == 1 })
 	resp.Body.Close()
 	cancel()
-	r := <-waiter
+	r := result(t, waiter)
 	if r.err != nil {
 		t.Fatalf("the waiter: %v", r.err)
 	}
@@ -145,7 +158,7 @@ func TestSemaCancelledWaitLeavesTheQueue(t *testing.T) {
 	waiter := acquireAsync(ctx, f.client, "db", 1)
 	waitUntil(t, semaWait, "a waiter queued", func() bool { return len(f.semaState("db").Waiters) == 1 })
 	cancel()
-	if r := <-waiter; !errors.Is(r.err, context.Canceled) {
+	if r := result(t, waiter); !errors.Is(r.err, context.Canceled) {
 		t.Fatalf("cancelled wait: %v, want context.Canceled", r.err)
 	}
 	waitUntil(t, semaWait, "the queue empty", func() bool { return len(f.semaState("db").Waiters) == 0 })
@@ -171,7 +184,7 @@ func TestSemaCapRefusesOneRequestTooMany(t *testing.T) {
 	if err := holder.Release(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	r := <-waiter
+	r := result(t, waiter)
 	if r.err != nil {
 		t.Fatal(r.err)
 	}

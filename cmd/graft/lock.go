@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -125,6 +126,13 @@ func runLocked(ctx context.Context, e *env, slot *api.Slot, name string, args []
 		cmd.Stderr = f // handed to the command as it is
 	}
 	cmd.Env = append(os.Environ(), "GRAFT_LOCK_ID="+slot.ID(), "GRAFT_LOCK_TOKEN="+strconv.FormatUint(slot.Token(), 10))
+	// If lock dies (SIGKILL), its connection closes and the agent gives
+	// the slot back: the command must not run on without it. The kernel
+	// signals the child when the thread that started it ends, so that
+	// thread stays this goroutine's until the command has exited.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if err := cmd.Start(); err != nil {
 		code := exitCannotRun
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -56,7 +57,11 @@ func lockAgent(t *testing.T) (string, *world.World, *raftnode.Node) {
 // binary as graft), killed if still running when the test ends.
 func startLock(t *testing.T, args ...string) *agent {
 	t.Helper()
-	return startAgent(t, append([]string{"lock"}, args...)...)
+	cmd := exec.Command(os.Args[0], append([]string{"lock"}, args...)...)
+	// A lock killed at the test's end leaves its command's output open
+	// for as long as the command runs.
+	cmd.WaitDelay = 5 * time.Second
+	return startProcess(t, cmd)
 }
 
 // waitLog waits until the file holds want.
@@ -205,7 +210,7 @@ func TestLockInterruptedWhileWaitingLeavesTheQueue(t *testing.T) {
 func TestLockLostTerminatesTheCommand(t *testing.T) {
 	sock, _, node := lockAgent(t)
 	log := filepath.Join(t.TempDir(), "log")
-	script := `trap 'echo TERM >> "$1"; exit 0' TERM; echo started >> "$1"; while :; do sleep 0.05; done`
+	script := `trap 'echo TERM >> "$1"; exit 0' TERM; echo started >> "$1"; i=0; while [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done`
 	l := startLock(t, "--api", sock, "db", "--", "sh", "-c", script, "sh", log)
 	waitLog(t, log, "started")
 	if _, err := node.Apply(t.Context(), []fsm.Command{{Op: fsm.OpExpireNode, Node: "node0"}}); err != nil {
@@ -223,7 +228,7 @@ func TestLockLostTerminatesTheCommand(t *testing.T) {
 func TestLockPassesAStopOnToTheCommand(t *testing.T) {
 	sock, _, node := lockAgent(t)
 	log := filepath.Join(t.TempDir(), "log")
-	script := `trap 'echo TERM >> "$1"; exit 7' TERM; echo started >> "$1"; while :; do sleep 0.05; done`
+	script := `trap 'echo TERM >> "$1"; exit 7' TERM; echo started >> "$1"; i=0; while [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done`
 	l := startLock(t, "--api", sock, "db", "--", "sh", "-c", script, "sh", log)
 	waitLog(t, log, "started")
 	l.signal(syscall.SIGTERM)
@@ -234,4 +239,17 @@ func TestLockPassesAStopOnToTheCommand(t *testing.T) {
 	if n := holders(node, "db"); n != 0 {
 		t.Errorf("%d holders after the lock exited", n)
 	}
+}
+
+// A graft lock killed outright (SIGKILL) takes its command down with it
+// (SIGTERM), and its agent gives the slot back as its connection closes.
+func TestLockKilledStopsTheCommandAndFreesTheSlot(t *testing.T) {
+	sock, _, node := lockAgent(t)
+	log := filepath.Join(t.TempDir(), "log")
+	script := `trap 'echo TERM >> "$1"; exit 0' TERM; echo started >> "$1"; i=0; while [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done`
+	l := startLock(t, "--api", sock, "db", "--", "sh", "-c", script, "sh", log)
+	waitLog(t, log, "started")
+	l.signal(syscall.SIGKILL)
+	waitLog(t, log, "TERM")
+	waitUntil(t, "the slot given back", func() (bool, error) { return holders(node, "db") == 0, nil })
 }
