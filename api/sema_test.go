@@ -86,6 +86,31 @@ func TestSlotOfASilentAgentIsLost(t *testing.T) {
 	}
 }
 
+// Keepalives keep a slot held past SilenceFactor keepalive intervals:
+// only the agent's word ends it.
+func TestSlotKeptByKeepalives(t *testing.T) {
+	c := stubAgent(t, func(w http.ResponseWriter, r *http.Request) {
+		grant(w, 100*time.Millisecond)
+		enc, rc := json.NewEncoder(w), http.NewResponseController(w)
+		tick := time.NewTicker(20 * time.Millisecond) // the agent's pace
+		defer tick.Stop()
+		for range 40 { // 0.8s, well past the 0.3s of silence that loses a slot
+			<-tick.C
+			enc.Encode(SemaLine{Keepalive: true})
+			rc.Flush()
+		}
+		enc.Encode(SemaLine{Lost: true, Error: "the end of the test"})
+	})
+	s, err := c.Acquire(t.Context(), "db", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLost(t, s)
+	if err := s.Err(); !strings.Contains(err.Error(), "the agent says: the end of the test") {
+		t.Errorf("Err: %v, want the agent's last word", err)
+	}
+}
+
 // A stream that breaks (the agent died) loses the slot.
 func TestSlotOfADeadAgentIsLost(t *testing.T) {
 	c := stubAgent(t, func(w http.ResponseWriter, r *http.Request) {

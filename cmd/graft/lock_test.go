@@ -158,6 +158,9 @@ func TestLockExitsWithTheCommandsStatusAndReleases(t *testing.T) {
 	if n := holders(node, "db"); n != 0 {
 		t.Errorf("%d holders after the lock exited", n)
 	}
+	if code, _, stderr := graft(t, "lock", "--api", sock, "db", "--", "sh", "-c", "kill -KILL $$"); code != 128+9 || stderr != "" {
+		t.Errorf("a command killed by SIGKILL: exit %d, stderr %q; want 137 and nothing", code, stderr)
+	}
 	code, _, stderr = graft(t, "lock", "--api", sock, "db", "no-such-command-graft-test")
 	if code != exitNotFound || !strings.Contains(stderr, "no-such-command-graft-test") {
 		t.Errorf("a missing command: exit %d, stderr %q", code, stderr)
