@@ -165,6 +165,10 @@ func TestLockExitsWithTheCommandsStatusAndReleases(t *testing.T) {
 	if code != exitNotFound || !strings.Contains(stderr, "no-such-command-graft-test") {
 		t.Errorf("a missing command: exit %d, stderr %q", code, stderr)
 	}
+	dir := t.TempDir()
+	if code, _, stderr := graft(t, "lock", "--data-dir", dir, "db", "--", "true"); code != 1 || !strings.Contains(stderr, "no graft agent answers at "+dir) {
+		t.Errorf("no agent: exit %d, stderr %q; want 1 naming the socket", code, stderr)
+	}
 	if code, _, _ := graft(t, "lock", "--api", sock, "db"); code != exitUsage {
 		t.Errorf("no command: exit %d, want %d", code, exitUsage)
 	}
