@@ -142,17 +142,18 @@
 // (or fails saying why; the agent then keeps trying), so a client knows
 // the release took; 404 if no open request of this agent holds that slot.
 // An agent takes at most Config.MaxSemaRequests such requests at once,
-// waiting or holding (429 beyond). A holder that lost its slot may still
+// waiting or holding (429 beyond). A bad id, count or token answers 400
+// naming it, a count other than the holders' 409, and an agent that
+// serves no semaphores 501. A holder that lost its slot may still
 // act for a moment: hand the token to what the slot guards.
 //
 // # Errors
 //
 // Failures answer {"error": "message"} with: 400 for bad input (an empty
 // key, a reserved key, a bad query parameter, a watch from a revision the
-// cluster has not reached), 404 for a missing key, an unknown path or a
-// semaphore slot not held, 409 for a semaphore count other than its
-// holders', 429 for a semaphore request beyond the agent's cap, 405 for a method a path does not take, 413 for a value too
-// large, 501 for the membership (or semaphore) endpoints of an agent that runs no
+// cluster has not reached), 404 for a missing key or an
+// unknown path, 405 for a method a path does not take, 413 for a value too
+// large, 501 for the membership endpoints of an agent that runs no
 // membership, 502 for a join that no given address answered (wrong
 // addresses, nodes down, or another cluster key), 409 for a join the
 // agent refuses (a node that had peers keeps its cluster and key; the

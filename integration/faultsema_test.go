@@ -2,9 +2,9 @@ package integration
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/graftcm/graft/api"
@@ -23,6 +23,7 @@ var faultSemas = []struct {
 // nanoseconds since the recorder was made.
 type semaRecorder struct {
 	start   time.Time
+	stop    context.CancelFunc // ends the clients
 	clients sync.WaitGroup
 
 	mu    sync.Mutex
@@ -36,7 +37,8 @@ func (r *semaRecorder) now() int64 { return int64(time.Since(r.start)) }
 // to 700 ms or until it is lost, and gives it back, until ctx ends.
 // Client numbers start at first.
 func startSemaClients(ctx context.Context, c *Cluster, clients map[*Host]*api.Client, prefix string, seed uint64, first int) *semaRecorder {
-	r := &semaRecorder{start: time.Now()}
+	ctx, stop := context.WithCancel(ctx)
+	r := &semaRecorder{start: time.Now(), stop: stop}
 	for i, h := range c.Hosts {
 		id, cl := first+i, clients[h]
 		rng := rand.New(rand.NewPCG(seed, uint64(1000+id)))
@@ -83,21 +85,13 @@ func (r *semaRecorder) holdOnce(ctx context.Context, c *api.Client, id int, sema
 	rcancel()
 }
 
-// wait waits for the clients to end (their ctx ended), and checks the
-// holds: never more holders of a semaphore than its count, as the
-// clients saw them, nor a token out of order.
-func (r *semaRecorder) wait() error {
+// check ends the clients, waits for them, and checks the holds: never
+// more holders of a semaphore than its count, as the clients saw them,
+// nor a token out of order. It logs how many there were.
+func (r *semaRecorder) check(t *testing.T, replay string) {
+	t.Helper()
+	r.stop()
 	r.clients.Wait()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.holds) < 5 {
-		return fmt.Errorf("%d semaphore holds: the semaphore clients hardly held anything", len(r.holds))
-	}
-	return faultcheck.Semaphores(r.holds)
-}
-
-// summary counts the holds.
-func (r *semaRecorder) summary() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	lost := 0
@@ -106,5 +100,11 @@ func (r *semaRecorder) summary() string {
 			lost++
 		}
 	}
-	return fmt.Sprintf("%d semaphore holds (%d lost)", len(r.holds), lost)
+	t.Logf("%s: %d semaphore holds (%d lost)", replay, len(r.holds), lost)
+	if len(r.holds) < 5 {
+		t.Errorf("%s: %d semaphore holds: the semaphore clients hardly held anything", replay, len(r.holds))
+	}
+	if err := faultcheck.Semaphores(r.holds); err != nil {
+		t.Errorf("%s: %v", replay, err)
+	}
 }
