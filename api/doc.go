@@ -26,6 +26,8 @@
 //	POST   /v1/deploys                          store {"origin": NAME, "graph": BASE64} as the newest deploy: {"number": N}
 //	GET    /v1/deploys/{n}[?linearizable=true]  deploy n with its graph (see Deploy); 404 if missing
 //	POST   /v1/deploys/{n}/rollback             store deploy n's graph again as the newest deploy: {"number": N}; 409 if n is the newest
+//	POST   /v1/sema/{id...}[?count=N]           wait for a slot of cluster semaphore id, then hold it while the request stays open (see Semaphores)
+//	DELETE /v1/sema/{id...}?token=T             give back the slot a request of this agent holds: {"released": true} once the cluster has it
 //
 // Keys are UTF-8 text, at most 4 KiB (fsm.MaxKeySize); in a path they are
 // percent-encoded (a '/' may stay as it is, but "//", "." and ".." segments
@@ -134,6 +136,40 @@
 // fell too far behind, or the node installed a snapshot): "state" then
 // holds every key under the prefix at rev, to replace what the watcher had.
 // An object with "error" is the last one: the agent ended the watch.
+//
+// # Semaphores
+//
+// A POST to /v1/sema/{id} takes a slot of the cluster-wide semaphore id
+// (the one graphs name "@@id"), which has count slots (1 to
+// fsm.MaxSemaCount, default 1; every holder must give the same), and
+// holds it for as long as the request stays open. The request has no
+// body. The id is escaped as a key is. The answer comes once the slot is
+// granted, the wait being a place in the cluster's FIFO queue, given up if
+// the client closes the request first. Then the agent streams
+// newline-delimited JSON objects (SemaLine):
+//
+//	{"granted": true, "id": "db", "count": 1, "token": 812, "rev": 812, "keepalive_ms": 1000}
+//	{"keepalive": true}
+//	{"lost": true, "error": "..."}
+//	{"released": true}
+//
+// The first object carries the fencing token, the agent's revision when
+// the slot was granted, and the keepalive interval: a keepalive object
+// follows at that interval while the slot is held, so that a client tells
+// a frozen or cut-off agent from a quiet one (Client counts the slot lost
+// after SilenceFactor intervals without a line; the cluster frees a silent
+// host's slots only after several seconds more). The last object is "lost"
+// (the cluster took the slot back, the agent lost touch with the leader, or
+// the agent is stopping; the agent gives the slot back if it still can) or
+// "released". Closing the request gives the slot back. A DELETE of
+// /v1/sema/{id}?token=T gives it back and answers once the cluster has it
+// (or fails saying why; the agent then keeps trying), so a client knows
+// the release took; 404 if no open request of this agent holds that slot.
+// An agent takes at most Config.MaxSemaRequests such requests at once,
+// waiting or holding (429 beyond). A bad id, count or token answers 400
+// naming it, a count other than the holders' 409, and an agent that
+// serves no semaphores 501. A holder that lost its slot may still
+// act for a moment: hand the token to what the slot guards.
 //
 // # Errors
 //

@@ -174,6 +174,8 @@ func runFaultSchedule(t *testing.T, c *Cluster, clients map[*Host]*api.Client, p
 			id++
 		}
 	}
+	semas := startSemaClients(cctx, c, clients, prefix, seed, id)
+	defer semas.check(t, replay)
 	for _, s := range steps {
 		c.inject(s)
 	}

@@ -53,6 +53,9 @@ type fixtureOpts struct {
 	tcp bool
 	// deploys serves the World's deploys.
 	deploys bool
+	// The semaphore side of Config (the World serves semaphores).
+	maxSema   int
+	keepalive time.Duration
 }
 
 // newFixture starts a one-node cluster (or opts.nodes), waits for its
@@ -91,7 +94,8 @@ func newFixture(t *testing.T, opts fixtureOpts) *fixture {
 		deploys = w
 	}
 	srv, err := NewServer(Config{Store: store, Deploys: deploys, Status: node.Status, Node: opts.node, Host: m.ID, Version: "v-test", Timeout: opts.timeout,
-		Cluster: opts.cluster, Join: opts.join, Leave: opts.leave, KeyFingerprint: opts.fingerprint})
+		Cluster: opts.cluster, Join: opts.join, Leave: opts.leave, KeyFingerprint: opts.fingerprint,
+		Semaphores: w, MaxSemaRequests: opts.maxSema, SemaKeepalive: opts.keepalive})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -100,6 +100,18 @@ type Config struct {
 	// Deploys stores and lists deploys, for /v1/deploys. Nil: those
 	// endpoints answer 501.
 	Deploys Deployer
+	// Semaphores serves /v1/sema: cluster-wide semaphore slots held by
+	// open requests. Nil: those endpoints answer 501.
+	Semaphores Semaphores
+	// MaxSemaRequests caps the /v1/sema requests open at once, waiting or
+	// holding a slot: each holds a connection and, once granted, a slot
+	// of the cluster. One beyond it is refused with 429. Zero means
+	// DefaultMaxSemaRequests.
+	MaxSemaRequests int
+	// SemaKeepalive is how often a held slot's stream carries a keepalive
+	// line, by which a client tells a live agent from a frozen one. Zero
+	// means DefaultSemaKeepalive.
+	SemaKeepalive time.Duration
 	// Timeout bounds each request but watches; zero means DefaultTimeout.
 	// A write that has no leader within it fails with 503, one that
 	// timed out otherwise with 504.
@@ -117,6 +129,8 @@ type Server struct {
 
 	serveOnce sync.Once
 	stopping  chan struct{} // closed when Serve starts shutting down: ends watches
+
+	holds holds // the open /v1/sema requests
 
 	// current is set once a linearizable read has succeeded: the local
 	// copy of the state has then caught up with the cluster since the
@@ -137,6 +151,18 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultTimeout
 	}
+	if cfg.MaxSemaRequests < 0 {
+		return nil, fmt.Errorf("api: MaxSemaRequests is %d, want a positive number (or 0 for the default)", cfg.MaxSemaRequests)
+	}
+	if cfg.MaxSemaRequests == 0 {
+		cfg.MaxSemaRequests = DefaultMaxSemaRequests
+	}
+	if cfg.SemaKeepalive < 0 {
+		return nil, fmt.Errorf("api: SemaKeepalive is %v, want a positive duration (or 0 for the default)", cfg.SemaKeepalive)
+	}
+	if cfg.SemaKeepalive == 0 {
+		cfg.SemaKeepalive = DefaultSemaKeepalive
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, stopping: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -151,6 +177,8 @@ func NewServer(cfg Config) (*Server, error) {
 	mux.HandleFunc("POST /v1/join", s.bounded(s.join))
 	mux.HandleFunc("GET /v1/members", s.members)
 	mux.HandleFunc("POST /v1/leave", s.leave)
+	mux.HandleFunc("POST /v1/sema/{id...}", s.semaAcquire)
+	mux.HandleFunc("DELETE /v1/sema/{id...}", s.bounded(s.semaRelease))
 	mux.HandleFunc("GET /v1/deploys", s.bounded(s.listDeploys))
 	mux.HandleFunc("POST /v1/deploys", s.bounded(s.postDeploy))
 	mux.HandleFunc("GET /v1/deploys/{n}", s.bounded(s.getDeploy))
@@ -161,7 +189,7 @@ func NewServer(cfg Config) (*Server, error) {
 	for path, allow := range map[string]string{
 		"/v1/kv/{key...}": "GET, PUT, DELETE", "/v1/kv": "GET", "/v1/watch": "GET", "/v1/status": "GET",
 		"/v1/join": "POST", "/v1/members": "GET", "/v1/leave": "POST",
-		"/v1/deploys": "GET, POST", "/v1/deploys/{n}": "GET", "/v1/deploys/{n}/rollback": "POST",
+		"/v1/sema/{id...}": "POST, DELETE", "/v1/deploys": "GET, POST", "/v1/deploys/{n}": "GET", "/v1/deploys/{n}/rollback": "POST",
 	} {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)

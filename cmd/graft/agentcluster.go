@@ -241,7 +241,7 @@ func (a *agentCluster) serveAPI(side *clusterSide) error {
 	if err != nil {
 		return err
 	}
-	apiSrv, err := apiserver.NewServer(apiserver.Config{Store: w, Deploys: w, Status: node.Status, Node: node, Host: a.o.hostname, Version: version(),
+	apiSrv, err := apiserver.NewServer(apiserver.Config{Store: w, Deploys: w, Semaphores: w, MaxSemaRequests: a.o.apiMaxLocks, Status: node.Status, Node: node, Host: a.o.hostname, Version: version(),
 		Cluster: side.srv, Join: a.join(side), OwnKey: func(key string) bool {
 			tok, err := clusterkey.Parse(key)
 			return err == nil && tok.Equal(side.key.tok)

@@ -46,6 +46,7 @@ func newApp(e *env) *cli.App {
 			deployCommand(e),
 			kvCommand(e),
 			statusCommand(e),
+			lockCommand(e),
 			joinCommand(e),
 			membersCommand(e),
 			leaveCommand(e),

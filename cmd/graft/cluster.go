@@ -18,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/graftcm/graft/api"
+	apiserver "github.com/graftcm/graft/api/server"
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/cluster/clusterkey"
 	"github.com/graftcm/graft/internal/atomicfile"
@@ -68,6 +69,9 @@ func clusterFlags() []cli.Flag {
 		&cli.StringFlag{Name: "api-addr", EnvVars: []string{"GRAFT_API_ADDR"},
 			Usage: "also serve the local API on this loopback `HOST:PORT` (127.0.0.1, [::1] or localhost; " +
 				"the API has no authentication, so other addresses are refused)"},
+		&cli.IntFlag{Name: "api-max-locks", Value: apiserver.DefaultMaxSemaRequests, EnvVars: []string{"GRAFT_API_MAX_LOCKS"},
+			Usage: "at most `N` semaphore requests (graft lock, /v1/sema) open at once on the local API, waiting or holding; " +
+				"more are refused with 429"},
 	}
 }
 
@@ -82,6 +86,7 @@ type clusterOptions struct {
 	clusterName     string
 	token           *clusterkey.Token // nil: from the data dir, or a new one
 	apiAddr         string
+	apiMaxLocks     int
 	discover        bool // --discover, or its default (see discoverySetting)
 	discoverAsked   bool // --discover was given: discovery that cannot start is an error
 	// addrsSet: an address flag was given (--cluster-addr, --gossip-addr
@@ -99,6 +104,7 @@ func parseClusterOptions(c *cli.Context) (clusterOptions, error) {
 		voters:          c.Int("voters"),
 		clusterName:     c.String("cluster-name"),
 		apiAddr:         c.String("api-addr"),
+		apiMaxLocks:     c.Int("api-max-locks"),
 		addrsSet:        c.IsSet("cluster-addr") || c.IsSet("gossip-addr") || c.IsSet("advertise-addr"),
 	}
 	for _, j := range c.StringSlice("join") {
@@ -118,6 +124,9 @@ func parseClusterOptions(c *cli.Context) (clusterOptions, error) {
 		if _, _, err := net.SplitHostPort(o.apiAddr); err != nil {
 			return o, usageError("--api-addr %q: want HOST:PORT: %v", o.apiAddr, err)
 		}
+	}
+	if o.apiMaxLocks < 1 {
+		return o, usageError("--api-max-locks %d: want at least 1", o.apiMaxLocks)
 	}
 	if o.advertiseAddr != "" {
 		ip := net.ParseIP(o.advertiseAddr)

@@ -46,10 +46,12 @@ func runEnv(ctx context.Context, e *env, args []string) int {
 	if err == nil {
 		return 0
 	}
-	for _, line := range errorLines(err) {
-		fmt.Fprintf(e.stderr, "graft: %s\n", line)
-	}
 	var ee *exitError
+	if q, ok := err.(*exitError); !ok || !q.quiet {
+		for _, line := range errorLines(err) {
+			fmt.Fprintf(e.stderr, "graft: %s\n", line)
+		}
+	}
 	if errors.As(err, &ee) {
 		return ee.code
 	}
@@ -71,10 +73,12 @@ func errorLines(err error) []string {
 	return lines
 }
 
-// exitError carries a specific exit code.
+// exitError carries a specific exit code. A quiet one prints nothing:
+// the exit code passes on a command's own (graft lock).
 type exitError struct {
-	code int
-	err  error
+	code  int
+	err   error
+	quiet bool
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
