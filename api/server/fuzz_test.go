@@ -38,7 +38,8 @@ func (j *joinRecorder) ClusterID() string             { return "fuzz" }
 func (j *joinRecorder) GossipAddr() string            { return "127.0.0.1:7946" }
 
 // stopAfterStart is a response recorder that ends the request at its
-// first flush: a watch or a leave has started streaming, which is all
+// first flush: a watch or a leave has started streaming, or a semaphore
+// slot was granted (and is given back as the request ends), which is all
 // that the request's parsing decides.
 type stopAfterStart struct {
 	*httptest.ResponseRecorder
@@ -64,7 +65,7 @@ func fuzzServer(f *testing.F) http.Handler {
 	if err != nil {
 		f.Fatal(err)
 	}
-	srv, err := NewServer(Config{Store: w, Deploys: w, Status: m.Node().Status, Node: m.Node(), Host: m.ID, Version: "v-fuzz",
+	srv, err := NewServer(Config{Store: w, Deploys: w, Semaphores: w, Status: m.Node().Status, Node: m.Node(), Host: m.ID, Version: "v-fuzz",
 		Cluster: &joinRecorder{}, Leave: func(context.Context) error { return nil }, Timeout: 5 * time.Second})
 	if err != nil {
 		f.Fatal(err)
@@ -119,6 +120,10 @@ func FuzzHandler(f *testing.F) {
 		{"GET", "/v1/deploys", nil},
 		{"GET", "/v1/deploys/1", nil},
 		{"POST", "/v1/deploys/1/rollback", nil},
+		{"POST", "/v1/sema/db?count=2", nil},
+		{"POST", "/v1/sema/db", []byte("body")},
+		{"POST", "/v1/sema/a/b?count=0", nil},
+		{"DELETE", "/v1/sema/db?token=1", nil},
 		{"PATCH", "/v1/kv/%ff", []byte("x")},
 		{"GET", "/v1/kv/_graft/x", nil},
 	} {
