@@ -328,6 +328,7 @@ func (n *Node) start(deps Deps) error {
 	default:
 		n.log.Debug("no raft state and not asked to bootstrap")
 	}
+	n.electIfSoleVoter()
 	n.batch = newBatcher(r, n.cfg.ApplyTimeout)
 	n.work.goRun(func() { n.batch.run(n.ctx) })
 	n.work.goRun(func() { n.watchLeader(n.ctx) })
@@ -362,7 +363,11 @@ func (n *Node) Bootstrap(servers []RaftServer) error {
 	for _, s := range servers {
 		cfg.Servers = append(cfg.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(s.ID), Address: raft.ServerAddress(s.Address)})
 	}
-	return n.raft.BootstrapCluster(cfg).Error()
+	if err := n.raft.BootstrapCluster(cfg).Error(); err != nil {
+		return err
+	}
+	n.electIfSoleVoter()
+	return nil
 }
 
 // FSM returns the node's state machine, for local reads and watches.
