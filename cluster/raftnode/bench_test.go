@@ -87,3 +87,25 @@ func BenchmarkWrites(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkForwardedWrite is one writer's writes through a follower of
+// three nodes, each forwarded to the leader over a pooled connection.
+func BenchmarkForwardedWrite(b *testing.B) {
+	ns := benchCluster(b, 3)
+	var follower *raftnode.Node
+	for _, n := range ns {
+		if !n.IsLeader() {
+			follower = n
+			break
+		}
+	}
+	value := make([]byte, 100)
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := range b.N {
+		cmd := []fsm.Command{{Op: fsm.OpPut, Key: fmt.Sprintf("k%d", i%100), Value: value}}
+		if _, err := follower.Apply(ctx, cmd); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
