@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -114,21 +115,22 @@ func (hs *Handlers) Serve(ctx context.Context, req *Request) *Response {
 	return h(ctx, req)
 }
 
-// writeFrame writes a length-prefixed msgpack frame.
+// writeFrame writes a length-prefixed msgpack frame, in one write: one
+// TLS record and one system call, not one for the length and one for the
+// body.
 func writeFrame(w io.Writer, v any) error {
-	body, err := msgpack.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	buf.Write(make([]byte, 4)) // the length, filled in below
+	if err := msgpack.NewEncoder(&buf).Encode(v); err != nil {
 		return err
 	}
-	if len(body) > maxFrame {
-		return fmt.Errorf("rpc: frame of %d bytes is larger than %d", len(body), maxFrame)
+	frame := buf.Bytes()
+	n := len(frame) - 4
+	if n > maxFrame {
+		return fmt.Errorf("rpc: frame of %d bytes is larger than %d", n, maxFrame)
 	}
-	var hdr [4]byte
-	binary.BigEndian.PutUint32(hdr[:], uint32(len(body)))
-	if _, err := w.Write(hdr[:]); err != nil {
-		return err
-	}
-	_, err = w.Write(body)
+	binary.BigEndian.PutUint32(frame, uint32(n))
+	_, err := w.Write(frame)
 	return err
 }
 
