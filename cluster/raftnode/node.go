@@ -92,6 +92,7 @@ type Node struct {
 	reqs          *requests     // fenced writes waiting for this replica to apply them
 	termHint      atomic.Uint64 // the highest term a leader said it leads in
 	leaderChanged signal        // fires when raft reports a new leader (or none)
+	checkMu       sync.Mutex    // one checkHeartbeatNow at a time
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -332,6 +333,7 @@ func (n *Node) start(deps Deps) error {
 	n.batch = newBatcher(r, n.cfg.ApplyTimeout)
 	n.work.goRun(func() { n.batch.run(n.ctx) })
 	n.work.goRun(func() { n.watchLeader(n.ctx) })
+	n.work.goRun(func() { n.watchPreVotes(n.ctx) })
 	close(n.ready)
 	return nil
 }

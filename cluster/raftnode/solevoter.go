@@ -9,15 +9,9 @@ import (
 // it started (1 to 2 s in production). A node that is the only voter of
 // its configuration, just bootstrapped alone or restarting alone on its
 // data dir, has nobody to hear from and needs nobody's vote, so that wait
-// was the whole of its start to first write.
-//
-// raft's ReloadConfig, given a heartbeat timeout shorter than the one in
-// force, makes a follower check its heartbeat at once rather than when its
-// timer fires, and a follower that never heard from a leader then stands
-// for election: alone, it wins with its own vote. electIfSoleVoter raises
-// the timeouts for an instant and puts them back, so that the check comes
-// now while the timings raft runs with stay the configured ones, for this
-// node and for any cluster it grows into.
+// was the whole of its start to first write: it makes raft check its
+// heartbeat at once instead (see checkHeartbeatNow), and having heard
+// from no leader, raft stands, and wins with its own vote.
 
 // electIfSoleVoter makes raft stand for election now if this node is the
 // only voter of its latest configuration; otherwise it does nothing.
@@ -30,20 +24,36 @@ func (n *Node) electIfSoleVoter() {
 	if !soleVoter(f.Configuration().Servers, n.cfg.NodeID) {
 		return
 	}
+	if n.checkHeartbeatNow() {
+		n.log.Debug("the only voter of its configuration: standing for election at once")
+	}
+}
+
+// checkHeartbeatNow makes raft, if it follows, check now rather than when
+// its heartbeat timer fires whether it has heard from a leader within a
+// heartbeat timeout, and stand for election if not (as a voter of its
+// configuration). raft's ReloadConfig, given a heartbeat timeout shorter
+// than the one in force, does that check: the timeouts are raised for an
+// instant and put back, so raft runs with the configured ones throughout.
+// It reports whether raft took the check.
+func (n *Node) checkHeartbeatNow() bool {
+	n.checkMu.Lock()
+	defer n.checkMu.Unlock()
 	configured := n.raft.ReloadableConfig()
+	configured.HeartbeatTimeout, configured.ElectionTimeout = n.cfg.HeartbeatTimeout, n.cfg.ElectionTimeout
 	longer := configured
 	longer.HeartbeatTimeout *= 2
 	longer.ElectionTimeout = max(longer.ElectionTimeout, longer.HeartbeatTimeout)
 	if err := n.raft.ReloadConfig(longer); err != nil {
-		n.log.Warn("a sole voter waits a heartbeat timeout to elect itself", "error", err)
-		return
+		n.log.Warn("raft refused its timeouts raised for an instant", "error", err)
+		return false
 	}
 	if err := n.raft.ReloadConfig(configured); err != nil {
 		// Validated when raft started with them: it cannot refuse them now.
 		n.log.Error("restoring raft's configured timeouts", "error", err)
-		return
+		return false
 	}
-	n.log.Debug("the only voter of its configuration: standing for election at once")
+	return true
 }
 
 // soleVoter reports whether id is the only voter among servers.
