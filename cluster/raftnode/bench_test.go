@@ -16,9 +16,17 @@ import (
 // boltdb, file snapshots) and production timings.
 func benchCluster(b *testing.B, n int) []*raftnode.Node {
 	b.Helper()
+	return benchClusterWith(b, n, func(*raftnode.Config) {})
+}
+
+// benchClusterWith is benchCluster with each node's configuration changed
+// by tune.
+func benchClusterWith(b *testing.B, n int, tune func(*raftnode.Config)) []*raftnode.Node {
+	b.Helper()
 	var nodes []*raftnode.Node
 	for i := range n {
 		cfg := raftnode.DefaultConfig()
+		tune(&cfg)
 		cfg.BindAddr = "127.0.0.1:0"
 		cfg.NodeID, cfg.DataDir, cfg.Bootstrap = fmt.Sprintf("n%d", i), b.TempDir(), i == 0
 		node, err := raftnode.Open(cfg, fsm.New(fsm.Options{}))
@@ -84,6 +92,82 @@ func BenchmarkWrites(b *testing.B) {
 					b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 				}
 			})
+		}
+	}
+}
+
+// BenchmarkForwardedWrite is one writer's writes through a follower of
+// three nodes, each forwarded to the leader over a pooled connection.
+func BenchmarkForwardedWrite(b *testing.B) {
+	ns := benchCluster(b, 3)
+	var follower *raftnode.Node
+	for _, n := range ns {
+		if !n.IsLeader() {
+			follower = n
+			break
+		}
+	}
+	value := make([]byte, 100)
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := range b.N {
+		cmd := []fsm.Command{{Op: fsm.OpPut, Key: fmt.Sprintf("k%d", i%100), Value: value}}
+		if _, err := follower.Apply(ctx, cmd); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLeaderKillToFirstWrite is the time from the leader of three
+// stopping (its raft and cluster port closed at once, as a killed
+// process's are) to the first write through a survivor that succeeds,
+// at production timings and at half of them. It reports the median of
+// its runs as ms-median; ns/op counts each run's cluster start as well.
+func BenchmarkLeaderKillToFirstWrite(b *testing.B) {
+	for _, timeout := range []time.Duration{time.Second, 500 * time.Millisecond} {
+		b.Run(fmt.Sprintf("timeouts=%v", timeout), func(b *testing.B) {
+			var took []time.Duration
+			for range b.N {
+				took = append(took, leaderKillToFirstWrite(b, timeout))
+			}
+			slices.Sort(took)
+			b.ReportMetric(float64(took[len(took)/2])/float64(time.Millisecond), "ms-median")
+		})
+	}
+}
+
+func leaderKillToFirstWrite(b *testing.B, timeout time.Duration) time.Duration {
+	ns := benchClusterWith(b, 3, func(c *raftnode.Config) {
+		c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = timeout, timeout, timeout/2
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 20 {
+		if _, err := ns[i%3].Apply(ctx, []fsm.Command{{Op: fsm.OpPut, Key: "warm", Value: []byte("v")}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var leader *raftnode.Node
+	var rest []*raftnode.Node
+	for _, n := range ns {
+		if n.IsLeader() && leader == nil {
+			leader = n
+		} else {
+			rest = append(rest, n)
+		}
+	}
+	if leader == nil {
+		b.Fatal("no leader")
+	}
+	start := time.Now()
+	leader.Close()
+	for {
+		_, err := rest[0].Apply(ctx, []fsm.Command{{Op: fsm.OpPut, Key: "after", Value: []byte("v")}})
+		if err == nil {
+			return time.Since(start)
+		}
+		if ctx.Err() != nil {
+			b.Fatalf("no write within 30s of the leader's stop: %v", err)
 		}
 	}
 }

@@ -95,6 +95,7 @@ type Node struct {
 	reqs          *requests     // fenced writes waiting for this replica to apply them
 	termHint      atomic.Uint64 // the highest term a leader said it leads in
 	leaderChanged signal        // fires when raft reports a new leader (or none)
+	checkMu       sync.Mutex    // one checkHeartbeatNow at a time
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -340,6 +341,7 @@ func (n *Node) start(deps Deps) error {
 	default:
 		n.log.Debug("no raft state and not asked to bootstrap")
 	}
+	n.electIfSoleVoter()
 	n.batch = newBatcher(r, n.cfg.ApplyTimeout)
 	n.work.goRun(func() { n.batch.run(n.ctx) })
 	n.work.goRun(func() { n.watchLeader(n.ctx) })
@@ -374,7 +376,11 @@ func (n *Node) Bootstrap(servers []RaftServer) error {
 	for _, s := range servers {
 		cfg.Servers = append(cfg.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(s.ID), Address: raft.ServerAddress(s.Address)})
 	}
-	return n.raft.BootstrapCluster(cfg).Error()
+	if err := n.raft.BootstrapCluster(cfg).Error(); err != nil {
+		return err
+	}
+	n.electIfSoleVoter()
+	return nil
 }
 
 // FSM returns the node's state machine, for local reads and watches.

@@ -7,7 +7,7 @@ import (
 	"github.com/graftcm/graft/cluster/clusterkey"
 )
 
-func newToken(t *testing.T) clusterkey.Token {
+func newToken(t testing.TB) clusterkey.Token {
 	t.Helper()
 	tok, err := clusterkey.Generate()
 	if err != nil {
@@ -16,7 +16,7 @@ func newToken(t *testing.T) clusterkey.Token {
 	return tok
 }
 
-func clusterTLS(t *testing.T, tok clusterkey.Token, nodeID string) (server, client *tls.Config) {
+func clusterTLS(t testing.TB, tok clusterkey.Token, nodeID string) (server, client *tls.Config) {
 	t.Helper()
 	server, client, err := tok.ClusterTLS(nodeID)
 	if err != nil {

@@ -25,11 +25,14 @@ import (
 // bad sends is refused, closed in bounded time, and leaves nothing behind.
 
 // rpcPort is a keyed cluster port whose RPC server answers OpStats and
-// counts the requests it handles.
+// OpApply and counts the requests it handles, and the connections it has
+// served that ended.
 type rpcPort struct {
 	m       *Mux
 	addr    string
-	handled atomic.Int32
+	handled atomic.Int32 // OpStats
+	applied atomic.Int32 // OpApply
+	ended   atomic.Int32
 	logs    *logtest.Recorder
 	client  *tls.Config // a member's client TLS for the port's key
 }
@@ -39,7 +42,14 @@ const testFrameTimeout = time.Second
 
 // startRPCPort serves a keyed cluster port on 127.0.0.1 with the
 // production handshake timeout and a frame timeout of testFrameTimeout.
-func startRPCPort(t *testing.T) *rpcPort {
+func startRPCPort(t testing.TB) *rpcPort {
+	t.Helper()
+	return startRPCPortIdle(t, time.Minute)
+}
+
+// startRPCPortIdle is startRPCPort whose server closes a connection idle
+// for idle.
+func startRPCPortIdle(t testing.TB, idle time.Duration) *rpcPort {
 	t.Helper()
 	tok := newToken(t)
 	server, _ := clusterTLS(t, tok, "server")
@@ -54,10 +64,17 @@ func startRPCPort(t *testing.T) *rpcPort {
 		p.handled.Add(1)
 		return &Response{Code: CodeOK, Index: 1}
 	})
+	hs.Handle(OpApply, func(context.Context, *Request) *Response {
+		p.applied.Add(1)
+		return &Response{Code: CodeOK}
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	p.m = NewMux(ln, ln.Addr(), server, client, slog.New(p.logs), func(c net.Conn) {
-		wg.Go(func() { serveConn(ctx, c, hs.Serve, time.Minute, testFrameTimeout) })
+		wg.Go(func() {
+			serveConn(ctx, c, hs.Serve, idle, testFrameTimeout)
+			p.ended.Add(1)
+		})
 	}, 0)
 	t.Cleanup(func() {
 		cancel()

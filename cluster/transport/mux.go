@@ -83,6 +83,9 @@ type trackedConn struct {
 	once sync.Once
 }
 
+// NetConn returns the connection c tracks.
+func (c *trackedConn) NetConn() net.Conn { return c.Conn }
+
 func (c *trackedConn) Close() error {
 	var err error
 	c.once.Do(func() {

@@ -102,3 +102,106 @@ func TestPoolCloseEndsTheDialsItKept(t *testing.T) {
 		t.Error("a call on a closed pool succeeded")
 	}
 }
+
+// countingDialer dials the port's RPC, counting its dials, and lets a
+// test wrap the connections it makes.
+type countingDialer struct {
+	p     *rpcPort
+	dials atomic.Int32
+	wrap  func(n int32, c net.Conn) net.Conn // nil: none
+}
+
+func (d *countingDialer) dial(ctx context.Context, addr string, timeout time.Duration) (net.Conn, error) {
+	n := d.dials.Add(1)
+	c, err := d.p.m.DialRPC(ctx, addr, timeout)
+	if err != nil || d.wrap == nil {
+		return c, err
+	}
+	return d.wrap(n, c), nil
+}
+
+func mustCall(t testing.TB, pool *Pool, addr string, op uint8) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resp, err := pool.Call(ctx, addr, &Request{Op: op})
+	if err != nil || resp.Code != CodeOK {
+		t.Fatalf("call of op %d: %+v, %v", op, resp, err)
+	}
+}
+
+// waitUntil polls cond every few milliseconds for up to 20 seconds.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within 20s", what)
+		}
+		<-time.After(2 * time.Millisecond)
+	}
+}
+
+// pooledConn returns the one connection pooled for addr.
+func pooledConn(t *testing.T, pool *Pool, addr string) net.Conn {
+	t.Helper()
+	pool.mu.Lock()
+	defer pool.mu.Unlock()
+	if len(pool.idle[addr]) != 1 {
+		t.Fatalf("%d connections pooled, want 1", len(pool.idle[addr]))
+	}
+	return pool.idle[addr][0].c
+}
+
+// timedReads counts the reads of a connection that ended at a read
+// deadline.
+type timedReads struct {
+	net.Conn
+	timeouts *atomic.Int32
+}
+
+func (c timedReads) NetConn() net.Conn { return c.Conn }
+
+func (c timedReads) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		c.timeouts.Add(1)
+	}
+	return n, err
+}
+
+// Reusing a pooled connection costs no read that waits for nothing (it
+// used to be read for a millisecond before each call, to see if the peer
+// had closed it): every forwarded write and linearizable read paid it.
+func TestPoolReusesAnOpenConnectionWithoutATimedRead(t *testing.T) {
+	p := startRPCPort(t)
+	var timeouts atomic.Int32
+	d := &countingDialer{p: p, wrap: func(_ int32, c net.Conn) net.Conn { return timedReads{c, &timeouts} }}
+	pool := NewPool(d.dial, 20*time.Second)
+	defer pool.Close()
+	for range 20 {
+		mustCall(t, pool, p.addr, OpStats)
+		mustCall(t, pool, p.addr, OpApply)
+	}
+	if n := d.dials.Load(); n != 1 {
+		t.Errorf("%d dials, want 1: the pooled connection was not reused", n)
+	}
+	if n := timeouts.Load(); n != 0 {
+		t.Errorf("%d reads of the pooled connection waited out a deadline, want none", n)
+	}
+}
+
+// BenchmarkPoolCall is a call on a pooled connection over TLS on loopback,
+// as every forwarded write and linearizable read makes.
+func BenchmarkPoolCall(b *testing.B) {
+	p := startRPCPort(b)
+	d := &countingDialer{p: p}
+	pool := NewPool(d.dial, 20*time.Second)
+	defer pool.Close()
+	mustCall(b, pool, p.addr, OpStats)
+	b.ResetTimer()
+	for range b.N {
+		mustCall(b, pool, p.addr, OpStats)
+	}
+}

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -119,21 +120,22 @@ func (hs *Handlers) Serve(ctx context.Context, req *Request) *Response {
 	return h(ctx, req)
 }
 
-// writeFrame writes a length-prefixed msgpack frame.
+// writeFrame writes a length-prefixed msgpack frame, in one write: one
+// TLS record and one system call, not one for the length and one for the
+// body.
 func writeFrame(w io.Writer, v any) error {
-	body, err := msgpack.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	buf.Write(make([]byte, 4)) // the length, filled in below
+	if err := msgpack.NewEncoder(&buf).Encode(v); err != nil {
 		return err
 	}
-	if len(body) > maxFrame {
-		return fmt.Errorf("rpc: frame of %d bytes is larger than %d", len(body), maxFrame)
+	frame := buf.Bytes()
+	n := len(frame) - 4
+	if n > maxFrame {
+		return fmt.Errorf("rpc: frame of %d bytes is larger than %d", n, maxFrame)
 	}
-	var hdr [4]byte
-	binary.BigEndian.PutUint32(hdr[:], uint32(len(body)))
-	if _, err := w.Write(hdr[:]); err != nil {
-		return err
-	}
-	_, err = w.Write(body)
+	binary.BigEndian.PutUint32(frame, uint32(n))
+	_, err := w.Write(frame)
 	return err
 }
 
@@ -241,13 +243,23 @@ func NewPool(dial func(context.Context, string, time.Duration) (net.Conn, error)
 
 // Call sends req to addr and waits for the response. A failure after the
 // request was written is ambiguous for an apply (it may have been applied);
-// such errors are returned as they are, never retried here.
+// such errors are returned as they are, never retried here. A request that
+// changes nothing (see readOnly) that fails on a pooled connection before
+// its answer is made again, once, on a new connection: the peer may have
+// closed the pooled one in the instant after get found it open.
 func (t *Pool) Call(ctx context.Context, addr string, req *Request) (*Response, error) {
-	c, err := t.get(ctx, addr)
+	c, pooled, err := t.get(ctx, addr)
 	if err != nil {
 		return nil, Unreachable(err)
 	}
 	resp, err := t.roundTrip(ctx, c, req)
+	if err != nil && pooled && readOnly(req.Op) && ctx.Err() == nil {
+		c.Close()
+		if c, err = t.dialKept(ctx, addr); err != nil {
+			return nil, Unreachable(err)
+		}
+		resp, err = t.roundTrip(ctx, c, req)
+	}
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -255,6 +267,10 @@ func (t *Pool) Call(ctx context.Context, addr string, req *Request) (*Response, 
 	t.put(addr, c)
 	return resp, nil
 }
+
+// readOnly reports whether op changes nothing where it is answered, so
+// that sending it twice is the same as sending it once.
+func readOnly(op uint8) bool { return op == OpReadIndex || op == OpStats }
 
 func (t *Pool) roundTrip(ctx context.Context, c net.Conn, req *Request) (*Response, error) {
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
@@ -278,26 +294,28 @@ func (t *Pool) roundTrip(ctx context.Context, c net.Conn, req *Request) (*Respon
 	return &resp, nil
 }
 
-// get returns a pooled connection that is still open, or a new one. A
-// pooled connection the peer has closed (it restarted, say) would make the
-// next request ambiguous, so each is probed first.
-func (t *Pool) get(ctx context.Context, addr string) (net.Conn, error) {
+// get returns a pooled connection the peer has not closed, and true, or
+// a new one, and false. A pooled connection the peer has closed (it
+// restarted, say) would make the next request ambiguous, so each is
+// checked first: one non-blocking look at its socket (see idleOpen).
+func (t *Pool) get(ctx context.Context, addr string) (net.Conn, bool, error) {
 	for {
 		t.mu.Lock()
 		if t.closed {
 			t.mu.Unlock()
-			return nil, errors.New("rpc: closed")
+			return nil, false, errors.New("rpc: closed")
 		}
 		conns := t.idle[addr]
 		if len(conns) == 0 {
 			t.mu.Unlock()
-			return t.dialKept(ctx, addr)
+			c, err := t.dialKept(ctx, addr)
+			return c, false, err
 		}
 		ic := conns[len(conns)-1]
 		t.idle[addr] = conns[:len(conns)-1]
 		t.mu.Unlock()
-		if time.Since(ic.since) < maxIdleTime && open(ic.c) {
-			return ic.c, nil
+		if time.Since(ic.since) < maxIdleTime && idleOpen(ic.c) {
+			return ic.c, true, nil
 		}
 		ic.c.Close()
 	}
@@ -359,9 +377,15 @@ func (t *Pool) dialKept(ctx context.Context, addr string) (net.Conn, error) {
 	return nil, fmt.Errorf("connecting to %s: %w", addr, ctx.Err())
 }
 
-// open reports whether the peer has not closed c, without consuming data
-// (an idle RPC connection has none to consume).
-func open(c net.Conn) bool {
+// idleOpen reports whether the peer has not closed the idle connection c.
+// An idle RPC connection has nothing to read: a peer that closed it left
+// an end of stream, a reset, or its TLS close alert. On a socket, one
+// non-blocking peek tells (see peerClosed); a connection that is no socket
+// (in tests) is read for a millisecond.
+func idleOpen(c net.Conn) bool {
+	if closed, ok := peerClosed(c); ok {
+		return !closed
+	}
 	_ = c.SetReadDeadline(time.Now().Add(time.Millisecond))
 	var b [1]byte
 	_, err := c.Read(b[:])
