@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	apiserver "github.com/graftcm/graft/api/server"
@@ -40,9 +41,10 @@ type agentCluster struct {
 	stopMoves context.CancelFunc
 	movesDone chan struct{}
 
-	mu   sync.Mutex // held while the side restarts
-	side *clusterSide
-	gens uint64 // sides started
+	mu      sync.Mutex // held while the side restarts
+	side    *clusterSide
+	serving atomic.Pointer[cluster.Server] // the side's server while its World serves; for the metrics
+	gens    uint64                         // sides started
 
 	disc *agentDiscovery // nil: discovery is off
 
@@ -266,7 +268,8 @@ func (a *agentCluster) serveAPI(side *clusterSide) error {
 	// The engine and the graph sources use the World of whichever side
 	// runs; while none does, their calls wait for the next.
 	a.worlds.set(w, side.srv.Members)
-	side.stops = append(side.stops, func() { a.worlds.set(nil, nil) },
+	a.serving.Store(side.srv)
+	side.stops = append(side.stops, func() { a.worlds.set(nil, nil); a.serving.Store(nil) },
 		goRun(func(ctx context.Context) error { releaseStale(ctx, w, log); return nil }, nil))
 	return nil
 }

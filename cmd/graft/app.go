@@ -21,6 +21,10 @@ type env struct {
 	tune           func(*cluster.ServerConfig)
 	serverStarted  func(*cluster.Server)
 	unknownCommand string // set when the command line named no command we know
+	// goMetrics: the process runs one agent, whose --metrics may take
+	// go-metrics' process-wide global (main's; not the tests' in-process
+	// agents).
+	goMetrics bool
 }
 
 func newApp(e *env) *cli.App {

@@ -27,7 +27,8 @@ func main() {
 func mainWith(tune func(*cluster.ServerConfig)) int {
 	ctx, hard, stop := stopSignals(context.Background())
 	defer stop()
-	return runEnv(ctx, &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, hard: hard, tune: tune}, os.Args)
+	return runEnv(ctx, &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, hard: hard, tune: tune,
+		goMetrics: true}, os.Args)
 }
 
 // run runs the command line and returns the process exit code: 0 on

@@ -38,6 +38,7 @@ func runCommand(e *env) *cli.Command {
 			Usage: "withdraw the resources a host exported once it has been gone from the cluster (removed after its dead-node grace, or left) for `DURATION`"},
 		&cli.BoolFlag{Name: "cluster-converged", Usage: "with --converged-exit, exit only once every live host of the cluster is converged"},
 		deploysFlag(),
+		metricsFlag(),
 	}, append(clusterFlags(), logFlags()...)...)
 	return &cli.Command{
 		Name:      "run",
@@ -91,6 +92,7 @@ type agentOptions struct {
 	clusterConverged bool      // --cluster-converged
 	deploys          bool      // follow the World's deploys
 	logFormat        logFormat // what the log is written in, whatever wraps its handler
+	metricsAddr      string    // --metrics; empty: no metrics
 	clusterOptions
 }
 
@@ -113,6 +115,9 @@ func parseAgentOptions(c *cli.Context) (agentOptions, error) {
 		return o, err
 	}
 	if o.clusterOptions, err = parseClusterOptions(c); err != nil {
+		return o, err
+	}
+	if o.metricsAddr, err = parseMetricsAddr(c); err != nil {
 		return o, err
 	}
 	// The key is parsed: take it out of the environment, which every
@@ -201,6 +206,11 @@ func runAgent(c *cli.Context, e *env, file string) error {
 			return err
 		}
 	}
+	if opts.metricsAddr != "" {
+		if a.metrics, err = openMetrics(opts.metricsAddr, e.goMetrics, log); err != nil {
+			return err
+		}
+	}
 	log.Info("starting", "version", version(), "hostname", opts.hostname, "data_dir", dd.path,
 		"graph", graph.Name, "resources", graph.Len(), "noop", opts.noop, "sema", opts.sema)
 	if err := a.run(c.Context, e); err != nil {
@@ -221,7 +231,8 @@ type agentSetup struct {
 	watcher *yamlgraph.Watcher
 	graph   *engine.Graph
 	dd      *dataDir
-	status  *statusFile // nil without --status-file
+	status  *statusFile   // nil without --status-file
+	metrics *agentMetrics // nil without --metrics
 }
 
 // run runs the agent until it stops: the cluster server, the World and
@@ -234,10 +245,12 @@ func (a *agentSetup) run(ctx context.Context, e *env) error {
 	defer stopAgent()
 	cl, err := startCluster(agentCtx, a.opts, a.dd.path, a.log, e, stopAgent)
 	if err != nil {
+		a.metrics.close()
 		return err
 	}
 	leave := false
 	defer func() { cl.stop(leave, e.hard) }()
+	defer a.metrics.serve(cl)()
 
 	engCtx, stopEngine := context.WithCancel(agentCtx)
 	defer stopEngine()
@@ -247,7 +260,7 @@ func (a *agentSetup) run(ctx context.Context, e *env) error {
 	cfg.World, cfg.ClusterSemaphores = cl.worlds, cl.worlds
 	conv := newConvergence(a.opts, a.status, cl.worlds, stopEngine, a.log)
 	defer conv.start()()
-	cfg.OnConverged = conv.changed
+	cfg.OnConverged = a.metrics.onConverged(conv.changed)
 	eng, err := engine.New(cfg)
 	if err != nil {
 		return err

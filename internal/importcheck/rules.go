@@ -72,12 +72,13 @@ func rules() map[string]rule {
 		"internal/importcheck": {},
 		"internal/faultcheck":  {},                   // histories in, violations out: no graft package
 		"discovery":            {never: clusterDeps}, // plain values and callbacks: no graft package
+		"metrics":              {never: clusterDeps}, // plain values and callbacks in, Prometheus out: no graft package
 		"integration":          {tests: []string{"api", "internal/faultcheck"}},
 		"faultsuite": {tests: []string{"cluster", "cluster/clustertest", "cluster/raftnode", "fsm", "world",
 			"internal/faultcheck"}},
 		"cmd/graft": {may: with("api", "api/server", "api/apitest", "cluster", "cluster/clusterkey", "cluster/raftnode",
 			"cluster/clustertest", "engine", "fsm",
-			"gapi", "resources", "world", "world/worldtest", "gapi/yamlgraph", "discovery"),
+			"gapi", "resources", "world", "world/worldtest", "gapi/yamlgraph", "discovery", "metrics"),
 			tests: []string{"internal/systemdtest"}},
 	}
 }

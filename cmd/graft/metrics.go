@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/graftcm/graft/cluster"
+	"github.com/graftcm/graft/engine"
+	"github.com/graftcm/graft/metrics"
+)
+
+func metricsFlag() cli.Flag {
+	return &cli.StringFlag{Name: "metrics", EnvVars: []string{"GRAFT_METRICS"},
+		Usage: "serve Prometheus metrics at http://`HOST:PORT`/metrics (off by default; no authentication, " +
+			"so listen where only your monitoring reaches; port 0 picks a free one, logged)"}
+}
+
+// parseMetricsAddr checks --metrics: empty (off) or HOST:PORT.
+func parseMetricsAddr(c *cli.Context) (string, error) {
+	addr := c.String("metrics")
+	if addr == "" {
+		if c.IsSet("metrics") {
+			return "", usageError("--metrics is empty: give HOST:PORT, or leave the flag out")
+		}
+		return "", nil
+	}
+	if _, err := hostPort("--metrics", addr); err != nil {
+		return "", err
+	}
+	return addr, nil
+}
+
+// agentMetrics is the agent's metrics endpoint (--metrics): its collector
+// and the listener it serves on, opened before the agent starts so that a
+// port in use fails the run at once.
+type agentMetrics struct {
+	c   *metrics.Collector
+	ln  net.Listener
+	log *slog.Logger
+}
+
+// openMetrics listens on addr and makes the agent's collector. With
+// bridge, raft's and memberlist's go-metrics go to it as well: go-metrics
+// is process-wide, so only the process's own agent (main's, never the
+// tests' in-process ones) bridges it, once.
+func openMetrics(addr string, bridge bool, log *slog.Logger) (*agentMetrics, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics %s: %w", addr, err)
+	}
+	m := &agentMetrics{c: metrics.New(), ln: ln, log: log.With("component", "metrics")}
+	if bridge {
+		if err := m.c.BridgeGoMetrics(); err != nil {
+			ln.Close()
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// close closes the listener of metrics never served.
+func (m *agentMetrics) close() {
+	if m != nil {
+		m.ln.Close()
+	}
+}
+
+// serve serves the metrics, the cluster series read from cl's current
+// side, until the returned function is called. Nothing on a nil
+// agentMetrics.
+func (m *agentMetrics) serve(cl *agentCluster) (stop func()) {
+	if m == nil {
+		return func() {}
+	}
+	m.c.SetCluster(cl.metricsView)
+	stop = goRun(func(ctx context.Context) error { return m.c.Serve(ctx, m.ln, m.log) },
+		func(err error) { m.log.Error("metrics server stopped", "err", err) })
+	m.log.Info("metrics listening", "address", m.ln.Addr().String())
+	return stop
+}
+
+// onConverged passes the engine's converged state to the metrics, then to
+// next.
+func (m *agentMetrics) onConverged(next func(engine.Status)) func(engine.Status) {
+	if m == nil {
+		return next
+	}
+	return func(s engine.Status) {
+		m.c.SetConverged(s.Converged)
+		next(s)
+	}
+}
+
+// metricsView is the current side's cluster, for the metrics; false while
+// no side runs.
+func (a *agentCluster) metricsView() (metrics.ClusterView, bool) {
+	srv := a.serving.Load()
+	if srv == nil {
+		return metrics.ClusterView{}, false
+	}
+	return clusterView(srv), true
+}
+
+func clusterView(srv *cluster.Server) metrics.ClusterView {
+	st := srv.Node().Status()
+	v := metrics.ClusterView{RaftState: st.State, Term: st.Term, LastIndex: st.LastIndex, CommitIndex: st.CommitIndex,
+		AppliedIndex: st.AppliedIndex, Revision: st.Revision, Members: map[string]int{}}
+	for _, m := range srv.Members() {
+		v.Members[m.Gossip]++
+	}
+	return v
+}
