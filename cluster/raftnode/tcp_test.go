@@ -18,6 +18,13 @@ func openNode(t *testing.T, id, dir string, bootstrap bool) *raftnode.Node {
 	t.Helper()
 	cfg := raftnode.TestConfig()
 	cfg.NodeID, cfg.DataDir, cfg.Bootstrap = id, dir, bootstrap
+	// Real sockets under -race on a loaded machine: TestConfig's 100 ms
+	// heartbeat and 50 ms lease let a leader lose its lease between two
+	// heartbeats (a forwarded write then failed with "leadership lost while
+	// committing log"). Production's timeouts keep these tests about what
+	// they test; a sole voter still elects itself at once.
+	def := raftnode.DefaultConfig()
+	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = def.HeartbeatTimeout, def.ElectionTimeout, def.LeaderLeaseTimeout
 	n, err := raftnode.Open(cfg, fsm.New(fsm.Options{}))
 	if err != nil {
 		t.Fatal(err)
