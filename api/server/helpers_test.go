@@ -53,6 +53,8 @@ type fixtureOpts struct {
 	tcp bool
 	// deploys serves the World's deploys.
 	deploys bool
+	// resources is Config.Resources.
+	resources func() api.Resources
 }
 
 // newFixture starts a one-node cluster (or opts.nodes), waits for its
@@ -91,7 +93,8 @@ func newFixture(t *testing.T, opts fixtureOpts) *fixture {
 		deploys = w
 	}
 	srv, err := NewServer(Config{Store: store, Deploys: deploys, Status: node.Status, Node: opts.node, Host: m.ID, Version: "v-test", Timeout: opts.timeout,
-		Cluster: opts.cluster, Join: opts.join, Leave: opts.leave, KeyFingerprint: opts.fingerprint})
+		Cluster: opts.cluster, Join: opts.join, Leave: opts.leave, KeyFingerprint: opts.fingerprint,
+		Resources: opts.resources})
 	if err != nil {
 		t.Fatal(err)
 	}
