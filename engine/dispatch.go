@@ -43,6 +43,7 @@ func (s *scheduler) dispatch() {
 	}
 	s.ready = s.ready[:0]
 	s.state.flush()
+	s.publishStatus() // so that each CheckApply's goroutine finds its vertex launched
 	for _, launch := range launches {
 		launch()
 	}

@@ -141,8 +141,8 @@ func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
 		s.dispatch()
 		now := time.Now()
 		s.state.flush()
+		s.publishStatus() // before check: OnConverged may read the snapshot
 		s.conv.check(now, s.idle(), s.report)
-		s.publishStatus()
 
 		select {
 		case <-done:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -201,6 +202,33 @@ func TestObserverCalledOncePerCheckApply(t *testing.T) {
 		}
 		if evs := obs.of("c"); len(evs) != 1 || evs[0].Duration != 3*time.Second || evs[0].Changed {
 			t.Errorf("c: got %+v, want one run of 3s that changed nothing", evs)
+		}
+	})
+}
+
+// OnConverged sees a snapshot that holds the outcome of every CheckApply
+// that led to the convergence.
+func TestSnapshotIsCurrentWhenConverged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		a, b := newFake(rec, "a"), newFake(rec, "b")
+		a.result, b.result = changes, fails
+		var eng atomic.Pointer[engine.Engine]
+		var seen []engine.Counts
+		r := start(t, nil, func(c *engineConfig) {
+			c.ConvergedTimeout = 0
+			c.OnConverged = func(st engine.Status) {
+				if st.Converged {
+					seen = append(seen, eng.Load().Snapshot().Counts)
+				}
+			}
+		})
+		eng.Store(r.eng)
+		r.graphs <- graphOf(t, []*fake{a, b}, "a->b")
+		synctest.Wait()
+		want := engine.Counts{Total: 2, OK: 1, Failed: 1, Changed: 1}
+		if len(seen) != 1 || seen[0] != want {
+			t.Errorf("counts seen when converged: %+v, want %+v", seen, want)
 		}
 	})
 }
