@@ -42,15 +42,9 @@ func TestStatusShowsHostResources(t *testing.T) {
 	a := startTestAgent(t, data, "h1", "--log-format", "json", "--converged-timeout=0", "yaml", smallGraph(t, dir))
 	a.waitLog(30*time.Second, `"summary":"converged"`)
 
-	code, stdout, stderr := graft(t, "status", "--json", "--data-dir", data)
-	var out struct {
-		Host      string         `json:"host"`
-		Resources *api.Resources `json:"resources"`
-	}
-	if err := json.Unmarshal([]byte(stdout), &out); err != nil || code != 0 || out.Resources == nil {
-		t.Fatalf("status --json: exit %d, %v: %s%s", code, err, stdout, stderr)
-	}
-	rs := *out.Resources
+	// A late event (the file's own creation, seen by its watch) may run a
+	// check again: the status is read until it shows the host converged.
+	rs := statusResources(t, data, func(rs api.Resources) bool { return rs.Converged })
 	if rs.Host != "h1" || rs.Graph != "small" || !rs.Converged ||
 		rs.Counts != (api.ResourceCounts{Total: 2, OK: 1, Failed: 1, Changed: 1}) || len(rs.Resources) != 2 {
 		t.Fatalf("resources: %+v", rs)
@@ -66,10 +60,15 @@ func TestStatusShowsHostResources(t *testing.T) {
 		t.Errorf("the file: %+v", file)
 	}
 
-	code, stdout, stderr = graft(t, "status", "--data-dir", data)
-	if code != 0 {
-		t.Fatalf("status: exit %d: %s", code, stderr)
-	}
+	var stdout string
+	waitUntil(t, "status showing the host converged", func() (bool, error) {
+		code, out, stderr := graft(t, "status", "--data-dir", data)
+		if code != 0 {
+			return false, fmt.Errorf("status: exit %d: %s", code, stderr)
+		}
+		stdout = out
+		return strings.Contains(out, "), 1 changed, converged\n"), nil
+	})
 	for _, want := range []string{
 		"resources:     2 (1 ok, 0 dirty, 0 running, 0 waiting, 1 failed), 1 changed, converged\n",
 		"KIND  NAME    STATE   LAST RUN",
@@ -84,6 +83,25 @@ func TestStatusShowsHostResources(t *testing.T) {
 		t.Errorf("status does not show the exec's error:\n%s", stdout)
 	}
 	a.stop()
+}
+
+// statusResources runs `graft status --json` until its resources satisfy
+// done, and returns them.
+func statusResources(t *testing.T, data string, done func(api.Resources) bool) api.Resources {
+	t.Helper()
+	var rs api.Resources
+	waitUntil(t, "the resources wanted", func() (bool, error) {
+		code, stdout, stderr := graft(t, "status", "--json", "--data-dir", data)
+		var out struct {
+			Resources *api.Resources `json:"resources"`
+		}
+		if err := json.Unmarshal([]byte(stdout), &out); err != nil || code != 0 || out.Resources == nil {
+			return false, fmt.Errorf("status --json: exit %d, %v: %s%s", code, err, stdout, stderr)
+		}
+		rs = *out.Resources
+		return done(rs), nil
+	})
+	return rs
 }
 
 // summaryRecord is the run summary's log line.
@@ -165,3 +183,28 @@ func TestThousands(t *testing.T) {
 }
 
 func engineStatus(converged bool) engine.Status { return engine.Status{Converged: converged} }
+
+// The status table shows what a waiting resource waits for, the retries
+// left of a failing one, and only the first line of an error, cut short.
+func TestPrintResourcesTable(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	long := strings.Repeat("x", 70)
+	var b bytes.Buffer
+	err := printResources(&b, api.Resources{Counts: api.ResourceCounts{Total: 4, OK: 1, Waiting: 2, Failed: 1},
+		Resources: []api.Resource{
+			{Kind: "exec", Name: "a", State: "failed", Waiting: "retry", RetriesLeft: 2, Error: "boom\nmore",
+				LastStart: now.Add(-3 * time.Second), LastDurationSeconds: 1.2345},
+			{Kind: "exec", Name: "b", State: "waiting", Waiting: "semaphores"},
+			{Kind: "file", Name: "c", State: "failed", Error: long, LastStart: now.Add(-time.Minute), LastDurationSeconds: 0.0004},
+			{Kind: "file", Name: "d", State: "ok", LastStart: now.Add(-90 * time.Second), LastDurationSeconds: 0.02},
+		}}, now)
+	want := "resources:     4 (1 ok, 0 dirty, 0 running, 2 waiting, 1 failed), 0 changed, not converged\n" +
+		"KIND  NAME  STATE                      LAST RUN   DURATION  ERROR\n" +
+		"exec  a     failed (retrying, 2 left)  3s ago     1.23s     boom …\n" +
+		"exec  b     waiting (semaphores)       -          -         \n" +
+		"file  c     failed                     1m0s ago   400µs     " + strings.Repeat("x", 59) + "…\n" +
+		"file  d     ok                         1m30s ago  20ms      \n"
+	if err != nil || b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
