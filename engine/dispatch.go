@@ -43,6 +43,7 @@ func (s *scheduler) dispatch() {
 	}
 	s.ready = s.ready[:0]
 	s.state.flush()
+	s.publishStatus() // so that each CheckApply's goroutine finds its vertex launched
 	for _, launch := range launches {
 		launch()
 	}
@@ -133,7 +134,11 @@ func (s *scheduler) run(l launch) {
 		r.notRun = true // doomed and cancelled while it waited
 	}
 	if !r.notRun && r.err == nil {
+		r.ran, r.start = true, time.Now()
+		s.board.applying(n, r.start)
 		r.ok, r.err = s.checkApply(l, slots)
+		r.dur = time.Since(r.start)
+		s.observe(r)
 	}
 	l.cancel(nil)
 	n.curRecv.Store(nil)
@@ -225,6 +230,9 @@ func (s *scheduler) finish(r result) {
 		r.err, r.notRun = nil, true
 	}
 	now := time.Now()
+	if r.ran {
+		s.board.ran(n, r.start, r.dur, r.err == nil && !r.notRun && !r.ok)
+	}
 	s.settleValues(n, r, n.takeSent())
 	s.outcome(n, r, now)
 	s.settleConsumed(n, r)
@@ -323,11 +331,12 @@ func (s *scheduler) outcome(n *node, r result, now time.Time) {
 		// Stopped while waiting for a semaphore: the work is still due.
 		n.dirty, n.refresh = true, n.refresh || r.refresh
 	case r.err != nil:
+		n.lastErr = r.err
 		n.refresh = n.refresh || r.refresh // not consumed: deliver it next time
 		s.conv.changed(now)
 		s.failed(n, r.err, now)
 	case !r.ok:
-		n.checkFailed = false
+		n.checkFailed, n.lastErr = false, nil
 		s.conv.changed(now)
 		ev, rate := n.flap.changed(now)
 		s.noteFlap(n, ev, rate)
@@ -344,7 +353,7 @@ func (s *scheduler) outcome(n *node, r result, now time.Time) {
 			s.update(c)
 		}
 	default:
-		n.checkFailed, n.wouldChange = false, false
+		n.checkFailed, n.wouldChange, n.lastErr = false, false, nil
 		s.noteFlap(n, n.flap.settled(now), 0)
 		s.log.Debug("resource in state", "resource", n.id.String())
 	}

@@ -59,6 +59,9 @@ type Config struct {
 	// After it the engine logs the resource and goes on without it.
 	StopTimeout time.Duration
 
+	// Observer, if set, is told about every CheckApply (see Observer).
+	Observer Observer
+
 	// Logger receives the engine's logs. Nil discards them.
 	Logger *slog.Logger
 }
@@ -112,6 +115,7 @@ type Engine struct {
 	ran   atomic.Bool
 	abort chan struct{}
 	once  sync.Once
+	board *board // the status Snapshot reads
 }
 
 // New returns an engine for the given configuration.
@@ -123,7 +127,7 @@ func New(cfg Config) (*Engine, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{cfg: cfg, log: log, abort: make(chan struct{})}, nil
+	return &Engine{cfg: cfg, log: log, abort: make(chan struct{}), board: newBoard()}, nil
 }
 
 // Abort cancels the contexts of running CheckApply calls and makes Run stop

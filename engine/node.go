@@ -75,6 +75,8 @@ type applyState struct {
 	inflight    bool                    // its CheckApply is on record as in flight (see stateStore)
 	flap        flapMeter               // changing runs, for flap damping
 	applyCancel context.CancelCauseFunc // cancels the running CheckApply
+	lastErr     error                   // the last failure (CheckApply, Init or Watch); nil after a success
+	pubQueued   bool                    // queued for the next status publish (see scheduler.pub)
 }
 
 // waitState holds a node's waits on the scheduler's timers (retries,

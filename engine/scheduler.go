@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -63,6 +64,11 @@ type scheduler struct {
 
 	conv converger // convergence: when the graph is idle long enough
 
+	// The status Engine.Snapshot reads, and the vertices whose status
+	// changed since it was last published (see status.go).
+	board *board
+	pub   []*node
+
 	// Buffers reused from round to round, to spare allocations.
 	signalBuf []*node
 	timerBuf  []timerEntry
@@ -79,6 +85,9 @@ type result struct {
 	notRun  bool                  // stopped while waiting for a semaphore
 	held    []*semaphore.Weighted // semaphores to release
 	recv    map[string]any        // received values set before this CheckApply
+	ran     bool                  // CheckApply was called
+	start   time.Time             // when it was called
+	dur     time.Duration         // how long it took
 }
 
 func newScheduler(ctx context.Context, e *Engine) *scheduler {
@@ -100,7 +109,8 @@ func newScheduler(ctx context.Context, e *Engine) *scheduler {
 		nodes:       map[ID]*node{},
 		retryUsed:   map[ID]int{},
 		sems:        map[string]*semEntry{},
-		conv:        newConverger(e.cfg.ConvergedTimeout, e.cfg.OnConverged),
+		conv:        newConverger(e.cfg.ConvergedTimeout, boardNotify(e.board, e.cfg.OnConverged)),
+		board:       e.board,
 		global:      globalSema(e.cfg.Sema),
 	}
 	s.slotRetry, s.slotRetryCancel = context.WithCancel(base)
@@ -131,6 +141,7 @@ func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
 		s.dispatch()
 		now := time.Now()
 		s.state.flush()
+		s.publishStatus() // before check: OnConverged may read the snapshot
 		s.conv.check(now, s.idle(), s.report)
 
 		select {
@@ -307,6 +318,7 @@ func (s *scheduler) kill(n *node, what string, err error) {
 		"resource", n.id.String(), "err", err)
 	s.markStarted(n)
 	n.dead = true
+	n.lastErr = fmt.Errorf("%s: %w", what, err)
 	s.touch(n) // a planned swap may rewatch it
 	s.conv.changed(time.Now())
 }
@@ -380,6 +392,7 @@ func (s *scheduler) update(n *node) {
 				work = append(work, c)
 			}
 		}
+		s.markPublish(m)
 		if !m.queued && s.runnable(m) {
 			m.queued = true
 			s.ready = append(s.ready, m)

@@ -35,6 +35,10 @@ func (s *scheduler) swap(p *swapPlan) {
 	s.deliverMissedRefreshes(added)
 	resendLastValues(next)
 	s.recountBlockers(g, next)
+	s.board.retain(g.Name, next)
+	for _, n := range next {
+		s.markPublish(n)
+	}
 	s.hasGraph = true
 	s.conv.changed(now)
 	s.log.Info("graph swapped in", "graph", g.Name, "vertices", g.Len(),

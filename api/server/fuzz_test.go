@@ -66,7 +66,10 @@ func fuzzServer(f *testing.F) http.Handler {
 		f.Fatal(err)
 	}
 	srv, err := NewServer(Config{Store: w, Deploys: w, Semaphores: w, Status: m.Node().Status, Node: m.Node(), Host: m.ID, Version: "v-fuzz",
-		Cluster: &joinRecorder{}, Leave: func(context.Context) error { return nil }, Timeout: 5 * time.Second})
+		Cluster: &joinRecorder{}, Leave: func(context.Context) error { return nil }, Timeout: 5 * time.Second,
+		Resources: func() api.Resources {
+			return api.Resources{Graph: "fuzz", Resources: []api.Resource{{Kind: "file", Name: "/tmp/x", State: "ok"}}}
+		}})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -112,6 +115,8 @@ func FuzzHandler(f *testing.F) {
 		{"GET", "/v1/watch?prefix=a/&rev=1", nil},
 		{"GET", "/v1/watch?rev=18446744073709551615", nil},
 		{"GET", "/v1/status", nil},
+		{"GET", "/v1/resources", nil},
+		{"POST", "/v1/resources", []byte("{}")},
 		{"POST", "/v1/join", []byte(`{"addrs":["10.0.0.2:7946"]}`)},
 		{"POST", "/v1/join", []byte(`{"addrs":["h:1"],"token":"graft1_AAAA"}`)},
 		{"GET", "/v1/members", nil},

@@ -56,6 +56,8 @@ type fixtureOpts struct {
 	// The semaphore side of Config (the World serves semaphores).
 	maxSema   int
 	keepalive time.Duration
+	// resources is Config.Resources.
+	resources func() api.Resources
 }
 
 // newFixture starts a one-node cluster (or opts.nodes), waits for its
@@ -95,7 +97,7 @@ func newFixture(t *testing.T, opts fixtureOpts) *fixture {
 	}
 	srv, err := NewServer(Config{Store: store, Deploys: deploys, Status: node.Status, Node: opts.node, Host: m.ID, Version: "v-test", Timeout: opts.timeout,
 		Cluster: opts.cluster, Join: opts.join, Leave: opts.leave, KeyFingerprint: opts.fingerprint,
-		Semaphores: w, MaxSemaRequests: opts.maxSema, SemaKeepalive: opts.keepalive})
+		Semaphores: w, MaxSemaRequests: opts.maxSema, SemaKeepalive: opts.keepalive, Resources: opts.resources})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,6 +97,10 @@ type Config struct {
 	// that also ends when the API begins to close; it may be called more
 	// than once. Nil: /v1/leave answers 501.
 	Leave func(ctx context.Context) error
+	// Resources returns the status of the host's resources, for
+	// /v1/resources; it must be cheap and never block for long. Nil: that
+	// endpoint answers 501.
+	Resources func() api.Resources
 	// Deploys stores and lists deploys, for /v1/deploys. Nil: those
 	// endpoints answer 501.
 	Deploys Deployer
@@ -174,6 +178,7 @@ func NewServer(cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /v1/kv", s.bounded(s.list))
 	mux.HandleFunc("GET /v1/watch", s.watch)
 	mux.HandleFunc("GET /v1/status", s.status)
+	mux.HandleFunc("GET /v1/resources", s.resources)
 	mux.HandleFunc("POST /v1/join", s.bounded(s.join))
 	mux.HandleFunc("GET /v1/members", s.members)
 	mux.HandleFunc("POST /v1/leave", s.leave)
@@ -187,7 +192,7 @@ func NewServer(cfg Config) (*Server, error) {
 	// above do not take; "/" catches every other path. Both answer JSON
 	// rather than the mux's plain text.
 	for path, allow := range map[string]string{
-		"/v1/kv/{key...}": "GET, PUT, DELETE", "/v1/kv": "GET", "/v1/watch": "GET", "/v1/status": "GET",
+		"/v1/kv/{key...}": "GET, PUT, DELETE", "/v1/kv": "GET", "/v1/watch": "GET", "/v1/status": "GET", "/v1/resources": "GET",
 		"/v1/join": "POST", "/v1/members": "GET", "/v1/leave": "POST",
 		"/v1/sema/{id...}": "POST, DELETE", "/v1/deploys": "GET, POST", "/v1/deploys/{n}": "GET", "/v1/deploys/{n}/rollback": "POST",
 	} {

@@ -31,6 +31,7 @@ type agentCluster struct {
 	shutdown func()        // makes the agent stop
 	left     *leaveOutcome // how the leave went, for the API's /v1/leave
 	worlds   *worldRef     // the current side's World: for the engine, graph sources, converged states
+	eng      engineRef     // the engine, once made: for the API's /v1/resources
 	// oneShot: the cluster lives in memory, for this run only (see
 	// isOneShot).
 	oneShot bool
@@ -250,7 +251,7 @@ func (a *agentCluster) serveAPI(side *clusterSide) error {
 		}, KeyFingerprint: side.key.tok.Fingerprint(), Leave: func(ctx context.Context) error {
 			a.shutdown()
 			return a.left.wait(ctx)
-		}, Logger: log.With("component", "api")})
+		}, Resources: a.eng.resources, Logger: log.With("component", "api")})
 	if err != nil {
 		return err
 	}

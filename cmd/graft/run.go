@@ -260,11 +260,16 @@ func (a *agentSetup) run(ctx context.Context, e *env) error {
 	cfg.World, cfg.ClusterSemaphores = cl.worlds, cl.worlds
 	conv := newConvergence(a.opts, a.status, cl.worlds, stopEngine, a.log)
 	defer conv.start()()
-	cfg.OnConverged = a.metrics.onConverged(conv.changed)
+	summary := newRunSummary(&cl.eng, a.opts.noop, a.opts.convergedExit, a.log)
+	cfg.OnConverged = a.metrics.onConverged(func(st engine.Status) {
+		summary.changed(st, time.Now())
+		conv.changed(st)
+	})
 	eng, err := engine.New(cfg)
 	if err != nil {
 		return err
 	}
+	cl.eng.set(eng)
 
 	// Background goroutines, stopped in reverse order of starting by the
 	// deferred calls: graph watcher, status writer, then the hub.
@@ -280,7 +285,9 @@ func (a *agentSetup) run(ctx context.Context, e *env) error {
 	})
 	defer stopGraphs()
 
+	summary.begin(time.Now())
 	runErr := runEngine(engCtx, eng, graphs, e.hard, a.log)
+	summary.finish(time.Now())
 	final := conv.result()
 	// A restart of the cluster side that failed, or a graph source that
 	// failed, stopped the agent.

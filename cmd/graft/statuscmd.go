@@ -20,13 +20,16 @@ import (
 func statusCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "status",
-		Usage: "show the local agent's node and cluster",
+		Usage: "show the local agent's node, cluster and resources",
 		Description: "status prints this host's node as the running agent sees it: its gossip address (what\n" +
 			"other nodes --join), the cluster's ID, the cluster key's fingerprint (never the key),\n" +
 			"the raft state, the leader, the term, the raft log's last, commit and applied indexes,\n" +
 			"the revision of the keys, and the cluster's raft servers; then every host of the\n" +
-			"cluster with its gossip state and whether it is converged (as it last published). With\n" +
-			"--json it prints the API's answer and the hosts.",
+			"cluster with its gossip state and whether it is converged (as it last published); then\n" +
+			"a summary of this host's resources by state and a table of them: kind, name, state\n" +
+			"(ok, dirty, running, waiting or failed), when the last check began, how long it took\n" +
+			"and the last error, shortened. With --json it prints the API's answer, the hosts and\n" +
+			"the resources (GET /v1/resources) under \"resources\".",
 		Flags: append(clientFlags(), jsonFlag()),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -43,14 +46,20 @@ func statusCommand(e *env) *cli.Command {
 				hctx, cancel := context.WithTimeout(ctx, hostsTimeout)
 				hosts, herr := hostStates(hctx, client)
 				cancel()
+				rs, rerr := hostResources(ctx, client)
 				if c.Bool("json") {
 					out := struct {
 						api.Status
-						Hosts      []hostState `json:"hosts"`
-						HostsError string      `json:"hosts_error,omitempty"`
-					}{Status: st, Hosts: hosts}
+						Hosts          []hostState    `json:"hosts"`
+						HostsError     string         `json:"hosts_error,omitempty"`
+						Resources      *api.Resources `json:"resources,omitempty"`
+						ResourcesError string         `json:"resources_error,omitempty"`
+					}{Status: st, Hosts: hosts, Resources: rs}
 					if herr != nil {
 						out.HostsError = herr.Error()
+					}
+					if rerr != nil {
+						out.ResourcesError = rerr.Error()
 					}
 					b, err := json.MarshalIndent(out, "", "  ")
 					if err != nil {
@@ -63,10 +72,18 @@ func statusCommand(e *env) *cli.Command {
 					return err
 				}
 				if herr != nil {
-					_, err := fmt.Fprintf(e.stdout, "hosts: not known: %v\n", herr)
+					fmt.Fprintf(e.stdout, "hosts: not known: %v\n", herr)
+				} else if err := printHosts(e.stdout, hosts); err != nil {
 					return err
 				}
-				return printHosts(e.stdout, hosts)
+				switch {
+				case rerr != nil:
+					_, err := fmt.Fprintf(e.stdout, "resources: not known: %v\n", rerr)
+					return err
+				case rs != nil:
+					return printResources(e.stdout, *rs, time.Now())
+				}
+				return nil
 			})
 		},
 	}
@@ -189,4 +206,17 @@ func printHosts(w io.Writer, hosts []hostState) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, h.Host, gossip, state)
 	}
 	return tw.Flush()
+}
+
+// hostResources returns the status of the agent's resources: nil without
+// an error if the agent serves none.
+func hostResources(ctx context.Context, client *api.Client) (*api.Resources, error) {
+	rs, err := client.Resources(ctx)
+	switch {
+	case api.StatusCode(err) == http.StatusNotImplemented:
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return &rs, nil
 }

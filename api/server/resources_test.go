@@ -1,0 +1,73 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/graftcm/graft/api"
+)
+
+// GET /v1/resources answers what Config.Resources returns at the time of
+// the request, under this host's name, with the documented JSON fields.
+func TestResourcesServesCurrentSnapshot(t *testing.T) {
+	var cur atomic.Pointer[api.Resources]
+	cur.Store(&api.Resources{Graph: "g1"})
+	f := newFixture(t, fixtureOpts{resources: func() api.Resources { return *cur.Load() }})
+
+	got, err := f.client.Resources(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := f.cluster.Members[0].ID
+	if want := (api.Resources{Host: host, Graph: "g1", Resources: []api.Resource{}}); !reflect.DeepEqual(got, want) {
+		t.Errorf("before any resource: got %+v, want %+v", got, want)
+	}
+
+	started := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	next := api.Resources{Graph: "g2", Converged: true, Counts: api.ResourceCounts{Total: 2, OK: 1, Failed: 1, Changed: 1},
+		Resources: []api.Resource{
+			{Kind: "exec", Name: "bad", State: "failed", Error: "exit status 1", LastStart: started,
+				LastDurationSeconds: 0.25, RetriesLeft: 0, SemaWaiting: []string{"@@deploy"}},
+			{Kind: "file", Name: "/etc/motd", State: "ok", LastStart: started, Changed: true, Changes: 1, RetriesLeft: -1},
+		}}
+	cur.Store(&next)
+	if got, err = f.client.Resources(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	next.Host = host
+	if !reflect.DeepEqual(got, next) {
+		t.Errorf("got %+v, want %+v", got, next)
+	}
+
+	code, ctype, body := rawRequest(t, f, http.MethodGet, "/v1/resources", nil)
+	var raw struct {
+		Host      string           `json:"host"`
+		Converged bool             `json:"converged"`
+		Counts    map[string]int   `json:"counts"`
+		Resources []map[string]any `json:"resources"`
+	}
+	if err := json.Unmarshal([]byte(body), &raw); err != nil || code != http.StatusOK || ctype != "application/json" {
+		t.Fatalf("raw answer: %d %s %q: %v", code, ctype, body, err)
+	}
+	bad := raw.Resources[0]
+	if raw.Host != host || !raw.Converged || raw.Counts["failed"] != 1 || raw.Counts["total"] != 2 ||
+		bad["state"] != "failed" || bad["error"] != "exit status 1" || bad["retries_left"] != 0.0 ||
+		bad["last_duration_seconds"] != 0.25 || bad["last_start"] != "2026-01-02T03:04:05Z" {
+		t.Errorf("JSON fields: %s", body)
+	}
+}
+
+// Without Config.Resources the endpoint answers 501; other methods 405.
+func TestResourcesNotServedWithoutEngine(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	if _, err := f.client.Resources(t.Context()); api.StatusCode(err) != http.StatusNotImplemented {
+		t.Errorf("got %v, want 501", err)
+	}
+	if code, _, body := rawRequest(t, f, http.MethodPost, "/v1/resources", nil); code != http.StatusMethodNotAllowed {
+		t.Errorf("POST: %d %s, want 405", code, body)
+	}
+}
