@@ -90,6 +90,18 @@ type Observer interface {
 	// goroutine that ran it (so calls may be concurrent), before the
 	// scheduler sees the result: it must return quickly and never block.
 	CheckApplyDone(ApplyEvent)
+	// GraphSwapped is called once after each graph is swapped in (the
+	// first included), from the scheduler: it must return at once.
+	GraphSwapped(SwapEvent)
+}
+
+// SwapEvent describes one graph swapped in.
+type SwapEvent struct {
+	Graph string
+	// Duration is how long the swap held the scheduler: stopping the
+	// removed vertices, rewiring, starting the added ones.
+	Duration             time.Duration
+	Added, Removed, Kept int
 }
 
 // ApplyEvent describes one finished CheckApply.
@@ -315,6 +327,13 @@ func boardNotify(b *board, notify func(Status)) func(Status) {
 		if notify != nil {
 			notify(st)
 		}
+	}
+}
+
+// observeSwap tells the Observer about a graph swapped in.
+func (s *scheduler) observeSwap(ev SwapEvent) {
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.GraphSwapped(ev)
 	}
 }
 

@@ -149,10 +149,17 @@ func TestSnapshotSwapKeepsUnchangedResourcesStatus(t *testing.T) {
 	})
 }
 
-// observer records the CheckApply events it is told about.
+// observer records the CheckApply and swap events it is told about.
 type observer struct {
 	mu     sync.Mutex
 	events []engine.ApplyEvent
+	swaps  []engine.SwapEvent
+}
+
+func (o *observer) GraphSwapped(ev engine.SwapEvent) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.swaps = append(o.swaps, ev)
 }
 
 func (o *observer) CheckApplyDone(ev engine.ApplyEvent) {
@@ -229,6 +236,31 @@ func TestSnapshotIsCurrentWhenConverged(t *testing.T) {
 		want := engine.Counts{Total: 2, OK: 1, Failed: 1, Changed: 1}
 		if len(seen) != 1 || seen[0] != want {
 			t.Errorf("counts seen when converged: %+v, want %+v", seen, want)
+		}
+	})
+}
+
+// The observer hears of every graph swapped in, the first included, with
+// what the swap added, removed and kept.
+func TestObserverHearsOfEveryGraphSwap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		a, b, c := newFake(rec, "a"), newFake(rec, "b"), newFake(rec, "c")
+		obs := &observer{}
+		r := start(t, graphOf(t, []*fake{a, b}), func(cfg *engineConfig) { cfg.Observer = obs })
+		synctest.Wait()
+		r.graphs <- graphOf(t, []*fake{a, c})
+		synctest.Wait()
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		if len(obs.swaps) != 2 {
+			t.Fatalf("got %d swap events (%+v), want 2", len(obs.swaps), obs.swaps)
+		}
+		if first := obs.swaps[0]; first.Added != 2 || first.Removed != 0 || first.Kept != 0 {
+			t.Errorf("first swap: got %+v, want 2 added", first)
+		}
+		if second := obs.swaps[1]; second.Added != 1 || second.Removed != 1 || second.Kept != 1 {
+			t.Errorf("second swap: got %+v, want 1 added, 1 removed, 1 kept", second)
 		}
 	})
 }

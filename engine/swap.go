@@ -21,6 +21,7 @@ import (
 // the edges, start the added vertices with the refreshes and received
 // values they carry over, and recount the blockers.
 func (s *scheduler) swap(p *swapPlan) {
+	began := time.Now()
 	g := p.g
 	inNext := graphIDs(g)
 	next, added := s.diff(g, p.received)
@@ -43,6 +44,8 @@ func (s *scheduler) swap(p *swapPlan) {
 	s.conv.changed(now)
 	s.log.Info("graph swapped in", "graph", g.Name, "vertices", g.Len(),
 		"added", len(added), "removed", len(removed), "kept", g.Len()-len(added))
+	s.observeSwap(SwapEvent{Graph: g.Name, Duration: time.Since(began),
+		Added: len(added), Removed: len(removed), Kept: g.Len() - len(added)})
 }
 
 // graphIDs returns the IDs in g, members of groups included: the IDs whose

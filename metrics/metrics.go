@@ -33,9 +33,10 @@ type Collector struct {
 	swaps         prometheus.Counter
 	swapDur       prometheus.Histogram
 
-	mu      sync.Mutex
-	states  map[string]bool // the resource states SetResourceStates last set
-	cluster *clusterCollector
+	mu        sync.Mutex
+	states    map[string]bool       // the resource states SetResourceStates last set
+	stateFunc func() map[string]int // read at each scrape, if set
+	cluster   *clusterCollector
 }
 
 var _ CheckApplyObserver = (*Collector)(nil)
@@ -96,6 +97,25 @@ func (c *Collector) SetResourceStates(counts map[string]int) {
 	for s, n := range counts {
 		c.states[s] = true
 		c.resources.WithLabelValues(s).Set(float64(n))
+	}
+}
+
+// SetResourceSource makes f the source of the resources-by-state series,
+// read at each scrape (as SetResourceStates would be called then); nil
+// stops reading it.
+func (c *Collector) SetResourceSource(f func() map[string]int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stateFunc = f
+}
+
+// refreshStates reads the resource source, if any, before a scrape.
+func (c *Collector) refreshStates() {
+	c.mu.Lock()
+	f := c.stateFunc
+	c.mu.Unlock()
+	if f != nil {
+		c.SetResourceStates(f())
 	}
 }
 

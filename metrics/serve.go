@@ -36,10 +36,14 @@ func (c *Collector) Handler(log *slog.Logger) http.Handler {
 		log = slog.New(slog.DiscardHandler)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(c.reg, promhttp.HandlerOpts{
+	prom := promhttp.HandlerFor(c.reg, promhttp.HandlerOpts{
 		ErrorLog:      promLogger{log},
 		ErrorHandling: promhttp.ContinueOnError,
 		Timeout:       scrapeTimeout,
+	})
+	mux.Handle("GET /metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.refreshStates()
+		prom.ServeHTTP(w, r)
 	}))
 	return mux
 }

@@ -95,6 +95,32 @@ func (m *agentMetrics) onConverged(next func(engine.Status)) func(engine.Status)
 	}
 }
 
+// observe makes the engine of cfg report its CheckApply calls to the
+// metrics, and the metrics read the resources by state from eng at each
+// scrape. Nothing on a nil agentMetrics.
+func (m *agentMetrics) observe(cfg *engine.Config, eng *engineRef) {
+	if m == nil {
+		return
+	}
+	cfg.Observer = checkApplyMetrics{m.c}
+	m.c.SetResourceSource(func() map[string]int {
+		c := eng.snapshot().Counts
+		return map[string]int{"ok": c.OK, "dirty": c.Dirty, "running": c.Running, "waiting": c.Waiting, "failed": c.Failed}
+	})
+}
+
+// checkApplyMetrics passes the engine's CheckApply calls and graph swaps
+// to the metrics:
+// a run with apply off (noop) that found something to change counts as
+// unchanged, since it changed nothing.
+type checkApplyMetrics struct{ c *metrics.Collector }
+
+func (m checkApplyMetrics) CheckApplyDone(ev engine.ApplyEvent) {
+	m.c.ObserveCheckApply(ev.ID.Kind, ev.Duration, ev.Changed && !ev.Noop, ev.Err)
+}
+
+func (m checkApplyMetrics) GraphSwapped(ev engine.SwapEvent) { m.c.ObserveGraphSwap(ev.Duration) }
+
 // metricsView is the current side's cluster, for the metrics; false while
 // no side runs.
 func (a *agentCluster) metricsView() (metrics.ClusterView, bool) {

@@ -62,7 +62,8 @@ func gaugeOf(fams map[string]*dto.MetricFamily, name string, labels ...string) (
 
 // A one-node agent run with --metrics 127.0.0.1:0 logs the address it
 // bound and serves, there, raft's state (leader), its term, its indexes,
-// the gossip ring (one alive member), the converged state, the Go and
+// the gossip ring (one alive member), the converged state, the engine's
+// CheckApply calls (the file written once) and its resources by state, the Go and
 // process collectors, and raft's and memberlist's own go-metrics (raft's
 // commitTime and apply, memberlist's gossip and alive messages) bridged
 // into the same registry.
@@ -117,6 +118,11 @@ resources:
 		{"graft_gossip_members", []string{"state", "alive"}, func(v float64) bool { return v == 1 }, "1"},
 		{"graft_gossip_members", []string{"state", "dead"}, func(v float64) bool { return v == 0 }, "0"},
 		{"graft_memberlist_msg_alive", nil, func(v float64) bool { return v > 0 }, "> 0"},
+		{"graft_checkapply_total", []string{"kind", "file", "result", "changed"}, func(v float64) bool { return v == 1 }, "1"},
+		{"graft_checkapply_duration_seconds", []string{"kind", "file"}, func(v float64) bool { return v >= 1 }, ">= 1 sample"},
+		{"graft_resources", []string{"state", "ok"}, func(v float64) bool { return v == 1 }, "1"},
+		{"graft_graph_swaps_total", nil, func(v float64) bool { return v == 1 }, "1"},
+		{"graft_resources", []string{"state", "failed"}, func(v float64) bool { return v == 0 }, "0"},
 		{"go_goroutines", nil, func(v float64) bool { return v > 0 }, "> 0"},
 		{"process_resident_memory_bytes", nil, func(v float64) bool { return v > 0 }, "> 0"},
 	} {

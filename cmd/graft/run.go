@@ -265,6 +265,7 @@ func (a *agentSetup) run(ctx context.Context, e *env) error {
 		summary.changed(st, time.Now())
 		conv.changed(st)
 	})
+	a.metrics.observe(&cfg, &cl.eng)
 	eng, err := engine.New(cfg)
 	if err != nil {
 		return err
