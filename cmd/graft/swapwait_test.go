@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,10 +21,27 @@ func TestEditWhileLongExecRunsDoesNotFreezeTheAgent(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	release := func() { // lets the long command end, once
-		if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
-			f.Close()
-		}
+	// release lets the long command end, once. Its `touch` comes before
+	// `cat` opens the fifo: until cat has, a non-blocking open for writing
+	// fails (ENXIO) and would release nothing, so it tries again (a
+	// loaded machine once left the command waiting for ever).
+	var once sync.Once
+	release := func() {
+		once.Do(func() {
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+				if err == nil {
+					f.Close()
+					return
+				}
+				if !errors.Is(err, syscall.ENXIO) || time.Now().After(deadline) {
+					t.Errorf("releasing the long command: %v", err)
+					return
+				}
+				<-time.After(10 * time.Millisecond)
+			}
+		})
 	}
 	fa, fb := filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	base := fmt.Sprintf(`resources:
