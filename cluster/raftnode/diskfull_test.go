@@ -165,18 +165,9 @@ func TestFullDiskFailsWritesClearlyAndRecoversWhenSpaceReturns(t *testing.T) {
 // space returns.
 func TestFollowerWithFullDiskCatchesUpWhenSpaceReturns(t *testing.T) {
 	full := mountTmpfs(t, 8<<20)
-	open := func(id, dir string, bootstrap bool) *raftnode.Node {
-		cfg := raftnode.TestConfig()
-		// Slower than TestConfig, so that no election on a busy machine
-		// moves the leadership to the full follower.
-		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = time.Second, time.Second, 500*time.Millisecond
-		cfg.NodeID, cfg.DataDir, cfg.Bootstrap = id, dir, bootstrap
-		n, err := raftnode.Open(cfg, fsm.New(fsm.Options{}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	// openNode runs on production's timeouts: no election on a busy
+	// machine moves the leadership.
+	open := func(id, dir string, bootstrap bool) *raftnode.Node { return openNode(t, id, dir, bootstrap) }
 	a := open("a", t.TempDir(), true)
 	defer a.Close()
 	waitLeader(t, a)
@@ -219,18 +210,9 @@ func TestFollowerWithFullDiskCatchesUpWhenSpaceReturns(t *testing.T) {
 // the leader's data dir.
 func TestWriteForwardedToAFullLeaderFailsWithErrNoSpace(t *testing.T) {
 	full := mountTmpfs(t, 8<<20)
-	open := func(id, dir string, bootstrap bool) *raftnode.Node {
-		cfg := raftnode.TestConfig()
-		// Slower than TestConfig, so that no election on a busy machine
-		// moves the leadership away from the full node before the write.
-		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = time.Second, time.Second, 500*time.Millisecond
-		cfg.NodeID, cfg.DataDir, cfg.Bootstrap = id, dir, bootstrap
-		n, err := raftnode.Open(cfg, fsm.New(fsm.Options{}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	// openNode runs on production's timeouts: no election on a busy
+	// machine moves the leadership.
+	open := func(id, dir string, bootstrap bool) *raftnode.Node { return openNode(t, id, dir, bootstrap) }
 	a := open("a", full, true)
 	defer a.Close()
 	waitLeader(t, a)
