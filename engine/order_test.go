@@ -240,7 +240,8 @@ func TestPanicInCheckApplyFailsVertex(t *testing.T) {
 	})
 }
 
-// A Watch that fails fails its vertex and holds back its descendants.
+// A Watch that fails at start, before Running, fails its vertex: neither
+// its CheckApply nor its descendants' ever run.
 func TestWatchErrorFailsVertex(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := newRecorder()
@@ -248,7 +249,31 @@ func TestWatchErrorFailsVertex(t *testing.T) {
 		a.watchErr = errScripted
 		r := start(t, graphOf(t, []*fake{a, b, other}, "a->b"), func(c *engineConfig) { c.ConvergedTimeout = 0 })
 		synctest.Wait()
-		checks(t, map[*fake]int{b: 0, other: 1})
+		checks(t, map[*fake]int{a: 0, b: 0, other: 1})
+		st, ok := r.lastStatus()
+		if !ok || !st.Converged || len(st.Failed) != 1 || st.Failed[0] != id("a") {
+			t.Errorf("got status %+v, want converged with a failed", st)
+		}
+	})
+}
+
+// A Watch that fails after Running fails its vertex from then on: what ran
+// while it watched (its own CheckApply and its descendants') stays done,
+// and its descendants do not run again, even on an event of their own.
+func TestWatchFailingAfterRunningHoldsBackLaterRuns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		a, b := newFake(rec, "a"), newFake(rec, "b")
+		a.failWatch = make(chan error)
+		r := start(t, graphOf(t, []*fake{a, b}, "a->b"), func(c *engineConfig) { c.ConvergedTimeout = 0 })
+		synctest.Wait()
+		checks(t, map[*fake]int{a: 1, b: 1})
+
+		a.failWatch <- errScripted
+		synctest.Wait()
+		b.event()
+		synctest.Wait()
+		checks(t, map[*fake]int{a: 1, b: 1})
 		st, ok := r.lastStatus()
 		if !ok || !st.Converged || len(st.Failed) != 1 || st.Failed[0] != id("a") {
 			t.Errorf("got status %+v, want converged with a failed", st)
