@@ -1,6 +1,8 @@
 package engine_test
 
 import (
+	"context"
+	"log/slog"
 	"testing"
 	"testing/synctest"
 )
@@ -280,6 +282,64 @@ func TestWatchFailingAfterRunningHoldsBackLaterRuns(t *testing.T) {
 		}
 	})
 }
+
+// A Watch failure the engine has been told of holds back the descendants
+// even when the parent's successful CheckApply reaches the engine at the
+// same moment. The engine is stalled (in a log record of "other") while
+// a's Watch fails and a's CheckApply returns, so that both wait for it at
+// once; it takes either first, so the bubble is run 20 times.
+func TestWatchFailureSeenWithParentResultHoldsBackChild(t *testing.T) {
+	for range 20 {
+		synctest.Test(t, func(t *testing.T) {
+			rec := newRecorder()
+			a, b, other := newFake(rec, "a"), newFake(rec, "b"), newFake(rec, "other")
+			a.failWatch = make(chan error)
+			a.gate, other.gate = make(chan struct{}), make(chan struct{})
+			stall := stallLog{resource: id("other").String(), release: make(chan struct{})}
+			start(t, graphOf(t, []*fake{a, b, other}, "a->b"), func(c *engineConfig) {
+				c.Logger = slog.New(stall)
+			})
+			synctest.Wait()
+			close(other.gate) // the engine stalls handling other's result
+			synctest.Wait()
+			close(a.gate)
+			a.failWatch <- errScripted
+			synctest.Wait()
+			close(stall.release)
+			synctest.Wait()
+			checks(t, map[*fake]int{a: 1, b: 0, other: 1})
+		})
+		if t.Failed() {
+			break
+		}
+	}
+}
+
+// stallLog is a slog.Handler that holds the goroutine logging "resource in
+// state" for resource until release is closed, and drops every record.
+type stallLog struct {
+	resource string
+	release  chan struct{}
+}
+
+func (h stallLog) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h stallLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "resource in state" {
+		return nil
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "resource" && a.Value.String() == h.resource {
+			<-h.release
+		}
+		return true
+	})
+	return nil
+}
+
+func (h stallLog) WithAttrs([]slog.Attr) slog.Handler { return h }
+
+func (h stallLog) WithGroup(string) slog.Handler { return h }
 
 // Config.Noop and Meta.Noop run CheckApply with apply false.
 func TestNoopPassesApplyFalse(t *testing.T) {
