@@ -84,7 +84,9 @@ type fake struct {
 	result func(n int) (bool, error)
 	// hold, if set, makes Watch wait for it to close before Running.
 	hold chan struct{}
-	// watchErr, if set, is returned by Watch right after Running.
+	// watchErr, if set, is returned by Watch at start, before Running: a
+	// Watch whose watches could not be set up. (A Watch that fails after
+	// Running is failWatch's: by then CheckApply may have run.)
 	watchErr error
 	// ctxAware makes a gated CheckApply return ctx.Err() when ctx ends.
 	ctxAware bool
@@ -128,10 +130,10 @@ func (f *fake) Watch(ctx context.Context) error {
 			return nil
 		}
 	}
-	f.rt.Load().Running()
 	if f.watchErr != nil {
 		return f.watchErr
 	}
+	f.rt.Load().Running()
 	select {
 	case <-ctx.Done():
 	case err := <-f.failWatch:

@@ -1,6 +1,8 @@
 package engine_test
 
 import (
+	"context"
+	"log/slog"
 	"testing"
 	"testing/synctest"
 )
@@ -240,7 +242,8 @@ func TestPanicInCheckApplyFailsVertex(t *testing.T) {
 	})
 }
 
-// A Watch that fails fails its vertex and holds back its descendants.
+// A Watch that fails at start, before Running, fails its vertex: neither
+// its CheckApply nor its descendants' ever run.
 func TestWatchErrorFailsVertex(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := newRecorder()
@@ -248,13 +251,95 @@ func TestWatchErrorFailsVertex(t *testing.T) {
 		a.watchErr = errScripted
 		r := start(t, graphOf(t, []*fake{a, b, other}, "a->b"), func(c *engineConfig) { c.ConvergedTimeout = 0 })
 		synctest.Wait()
-		checks(t, map[*fake]int{b: 0, other: 1})
+		checks(t, map[*fake]int{a: 0, b: 0, other: 1})
 		st, ok := r.lastStatus()
 		if !ok || !st.Converged || len(st.Failed) != 1 || st.Failed[0] != id("a") {
 			t.Errorf("got status %+v, want converged with a failed", st)
 		}
 	})
 }
+
+// A Watch that fails after Running fails its vertex from then on: what ran
+// while it watched (its own CheckApply and its descendants') stays done,
+// and its descendants do not run again, even on an event of their own.
+func TestWatchFailingAfterRunningHoldsBackLaterRuns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		a, b := newFake(rec, "a"), newFake(rec, "b")
+		a.failWatch = make(chan error)
+		r := start(t, graphOf(t, []*fake{a, b}, "a->b"), func(c *engineConfig) { c.ConvergedTimeout = 0 })
+		synctest.Wait()
+		checks(t, map[*fake]int{a: 1, b: 1})
+
+		a.failWatch <- errScripted
+		synctest.Wait()
+		b.event()
+		synctest.Wait()
+		checks(t, map[*fake]int{a: 1, b: 1})
+		st, ok := r.lastStatus()
+		if !ok || !st.Converged || len(st.Failed) != 1 || st.Failed[0] != id("a") {
+			t.Errorf("got status %+v, want converged with a failed", st)
+		}
+	})
+}
+
+// A Watch failure the engine has been told of holds back the descendants
+// even when the parent's successful CheckApply reaches the engine at the
+// same moment. The engine is stalled (in a log record of "other") while
+// a's Watch fails and a's CheckApply returns, so that both wait for it at
+// once; it takes either first, so the bubble is run 20 times.
+func TestWatchFailureSeenWithParentResultHoldsBackChild(t *testing.T) {
+	for range 20 {
+		synctest.Test(t, func(t *testing.T) {
+			rec := newRecorder()
+			a, b, other := newFake(rec, "a"), newFake(rec, "b"), newFake(rec, "other")
+			a.failWatch = make(chan error)
+			a.gate, other.gate = make(chan struct{}), make(chan struct{})
+			stall := stallLog{resource: id("other").String(), release: make(chan struct{})}
+			start(t, graphOf(t, []*fake{a, b, other}, "a->b"), func(c *engineConfig) {
+				c.Logger = slog.New(stall)
+			})
+			synctest.Wait()
+			close(other.gate) // the engine stalls handling other's result
+			synctest.Wait()
+			close(a.gate)
+			a.failWatch <- errScripted
+			synctest.Wait()
+			close(stall.release)
+			synctest.Wait()
+			checks(t, map[*fake]int{a: 1, b: 0, other: 1})
+		})
+		if t.Failed() {
+			break
+		}
+	}
+}
+
+// stallLog is a slog.Handler that holds the goroutine logging "resource in
+// state" for resource until release is closed, and drops every record.
+type stallLog struct {
+	resource string
+	release  chan struct{}
+}
+
+func (h stallLog) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h stallLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "resource in state" {
+		return nil
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "resource" && a.Value.String() == h.resource {
+			<-h.release
+		}
+		return true
+	})
+	return nil
+}
+
+func (h stallLog) WithAttrs([]slog.Attr) slog.Handler { return h }
+
+func (h stallLog) WithGroup(string) slog.Handler { return h }
 
 // Config.Noop and Meta.Noop run CheckApply with apply false.
 func TestNoopPassesApplyFalse(t *testing.T) {

@@ -138,6 +138,7 @@ func (s *scheduler) loop(ctx context.Context, graphs <-chan *Graph) error {
 		if s.stopping && s.running == 0 {
 			break
 		}
+		s.pollSignals()
 		s.dispatch()
 		now := time.Now()
 		s.state.flush()
@@ -237,6 +238,18 @@ func (s *scheduler) idle() bool {
 	// Deferred vertices wait on a running one, so running == 0 covers them.
 	return s.hasGraph && s.plan == nil && s.running == 0 && s.unstarted == 0 &&
 		s.waiting == 0 && len(s.ready) == 0
+}
+
+// pollSignals applies the signals already sent, if any. The loop calls it
+// before each dispatch because its select takes whichever case is ready:
+// a CheckApply result may be taken while a Watch failure waits, and the
+// failure must still hold back the descendants the result would release.
+func (s *scheduler) pollSignals() {
+	select {
+	case <-s.inbox.wake:
+		s.handleSignals()
+	default:
+	}
 }
 
 // handleSignals applies the signals Watch goroutines have sent.
