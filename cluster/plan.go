@@ -20,7 +20,7 @@ type leaderState struct {
 	term         uint64
 	since        time.Time            // when this node began leading in term
 	failedSince  map[string]time.Time // nodes that failed, and since when
-	heardAt      map[string]time.Time // servers that answered the progress call, and when last
+	heardAt      map[string]time.Time // servers that answered the progress call or raft, and when last
 	released     map[string]bool      // failed nodes whose slots were released
 	healthySince map[string]time.Time // non-voters caught up, and since when
 	exportsGone  map[string]time.Time // nodes gone for good that export, and since when
