@@ -20,7 +20,7 @@ type leaderState struct {
 	term         uint64
 	since        time.Time            // when this node began leading in term
 	failedSince  map[string]time.Time // nodes that failed, and since when
-	heardAt      map[string]time.Time // servers that answered the progress call, and when last
+	heardAt      map[string]time.Time // servers that answered the progress call or raft, and when last
 	released     map[string]bool      // failed nodes whose slots were released
 	healthySince map[string]time.Time // non-voters caught up, and since when
 	exportsGone  map[string]time.Time // nodes gone for good that export, and since when
@@ -67,7 +67,11 @@ type view struct {
 	lastIndex uint64        // the leader's last log index
 	// progress holds the last log index of every other raft server that
 	// answered the leader's progress call just now; the others are absent.
-	progress  map[string]uint64
+	progress map[string]uint64
+	// answered holds, by server, when the newest raft request of term it
+	// answered was sent (see raftnode.Node.Answered): the leader heard
+	// from it then, though the probe may be older.
+	answered  map[string]time.Time
 	alive     map[string]ringMember // the ring's members of this cluster
 	gone      map[string]goneNode   // nodes memberlist reported dead or left
 	departed  map[string]time.Time  // nodes that asked to leave, until they rejoin
@@ -288,6 +292,9 @@ func (p *planner) failures() {
 		if _, answered := v.progress[id]; answered {
 			p.lead.heardAt[id] = v.now
 		}
+		if at, ok := v.answered[id]; ok && at.After(p.lead.heardAt[id]) {
+			p.lead.heardAt[id] = at
+		}
 		if p.health[id] {
 			delete(p.lead.failedSince, id)
 			delete(p.lead.released, id)
@@ -315,13 +322,11 @@ func (p *planner) failures() {
 				// host led and counts from its step-down. Being alive
 				// in the ring is no such word: the ring shows a silent
 				// server alive until it notices.
-				last := p.lead.since
-				if heard, ok := p.lead.heardAt[id]; ok && heard.After(last) {
-					last = heard
-				}
-				p.lead.failedSince[id] = later(g.at, last.Add(v.cfg.releaseGrace))
-			case v.now.Sub(p.lead.since) >= v.cfg.deadServerGrace:
-				// Down, never reported dead, after a full grace as leader.
+				p.lead.failedSince[id] = later(g.at, p.lastHeard(id).Add(v.cfg.releaseGrace))
+			case v.now.Sub(p.lastHeard(id)) >= v.cfg.deadServerGrace:
+				// Down, never reported dead, for a full grace since this
+				// leader last heard from it, or began leading (a grace
+				// of at least twice ReleaseGrace: see Validate).
 				p.lead.failedSince[id] = v.now.Add(-v.cfg.deadServerGrace)
 			default:
 				continue
@@ -347,6 +352,16 @@ func (p *planner) failures() {
 			p.voters--
 		}
 	}
+}
+
+// lastHeard returns when this leader last heard from server id: the
+// probe's answer or raft's, or, if it has not, when it began leading (the
+// one before may have heard from it until then).
+func (p *planner) lastHeard(id string) time.Time {
+	if heard, ok := p.lead.heardAt[id]; ok && heard.After(p.lead.since) {
+		return heard
+	}
+	return p.lead.since
 }
 
 // goneReleases releases, once, the slots and ephemeral keys of nodes

@@ -382,6 +382,24 @@ func TestPlanGraces(t *testing.T) {
 					t.Errorf("b heard from at %v, though it did not answer", got)
 				}
 			}},
+		{name: "a server whose raft answers are newer than its probe's counts as heard from when raft last heard from it",
+			view: withC(func(v *view) {
+				dead(v, "c", false, t0.Add(-time.Hour))
+				v.lead.heardAt["c"] = t0.Add(-4 * time.Second)
+				v.answered = map[string]time.Time{"c": t0.Add(-3 * time.Second)}
+			}),
+			check: failedAt(t0.Add(-time.Second))},
+		{name: "a server down and never reported has not failed until DeadServerGrace after it was last heard from",
+			view: withC(func(v *view) {
+				down(v, "c")
+				v.lead.since = t0.Add(-30 * time.Second)
+				v.lead.heardAt["c"] = t0.Add(-3 * time.Second)
+			}),
+			check: func(t *testing.T, p planned) {
+				if at, ok := p.lead.failedSince["c"]; ok {
+					t.Errorf("c counted as failed since %v, 3 s after it was last heard from", at)
+				}
+			}},
 		{name: "a server the ring thinks dead that answers the probe is up",
 			view: withC(func(v *view) { dead(v, "c", false, t0.Add(-time.Hour)); v.progress["c"] = 1000 })},
 	})

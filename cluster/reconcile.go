@@ -83,8 +83,8 @@ func (s *Server) gather(ctx context.Context, term uint64, now time.Time) (view, 
 	s.goneMu.Unlock()
 	progress := s.probe(ctx, servers)
 	return view{leader: true, term: term, now: now, self: s.cfg.Raft.NodeID, clusterID: s.ClusterID(),
-		servers: servers, lastIndex: s.node.LastIndex(), progress: progress, alive: alive,
-		gone: gone, departed: departed, exporting: exportingNodes(s.node.FSM()), lead: s.lead,
+		servers: servers, lastIndex: s.node.LastIndex(), progress: progress, answered: s.node.Answered(term),
+		alive: alive, gone: gone, departed: departed, exporting: exportingNodes(s.node.FSM()), lead: s.lead,
 		cfg: s.cfg.planConfig()}, true
 }
 

@@ -168,7 +168,30 @@ func (c ServerConfig) Validate() error {
 			bad("%s is %v, want a positive duration", d.name, d.v)
 		}
 	}
+	c.semaphoreTimingRules(bad)
 	return errors.Join(errs...)
+}
+
+// semaphoreTimingRules checks the relations a semaphore holder's safety
+// rests on (README, "Cluster semaphores"): a holder's lease, at most
+// ReleaseGrace (world.DefaultLeaseTimeout is ReleaseGrace), must end before
+// the cluster releases its slots, twice ReleaseGrace after the leader last
+// heard from it. A deposed leader still heartbeats the followers it can
+// reach until it steps down, up to twice LeaderLeaseTimeout after its
+// majority last answered: ReleaseGrace covers that. A server down and
+// never reported dead fails DeadServerGrace after it was last heard from,
+// and is removed then: its slots must be released first.
+func (c ServerConfig) semaphoreTimingRules(bad func(string, ...any)) {
+	if c.ReleaseGrace <= 0 {
+		bad("ReleaseGrace is %v, want a positive duration", c.ReleaseGrace)
+		return
+	}
+	if lease := c.Raft.LeaderLeaseTimeout; c.ReleaseGrace < 2*lease {
+		bad("ReleaseGrace %v is shorter than twice Raft.LeaderLeaseTimeout %v: a deposed leader could keep a follower's semaphore lease alive past its release", c.ReleaseGrace, lease)
+	}
+	if c.DeadServerGrace < 2*c.ReleaseGrace {
+		bad("DeadServerGrace %v is shorter than twice ReleaseGrace %v: a silent server could be removed before its semaphore slots are released", c.DeadServerGrace, c.ReleaseGrace)
+	}
 }
 
 // ServerDeps lets tests replace the state machine, the network and the

@@ -16,6 +16,11 @@ import (
 // releaseTimeout bounds the release a cancelled Acquire sends.
 const releaseTimeout = 10 * time.Second
 
+// ErrSlotTakenBack is returned by Acquire when the slot it was granted had
+// been taken back by the time it could confirm it: the cluster declared
+// this host dead meanwhile, and may have given the slot to another.
+var ErrSlotTakenBack = errors.New("the slot granted was taken back (this host was expired?)")
+
 // Lease is a slot of a cluster-wide semaphore.
 type Lease struct {
 	w      *World
@@ -86,12 +91,16 @@ func (w *World) Acquire(ctx context.Context, id string, count int64) (*Lease, er
 		return nil, fmt.Errorf("world: acquire %q: %w", id, err)
 	}
 	token := res.Token
-	if !res.Granted {
+	if res.Granted {
+		// The answer may come late (this host cut off before it applied
+		// the grant): the cluster may have taken the slot back since.
+		err = w.confirmGrant(ctx, id, holder, token)
+	} else {
 		token, err = w.waitGrant(ctx, id, holder)
-		if err != nil {
-			giveUp()
-			return nil, err
-		}
+	}
+	if err != nil {
+		giveUp()
+		return nil, err
 	}
 	wctx, stop := context.WithCancel(context.Background())
 	l := &Lease{w: w, id: id, holder: holder, token: token, lost: make(chan struct{}), stop: stop, done: make(chan struct{})}
@@ -134,12 +143,8 @@ func (w *World) waitGrant(ctx context.Context, id, holder string) (uint64, error
 		changed := w.f.Changed()
 		st, _ := w.semaState(id)
 		if s, ok := findSlot(st.Holders, holder); ok {
-			if err := w.b.Linearize(ctx); err != nil {
-				return 0, fmt.Errorf("world: semaphore %q: confirming the slot granted: %w", id, err)
-			}
-			st, _ = w.semaState(id)
-			if now, ok := findSlot(st.Holders, holder); !ok || now.Token != s.Token {
-				return 0, fmt.Errorf("world: semaphore %q: the slot granted was taken back (this host was expired?)", id)
+			if err := w.confirmGrant(ctx, id, holder, s.Token); err != nil {
+				return 0, err
 			}
 			return s.Token, nil
 		}
@@ -152,6 +157,20 @@ func (w *World) waitGrant(ctx context.Context, id, holder string) (uint64, error
 		case <-changed:
 		}
 	}
+}
+
+// confirmGrant checks against the cluster's state that holder still holds
+// the slot of id granted with token: a grant seen in this host's copy of
+// the state, or in a write's answer, may be old news.
+func (w *World) confirmGrant(ctx context.Context, id, holder string, token uint64) error {
+	if err := w.b.Linearize(ctx); err != nil {
+		return fmt.Errorf("world: semaphore %q: confirming the slot granted: %w", id, err)
+	}
+	st, _ := w.semaState(id)
+	if now, ok := findSlot(st.Holders, holder); !ok || now.Token != token {
+		return fmt.Errorf("world: semaphore %q: %w", id, ErrSlotTakenBack)
+	}
+	return nil
 }
 
 // guard closes Lost if the slot disappears while the lease is held, or if

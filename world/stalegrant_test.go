@@ -2,6 +2,7 @@ package world_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -111,4 +112,49 @@ func TestAcquireNeverReturnsASlotTheClusterTookBack(t *testing.T) {
 		t.Fatalf("Acquire returned token %d, of a slot the cluster had taken back", token)
 	}
 	t.Logf("Acquire: %v", r.err)
+}
+
+// expiredOnAnswer is a laggingWorld whose cluster, once it has granted
+// the slot, declares the acquiring host dead before the host learns more
+// than the grant: the answer to the acquire is old news.
+type expiredOnAnswer struct {
+	laggingWorld
+	host string
+}
+
+func (b expiredOnAnswer) Apply(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, error) {
+	res, err := b.laggingWorld.Apply(ctx, cmds)
+	if err == nil && len(cmds) == 1 && cmds[0].Op == fsm.OpSemaAcquire && res[0].Granted {
+		b.mu.Lock()
+		b.behind = append(b.behind, []fsm.Command{{Op: fsm.OpExpireNode, Node: b.host}})
+		b.mu.Unlock()
+	}
+	return res, err
+}
+
+// A host cut off right after its acquire was applied learns of its grant
+// only when it is back, after the cluster declared it dead and gave the
+// slot to another: Acquire must not hand out that slot on the strength of
+// the acquire's answer (it did, and the fault suite saw two holders of a
+// one-slot semaphore, the late one with the smaller token).
+func TestAcquireNeverReturnsAGrantTheClusterTookBackSinceItsAnswer(t *testing.T) {
+	b := expiredOnAnswer{laggingWorld{laggingBackend: &laggingBackend{f: fsm.New(fsm.Options{})}, t: t}, "n2"}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	w, err := world.New(b, "n2", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := w.Acquire(ctx, "s", 1)
+	if err == nil {
+		token := l.Token()
+		_ = l.Release(ctx)
+		t.Fatalf("Acquire returned token %d, of a slot the cluster had taken back", token)
+	}
+	if !errors.Is(err, world.ErrSlotTakenBack) {
+		t.Fatalf("Acquire: %v, want ErrSlotTakenBack", err)
+	}
+	if st, _ := b.f.Sema("s"); len(st.Holders) != 0 || len(st.Waiters) != 0 {
+		t.Fatalf("semaphore state after the failed acquire: %+v, want no holder and no waiter", st)
+	}
 }

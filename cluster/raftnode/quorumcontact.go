@@ -103,6 +103,20 @@ func (c *contacts) quorum(self raft.ServerID, term uint64, servers []raft.Server
 	return times[len(times)/2]
 }
 
+// answered returns, by server, when the newest request of term that the
+// server answered was sent.
+func (c *contacts) answered(term uint64) map[string]time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]time.Time{}
+	for id, last := range c.last {
+		if last.term == term {
+			out[string(id)] = last.at
+		}
+	}
+	return out
+}
+
 // contactTransport is raft's transport with the answers this node gets
 // recorded in contacts.
 type contactTransport struct {
@@ -175,4 +189,11 @@ func (n *Node) quorumContact(term uint64) time.Time {
 		return time.Time{}
 	}
 	return n.contacts.quorum(raft.ServerID(n.cfg.NodeID), term, servers, time.Now())
+}
+
+// Answered returns, by server, when the newest request this node sent in
+// term (as its leader, or a candidate) that the server answered in term
+// was sent: the server was in touch with this node then.
+func (n *Node) Answered(term uint64) map[string]time.Time {
+	return n.contacts.answered(term)
 }

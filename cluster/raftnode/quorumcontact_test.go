@@ -45,3 +45,21 @@ func TestLeaderContactIsTheMajorityOfVotersLastAnswer(t *testing.T) {
 		}
 	}
 }
+
+// Answered says, by server, when the newest request of the term it
+// answered was sent: a server heard from only in another term is absent,
+// and a late answer to an older request does not move its time back.
+func TestAnsweredIsEachServersNewestAnswerOfTheTerm(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	var c contacts
+	c.heard("a", 7, now.Add(-10*time.Millisecond))
+	c.heard("a", 7, now.Add(-50*time.Millisecond)) // answered late
+	c.heard("b", 6, now)
+	got := c.answered(7)
+	if len(got) != 1 || !got["a"].Equal(now.Add(-10*time.Millisecond)) {
+		t.Fatalf("answered in term 7: %v, want only a, 10ms before %v", got, now)
+	}
+	if got := c.answered(6); len(got) != 1 || !got["b"].Equal(now) {
+		t.Fatalf("answered in term 6: %v, want only b at %v", got, now)
+	}
+}
