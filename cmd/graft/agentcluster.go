@@ -32,6 +32,7 @@ type agentCluster struct {
 	left     *leaveOutcome // how the leave went, for the API's /v1/leave
 	worlds   *worldRef     // the current side's World: for the engine, graph sources, converged states
 	eng      engineRef     // the engine, once made: for the API's /v1/resources
+	api      apiFront      // the local API's listeners, open across sides
 	// oneShot: the cluster lives in memory, for this run only (see
 	// isOneShot).
 	oneShot bool
@@ -91,6 +92,7 @@ func startCluster(ctx context.Context, o agentOptions, dir string, log *slog.Log
 	}
 	fail := func(err error) (*agentCluster, error) {
 		stopMoves()
+		a.api.close()
 		return nil, err
 	}
 	var key clusterKey
@@ -255,7 +257,7 @@ func (a *agentCluster) serveAPI(side *clusterSide) error {
 	if err != nil {
 		return err
 	}
-	lns, err := openAPI(a.dir, a.o.apiAddr)
+	lns, err := a.api.lend(a.dir, a.o.apiAddr)
 	if err != nil {
 		return err
 	}
@@ -352,6 +354,7 @@ func (a *agentCluster) fail(err error) {
 // leaves the cluster gracefully: for at most leaveTimeout, and no longer
 // once hard is closed.
 func (a *agentCluster) stop(leave bool, hard <-chan struct{}) {
+	defer a.api.close() // after the side's API server has stopped
 	if a.disc != nil {
 		defer a.disc.stop() // after the server: a join under way returns once it is closed
 	}
