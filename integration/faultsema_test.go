@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"math/rand/v2"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,18 +18,11 @@ var faultSemas = []struct {
 }{{"one", 1}, {"two", 2}}
 
 // semaRecorder collects the holds of one schedule's semaphore clients, as
-// they saw them. Times are the test process's monotonic clock, in
-// nanoseconds since the recorder was made.
+// they saw them, in a recorder of its own (times as the key clients').
 type semaRecorder struct {
-	start   time.Time
-	stop    context.CancelFunc // ends the clients
-	clients sync.WaitGroup
-
-	mu    sync.Mutex
-	holds []faultcheck.Hold
+	*recorder
+	stop context.CancelFunc // ends the clients
 }
-
-func (r *semaRecorder) now() int64 { return int64(time.Since(r.start)) }
 
 // startSemaClients starts, on each host, a client that takes a slot of
 // one of faultSemas (under prefix) through the host's API, holds it 100
@@ -38,11 +30,11 @@ func (r *semaRecorder) now() int64 { return int64(time.Since(r.start)) }
 // Client numbers start at first.
 func startSemaClients(ctx context.Context, c *Cluster, clients map[*Host]*api.Client, prefix string, seed uint64, first int) *semaRecorder {
 	ctx, stop := context.WithCancel(ctx)
-	r := &semaRecorder{start: time.Now(), stop: stop}
+	r := &semaRecorder{recorder: newRecorder(), stop: stop}
 	for i, h := range c.Hosts {
 		id, cl := first+i, clients[h]
 		rng := rand.New(rand.NewPCG(seed, uint64(1000+id)))
-		r.clients.Go(func() {
+		r.Clients.Go(func() {
 			for ctx.Err() == nil {
 				s := faultSemas[rng.IntN(len(faultSemas))]
 				r.holdOnce(ctx, cl, id, prefix+s.id, s.count, time.Duration(100+rng.IntN(600))*time.Millisecond)
@@ -59,13 +51,13 @@ func startSemaClients(ctx context.Context, c *Cluster, clients map[*Host]*api.Cl
 // in the queue, or the slot, as the request closes.
 func (r *semaRecorder) holdOnce(ctx context.Context, c *api.Client, id int, sema string, count int64, d time.Duration) {
 	actx, cancel := context.WithTimeout(ctx, faultOpTimeout)
-	call := r.now()
+	call := r.Now()
 	slot, err := c.Acquire(actx, sema, count)
 	cancel()
 	if err != nil {
 		return
 	}
-	h := faultcheck.Hold{Client: id, Sema: sema, Count: count, Token: slot.Token(), Call: call, From: r.now()}
+	h := faultcheck.Hold{Client: id, Sema: sema, Count: count, Token: slot.Token(), Call: call, From: r.Now()}
 	t := time.NewTimer(d)
 	select {
 	case <-slot.Lost(): // the agent said so, died (the stream broke) or fell silent
@@ -74,10 +66,8 @@ func (r *semaRecorder) holdOnce(ctx context.Context, c *api.Client, id int, sema
 	case <-ctx.Done():
 	}
 	t.Stop()
-	h.To = r.now()
-	r.mu.Lock()
-	r.holds = append(r.holds, h)
-	r.mu.Unlock()
+	h.To = r.Now()
+	r.AddHold(h)
 	// Given back in any case; a release that fails is the agent's to
 	// retry, or the cluster's to free when it declares the host dead.
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), faultOpTimeout)
@@ -91,22 +81,21 @@ func (r *semaRecorder) holdOnce(ctx context.Context, c *api.Client, id int, sema
 func (r *semaRecorder) check(t *testing.T, replay string) {
 	t.Helper()
 	r.stop()
-	r.clients.Wait()
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.Clients.Wait()
+	holds := r.History().Holds
 	lost := 0
-	for _, h := range r.holds {
+	for _, h := range holds {
 		if h.Lost {
 			lost++
 		}
 	}
-	t.Logf("%s: %d semaphore holds (%d lost)", replay, len(r.holds), lost)
+	t.Logf("%s: %d semaphore holds (%d lost)", replay, len(holds), lost)
 	// Few holds are normal: a killed holder's slot stays taken until the
 	// cluster declares its host dead or its restarted agent gives it back.
-	if len(r.holds) == 0 {
+	if len(holds) == 0 {
 		t.Errorf("%s: the semaphore clients held nothing", replay)
 	}
-	if err := faultcheck.Semaphores(r.holds); err != nil {
+	if err := faultcheck.Semaphores(holds); err != nil {
 		t.Errorf("%s: %v", replay, err)
 	}
 }
