@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/fsm"
@@ -97,16 +96,7 @@ func (h *holds) find(k holdKey) *hold {
 
 // semaID returns the request's semaphore id, checked.
 func semaID(r *http.Request) (string, error) {
-	id := r.PathValue("id")
-	switch {
-	case id == "":
-		return "", badf("id: empty semaphore id")
-	case len(id) > fsm.MaxNameSize:
-		return "", badf("id: semaphore id of %d bytes: at most %d", len(id), fsm.MaxNameSize)
-	case !utf8.ValidString(id):
-		return "", badf("id: semaphore id %q is not valid UTF-8", id)
-	}
-	return id, nil
+	return pathName(r, "id", "id: ", "semaphore id", fsm.MaxNameSize)
 }
 
 // semaCount returns the request's count parameter, 1 if absent.

@@ -384,17 +384,21 @@ func statusFor(err error) int {
 }
 
 // key returns the request's key, checked.
-func key(r *http.Request) (string, error) {
-	k := r.PathValue("key")
+func key(r *http.Request) (string, error) { return pathName(r, "key", "", "key", fsm.MaxKeySize) }
+
+// pathName returns the request's path value param, checked: not empty, at
+// most max bytes, UTF-8. Errors name it as noun, after prefix.
+func pathName(r *http.Request, param, prefix, noun string, max int) (string, error) {
+	v := r.PathValue(param)
 	switch {
-	case k == "":
-		return "", badf("empty key")
-	case len(k) > fsm.MaxKeySize:
-		return "", badf("key of %d bytes: at most %d", len(k), fsm.MaxKeySize)
-	case !utf8.ValidString(k):
-		return "", badf("key %q is not valid UTF-8", k)
+	case v == "":
+		return "", badf("%sempty %s", prefix, noun)
+	case len(v) > max:
+		return "", badf("%s%s of %d bytes: at most %d", prefix, noun, len(v), max)
+	case !utf8.ValidString(v):
+		return "", badf("%s%s %q is not valid UTF-8", prefix, noun, v)
 	}
-	return k, nil
+	return v, nil
 }
 
 // readOpts returns the read options the query asks for: linearizable if
