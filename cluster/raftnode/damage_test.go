@@ -222,17 +222,7 @@ func TestDamagedRaftStateIsRefusedNamingTheFileAndTheWayBack(t *testing.T) {
 // gets the cluster's state from the leader, and takes writes again.
 func TestNodeWithDamagedStateRejoinsEmptyAsItsErrorSays(t *testing.T) {
 	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
-	a := openNode(t, "a", dirs[0], true)
-	defer a.Close()
-	waitLeader(t, a)
-	b := openNode(t, "b", dirs[1], false)
-	defer b.Close()
-	c := openNode(t, "c", dirs[2], false)
-	for _, n := range []*raftnode.Node{b, c} {
-		if err := a.AddVoter(n.ID(), n.Addr(), 10*time.Second); err != nil {
-			t.Fatal(err)
-		}
-	}
+	a, _, c := openThree(t, dirs[0], dirs[1], dirs[2])
 	writeKeys(t, a, "k", 200, 100)
 	waitFor(t, "c to apply the writes", func() bool { _, ok := c.FSM().Get("k199"); return ok })
 	addr := c.Addr()

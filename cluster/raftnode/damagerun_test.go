@@ -91,18 +91,8 @@ func TestRaftDBDamagedWhileRunningStopsTheNodeWithoutAPanic(t *testing.T) {
 // and the two others go on writing.
 func TestFollowerWithRaftDBDamagedWhileRunningStopsAndTheOthersGoOn(t *testing.T) {
 	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
-	a := openNode(t, "a", dirs[0], true)
-	defer a.Close()
-	waitLeader(t, a)
-	b := openNode(t, "b", dirs[1], false)
-	defer b.Close()
-	c := openNode(t, "c", dirs[2], false)
+	a, b, c := openThree(t, dirs[0], dirs[1], dirs[2])
 	defer c.Close()
-	for _, n := range []*raftnode.Node{b, c} {
-		if err := a.AddVoter(n.ID(), n.Addr(), 10*time.Second); err != nil {
-			t.Fatal(err)
-		}
-	}
 	writeKeys(t, a, "k", 50, 100)
 	waitFor(t, "c to apply the writes", func() bool { _, ok := c.FSM().Get("k49"); return ok })
 	damageInPlace(t, filepath.Join(dirs[2], "raft", "raft.db"))

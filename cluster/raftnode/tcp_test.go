@@ -32,6 +32,26 @@ func openNode(t *testing.T, id, dir string, bootstrap bool) *raftnode.Node {
 	return n
 }
 
+// openThree opens node a on dirA, bootstrapped, and b and c on dirB and
+// dirC, added to a's cluster as voters. a and b close when the test ends;
+// closing c is the caller's.
+func openThree(t *testing.T, dirA, dirB, dirC string) (a, b, c *raftnode.Node) {
+	t.Helper()
+	a = openNode(t, "a", dirA, true)
+	t.Cleanup(func() { a.Close() })
+	waitLeader(t, a)
+	b = openNode(t, "b", dirB, false)
+	t.Cleanup(func() { b.Close() })
+	c = openNode(t, "c", dirC, false)
+	for _, n := range []*raftnode.Node{b, c} {
+		if err := a.AddVoter(n.ID(), n.Addr(), 10*time.Second); err != nil {
+			c.Close()
+			t.Fatal(err)
+		}
+	}
+	return a, b, c
+}
+
 func waitLeader(t *testing.T, nodes ...*raftnode.Node) *raftnode.Node {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -77,18 +97,8 @@ func TestOpenRestartKeepsState(t *testing.T) {
 // Three nodes over real TCP: a write on a follower is forwarded to the
 // leader through the cluster port's RPC and reaches every node.
 func TestTCPClusterForwardsWrites(t *testing.T) {
-	a := openNode(t, "a", t.TempDir(), true)
-	defer a.Close()
-	waitLeader(t, a)
-	b := openNode(t, "b", t.TempDir(), false)
-	defer b.Close()
-	c := openNode(t, "c", t.TempDir(), false)
+	a, b, c := openThree(t, t.TempDir(), t.TempDir(), t.TempDir())
 	defer c.Close()
-	for _, n := range []*raftnode.Node{b, c} {
-		if err := a.AddVoter(n.ID(), n.Addr(), 10*time.Second); err != nil {
-			t.Fatal(err)
-		}
-	}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	for i, n := range []*raftnode.Node{b, c, a} {
