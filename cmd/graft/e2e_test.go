@@ -140,9 +140,14 @@ func (a *agent) signal(sig os.Signal) {
 	}
 }
 
-// While graft runs, deleting or overwriting a managed file is repaired
-// within a second, again and again.
-func TestDriftIsRepairedWithinASecond(t *testing.T) {
+// While graft runs, deleting or overwriting a managed file is repaired,
+// again and again. The test watches the file, not the log: ten changes
+// within a second without a run that finds the file in state make the
+// engine call the vertex flapping and turn its per-run lines down to debug
+// (engine/flap.go), which a loaded machine reaches by coalescing the
+// engine's own write event with the next drift (CI failed so once). How
+// fast a repair is belongs to make bench (drift-to-repair latency).
+func TestDriftIsRepairedEveryTime(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "managed", "f")
 	g := writeGraph(t, dir, "g.yaml", fmt.Sprintf(`resources:
@@ -155,9 +160,7 @@ func TestDriftIsRepairedWithinASecond(t *testing.T) {
 	a := startAgent(t, "run", "--tmp-prefix", "yaml", g)
 	a.waitLog(10*time.Second, "resource applied")
 
-	repairs := func() int { return strings.Count(a.output(), "resource applied") }
 	for i := range 10 {
-		before := repairs()
 		start := time.Now()
 		if i%2 == 0 {
 			if err := os.Remove(p); err != nil {
@@ -166,10 +169,7 @@ func TestDriftIsRepairedWithinASecond(t *testing.T) {
 		} else if err := os.WriteFile(p, []byte("drift\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		a.waitFor(time.Second, fmt.Sprintf("repair %d", i), func(string) bool { return repairs() > before })
-		if got, err := os.ReadFile(p); err != nil || string(got) != "wanted\n" {
-			t.Fatalf("repair %d: file holds %q, %v", i, got, err)
-		}
+		waitContent(t, p, "wanted\n")
 		t.Logf("repair %d took %v", i, time.Since(start))
 	}
 	a.signal(syscall.SIGTERM)
