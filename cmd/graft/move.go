@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 
@@ -135,6 +136,22 @@ func (q *moveQueue) take(ctx context.Context) bool {
 		return false
 	}
 	q.making = true
+	return true
+}
+
+// commit reports whether the move under way may start its new cluster
+// side: not once ctx has ended (the agent began to stop). It logs that the
+// side starts under the queue's lock, which the agent's stop takes (see
+// makingOne) after ending ctx and before it says it waits for the
+// restart: a side started after that line is a bug, one started before it
+// was under way when the agent began to stop.
+func (q *moveQueue) commit(ctx context.Context, log *slog.Logger) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if ctx.Err() != nil {
+		return false
+	}
+	log.Info("starting the restarted cluster side")
 	return true
 }
 
@@ -356,6 +373,9 @@ func (a *agentCluster) remake(ctx context.Context, old *clusterSide, m move, b m
 			"cluster side restarts as it was", "evidence", h.String())
 		k := old.key
 		k.created, k.replaced = false, ""
+		if !a.moves.commit(ctx, a.log) {
+			return nil, nil
+		}
 		return a.startSide(k, old.seeds)
 	}
 	key, err := a.nextKey(old.key, m)
@@ -380,7 +400,7 @@ func (a *agentCluster) remake(ctx context.Context, old *clusterSide, m move, b m
 				"used instead)", "dir", b.aside)
 		}
 	}
-	if ctx.Err() != nil {
+	if !a.moves.commit(ctx, a.log) {
 		return nil, nil
 	}
 	return a.startSide(key, m.seeds)
