@@ -120,9 +120,21 @@ func TestClusterConvergedExitsOnceEveryHostIsConverged(t *testing.T) {
 		"    cmd: 'while [ ! -e %s ]; do sleep 0.05; done'\n", gate)), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// a and b stay busy until c is a member: a host the cluster does not
+	// know yet cannot be waited for, and on a loaded machine a and b
+	// would otherwise converge and exit before c joined.
+	joined := filepath.Join(dir, "joined")
+	early := filepath.Join(dir, "early.yaml")
+	if err := os.WriteFile(early, []byte(fmt.Sprintf("resources:\n  exec:\n  - name: early\n    shell: /bin/sh\n"+
+		"    cmd: 'while [ ! -e %s ]; do sleep 0.05; done'\n", joined)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	exit := []string{"--converged-timeout", "1", "--converged-exit", "--cluster-converged"}
-	nodes := startCluster3(t, append(exit, "empty"), append(exit, "empty"), append(exit, "yaml", graph))
+	nodes := startCluster3(t, append(exit, "yaml", early), append(exit, "yaml", early), append(exit, "yaml", graph))
 	a, b, c := nodes[0], nodes[1], nodes[2]
+	if err := os.WriteFile(joined, nil, 0o644); err != nil { // startCluster3 saw three live members
+		t.Fatal(err)
+	}
 	for _, n := range []*testNode{a, b} {
 		n.waitLog(clusterWait, `msg="converged; waiting for the cluster's other live hosts to converge" hosts=c`)
 	}
