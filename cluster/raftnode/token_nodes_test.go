@@ -22,6 +22,11 @@ func openKeyedNode(t *testing.T, id string, tok clusterkey.Token, bootstrap bool
 	cfg := TestConfig()
 	cfg.NodeID, cfg.DataDir, cfg.Bootstrap = id, t.TempDir(), bootstrap
 	cfg.Logger = slog.New(logs)
+	// Production's timeouts, as openNode's (tcp_test.go): at TestConfig's
+	// 100 ms heartbeat a loaded machine made a lose its leadership before
+	// it added c, and it never dialled c (CI failed so once).
+	def := DefaultConfig()
+	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = def.HeartbeatTimeout, def.ElectionTimeout, def.LeaderLeaseTimeout
 	var err error
 	if cfg.ServerTLS, cfg.ClientTLS, err = tok.ClusterTLS(id); err != nil {
 		t.Fatal(err)
