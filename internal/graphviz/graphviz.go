@@ -66,7 +66,7 @@ func Write(w io.Writer, g api.Graph) error {
 	var b strings.Builder
 	b.WriteString("digraph graft {\n")
 	fmt.Fprintf(&b, "\tlabel=%s;\n", Quote(title(g)))
-	b.WriteString("\tlabelloc=t;\n")
+	b.WriteString("\tlabelloc=t;\n\tfontname=\"Helvetica\";\n")
 	b.WriteString("\tnode [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\", fontsize=11];\n")
 	b.WriteString("\tedge [fontname=\"Helvetica\", fontsize=9];\n")
 	vs := slices.Clone(g.Vertices)

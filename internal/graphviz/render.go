@@ -14,8 +14,14 @@ import (
 // ErrNoDot is returned by Render when the dot program is not installed.
 var ErrNoDot = errors.New("the dot program (Graphviz) is not installed or not in PATH: install graphviz, or render the DOT text elsewhere")
 
-// Formats are the output formats Render takes.
-func Formats() []string { return []string{"svg", "png"} }
+// LookDot returns the path of the dot program, or ErrNoDot.
+func LookDot() (string, error) {
+	bin, err := exec.LookPath("dot")
+	if err != nil {
+		return "", ErrNoDot
+	}
+	return bin, nil
+}
 
 // Render runs dot on the DOT text src and writes the picture in format
 // (svg or png) to path, replacing it atomically: a picture dot fails to
@@ -26,9 +32,9 @@ func Render(ctx context.Context, src []byte, format, path string) error {
 	default:
 		return fmt.Errorf("render %s: format %q: want svg or png", path, format)
 	}
-	bin, err := exec.LookPath("dot")
+	bin, err := LookDot()
 	if err != nil {
-		return fmt.Errorf("render %s: %w", path, ErrNoDot)
+		return fmt.Errorf("render %s: %w", path, err)
 	}
 	var out, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, bin, "-T"+format)
