@@ -127,6 +127,7 @@ func (e *Engine) Snapshot() Snapshot { return e.board.snapshot() }
 type board struct {
 	mu        sync.Mutex
 	graph     string
+	g         *Graph // the running graph, for GraphStatus; never modified
 	converged bool
 	entries   map[ID]*boardEntry
 }
@@ -173,15 +174,24 @@ func (b *board) setConverged(c bool) {
 	b.mu.Unlock()
 }
 
-// retain drops the entries of the vertices not in nodes and names the
-// graph; the others keep their history (a replaced vertex's too).
-func (b *board) retain(graph string, nodes map[ID]*node) {
+// retain drops the entries of the vertices not in nodes and records g
+// as the running graph; the others keep their history (a replaced
+// vertex's too). A vertex new to the board gets its base status at once,
+// so that the board always holds every vertex of the graph it names.
+func (b *board) retain(g *Graph, nodes map[ID]*node) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.graph = graph
+	b.graph, b.g = g.Name, g
 	for id := range b.entries {
 		if nodes[id] == nil {
 			delete(b.entries, id)
+		}
+	}
+	for id, n := range nodes {
+		if b.entries[id] == nil {
+			st := ResourceStatus{ID: id, RetriesLeft: -1}
+			st.State, st.Waiting = baseState(n)
+			b.entries[id] = &boardEntry{owner: n, st: st}
 		}
 	}
 }
@@ -250,10 +260,18 @@ func baseState(n *node) (State, string) {
 
 // snapshot copies the status out, sorted, with the counts.
 func (b *board) snapshot() Snapshot {
+	snap, _ := b.snapshotGraph()
+	return snap
+}
+
+// snapshotGraph copies the status out, sorted, with the counts, and
+// returns the graph it is the status of (nil before the first).
+func (b *board) snapshotGraph() (Snapshot, *Graph) {
 	if b == nil {
-		return Snapshot{}
+		return Snapshot{}, nil
 	}
 	b.mu.Lock()
+	g := b.g
 	snap := Snapshot{Graph: b.graph, Converged: b.converged,
 		Resources: make([]ResourceStatus, 0, len(b.entries))}
 	for _, e := range b.entries {
@@ -273,7 +291,7 @@ func (b *board) snapshot() Snapshot {
 	b.mu.Unlock()
 	slices.SortFunc(snap.Resources, func(a, b ResourceStatus) int { return compareIDs(a.ID, b.ID) })
 	snap.Counts = countStates(snap.Resources)
-	return snap
+	return snap, g
 }
 
 func countStates(rs []ResourceStatus) Counts {

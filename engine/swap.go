@@ -36,7 +36,7 @@ func (s *scheduler) swap(p *swapPlan) {
 	s.deliverMissedRefreshes(added)
 	resendLastValues(next)
 	s.recountBlockers(g, next)
-	s.board.retain(g.Name, next)
+	s.board.retain(g, next)
 	for _, n := range next {
 		s.markPublish(n)
 	}

@@ -58,6 +58,8 @@ type fixtureOpts struct {
 	keepalive time.Duration
 	// resources is Config.Resources.
 	resources func() api.Resources
+	// graph is Config.Graph.
+	graph func() api.Graph
 }
 
 // newFixture starts a one-node cluster (or opts.nodes), waits for its
@@ -97,7 +99,7 @@ func newFixture(t *testing.T, opts fixtureOpts) *fixture {
 	}
 	srv, err := NewServer(Config{Store: store, Deploys: deploys, Status: node.Status, Node: opts.node, Host: m.ID, Version: "v-test", Timeout: opts.timeout,
 		Cluster: opts.cluster, Join: opts.join, Leave: opts.leave, KeyFingerprint: opts.fingerprint,
-		Semaphores: w, MaxSemaRequests: opts.maxSema, SemaKeepalive: opts.keepalive, Resources: opts.resources})
+		Semaphores: w, MaxSemaRequests: opts.maxSema, SemaKeepalive: opts.keepalive, Resources: opts.resources, Graph: opts.graph})
 	if err != nil {
 		t.Fatal(err)
 	}

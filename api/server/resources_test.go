@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"reflect"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -68,6 +69,56 @@ func TestResourcesNotServedWithoutEngine(t *testing.T) {
 		t.Errorf("got %v, want 501", err)
 	}
 	if code, _, body := rawRequest(t, f, http.MethodPost, "/v1/resources", nil); code != http.StatusMethodNotAllowed {
+		t.Errorf("POST: %d %s, want 405", code, body)
+	}
+}
+
+// GET /v1/graph answers what Config.Graph returns at the time of the
+// request, under this host's name, with the documented JSON fields; empty
+// lists are lists, not null; without Config.Graph it answers 501.
+func TestGraphServesCurrentGraph(t *testing.T) {
+	var cur atomic.Pointer[api.Graph]
+	cur.Store(&api.Graph{Graph: "g1"})
+	f := newFixture(t, fixtureOpts{graph: func() api.Graph { return *cur.Load() }})
+	host := f.cluster.Members[0].ID
+
+	code, _, body := rawRequest(t, f, http.MethodGet, "/v1/graph", nil)
+	if want := `{"host":"` + host + `","graph":"g1","converged":false,"vertices":[],"edges":[]}`; code != http.StatusOK ||
+		strings.TrimSpace(body) != want {
+		t.Errorf("before any resource: %d %s, want %s", code, body, want)
+	}
+
+	next := api.Graph{Graph: "g2", Converged: true,
+		Vertices: []api.GraphVertex{
+			{Kind: "noop", Name: "a", State: "ok", Members: []api.ResourceID{{Kind: "noop", Name: "a"}, {Kind: "noop", Name: "b"}}},
+			{Kind: "password", Name: "p", State: "waiting", Waiting: "dependencies"},
+		},
+		Edges: []api.GraphEdge{
+			{From: api.ResourceID{Kind: "noop", Name: "a"}, To: api.ResourceID{Kind: "password", Name: "p"}, Notify: true,
+				Keys: []api.GraphKey{{Send: "out", Recv: "in"}}},
+		}}
+	cur.Store(&next)
+	got, err := f.client.Graph(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	next.Host = host
+	if !reflect.DeepEqual(got, next) {
+		t.Errorf("got %+v, want %+v", got, next)
+	}
+	_, _, body = rawRequest(t, f, http.MethodGet, "/v1/graph", nil)
+	for _, want := range []string{`"members":[{"kind":"noop","name":"a"},{"kind":"noop","name":"b"}]`,
+		`"waiting":"dependencies"`, `"from":{"kind":"noop","name":"a"}`, `"notify":true`, `"keys":[{"send":"out","recv":"in"}]`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("JSON lacks %s: %s", want, body)
+		}
+	}
+
+	bare := newFixture(t, fixtureOpts{})
+	if _, err := bare.client.Graph(t.Context()); api.StatusCode(err) != http.StatusNotImplemented {
+		t.Errorf("without Config.Graph: got %v, want 501", err)
+	}
+	if code, _, body := rawRequest(t, bare, http.MethodPost, "/v1/graph", nil); code != http.StatusMethodNotAllowed {
 		t.Errorf("POST: %d %s, want 405", code, body)
 	}
 }

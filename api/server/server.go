@@ -101,6 +101,10 @@ type Config struct {
 	// /v1/resources; it must be cheap and never block for long. Nil: that
 	// endpoint answers 501.
 	Resources func() api.Resources
+	// Graph returns the host's running graph with the state of each
+	// vertex, for /v1/graph; it must be cheap and never block for long.
+	// Nil: that endpoint answers 501.
+	Graph func() api.Graph
 	// Deploys stores and lists deploys, for /v1/deploys. Nil: those
 	// endpoints answer 501.
 	Deploys Deployer
@@ -179,6 +183,7 @@ func NewServer(cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /v1/watch", s.watch)
 	mux.HandleFunc("GET /v1/status", s.status)
 	mux.HandleFunc("GET /v1/resources", s.resources)
+	mux.HandleFunc("GET /v1/graph", s.graph)
 	mux.HandleFunc("POST /v1/join", s.bounded(s.join))
 	mux.HandleFunc("GET /v1/members", s.members)
 	mux.HandleFunc("POST /v1/leave", s.leave)
@@ -192,7 +197,7 @@ func NewServer(cfg Config) (*Server, error) {
 	// above do not take; "/" catches every other path. Both answer JSON
 	// rather than the mux's plain text.
 	for path, allow := range map[string]string{
-		"/v1/kv/{key...}": "GET, PUT, DELETE", "/v1/kv": "GET", "/v1/watch": "GET", "/v1/status": "GET", "/v1/resources": "GET",
+		"/v1/kv/{key...}": "GET, PUT, DELETE", "/v1/kv": "GET", "/v1/watch": "GET", "/v1/status": "GET", "/v1/resources": "GET", "/v1/graph": "GET",
 		"/v1/join": "POST", "/v1/members": "GET", "/v1/leave": "POST",
 		"/v1/sema/{id...}": "POST, DELETE", "/v1/deploys": "GET, POST", "/v1/deploys/{n}": "GET", "/v1/deploys/{n}/rollback": "POST",
 	} {

@@ -253,7 +253,7 @@ func (a *agentCluster) serveAPI(side *clusterSide) error {
 		}, KeyFingerprint: side.key.tok.Fingerprint(), Leave: func(ctx context.Context) error {
 			a.shutdown()
 			return a.left.wait(ctx)
-		}, Resources: a.eng.resources, Logger: log.With("component", "api")})
+		}, Resources: a.eng.resources, Graph: a.eng.graph, Logger: log.With("component", "api")})
 	if err != nil {
 		return err
 	}

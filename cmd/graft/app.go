@@ -50,6 +50,7 @@ func newApp(e *env) *cli.App {
 			deployCommand(e),
 			kvCommand(e),
 			statusCommand(e),
+			graphCommand(e),
 			lockCommand(e),
 			joinCommand(e),
 			membersCommand(e),

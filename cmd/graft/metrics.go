@@ -102,7 +102,7 @@ func (m *agentMetrics) observe(cfg *engine.Config, eng *engineRef) {
 	if m == nil {
 		return
 	}
-	cfg.Observer = checkApplyMetrics{m.c}
+	addObserver(cfg, checkApplyMetrics{m.c})
 	m.c.SetResourceSource(func() map[string]int {
 		c := eng.snapshot().Counts
 		return map[string]int{"ok": c.OK, "dirty": c.Dirty, "running": c.Running, "waiting": c.Waiting, "failed": c.Failed}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/graftcm/graft/api"
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/engine"
 	"github.com/graftcm/graft/fsm"
@@ -39,6 +40,7 @@ func runCommand(e *env) *cli.Command {
 		&cli.BoolFlag{Name: "cluster-converged", Usage: "with --converged-exit, exit only once every live host of the cluster is converged"},
 		deploysFlag(),
 		metricsFlag(),
+		graphvizFlag(),
 	}, append(clusterFlags(), logFlags()...)...)
 	return &cli.Command{
 		Name:      "run",
@@ -93,6 +95,7 @@ type agentOptions struct {
 	deploys          bool      // follow the World's deploys
 	logFormat        logFormat // what the log is written in, whatever wraps its handler
 	metricsAddr      string    // --metrics; empty: no metrics
+	graphviz         string    // --graphviz; empty: no DOT file
 	clusterOptions
 }
 
@@ -118,6 +121,9 @@ func parseAgentOptions(c *cli.Context) (agentOptions, error) {
 		return o, err
 	}
 	if o.metricsAddr, err = parseMetricsAddr(c); err != nil {
+		return o, err
+	}
+	if o.graphviz, err = parseGraphvizPath(c); err != nil {
 		return o, err
 	}
 	// The key is parsed: take it out of the environment, which every
@@ -206,6 +212,14 @@ func runAgent(c *cli.Context, e *env, file string) error {
 			return err
 		}
 	}
+	if opts.graphviz != "" {
+		// Written at once, empty: a file that cannot be written fails the
+		// run before the agent starts.
+		a.dotFile = newGraphvizFile(opts.graphviz, opts.hostname, func() api.Graph { return api.Graph{} }, log)
+		if err := a.dotFile.start(); err != nil {
+			return err
+		}
+	}
 	if opts.metricsAddr != "" {
 		if a.metrics, err = openMetrics(opts.metricsAddr, e.goMetrics, log); err != nil {
 			return err
@@ -233,6 +247,7 @@ type agentSetup struct {
 	dd      *dataDir
 	status  *statusFile   // nil without --status-file
 	metrics *agentMetrics // nil without --metrics
+	dotFile *graphvizFile // nil without --graphviz
 }
 
 // run runs the agent until it stops: the cluster server, the World and
@@ -266,11 +281,19 @@ func (a *agentSetup) run(ctx context.Context, e *env) error {
 		conv.changed(st)
 	})
 	a.metrics.observe(&cfg, &cl.eng)
+	if a.dotFile != nil {
+		a.dotFile.graph = cl.eng.graph
+		addObserver(&cfg, a.dotFile)
+	}
 	eng, err := engine.New(cfg)
 	if err != nil {
 		return err
 	}
 	cl.eng.set(eng)
+	if a.dotFile != nil {
+		// Stopped after the engine: its last write shows where it stopped.
+		defer goRun(a.dotFile.run, nil)()
+	}
 
 	// Background goroutines, stopped in reverse order of starting by the
 	// deferred calls: graph watcher, status writer, then the hub.

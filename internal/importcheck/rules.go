@@ -44,6 +44,7 @@ func rules() map[string]rule {
 		"internal/systemdbus":   {tests: []string{"internal/systemdtest"}},
 		"internal/systemdtest":  {may: []string{"internal/systemdbus"}},
 		"internal/msgpackcheck": {},
+		"internal/graphviz":     {may: with("api"), never: clusterDeps},
 		"fsm":                   {may: []string{"internal/msgpackcheck"}, never: network},
 		"engine": {may: with(),
 			tests: []string{"cluster", "cluster/clustertest", "fsm", "world", "world/worldtest"}},
@@ -78,7 +79,7 @@ func rules() map[string]rule {
 			"internal/faultcheck"}},
 		"cmd/graft": {may: with("api", "api/server", "api/apitest", "cluster", "cluster/clusterkey", "cluster/raftnode",
 			"cluster/clustertest", "engine", "fsm",
-			"gapi", "resources", "world", "world/worldtest", "gapi/yamlgraph", "discovery", "metrics"),
+			"gapi", "resources", "world", "world/worldtest", "gapi/yamlgraph", "discovery", "metrics", "internal/graphviz"),
 			tests: []string{"internal/systemdtest"}},
 	}
 }
