@@ -208,13 +208,20 @@ func startDocAgent(t *testing.T, b docBlock, dir string, env []string, script, p
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	a := startProcess(t, cmd)
 	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-a.done:
-		case <-time.After(docsTimeout):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			t.Errorf("%s: the agent did not stop within %v of SIGTERM\n%s", b, docsTimeout, a.output())
+		// The shell and the agent it started both get SIGTERM; the page
+		// is done once every process of the group has exited.
+		pgid := cmd.Process.Pid
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		deadline := time.Now().Add(docsTimeout)
+		for groupRunning(pgid) {
+			if time.Now().After(deadline) {
+				_ = syscall.Kill(-pgid, syscall.SIGKILL)
+				t.Errorf("%s: the agent did not stop within %v of SIGTERM\n%s", b, docsTimeout, a.output())
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
+		<-a.done
 	})
 	ready := b.attrs["ready"]
 	if ready == "" {
@@ -235,4 +242,27 @@ func startDocAgent(t *testing.T, b docBlock, dir string, env []string, script, p
 			t.Fatalf("%s: %q still fails after %v: %s\nagent output:\n%s", b, ready, docsTimeout, out, a.output())
 		}
 	}
+}
+
+// groupRunning reports whether a process of process group pgid runs (a
+// zombie, exited but not yet reaped, does not count: where PID 1 reaps
+// nothing, an orphan stays one).
+func groupRunning(pgid int) bool {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...: comm may hold spaces and parens.
+		i := strings.LastIndexByte(string(stat), ')')
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) >= 3 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
+			return true
+		}
+	}
+	return false
 }
