@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.buildVersion=$(VERSION)
 EXAMPLE ?= examples/hello.yaml
 
-.PHONY: all build run test integration lint vet imports fmt-check race-engine bench fuzz soak help
+.PHONY: all build run test integration lint vet imports fmt-check race-engine bench fuzz soak man help
 
 all: build
 
@@ -70,6 +70,11 @@ SOAKTIME ?= 10m
 # timeout is SOAKTIME plus 15m (Go's durations add up: 10m15m is 25m).
 soak:
 	GRAFT_SOAK=$(SOAKTIME) $(GO) test -C faultsuite -race -count=1 -run '^TestSoakKeepsEveryGuaranteeWithoutGrowth$$' -timeout $(SOAKTIME)15m
+
+## man: write the manual page, made from the commands' own definitions, to docs/man/graft.1 (man -l docs/man/graft.1)
+man: build
+	mkdir -p docs/man
+	./$(BIN) man > docs/man/graft.1
 
 ## help: list the targets
 help:

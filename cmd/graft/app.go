@@ -56,6 +56,8 @@ func newApp(e *env) *cli.App {
 			membersCommand(e),
 			leaveCommand(e),
 			keygenCommand(e),
+			completionCommand(e),
+			manCommand(e),
 			versionCommand(e),
 		},
 		// A mistyped command is a usage error (exitUsage), not a success.
@@ -78,6 +80,9 @@ func newApp(e *env) *cli.App {
 	walk = func(cmds []*cli.Command) {
 		for _, c := range cmds {
 			c.OnUsageError = usage
+			// A command without subcommands takes "help" as an argument
+			// (a key, a file), not as a help subcommand urfave/cli adds.
+			c.HideHelpCommand = len(c.Subcommands) == 0
 			walk(c.Subcommands)
 		}
 	}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// completionCommand prints a shell completion script made from the app's
+// own command definitions, so it names every command and flag graft has.
+func completionCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "completion",
+		Usage:     "print a shell completion script (bash or zsh)",
+		ArgsUsage: "bash|zsh",
+		Description: "completion prints a script that completes graft's commands, subcommands and flags in\n" +
+			"the shell named. Load it for the current shell with\n\n" +
+			"    source <(graft completion bash)        # bash\n" +
+			"    source <(graft completion zsh)         # zsh\n\n" +
+			"or install it: graft completion bash > /etc/bash_completion.d/graft, or\n" +
+			"graft completion zsh > \"${fpath[1]}/_graft\". Arguments that are not commands or flags\n" +
+			"(files, keys) complete as file names.",
+		Action: func(c *cli.Context) error {
+			shell, err := oneArg(c, "shell (bash or zsh)")
+			if err != nil {
+				return err
+			}
+			table := completionTable(c.App)
+			var script string
+			switch shell {
+			case "bash":
+				script = bashCompletion(table)
+			case "zsh":
+				script = zshCompletion(table)
+			default:
+				return usageError("completion: %q is not a shell graft completes: want bash or zsh", shell)
+			}
+			_, err = fmt.Fprint(e.stdout, script)
+			return err
+		},
+	}
+}
+
+// manCommand prints graft's manual page, made from the app's own command
+// definitions.
+func manCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:  "man",
+		Usage: "print graft's manual page (roff, section 1)",
+		Description: "man prints the manual page of graft and every command, made from the same definitions\n" +
+			"as --help. Read it with: graft man | man -l -\n" +
+			"Install it with: graft man > /usr/local/share/man/man1/graft.1",
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usageError("man: unexpected argument %q", c.Args().First())
+			}
+			page, err := c.App.ToManWithSection(1)
+			if err != nil {
+				return fmt.Errorf("man page: %w", err)
+			}
+			_, err = fmt.Fprint(e.stdout, page)
+			return err
+		},
+	}
+}
+
+// completionEntry is what completes after one command path: its
+// subcommands (names and aliases) and its flags.
+type completionEntry struct {
+	path  string // "graft", "graft kv", "graft kv put"
+	subs  []string
+	flags []string
+}
+
+// completionTable lists, for graft and each visible command below it, the
+// words that may follow: subcommands, then flags, each sorted.
+func completionTable(app *cli.App) []completionEntry {
+	subs, flags := commandWords(app.Commands, app.VisibleFlags())
+	top := completionEntry{path: app.Name, subs: subs, flags: flags}
+	return append([]completionEntry{top}, commandEntries(app.Name, app.Commands)...)
+}
+
+// commandEntries is the completion table of cmds, found under path.
+func commandEntries(path string, cmds []*cli.Command) []completionEntry {
+	var out []completionEntry
+	for _, c := range cmds {
+		if c.Hidden {
+			continue
+		}
+		for _, name := range c.Names() {
+			p := path + " " + name
+			subs, flags := commandWords(c.Subcommands, c.VisibleFlags())
+			out = append(out, completionEntry{path: p, subs: subs, flags: flags})
+			out = append(out, commandEntries(p, c.Subcommands)...)
+		}
+	}
+	return out
+}
+
+// commandWords is what may follow a command with subcommands cmds and
+// flags flags: the subcommands' names, and the flags' spellings with --help.
+func commandWords(cmds []*cli.Command, flags []cli.Flag) (subs, opts []string) {
+	for _, c := range cmds {
+		if !c.Hidden {
+			subs = append(subs, c.Names()...)
+		}
+	}
+	opts = append(opts, "--help")
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if len(n) == 1 {
+				opts = append(opts, "-"+n)
+			} else {
+				opts = append(opts, "--"+n)
+			}
+		}
+	}
+	slices.Sort(subs)
+	slices.Sort(opts)
+	return slices.Compact(subs), slices.Compact(opts)
+}
+
+// completionCases writes the shell case arms of table:
+// `"PATH") subs="..." flags="..." ;;`.
+func completionCases(table []completionEntry, indent string) string {
+	var b strings.Builder
+	for _, en := range table {
+		fmt.Fprintf(&b, "%s%q) subs=%q flags=%q ;;\n", indent, en.path, strings.Join(en.subs, " "), strings.Join(en.flags, " "))
+	}
+	return b.String()
+}
+
+// completionPaths is a shell case pattern matching every command path.
+func completionPaths(table []completionEntry) string {
+	var paths []string
+	for _, en := range table[1:] { // the first, graft itself, is where the walk starts
+		paths = append(paths, fmt.Sprintf("%q", en.path))
+	}
+	return strings.Join(paths, "|")
+}
+
+// bashCompletion is the bash script for table. It walks the words typed
+// before the cursor, following those that name a subcommand, and offers
+// the flags of the command reached for a word starting with "-", else its
+// subcommands; bash completes file names when nothing matches.
+func bashCompletion(table []completionEntry) string {
+	return `# bash completion for graft, generated by "graft completion bash".
+_graft() {
+	local cur cmdpath subs flags i w
+	cur="${COMP_WORDS[COMP_CWORD]}"
+	cmdpath=graft
+	for ((i = 1; i < COMP_CWORD; i++)); do
+		w="${COMP_WORDS[i]}"
+		case "$cmdpath $w" in
+		` + completionPaths(table) + `) cmdpath="$cmdpath $w" ;;
+		esac
+	done
+	subs="" flags=""
+	case "$cmdpath" in
+` + completionCases(table, "\t") + `	esac
+	case "$cur" in
+	-*) COMPREPLY=($(compgen -W "$flags" -- "$cur")) ;;
+	*) COMPREPLY=($(compgen -W "$subs" -- "$cur")) ;;
+	esac
+}
+complete -o default -o bashdefault -F _graft graft
+`
+}
+
+// zshCompletion is the zsh script for table, working as the bash one does
+// (file names when no word matches). zsh's own $path and $words are the
+// command search path and the command line: the script names its own
+// cmdpath.
+func zshCompletion(table []completionEntry) string {
+	return `#compdef graft
+# zsh completion for graft, generated by "graft completion zsh".
+_graft() {
+	local cmdpath=graft w i
+	for ((i = 2; i < CURRENT; i++)); do
+		w="${words[i]}"
+		case "$cmdpath $w" in
+		` + completionPaths(table) + `) cmdpath="$cmdpath $w" ;;
+		esac
+	done
+	local subs="" flags=""
+	case "$cmdpath" in
+` + completionCases(table, "\t") + `	esac
+	local -a cands
+	if [[ "${words[CURRENT]}" == -* ]]; then
+		cands=(${=flags})
+	else
+		cands=(${=subs})
+	fi
+	compadd -- $cands || _files
+}
+if [[ "$funcstack[1]" == _graft ]]; then
+	_graft "$@"
+else
+	compdef _graft graft
+fi
+`
+}
