@@ -93,7 +93,7 @@ func (s *watchScreen) show(rep statusReport, statusErr error, now time.Time) err
 	case s.tty:
 		fmt.Fprintf(&b, "every %v: graft status (Ctrl-C to stop)  %s\n\n", s.interval, now.Format(time.DateTime))
 	default:
-		fmt.Fprintf(&b, "--- graft status at %s ---\n", now.Format(time.RFC3339))
+		fmt.Fprintf(&b, "--- graft status at %s ---\n", now.UTC().Format(time.RFC3339))
 	}
 	if statusErr != nil {
 		fmt.Fprintf(&b, "status: not known: %v\n", statusErr)
