@@ -161,8 +161,9 @@ func printHosts(w io.Writer, sum clusterSummary, hosts []hostState, now time.Tim
 	if live == 0 {
 		live = len(hosts) // no membership: no gossip states
 	}
-	fmt.Fprintf(w, "hosts:         %d (%s), %d voters, %d non-voters, %d of %d live converged\n",
-		len(hosts), states, len(sum.Voters), len(sum.NonVoters), liveConverged(sum, live == len(hosts)), live)
+	fmt.Fprintf(w, "hosts:         %d (%s), %s, %s, %d of %d live converged\n",
+		len(hosts), states, plural(len(sum.Voters), "voter"), plural(len(sum.NonVoters), "non-voter"),
+		liveConverged(sum, live == len(hosts)), live)
 	if len(hosts) == 0 {
 		return nil
 	}
@@ -202,4 +203,12 @@ func liveConverged(sum clusterSummary, all bool) int {
 		}
 	}
 	return n
+}
+
+// plural is n and the noun, with an s unless n is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return fmt.Sprintf("1 %s", noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -8,12 +8,15 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/graftcm/graft/api"
 )
 
 // watchWait bounds how long a test waits for `graft status --watch` to
@@ -195,5 +198,35 @@ func TestWatchFrameFitsTheTerminal(t *testing.T) {
 	}
 	if got := string(s.frame(text, 0)); strings.Count(got, l) != 10 {
 		t.Errorf("10 lines on a terminal of unknown size: %q", got)
+	}
+}
+
+// The hosts' part: a summary line counting the hosts by gossip state
+// (suspect and not members only when there are any), the voters and
+// non-voters, and the live hosts converged (a dead host's old value does
+// not count); then a row a host, its last contact with the leader or "-".
+func TestPrintHostsTable(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	st := api.Status{RaftStatus: api.RaftStatus{ID: "a", Leader: "a", Term: 7, Servers: []api.RaftServer{
+		{ID: "a", Suffrage: "voter"}, {ID: "b", Suffrage: "nonvoter"}, {ID: "c", Suffrage: "nonvoter"}}}}
+	hosts := []hostState{
+		{Host: "a", Gossip: "alive", Role: "leader", Converged: "true"},
+		{Host: "b", Gossip: "suspect", Role: "nonvoter", Converged: "false", LastContact: now.Add(-1500 * time.Millisecond)},
+		{Host: "c", Gossip: "dead", Role: "nonvoter", Converged: "true", LastContact: now.Add(-42 * time.Second)},
+		{Host: "d", Role: "none"},
+	}
+	var b bytes.Buffer
+	err := printHosts(&b, summarize(st, hosts), hosts, now)
+	want := "hosts:         4 (1 alive, 1 suspect, 1 dead, 0 left, 1 not members), 1 voter, 2 non-voters, 1 of 2 live converged\n" +
+		"HOST  GOSSIP   ROLE      LAST CONTACT  CONVERGED\n" +
+		"a     alive    leader    -             yes\n" +
+		"b     suspect  nonvoter  1.5s ago      no\n" +
+		"c     dead     nonvoter  42.0s ago     yes\n" +
+		"d     -        none      -             unknown\n"
+	if err != nil || b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+	if sum := summarize(st, nil); sum.Dead != nil || sum.Converged != nil || !slices.Equal(sum.Voters, []string{"a"}) {
+		t.Errorf("summary with the hosts not known: %+v", sum)
 	}
 }
