@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.buildVersion=$(VERSION)
 EXAMPLE ?= examples/hello.yaml
 
-.PHONY: all build run test integration lint vet imports fmt-check race-engine bench fuzz soak man help
+.PHONY: all build run test integration lint vet imports fmt-check race-engine bench fuzz soak man status-capture help
 
 all: build
 
@@ -75,6 +75,10 @@ soak:
 man: build
 	mkdir -p docs/man
 	./$(BIN) man > docs/man/graft.1
+
+## status-capture: rewrite docs/status.txt (and docs/status-tmux.txt, a tmux capture-pane, if tmux is installed) from `graft status` on three real agents; the test that compares them with the output runs in `make test`
+status-capture:
+	GRAFT_UPDATE_STATUS_CAPTURE=1 $(GO) test -count=1 -run '^TestStatusOfThreeAgents$$' ./cmd/graft/
 
 ## help: list the targets
 help:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -62,7 +63,8 @@ func printResources(w io.Writer, rs api.Resources, now time.Time) error {
 	if len(rs.Resources) == 0 {
 		return nil
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "KIND\tNAME\tSTATE\tLAST RUN\tDURATION\tERROR")
 	for _, r := range rs.Resources {
 		last, dur := "-", "-"
@@ -72,7 +74,24 @@ func printResources(w io.Writer, rs api.Resources, now time.Time) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Kind, r.Name, stateText(r), last, dur, shorten(r.Error, errorWidth))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return writeTrimmed(w, table.Bytes())
+}
+
+// writeTrimmed writes text without the spaces that end its lines (the
+// padding of a table's cells before an empty last one).
+func writeTrimmed(w io.Writer, text []byte) error {
+	var b bytes.Buffer
+	for line := range bytes.Lines(text) {
+		b.Write(bytes.TrimRight(line, " \n"))
+		if bytes.HasSuffix(line, []byte("\n")) {
+			b.WriteByte('\n')
+		}
+	}
+	_, err := w.Write(b.Bytes())
+	return err
 }
 
 // errorWidth is how much of an error the status table shows.

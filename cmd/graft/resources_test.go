@@ -185,7 +185,8 @@ func TestThousands(t *testing.T) {
 func engineStatus(converged bool) engine.Status { return engine.Status{Converged: converged} }
 
 // The status table shows what a waiting resource waits for, the retries
-// left of a failing one, and only the first line of an error, cut short.
+// left of a failing one, and only the first line of an error, cut short;
+// a row without an error ends with its duration, no spaces after it.
 func TestPrintResourcesTable(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	long := strings.Repeat("x", 70)
@@ -201,9 +202,9 @@ func TestPrintResourcesTable(t *testing.T) {
 	want := "resources:     4 (1 ok, 0 dirty, 0 running, 2 waiting, 1 failed), 0 changed, not converged\n" +
 		"KIND  NAME  STATE                      LAST RUN   DURATION  ERROR\n" +
 		"exec  a     failed (retrying, 2 left)  3s ago     1.23s     boom …\n" +
-		"exec  b     waiting (semaphores)       -          -         \n" +
+		"exec  b     waiting (semaphores)       -          -\n" +
 		"file  c     failed                     1m0s ago   400µs     " + strings.Repeat("x", 59) + "…\n" +
-		"file  d     ok                         1m30s ago  20ms      \n"
+		"file  d     ok                         1m30s ago  20ms\n"
 	if err != nil || b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}

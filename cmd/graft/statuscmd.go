@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/graftcm/graft/api"
-	"github.com/graftcm/graft/fsm"
 )
 
 func statusCommand(e *env) *cli.Command {
@@ -24,69 +22,119 @@ func statusCommand(e *env) *cli.Command {
 		Description: "status prints this host's node as the running agent sees it: its gossip address (what\n" +
 			"other nodes --join), the cluster's ID, the cluster key's fingerprint (never the key),\n" +
 			"the raft state, the leader, the term, the raft log's last, commit and applied indexes,\n" +
-			"the revision of the keys, and the cluster's raft servers; then every host of the\n" +
-			"cluster with its gossip state and whether it is converged (as it last published); then\n" +
-			"a summary of this host's resources by state and a table of them: kind, name, state\n" +
-			"(ok, dirty, running, waiting or failed), when the last check began, how long it took\n" +
-			"and the last error, shortened. With --json it prints the API's answer, the hosts and\n" +
-			"the resources (GET /v1/resources) under \"resources\".",
-		Flags: append(clientFlags(), jsonFlag()),
+			"the revision of the keys, and the cluster's raft servers; then a summary of the\n" +
+			"cluster's hosts (by gossip state, voters, non-voters, converged) and a table of them:\n" +
+			"host, gossip state (alive, suspect, dead or left), raft role (leader, voter, nonvoter\n" +
+			"or none), when it last answered the leader (known on the leader; on a follower, for\n" +
+			"the leader only) and whether it is converged (as it last published); then a summary\n" +
+			"of this host's resources by state and a table of them: kind, name, state (ok, dirty,\n" +
+			"running, waiting or failed), when the last check began, how long it took and the last\n" +
+			"error, shortened. With --json it prints the API's answer, the hosts, the cluster's\n" +
+			"summary under \"cluster\" and the resources (GET /v1/resources) under \"resources\".\n\n" +
+			"With --watch it shows the status again every --interval until Ctrl-C: on a terminal\n" +
+			"it redraws the screen in place; otherwise it prints each status after a line\n" +
+			"\"--- graft status at TIME ---\", and with --json one JSON object a line.",
+		Flags: append(clientFlags(), jsonFlag(),
+			&cli.BoolFlag{Name: "watch", Aliases: []string{"w"}, Usage: "show the status again every --interval until Ctrl-C"},
+			&cli.DurationFlag{Name: "interval", Value: defaultWatchInterval,
+				Usage: "with --watch, how often to refresh (at least " + minWatchInterval.String() + ")"}),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usageError("status: unexpected argument %q", c.Args().First())
 			}
+			if c.Bool("watch") {
+				interval := c.Duration("interval")
+				if interval < minWatchInterval {
+					return usageError("status: --interval %v: want at least %v", interval, minWatchInterval)
+				}
+				return watchStatus(c, e, interval)
+			}
+			if c.IsSet("interval") {
+				return usageError("status: --interval needs --watch")
+			}
 			return withClient(c, func(ctx context.Context, client *api.Client) error {
-				st, err := client.Status(ctx)
+				rep, err := gatherStatus(ctx, client)
 				if err != nil {
 					return err
 				}
-				// The hosts' states are a read that waits for the
-				// cluster's leader until this node has caught up; the
-				// rest of the status must show without one.
-				hctx, cancel := context.WithTimeout(ctx, hostsTimeout)
-				hosts, herr := hostStates(hctx, client)
-				cancel()
-				rs, rerr := hostResources(ctx, client)
 				if c.Bool("json") {
-					out := struct {
-						api.Status
-						Hosts          []hostState    `json:"hosts"`
-						HostsError     string         `json:"hosts_error,omitempty"`
-						Resources      *api.Resources `json:"resources,omitempty"`
-						ResourcesError string         `json:"resources_error,omitempty"`
-					}{Status: st, Hosts: hosts, Resources: rs}
-					if herr != nil {
-						out.HostsError = herr.Error()
-					}
-					if rerr != nil {
-						out.ResourcesError = rerr.Error()
-					}
-					b, err := json.MarshalIndent(out, "", "  ")
+					b, err := json.MarshalIndent(rep, "", "  ")
 					if err != nil {
 						return err
 					}
 					_, err = fmt.Fprintf(e.stdout, "%s\n", b)
 					return err
 				}
-				if err := printStatus(e.stdout, st, time.Now()); err != nil {
-					return err
-				}
-				if herr != nil {
-					fmt.Fprintf(e.stdout, "hosts: not known: %v\n", herr)
-				} else if err := printHosts(e.stdout, hosts); err != nil {
-					return err
-				}
-				switch {
-				case rerr != nil:
-					_, err := fmt.Fprintf(e.stdout, "resources: not known: %v\n", rerr)
-					return err
-				case rs != nil:
-					return printResources(e.stdout, *rs, time.Now())
-				}
-				return nil
+				return printReport(e.stdout, rep, time.Now())
 			})
 		},
 	}
+}
+
+// statusReport is everything `graft status` shows, and its JSON form:
+// the API's status at top level, then the hosts, the cluster's summary
+// and the resources. A part that could not be read is absent, with an
+// error saying why.
+type statusReport struct {
+	api.Status
+	Hosts          []hostState    `json:"hosts"`
+	HostsError     string         `json:"hosts_error,omitempty"`
+	Cluster        clusterSummary `json:"cluster"`
+	Resources      *api.Resources `json:"resources,omitempty"`
+	ResourcesError string         `json:"resources_error,omitempty"`
+}
+
+// gatherStatus asks the agent for everything `graft status` shows. Only
+// a failure to get the agent's own status is an error.
+func gatherStatus(ctx context.Context, client *api.Client) (statusReport, error) {
+	st, err := client.Status(ctx)
+	if err != nil {
+		return statusReport{}, err
+	}
+	rep := statusReport{Status: st}
+	// The hosts' states are a read that waits for the cluster's leader
+	// until this node has caught up; the rest of the status must show
+	// without one.
+	hctx, cancel := context.WithTimeout(ctx, hostsTimeout)
+	hosts, err := hostStates(hctx, client, st)
+	cancel()
+	if err != nil {
+		rep.HostsError = err.Error()
+	} else {
+		rep.Hosts = hosts
+	}
+	rep.Cluster = summarize(st, rep.Hosts)
+	rs, err := hostResources(ctx, client)
+	if err != nil {
+		rep.ResourcesError = err.Error()
+	}
+	rep.Resources = rs
+	return rep, nil
+}
+
+// printReport prints the status as text: the node, the hosts, the
+// resources, a blank line between them.
+func printReport(w io.Writer, rep statusReport, now time.Time) error {
+	if err := printStatus(w, rep.Status, now); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	if rep.HostsError != "" {
+		fmt.Fprintf(w, "hosts: not known: %s\n", rep.HostsError)
+	} else if err := printHosts(w, rep.Cluster, rep.Hosts, now); err != nil {
+		return err
+	}
+	if rep.ResourcesError != "" || rep.Resources != nil {
+		fmt.Fprintln(w)
+	}
+	switch {
+	case rep.ResourcesError != "":
+		_, err := fmt.Fprintf(w, "resources: not known: %s\n", rep.ResourcesError)
+		return err
+	case rep.Resources != nil:
+		return printResources(w, *rep.Resources, now)
+	}
+	return nil
 }
 
 // printStatus prints the status as aligned `name: value` lines.
@@ -130,81 +178,6 @@ func printStatus(w io.Writer, st api.Status, now time.Time) error {
 	}
 	line("servers", "%s", strings.Join(servers, "\n\t"))
 	line("version", "%s", st.Version)
-	return tw.Flush()
-}
-
-// hostsTimeout bounds how long `graft status` waits for the hosts'
-// converged states.
-const hostsTimeout = 2 * time.Second
-
-// hostState is a host of the cluster as `graft status` shows it.
-type hostState struct {
-	Host string `json:"host"`
-	// Gossip is the member's gossip state (alive, suspect, dead, left),
-	// empty if it is not a member this node knows.
-	Gossip string `json:"gossip,omitempty"`
-	// Converged is what the host last published: "true", "false", or
-	// empty if it published nothing (or its value went with it).
-	Converged string `json:"converged,omitempty"`
-}
-
-// hostStates returns every member and every host with a published
-// converged state, sorted by name. An agent without membership has only
-// the published states.
-func hostStates(ctx context.Context, client *api.Client) ([]hostState, error) {
-	prefix := fsm.HostPrefix + convergedNS + "/"
-	kvs, _, err := client.List(ctx, prefix)
-	if err != nil {
-		return nil, err
-	}
-	byName := map[string]*hostState{}
-	get := func(name string) *hostState {
-		if byName[name] == nil {
-			byName[name] = &hostState{Host: name}
-		}
-		return byName[name]
-	}
-	for _, kv := range kvs {
-		get(strings.TrimPrefix(kv.Key, prefix)).Converged = string(kv.Value)
-	}
-	ms, err := client.Members(ctx)
-	if err != nil && api.StatusCode(err) != http.StatusNotImplemented {
-		return nil, err
-	}
-	for _, m := range ms {
-		get(m.Name).Gossip = m.Gossip
-	}
-	out := make([]hostState, 0, len(byName))
-	for _, h := range byName {
-		out = append(out, *h)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Host < out[j].Host })
-	return out, nil
-}
-
-// printHosts prints a `hosts:` block: a host a line, with its gossip
-// state and converged state.
-func printHosts(w io.Writer, hosts []hostState) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
-	for i, h := range hosts {
-		name := ""
-		if i == 0 {
-			name = "hosts:"
-		}
-		state := "converged"
-		switch h.Converged {
-		case "true":
-		case "false":
-			state = "not converged"
-		default:
-			state = "converged state unknown"
-		}
-		gossip := h.Gossip
-		if gossip == "" {
-			gossip = "not a member"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, h.Host, gossip, state)
-	}
 	return tw.Flush()
 }
 
