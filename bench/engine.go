@@ -34,11 +34,11 @@ type summaryLine struct {
 }
 
 // graftConverge runs graft on file until it converges (--converged-timeout=0
-// --converged-exit) and times it from the process start to its "converged
-// in" line: parsing, the cluster side's start and the engine, not the
-// exit.
-func graftConverge(ctx context.Context, bin, file string) (convergeRun, error) {
-	p, err := startProc(ctx, "graft", bin, graftAgentArgs("--tmp-prefix", "--converged-timeout=0",
+// --converged-exit), on a fresh data dir, and times it from the process
+// start to its "converged in" line: parsing, the cluster side's start and
+// the engine, not the exit.
+func graftConverge(ctx context.Context, bin, file, data string) (convergeRun, error) {
+	p, err := startProc(ctx, "graft", bin, graftAgentArgs("--data-dir", data, "--converged-timeout=0",
 		"--converged-exit", "yaml", file), nil)
 	if err != nil {
 		return convergeRun{}, err
@@ -83,7 +83,7 @@ func graftSwapDrift(ctx context.Context, bin, dir string, n, swaps, drifts int) 
 	if err := swapGraph(graph, n, target, "v0\n"); err != nil {
 		return out, err
 	}
-	p, err := startProc(ctx, "graft", bin, graftAgentArgs("--tmp-prefix", "yaml", graph), nil)
+	p, err := startProc(ctx, "graft", bin, graftAgentArgs("--data-dir", filepath.Join(dir, "data"), "yaml", graph), nil)
 	if err != nil {
 		return out, err
 	}

@@ -63,7 +63,7 @@ func (b *bench) converge(ctx context.Context, sys string, g graphSpec) error {
 	if sys == "mgmt" {
 		run, err = mgmtConverge(ctx, b.c.mgmtBin, file)
 	} else {
-		run, err = graftConverge(ctx, b.c.graftBin, file)
+		run, err = graftConverge(ctx, b.c.graftBin, file, filepath.Join(dir, "data"))
 	}
 	if err != nil {
 		return err
