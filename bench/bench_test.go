@@ -31,7 +31,10 @@ var quickFigures = []string{
 	"dag 100 noops, start to converged", "dag 100 noops, CPU (user+sys, to exit)", "dag 100 noops, peak RSS",
 	"20 files, start to converged", "20 files, CPU (user+sys, to exit)", "20 files, peak RSS",
 	"one-resource swap in 100 noops", "drift to repair (a deleted file, 100-noop graph)",
-	"3 nodes, writes, 1 client", "3 nodes, writes, 1 client, p50", "3 nodes, writes, 1 client, p99",
+	"3 nodes, writes, 1 client to the leader", "3 nodes, writes, 1 client to the leader, p50",
+	"3 nodes, writes, 1 client to the leader, p99",
+	"3 nodes, writes, 1 client to a follower", "3 nodes, writes, 1 client to a follower, p50",
+	"3 nodes, writes, 1 client to a follower, p99",
 	"3 nodes, writes, 16 clients", "3 nodes, writes, 16 clients, p50", "3 nodes, writes, 16 clients, p99",
 	"3 nodes, linearizable reads, 4 clients", "3 nodes, peak RSS of a node after the loads (the largest)",
 	"3 nodes, leader SIGKILL to first write", "start one node to first write",
@@ -97,8 +100,8 @@ func TestQuickRunWithEtcdGivesRatios(t *testing.T) {
 		t.Skip("ETCD_BIN is not set: no etcd binary to compare with")
 	}
 	table, rep := runQuick(t, "-etcd", etcd, "-mgmt", "", "-only", "world")
-	if len(rep.Figures) != 10 {
-		t.Errorf("%d World figures, want 10", len(rep.Figures))
+	if len(rep.Figures) != 13 {
+		t.Errorf("%d World figures, want 13", len(rep.Figures))
 	}
 	for _, f := range rep.Figures {
 		if e := f.Systems["etcd"]; e == nil || e.Median <= 0 || f.Peer != "etcd" || f.Ratio <= 0 {

@@ -40,7 +40,7 @@ type config struct {
 	noops, files               []int
 	bigChain                   int // a chain this long too (0: none)
 	swapNoops, swaps, drifts   int
-	clients                    []int
+	clients                    []int // the loads of several clients, spread over the nodes (one client loads the leader, then a follower)
 	readClients                int
 	loadDur                    time.Duration
 	engine, world              bool
@@ -76,11 +76,11 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	}
 	c.shapes = []string{"chain", "fan", "dag"}
 	c.noops, c.files, c.swapNoops, c.swaps, c.drifts = []int{1000, 10000}, []int{1000}, 10000, 5, 5
-	c.clients, c.readClients, c.loadDur = []int{1, 16, 128, 1000}, 16, 3*time.Second
+	c.clients, c.readClients, c.loadDur = []int{16, 128, 1000}, 16, 3*time.Second
 	if c.quick {
 		c.rounds = 1
 		c.noops, c.files, c.swapNoops, c.swaps, c.drifts, c.bigChain = []int{100}, []int{20}, 100, 2, 2, 0
-		c.clients, c.readClients, c.loadDur = []int{1, 16}, 4, 300*time.Millisecond
+		c.clients, c.readClients, c.loadDur = []int{16}, 4, 300*time.Millisecond
 	}
 	if *loadDur > 0 {
 		c.loadDur = *loadDur

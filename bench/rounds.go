@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -138,20 +139,32 @@ func (b *bench) cluster(ctx context.Context, sys string) error {
 	// A cluster just formed is still settling (the first writes are
 	// slower on both systems): a warm-up load first, not recorded. The
 	// loads that follow fail if the cluster does not work.
-	if _, err := w.load(ctx, "put", 16, max(b.c.loadDur/3, time.Second)); ctx.Err() != nil {
+	all := []int{0, 1, 2}
+	if _, err := w.load(ctx, "put", all, 16, max(b.c.loadDur/3, time.Second)); ctx.Err() != nil {
 		return err
 	}
+	leader, err := w.leader(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: %w", sys, err)
+	}
+	loads := []worldLoad{
+		{"1 client to the leader", []int{leader}, 1},
+		{"1 client to a follower", []int{(leader + 1) % 3}, 1},
+	}
 	for _, n := range b.c.clients {
-		res, err := w.load(ctx, "put", n, b.c.loadDur)
+		loads = append(loads, worldLoad{label(n), all, n})
+	}
+	for _, l := range loads {
+		res, err := w.load(ctx, "put", l.targets, l.clients, b.c.loadDur)
 		if err != nil {
-			return fmt.Errorf("%s, %s writing: %w", sys, label(n), err)
+			return fmt.Errorf("%s, %s writing: %w", sys, l.name, err)
 		}
-		name := "3 nodes, writes, " + label(n)
+		name := "3 nodes, writes, " + l.name
 		b.res.add("world", name, "writes/s", higher, sys, res.Rate)
 		b.res.add("world", name+", p50", "ms", lower, sys, res.P50ms)
 		b.res.add("world", name+", p99", "ms", lower, sys, res.P99ms)
 	}
-	res, err := w.load(ctx, "lget", b.c.readClients, b.c.loadDur)
+	res, err := w.load(ctx, "lget", all, b.c.readClients, b.c.loadDur)
 	if err != nil {
 		return fmt.Errorf("%s, linearizable reads: %w", sys, err)
 	}
@@ -165,9 +178,21 @@ func (b *bench) cluster(ctx context.Context, sys string) error {
 	return nil
 }
 
+// worldLoad is one write load: clients spread over the nodes numbered
+// targets.
+type worldLoad struct {
+	name    string
+	targets []int
+	clients int
+}
+
 // worldSystem is a running three-node cluster of one system.
 type worldSystem interface {
-	load(ctx context.Context, op string, clients int, dur time.Duration) (loadResult, error)
+	// load runs op ("put" or "lget") from clients clients spread over
+	// the nodes numbered targets (0 to 2).
+	load(ctx context.Context, op string, targets []int, clients int, dur time.Duration) (loadResult, error)
+	// leader is the number of the node that leads.
+	leader(ctx context.Context) (int, error)
 	peakRSS() float64
 	leaderKill(ctx context.Context) (time.Duration, error)
 	stop()
@@ -180,12 +205,15 @@ func newGraftWorld(ctx context.Context, bin, dir string) (*graftWorld, error) {
 	return &graftWorld{nodes: nodes}, err
 }
 
-func (g *graftWorld) load(ctx context.Context, op string, clients int, dur time.Duration) (loadResult, error) {
+func (g *graftWorld) load(ctx context.Context, op string, targets []int, clients int, dur time.Duration) (loadResult, error) {
+	nodes := pick(g.nodes, targets)
 	if op == "lget" {
-		return graftLinReads(ctx, g.nodes, clients, dur)
+		return graftLinReads(ctx, nodes, clients, dur)
 	}
-	return graftPuts(ctx, g.nodes, clients, dur)
+	return graftPuts(ctx, nodes, clients, dur)
 }
+
+func (g *graftWorld) leader(ctx context.Context) (int, error) { return graftLeader(ctx, g.nodes) }
 
 func (g *graftWorld) peakRSS() float64 {
 	var m float64
@@ -211,8 +239,13 @@ func newEtcdWorld(ctx context.Context, bin, helper, dir string) (*etcdWorld, err
 	return &etcdWorld{members: ms, helper: helper}, err
 }
 
-func (e *etcdWorld) load(ctx context.Context, op string, clients int, dur time.Duration) (loadResult, error) {
-	return etcdLoad(ctx, e.helper, e.members, op, clients, dur)
+func (e *etcdWorld) load(ctx context.Context, op string, targets []int, clients int, dur time.Duration) (loadResult, error) {
+	return etcdLoad(ctx, e.helper, pick(e.members, targets), op, clients, dur)
+}
+
+func (e *etcdWorld) leader(ctx context.Context) (int, error) {
+	l, err := etcdLeader(ctx, e.members)
+	return slices.Index(e.members, l), err
 }
 
 func (e *etcdWorld) peakRSS() float64 {
@@ -228,3 +261,12 @@ func (e *etcdWorld) leaderKill(ctx context.Context) (time.Duration, error) {
 }
 
 func (e *etcdWorld) stop() { stopEtcd(e.members) }
+
+// pick returns the elements of s at the indexes.
+func pick[T any](s []T, indexes []int) []T {
+	out := make([]T, len(indexes))
+	for i, x := range indexes {
+		out[i] = s[x]
+	}
+	return out
+}

@@ -154,29 +154,33 @@ func graftLinReads(ctx context.Context, nodes []*graftNode, clients int, dur tim
 	})
 }
 
-// graftLeaderKill kills the leader with SIGKILL and times it until a
-// write through another node succeeds.
-func graftLeaderKill(ctx context.Context, nodes []*graftNode) (time.Duration, error) {
+// graftLeader is the number of the node that leads, as node 0 sees it.
+func graftLeader(ctx context.Context, nodes []*graftNode) (int, error) {
 	c, err := api.NewClient(nodes[0].socket())
 	if err != nil {
 		return 0, err
 	}
+	defer c.Close()
 	st, err := c.Status(ctx)
-	c.Close()
 	if err != nil {
 		return 0, err
 	}
-	var leader, other *graftNode
-	for _, n := range nodes {
+	for i, n := range nodes {
 		if n.name == st.Leader {
-			leader = n
-		} else if other == nil {
-			other = n
+			return i, nil
 		}
 	}
-	if leader == nil {
-		return 0, fmt.Errorf("no node is the leader %q", st.Leader)
+	return 0, fmt.Errorf("no node is the leader %q", st.Leader)
+}
+
+// graftLeaderKill kills the leader with SIGKILL and times it until a
+// write through another node succeeds.
+func graftLeaderKill(ctx context.Context, nodes []*graftNode) (time.Duration, error) {
+	l, err := graftLeader(ctx, nodes)
+	if err != nil {
+		return 0, err
 	}
+	leader, other := nodes[l], nodes[(l+1)%len(nodes)]
 	oc, err := api.NewClient(other.socket())
 	if err != nil {
 		return 0, err
