@@ -129,3 +129,45 @@ func TestEtcdHelperRunsTheDriversLoad(t *testing.T) {
 		t.Error("etcdload/load.go is no longer the driver's load.go with its header comment: copy it again")
 	}
 }
+
+// With MGMT_BIN the engine workloads also run on mgmt, in turn with graft,
+// on the same generated files and with the command line mgmt takes. A
+// stand-in mgmt (a script) records its arguments and checks its file.
+func TestQuickRunWithMgmtRunsTheSameGraphs(t *testing.T) {
+	dir := t.TempDir()
+	record := filepath.Join(dir, "calls")
+	fake := filepath.Join(dir, "mgmt")
+	script := "#!/bin/sh\necho \"$*\" >> " + record + "\n" +
+		"for f; do :; done\n" + // the last argument: the graph file
+		"grep -q '^graph: bench' \"$f\" || exit 3\n"
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, rep := runQuick(t, "-etcd", "", "-mgmt", fake, "-only", "engine", "-rounds", "2")
+	b, err := os.ReadFile(record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := strings.Split(strings.TrimSpace(string(b)), "\n")
+	// Four graphs, two rounds.
+	if len(calls) != 8 {
+		t.Fatalf("mgmt ran %d times, want 8: %q", len(calls), calls)
+	}
+	for _, c := range calls {
+		if !strings.HasPrefix(c, "run --tmp-prefix --no-pgp --converged-timeout=0 yaml --yaml /") {
+			t.Errorf("mgmt's command line: %q", c)
+		}
+	}
+	for _, f := range rep.Figures {
+		m := f.Systems["mgmt"]
+		if strings.Contains(f.Name, "swap") || strings.Contains(f.Name, "drift") {
+			if m != nil {
+				t.Errorf("%q ran on mgmt", f.Name)
+			}
+			continue
+		}
+		if m == nil || len(m.Runs) != 2 || f.Peer != "mgmt" || f.Ratio <= 0 {
+			t.Errorf("figure %q: mgmt %+v, ratio %v vs %q", f.Name, m, f.Ratio, f.Peer)
+		}
+	}
+}

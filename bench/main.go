@@ -55,7 +55,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.mgmtBin, "mgmt", os.Getenv("MGMT_BIN"), "an mgmt binary to run the engine workloads on too (default $MGMT_BIN)")
 	fs.StringVar(&c.helperSrc, "etcdload", "bench/etcdload", "the etcd helper's module directory")
 	fs.StringVar(&c.out, "out", "bench/results/latest.json", "where to write the JSON results")
-	fs.IntVar(&c.rounds, "rounds", 3, "rounds: every figure is the median of this many runs per system")
+	fs.IntVar(&c.rounds, "rounds", 0, "rounds: every figure is the median of this many runs per system (default 3, 1 with -quick)")
 	fs.BoolVar(&c.quick, "quick", false, "a smoke run: one round of small workloads (seconds, not minutes)")
 	fs.IntVar(&c.bigChain, "big-chain", 100000, "also run a chain of this many noops (0: none); chains, fans and DAGs run at 1k and 10k")
 	only := fs.String("only", "", "engine or world: run only that half")
@@ -77,8 +77,13 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	c.shapes = []string{"chain", "fan", "dag"}
 	c.noops, c.files, c.swapNoops, c.swaps, c.drifts = []int{1000, 10000}, []int{1000}, 10000, 5, 5
 	c.clients, c.readClients, c.loadDur = []int{16, 128, 1000}, 16, 3*time.Second
+	if c.rounds == 0 {
+		c.rounds = 3
+		if c.quick {
+			c.rounds = 1
+		}
+	}
 	if c.quick {
-		c.rounds = 1
 		c.noops, c.files, c.swapNoops, c.swaps, c.drifts, c.bigChain = []int{100}, []int{20}, 100, 2, 2, 0
 		c.clients, c.readClients, c.loadDur = []int{16}, 4, 300*time.Millisecond
 	}
