@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.buildVersion=$(VERSION)
 EXAMPLE ?= examples/hello.yaml
 
-.PHONY: all build run test integration lint vet imports fmt-check race-engine bench fuzz soak man status-capture help
+.PHONY: all build run test integration lint vet imports fmt-check race-engine bench gobench fuzz soak man status-capture help
 
 all: build
 
@@ -35,6 +35,7 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+	$(GO) -C bench/etcdload vet .
 
 imports:
 	$(GO) run ./internal/importcheck
@@ -43,9 +44,13 @@ imports:
 race-engine:
 	$(GO) test -race -count=20 ./engine/
 
-## bench: the benchmarks, BENCHCOUNT runs each (default 5; report medians)
+## bench: the benchmark driver (bench/): bin/graft on generated graphs and as a 3-node cluster, one table and bench/results/latest.json; ETCD_BIN=/MGMT_BIN= run the same workloads on etcd/mgmt, alternating; BENCHQUICK=1 a smoke run of seconds; BENCHFLAGS more flags (go run ./bench -h)
+bench: build
+	$(GO) run ./bench -graft $(BIN) $(if $(BENCHQUICK),-quick) $(BENCHFLAGS)
+
+## gobench: the go test benchmarks of every package, BENCHCOUNT runs each (default 5; report medians)
 BENCHCOUNT ?= 5
-bench:
+gobench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x -count $(BENCHCOUNT) ./...
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s): graph files, log entries, snapshots, and every network input
