@@ -2,6 +2,7 @@ package yamlgraph
 
 import (
 	"math"
+	"slices"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -87,7 +88,8 @@ func (p *parser) meta(n *yaml.Node, where string) (engine.Meta, bool) {
 		case ignored[kv.key] != "":
 			p.l.warn(kv.k, "%s: %s: ignored: %s", where, kv.key, ignored[kv.key])
 		default:
-			p.unknownKey(kv.k, where, kv.key, known)
+			// export is a meta key too, parsed apart (metaAndExport).
+			p.unknownKey(kv.k, where, kv.key, slices.Sorted(slices.Values(append(slices.Clone(known), "export"))))
 			ok = false
 		}
 	}

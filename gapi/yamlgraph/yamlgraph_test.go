@@ -271,6 +271,12 @@ resources:
   - name: a
     meta: {retyr: 3}
 `, `bad.yaml:5:12: noop "a": meta: unknown key "retyr" (did you mean "retry"?`},
+		{"unknown meta lists export", `
+resources:
+  noop:
+  - name: a
+    meta: {exprot: true}
+`, `bad.yaml:5:12: noop "a": meta: unknown key "exprot" (did you mean "export"?`},
 		{"bad meta type", `
 resources:
   noop:
