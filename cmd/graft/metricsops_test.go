@@ -2,11 +2,15 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"path/filepath"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/graftcm/graft/engine"
+	"github.com/graftcm/graft/metrics"
 )
 
 // A real agent's metrics show the semaphores its resources hold and wait
@@ -81,4 +85,26 @@ resources:
 		return true, nil
 	})
 	a.stop()
+}
+
+// Semaphores are counted by id, whatever count the tag gives; with --sema
+// every running resource holds the host-wide limit, and a resource waiting
+// for semaphores with none of its own waits for that limit.
+func TestSemaphoreUseCountsByIDAndTheHostWideLimit(t *testing.T) {
+	snap := engine.Snapshot{Resources: []engine.ResourceStatus{
+		{State: engine.StateRunning, SemaHeld: []string{"lock:2", "@@deploy"}},
+		{State: engine.StateWaiting, Waiting: engine.WaitSemaphores, SemaWaiting: []string{"lock"}},
+		{State: engine.StateWaiting, Waiting: engine.WaitSemaphores},
+		{State: engine.StateOK},
+	}}
+	got := semaphoreUse(snap, true)
+	want := map[string]metrics.SemaphoreUse{"lock": {Holders: 1, Waiters: 1}, "@@deploy": {Holders: 1},
+		globalSemaID: {Holders: 1, Waiters: 1}}
+	if !maps.Equal(got, want) {
+		t.Errorf("with --sema: %v, want %v", got, want)
+	}
+	delete(want, globalSemaID)
+	if got := semaphoreUse(snap, false); !maps.Equal(got, want) {
+		t.Errorf("without --sema: %v, want %v", got, want)
+	}
 }
