@@ -22,14 +22,15 @@ func TestWatchStatsShowAWatchFallingBehindAndCatchingUp(t *testing.T) {
 		if st := w.WatchStats(); st.Watches != 1 || st.LagRevisions != 0 || st.Lag != 0 {
 			t.Fatalf("an idle watch: %+v, want 1 watch, no lag", st)
 		}
-		// The watch's channel buffers 16 batches: 40 single writes, unread,
-		// leave it behind.
+		// The watch's channel buffers 16 batches: 40 writes, unread, each
+		// taken by the watch before the next (a batch each), leave it
+		// behind.
 		for i := range 40 {
 			if _, err := w.Put(t.Context(), fmt.Sprintf("w/k%d", i), []byte("v")); err != nil {
 				t.Fatal(err)
 			}
+			synctest.Wait()
 		}
-		synctest.Wait()
 		time.Sleep(5 * time.Second) // bubble time: the reader takes its time
 		st := w.WatchStats()
 		if st.LagRevisions < 40-17 || st.Lag < 5*time.Second {

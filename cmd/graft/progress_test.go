@@ -55,6 +55,9 @@ func textTime(t *testing.T, line string) time.Time {
 	return ts
 }
 
+// progressLine matches a progress line of the slow graph in a text log.
+var progressLine = regexp.MustCompile(`msg="converging (\d)/2 resources" done=(\d) total=2 running=[12] `)
+
 // A first convergence that takes long shows in a text log as plain lines,
 // "converging 1/2 resources": none in its first progressLogEvery, then at
 // most one every progressLogEvery, none once it is over (the run summary
@@ -64,7 +67,7 @@ func TestTextLogShowsPeriodicProgressWhileFirstConvergenceIsSlow(t *testing.T) {
 	a := startAgent(t, "run", "--tmp-prefix", "--hostname", "h1", "--converged-timeout", "0", "--converged-exit",
 		"yaml", graph)
 	a.waitFor(4*progressLogEvery+20*time.Second, "two progress lines", func(s string) bool {
-		return strings.Count(s, `msg="converging 1/2 resources"`) >= 2
+		return strings.Count(s, `msg="converging `) >= 2
 	})
 	openGate(t, gate)
 	if code := a.exitCode(30 * time.Second); code != 0 {
@@ -83,8 +86,10 @@ func TestTextLogShowsPeriodicProgressWhileFirstConvergenceIsSlow(t *testing.T) {
 			if summary {
 				t.Errorf("progress after the run summary: %q", line)
 			}
-			if !strings.Contains(line, "done=1 total=2 running=1") {
-				t.Errorf("progress line %q, want done=1 total=2 running=1", line)
+			// The quick exec is done by now but on a machine loaded beyond
+			// belief; the slow one runs until the gate opens.
+			if m := progressLine.FindStringSubmatch(line); m == nil || m[1] != m[2] || m[1] > "1" {
+				t.Errorf("progress line %q, want converging 0/2 or 1/2 resources, with done, total 2 and running", line)
 			}
 			progress = append(progress, textTime(t, line))
 		case strings.Contains(line, `msg="converged in `):
@@ -134,10 +139,10 @@ func TestJSONLogShowsProgressRecordsWithCounts(t *testing.T) {
 			continue
 		}
 		records++
-		if rec.Msg != "converging" || rec.Done == nil || *rec.Done != 1 || rec.Total == nil || *rec.Total != 2 ||
-			rec.Running == nil || *rec.Running != 1 || rec.Failed == nil || *rec.Failed != 0 ||
+		if rec.Msg != "converging" || rec.Done == nil || *rec.Done > 1 || rec.Total == nil || *rec.Total != 2 ||
+			rec.Running == nil || *rec.Running < 1 || rec.Failed == nil || *rec.Failed != 0 ||
 			rec.Seconds == nil || *rec.Seconds < progressLogEvery.Seconds()-0.01 {
-			t.Errorf("progress record %s, want msg converging, done 1, total 2, running 1, failed 0, seconds >= %v",
+			t.Errorf("progress record %s, want msg converging, done 0 or 1, total 2, running, failed 0, seconds >= %v",
 				sc.Text(), progressLogEvery.Seconds())
 		}
 	}
