@@ -121,6 +121,16 @@ type ApplyEvent struct {
 // returns it keeps the last status.
 func (e *Engine) Snapshot() Snapshot { return e.board.snapshot() }
 
+// Counts returns Snapshot().Counts without copying out the status of every
+// vertex: cheap enough for a progress line refreshed several times a
+// second on a graph of thousands.
+func (e *Engine) Counts() Counts {
+	if e.board == nil {
+		return Counts{}
+	}
+	return e.board.counts()
+}
+
 // board holds the status the scheduler publishes for Snapshot. The
 // scheduler writes each vertex's base status (publish); the CheckApply
 // goroutine marks when its call begins, after the semaphores (applying).
@@ -276,13 +286,11 @@ func (b *board) snapshotGraph() (Snapshot, *Graph) {
 		Resources: make([]ResourceStatus, 0, len(b.entries))}
 	for _, e := range b.entries {
 		st := e.st
+		st.State, st.Waiting = e.state()
 		if e.launched {
-			switch {
-			case e.applying || !e.sema:
-				st.State, st.Waiting = StateRunning, ""
+			if st.State == StateRunning {
 				st.SemaHeld = slices.Clone(e.tags)
-			default:
-				st.State, st.Waiting = StateWaiting, WaitSemaphores
+			} else {
 				st.SemaWaiting = slices.Clone(e.tags)
 			}
 		}
@@ -294,24 +302,53 @@ func (b *board) snapshotGraph() (Snapshot, *Graph) {
 	return snap, g
 }
 
+// state is the entry's state and what it waits for: a launched CheckApply
+// runs once it has begun or needs no semaphores, else waits for them.
+func (e *boardEntry) state() (State, string) {
+	switch {
+	case !e.launched:
+		return e.st.State, e.st.Waiting
+	case e.applying || !e.sema:
+		return StateRunning, ""
+	}
+	return StateWaiting, WaitSemaphores
+}
+
+// counts counts the entries by state without copying them out.
+func (b *board) counts() Counts {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c := Counts{Total: len(b.entries)}
+	for _, e := range b.entries {
+		st, _ := e.state()
+		c.add(st, e.st.Changes)
+	}
+	return c
+}
+
+// add counts one vertex in state st that changed something changes times.
+func (c *Counts) add(st State, changes int) {
+	switch st {
+	case StateOK:
+		c.OK++
+	case StateDirty:
+		c.Dirty++
+	case StateRunning:
+		c.Running++
+	case StateWaiting:
+		c.Waiting++
+	case StateFailed:
+		c.Failed++
+	}
+	if changes > 0 {
+		c.Changed++
+	}
+}
+
 func countStates(rs []ResourceStatus) Counts {
 	c := Counts{Total: len(rs)}
 	for _, r := range rs {
-		switch r.State {
-		case StateOK:
-			c.OK++
-		case StateDirty:
-			c.Dirty++
-		case StateRunning:
-			c.Running++
-		case StateWaiting:
-			c.Waiting++
-		case StateFailed:
-			c.Failed++
-		}
-		if r.Changes > 0 {
-			c.Changed++
-		}
+		c.add(r.State, r.Changes)
 	}
 	return c
 }

@@ -264,3 +264,28 @@ func TestObserverHearsOfEveryGraphSwap(t *testing.T) {
 		}
 	})
 }
+
+// Counts agrees with the snapshot's counts while a CheckApply runs holding
+// a semaphore, another waits for it and a child waits for its parent, and
+// once everything is done.
+func TestCountsAgreeWithSnapshotCounts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder()
+		a, b, c := newFake(rec, "a"), newFake(rec, "b"), newFake(rec, "c")
+		a.gate, b.gate, a.result = make(chan struct{}), make(chan struct{}), changes
+		vs := append(withMeta(engine.Meta{Sema: []string{"x"}}, a, b), engine.Vertex{ID: id("c"), Res: c})
+		r := start(t, graphOfVertices(t, vs, "a->c"), nil)
+		synctest.Wait()
+		want := engine.Counts{Total: 3, Running: 1, Waiting: 2}
+		if got := r.eng.Counts(); got != want || r.eng.Snapshot().Counts != want {
+			t.Errorf("while a or b runs: Counts %+v, snapshot %+v, want %+v", got, r.eng.Snapshot().Counts, want)
+		}
+		close(a.gate)
+		close(b.gate)
+		synctest.Wait()
+		want = engine.Counts{Total: 3, OK: 3, Changed: 1}
+		if got := r.eng.Counts(); got != want || r.eng.Snapshot().Counts != want {
+			t.Errorf("at the end: Counts %+v, snapshot %+v, want %+v", got, r.eng.Snapshot().Counts, want)
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -20,6 +21,13 @@ type ClusterView struct {
 	// Members counts the members of the gossip ring this node knows by
 	// their state: alive, suspect, dead or left.
 	Members map[string]int
+	// Watches counts the World watches running on this node (the engine's
+	// resources, graph sources, API clients); WatchLagRevisions and
+	// WatchLag are how far the one furthest behind is from delivering the
+	// node's changes (see world.WatchStats).
+	Watches           int
+	WatchLagRevisions uint64
+	WatchLag          time.Duration
 }
 
 // raftStates are the values of graft_raft_state's state label; every one is
@@ -32,6 +40,7 @@ func gossipStates() []string { return []string{"alive", "suspect", "dead", "left
 // clusterCollector reads the cluster series from its view at each scrape.
 type clusterCollector struct {
 	raftState, term, last, commit, applied, lag, revision, members *prometheus.Desc
+	watches, watchLagRevs, watchLag                                *prometheus.Desc
 
 	mu   sync.Mutex
 	view func() (ClusterView, bool) // nil: no series
@@ -50,6 +59,12 @@ func newClusterCollector() *clusterCollector {
 		revision: prometheus.NewDesc(namespace+"_world_revision", "The revision of this node's copy of the World.", nil, nil),
 		members: prometheus.NewDesc(namespace+"_gossip_members",
 			"Members of the gossip ring this node knows, by state (alive, suspect, dead, left).", []string{"state"}, nil),
+		watches: prometheus.NewDesc(namespace+"_world_watches", "World watches running on this node.", nil, nil),
+		watchLagRevs: prometheus.NewDesc(namespace+"_world_watch_lag_revisions",
+			"Revisions applied on this node that the watch furthest behind has yet to deliver to its reader.", nil, nil),
+		watchLag: prometheus.NewDesc(namespace+"_world_watch_lag_seconds",
+			"How long the watch furthest behind has had changes applied on this node that it has not delivered; 0 when every watch is caught up.",
+			nil, nil),
 	}
 }
 
@@ -60,7 +75,8 @@ func (c *clusterCollector) set(view func() (ClusterView, bool)) {
 }
 
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.raftState, c.term, c.last, c.commit, c.applied, c.lag, c.revision, c.members} {
+	for _, d := range []*prometheus.Desc{c.raftState, c.term, c.last, c.commit, c.applied, c.lag, c.revision, c.members,
+		c.watches, c.watchLagRevs, c.watchLag} {
 		ch <- d
 	}
 }
@@ -93,6 +109,9 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(c.lag, lag)
 	gauge(c.revision, v.Revision)
+	gauge(c.watches, uint64(v.Watches))
+	gauge(c.watchLagRevs, v.WatchLagRevisions)
+	ch <- prometheus.MustNewConstMetric(c.watchLag, prometheus.GaugeValue, v.WatchLag.Seconds())
 	for _, s := range gossipStates() {
 		ch <- prometheus.MustNewConstMetric(c.members, prometheus.GaugeValue, float64(v.Members[s]), s)
 	}

@@ -37,6 +37,7 @@ type Collector struct {
 	states    map[string]bool       // the resource states SetResourceStates last set
 	stateFunc func() map[string]int // read at each scrape, if set
 	cluster   *clusterCollector
+	semas     *semaCollector
 }
 
 var _ CheckApplyObserver = (*Collector)(nil)
@@ -60,9 +61,10 @@ func New() *Collector {
 			Help: "How long a graph swap paused the engine.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}),
 		states:  map[string]bool{},
 		cluster: newClusterCollector(),
+		semas:   newSemaCollector(),
 	}
 	c.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		c.checkApplies, c.checkApplyDur, c.resources, c.converged, c.swaps, c.swapDur, c.cluster)
+		c.checkApplies, c.checkApplyDur, c.resources, c.converged, c.swaps, c.swapDur, c.cluster, c.semas)
 	return c
 }
 
@@ -140,4 +142,10 @@ func (c *Collector) ObserveGraphSwap(d time.Duration) {
 // returns false while the agent runs no cluster server.
 func (c *Collector) SetCluster(view func() (ClusterView, bool)) {
 	c.cluster.set(view)
+}
+
+// SetSemaphoreSource makes f the source of the semaphore series, read at
+// each scrape: the use of each semaphore by id. nil removes the series.
+func (c *Collector) SetSemaphoreSource(f func() map[string]SemaphoreUse) {
+	c.semas.set(f)
 }

@@ -80,6 +80,7 @@ type World struct {
 	nonce   string        // distinguishes this process's semaphore holders
 	seq     atomic.Uint64 // numbers them
 	holders *holders      // the holders this process owns
+	watches *watchSet     // the running watches, for WatchStats
 	// leaseTimeout is how long this host may go without hearing from a
 	// leader before its leases count as lost.
 	leaseTimeout time.Duration
@@ -107,7 +108,7 @@ func New(b Backend, host string, log *slog.Logger, opts ...Option) (*World, erro
 		return nil, fmt.Errorf("world: %w", err)
 	}
 	w := &World{b: b, f: b.FSM(), host: host, log: log, nonce: hex.EncodeToString(buf[:]), holders: newHolders(),
-		leaseTimeout: DefaultLeaseTimeout}
+		watches: newWatchSet(), leaseTimeout: DefaultLeaseTimeout}
 	for _, o := range opts {
 		o(w)
 	}

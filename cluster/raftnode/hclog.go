@@ -6,6 +6,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,17 +16,33 @@ import (
 
 // Raft logs a line at every failed attempt to reach a peer, each with its
 // backoff: one follower down made about 30 ERROR lines in 10 s ("failed to
-// heartbeat to", "failed to appendEntries to"). Its warnings and errors are
-// therefore rate-limited as the gossip port's lines are: a message about
-// one peer at most once per raftLogWindow, and the next line of that
-// message that is logged says how many were suppressed. Debug and info
-// lines (state changes, elections) are not limited.
+// heartbeat to", "failed to appendEntries to"); a node that lost its
+// quorum repeats "entering candidate state" and "pre-vote campaign failed"
+// at every election timeout for as long as the outage lasts. Its info
+// lines, warnings and errors are therefore rate-limited as the gossip
+// port's lines are: a message about one peer at most once per
+// raftLogWindow, and the next line of that message that is logged says how
+// many were suppressed. Debug lines are not limited, and neither are the
+// info lines of raftChanges.
 const (
 	raftLogWindow = 10 * time.Second
 	// raftLogPeers bounds the peers one message is logged for per window:
 	// raft's servers are few (the voters and some spares).
 	raftLogPeers = 64
 )
+
+// raftChanges are the info lines of raft that each mark a change of this
+// node's role or of the cluster's configuration: every one is logged.
+func raftChanges() []string {
+	return []string{"entering follower state", "entering leader state", "election won", "initial configuration",
+		"updating configuration", "added peer, starting replication", "removed peer, stopping replication",
+		"removed ourself, transitioning to follower", "removed ourself, shutting down"}
+}
+
+// limited reports whether a line of raft's at lvl with msg is rate-limited.
+func limited(lvl slog.Level, msg string) bool {
+	return lvl >= slog.LevelWarn || (lvl == slog.LevelInfo && !slices.Contains(raftChanges(), msg))
+}
 
 // hclogAdapter sends raft's logs (hclog) to a slog.Logger.
 type hclogAdapter struct {
@@ -75,7 +92,7 @@ func (h *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 		}
 	}
 	lvl := h.slogLevel(level)
-	if lvl >= slog.LevelWarn && h.notes != nil {
+	if limited(lvl, msg) && h.notes != nil {
 		ok, suppressed := h.notes.Allow(h.name+": "+msg, peerOf(all))
 		if !ok {
 			return

@@ -55,3 +55,33 @@ func TestRaftLogLimitIsPerMessageAndPeer(t *testing.T) {
 		t.Errorf("the next window's line %q does not say 29 were suppressed", l)
 	}
 }
+
+// Raft's info lines repeat with every election while a node has lost its
+// quorum: they are limited per message as warnings are, and the next line
+// let through says how many were held back. The lines that mark a change
+// of role or configuration all get through.
+func TestRaftInfoRepeatsAreLimitedButRoleChangesAreNot(t *testing.T) {
+	logs := logtest.New()
+	clock := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	h := newHclogAt(slog.New(logs), "raft", clock.now)
+	for i := range 1000 {
+		h.Info("entering candidate state", "term", i+2)
+		h.Info("pre-vote campaign failed, waiting for election timeout", "term", i+2, "tally", 1)
+		clock.t = clock.t.Add(time.Millisecond)
+	}
+	for _, msg := range raftChanges() {
+		for range 3 {
+			h.Info(msg)
+		}
+	}
+	lines := logs.Lines()
+	if len(lines) != 2+3*len(raftChanges()) {
+		t.Errorf("%d lines for 2,000 repeated info lines and %d role changes, want %d:\n%s",
+			len(lines), 3*len(raftChanges()), 2+3*len(raftChanges()), strings.Join(lines, "\n"))
+	}
+	clock.t = clock.t.Add(raftLogWindow)
+	h.Info("entering candidate state", "term", 1002)
+	if l := logs.Lines()[len(lines)]; !strings.Contains(l, `suppressed="999"`) {
+		t.Errorf("the next window's line %q does not say 999 were suppressed", l)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/graftcm/graft/cluster"
 	"github.com/graftcm/graft/engine"
 	"github.com/graftcm/graft/metrics"
+	"github.com/graftcm/graft/world"
 )
 
 func metricsFlag() cli.Flag {
@@ -104,9 +105,52 @@ func (m *agentMetrics) observe(cfg *engine.Config, eng *engineRef) {
 	}
 	addObserver(cfg, checkApplyMetrics{m.c})
 	m.c.SetResourceSource(func() map[string]int {
-		c := eng.snapshot().Counts
+		c := eng.counts()
 		return map[string]int{"ok": c.OK, "dirty": c.Dirty, "running": c.Running, "waiting": c.Waiting, "failed": c.Failed}
 	})
+	global := cfg.Sema > 0
+	m.c.SetSemaphoreSource(func() map[string]metrics.SemaphoreUse { return semaphoreUse(eng.snapshot(), global) })
+}
+
+// globalSemaID names the host-wide limit of --sema in the semaphore
+// series: no meta sema tag starts with "--".
+const globalSemaID = "--sema"
+
+// semaphoreUse counts the resources of snap holding and waiting for each
+// semaphore, by id (a tag's count is not part of it). With global (--sema)
+// every running resource holds a slot of the host-wide limit, and one
+// waiting for semaphores with none of its own named waits for that.
+func semaphoreUse(snap engine.Snapshot, global bool) map[string]metrics.SemaphoreUse {
+	use := map[string]metrics.SemaphoreUse{}
+	add := func(tag string, held bool) {
+		id, _, err := engine.ParseSema(tag)
+		if err != nil {
+			id = tag // the engine refuses such a graph; count it as written
+		}
+		u := use[id]
+		if held {
+			u.Holders++
+		} else {
+			u.Waiters++
+		}
+		use[id] = u
+	}
+	for _, r := range snap.Resources {
+		for _, tag := range r.SemaHeld {
+			add(tag, true)
+		}
+		for _, tag := range r.SemaWaiting {
+			add(tag, false)
+		}
+		switch {
+		case !global:
+		case r.State == engine.StateRunning:
+			add(globalSemaID, true)
+		case r.State == engine.StateWaiting && r.Waiting == engine.WaitSemaphores && len(r.SemaWaiting) == 0:
+			add(globalSemaID, false)
+		}
+	}
+	return use
 }
 
 // checkApplyMetrics passes the engine's CheckApply calls and graph swaps
@@ -128,7 +172,10 @@ func (a *agentCluster) metricsView() (metrics.ClusterView, bool) {
 	if srv == nil {
 		return metrics.ClusterView{}, false
 	}
-	return clusterView(srv), true
+	v := clusterView(srv)
+	w, _ := a.worlds.Current()
+	addWatchStats(&v, w)
+	return v, true
 }
 
 func clusterView(srv *cluster.Server) metrics.ClusterView {
@@ -139,4 +186,13 @@ func clusterView(srv *cluster.Server) metrics.ClusterView {
 		v.Members[m.Gossip]++
 	}
 	return v
+}
+
+// addWatchStats adds the World's watch lag to v.
+func addWatchStats(v *metrics.ClusterView, w *world.World) {
+	if w == nil {
+		return
+	}
+	st := w.WatchStats()
+	v.Watches, v.WatchLagRevisions, v.WatchLag = st.Watches, st.LagRevisions, st.Lag
 }

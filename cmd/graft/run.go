@@ -184,7 +184,8 @@ func (o agentOptions) engineConfig(dd *dataDir, log *slog.Logger) engine.Config 
 // runAgent runs the agent on the graph in file (none if empty), swapping in
 // the file's new graph whenever it is edited.
 func runAgent(c *cli.Context, e *env, file string) error {
-	log, err := newLogger(c, e.stderr)
+	logOut, line := logWriter(c, e.stderr)
+	log, err := newLogger(c, logOut)
 	if err != nil {
 		return err
 	}
@@ -206,7 +207,7 @@ func runAgent(c *cli.Context, e *env, file string) error {
 		return err
 	}
 	defer dd.Close()
-	a := &agentSetup{log: log, opts: opts, hub: hub, reg: reg, watcher: watcher, graph: graph, dd: dd}
+	a := &agentSetup{log: log, line: line, opts: opts, hub: hub, reg: reg, watcher: watcher, graph: graph, dd: dd}
 	if opts.statusFile != "" {
 		if a.status, err = newStatusFile(opts.statusFile, log); err != nil {
 			return err
@@ -239,6 +240,7 @@ func runAgent(c *cli.Context, e *env, file string) error {
 // the status file.
 type agentSetup struct {
 	log     *slog.Logger
+	line    *statusLine // the terminal's progress line; nil when the log is not text on a terminal
 	opts    agentOptions
 	hub     *fswatch.Hub
 	reg     *engine.Registry
@@ -301,6 +303,7 @@ func (a *agentSetup) run(ctx context.Context, e *env) error {
 	if a.status != nil {
 		defer goRun(a.status.run, nil)()
 	}
+	defer goRun(newProgress(&cl.eng, a.line, a.opts.logFormat, a.log).run, nil)()
 	watchErr := make(chan error, 1) // a graph source failing stops the agent
 	graphs, stopGraphs := graphSources{initial: a.graph, watcher: a.watcher, deploys: a.opts.deploys,
 		noop: a.opts.noop, worlds: cl.worlds, reg: a.reg, host: a.opts.hostname, log: a.log}.start(func(err error) {
@@ -345,12 +348,15 @@ func openGraph(opts agentOptions, file string, hub *fswatch.Hub, log *slog.Logge
 	if file == "" {
 		return reg, nil, engine.NewGraph("empty"), nil
 	}
+	loaded := noticeSlow(log, loadNoticeAfter, "loading the graph", "file", file)
 	watcher, err := yamlgraph.Open(yamlgraph.WatchConfig{
 		Path: file, Registry: reg, Files: hub, Hostname: opts.hostname, Logger: log.With("component", "yamlgraph"),
 	})
 	if err != nil {
+		loaded("loading the graph failed", "file", file)
 		return nil, nil, nil, err
 	}
+	loaded("graph loaded", "file", file, "resources", watcher.Graph().Len())
 	return reg, watcher, watcher.Graph(), nil
 }
 
