@@ -119,9 +119,10 @@ func (h *Host) Start() {
 }
 
 // env is the agent's environment: the test's, less graft's own
-// variables, plus the cluster key.
+// variables, plus the cluster key and a text log (which the tests read;
+// the default for a log that is not a terminal is JSON).
 func (h *Host) env() []string {
-	var env []string
+	env := []string{"GRAFT_LOG_FORMAT=text"}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "GRAFT_") {
 			env = append(env, kv)

@@ -94,7 +94,8 @@ func newApp(e *env) *cli.App {
 func logFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"GRAFT_LOG_LEVEL"}},
-		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json", EnvVars: []string{"GRAFT_LOG_FORMAT"}},
+		&cli.StringFlag{Name: "log-format", Value: string(logAuto),
+			Usage: "text, json, or auto: text when stderr is a terminal, JSON otherwise (a service's journal, a file, a pipe)", EnvVars: []string{"GRAFT_LOG_FORMAT"}},
 	}
 }
 
@@ -104,26 +105,29 @@ type logFormat string
 const (
 	logText logFormat = "text"
 	logJSON logFormat = "json"
+	logAuto logFormat = "auto" // text for a person at a terminal, JSON for machines
 )
 
-// parseLogFormat returns the log format --log-format asks for.
-func parseLogFormat(c *cli.Context) (logFormat, error) {
+// parseLogFormat returns the log format --log-format asks for, auto
+// resolved for a log written to stderr.
+func parseLogFormat(c *cli.Context, stderr io.Writer) (logFormat, error) {
 	switch f := logFormat(strings.ToLower(c.String("log-format"))); f {
 	case logText, logJSON:
 		return f, nil
+	case logAuto, "":
+		if isTerminal(stderr) {
+			return logText, nil
+		}
+		return logJSON, nil
 	}
-	return "", usageError("--log-format: %q is not one of text, json", c.String("log-format"))
+	return "", usageError("--log-format: %q is not one of text, json, auto", c.String("log-format"))
 }
 
-// newLogger builds the logger the log flags ask for.
-func newLogger(c *cli.Context, w io.Writer) (*slog.Logger, error) {
+// newLogger builds the logger the log flags ask for, writing format to w.
+func newLogger(c *cli.Context, w io.Writer, format logFormat) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 		return nil, usageError("--log-level: %q is not one of debug, info, warn, error", c.String("log-level"))
-	}
-	format, err := parseLogFormat(c)
-	if err != nil {
-		return nil, err
 	}
 	opts := &slog.HandlerOptions{Level: lvl}
 	if format == logJSON {

@@ -21,6 +21,13 @@ func TestMain(m *testing.M) {
 	if os.Getenv("GRAFT_TEST_BINARY") == "1" {
 		os.Exit(mainWith(testTimings))
 	}
+	// The tests read agents' logs as text; with --log-format's default,
+	// auto, a log to a pipe or a buffer would be JSON. The agents the tests
+	// start inherit it; TestLogFormatAutoIsTextOnATerminalAndJSONElsewhere
+	// removes it.
+	if err := os.Setenv("GRAFT_LOG_FORMAT", "text"); err != nil {
+		panic(err)
+	}
 	// memberlist's Shutdown does not wait for a probe in flight, which ends
 	// within its probe interval (a second) on its own: a test that stops
 	// an in-process agent last would otherwise fail now and then. A

@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/graftcm/graft/engine"
 )
 
@@ -188,10 +186,10 @@ func (r *engineRef) counts() engine.Counts {
 }
 
 // logWriter is where the log of a run goes: stderr, under a status line
-// when stderr is a terminal and the log is text (c's --log-format); the
+// when stderr is a terminal and the log is text (f); the
 // line is nil otherwise.
-func logWriter(c *cli.Context, stderr io.Writer) (io.Writer, *statusLine) {
-	if f, err := parseLogFormat(c); err != nil || f != logText || !isTerminal(stderr) {
+func logWriter(f logFormat, stderr io.Writer) (io.Writer, *statusLine) {
+	if f != logText || !isTerminal(stderr) {
 		return stderr, nil
 	}
 	line := newStatusLine(stderr)

@@ -99,8 +99,9 @@ type agentOptions struct {
 	clusterOptions
 }
 
-func parseAgentOptions(c *cli.Context) (agentOptions, error) {
+func parseAgentOptions(c *cli.Context, format logFormat) (agentOptions, error) {
 	o := agentOptions{
+		logFormat:     format,
 		hostname:      c.String("hostname"),
 		dataDir:       c.String("data-dir"),
 		tmp:           c.Bool("tmp-prefix"),
@@ -114,9 +115,6 @@ func parseAgentOptions(c *cli.Context) (agentOptions, error) {
 		deploys:          c.Bool("deploys") || c.Command.Name == "empty",
 	}
 	var err error
-	if o.logFormat, err = parseLogFormat(c); err != nil {
-		return o, err
-	}
 	if o.clusterOptions, err = parseClusterOptions(c); err != nil {
 		return o, err
 	}
@@ -184,12 +182,16 @@ func (o agentOptions) engineConfig(dd *dataDir, log *slog.Logger) engine.Config 
 // runAgent runs the agent on the graph in file (none if empty), swapping in
 // the file's new graph whenever it is edited.
 func runAgent(c *cli.Context, e *env, file string) error {
-	logOut, line := logWriter(c, e.stderr)
-	log, err := newLogger(c, logOut)
+	format, err := parseLogFormat(c, e.stderr)
 	if err != nil {
 		return err
 	}
-	opts, err := parseAgentOptions(c)
+	logOut, line := logWriter(format, e.stderr)
+	log, err := newLogger(c, logOut, format)
+	if err != nil {
+		return err
+	}
+	opts, err := parseAgentOptions(c, format)
 	if err != nil {
 		return err
 	}
