@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 )
 
 // ErrNoAgent means nothing answered at the API's address: no agent runs
@@ -25,19 +26,28 @@ var ErrWatchEnded = errors.New("watch ended")
 
 // Client talks to an agent's local API. Its methods are safe to call
 // concurrently. Close it when done, to release idle connections.
+//
+// It speaks HTTP/1.1, or HTTP/2 without TLS with the HTTP2 option.
 type Client struct {
-	addr string // as given, for messages
-	base string // URL prefix of every request
-	tr   *http.Transport
-	hc   *http.Client
+	addr string       // as given, for messages
+	base string       // URL prefix of every request
+	h1   *http.Client // HTTP/1.1
+	h2   *http.Client // h2c, nil without the HTTP2 option
+	// http1 is set once the agent answered the h2c preface in HTTP/1.
+	http1 atomic.Bool
 }
 
 // NewClient returns a client of the agent whose API is at addr: the path
 // of its unix socket, or "http://host:port" for a loopback TCP address.
 // Every connection to a unix socket is checked as DialUnix does: the
 // client talks only to an agent of its own user's or root's.
-func NewClient(addr string) (*Client, error) {
-	c := &Client{addr: addr, tr: &http.Transport{MaxIdleConnsPerHost: 4}}
+func NewClient(addr string, opts ...ClientOption) (*Client, error) {
+	var o clientOpts
+	for _, opt := range opts {
+		opt(&o)
+	}
+	c := &Client{addr: addr}
+	dial := (&net.Dialer{}).DialContext
 	switch {
 	case addr == "":
 		return nil, errors.New("api: empty address")
@@ -54,7 +64,7 @@ func NewClient(addr string) (*Client, error) {
 		return nil, fmt.Errorf("api: address %q: want a unix socket path or http://host:port (the local API does not speak TLS)", addr)
 	default:
 		c.base = "http://graft" // the host is ignored: every connection goes to the socket
-		c.tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+		dial = func(ctx context.Context, _, _ string) (net.Conn, error) {
 			conn, err := DialUnix(ctx, addr)
 			var op *net.OpError
 			if err != nil && !errors.As(err, &op) {
@@ -63,7 +73,10 @@ func NewClient(addr string) (*Client, error) {
 			return conn, err
 		}
 	}
-	c.hc = &http.Client{Transport: c.tr}
+	c.h1 = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4, DialContext: dial}}
+	if o.http2 {
+		c.h2 = newH2CClient(dial)
+	}
 	return c, nil
 }
 
@@ -77,7 +90,10 @@ func (e *dialRefused) Unwrap() error { return e.err }
 
 // Close releases the client's idle connections.
 func (c *Client) Close() error {
-	c.tr.CloseIdleConnections()
+	c.h1.CloseIdleConnections()
+	if c.h2 != nil {
+		c.h2.CloseIdleConnections()
+	}
 	return nil
 }
 
@@ -153,15 +169,7 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
-	if err != nil {
-		return nil, fmt.Errorf("api: %w", err)
-	}
-	resp, err := c.hc.Do(req)
+	resp, err := c.roundTrip(ctx, method, u, body)
 	if err != nil {
 		var op *net.OpError
 		var refused *dialRefused
@@ -176,6 +184,32 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 		return nil, fmt.Errorf("api: %s: %w", c.addr, err)
 	}
 	return resp, nil
+}
+
+// roundTrip sends one request: over HTTP/1.1, or over h2c with the
+// HTTP2 option unless the agent answered h2c in HTTP/1 (then or before).
+func (c *Client) roundTrip(ctx context.Context, method, u string, body []byte) (*http.Response, error) {
+	do := func(hc *http.Client) (*http.Response, error) {
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(body)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, u, rd)
+		if err != nil {
+			return nil, fmt.Errorf("api: %w", err)
+		}
+		return hc.Do(req)
+	}
+	if c.h2 == nil || c.http1.Load() {
+		return do(c.h1)
+	}
+	resp, err := do(c.h2)
+	if errors.Is(err, errHTTP1Only) {
+		// No request went out on the connection it refused.
+		c.http1.Store(true)
+		return do(c.h1)
+	}
+	return resp, err
 }
 
 // readError turns a failure's response into an *Error.

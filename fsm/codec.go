@@ -86,15 +86,12 @@ func checkBatch(cmds []Command) error {
 	if len(cmds) > MaxBatch {
 		return fmt.Errorf("%d commands, max %d: %w", len(cmds), MaxBatch, ErrTooLarge)
 	}
-	items := len(cmds)
 	for i := range cmds {
-		c := &cmds[i]
-		items += len(c.Compares) + len(c.Then) + len(c.Else) + len(c.Exports)
-		if err := checkCommand(c, false); err != nil {
+		if err := checkCommand(&cmds[i], false); err != nil {
 			return fmt.Errorf("command %d: %w", i, err)
 		}
 	}
-	if items > MaxEntryOps {
+	if items := countItems(cmds); items > MaxEntryOps {
 		return fmt.Errorf("%d commands, compares and exports, max %d: %w", items, MaxEntryOps, ErrTooLarge)
 	}
 	return nil

@@ -32,6 +32,7 @@ type fixture struct {
 	// raw sends hand-made requests over the socket.
 	raw       *http.Client
 	tcpClient *api.Client  // over TCP, with fixtureOpts.tcp
+	tcpAddr   string       // the TCP listener's host:port, with fixtureOpts.tcp
 	stop      func() error // stops the server; returns Serve's error
 }
 
@@ -60,6 +61,8 @@ type fixtureOpts struct {
 	resources func() api.Resources
 	// graph is Config.Graph.
 	graph func() api.Graph
+	// listen, if set, wraps each listener the server serves on.
+	listen func(net.Listener) net.Listener
 }
 
 // newFixture starts a one-node cluster (or opts.nodes), waits for its
@@ -114,19 +117,26 @@ func newFixture(t *testing.T, opts fixtureOpts) *fixture {
 	}
 	lns := []net.Listener{ln}
 	var tcpClient *api.Client
+	var tcpAddr string
 	if opts.tcp {
 		tln, err := api.ListenTCP("127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		lns = append(lns, tln)
+		tcpAddr = tln.Addr().String()
 		if tcpClient, err = api.NewClient("http://" + tln.Addr().String()); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { tcpClient.Close() })
 	}
+	if opts.listen != nil {
+		for i := range lns {
+			lns[i] = opts.listen(lns[i])
+		}
+	}
 	rawTr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return api.DialUnix(ctx, sock) }}
-	f := &fixture{cluster: c, world: w, sock: sock, client: client, raw: &http.Client{Transport: rawTr}, tcpClient: tcpClient,
+	f := &fixture{cluster: c, world: w, sock: sock, client: client, raw: &http.Client{Transport: rawTr}, tcpClient: tcpClient, tcpAddr: tcpAddr,
 		stop: serve(t, srv, lns...)}
 	t.Cleanup(func() { client.Close(); rawTr.CloseIdleConnections() })
 	return f

@@ -236,6 +236,7 @@ func (s *Server) Serve(ctx context.Context, lns ...net.Listener) error {
 	}
 	hs := &http.Server{
 		Handler:           s.handler,
+		Protocols:         protocols(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
@@ -270,6 +271,17 @@ func (s *Server) Serve(ctx context.Context, lns ...net.Listener) error {
 		err = errors.Join(err, <-errc)
 	}
 	return err
+}
+
+// protocols are those the API serves on every listener: HTTP/1.1 (curl,
+// any HTTP client) and HTTP/2 without TLS (h2c with prior knowledge, as
+// api.Client and `curl --http2-prior-knowledge` speak it), whose
+// requests share a connection.
+func protocols() *http.Protocols {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	return p
 }
 
 // bounded gives a handler's context the request timeout.

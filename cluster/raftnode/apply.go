@@ -28,7 +28,8 @@ func (n *Node) Apply(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, err
 	if len(cmds) == 0 {
 		return nil, nil
 	}
-	if err := checkWrite(cmds); err != nil {
+	enc, err := n.checkWrite(cmds) // encoded once: each entry that carries it joins these bytes
+	if err != nil {
 		return nil, err // too big or invalid: say so before queueing it
 	}
 	if !n.work.enter() {
@@ -52,13 +53,13 @@ func (n *Node) Apply(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, err
 			return nil, err // this node stores nothing more
 		}
 		if n.IsLeader() {
-			res, err := n.applyLocal(ctx, cmds)
+			res, err := n.applyLocal(ctx, enc)
 			if err == nil || !transport.NotSent(err) {
 				return res, err
 			}
 			// Not applied: safe to try again wherever the leader is now.
 		} else if id, addr := n.Leader(); addr != "" {
-			res, err := n.fwd.forward(ctx, addr, cmds)
+			res, err := n.fwd.forward(ctx, addr, enc)
 			switch {
 			case err == nil:
 				return res, nil
@@ -90,22 +91,24 @@ func (n *Node) Apply(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, err
 // whose leader loses leadership before the entry commits is resolved from
 // this replica once another leader has committed, rather than left
 // ambiguous. An error wrapped by Unreachable means it was not applied.
-func (n *Node) applyLocal(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, error) {
+func (n *Node) applyLocal(ctx context.Context, cmds fsm.Encoded) ([]fsm.Result, error) {
 	id, outcome := n.reqs.await()
 	defer n.reqs.forget(id)
 	term := n.raft.CurrentTerm()
-	fenced := make([]fsm.Command, 0, 1+len(cmds))
-	fenced = append(fenced, fsm.Command{Op: fsm.OpFence, Term: term, Request: id})
-	fenced = append(fenced, cmds...)
+	fence, err := encodeFence(term, id)
+	if err != nil {
+		return nil, err
+	}
 	restores := n.reqs.restores.Load()
-	res, err := n.batch.submit(ctx, fenced)
+	want := 1 + cmds.Len()
+	res, err := n.batch.submit(ctx, true, fence, cmds)
 	switch {
-	case err == nil && len(res) == len(fenced) && res[0].OK:
+	case err == nil && len(res) == want && res[0].OK:
 		return res[1:], nil
-	case err == nil && len(res) == len(fenced):
+	case err == nil && len(res) == want:
 		return nil, transport.Unreachable(errFenced)
 	case err == nil:
-		return nil, fmt.Errorf("cluster: %d results for %d commands", len(res), len(fenced))
+		return nil, fmt.Errorf("cluster: %d results for %d commands", len(res), want)
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout):
 		return nil, transport.Unreachable(err) // never appended
 	case errors.Is(err, raft.ErrRaftShutdown):
@@ -121,16 +124,35 @@ func (n *Node) applyLocal(ctx context.Context, cmds []fsm.Command) ([]fsm.Result
 
 // checkWrite checks a write against the limits of one log entry, with
 // room for the fence a forwarded write carries, so that a write that fits
-// fits wherever it is made.
-func checkWrite(cmds []fsm.Command) error {
+// fits wherever it is made, and returns it encoded.
+func (n *Node) checkWrite(cmds []fsm.Command) (fsm.Encoded, error) {
 	for i := range cmds {
 		if cmds[i].Op == fsm.OpFence {
-			return fmt.Errorf("cluster: command %d: fences are graft's own", i)
+			return fsm.Encoded{}, fmt.Errorf("cluster: command %d: fences are graft's own", i)
 		}
 	}
-	worst := fsm.Command{Op: fsm.OpFence, Term: math.MaxUint64, Request: strings.Repeat("x", maxRequestID)}
-	_, err := fsm.EncodeBatch(append([]fsm.Command{worst}, cmds...))
-	return err
+	enc, err := fsm.EncodeCommands(cmds)
+	if err != nil {
+		return fsm.Encoded{}, err
+	}
+	if err := fsm.CheckJoin(n.worstFence, enc); err != nil {
+		return fsm.Encoded{}, err
+	}
+	return enc, nil
+}
+
+// worstFence returns the largest fence a write can carry, encoded.
+func worstFence() fsm.Encoded {
+	enc, err := encodeFence(math.MaxUint64, strings.Repeat("x", maxRequestID))
+	if err != nil {
+		panic(fmt.Sprintf("raftnode: the largest fence does not encode: %v", err)) // a bug: maxRequestID broke fsm's limits
+	}
+	return enc
+}
+
+// encodeFence encodes the fence of a write sent in term as request id.
+func encodeFence(term uint64, id string) (fsm.Encoded, error) {
+	return fsm.EncodeCommands([]fsm.Command{{Op: fsm.OpFence, Term: term, Request: id}})
 }
 
 // mapRaftErr turns raft's errors into the package's.
@@ -151,7 +173,7 @@ func mapRaftErr(err error) error {
 // keep it from applying anyway), with the term, so the sender can fence
 // its next attempt right.
 func (n *Node) handleApply(ctx context.Context, req *transport.Request) *transport.Response {
-	cmds, err := fsm.DecodeBatch(req.Data)
+	cmds, enc, err := fsm.SplitBatch(req.Data, 0)
 	if err != nil {
 		return &transport.Response{Code: transport.CodeFailed, Err: err.Error()}
 	}
@@ -166,7 +188,7 @@ func (n *Node) handleApply(ctx context.Context, req *transport.Request) *transpo
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
 	defer cancel()
-	res, err := n.batch.submit(ctx, cmds)
+	res, err := n.batch.submit(ctx, len(cmds) > 0 && cmds[0].Op == fsm.OpFence, enc)
 	switch {
 	case errors.Is(err, raft.ErrNotLeader):
 		_, addr := n.Leader()
@@ -296,8 +318,10 @@ type batcher struct {
 }
 
 type applyReq struct {
-	cmds []fsm.Command
-	done chan applyResp
+	parts  []fsm.Encoded // the request's commands, in order
+	n      int           // how many
+	fenced bool          // the first is a fence, which guards the rest
+	done   chan applyResp
 }
 
 type applyResp struct {
@@ -312,11 +336,15 @@ func newBatcher(r *raft.Raft, timeout time.Duration) *batcher {
 		stopped: make(chan struct{})}
 }
 
-// submit queues cmds and waits for their results. Once the batcher has
-// stopped, a request it never took fails with raft.ErrRaftShutdown: it was
-// not applied.
-func (b *batcher) submit(ctx context.Context, cmds []fsm.Command) ([]fsm.Result, error) {
-	r := &applyReq{cmds: cmds, done: make(chan applyResp, 1)}
+// submit queues the commands of parts, in order, and waits for their
+// results; fenced says the first is a fence. Once the batcher has
+// stopped, a request it never took fails with raft.ErrRaftShutdown: it
+// was not applied.
+func (b *batcher) submit(ctx context.Context, fenced bool, parts ...fsm.Encoded) ([]fsm.Result, error) {
+	r := &applyReq{parts: parts, fenced: fenced, done: make(chan applyResp, 1)}
+	for _, p := range parts {
+		r.n += p.Len()
+	}
 	select {
 	case b.reqs <- r:
 	case <-ctx.Done():
@@ -355,16 +383,16 @@ func (b *batcher) run(ctx context.Context) {
 				return
 			}
 		}
-		batch, n := []*applyReq{first}, len(first.cmds)
+		batch, n := []*applyReq{first}, first.n
 	gather:
 		for n < fsm.MaxBatch {
 			select {
 			case r := <-b.reqs:
-				if n+len(r.cmds) > fsm.MaxBatch {
+				if n+r.n > fsm.MaxBatch {
 					carry = r
 					break gather
 				}
-				batch, n = append(batch, r), n+len(r.cmds)
+				batch, n = append(batch, r), n+r.n
 			default:
 				break gather
 			}
@@ -379,13 +407,17 @@ func (b *batcher) send(ctx context.Context, batch []*applyReq) {
 	// A fence guards the commands after it up to the next one: the
 	// requests it does not open go first.
 	slices.SortStableFunc(batch, func(x, y *applyReq) int {
-		return cmp.Compare(fenced(x.cmds), fenced(y.cmds))
+		return cmp.Compare(fencedFirst(x), fencedFirst(y))
 	})
-	all := make([]fsm.Command, 0, len(batch))
+	size, total := 0, 0
 	for _, r := range batch {
-		all = append(all, r.cmds...)
+		size, total = size+len(r.parts), total+r.n
 	}
-	data, err := fsm.EncodeBatch(all)
+	parts := make([]fsm.Encoded, 0, size)
+	for _, r := range batch {
+		parts = append(parts, r.parts...)
+	}
+	data, err := fsm.JoinBatch(parts...)
 	if err != nil && len(batch) > 1 {
 		for _, r := range batch {
 			b.send(ctx, []*applyReq{r})
@@ -421,8 +453,8 @@ func (b *batcher) send(ctx context.Context, batch []*applyReq) {
 				err = fmt.Errorf("cluster: unexpected apply response %T", v)
 			}
 		}
-		if err == nil && len(res) != len(all) {
-			err = fmt.Errorf("cluster: %d results for %d commands", len(res), len(all))
+		if err == nil && len(res) != total {
+			err = fmt.Errorf("cluster: %d results for %d commands", len(res), total)
 		}
 		off := 0
 		for _, r := range batch {
@@ -430,15 +462,15 @@ func (b *batcher) send(ctx context.Context, batch []*applyReq) {
 				r.done <- applyResp{err: err}
 				continue
 			}
-			r.done <- applyResp{res: res[off : off+len(r.cmds)]}
-			off += len(r.cmds)
+			r.done <- applyResp{res: res[off : off+r.n]}
+			off += r.n
 		}
 	}()
 }
 
-// fenced is 1 for commands that an OpFence opens, else 0.
-func fenced(cmds []fsm.Command) int {
-	if len(cmds) > 0 && cmds[0].Op == fsm.OpFence {
+// fencedFirst is 1 for a request that an OpFence opens, else 0.
+func fencedFirst(r *applyReq) int {
+	if r.fenced {
 		return 1
 	}
 	return 0
@@ -463,6 +495,10 @@ func (n *Node) ApplyAsLeader(ctx context.Context, cmds []fsm.Command) ([]fsm.Res
 	if !n.IsLeader() {
 		return nil, raft.ErrNotLeader
 	}
-	res, err := n.batch.submit(ctx, cmds)
+	enc, err := fsm.EncodeCommands(cmds)
+	if err != nil {
+		return nil, err
+	}
+	res, err := n.batch.submit(ctx, false, enc)
 	return res, mapRaftErr(err)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -53,15 +54,27 @@ func benchClusterWith(b *testing.B, n int, tune func(*raftnode.Config)) []*raftn
 // through the leader, with 1 and 64 concurrent writers, on 1 and 3 nodes.
 // Writers on 3 nodes write through every node, so two thirds of the writes
 // are forwarded.
-func BenchmarkWrites(b *testing.B) {
+func BenchmarkWrites(b *testing.B) { benchWrites(b, func(*raftnode.Config) {}) }
+
+// BenchmarkWritesInMemory is BenchmarkWrites with the raft log and
+// snapshots in memory: no fsync, so what is left is the CPU a write
+// costs (reported per write, with the allocations), which a loaded
+// machine measures more steadily than the time.
+func BenchmarkWritesInMemory(b *testing.B) {
+	benchWrites(b, func(c *raftnode.Config) { c.InMemory = true })
+}
+
+func benchWrites(b *testing.B, tune func(*raftnode.Config)) {
 	for _, nodes := range []int{1, 3} {
 		for _, writers := range []int{1, 64} {
 			b.Run(fmt.Sprintf("nodes=%d/writers=%d", nodes, writers), func(b *testing.B) {
-				ns := benchCluster(b, nodes)
+				ns := benchClusterWith(b, nodes, tune)
 				value := make([]byte, 100)
 				var mu sync.Mutex
 				var lat []time.Duration
 				ctx := context.Background()
+				b.ReportAllocs()
+				cpu0 := cpuTime(b)
 				b.ResetTimer()
 				var wg sync.WaitGroup
 				per := max(b.N/writers, 1)
@@ -85,15 +98,26 @@ func BenchmarkWrites(b *testing.B) {
 				}
 				wg.Wait()
 				b.StopTimer()
+				cpu := cpuTime(b) - cpu0
 				slices.Sort(lat)
 				if len(lat) > 0 {
 					b.ReportMetric(float64(len(lat))/b.Elapsed().Seconds(), "writes/s")
 					b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 					b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+					b.ReportMetric(float64(cpu.Nanoseconds())/float64(len(lat)), "cpu-ns/write")
 				}
 			})
 		}
 	}
+}
+
+// cpuTime is the CPU time the process has used, user and system.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkForwardedWrite is one writer's writes through a follower of

@@ -36,7 +36,7 @@ type forwarder struct {
 
 type fwdReq struct {
 	addr string
-	cmds []fsm.Command
+	cmds fsm.Encoded
 	done chan fwdResult // buffered: the sender never waits on a caller
 }
 
@@ -52,7 +52,7 @@ var errFenced = errors.New("the leader's term moved on before it appended the wr
 // forward sends cmds to the leader at addr and returns their results. An
 // error wrapped by Unreachable means the write was not applied (safe to
 // send again); ErrAmbiguous that its outcome is unknown.
-func (f *forwarder) forward(ctx context.Context, addr string, cmds []fsm.Command) ([]fsm.Result, error) {
+func (f *forwarder) forward(ctx context.Context, addr string, cmds fsm.Encoded) ([]fsm.Result, error) {
 	r := &fwdReq{addr: addr, cmds: cmds, done: make(chan fwdResult, 1)}
 	f.mu.Lock()
 	f.queue = append(f.queue, r)
@@ -101,9 +101,9 @@ func (f *forwarder) takeLocked() []*fwdReq {
 	n := 1 // the fence
 	for i, r := range f.queue {
 		// The first always goes (Apply checked it fits with a fence).
-		if r.addr == addr && (i == 0 || n+len(r.cmds) <= fsm.MaxBatch) {
+		if r.addr == addr && (i == 0 || n+r.cmds.Len() <= fsm.MaxBatch) {
 			batch = append(batch, r)
-			n += len(r.cmds)
+			n += r.cmds.Len()
 			continue
 		}
 		rest = append(rest, r)
@@ -139,9 +139,11 @@ func (f *forwarder) start(batch []*fwdReq) {
 // send makes one fenced RPC for the batch and hands each request its
 // results, or the error that says whether it was applied.
 func (f *forwarder) send(batch []*fwdReq) {
-	all := make([]fsm.Command, 1, 1+len(batch))
+	parts := make([]fsm.Encoded, 1, 1+len(batch)) // the fence, then the requests
+	total := 0
 	for _, r := range batch {
-		all = append(all, r.cmds...)
+		parts = append(parts, r.cmds)
+		total += r.cmds.Len()
 	}
 	n := f.n
 	addr := batch[0].addr
@@ -155,8 +157,15 @@ func (f *forwarder) send(batch []*fwdReq) {
 	id, outcome := n.reqs.await()
 	defer n.reqs.forget(id)
 	term := max(n.raft.CurrentTerm(), n.termHint.Load())
-	all[0] = fsm.Command{Op: fsm.OpFence, Term: term, Request: id}
-	data, err := fsm.EncodeBatch(all)
+	fence, err := encodeFence(term, id)
+	if err != nil {
+		for _, r := range batch {
+			r.done <- fwdResult{err: transport.Unreachable(err)}
+		}
+		return
+	}
+	parts[0] = fence
+	data, err := fsm.JoinBatch(parts...)
 	if err != nil {
 		if len(batch) == 1 {
 			batch[0].done <- fwdResult{err: err}
@@ -174,8 +183,8 @@ func (f *forwarder) send(batch []*fwdReq) {
 	if errors.Is(err, errOutcomeUnknown) {
 		res, err = n.resolve(ctx, term, addr, outcome, restores, err)
 	}
-	if err == nil && len(res) != len(all)-1 {
-		err = fmt.Errorf("cluster: %d results for %d commands", len(res), len(all)-1)
+	if err == nil && len(res) != total {
+		err = fmt.Errorf("cluster: %d results for %d commands", len(res), total)
 	}
 	off := 0
 	for _, r := range batch {
@@ -183,8 +192,8 @@ func (f *forwarder) send(batch []*fwdReq) {
 			r.done <- fwdResult{err: err}
 			continue
 		}
-		r.done <- fwdResult{res: res[off : off+len(r.cmds)]}
-		off += len(r.cmds)
+		r.done <- fwdResult{res: res[off : off+r.cmds.Len()]}
+		off += r.cmds.Len()
 	}
 }
 

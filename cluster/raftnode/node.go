@@ -65,6 +65,9 @@ type Node struct {
 	rpc    transport.Net
 	batch  *batcher
 	fwd    *forwarder
+	// worstFence is the largest fence a write can carry: a write must
+	// fit in an entry with it (see checkWrite).
+	worstFence fsm.Encoded
 
 	// The cluster port and the stores the node opened itself (Open).
 	mux    *transport.Mux  // nil unless built by Open
@@ -131,6 +134,7 @@ func newNode(cfg Config) *Node {
 		reqs: newRequests()}
 	n.damage = newDamageLatch(ctx, n.log)
 	n.fwd = &forwarder{n: n}
+	n.worstFence = worstFence()
 	n.serveOwn()
 	return n
 }

@@ -51,9 +51,9 @@ func putCmd(key, value string) []fsm.Command {
 // neither can a peer without TLS.
 func TestClusterTLSNodes(t *testing.T) {
 	tok, other := newToken(t), newToken(t)
-	aLogs, cLogs := logtest.New(), logtest.New()
+	aLogs, bLogs, cLogs := logtest.New(), logtest.New(), logtest.New()
 	a := openKeyedNode(t, "a", tok, true, aLogs, nil)
-	b := openKeyedNode(t, "b", tok, false, logtest.New(), nil)
+	b := openKeyedNode(t, "b", tok, false, bLogs, nil)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	if err := a.Linearize(ctx); err != nil { // a leads once it answers
@@ -75,11 +75,30 @@ func TestClusterTLSNodes(t *testing.T) {
 	// c holds another key. Adding it commits (a and b are a quorum of
 	// three) or times out, but c never gets a byte of the log.
 	c := openKeyedNode(t, "c", other, false, cLogs, func(cfg *Config) { cfg.ForwardTimeout = 300 * time.Millisecond })
-	err := a.raft.AddVoter(raft.ServerID(c.ID()), raft.ServerAddress(c.Addr()), 0, time.Second).Error()
-	t.Logf("AddVoter(c): %v", err)
-	// a's raft fails to reach c: its client refuses c's certificate...
-	line := aLogs.Wait(t, 10*time.Second, "TLS handshake with "+c.Addr(), "certificate signed by unknown authority")
-	t.Logf("a logs: %s", line)
+	// The leader adds c: a, or b if a lost its 50 ms lease meanwhile (on a
+	// loaded machine it can).
+	var leader *Node
+	var leaderLogs *logtest.Recorder
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if b.IsLeader() {
+			leader, leaderLogs = b, bLogs
+		} else {
+			leader, leaderLogs = a, aLogs
+		}
+		err := leader.raft.AddVoter(raft.ServerID(c.ID()), raft.ServerAddress(c.Addr()), 0, time.Second).Error()
+		t.Logf("AddVoter(c) on %s: %v", leader.ID(), err)
+		if !errors.Is(err, raft.ErrNotLeader) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("neither a nor b led within 10s")
+		}
+		<-time.After(10 * time.Millisecond) // poll for the next leader
+	}
+	// The leader's raft fails to reach c: its client refuses c's
+	// certificate...
+	line := leaderLogs.Wait(t, 10*time.Second, "TLS handshake with "+c.Addr(), "certificate signed by unknown authority")
+	t.Logf("%s logs: %s", leader.ID(), line)
 	// ...and c's cluster port logs the refusal.
 	line = cLogs.Wait(t, 10*time.Second, "TLS handshake failed", "bad certificate")
 	t.Logf("c logs: %s", line)
