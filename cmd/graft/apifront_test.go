@@ -48,11 +48,8 @@ func TestAPIAnswersThroughoutARestartOfTheClusterSide(t *testing.T) {
 	inCluster(t, a, "b", b.data)
 	stop()
 	<-done
-	// A call the old side's server took just as it stopped can still end
-	// with EOF (about 1 in 100 calls made during a restart): net/http
-	// drops a request it reads once Shutdown has begun. Not pinned here:
-	// it needs one http.Server for the agent's run, dispatching to the
-	// current side.
+	// A call the old side's server took just as it stopped is pinned by
+	// TestCallsAcrossASideRestartAreNeverDroppedUnanswered.
 	if n := refused.Load(); n > 0 {
 		err, _ := lastErr.Load().(error)
 		t.Errorf("%d of %d status calls during the join found no agent, the last with: %v", n, calls.Load(), err)
