@@ -136,7 +136,9 @@ type Server struct {
 	handler http.Handler
 
 	serveOnce sync.Once
-	stopping  chan struct{} // closed when Serve starts shutting down: ends watches
+	stopOnce  sync.Once
+	stopping  chan struct{} // closed when Stop begins: ends watches, leaves and held slots
+	inflight  inflight      // the requests running, for Stop
 
 	holds holds // the open /v1/sema requests
 
@@ -215,16 +217,17 @@ func NewServer(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// shutdownGrace bounds how long Serve waits, after ctx ends, for requests
-// in progress, beyond the request timeout.
+// shutdownGrace bounds how long Stop waits for requests in progress
+// beyond the request timeout, and then for those it cancelled.
 const shutdownGrace = time.Second
 
 // Serve serves the API on every listener until ctx ends or a listener
-// fails, then stops: watches end at once (their streams get a last error
-// object), other requests in progress are given the request timeout to
-// finish, and the listeners are closed (a unix socket's file is removed).
-// It returns the error of a failed listener, or nil. Serve may be called
-// once.
+// fails, then stops (see Stop: watches end at once, their streams get a
+// last error object; other requests in progress are given the request
+// timeout to finish) and closes the listeners (a unix socket's file is
+// removed). It returns the error of a failed listener, or nil. Serve may
+// be called once. A process that restarts its Server while it serves
+// (the agent) serves through one Front instead.
 func (s *Server) Serve(ctx context.Context, lns ...net.Listener) error {
 	first := false
 	s.serveOnce.Do(func() { first = true })
@@ -234,43 +237,9 @@ func (s *Server) Serve(ctx context.Context, lns ...net.Listener) error {
 		}
 		return errors.New("api: Serve called twice")
 	}
-	hs := &http.Server{
-		Handler:           s.handler,
-		Protocols:         protocols(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
-	hs.RegisterOnShutdown(func() { close(s.stopping) })
-	errc := make(chan error, len(lns))
-	for _, ln := range lns {
-		go func() {
-			err := hs.Serve(ln)
-			if errors.Is(err, http.ErrServerClosed) {
-				err = nil
-			} else if err != nil {
-				err = fmt.Errorf("api: serving on %s: %w", ln.Addr(), err)
-			}
-			errc <- err
-		}()
-	}
-	var err error
-	running := len(lns)
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
-		running--
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout+shutdownGrace)
-	defer cancel()
-	if serr := hs.Shutdown(sctx); serr != nil {
-		s.log.Warn("local API: requests still running at shutdown; closing their connections", "err", serr)
-		hs.Close()
-	}
-	for range running {
-		err = errors.Join(err, <-errc)
-	}
-	return err
+	f := NewFront(0, s.log)
+	f.Set(s)
+	return f.Serve(ctx, lns...)
 }
 
 // protocols are those the API serves on every listener: HTTP/1.1 (curl,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -142,17 +143,32 @@ func BenchmarkForwardedWrite(b *testing.B) {
 	}
 }
 
+// benchTimings are the raft timings the leader benchmarks compare:
+// production's, the heartbeat and election halved with the lease kept,
+// and all three halved.
+var benchTimings = []struct {
+	name         string
+	hb, election time.Duration
+	lease        time.Duration
+}{
+	{"hb=1s/lease=500ms", time.Second, time.Second, 500 * time.Millisecond},
+	{"hb=500ms/lease=500ms", 500 * time.Millisecond, 500 * time.Millisecond, 500 * time.Millisecond},
+	{"hb=500ms/lease=250ms", 500 * time.Millisecond, 500 * time.Millisecond, 250 * time.Millisecond},
+}
+
 // BenchmarkLeaderKillToFirstWrite is the time from the leader of three
 // stopping (its raft and cluster port closed at once, as a killed
 // process's are) to the first write through a survivor that succeeds,
-// at production timings and at half of them. It reports the median of
-// its runs as ms-median; ns/op counts each run's cluster start as well.
+// at each of benchTimings. It reports the median of its runs as
+// ms-median; ns/op counts each run's cluster start as well.
 func BenchmarkLeaderKillToFirstWrite(b *testing.B) {
-	for _, timeout := range []time.Duration{time.Second, 500 * time.Millisecond} {
-		b.Run(fmt.Sprintf("timeouts=%v", timeout), func(b *testing.B) {
+	for _, tm := range benchTimings {
+		b.Run(tm.name, func(b *testing.B) {
 			var took []time.Duration
 			for range b.N {
-				took = append(took, leaderKillToFirstWrite(b, timeout))
+				took = append(took, leaderKillToFirstWrite(b, func(c *raftnode.Config) {
+					c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = tm.hb, tm.election, tm.lease
+				}))
 			}
 			slices.Sort(took)
 			b.ReportMetric(float64(took[len(took)/2])/float64(time.Millisecond), "ms-median")
@@ -160,10 +176,8 @@ func BenchmarkLeaderKillToFirstWrite(b *testing.B) {
 	}
 }
 
-func leaderKillToFirstWrite(b *testing.B, timeout time.Duration) time.Duration {
-	ns := benchClusterWith(b, 3, func(c *raftnode.Config) {
-		c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = timeout, timeout, timeout/2
-	})
+func leaderKillToFirstWrite(b *testing.B, tune func(*raftnode.Config)) time.Duration {
+	ns := benchClusterWith(b, 3, tune)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for i := range 20 {
@@ -194,4 +208,52 @@ func leaderKillToFirstWrite(b *testing.B, timeout time.Duration) time.Duration {
 			b.Fatalf("no write within 30s of the leader's stop: %v", err)
 		}
 	}
+}
+
+// BenchmarkLeaderStaysUnderWrites counts the elections in a minute of
+// writes by 128 clients spread over three nodes, at each of benchTimings:
+// none is wanted, the leader being alive throughout. It reports them as
+// elections (each run's), with writes/s.
+func BenchmarkLeaderStaysUnderWrites(b *testing.B) {
+	for _, tm := range benchTimings {
+		b.Run(tm.name, func(b *testing.B) {
+			var elections, writes float64
+			for range b.N {
+				e, w := electionsUnderWrites(b, time.Minute, func(c *raftnode.Config) {
+					c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = tm.hb, tm.election, tm.lease
+				})
+				elections, writes = elections+float64(e), writes+w
+			}
+			b.ReportMetric(elections/float64(b.N), "elections")
+			b.ReportMetric(writes/float64(b.N), "writes/s")
+		})
+	}
+}
+
+// electionsUnderWrites runs 128 writers over three nodes for d and
+// returns how many terms began meanwhile, and the writes per second.
+func electionsUnderWrites(b *testing.B, d time.Duration, tune func(*raftnode.Config)) (uint64, float64) {
+	ns := benchClusterWith(b, 3, tune)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	term := ns[0].Term()
+	value := make([]byte, 256)
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 128 {
+		wg.Go(func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				cmd := []fsm.Command{{Op: fsm.OpPut, Key: fmt.Sprintf("w%d/%d", w, i%100), Value: value}}
+				if _, err := ns[w%3].Apply(ctx, cmd); err == nil {
+					done.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var last uint64
+	for _, n := range ns {
+		last = max(last, n.Term())
+	}
+	return last - term, float64(done.Load()) / d.Seconds()
 }

@@ -349,6 +349,7 @@ func (n *Node) start(deps Deps) error {
 	n.batch = newBatcher(r, n.cfg.ApplyTimeout)
 	n.work.goRun(func() { n.batch.run(n.ctx) })
 	n.work.goRun(func() { n.watchLeader(n.ctx) })
+	n.work.goRun(func() { n.watchLeaderSilence(n.ctx) })
 	close(n.ready)
 	return nil
 }

@@ -32,7 +32,7 @@ type agentCluster struct {
 	left     *leaveOutcome // how the leave went, for the API's /v1/leave
 	worlds   *worldRef     // the current side's World: for the engine, graph sources, converged states
 	eng      engineRef     // the engine, once made: for the API's /v1/resources
-	api      apiFront      // the local API's listeners, open across sides
+	api      apiFront      // the local API's listeners and HTTP server, open across sides
 	// oneShot: the cluster lives in memory, for this run only (see
 	// isOneShot).
 	oneShot bool
@@ -257,12 +257,11 @@ func (a *agentCluster) serveAPI(side *clusterSide) error {
 	if err != nil {
 		return err
 	}
-	lns, err := a.api.lend(a.dir, a.o.apiAddr)
+	lns, err := a.api.serve(a.dir, a.o.apiAddr, apiSrv, log.With("component", "api"))
 	if err != nil {
 		return err
 	}
-	side.stops = append(side.stops, goRun(func(ctx context.Context) error { return apiSrv.Serve(ctx, lns...) },
-		func(err error) { log.Error("local API stopped", "err", err) }))
+	side.stops = append(side.stops, func() { a.api.stopServing(apiSrv) })
 	attrs := []any{"socket", lns[0].Addr().String()}
 	if len(lns) > 1 {
 		attrs = append(attrs, "address", lns[1].Addr().String())

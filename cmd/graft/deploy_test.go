@@ -113,28 +113,25 @@ func TestDeployReachesEveryHostAndRollbackRestores(t *testing.T) {
 // live host is not, and all exit 0 once it converges too.
 func TestClusterConvergedExitsOnceEveryHostIsConverged(t *testing.T) {
 	dir := t.TempDir()
-	gate := filepath.Join(dir, "gate")
-	// c's graph stays busy until the gate file exists.
-	graph := filepath.Join(dir, "busy.yaml")
-	if err := os.WriteFile(graph, []byte(fmt.Sprintf("resources:\n  exec:\n  - name: busy\n    shell: /bin/sh\n"+
-		"    cmd: 'while [ ! -e %s ]; do sleep 0.05; done'\n", gate)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// a and b stay busy until c is a member: a host the cluster does not
-	// know yet cannot be waited for, and on a loaded machine a and b
-	// would otherwise converge and exit before c joined.
-	joined := filepath.Join(dir, "joined")
-	early := filepath.Join(dir, "early.yaml")
-	if err := os.WriteFile(early, []byte(fmt.Sprintf("resources:\n  exec:\n  - name: early\n    shell: /bin/sh\n"+
-		"    cmd: 'while [ ! -e %s ]; do sleep 0.05; done'\n", joined)), 0o644); err != nil {
-		t.Fatal(err)
+	// c's graph stays busy until the gate file exists; a's and b's until
+	// the three are members (alone, converged, a exited before b and c
+	// joined on a loaded machine).
+	gate, formed := filepath.Join(dir, "gate"), filepath.Join(dir, "formed")
+	busy := func(name, until string) string {
+		graph := filepath.Join(dir, name+".yaml")
+		if err := os.WriteFile(graph, []byte(fmt.Sprintf("resources:\n  exec:\n  - name: %s\n    shell: /bin/sh\n"+
+			"    cmd: 'while [ ! -e %s ]; do sleep 0.05; done'\n", name, until)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return graph
 	}
 	exit := []string{"--converged-timeout", "1", "--converged-exit", "--cluster-converged"}
-	nodes := startCluster3(t, append(exit, "yaml", early), append(exit, "yaml", early), append(exit, "yaml", graph))
-	a, b, c := nodes[0], nodes[1], nodes[2]
-	if err := os.WriteFile(joined, nil, 0o644); err != nil { // startCluster3 saw three live members
+	nodes := startCluster3(t, append(exit, "yaml", busy("forming", formed)), append(exit, "yaml", busy("forming", formed)),
+		append(exit, "yaml", busy("busy", gate)))
+	if err := os.WriteFile(formed, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	a, b, c := nodes[0], nodes[1], nodes[2]
 	for _, n := range []*testNode{a, b} {
 		n.waitLog(clusterWait, `msg="converged; waiting for the cluster's other live hosts to converge" hosts=c`)
 	}
