@@ -247,3 +247,40 @@ func TestNoAutoGroupOnEveryVertexKeepsThemApart(t *testing.T) {
 		t.Errorf("%d vertices after AutoGroup, want 2: vertices with NoAutoGroup were grouped", n)
 	}
 }
+
+// Vertices of one kind, depth and group key merge only with those of the
+// same metaparameters (semaphores apart), however they interleave.
+func TestAutoGroupMergesOnlyVerticesOfTheSameMetaparameters(t *testing.T) {
+	rec := newRecorder()
+	mk := func(name string) *groupable { return &groupable{fake: newFake(rec, name), key: "k"} }
+	three, five := engine.Meta{Retry: 3}, engine.Meta{Retry: 5}
+	g := graphOfVertices(t, []engine.Vertex{
+		{ID: id("a"), Res: mk("a"), Meta: three},
+		{ID: id("c"), Res: mk("c"), Meta: five},
+		{ID: id("b"), Res: mk("b"), Meta: engine.Meta{Retry: 3, Sema: []string{"s"}}},
+		{ID: id("e"), Res: mk("e"), Meta: five},
+		{ID: id("f"), Res: mk("f"), Meta: engine.Meta{Retry: 5, Delay: 1}},
+	})
+	got := engine.AutoGroup(g)
+	var ids []string
+	for _, v := range got.Vertices() {
+		ids = append(ids, v.ID.Name)
+	}
+	if !slices.Equal(ids, []string{"a", "c", "f"}) {
+		t.Fatalf("vertices %v, want a (a, b), c (c, e) and f alone", ids)
+	}
+	for name, want := range map[string][]string{"a": {"a", "b"}, "c": {"c", "e"}} {
+		v, _ := got.Vertex(id(name))
+		m, ok := v.Res.(interface{ Members() []engine.ID })
+		if !ok {
+			t.Fatalf("%s is %T, not a group", name, v.Res)
+		}
+		var names []string
+		for _, mid := range m.Members() {
+			names = append(names, mid.Name)
+		}
+		if !slices.Equal(names, want) {
+			t.Errorf("group %s has %v, want %v", name, names, want)
+		}
+	}
+}

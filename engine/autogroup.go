@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -65,7 +66,11 @@ func (g *Graph) groupBuckets(depth []int) [][]int {
 			keyed[e.From], keyed[e.To] = true, true
 		}
 	}
-	index := map[string]int{}
+	type near struct { // what a bucket's vertices share, metaparameters apart
+		kind, key string
+		depth     int
+	}
+	index := map[near][]int{} // the buckets of each, by index
 	var buckets [][]int
 	for i, v := range g.vertices {
 		gr, ok := v.Res.(Grouper)
@@ -76,18 +81,26 @@ func (g *Graph) groupBuckets(depth []int) [][]int {
 		if key == "" {
 			continue
 		}
-		m := v.Meta
-		m.Sema = nil
-		b := fmt.Sprintf("%s\x00%d\x00%s\x00%#v", v.ID.Kind, depth[i], key, m)
-		j, seen := index[b]
-		if !seen {
-			j = len(buckets)
-			index[b] = j
-			buckets = append(buckets, nil)
+		k := near{kind: v.ID.Kind, key: key, depth: depth[i]}
+		j := slices.IndexFunc(index[k], func(b int) bool {
+			return sameGroupMeta(g.vertices[buckets[b][0]].Meta, v.Meta)
+		})
+		if j < 0 {
+			index[k] = append(index[k], len(buckets))
+			buckets = append(buckets, []int{i})
+			continue
 		}
-		buckets[j] = append(buckets[j], i)
+		b := index[k][j]
+		buckets[b] = append(buckets[b], i)
 	}
 	return buckets
+}
+
+// sameGroupMeta says whether vertices of metaparameters a and b may be
+// grouped: the same metaparameters, semaphores apart.
+func sameGroupMeta(a, b Meta) bool {
+	a.Sema, b.Sema = nil, nil
+	return reflect.DeepEqual(a, b)
 }
 
 // groups makes a group of each bucket with two vertices or more. It

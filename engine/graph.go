@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -46,6 +47,18 @@ type Graph struct {
 // NewGraph returns an empty graph.
 func NewGraph(name string) *Graph {
 	return &Graph{Name: name, index: map[ID]int{}, edgeIdx: map[[2]ID]int{}}
+}
+
+// Grow makes room for vertices and edges more, so that a frontend that
+// knows the size of the graph it builds does not regrow its indexes.
+func (g *Graph) Grow(vertices, edges int) {
+	g.vertices = slices.Grow(g.vertices, vertices)
+	g.edges = slices.Grow(g.edges, edges)
+	index := make(map[ID]int, len(g.index)+vertices)
+	maps.Copy(index, g.index)
+	edgeIdx := make(map[[2]ID]int, len(g.edgeIdx)+edges)
+	maps.Copy(edgeIdx, g.edgeIdx)
+	g.index, g.edgeIdx = index, edgeIdx
 }
 
 // ErrDuplicate is returned when a vertex ID is added twice.

@@ -17,6 +17,21 @@ func paramKeys(v any) []string {
 	return keys
 }
 
+// paramKeys is the package's paramKeys, computed once per type and parse.
+// The list is shared: callers must not change it.
+func (p *parser) paramKeys(v any) []string {
+	t := reflect.TypeOf(v)
+	if k, ok := p.keys[t]; ok {
+		return k
+	}
+	if p.keys == nil {
+		p.keys = map[reflect.Type][]string{}
+	}
+	k := paramKeys(v)
+	p.keys[t] = k
+	return k
+}
+
 // paramFields returns the YAML keys a resource value decodes and the type
 // each decodes into, following the same rules as the yaml package: the tag
 // name, or the lower-cased field name when untagged; inline structs

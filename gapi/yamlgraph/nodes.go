@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/graftcm/graft/engine"
 )
 
 // pair is one key and value of a mapping.
@@ -92,4 +94,25 @@ func contains(list []string, s string) bool { return slices.Contains(list, s) }
 
 func hasKey(kvs []pair, key string) bool {
 	return slices.ContainsFunc(kvs, func(kv pair) bool { return kv.key == key })
+}
+
+// grow sizes the graph and the parser's indexes for the resources and
+// edges nodes (either may be nil), so that a big graph does not regrow
+// them as it is read. Nodes of the wrong kind count as empty: their
+// errors come later.
+func (p *parser) grow(resources, edges *yaml.Node) {
+	nv, ne := 0, 0
+	if resources != nil && resources.Kind == yaml.MappingNode {
+		for i := 1; i < len(resources.Content); i += 2 {
+			if list := resolve(resources.Content[i]); list.Kind == yaml.SequenceNode {
+				nv += len(list.Content)
+			}
+		}
+	}
+	if edges != nil && edges.Kind == yaml.SequenceNode {
+		ne = len(edges.Content)
+	}
+	p.graph.Grow(nv, ne)
+	p.defined, p.named = make(map[engine.ID]*yaml.Node, nv), make(map[engine.ID]bool, nv)
+	p.edgeAt, p.edgeName = make(map[[2]engine.ID]*yaml.Node, ne), make(map[[2]engine.ID]string, ne)
 }

@@ -97,7 +97,8 @@ func Open(cfg WatchConfig) (*Watcher, error) {
 	return w, nil
 }
 
-// Graph returns the graph Open loaded.
+// Graph returns the graph Open loaded. Run and Source hand that graph on
+// (to the engine): read it before starting them, not after.
 func (w *Watcher) Graph() *engine.Graph { return w.initial.Graph }
 
 // Run sends the graph Open loaded on out, then a new graph each time the
@@ -113,9 +114,10 @@ func (w *Watcher) Run(ctx context.Context, out chan<- *engine.Graph) error {
 }
 
 // Source returns the watcher as a graph source: it sends a *gapi.Declared
-// where Run sends a graph, under the same rules. Each Declared's Build
-// parses the contents it was made from again, so that every graph it
-// returns has resources of its own. Call its Run once, instead of the
+// where Run sends a graph, under the same rules. Each Declared's first
+// Build returns the graph parsed when the file was read; later Builds
+// parse the contents it was made from again, so that every graph they
+// return has resources of its own. Call its Run once, instead of the
 // watcher's.
 func (w *Watcher) Source() gapi.Source { return watcherSource{w} }
 

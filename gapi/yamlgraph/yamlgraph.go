@@ -41,7 +41,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -187,6 +189,9 @@ type parser struct {
 	exportAt map[engine.ID]*yaml.Node
 	exports  []gapi.Export
 	collects []gapi.Collect
+	// keys caches paramKeys by resource type: a graph has many resources
+	// of few kinds.
+	keys map[reflect.Type][]string
 }
 
 func (p *parser) parse(data []byte) *engine.Graph {
@@ -229,6 +234,7 @@ func (p *parser) parse(data []byte) *engine.Graph {
 		}
 	}
 	p.graph = engine.NewGraph(name)
+	p.grow(resources, edges)
 	if resources != nil {
 		p.resources(resources)
 	}
@@ -269,7 +275,7 @@ func (p *parser) resources(n *yaml.Node) {
 // resource parses, decodes and validates one resource. An exported one
 // is recorded as an export instead of joining the graph.
 func (p *parser) resource(kind engine.Kind, item *yaml.Node, idx int) {
-	where := fmt.Sprintf("resources.%s[%d]", kind.Name, idx)
+	where := "resources." + kind.Name + "[" + strconv.Itoa(idx) + "]"
 	if item.Kind != yaml.MappingNode {
 		p.l.add(item, where, "want a mapping of parameters, got %s", describe(item))
 		return
@@ -279,7 +285,7 @@ func (p *parser) resource(kind engine.Kind, item *yaml.Node, idx int) {
 	if !ok {
 		return
 	}
-	where = fmt.Sprintf("%s %q", kind.Name, name)
+	where = kind.Name + " " + strconv.Quote(name)
 	resName, marked := strings.CutPrefix(name, "@@")
 	if marked && resName == "" {
 		p.l.add(nameNode, where, "name is empty after the @@ that exports it")
@@ -311,7 +317,7 @@ func (p *parser) resource(kind engine.Kind, item *yaml.Node, idx int) {
 // apart.
 func (p *parser) decodeResource(kind engine.Kind, name string, item *yaml.Node, kvs []pair, where string) (engine.Vertex, exportMeta, bool) {
 	res := kind.New(name)
-	allowed := paramKeys(res)
+	allowed := p.paramKeys(res)
 	var legacy map[string]string
 	if lk, ok := res.(legacyKeyer); ok {
 		legacy = lk.LegacyKeys()
@@ -406,7 +412,7 @@ func (p *parser) edges(n *yaml.Node) {
 	}
 	for i, item := range n.Content {
 		item = resolve(item)
-		where := fmt.Sprintf("edges[%d]", i)
+		where := "edges[" + strconv.Itoa(i) + "]"
 		if item.Kind != yaml.MappingNode {
 			p.l.add(item, where, "want a mapping with from and to, got %s", describe(item))
 			continue
