@@ -86,6 +86,7 @@ func TestCallsAcrossASideRestartAreNeverDroppedUnanswered(t *testing.T) {
 	ctx, stop := context.WithCancel(t.Context())
 	defer stop()
 	var calls, answered atomic.Int64
+	answers := make(chan struct{}, 64) // a token per answered call, dropped when full
 	var mu sync.Mutex
 	var dropped []error
 	var wg sync.WaitGroup
@@ -108,6 +109,10 @@ func TestCallsAcrossASideRestartAreNeverDroppedUnanswered(t *testing.T) {
 					return
 				case err == nil:
 					answered.Add(1)
+					select {
+					case answers <- struct{}{}:
+					default:
+					}
 				case errors.As(err, &apiErr) && apiErr.Status == http.StatusServiceUnavailable:
 				default:
 					mu.Lock()
@@ -120,14 +125,23 @@ func TestCallsAcrossASideRestartAreNeverDroppedUnanswered(t *testing.T) {
 	}
 	// Before the fix 10 restarts under these calls dropped about 5 of
 	// some 250 (4 runs out of 4); bounded in time on a loaded machine.
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
 	restarts := 0
-	for ; restarts < 10 && time.Now().Before(deadline); restarts++ {
-		before := answered.Load()
+restarting:
+	for ; restarts < 10; restarts++ {
 		restartSide(t, p)
-		// Calls reach the new side before the next restart.
-		for answered.Load() < before+20 && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
+		// Calls reach the new side before the next restart: 20 answers
+		// after the tokens of earlier ones are drained.
+		for len(answers) > 0 {
+			<-answers
+		}
+		for range 20 {
+			select {
+			case <-answers:
+			case <-deadline.C:
+				break restarting
+			}
 		}
 	}
 	stop()

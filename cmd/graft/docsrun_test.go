@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -111,24 +113,22 @@ func TestDocsGraphsRun(t *testing.T) {
 // tests of mgmt's examples do; those that manage services next to a
 // systemd booted for the test.
 func TestDocsSandboxedGraphsRun(t *testing.T) {
-	for _, sandbox := range []string{"etc", "uts", "systemd"} {
+	bySandbox := map[string][]docBlock{}
+	for _, b := range docBlocks(t) {
+		if sandbox := b.attrs["sandbox"]; b.lang == "yaml" && b.marker == "run" && sandbox != "" {
+			bySandbox[sandbox] = append(bySandbox[sandbox], b)
+		}
+	}
+	for _, sandbox := range slices.Sorted(maps.Keys(bySandbox)) {
+		blocks := bySandbox[sandbox]
 		t.Run(sandbox, func(t *testing.T) {
-			var blocks []docBlock
-			for _, b := range docBlocks(t) {
-				if b.lang == "yaml" && b.marker == "run" && b.attrs["sandbox"] == sandbox {
-					blocks = append(blocks, b)
-				}
-			}
-			if len(blocks) == 0 {
-				t.Skipf("no graph of the docs runs in the %s sandbox", sandbox)
-			}
 			switch sandbox {
 			case "systemd":
 				s := bootedSystemd(t)
 				for _, b := range blocks {
 					runInSystemd(t, s, []byte(inGuide(b.body, "/root/graft-guide")), "graph.yaml")
 				}
-			default:
+			case "etc", "uts":
 				if !runWithPrivateEtc(t, sandbox == "uts") {
 					return
 				}
@@ -136,6 +136,8 @@ func TestDocsSandboxedGraphsRun(t *testing.T) {
 				for _, b := range blocks {
 					checkAndRunGraph(t, b, t.TempDir(), bin)
 				}
+			default:
+				t.Fatalf("%s: sandbox=%s: want etc, uts or systemd", blocks[0], sandbox)
 			}
 		})
 	}
@@ -213,13 +215,15 @@ func startDocAgent(t *testing.T, b docBlock, dir string, env []string, script, p
 		pgid := cmd.Process.Pid
 		_ = syscall.Kill(-pgid, syscall.SIGTERM)
 		deadline := time.Now().Add(docsTimeout)
+		poll := time.NewTicker(50 * time.Millisecond)
+		defer poll.Stop()
 		for groupRunning(pgid) {
 			if time.Now().After(deadline) {
 				_ = syscall.Kill(-pgid, syscall.SIGKILL)
 				t.Errorf("%s: the agent did not stop within %v of SIGTERM\n%s", b, docsTimeout, a.output())
 				break
 			}
-			time.Sleep(50 * time.Millisecond)
+			<-poll.C // a process group's end announces itself to nobody: poll
 		}
 		<-a.done
 	})
