@@ -113,23 +113,6 @@ func TestQuickRunWithEtcdGivesRatios(t *testing.T) {
 	}
 }
 
-// The etcd helper, a module of its own, runs the driver's own load code:
-// its copy must not drift from the driver's.
-func TestEtcdHelperRunsTheDriversLoad(t *testing.T) {
-	ours, err := os.ReadFile("load.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	theirs, err := os.ReadFile(filepath.Join("etcdload", "load.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, body, ok := strings.Cut(string(theirs), "keep\n// them the same, so both systems get the same load.\n")
-	if !ok || "package main\n"+body != string(ours) {
-		t.Error("etcdload/load.go is no longer the driver's load.go with its header comment: copy it again")
-	}
-}
-
 // With MGMT_BIN the engine workloads also run on mgmt, in turn with graft,
 // on the same generated files and with the command line mgmt takes. A
 // stand-in mgmt (a script) records its arguments and checks its file.

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/graftcm/graft/bench/loadgen"
 )
 
 // etcdMember is one member of the driver's etcd cluster.
@@ -127,8 +129,8 @@ func etcdLeader(ctx context.Context, ms []*etcdMember) (*etcdMember, error) {
 }
 
 // etcdLoad runs the helper's load on the cluster.
-func etcdLoad(ctx context.Context, helper string, ms []*etcdMember, op string, clients int, dur time.Duration) (loadResult, error) {
-	var r loadResult
+func etcdLoad(ctx context.Context, helper string, ms []*etcdMember, op string, clients int, dur time.Duration) (loadgen.Result, error) {
+	var r loadgen.Result
 	err := runHelper(ctx, helper, &r, "load", "-endpoints", endpoints(ms), "-op", op,
 		"-clients", strconv.Itoa(clients), "-duration", dur.String())
 	return r, err

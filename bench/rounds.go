@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/graftcm/graft/bench/loadgen"
 )
 
 // engineRound runs every engine workload once on each system, the order
@@ -69,8 +71,8 @@ func (b *bench) converge(ctx context.Context, sys string, g graphSpec) error {
 	if err != nil {
 		return err
 	}
-	b.res.add("engine", g.name()+", start to converged", "ms", lower, sys, ms(run.converged))
-	b.res.add("engine", g.name()+", CPU (user+sys, to exit)", "ms", lower, sys, ms(run.cpu))
+	b.res.add("engine", g.name()+", start to converged", "ms", lower, sys, loadgen.MS(run.converged))
+	b.res.add("engine", g.name()+", CPU (user+sys, to exit)", "ms", lower, sys, loadgen.MS(run.cpu))
 	b.res.add("engine", g.name()+", peak RSS", "MiB", lower, sys, run.rssMiB)
 	return nil
 }
@@ -79,7 +81,7 @@ func (b *bench) converge(ctx context.Context, sys string, g graphSpec) error {
 func medianMS(ds []time.Duration) float64 {
 	v := make([]float64, len(ds))
 	for i, d := range ds {
-		v[i] = ms(d)
+		v[i] = loadgen.MS(d)
 	}
 	s := &Stat{Runs: v}
 	r := results{figs: []*Figure{{Systems: map[string]*Stat{"x": s}}}}
@@ -113,7 +115,7 @@ func (b *bench) worldRound(ctx context.Context, r int) error {
 		if err != nil {
 			return err
 		}
-		b.res.add("world", "start one node to first write", "ms", lower, sys, ms(took))
+		b.res.add("world", "start one node to first write", "ms", lower, sys, loadgen.MS(took))
 	}
 	return nil
 }
@@ -174,7 +176,7 @@ func (b *bench) cluster(ctx context.Context, sys string) error {
 	if err != nil {
 		return fmt.Errorf("%s, leader kill: %w", sys, err)
 	}
-	b.res.add("world", "3 nodes, leader SIGKILL to first write", "ms", lower, sys, ms(took))
+	b.res.add("world", "3 nodes, leader SIGKILL to first write", "ms", lower, sys, loadgen.MS(took))
 	return nil
 }
 
@@ -190,7 +192,7 @@ type worldLoad struct {
 type worldSystem interface {
 	// load runs op ("put" or "lget") from clients clients spread over
 	// the nodes numbered targets (0 to 2).
-	load(ctx context.Context, op string, targets []int, clients int, dur time.Duration) (loadResult, error)
+	load(ctx context.Context, op string, targets []int, clients int, dur time.Duration) (loadgen.Result, error)
 	// leader is the number of the node that leads.
 	leader(ctx context.Context) (int, error)
 	peakRSS() float64
@@ -205,7 +207,7 @@ func newGraftWorld(ctx context.Context, bin, dir string) (*graftWorld, error) {
 	return &graftWorld{nodes: nodes}, err
 }
 
-func (g *graftWorld) load(ctx context.Context, op string, targets []int, clients int, dur time.Duration) (loadResult, error) {
+func (g *graftWorld) load(ctx context.Context, op string, targets []int, clients int, dur time.Duration) (loadgen.Result, error) {
 	nodes := pick(g.nodes, targets)
 	if op == "lget" {
 		return graftLinReads(ctx, nodes, clients, dur)
@@ -239,7 +241,7 @@ func newEtcdWorld(ctx context.Context, bin, helper, dir string) (*etcdWorld, err
 	return &etcdWorld{members: ms, helper: helper}, err
 }
 
-func (e *etcdWorld) load(ctx context.Context, op string, targets []int, clients int, dur time.Duration) (loadResult, error) {
+func (e *etcdWorld) load(ctx context.Context, op string, targets []int, clients int, dur time.Duration) (loadgen.Result, error) {
 	return etcdLoad(ctx, e.helper, pick(e.members, targets), op, clients, dur)
 }
 

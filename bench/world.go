@@ -9,10 +9,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/graftcm/graft/api"
+	"github.com/graftcm/graft/bench/loadgen"
 )
 
 // graftNode is one agent of the driver's graft cluster.
@@ -122,30 +122,30 @@ func graftClients(nodes []*graftNode, count int) ([]*api.Client, func(), error) 
 }
 
 // graftPuts runs the write load: clients writing 256-byte values.
-func graftPuts(ctx context.Context, nodes []*graftNode, clients int, dur time.Duration) (loadResult, error) {
+func graftPuts(ctx context.Context, nodes []*graftNode, clients int, dur time.Duration) (loadgen.Result, error) {
 	cs, closeAll, err := graftClients(nodes, clients)
 	if err != nil {
-		return loadResult{}, err
+		return loadgen.Result{}, err
 	}
 	defer closeAll()
 	value := []byte(strings.Repeat("v", valueSize))
-	return runLoad(ctx, clients, dur, func(ctx context.Context, c int, key string) error {
+	return loadgen.Run(ctx, clients, dur, func(ctx context.Context, c int, key string) error {
 		_, err := cs[c].Put(ctx, key, value)
 		return err
 	})
 }
 
 // graftLinReads runs the linearizable read load on one key.
-func graftLinReads(ctx context.Context, nodes []*graftNode, clients int, dur time.Duration) (loadResult, error) {
+func graftLinReads(ctx context.Context, nodes []*graftNode, clients int, dur time.Duration) (loadgen.Result, error) {
 	cs, closeAll, err := graftClients(nodes, clients)
 	if err != nil {
-		return loadResult{}, err
+		return loadgen.Result{}, err
 	}
 	defer closeAll()
 	if _, err := cs[0].Put(ctx, readKey, []byte(strings.Repeat("r", valueSize))); err != nil {
-		return loadResult{}, err
+		return loadgen.Result{}, err
 	}
-	return runLoad(ctx, clients, dur, func(ctx context.Context, c int, _ string) error {
+	return loadgen.Run(ctx, clients, dur, func(ctx context.Context, c int, _ string) error {
 		_, ok, err := cs[c].Get(ctx, readKey, api.Linearizable())
 		if err == nil && !ok {
 			err = errors.New("the key written before is missing")
@@ -188,63 +188,18 @@ func graftLeaderKill(ctx context.Context, nodes []*graftNode) (time.Duration, er
 	defer oc.Close()
 	start := time.Now()
 	leader.p.kill()
-	return firstWrite(ctx, start, func(ctx context.Context) error {
+	return loadgen.FirstWrite(ctx, start, func(ctx context.Context) error {
 		_, err := oc.Put(ctx, "leaderkill", []byte("v"))
 		return err
-	})
+	}, nil)
 }
 
 // errExited is a server process that exited while the driver waited on it.
 var errExited = errors.New("the process exited")
 
-// firstWrite starts a try of write every 5ms, each allowed 2s, from start
-// until one succeeds, and returns the time from start to that success: a
-// try that hangs while there is no leader does not hide the moment writes
-// work again. It waits for the tries still running before it returns.
-func firstWrite(ctx context.Context, start time.Time, write func(context.Context) error) (time.Duration, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	won := make(chan time.Duration, 1)
-	var mu sync.Mutex
-	var last error
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for time.Since(start) < time.Minute {
-		wg.Go(func() {
-			tctx, tcancel := context.WithTimeout(ctx, 2*time.Second)
-			defer tcancel()
-			err := write(tctx)
-			if err == nil {
-				select {
-				case won <- time.Since(start):
-				default:
-				}
-				return
-			}
-			mu.Lock()
-			last = err
-			mu.Unlock()
-		})
-		select {
-		case took := <-won:
-			return took, nil
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-tick.C:
-		}
-		mu.Lock()
-		stop := errors.Is(last, errExited)
-		mu.Unlock()
-		if stop {
-			return 0, last
-		}
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	return 0, fmt.Errorf("no write succeeded within a minute: %w", last)
-}
+// isExited reports whether err says the process exited: no later try can
+// succeed.
+func isExited(err error) bool { return errors.Is(err, errExited) }
 
 // graftStartToWrite starts one agent on a fresh data dir and times it
 // until a write through its API succeeds.
@@ -260,13 +215,13 @@ func graftStartToWrite(ctx context.Context, bin, dir string) (time.Duration, err
 		return 0, err
 	}
 	defer c.Close()
-	took, err := firstWrite(ctx, p.start, func(ctx context.Context) error {
+	took, err := loadgen.FirstWrite(ctx, p.start, func(ctx context.Context) error {
 		if p.exited() {
 			return errExited
 		}
 		_, err := c.Put(ctx, "first", []byte("v"))
 		return err
-	})
+	}, isExited)
 	if err != nil {
 		return 0, p.failure("start to first write", err)
 	}

@@ -22,12 +22,13 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/graftcm/graft/bench/loadgen"
 )
 
 const valueSize = 256 // as the driver's
@@ -62,14 +63,14 @@ func newClient(endpoints []string) (*clientv3.Client, error) {
 	return clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 }
 
-func load(args []string) (loadResult, error) {
+func load(args []string) (loadgen.Result, error) {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	endpoints := fs.String("endpoints", "", "comma-separated client URLs")
 	clients := fs.Int("clients", 1, "concurrent clients, spread over the endpoints in turn, one connection each")
 	dur := fs.Duration("duration", 3*time.Second, "how long to run")
 	op := fs.String("op", "put", "put (256-byte values) or lget (linearizable reads of one key)")
 	if err := fs.Parse(args); err != nil {
-		return loadResult{}, err
+		return loadgen.Result{}, err
 	}
 	eps := strings.Split(*endpoints, ",")
 	cs := make([]*clientv3.Client, 0, *clients)
@@ -81,7 +82,7 @@ func load(args []string) (loadResult, error) {
 	for i := range *clients {
 		c, err := newClient([]string{eps[i%len(eps)]})
 		if err != nil {
-			return loadResult{}, err
+			return loadgen.Result{}, err
 		}
 		cs = append(cs, c)
 	}
@@ -89,15 +90,15 @@ func load(args []string) (loadResult, error) {
 	value := strings.Repeat("v", valueSize)
 	switch *op {
 	case "put":
-		return runLoad(ctx, *clients, *dur, func(ctx context.Context, c int, key string) error {
+		return loadgen.Run(ctx, *clients, *dur, func(ctx context.Context, c int, key string) error {
 			_, err := cs[c].Put(ctx, key, value)
 			return err
 		})
 	case "lget":
 		if _, err := cs[0].Put(ctx, "readkey0", strings.Repeat("r", valueSize)); err != nil {
-			return loadResult{}, err
+			return loadgen.Result{}, err
 		}
-		return runLoad(ctx, *clients, *dur, func(ctx context.Context, c int, _ string) error {
+		return loadgen.Run(ctx, *clients, *dur, func(ctx context.Context, c int, _ string) error {
 			r, err := cs[c].Get(ctx, "readkey0") // linearizable unless WithSerializable
 			if err == nil && len(r.Kvs) != 1 {
 				err = errors.New("the key written before is missing")
@@ -105,7 +106,7 @@ func load(args []string) (loadResult, error) {
 			return err
 		})
 	}
-	return loadResult{}, fmt.Errorf("-op %q: want put or lget", *op)
+	return loadgen.Result{}, fmt.Errorf("-op %q: want put or lget", *op)
 }
 
 // timing is a one-off measurement.
@@ -178,7 +179,7 @@ func startWrite(args []string) (timing, error) {
 		if time.Since(start) > time.Minute {
 			return timing{}, fmt.Errorf("etcd never listened on %s: %w", addr, err)
 		}
-		pause(context.Background(), time.Millisecond)
+		loadgen.Pause(context.Background(), time.Millisecond)
 	}
 	c, err := newClient([]string{client})
 	if err != nil {
@@ -191,47 +192,13 @@ func startWrite(args []string) (timing, error) {
 	})
 }
 
-// firstWrite starts a try of write every 5ms, each allowed 2s, from start
-// until one succeeds, and returns the time from start to that success: a
-// try that hangs while there is no leader does not hide the moment writes
-// work again. It waits for the tries still running before it returns.
+// firstWrite is loadgen.FirstWrite as a timing.
 func firstWrite(ctx context.Context, start time.Time, write func(context.Context) error) (timing, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	won := make(chan time.Duration, 1)
-	var mu sync.Mutex
-	var last error
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for time.Since(start) < time.Minute {
-		wg.Go(func() {
-			tctx, tcancel := context.WithTimeout(ctx, 2*time.Second)
-			defer tcancel()
-			err := write(tctx)
-			if err == nil {
-				select {
-				case won <- time.Since(start):
-				default:
-				}
-				return
-			}
-			mu.Lock()
-			last = err
-			mu.Unlock()
-		})
-		select {
-		case took := <-won:
-			return timing{MS: ms(took)}, nil
-		case <-ctx.Done():
-			return timing{}, ctx.Err()
-		case <-tick.C:
-		}
+	took, err := loadgen.FirstWrite(ctx, start, write, nil)
+	if err != nil {
+		return timing{}, err
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	return timing{}, fmt.Errorf("no write succeeded within a minute: %w", last)
+	return timing{MS: loadgen.MS(took)}, nil
 }
 
 // freePorts returns n loopback TCP ports that were free a moment ago.

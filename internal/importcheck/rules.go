@@ -71,10 +71,11 @@ func rules() map[string]rule {
 		"api/server":           {may: with("api", "cluster", "cluster/clusterkey", "cluster/raftnode", "fsm", "world")},
 		"api/apitest":          {may: with("cluster")},
 		"internal/importcheck": {},
-		"internal/faultcheck":  {},                                     // histories in, violations out: no graft package
-		"discovery":            {never: clusterDeps},                   // plain values and callbacks: no graft package
-		"metrics":              {never: clusterDeps},                   // plain values and callbacks in, Prometheus out: no graft package
-		"bench":                {may: with("api"), never: clusterDeps}, // the driver runs the real binaries: API client only
+		"internal/faultcheck":  {},                                                      // histories in, violations out: no graft package
+		"discovery":            {never: clusterDeps},                                    // plain values and callbacks: no graft package
+		"metrics":              {never: clusterDeps},                                    // plain values and callbacks in, Prometheus out: no graft package
+		"bench":                {may: with("api", "bench/loadgen"), never: clusterDeps}, // the driver runs the real binaries: API client only
+		"bench/loadgen":        {},                                                      // the load, shared with the etcd helper module: the standard library only
 		"integration":          {tests: []string{"api", "internal/faultcheck"}},
 		"faultsuite": {tests: []string{"cluster", "cluster/clustertest", "cluster/raftnode", "fsm", "world",
 			"internal/faultcheck"}},
